@@ -1,0 +1,49 @@
+# Two commands a newcomer needs: `make run` and `make test`.
+# The venv is built from requirements.lock and rebuilt whenever the lock changes.
+SHELL := /bin/bash
+VENV  := .venv
+STAMP := $(VENV)/.lock-installed
+export TF_USE_LEGACY_KERAS := 1
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: run test test-fast bench lock clean help
+
+help:
+	@echo "make run    - set up .venv from the lock and run the pipeline on the embedded taxi data"
+	@echo "make test   - set up .venv from the lock and run the whole test suite"
+	@echo "make bench  - benchmark this pipeline against TFX's own taxi example (minutes)"
+	@echo "make lock   - re-resolve setup.py's ranges into requirements.lock"
+
+$(STAMP): requirements.lock setup.py
+	@py=$$(.ci/find-python) || exit 1; \
+	echo "creating $(VENV) with $$py"; \
+	rm -rf $(VENV) && "$$py" -m venv $(VENV) && \
+	$(VENV)/bin/pip install --quiet --upgrade "pip==24.2" && \
+	$(VENV)/bin/pip install --quiet -r requirements.lock && \
+	$(VENV)/bin/pip install --quiet --no-deps --no-build-isolation -e . && \
+	$(VENV)/bin/pip check && \
+	cp requirements.lock $(STAMP)
+
+run: $(STAMP)
+	$(VENV)/bin/tfxp run $(ARGS)
+
+test: $(STAMP)
+	$(VENV)/bin/python -m pytest -v --durations=15 $(ARGS)
+
+test-fast: $(STAMP)
+	$(VENV)/bin/python -m pytest -v -m "not slow" $(ARGS)
+
+bench: $(STAMP)
+	$(VENV)/bin/python bench/pipeline.py $(ARGS)
+
+lock:
+	@py=$$(.ci/find-python) || exit 1; \
+	rm -rf /tmp/tfxp-lock-venv && "$$py" -m venv /tmp/tfxp-lock-venv && \
+	/tmp/tfxp-lock-venv/bin/pip install --quiet "pip==24.2" && \
+	/tmp/tfxp-lock-venv/bin/pip install --quiet -c requirements.lock ".[dev,vertex,mobile]" && \
+	{ head -2 requirements.lock; /tmp/tfxp-lock-venv/bin/pip freeze --all --exclude-editable \
+	  | grep -v -E '^(pip|wheel|tfx-taxi-pipeline)=='; } > requirements.lock.new && \
+	mv requirements.lock.new requirements.lock
+
+clean:
+	rm -rf $(VENV) output

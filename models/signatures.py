@@ -1,0 +1,105 @@
+"""Serving signatures. Every signature runs the tf.Transform graph before the model.
+
+- `serving_default`: serialized `tf.Example`s (`examples`, tf.string [None]).
+- `predict_raw`: one dense [None] tensor per raw feature, for JSON and mobile
+  clients; absent values are written as the markers in `models.features`.
+- `transform_features`: serialized examples -> transformed features (for TFMA).
+"""
+from __future__ import annotations
+
+import models  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+import tensorflow as tf
+import tensorflow_transform as tft
+
+from models import features as F
+
+SERVING_DEFAULT = "serving_default"
+PREDICT_RAW = "predict_raw"
+TRANSFORM_FEATURES = "transform_features"
+EXAMPLES_INPUT = "examples"
+
+_TF_DTYPES = {F.DType.INT: tf.int64, F.DType.FLOAT: tf.float32, F.DType.STRING: tf.string}
+
+
+def _raw_serving_spec(tf_transform_output: tft.TFTransformOutput) -> dict:
+    spec = dict(tf_transform_output.raw_feature_spec())
+    spec.pop(F.TIPS, None)
+    return spec
+
+
+def _is_present(value: tf.Tensor, dtype: F.DType) -> tf.Tensor:
+    if dtype is F.DType.FLOAT:
+        return tf.logical_not(tf.math.is_nan(value))
+    return tf.not_equal(value, tf.constant(F.missing_value(dtype), value.dtype))
+
+
+def raw_tensors_to_features(raw: dict, raw_spec: dict) -> dict:
+    """Turns dense raw tensors (with missing-value markers) into what parsing a tf.Example gives.
+
+    Optional columns become [batch, 1] SparseTensors with absent entries dropped,
+    exactly as `tf.io.parse_example` produces them for examples lacking the feature,
+    so `predict_raw` and `serving_default` see identical transform inputs.
+    """
+    batch = tf.shape(next(iter(raw.values())), out_type=tf.int64)[0]
+    features = {}
+    for name, spec in raw_spec.items():
+        feature = F.by_name(name) if name in raw else None
+        if feature is None:
+            # Columns the model ignores (the transform graph still declares them).
+            if isinstance(spec, tf.io.FixedLenFeature):
+                features[name] = tf.zeros(tf.stack([batch, 1]), spec.dtype)
+                continue
+            features[name] = tf.SparseTensor(
+                tf.zeros([0, 2], tf.int64), tf.zeros([0], spec.dtype), tf.stack([batch, 1])
+            )
+            continue
+        value = tf.cast(raw[name], spec.dtype) if feature.dtype is not F.DType.STRING else raw[name]
+        if isinstance(spec, tf.io.FixedLenFeature):
+            features[name] = tf.reshape(value, [-1, 1])
+            continue
+        rows = tf.where(_is_present(raw[name], feature.dtype))[:, 0]
+        features[name] = tf.SparseTensor(
+            indices=tf.stack([rows, tf.zeros_like(rows)], axis=1),
+            values=tf.gather(value, rows),
+            dense_shape=tf.stack([batch, 1]),
+        )
+    return features
+
+
+def build(model: tf.keras.Model, tf_transform_output: tft.TFTransformOutput) -> dict:
+    """Returns the three signatures as concrete functions, keyed by signature name."""
+    model.tft_layer = tf_transform_output.transform_features_layer()
+    serving_spec = _raw_serving_spec(tf_transform_output)
+
+    def predict(transformed: dict) -> dict:
+        probability = model(transformed)
+        return {F.OUTPUT: tf.reshape(probability, [-1])}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=EXAMPLES_INPUT)])
+    def serving_default(examples):
+        parsed = tf.io.parse_example(examples, serving_spec)
+        return predict(model.tft_layer(parsed))
+
+    raw_inputs = {
+        f.name: tf.TensorSpec([None], _TF_DTYPES[f.dtype], name=f.name) for f in F.FEATURES
+    }
+
+    @tf.function(input_signature=[raw_inputs])
+    def predict_raw(raw):
+        return predict(model.tft_layer(raw_tensors_to_features(raw, serving_spec)))
+
+    full_spec = tf_transform_output.raw_feature_spec()
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=EXAMPLES_INPUT)])
+    def transform_features(examples):
+        return model.tft_layer(tf.io.parse_example(examples, full_spec))
+
+    return {
+        SERVING_DEFAULT: serving_default.get_concrete_function(),
+        PREDICT_RAW: predict_raw.get_concrete_function(),
+        TRANSFORM_FEATURES: transform_features.get_concrete_function(),
+    }
+
+
+def save(model: tf.keras.Model, tf_transform_output: tft.TFTransformOutput, path: str) -> None:
+    model.save(path, save_format="tf", signatures=build(model, tf_transform_output))

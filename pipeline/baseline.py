@@ -1,0 +1,33 @@
+"""Baseline resolution: the latest blessed model other than the current candidate."""
+from __future__ import annotations
+
+from typing import Dict, List, Optional
+
+from tfx import types
+from tfx.dsl.components.common import resolver
+
+
+class LatestBlessedOtherModelStrategy(resolver.ResolverStrategy):
+    """Like TFX's LatestBlessedModelStrategy, but never returns the candidate itself.
+
+    With the stock strategy a re-run with unchanged inputs resolves the cached
+    candidate as its own baseline, so the Evaluator's inputs change and the
+    "cached" run evaluates again (and compares a model to itself). Excluding the
+    candidate keeps a re-run fully cached and keeps comparisons meaningful.
+    Inputs: `model` and `model_blessing` (all of each type), `candidate` (Trainer's output).
+    """
+
+    def resolve_artifacts(
+        self, store, input_dict: Dict[str, List[types.Artifact]]
+    ) -> Optional[Dict[str, List[types.Artifact]]]:
+        candidates = {a.id for a in input_dict.get("candidate", [])}
+        blessings = {
+            b.get_int_custom_property("current_model_id"): b
+            for b in input_dict.get("model_blessing", [])
+            if b.get_int_custom_property("blessed") == 1
+        }
+        for model in sorted(input_dict.get("model", []), key=lambda a: a.id, reverse=True):
+            if model.id in blessings and model.id not in candidates:
+                return {"model": [model], "model_blessing": [blessings[model.id]], "candidate": []}
+        return {"model": [], "model_blessing": [], "candidate": []}
+

@@ -1,0 +1,95 @@
+"""Custom pipeline components: the data gate and the atomic Pusher.
+
+Both are Python-function components so they run unchanged under LocalDagRunner
+and in the pipeline image on Vertex AI.
+"""
+
+import os
+import shutil
+import time
+
+from tfx import v1 as tfx
+from tfx.types import standard_artifacts
+
+from pipeline import anomalies as anomalies_lib
+
+# Names TF Serving ignores (not an integer), so a partly copied version is never loaded.
+_STAGING_PREFIX = ".staging-"
+WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
+
+
+@tfx.dsl.components.component
+def DataGate(
+    anomalies: tfx.dsl.components.InputArtifact[standard_artifacts.ExampleAnomalies],
+    data_gate: tfx.dsl.components.OutputArtifact[standard_artifacts.String],
+) -> None:
+    """Stops the run when ExampleValidator found anomalies, before Transform and training."""
+    found = anomalies_lib.read_anomalies(anomalies.uri)
+    if found:
+        raise anomalies_lib.DataAnomaliesError(found)
+    data_gate.value = "no anomalies"
+
+
+def _next_version(base_dir: str) -> int:
+    """Unix time, like TFX's Pusher, but always above every existing version."""
+    existing = [int(d) for d in os.listdir(base_dir) if d.isdigit()] if os.path.isdir(base_dir) else []
+    return max([int(time.time())] + [v + 1 for v in existing])
+
+
+def _write_warmup(examples_uri: str, model_name: str, destination: str, count: int) -> None:
+    """Writes TF Serving warmup requests (PredictionLog TFRecord) from real eval examples."""
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
+
+    from models import signatures
+
+    files = tf.io.gfile.glob(os.path.join(examples_uri, "Split-eval", "*"))
+    records = [
+        r.numpy() for r in tf.data.TFRecordDataset(files, compression_type="GZIP").take(count)
+    ]
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = model_name
+    request.model_spec.signature_name = signatures.SERVING_DEFAULT
+    request.inputs[signatures.EXAMPLES_INPUT].CopyFrom(tf.make_tensor_proto(records, dtype=tf.string))
+    os.makedirs(os.path.dirname(destination), exist_ok=True)
+    with tf.io.TFRecordWriter(destination) as writer:
+        log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
+        writer.write(log.SerializeToString())
+
+
+@tfx.dsl.components.component
+def AtomicPusher(
+    model: tfx.dsl.components.InputArtifact[standard_artifacts.Model],
+    model_blessing: tfx.dsl.components.InputArtifact[standard_artifacts.ModelBlessing],
+    examples: tfx.dsl.components.InputArtifact[standard_artifacts.Examples],
+    pushed_model: tfx.dsl.components.OutputArtifact[standard_artifacts.PushedModel],
+    serving_dir: tfx.dsl.components.Parameter[str],
+    model_name: tfx.dsl.components.Parameter[str],
+    warmup_records: tfx.dsl.components.Parameter[int] = 10,
+) -> None:
+    """Pushes a blessed model to `<serving_dir>/<version>/` atomically, with warmup requests.
+
+    The version is assembled in a dot-named staging directory beside its final
+    place and renamed into place in one step, so a model server polling the base
+    path sees either no new version or a complete one.
+    """
+    if model_blessing.get_int_custom_property("blessed") != 1:
+        pushed_model.set_int_custom_property("pushed", 0)
+        return
+
+    os.makedirs(serving_dir, exist_ok=True)
+    version = _next_version(serving_dir)
+    staging = os.path.join(serving_dir, f"{_STAGING_PREFIX}{version}")
+    final = os.path.join(serving_dir, str(version))
+    source = os.path.join(model.uri, "Format-Serving")
+    try:
+        shutil.copytree(source, staging)
+        _write_warmup(examples.uri, model_name, os.path.join(staging, WARMUP_FILE), warmup_records)
+        os.rename(staging, final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+    pushed_model.set_int_custom_property("pushed", 1)
+    pushed_model.set_string_custom_property("pushed_destination", final)
+    pushed_model.set_string_custom_property("pushed_version", str(version))

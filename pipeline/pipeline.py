@@ -1,0 +1,147 @@
+"""The pipeline DAG. `create_pipeline` reads top to bottom in execution order."""
+from __future__ import annotations
+
+import tensorflow_model_analysis as tfma
+from tfx import v1 as tfx
+
+from models import features as F
+from pipeline.baseline import LatestBlessedOtherModelStrategy
+from pipeline.components import AtomicPusher, DataGate
+from pipeline.config import EvalThresholds, PipelineConfig, model_code_fingerprint
+
+
+def _on_overall(threshold: tfma.MetricThreshold) -> list:
+    """Gate on the overall slice only: small slices (one 'Dispute' trip) are reported, not gated."""
+    return [tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()], threshold=threshold)]
+
+
+def eval_config(thresholds: EvalThresholds) -> tfma.EvalConfig:
+    """TFMA metrics, slices and the blessing thresholds."""
+    higher = tfma.MetricDirection.HIGHER_IS_BETTER
+    return tfma.EvalConfig(
+        model_specs=[
+            tfma.ModelSpec(
+                signature_name="serving_default",
+                label_key=F.LABEL,
+                preprocessing_function_names=["transform_features"],
+            )
+        ],
+        slicing_specs=[tfma.SlicingSpec()] + [tfma.SlicingSpec(feature_keys=[c]) for c in F.SLICE_COLUMNS],
+        metrics_specs=[
+            tfma.MetricsSpec(
+                metrics=[
+                    tfma.MetricConfig(class_name="ExampleCount"),
+                    tfma.MetricConfig(
+                        class_name="AUC",
+                        per_slice_thresholds=_on_overall(
+                            tfma.MetricThreshold(
+                                value_threshold=tfma.GenericValueThreshold(lower_bound={"value": thresholds.min_auc}),
+                                # Ignored on the first run, when no baseline is resolved.
+                                change_threshold=tfma.GenericChangeThreshold(
+                                    direction=higher, absolute={"value": -thresholds.max_auc_drop}
+                                ),
+                            )
+                        ),
+                    ),
+                    tfma.MetricConfig(
+                        class_name="BinaryAccuracy",
+                        per_slice_thresholds=_on_overall(
+                            tfma.MetricThreshold(
+                                value_threshold=tfma.GenericValueThreshold(
+                                    lower_bound={"value": thresholds.min_binary_accuracy}
+                                )
+                            )
+                        ),
+                    ),
+                    tfma.MetricConfig(class_name="Precision"),
+                    tfma.MetricConfig(class_name="Recall"),
+                    tfma.MetricConfig(class_name="Calibration"),
+                ]
+            )
+        ],
+    )
+
+
+def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
+    example_gen = tfx.components.CsvExampleGen(
+        input_base=str(config.data_dir),
+        input_config=tfx.proto.Input(
+            splits=[tfx.proto.Input.Split(name="single_split", pattern=config.data_pattern)]
+        ),
+    )
+
+    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
+
+    schema_gen = tfx.components.ImportSchemaGen(schema_file=str(config.schema))
+
+    example_validator = tfx.components.ExampleValidator(
+        statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
+    )
+
+    data_gate = DataGate(anomalies=example_validator.outputs["anomalies"])
+
+    code = {"model_code": model_code_fingerprint()}
+    transform = tfx.components.Transform(
+        examples=example_gen.outputs["examples"],
+        schema=schema_gen.outputs["schema"],
+        preprocessing_fn="models.preprocessing.preprocessing_fn",
+        custom_config=code,
+        # The model never reads post-transform statistics; skipping them saves a full pass.
+        disable_statistics=True,
+    ).with_id("Transform")
+    transform.add_upstream_node(data_gate)
+
+    trainer = tfx.components.Trainer(
+        run_fn="models.model.run_fn",
+        examples=transform.outputs["transformed_examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        schema=schema_gen.outputs["schema"],
+        train_args=tfx.proto.TrainArgs(num_steps=config.train_steps),
+        eval_args=tfx.proto.EvalArgs(num_steps=config.eval_steps),
+        custom_config=code,
+    )
+
+    baseline = tfx.dsl.Resolver(
+        strategy_class=LatestBlessedOtherModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+        candidate=trainer.outputs["model"],
+    ).with_id("baseline_resolver")
+
+    evaluator = tfx.components.Evaluator(
+        examples=example_gen.outputs["examples"],
+        model=trainer.outputs["model"],
+        baseline_model=baseline.outputs["model"],
+        eval_config=eval_config(config.thresholds),
+    )
+
+    pusher = AtomicPusher(
+        model=trainer.outputs["model"],
+        model_blessing=evaluator.outputs["blessing"],
+        examples=example_gen.outputs["examples"],
+        serving_dir=str(config.serving_dir),
+        model_name=config.name,
+        warmup_records=config.warmup_records,
+    ).with_id("Pusher")
+
+    return tfx.dsl.Pipeline(
+        pipeline_name=config.name,
+        pipeline_root=str(config.pipeline_root),
+        components=[
+            example_gen,
+            statistics_gen,
+            schema_gen,
+            example_validator,
+            data_gate,
+            transform,
+            trainer,
+            baseline,
+            evaluator,
+            pusher,
+        ],
+        enable_cache=config.enable_cache,
+        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
+            str(config.metadata_path)
+        ),
+        beam_pipeline_args=list(config.beam_args),
+    )

@@ -1,0 +1,155 @@
+"""Runs the pipeline locally (LocalDagRunner, SQLite MLMD) and turns the result into an exit code."""
+from __future__ import annotations
+
+import enum
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from pipeline.config import PipelineConfig
+from pipeline.summary import Summary
+
+
+class ExitCode(enum.IntEnum):
+    PUSHED = 0
+    FAILURE = 1
+    USAGE = 2
+    ANOMALIES = 3
+    NOT_BLESSED = 4
+
+
+@dataclass(frozen=True)
+class ComponentEvent:
+    node_id: str
+    status: str  # started | cached | finished | failed
+    seconds: float = 0.0
+
+
+@dataclass
+class Outcome:
+    exit_code: ExitCode
+    summary: Summary
+    error: str | None = None
+    log_file: str | None = None
+
+
+class _ProgressHandler(logging.Handler):
+    """Turns TFX's own per-node log lines into ComponentEvents.
+
+    LocalDagRunner logs "Component <id> is running." / "... is finished." around
+    each node, and the launcher logs "A cached execution <n> is used." when it
+    reuses a result; listening to them keeps us on TFX's runner, not a copy of it.
+    """
+
+    def __init__(self, emit: Callable[[ComponentEvent], None]):
+        super().__init__(level=logging.INFO)
+        self._emit = emit
+        self.current: str | None = None
+        self._started = 0.0
+        self._cached = False
+        self.events: list[ComponentEvent] = []
+
+    def _send(self, event: ComponentEvent) -> None:
+        self.events.append(event)
+        self._emit(event)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        msg = record.msg
+        if msg == "Component %s is running.":
+            self.current, self._started, self._cached = record.args[0], time.monotonic(), False
+            self._send(ComponentEvent(self.current, "started"))
+        elif msg == "A cached execution %d is used.":
+            self._cached = True
+        elif msg == "Component %s is finished.":
+            status = "cached" if self._cached else "finished"
+            self._send(ComponentEvent(record.args[0], status, time.monotonic() - self._started))
+            self.current = None
+
+    def fail_current(self) -> str | None:
+        if self.current is None:
+            return None
+        node, self.current = self.current, None
+        self._send(ComponentEvent(node, "failed", time.monotonic() - self._started))
+        return node
+
+
+def route_library_logs(log_file: Path) -> logging.Handler:
+    """Sends TF/TFX/Beam logging to a file; the console only gets our progress lines."""
+    import absl.logging
+
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    logging.captureWarnings(True)
+    handler = logging.FileHandler(log_file)
+    handler.setLevel(logging.INFO)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    for existing in list(root.handlers):
+        root.removeHandler(existing)
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    absl.logging.set_verbosity(absl.logging.INFO)
+    absl.logging.get_absl_handler().setLevel(logging.CRITICAL + 1)
+    return handler
+
+
+def run(config: PipelineConfig, on_event: Callable[[ComponentEvent], None] = lambda e: None) -> Outcome:
+    """Runs the whole pipeline once; never raises for pipeline failures, returns an Outcome."""
+    from pipeline.anomalies import DataAnomaliesError
+    from pipeline.mlmd import MetadataReader
+    from pipeline.summary import collect
+
+    started = time.monotonic()
+    log_file = config.output.resolve() / "logs" / f"{config.name}-{time.strftime('%Y%m%d-%H%M%S')}.log"
+    file_handler = route_library_logs(log_file)
+    progress = _ProgressHandler(on_event)
+    logging.getLogger("absl").addHandler(progress)
+    error: str | None = None
+    code = ExitCode.PUSHED
+    try:
+        from tfx import v1 as tfx
+
+        from pipeline.pipeline import create_pipeline
+
+        config.metadata_path.parent.mkdir(parents=True, exist_ok=True)
+        tfx.orchestration.LocalDagRunner().run(create_pipeline(config))
+    except DataAnomaliesError as exc:
+        progress.fail_current()
+        code, error = ExitCode.ANOMALIES, str(exc)
+    except Exception as exc:  # noqa: BLE001 - any pipeline failure becomes exit 1 with its message
+        node = progress.fail_current()
+        logging.getLogger(__name__).exception("pipeline failed")
+        code, error = ExitCode.FAILURE, f"{node or 'pipeline'} failed: {type(exc).__name__}: {exc}"
+    finally:
+        logging.getLogger("absl").removeHandler(progress)
+        file_handler.flush()
+
+    summary = collect(MetadataReader(config.metadata_path), config.name) if config.metadata_path.exists() else Summary(config.name)
+    summary.components = [
+        {"id": e.node_id, "status": e.status, "seconds": round(e.seconds, 2)}
+        for e in progress.events
+        if e.status != "started"
+    ]
+    summary.wall_seconds = round(time.monotonic() - started, 2)
+    if code is ExitCode.PUSHED and not summary.pushed:
+        code = ExitCode.NOT_BLESSED
+        failing = "; ".join(str(f) for f in summary.failures) or "no blessing recorded"
+        error = f"model not blessed, nothing pushed: {failing}"
+    return Outcome(code, summary, error, str(log_file))
+
+
+def quiet_libraries() -> None:
+    """Keeps the console for our own output.
+
+    TensorFlow's C++ logger prints CUDA-registration errors on every import on a
+    CPU-only machine, and google-cloud packages emit FutureWarnings at import;
+    Python-level warnings go to the run's log file instead (captureWarnings),
+    and failures still surface as exceptions and exit codes.
+    """
+    import warnings
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    logging.captureWarnings(True)
+    warnings.simplefilter("default")

@@ -1,0 +1,33 @@
+"""Taxi TFX pipeline: raw CSV -> validated, evaluated model -> TF Serving and TFLite.
+
+Ranges here are what the code supports; `requirements.lock` pins the exact,
+tested set (installed by `make`).
+"""
+from setuptools import find_packages, setup
+
+setup(
+    name="tfx-taxi-pipeline",
+    version="0.1.0",
+    description="A production TFX pipeline: Chicago taxi tips, TF Serving, TFLite",
+    python_requires=">=3.10,<3.11",
+    packages=find_packages(include=["pipeline", "pipeline.*", "models", "models.*"]),
+    install_requires=[
+        "tfx==1.16.0",
+        "tensorflow>=2.16.2,<2.17",
+        "tf_keras>=2.16,<2.17",
+        "apache-beam[gcp]==2.60.0",
+        "tensorflow-transform>=1.16,<1.17",
+        "tensorflow-model-analysis>=0.47,<0.48",
+        "tensorflow-data-validation>=1.16,<1.17",
+        "ml-metadata>=1.16,<1.17",
+        "tensorflow-serving-api>=2.16,<2.17",
+        "click>=8.1,<9",
+        "tabulate>=0.9,<1",
+    ],
+    extras_require={
+        "dev": ["pytest>=8,<10", "psutil>=5.9"],
+        "vertex": ["kfp==2.5.0", "kfp-pipeline-spec==0.2.2", "google-cloud-aiplatform>=1.40"],
+        "mobile": ["tflite-runtime==2.14.0"],
+    },
+    entry_points={"console_scripts": ["tfxp=pipeline.cli:main"]},
+)
