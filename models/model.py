@@ -1,6 +1,7 @@
 """The Keras model (wide & deep over transformed features) and TFX's `run_fn`."""
 from __future__ import annotations
 
+import logging
 from typing import Sequence
 
 import models  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
@@ -15,47 +16,93 @@ from models import signatures
 TRAIN_BATCH_SIZE = 256
 EVAL_BATCH_SIZE = 512
 HIDDEN_UNITS = (64, 32)
+EMBEDDING_DIM = 8
 LEARNING_RATE = 3e-3
 
 
-def _one_hot_width(feature: F.Feature) -> int:
+def _id_space(feature: F.Feature) -> int:
     if feature.kind is F.Kind.VOCABULARY:
         return F.VOCAB_SIZE + F.OOV_BUCKETS
     return feature.size
 
 
 def build_model(hidden_units: Sequence[int] = HIDDEN_UNITS) -> tf.keras.Model:
-    """Wide (one-hot categorical) + deep (numeric and one-hot) binary classifier."""
-    inputs = {}
-    deep_parts, wide_parts = [], []
+    """Wide & deep binary classifier over the transformed features.
+
+    Categorical ids go through embeddings rather than one-hot vectors: the same
+    model family as TFX's example, but a training step no longer multiplies
+    ~6,000-wide one-hot rows, which made training several times slower on CPU.
+    """
+    inputs, deep_parts, wide_logits = {}, [], []
     for feature in F.FEATURES:
         name = F.transformed_name(feature.name)
         if feature.kind is F.Kind.NUMERIC:
             inputs[name] = tf.keras.layers.Input(shape=(1,), name=name, dtype=tf.float32)
             deep_parts.append(inputs[name])
-        else:
-            inputs[name] = tf.keras.layers.Input(shape=(1,), name=name, dtype=tf.int64)
-            one_hot = tf.keras.layers.CategoryEncoding(
-                num_tokens=_one_hot_width(feature), output_mode="one_hot"
-            )(inputs[name])
-            wide_parts.append(one_hot)
-            if feature.kind is not F.Kind.VOCABULARY:
-                deep_parts.append(one_hot)
+            continue
+        inputs[name] = tf.keras.layers.Input(shape=(1,), name=name, dtype=tf.int64)
+        width = _id_space(feature)
+        deep_parts.append(tf.keras.layers.Flatten()(tf.keras.layers.Embedding(width, EMBEDDING_DIM)(inputs[name])))
+        wide_logits.append(tf.keras.layers.Flatten()(tf.keras.layers.Embedding(width, 1)(inputs[name])))
 
     deep = tf.keras.layers.concatenate(deep_parts)
     for units in hidden_units:
         deep = tf.keras.layers.Dense(units, activation="relu")(deep)
-    wide = tf.keras.layers.concatenate(wide_parts)
-    output = tf.keras.layers.Dense(1, activation="sigmoid", name=F.OUTPUT)(
-        tf.keras.layers.concatenate([deep, wide])
-    )
-    model = tf.keras.Model(inputs=inputs, outputs=output)
-    model.compile(
-        loss="binary_crossentropy",
-        optimizer=tf.keras.optimizers.Adam(learning_rate=LEARNING_RATE),
-        metrics=[tf.keras.metrics.BinaryAccuracy(), tf.keras.metrics.AUC(name="auc")],
-    )
-    return model
+    logit = tf.keras.layers.add([tf.keras.layers.Dense(1)(deep), *wide_logits])
+    output = tf.keras.layers.Activation("sigmoid", name=F.OUTPUT)(logit)
+    return tf.keras.Model(inputs=inputs, outputs=output)
+
+
+def train(
+    model: tf.keras.Model,
+    train_data: tf.data.Dataset,
+    eval_data: tf.data.Dataset,
+    train_steps: int,
+    eval_steps: int,
+    log_dir: str | None = None,
+) -> dict[str, float]:
+    """Trains `model` in place for `train_steps` batches; returns eval loss, accuracy and AUC.
+
+    A plain loop with autograph off instead of `Model.fit`: fit autograph-converts
+    every layer's `call` on first use, which cost ~16 s per process here for a
+    model that trains 300 steps in ~2 s. The steps have no Python control flow.
+    """
+    optimizer = tf.keras.optimizers.Adam(learning_rate=LEARNING_RATE)
+    loss_fn = tf.keras.losses.BinaryCrossentropy()
+    eval_metrics = {
+        "loss": tf.keras.metrics.Mean(),
+        "binary_accuracy": tf.keras.metrics.BinaryAccuracy(),
+        "auc": tf.keras.metrics.AUC(),
+    }
+
+    @tf.function(autograph=False)
+    def train_step(x, y):
+        with tf.GradientTape() as tape:
+            loss = loss_fn(y, model(x, training=True))
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return loss
+
+    @tf.function(autograph=False)
+    def eval_step(x, y):
+        probability = model(x, training=False)
+        eval_metrics["loss"].update_state(loss_fn(y, probability))
+        eval_metrics["binary_accuracy"].update_state(y, probability)
+        eval_metrics["auc"].update_state(y, probability)
+
+    writer = tf.summary.create_file_writer(log_dir) if log_dir else tf.summary.create_noop_writer()
+    with writer.as_default():
+        for step, (x, y) in enumerate(train_data.take(train_steps)):
+            loss = train_step(x, y)
+            if step % 50 == 0 or step == train_steps - 1:
+                tf.summary.scalar("train/loss", loss, step=step)
+        for x, y in eval_data.take(eval_steps):
+            eval_step(x, y)
+        results = {name: float(metric.result()) for name, metric in eval_metrics.items()}
+        for name, value in results.items():
+            tf.summary.scalar(f"eval/{name}", value, step=train_steps)
+    writer.flush()
+    return results
 
 
 def _dataset(
@@ -74,16 +121,10 @@ def _dataset(
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
     """TFX Trainer entry point: trains, then saves with the serving signatures."""
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
-    train = _dataset(fn_args.train_files, fn_args.data_accessor, tf_transform_output, TRAIN_BATCH_SIZE)
-    evaluation = _dataset(fn_args.eval_files, fn_args.data_accessor, tf_transform_output, EVAL_BATCH_SIZE)
+    train_data = _dataset(fn_args.train_files, fn_args.data_accessor, tf_transform_output, TRAIN_BATCH_SIZE)
+    eval_data = _dataset(fn_args.eval_files, fn_args.data_accessor, tf_transform_output, EVAL_BATCH_SIZE)
 
     model = build_model()
-    model.fit(
-        train,
-        steps_per_epoch=fn_args.train_steps,
-        validation_data=evaluation,
-        validation_steps=fn_args.eval_steps,
-        callbacks=[tf.keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir, update_freq="epoch")],
-        verbose=0,
-    )
+    results = train(model, train_data, eval_data, fn_args.train_steps, fn_args.eval_steps, fn_args.model_run_dir)
+    logging.info("Trainer eval after %d steps: %s", fn_args.train_steps, results)
     signatures.save(model, tf_transform_output, fn_args.serving_model_dir)

@@ -32,6 +32,9 @@ def _default(dtype: F.DType) -> Any:
     return {F.DType.INT: 0, F.DType.FLOAT: 0.0, F.DType.STRING: ""}[dtype]
 
 
+# Not autograph-converted: the function has no tensor-dependent Python control
+# flow, and tf.Transform traces it several times per run.
+@tf.autograph.experimental.do_not_convert
 def preprocessing_fn(inputs: Mapping[str, Any], custom_config: Mapping[str, Any] | None = None) -> dict:
     """Maps raw columns to transformed features; `custom_config` only busts TFX's cache."""
     del custom_config

@@ -57,7 +57,7 @@ def run(data: Path, output: Path, name: str, train_steps: int, beam_args: tuple[
     )
     outcome = run_pipeline(config, on_event=report.print_event)
     if as_json:
-        click.echo(json.dumps(report.as_json(outcome), indent=2))
+        click.echo(json.dumps(report.as_json(outcome), indent=2, allow_nan=False))
     else:
         report.print_summary(outcome)
     sys.exit(int(outcome.exit_code))

@@ -15,6 +15,22 @@ MODEL_CODE_DIR = PROJECT_ROOT / "models"
 DEFAULT_BEAM_ARGS: tuple[str, ...] = ("--direct_running_mode=in_memory", "--direct_num_workers=1")
 
 
+# Beam options that tell TFX how workers get our code; without one, TFX builds an
+# sdist of itself before every Beam component (~1.4 s each, 4 per run here).
+_DEPENDENCY_FLAGS = ("--setup_file", "--extra_package", "--requirements_file", "--sdk_container_image")
+
+
+def with_project_dependency(beam_args: tuple[str, ...]) -> tuple[str, ...]:
+    """Adds `--setup_file=<this project>` unless the user chose how workers get code.
+
+    Remote workers (Dataflow) need this project's package, which brings TFX along;
+    the in-process DirectRunner ignores the option.
+    """
+    if any(arg.split("=", 1)[0] in _DEPENDENCY_FLAGS for arg in beam_args):
+        return beam_args
+    return (*beam_args, f"--setup_file={PROJECT_ROOT / 'setup.py'}")
+
+
 @dataclass(frozen=True)
 class EvalThresholds:
     """Blessing rules for the Evaluator."""

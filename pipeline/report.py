@@ -1,6 +1,8 @@
 """Console output of a run: progress lines on stderr, the summary on stdout."""
 from __future__ import annotations
 
+import math
+
 import click
 from tabulate import tabulate
 
@@ -16,14 +18,25 @@ def print_event(event: ComponentEvent) -> None:
         click.echo(f"  {event.node_id:<20} {event.status:<9} {event.seconds:7.1f} s", err=True)
 
 
+def _finite(value):
+    """NaN/inf -> None: strict JSON has no NaN, and TFMA reports NaN for empty slices."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
 def as_json(outcome: Outcome) -> dict:
-    return {
+    return _finite({
         "exit_code": int(outcome.exit_code),
         "result": outcome.exit_code.name.lower(),
         "error": outcome.error,
         "log_file": outcome.log_file,
         **outcome.summary.as_dict(),
-    }
+    })
 
 
 def _metrics_table(metrics: dict[str, dict[str, float]]) -> str:

@@ -132,6 +132,8 @@ def run(config: PipelineConfig, on_event: Callable[[ComponentEvent], None] = lam
         for e in progress.events
         if e.status != "started"
     ]
+    finished = [c for c in summary.components if c["id"] != "baseline_resolver"]
+    summary.fully_cached = bool(finished) and all(c["status"] == "cached" for c in finished)
     summary.wall_seconds = round(time.monotonic() - started, 2)
     if code is ExitCode.PUSHED and not summary.pushed:
         code = ExitCode.NOT_BLESSED

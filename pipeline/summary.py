@@ -34,6 +34,8 @@ class Summary:
     pushed_path: str | None = None
     pushed_version: str | None = None
     components: list[dict] = field(default_factory=list)  # id, status, seconds
+    # True when every component reused an earlier result (nothing new was pushed).
+    fully_cached: bool = False
     wall_seconds: float = 0.0
 
     def as_dict(self) -> dict:
