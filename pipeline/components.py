@@ -5,16 +5,13 @@ and in the pipeline image on Vertex AI.
 """
 
 import os
-import shutil
-import time
 
 from tfx import v1 as tfx
 from tfx.types import standard_artifacts
 
 from pipeline import anomalies as anomalies_lib
+from pipeline.publish import publish_version
 
-# Names TF Serving ignores (not an integer), so a partly copied version is never loaded.
-_STAGING_PREFIX = ".staging-"
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 
 
@@ -28,12 +25,6 @@ def DataGate(
     if found:
         raise anomalies_lib.DataAnomaliesError(found)
     data_gate.value = "no anomalies"
-
-
-def _next_version(base_dir: str) -> int:
-    """Unix time, like TFX's Pusher, but always above every existing version."""
-    existing = [int(d) for d in os.listdir(base_dir) if d.isdigit()] if os.path.isdir(base_dir) else []
-    return max([int(time.time())] + [v + 1 for v in existing])
 
 
 def _write_warmup(examples_uri: str, model_name: str, destination: str, count: int) -> None:
@@ -69,27 +60,20 @@ def AtomicPusher(
 ) -> None:
     """Pushes a blessed model to `<serving_dir>/<version>/` atomically, with warmup requests.
 
-    The version is assembled in a dot-named staging directory beside its final
-    place and renamed into place in one step, so a model server polling the base
-    path sees either no new version or a complete one.
+    A model server polling the base path sees either no new version or a complete
+    one (see `pipeline.publish`).
     """
     if model_blessing.get_int_custom_property("blessed") != 1:
         pushed_model.set_int_custom_property("pushed", 0)
         return
 
-    os.makedirs(serving_dir, exist_ok=True)
-    version = _next_version(serving_dir)
-    staging = os.path.join(serving_dir, f"{_STAGING_PREFIX}{version}")
-    final = os.path.join(serving_dir, str(version))
-    source = os.path.join(model.uri, "Format-Serving")
-    try:
-        shutil.copytree(source, staging)
-        _write_warmup(examples.uri, model_name, os.path.join(staging, WARMUP_FILE), warmup_records)
-        os.rename(staging, final)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-
+    version, final = publish_version(
+        os.path.join(model.uri, "Format-Serving"),
+        serving_dir,
+        add_files=lambda staging: _write_warmup(
+            examples.uri, model_name, os.path.join(staging, WARMUP_FILE), warmup_records
+        ),
+    )
     pushed_model.set_int_custom_property("pushed", 1)
     pushed_model.set_string_custom_property("pushed_destination", final)
     pushed_model.set_string_custom_property("pushed_version", str(version))

@@ -1,0 +1,125 @@
+"""The Keras model trained for real, saved with its signatures, reloaded; signatures agree."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from models import features as F
+from models import model as model_lib
+from models import signatures
+
+from taxi_data import raw_feature_spec, to_example
+
+N_CHECK = 200
+
+
+def _dataset(rows, batch_size):
+    names = [F.transformed_name(f.name) for f in F.FEATURES]
+    features = {n: np.array([np.asarray(r[n]).reshape(-1) for r in rows]) for n in names}
+    labels = np.array([[r[F.LABEL]] for r in rows], dtype=np.float32)
+    return tf.data.Dataset.from_tensor_slices((features, labels)).shuffle(4096, seed=1).batch(batch_size).repeat()
+
+
+@pytest.fixture(scope="module")
+def saved(transformed, tmp_path_factory):
+    tft_output, _, rows = transformed
+    model = model_lib.build_model()
+    train, evaluation = rows[:1500], rows[1500:]
+    metrics = model_lib.train(model, _dataset(train, 64), _dataset(evaluation, 250), 200, 2,
+                              str(tmp_path_factory.mktemp("logs")))
+    path = str(tmp_path_factory.mktemp("model") / "saved")
+    signatures.save(model, tft_output, path)
+    return path, metrics
+
+
+def _raw_tensors(rows):
+    """Dense raw tensors as a JSON/mobile client sends them: blanks become the missing markers."""
+    out = {}
+    for feature in F.FEATURES:
+        values = []
+        for row in rows:
+            text = row[feature.name]
+            if text == "":
+                values.append(F.missing_value(feature.dtype))
+            elif feature.dtype is F.DType.INT:
+                values.append(int(float(text)))
+            elif feature.dtype is F.DType.FLOAT:
+                values.append(float(text))
+            else:
+                values.append(text)
+        dtype = {F.DType.INT: tf.int64, F.DType.FLOAT: tf.float32, F.DType.STRING: tf.string}[feature.dtype]
+        out[feature.name] = tf.constant(values, dtype=dtype)
+    return out
+
+
+def test_training_learns(saved):
+    _, metrics = saved
+    assert metrics["auc"] > 0.8, metrics
+    assert metrics["binary_accuracy"] > 0.7, metrics
+
+
+def test_saved_model_has_the_three_signatures(saved):
+    path, _ = saved
+    loaded = tf.saved_model.load(path)
+    assert set(loaded.signatures) == {signatures.SERVING_DEFAULT, signatures.PREDICT_RAW,
+                                      signatures.TRANSFORM_FEATURES}
+    raw_inputs = loaded.signatures[signatures.PREDICT_RAW].structured_input_signature[1]
+    assert set(raw_inputs) == {f.name for f in F.FEATURES}
+    examples_input = loaded.signatures[signatures.SERVING_DEFAULT].structured_input_signature[1]
+    assert set(examples_input) == {signatures.EXAMPLES_INPUT}
+
+
+def test_serving_default_and_predict_raw_agree_including_missing_values(saved, taxi_rows):
+    path, _ = saved
+    loaded = tf.saved_model.load(path)
+    rows = taxi_rows[:N_CHECK]
+    assert any(r["dropoff_latitude"] == "" for r in rows), "need rows with missing optional values"
+    spec = raw_feature_spec()
+    from_examples = loaded.signatures[signatures.SERVING_DEFAULT](
+        examples=tf.constant([to_example(r, spec) for r in rows])
+    )[F.OUTPUT].numpy()
+    from_raw = loaded.signatures[signatures.PREDICT_RAW](**_raw_tensors(rows))[F.OUTPUT].numpy()
+    assert from_examples.shape == (N_CHECK,)
+    np.testing.assert_allclose(from_raw, from_examples, atol=1e-6)
+    assert 0.0 <= from_raw.min() and from_raw.max() <= 1.0
+    assert from_raw.std() > 0.01  # a trained model, not a constant
+
+
+def test_every_optional_feature_missing_agrees(saved, taxi_rows):
+    path, _ = saved
+    loaded = tf.saved_model.load(path)
+    spec = raw_feature_spec()
+    optional = {n for n, s in spec.items() if isinstance(s, tf.io.VarLenFeature)}
+    row = {k: ("" if k in optional else v) for k, v in taxi_rows[0].items()}
+    from_examples = loaded.signatures[signatures.SERVING_DEFAULT](examples=tf.constant([to_example(row, spec)]))
+    from_raw = loaded.signatures[signatures.PREDICT_RAW](**_raw_tensors([row]))
+    np.testing.assert_allclose(from_raw[F.OUTPUT].numpy(), from_examples[F.OUTPUT].numpy(), atol=1e-6)
+
+
+def test_transform_features_matches_tf_transform_batch_output(saved, transformed, taxi_rows):
+    """No training/serving skew: the serving-time transform equals Transform's batch output."""
+    path, _ = saved
+    _, _, batch_rows = transformed
+    loaded = tf.saved_model.load(path)
+    spec = raw_feature_spec()
+    rows = taxi_rows[:N_CHECK]
+    out = loaded.signatures[signatures.TRANSFORM_FEATURES](examples=tf.constant([to_example(r, spec) for r in rows]))
+    for name in [F.transformed_name(f.name) for f in F.FEATURES] + [F.LABEL]:
+        served = out[name].numpy().reshape(-1)
+        batch = np.array([np.asarray(r[name]).reshape(-1)[0] for r in batch_rows[:N_CHECK]])
+        np.testing.assert_allclose(served, batch, rtol=1e-5, atol=1e-5, err_msg=name)
+
+
+def test_keras_reload_on_transformed_features_matches_serving_default(saved, taxi_rows):
+    path, _ = saved
+    keras_model = tf.keras.models.load_model(path)
+    loaded = tf.saved_model.load(path)
+    spec = raw_feature_spec()
+    examples = tf.constant([to_example(r, spec) for r in taxi_rows[:N_CHECK]])
+    transformed = loaded.signatures[signatures.TRANSFORM_FEATURES](examples=examples)
+    inputs = {F.transformed_name(f.name): tf.reshape(transformed[F.transformed_name(f.name)], [-1, 1])
+              for f in F.FEATURES}
+    via_keras = keras_model(inputs).numpy().reshape(-1)
+    via_signature = loaded.signatures[signatures.SERVING_DEFAULT](examples=examples)[F.OUTPUT].numpy()
+    np.testing.assert_allclose(via_keras, via_signature, atol=1e-6)

@@ -1,0 +1,74 @@
+"""preprocessing_fn run through real tf.Transform (Beam) on 2,000 real taxi rows."""
+from __future__ import annotations
+
+import numpy as np
+
+from models import features as F
+
+
+def _column(rows, name):
+    return np.array([np.asarray(r[name]).reshape(-1)[0] for r in rows])
+
+
+def test_every_feature_and_the_label_are_produced(transformed):
+    _, _, rows = transformed
+    expected = {F.transformed_name(f.name) for f in F.FEATURES} | {F.LABEL}
+    assert set(rows[0]) == expected
+    assert len(rows) == 2000
+
+
+def test_numeric_features_are_z_scored(transformed):
+    _, _, rows = transformed
+    for feature in F.FEATURES:
+        if feature.kind is F.Kind.NUMERIC:
+            values = _column(rows, F.transformed_name(feature.name))
+            assert abs(values.mean()) < 1e-3, feature.name
+            assert abs(values.std() - 1.0) < 1e-2, feature.name
+
+
+def test_label_is_tip_above_twenty_percent_of_fare(transformed):
+    _, instances, rows = transformed
+    # Row order is preserved by the in-memory runner with reshuffle=False.
+    for instance, row in zip(instances, rows):
+        # float32, as in the graph: 5.01 > 0.2 * 25.05 differs between float32 and float64.
+        fare = np.float32(instance["fare"][0])
+        tips = np.float32(instance["tips"][0])
+        assert row[F.LABEL] == int(tips > np.float32(F.TIP_FRACTION) * fare)
+    labels = _column(rows, F.LABEL)
+    assert 0.1 < labels.mean() < 0.9  # both classes present in real data
+
+
+def test_categorical_and_bucket_ids_stay_in_range(transformed):
+    _, instances, rows = transformed
+    for feature in F.FEATURES:
+        values = _column(rows, F.transformed_name(feature.name))
+        if feature.kind is F.Kind.CATEGORICAL_INT:
+            raw = np.array([int(i[feature.name][0]) for i in instances])
+            np.testing.assert_array_equal(values, np.clip(raw, 0, feature.size - 1))
+        elif feature.kind is F.Kind.BUCKETIZED:
+            assert values.min() >= 0 and values.max() < feature.size, feature.name
+            assert len(set(values.tolist())) > 2, feature.name
+        elif feature.kind is F.Kind.VOCABULARY:
+            assert values.min() >= 0 and values.max() < F.VOCAB_SIZE + F.OOV_BUCKETS, feature.name
+
+
+def test_vocabulary_ranks_most_frequent_value_first(transformed):
+    tft_output, instances, rows = transformed
+    vocab = tft_output.vocabulary_by_name("payment_type")
+    counts = {}
+    for i in instances:
+        value = i["payment_type"][0]
+        counts[value] = counts.get(value, 0) + 1
+    assert vocab[0] == max(counts, key=counts.get)
+    ids = _column(rows, F.transformed_name("payment_type"))
+    cash = [r for r, i in zip(ids, instances) if i["payment_type"][0] == vocab[0]]
+    assert set(cash) == {0}
+
+
+def test_missing_optional_values_get_the_default(transformed):
+    _, instances, rows = transformed
+    missing = [k for k, i in enumerate(instances) if len(i["dropoff_latitude"]) == 0]
+    assert missing, "the sample should contain rows without dropoff coordinates"
+    # A missing latitude is filled with 0.0 before bucketizing: the lowest bucket.
+    ids = _column(rows, F.transformed_name("dropoff_latitude"))
+    assert {ids[k] for k in missing} == {0}
