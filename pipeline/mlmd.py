@@ -13,9 +13,14 @@ class NodeRun:
     execution_id: int
     state: str  # COMPLETE, CACHED, FAILED, RUNNING, ...
     outputs: dict[str, list] = field(default_factory=dict)  # output key -> MLMD Artifact protos
+    inputs: dict[str, list] = field(default_factory=dict)  # input key -> MLMD Artifact protos
 
     def output(self, key: str):
         artifacts = self.outputs.get(key) or []
+        return artifacts[-1] if artifacts else None
+
+    def input(self, key: str):
+        artifacts = self.inputs.get(key) or []
         return artifacts[-1] if artifacts else None
 
 
@@ -53,16 +58,18 @@ class MetadataReader:
             return None
         execution = executions[-1]
         state = self._pb2.Execution.State.Name(execution.last_known_state)
-        outputs: dict[str, list] = {}
-        events = [
-            e for e in self._store.get_events_by_execution_ids([execution.id])
-            if e.type in (self._pb2.Event.OUTPUT, self._pb2.Event.DECLARED_OUTPUT)
-        ]
+        run = NodeRun(node_id, execution.id, state)
+        events = self._store.get_events_by_execution_ids([execution.id])
         artifacts = {a.id: a for a in self._store.get_artifacts_by_id([e.artifact_id for e in events])}
+        output_types = (self._pb2.Event.OUTPUT, self._pb2.Event.DECLARED_OUTPUT)
+        input_types = (self._pb2.Event.INPUT, self._pb2.Event.DECLARED_INPUT)
         for event in events:
             key = event.path.steps[0].key if event.path.steps else ""
-            outputs.setdefault(key, []).append(artifacts[event.artifact_id])
-        return NodeRun(node_id, execution.id, state, outputs)
+            if event.type in output_types:
+                run.outputs.setdefault(key, []).append(artifacts[event.artifact_id])
+            elif event.type in input_types:
+                run.inputs.setdefault(key, []).append(artifacts[event.artifact_id])
+        return run
 
 
 def int_property(artifact, name: str) -> int | None:

@@ -80,7 +80,9 @@ def print_summary(outcome: Outcome) -> None:
              + (f" (baseline {summary.baseline_model})" if summary.baseline_model else " (no baseline yet)"))
     for failure in summary.failures:
         echo(f"  threshold failed: {failure}")
-    if summary.pushed:
+    if summary.pushed and summary.fully_cached:
+        echo(f"pushed: {summary.pushed_path} (by an earlier run; every component was cached)")
+    elif summary.pushed:
         echo(f"pushed: {summary.pushed_path}")
     else:
         echo("pushed: nothing")

@@ -124,9 +124,10 @@ def collect(reader: MetadataReader, pipeline_name: str) -> Summary:
             summary.failures = _failures(evaluation.uri)
         blessing = evaluator.output("blessing")
         summary.blessed = int_property(blessing, "blessed") == 1
-        baseline = latest("baseline_resolver")
-        if baseline and baseline.output("model") is not None:
-            summary.baseline_model = baseline.output("model").uri
+        # Resolver nodes record no outputs; the resolved baseline is the Evaluator's input.
+        baseline = evaluator.input("baseline_model")
+        if baseline is not None:
+            summary.baseline_model = baseline.uri
 
     pusher = latest("Pusher")
     if pusher and pusher.state in ("COMPLETE", "CACHED"):
