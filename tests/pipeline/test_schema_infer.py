@@ -1,0 +1,32 @@
+"""`tfxp schema infer`: SchemaGen's starting schema for new data."""
+from __future__ import annotations
+
+import csv
+
+from google.protobuf import text_format
+from tensorflow_metadata.proto.v0 import schema_pb2
+
+from pipeline.schema_infer import infer_schema
+from taxi_data import read_csv_rows
+
+
+def test_infers_types_and_domains_from_a_csv(tmp_path):
+    rows = read_csv_rows(limit=500)
+    data = tmp_path / "in" / "trips.csv"
+    data.parent.mkdir()
+    with open(data, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+    out = tmp_path / "schema.pbtxt"
+    infer_schema(data, out)
+
+    schema = text_format.Parse(out.read_text(), schema_pb2.Schema())
+    types = {f.name: schema_pb2.FeatureType.Name(f.type) for f in schema.feature}
+    assert set(types) == set(rows[0])
+    assert types["payment_type"] == "BYTES"
+    assert types["fare"] == "FLOAT"
+    assert types["trip_start_hour"] == "INT"
+    domains = {d.name: set(d.value) for d in schema.string_domain}
+    assert {"Cash", "Credit Card"} <= domains["payment_type"]
