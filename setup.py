@@ -10,7 +10,7 @@ setup(
     version="0.1.0",
     description="A production TFX pipeline: Chicago taxi tips, TF Serving, TFLite",
     python_requires=">=3.10,<3.11",
-    packages=find_packages(include=["pipeline", "pipeline.*", "models", "models.*"]),
+    packages=find_packages(include=["pipeline", "pipeline.*", "models", "models.*", "serving", "serving.*"]),
     install_requires=[
         "tfx==1.16.0",
         "tensorflow>=2.16.2,<2.17",
@@ -22,6 +22,11 @@ setup(
         "ml-metadata>=1.16,<1.17",
         "tensorflow-serving-api>=2.16,<2.17",
         "click>=8.1,<9",
+        "aiohttp>=3.9,<4",
+        "grpcio>=1.60,<2",
+        "grpcio-health-checking>=1.48,<2",
+        "prometheus_client>=0.17,<1",
+        "requests>=2.31,<3",
         "tabulate>=0.9,<1",
     ],
     extras_require={

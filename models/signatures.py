@@ -4,6 +4,8 @@
 - `predict_raw`: one dense [None] tensor per raw feature, for JSON and mobile
   clients; absent values are written as the markers in `models.features`.
 - `transform_features`: serialized examples -> transformed features (for TFMA).
+- `classification` / `regression`: TF Serving's Classify and Regress APIs
+  (`inputs`: serialized examples; `classes`+`scores` over {"0", "1"}, or `outputs`).
 """
 from __future__ import annotations
 
@@ -16,7 +18,12 @@ from models import features as F
 SERVING_DEFAULT = "serving_default"
 PREDICT_RAW = "predict_raw"
 TRANSFORM_FEATURES = "transform_features"
+CLASSIFICATION = "classification"
+REGRESSION = "regression"
 EXAMPLES_INPUT = "examples"
+# TF Serving's fixed tensor keys for the Classify/Regress APIs.
+CLASSIFY_INPUTS = "inputs"
+_METHODS = {CLASSIFICATION: "tensorflow/serving/classify", REGRESSION: "tensorflow/serving/regress"}
 
 _TF_DTYPES = {F.DType.INT: tf.int64, F.DType.FLOAT: tf.float32, F.DType.STRING: tf.string}
 
@@ -88,6 +95,17 @@ def build(model: tf.keras.Model, tf_transform_output: tft.TFTransformOutput) -> 
     def predict_raw(raw):
         return predict(model.tft_layer(raw_tensors_to_features(raw, serving_spec)))
 
+    @tf.function(autograph=False, input_signature=[tf.TensorSpec([None], tf.string, name=CLASSIFY_INPUTS)])
+    def classification(inputs):
+        probability = serving_default(inputs)[F.OUTPUT]
+        scores = tf.stack([1.0 - probability, probability], axis=1)
+        classes = tf.tile(tf.constant([["0", "1"]]), tf.stack([tf.shape(probability)[0], 1]))
+        return {"classes": classes, "scores": scores}
+
+    @tf.function(autograph=False, input_signature=[tf.TensorSpec([None], tf.string, name=CLASSIFY_INPUTS)])
+    def regression(inputs):
+        return {"outputs": serving_default(inputs)[F.OUTPUT]}
+
     full_spec = tf_transform_output.raw_feature_spec()
 
     @tf.function(autograph=False, input_signature=[tf.TensorSpec([None], tf.string, name=EXAMPLES_INPUT)])
@@ -98,6 +116,8 @@ def build(model: tf.keras.Model, tf_transform_output: tft.TFTransformOutput) -> 
         SERVING_DEFAULT: serving_default.get_concrete_function(),
         PREDICT_RAW: predict_raw.get_concrete_function(),
         TRANSFORM_FEATURES: transform_features.get_concrete_function(),
+        CLASSIFICATION: classification.get_concrete_function(),
+        REGRESSION: regression.get_concrete_function(),
     }
 
 
@@ -109,3 +129,30 @@ def save(model: tf.keras.Model, tf_transform_output: tft.TFTransformOutput, path
     built-ins, rebuilt from their config.
     """
     model.save(path, save_format="tf", signatures=build(model, tf_transform_output), save_traces=False)
+    _set_method_names(path)
+
+
+def _set_method_names(path: str) -> None:
+    """Marks the classification/regression signatures with TF Serving's method names.
+
+    TF2's SavedModel writer labels every signature "predict"; TF Serving's
+    Classify/Regress refuse such signatures. The fingerprint file checksums the
+    old saved_model.pb, so it is dropped (it is optional; loaders don't need it).
+    """
+    import os
+
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    pb_path = os.path.join(path, "saved_model.pb")
+    saved_model = saved_model_pb2.SavedModel()
+    with open(pb_path, "rb") as f:
+        saved_model.ParseFromString(f.read())
+    for meta_graph in saved_model.meta_graphs:
+        for name, method in _METHODS.items():
+            if name in meta_graph.signature_def:
+                meta_graph.signature_def[name].method_name = method
+    with open(pb_path, "wb") as f:
+        f.write(saved_model.SerializeToString())
+    fingerprint = os.path.join(path, "fingerprint.pb")
+    if os.path.exists(fingerprint):
+        os.remove(fingerprint)

@@ -63,7 +63,8 @@ def test_saved_model_has_the_three_signatures(saved):
     path, _ = saved
     loaded = tf.saved_model.load(path)
     assert set(loaded.signatures) == {signatures.SERVING_DEFAULT, signatures.PREDICT_RAW,
-                                      signatures.TRANSFORM_FEATURES}
+                                      signatures.TRANSFORM_FEATURES, signatures.CLASSIFICATION,
+                                      signatures.REGRESSION}
     raw_inputs = loaded.signatures[signatures.PREDICT_RAW].structured_input_signature[1]
     assert set(raw_inputs) == {f.name for f in F.FEATURES}
     examples_input = loaded.signatures[signatures.SERVING_DEFAULT].structured_input_signature[1]
@@ -123,3 +124,21 @@ def test_keras_reload_on_transformed_features_matches_serving_default(saved, tax
     via_keras = keras_model(inputs).numpy().reshape(-1)
     via_signature = loaded.signatures[signatures.SERVING_DEFAULT](examples=examples)[F.OUTPUT].numpy()
     np.testing.assert_allclose(via_keras, via_signature, atol=1e-6)
+
+
+def test_classification_and_regression_signatures_carry_tf_serving_methods(saved, taxi_rows):
+    from serving.servable import read_signature_defs
+
+    path, _ = saved
+    defs = read_signature_defs(path)
+    assert defs[signatures.CLASSIFICATION].method_name == "tensorflow/serving/classify"
+    assert defs[signatures.REGRESSION].method_name == "tensorflow/serving/regress"
+    assert defs[signatures.SERVING_DEFAULT].method_name == "tensorflow/serving/predict"
+    loaded = tf.saved_model.load(path)
+    examples = tf.constant([to_example(r, raw_feature_spec()) for r in taxi_rows[:10]])
+    probability = loaded.signatures[signatures.SERVING_DEFAULT](examples=examples)[F.OUTPUT].numpy()
+    scores = loaded.signatures[signatures.CLASSIFICATION](inputs=examples)["scores"].numpy()
+    np.testing.assert_allclose(scores[:, 1], probability, atol=1e-6)
+    np.testing.assert_allclose(scores.sum(axis=1), 1.0, atol=1e-6)
+    regressed = loaded.signatures[signatures.REGRESSION](inputs=examples)["outputs"].numpy()
+    np.testing.assert_allclose(regressed, probability, atol=1e-6)

@@ -1,0 +1,23 @@
+"""Server options, mirroring tensorflow_model_server's flags."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class ServerOptions:
+    model_base_path: Path | None = None  # one model at this base path, named `model_name`
+    model_name: str = "default"
+    model_config_file: Path | None = None  # text ModelServerConfig; replaces the two above
+    host: str = "127.0.0.1"  # loopback unless told otherwise
+    rest_port: int = 8501  # 0 = pick a free port
+    grpc_port: int = 8500  # 0 = pick a free port
+    poll_seconds: float = 1.0  # file system poll; 0 = load once; < 0 = never
+    enable_batching: bool = False
+    batching_parameters_file: Path | None = None
+    request_log_dir: Path | None = None
+    log_sampling: float = 0.0  # fraction of requests written as PredictionLog records
+    max_request_bytes: int = 64 * 1024 * 1024
+    request_timeout_seconds: float = 30.0  # TF Serving's REST default: 30,000 ms
+    monitoring_path: str = "/monitoring/prometheus/metrics"

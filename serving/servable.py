@@ -1,0 +1,195 @@
+"""One loaded model version: its signatures, their tensor specs, and how to run them."""
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import numpy as np
+
+from serving.errors import Code, ServingError
+
+PREDICT_METHOD = "tensorflow/serving/predict"
+CLASSIFY_METHOD = "tensorflow/serving/classify"
+REGRESS_METHOD = "tensorflow/serving/regress"
+WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
+MAX_WARMUP_RECORDS = 1000  # TF Serving's limit
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    name: str
+    dtype: Any  # numpy dtype, or "string" for DT_STRING
+    shape: tuple | None  # None: unknown rank; None entries: unknown dims
+
+
+@dataclass(frozen=True)
+class Signature:
+    name: str
+    method: str
+    inputs: dict[str, TensorSpec]
+    outputs: dict[str, TensorSpec]
+
+
+def is_complete_version(path: str) -> bool:
+    """A SavedModel directory that has finished being written (TF Serving's users
+    see half-copied versions load too early otherwise; we also refuse them)."""
+    if not os.path.isfile(os.path.join(path, "saved_model.pb")):
+        return False
+    variables = os.path.join(path, "variables")
+    return not os.path.isdir(variables) or os.path.isfile(os.path.join(variables, "variables.index"))
+
+
+def _spec(name: str, info) -> TensorSpec:
+    import tensorflow as tf
+
+    dtype = tf.dtypes.as_dtype(info.dtype)
+    np_dtype = "string" if dtype == tf.string else np.dtype(dtype.as_numpy_dtype)
+    if info.tensor_shape.unknown_rank:
+        shape = None
+    else:
+        shape = tuple(None if d.size < 0 else d.size for d in info.tensor_shape.dim)
+    return TensorSpec(name, np_dtype, shape)
+
+
+def read_signature_defs(path: str):
+    """The SignatureDef map as TF Serving reports it (from saved_model.pb, method names included)."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    saved_model = saved_model_pb2.SavedModel()
+    with open(os.path.join(path, "saved_model.pb"), "rb") as f:
+        saved_model.ParseFromString(f.read())
+    meta_graph = saved_model.meta_graphs[0]
+    return meta_graph.signature_def
+
+
+class Servable:
+    """A loaded version. Counts in-flight requests so unloading can wait for them."""
+
+    def __init__(self, name: str, version: int, path: str):
+        import tensorflow as tf
+
+        self.name, self.version, self.path = name, version, path
+        self.signature_defs = read_signature_defs(path)
+        self._loaded = tf.saved_model.load(path)
+        self.signatures: dict[str, Signature] = {}
+        for key, sig_def in self.signature_defs.items():
+            if key.startswith("__"):  # e.g. __saved_model_init_op
+                continue
+            self.signatures[key] = Signature(
+                name=key,
+                method=sig_def.method_name or PREDICT_METHOD,
+                inputs={k: _spec(k, v) for k, v in sig_def.inputs.items()},
+                outputs={k: _spec(k, v) for k, v in sig_def.outputs.items()},
+            )
+        self._in_flight = 0
+        self._idle = threading.Condition()
+
+    # -- request accounting -------------------------------------------------
+    def acquire(self) -> None:
+        with self._idle:
+            self._in_flight += 1
+
+    def release(self) -> None:
+        with self._idle:
+            self._in_flight -= 1
+            if self._in_flight == 0:
+                self._idle.notify_all()
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        with self._idle:
+            return self._idle.wait_for(lambda: self._in_flight == 0, timeout)
+
+    # -- inference ------------------------------------------------------------
+    def signature(self, name: str) -> Signature:
+        try:
+            return self.signatures[name]
+        except KeyError:
+            raise ServingError(
+                Code.INVALID_ARGUMENT,
+                f'Serving signature name: "{name}" not found in signature def. '
+                f"Available: {sorted(self.signatures)}",
+            ) from None
+
+    def validate(self, signature_name: str, inputs: Mapping[str, np.ndarray],
+                 output_filter: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
+        """Checks names, dtypes and shapes; returns the inputs as arrays of the signature's dtypes."""
+        signature = self.signature(signature_name)
+        missing = sorted(set(signature.inputs) - set(inputs))
+        extra = sorted(set(inputs) - set(signature.inputs))
+        if missing or extra:
+            raise ServingError(
+                Code.INVALID_ARGUMENT,
+                f"input names {sorted(inputs)} do not match signature '{signature_name}': "
+                f"missing {missing}, unexpected {extra}; expected inputs: {sorted(signature.inputs)}",
+            )
+        unknown = sorted(set(output_filter) - set(signature.outputs))
+        if unknown:
+            raise ServingError(Code.INVALID_ARGUMENT, f"output_filter names unknown outputs {unknown}")
+        return {key: _to_array(key, inputs[key], spec) for key, spec in signature.inputs.items()}
+
+    def execute(self, signature_name: str, arrays: Mapping[str, np.ndarray],
+                output_filter: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
+        """Runs the signature on already validated arrays."""
+        import tensorflow as tf
+
+        signature = self.signatures[signature_name]
+        tensors = {k: tf.constant(v, dtype=tf.string if signature.inputs[k].dtype == "string" else None)
+                   for k, v in arrays.items()}
+        try:
+            outputs = self._loaded.signatures[signature_name](**tensors)
+        except (tf.errors.InvalidArgumentError, ValueError, TypeError) as exc:
+            raise ServingError(Code.INVALID_ARGUMENT, _first_line(exc)) from None
+        wanted = output_filter or tuple(signature.outputs)
+        return {k: outputs[k].numpy() for k in wanted}
+
+    def run(self, signature_name: str, inputs: Mapping[str, np.ndarray],
+            output_filter: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
+        return self.execute(signature_name, self.validate(signature_name, inputs, output_filter), output_filter)
+
+    def warm_up(self) -> int:
+        """Replays assets.extra/tf_serving_warmup_requests (PredictionLog TFRecord); returns the count."""
+        import tensorflow as tf
+        from tensorflow_serving.apis import prediction_log_pb2
+
+        path = os.path.join(self.path, WARMUP_FILE)
+        if not os.path.isfile(path):
+            return 0
+        count = 0
+        for record in tf.data.TFRecordDataset(path).take(MAX_WARMUP_RECORDS):
+            log = prediction_log_pb2.PredictionLog.FromString(record.numpy())
+            kind = log.WhichOneof("log_type")
+            if kind == "predict_log":
+                request = log.predict_log.request
+                inputs = {k: tf.make_ndarray(v) for k, v in request.inputs.items()}
+                self.run(request.model_spec.signature_name or "serving_default", inputs)
+                count += 1
+        return count
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _to_array(key: str, value, spec: TensorSpec) -> np.ndarray:
+    value = np.asarray(value)
+    if spec.dtype == "string":
+        if value.dtype.kind not in ("O", "S", "U"):
+            raise ServingError(Code.INVALID_ARGUMENT, f"input '{key}' expects strings, got {value.dtype}")
+        value = value.astype(object)
+    elif value.dtype.kind in ("O", "S", "U"):
+        raise ServingError(Code.INVALID_ARGUMENT, f"input '{key}' expects {spec.dtype}, got strings")
+    elif spec.dtype.kind in "iu" and value.dtype.kind == "f" and (
+        not np.all(np.isfinite(value)) or not np.all(np.equal(np.mod(value, 1), 0))
+    ):
+        raise ServingError(Code.INVALID_ARGUMENT, f"input '{key}' expects integers ({spec.dtype})")
+    if spec.shape is not None:
+        if value.ndim != len(spec.shape) or any(d is not None and d != v for d, v in zip(spec.shape, value.shape)):
+            raise ServingError(
+                Code.INVALID_ARGUMENT,
+                f"input '{key}' has shape {list(value.shape)}, signature expects "
+                f"{[-1 if d is None else d for d in spec.shape]}",
+            )
+    return value if spec.dtype == "string" else value.astype(spec.dtype, copy=False)
