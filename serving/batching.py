@@ -15,16 +15,9 @@ from typing import Mapping
 
 import numpy as np
 
+from serving.config import BatchingSettings
 from serving.errors import Code, ServingError
 from serving.servable import Servable
-
-
-@dataclass(frozen=True)
-class BatchingParameters:
-    max_batch_size: int = 1000
-    batch_timeout_micros: int = 0
-    num_batch_threads: int = 2
-    max_enqueued_batches: int = 100
 
 
 @dataclass
@@ -43,7 +36,7 @@ def _batch_size(inputs: Mapping[str, np.ndarray]) -> int | None:
 class _Queue:
     """One batching queue (model, version, signature) with its own batch-forming thread."""
 
-    def __init__(self, signature: str, params: BatchingParameters, pool: ThreadPoolExecutor):
+    def __init__(self, signature: str, params: BatchingSettings, pool: ThreadPoolExecutor):
         self._signature = signature
         self._params = params
         self._pool = pool
@@ -109,7 +102,7 @@ class _Queue:
 class BatchingRunner:
     """A data-plane runner that batches; requests it can't batch run directly."""
 
-    def __init__(self, params: BatchingParameters):
+    def __init__(self, params: BatchingSettings):
         self._params = params
         self._pool = ThreadPoolExecutor(max_workers=params.num_batch_threads, thread_name_prefix="batch")
         self._queues: dict[tuple, _Queue] = {}

@@ -252,7 +252,8 @@ def load_batching_parameters(path: str | os.PathLike) -> BatchingSettings:
     return settings
 
 
-def _wrapped(params: Message, name: str, default):
+def _wrapped(params: Message, name: str, default: int | str) -> int | str:
+    # Wrapper fields tell "unset" from 0, which is how TF Serving applies its defaults.
     return getattr(params, name).value if params.HasField(name) else default
 
 

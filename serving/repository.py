@@ -14,6 +14,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Iterator
 
+from serving.config import VersionPolicy
 from serving.errors import Code, ServingError
 from serving.servable import Servable, is_complete_version
 
@@ -22,20 +23,6 @@ log = logging.getLogger(__name__)
 # TF Serving's ModelVersionStatus.State names.
 START, LOADING, AVAILABLE, UNLOADING, END = "START", "LOADING", "AVAILABLE", "UNLOADING", "END"
 UNLOAD_GRACE_SECONDS = 30.0
-
-
-@dataclass(frozen=True)
-class VersionPolicy:
-    kind: str = "latest"  # latest | all | specific
-    num_versions: int = 1
-    versions: frozenset[int] = frozenset()
-
-    def select(self, available: list[int]) -> set[int]:
-        if self.kind == "all":
-            return set(available)
-        if self.kind == "specific":
-            return set(available) & set(self.versions)
-        return set(sorted(available)[-self.num_versions:])
 
 
 @dataclass(frozen=True)

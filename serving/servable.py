@@ -9,6 +9,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from serving.errors import Code, ServingError
+from serving.json_codec import STRING, TensorInfo
 
 PREDICT_METHOD = "tensorflow/serving/predict"
 CLASSIFY_METHOD = "tensorflow/serving/classify"
@@ -18,39 +19,21 @@ MAX_WARMUP_RECORDS = 1000  # TF Serving's limit
 
 
 @dataclass(frozen=True)
-class TensorSpec:
-    name: str
-    dtype: Any  # numpy dtype, or "string" for DT_STRING
-    shape: tuple | None  # None: unknown rank; None entries: unknown dims
-
-
-@dataclass(frozen=True)
 class Signature:
     name: str
     method: str
-    inputs: dict[str, TensorSpec]
-    outputs: dict[str, TensorSpec]
+    inputs: dict[str, TensorInfo]
+    outputs: dict[str, TensorInfo]
 
 
 def is_complete_version(path: str) -> bool:
     """A SavedModel directory that has finished being written (TF Serving's users
     see half-copied versions load too early otherwise; we also refuse them)."""
-    if not os.path.isfile(os.path.join(path, "saved_model.pb")):
-        return False
-    variables = os.path.join(path, "variables")
-    return not os.path.isdir(variables) or os.path.isfile(os.path.join(variables, "variables.index"))
-
-
-def _spec(name: str, info) -> TensorSpec:
-    import tensorflow as tf
-
-    dtype = tf.dtypes.as_dtype(info.dtype)
-    np_dtype = "string" if dtype == tf.string else np.dtype(dtype.as_numpy_dtype)
-    if info.tensor_shape.unknown_rank:
-        shape = None
-    else:
-        shape = tuple(None if d.size < 0 else d.size for d in info.tensor_shape.dim)
-    return TensorSpec(name, np_dtype, shape)
+    # TF's SavedModel writers always write variables/variables.index, even for
+    # models without variables; TFX's Pusher copies saved_model.pb last.
+    return os.path.isfile(os.path.join(path, "saved_model.pb")) and os.path.isfile(
+        os.path.join(path, "variables", "variables.index")
+    )
 
 
 def read_signature_defs(path: str):
@@ -80,8 +63,8 @@ class Servable:
             self.signatures[key] = Signature(
                 name=key,
                 method=sig_def.method_name or PREDICT_METHOD,
-                inputs={k: _spec(k, v) for k, v in sig_def.inputs.items()},
-                outputs={k: _spec(k, v) for k, v in sig_def.outputs.items()},
+                inputs={k: TensorInfo.from_proto(v) for k, v in sig_def.inputs.items()},
+                outputs={k: TensorInfo.from_proto(v) for k, v in sig_def.outputs.items()},
             )
         self._in_flight = 0
         self._idle = threading.Condition()
@@ -135,7 +118,7 @@ class Servable:
         import tensorflow as tf
 
         signature = self.signatures[signature_name]
-        tensors = {k: tf.constant(v, dtype=tf.string if signature.inputs[k].dtype == "string" else None)
+        tensors = {k: tf.constant(v, dtype=tf.string if signature.inputs[k].dtype == STRING else None)
                    for k, v in arrays.items()}
         try:
             outputs = self._loaded.signatures[signature_name](**tensors)
@@ -173,9 +156,9 @@ def _first_line(exc: Exception) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def _to_array(key: str, value, spec: TensorSpec) -> np.ndarray:
+def _to_array(key: str, value, spec: TensorInfo) -> np.ndarray:
     value = np.asarray(value)
-    if spec.dtype == "string":
+    if spec.dtype == STRING:
         if value.dtype.kind not in ("O", "S", "U"):
             raise ServingError(Code.INVALID_ARGUMENT, f"input '{key}' expects strings, got {value.dtype}")
         value = value.astype(object)
@@ -192,4 +175,4 @@ def _to_array(key: str, value, spec: TensorSpec) -> np.ndarray:
                 f"input '{key}' has shape {list(value.shape)}, signature expects "
                 f"{[-1 if d is None else d for d in spec.shape]}",
             )
-    return value if spec.dtype == "string" else value.astype(spec.dtype, copy=False)
+    return value if spec.dtype == STRING else value.astype(spec.dtype, copy=False)

@@ -16,7 +16,8 @@ _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 def model_configs(options: ServerOptions):
     """ModelConfigs from --model_config_file, or the single --model_base_path model."""
-    from serving.repository import ModelConfig, VersionPolicy
+    from serving.config import VersionPolicy
+    from serving.repository import ModelConfig
 
     if options.model_config_file is not None:
         return configs_from_proto(_load_server_config(options.model_config_file))
@@ -33,19 +34,13 @@ def _load_server_config(path):
 
 def configs_from_proto(server_config):
     """tensorflow.serving.ModelServerConfig -> ModelConfigs (names already validated)."""
-    from serving.config import version_policy
-    from serving.repository import ModelConfig, VersionPolicy
+    from serving.config import version_labels, version_policy
+    from serving.repository import ModelConfig
 
-    configs = []
-    for config in server_config.model_config_list.config:
-        policy = version_policy(config)
-        configs.append(ModelConfig(
-            name=config.name,
-            base_path=config.base_path,
-            policy=VersionPolicy(policy.kind, policy.num_versions, frozenset(policy.versions)),
-            labels=dict(config.version_labels),
-        ))
-    return configs
+    return [
+        ModelConfig(config.name, config.base_path, version_policy(config), version_labels(config))
+        for config in server_config.model_config_list.config
+    ]
 
 
 @dataclass
@@ -87,7 +82,7 @@ async def start(options: ServerOptions) -> RunningServer:
 
     runner = direct_runner
     if options.enable_batching:
-        from serving.batching import BatchingParameters, BatchingRunner
+        from serving.batching import BatchingRunner
 
         runner = BatchingRunner(_batching_parameters(options))
     request_logger = None
@@ -122,19 +117,11 @@ async def start(options: ServerOptions) -> RunningServer:
 
 
 def _batching_parameters(options: ServerOptions):
-    from serving.batching import BatchingParameters
+    from serving.config import BatchingSettings, load_batching_parameters
 
     if options.batching_parameters_file is None:
-        return BatchingParameters(num_batch_threads=os.cpu_count() or 1)
-    from serving.config import load_batching_parameters
-
-    settings = load_batching_parameters(options.batching_parameters_file)
-    return BatchingParameters(
-        max_batch_size=settings.max_batch_size,
-        batch_timeout_micros=settings.batch_timeout_micros,
-        num_batch_threads=settings.num_batch_threads,
-        max_enqueued_batches=settings.max_enqueued_batches,
-    )
+        return BatchingSettings()
+    return load_batching_parameters(options.batching_parameters_file)
 
 
 def run(options: ServerOptions) -> None:

@@ -49,3 +49,33 @@ def transformed(tmp_path_factory, taxi_rows):
     with open(os.path.join(out_dir, "transformed.jsonl")) as f:
         rows = [json.loads(line) for line in f]
     return tft.TFTransformOutput(out_dir), instances, rows
+
+
+def _dataset(rows, batch_size):
+    import numpy as np
+    import tensorflow as tf
+
+    from models import features as F
+
+    names = [F.transformed_name(f.name) for f in F.FEATURES]
+    features = {n: np.array([np.asarray(r[n]).reshape(-1) for r in rows]) for n in names}
+    labels = np.array([[r[F.LABEL]] for r in rows], dtype=np.float32)
+    return tf.data.Dataset.from_tensor_slices((features, labels)).shuffle(4096, seed=1).batch(batch_size).repeat()
+
+
+@pytest.fixture(scope="session")
+def trained_model(transformed, tmp_path_factory):
+    """A real model: trained 200 steps on 1,500 transformed rows, saved with all signatures.
+
+    Returns (SavedModel path, eval metrics on the other 500 rows).
+    """
+    from models import model as model_lib
+    from models import signatures
+
+    tft_output, _, rows = transformed
+    model = model_lib.build_model()
+    metrics = model_lib.train(model, _dataset(rows[:1500], 64), _dataset(rows[1500:], 250), 200, 2,
+                              str(tmp_path_factory.mktemp("logs")))
+    path = str(tmp_path_factory.mktemp("model") / "saved")
+    signatures.save(model, tft_output, path)
+    return path, metrics

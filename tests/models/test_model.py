@@ -6,7 +6,6 @@ import pytest
 import tensorflow as tf
 
 from models import features as F
-from models import model as model_lib
 from models import signatures
 
 from taxi_data import raw_feature_spec, to_example
@@ -14,23 +13,9 @@ from taxi_data import raw_feature_spec, to_example
 N_CHECK = 200
 
 
-def _dataset(rows, batch_size):
-    names = [F.transformed_name(f.name) for f in F.FEATURES]
-    features = {n: np.array([np.asarray(r[n]).reshape(-1) for r in rows]) for n in names}
-    labels = np.array([[r[F.LABEL]] for r in rows], dtype=np.float32)
-    return tf.data.Dataset.from_tensor_slices((features, labels)).shuffle(4096, seed=1).batch(batch_size).repeat()
-
-
 @pytest.fixture(scope="module")
-def saved(transformed, tmp_path_factory):
-    tft_output, _, rows = transformed
-    model = model_lib.build_model()
-    train, evaluation = rows[:1500], rows[1500:]
-    metrics = model_lib.train(model, _dataset(train, 64), _dataset(evaluation, 250), 200, 2,
-                              str(tmp_path_factory.mktemp("logs")))
-    path = str(tmp_path_factory.mktemp("model") / "saved")
-    signatures.save(model, tft_output, path)
-    return path, metrics
+def saved(trained_model):
+    return trained_model
 
 
 def _raw_tensors(rows):

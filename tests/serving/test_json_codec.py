@@ -246,7 +246,9 @@ def test_error_mixing_objects_and_values_in_instances():
     assert "Expecting object but got list at item 1" in _error(
         '{"instances": [{"a": 1, "b": "s"}, [1]]}', TWO_INPUTS
     )
-    assert "Expecting value/list but got object at item 1" in _error('{"instances": [[1, 2], {"x": [1, 2]}]}', ONE_FLOAT)
+    assert "Expecting value/list but got object at item 1" in _error(
+        '{"instances": [[1, 2], {"x": [1, 2]}]}', ONE_FLOAT
+    )
 
 
 def test_error_missing_named_columnar_input():

@@ -1,0 +1,44 @@
+"""A real server on loopback serving a real trained taxi model (or an external one).
+
+Set TFXP_SERVING_TARGET_REST=http://host:8501 and TFXP_SERVING_TARGET_GRPC=host:8500
+to run the contract tests against another server (e.g. the real tensorflow/serving
+container started from serving/deploy/, serving this project's pushed model as
+`taxi`); tests that must write model directories are skipped then.
+"""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from serving_harness import FIRST_VERSION, MODEL_NAME, ServerHandle, publish, start_server  # noqa: F401
+
+
+@pytest.fixture(scope="session")
+def model_dir(trained_model) -> str:
+    return trained_model[0]
+
+
+@pytest.fixture(scope="module")
+def served(model_dir, tmp_path_factory):
+    """The contract-test target: our server on loopback, or an external one from the environment."""
+    rest, grpc_target = os.environ.get("TFXP_SERVING_TARGET_REST"), os.environ.get("TFXP_SERVING_TARGET_GRPC")
+    if rest and grpc_target:
+        yield ServerHandle(rest.rstrip("/"), grpc_target, MODEL_NAME, None, None)
+        return
+    base = tmp_path_factory.mktemp("serving") / MODEL_NAME
+    publish(model_dir, base, FIRST_VERSION)
+    background = start_server(base)
+    try:
+        yield ServerHandle(f"http://127.0.0.1:{background.server.rest_port}",
+                           f"127.0.0.1:{background.server.grpc_port}", MODEL_NAME, base, FIRST_VERSION,
+                           background.server, background.loop)
+    finally:
+        background.stop()
+
+
+@pytest.fixture
+def own_server_only(served):
+    if served.external:
+        pytest.skip("writes model directories; only runs against the project's own server")
+    return served
