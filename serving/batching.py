@@ -36,8 +36,9 @@ def _batch_size(inputs: Mapping[str, np.ndarray]) -> int | None:
 class _Queue:
     """One batching queue (model, version, signature) with its own batch-forming thread."""
 
-    def __init__(self, signature: str, params: BatchingSettings, pool: ThreadPoolExecutor):
+    def __init__(self, signature: str, params: BatchingSettings, pool: ThreadPoolExecutor, on_batch):
         self._signature = signature
+        self._on_batch = on_batch
         self._params = params
         self._pool = pool
         # Bounded in requests: max_enqueued_batches full batches' worth.
@@ -84,6 +85,7 @@ class _Queue:
         try:
             outputs = batch[0].servable.execute(self._signature, merged)
             total = sum(t.size for t in batch)
+            self._on_batch(batch[0].servable.name, total)
             offset = 0
             for task in batch:
                 part = {}
@@ -102,8 +104,9 @@ class _Queue:
 class BatchingRunner:
     """A data-plane runner that batches; requests it can't batch run directly."""
 
-    def __init__(self, params: BatchingSettings):
+    def __init__(self, params: BatchingSettings, on_batch=lambda model, rows: None):
         self._params = params
+        self._on_batch = on_batch
         self._pool = ThreadPoolExecutor(max_workers=params.num_batch_threads, thread_name_prefix="batch")
         self._queues: dict[tuple, _Queue] = {}
         self._lock = threading.Lock()
@@ -123,7 +126,7 @@ class BatchingRunner:
         key = (servable.name, servable.version, signature)
         with self._lock:
             if key not in self._queues:
-                self._queues[key] = _Queue(signature, self._params, self._pool)
+                self._queues[key] = _Queue(signature, self._params, self._pool, self._on_batch)
             batch_queue = self._queues[key]
         future: Future = Future()
         batch_queue.submit(_Task(servable, arrays, size, future))

@@ -22,6 +22,10 @@ class Metrics:
             "tensorflow_serving_request_latency_seconds", "Request latency, end to end in the server.",
             ["model_name", "api", "protocol"], buckets=_LATENCY_BUCKETS, registry=self.registry,
         )
+        self.batch_size = Histogram(
+            "tensorflow_serving_batching_processed_batch_size", "Rows per executed batch (server-side batching).",
+            ["model_name"], buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024), registry=self.registry,
+        )
         self.loaded_versions = Gauge(
             "tensorflow_serving_loaded_versions", "Model versions currently serving.",
             ["model_name"], registry=self.registry,

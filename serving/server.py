@@ -84,7 +84,8 @@ async def start(options: ServerOptions) -> RunningServer:
     if options.enable_batching:
         from serving.batching import BatchingRunner
 
-        runner = BatchingRunner(_batching_parameters(options))
+        runner = BatchingRunner(_batching_parameters(options),
+                                on_batch=lambda model, rows: metrics.batch_size.labels(model).observe(rows))
     request_logger = None
     if options.request_log_dir is not None and options.log_sampling > 0:
         from serving.request_log import RequestLogger

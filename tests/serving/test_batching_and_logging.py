@@ -1,0 +1,91 @@
+"""Server-side batching and sampled request logging, through a real server."""
+from __future__ import annotations
+
+import glob
+import re
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+import numpy as np
+import pytest
+import requests
+import tensorflow as tf
+from tensorflow_serving.apis import predict_pb2, prediction_log_pb2, prediction_service_pb2_grpc
+
+from serving_harness import MODEL_NAME, publish, start_server
+from taxi_data import raw_feature_spec, read_csv_rows, to_example
+
+
+@pytest.fixture(scope="module")
+def examples() -> list[bytes]:
+    return [to_example(r, raw_feature_spec()) for r in read_csv_rows(limit=64)]
+
+
+def _request(examples, signature="serving_default"):
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = MODEL_NAME
+    request.model_spec.signature_name = signature
+    request.inputs["examples"].CopyFrom(tf.make_tensor_proto(examples, dtype=tf.string))
+    return request
+
+
+def _histogram_count(rest_url: str, name: str) -> float:
+    text = requests.get(f"{rest_url}/monitoring/prometheus/metrics", timeout=5).text
+    match = re.search(rf'^{name}_count{{model_name="{MODEL_NAME}"}} ([0-9.e+]+)$', text, re.M)
+    return float(match.group(1)) if match else 0.0
+
+
+def test_concurrent_requests_are_batched_and_answered_correctly(model_dir, tmp_path, examples):
+    base = tmp_path / MODEL_NAME
+    publish(model_dir, base, 1)
+    params = tmp_path / "batching.config"
+    params.write_text("max_batch_size { value: 64 }\nbatch_timeout_micros { value: 20000 }\n"
+                      "num_batch_threads { value: 2 }\nmax_enqueued_batches { value: 100 }\n")
+    server = start_server(base, enable_batching=True, batching_parameters_file=params)
+    rest_url = f"http://127.0.0.1:{server.server.rest_port}"
+    stub = prediction_service_pb2_grpc.PredictionServiceStub(
+        grpc.insecure_channel(f"127.0.0.1:{server.server.grpc_port}"))
+    try:
+        expected = tf.make_ndarray(stub.Predict(_request(examples), timeout=30).outputs["probability"])
+        before = _histogram_count(rest_url, "tensorflow_serving_batching_processed_batch_size")
+        chunks = [examples[i:i + 2] for i in range(0, 64, 2)]  # 32 requests of 2 rows
+
+        def call(i):
+            if i == 7:  # a bad request in the same burst must not fail its batch mates
+                with pytest.raises(grpc.RpcError) as info:
+                    stub.Predict(_request(chunks[i], signature="no_such_signature"), timeout=30)
+                return info.value.code()
+            return tf.make_ndarray(stub.Predict(_request(chunks[i]), timeout=30).outputs["probability"])
+
+        with ThreadPoolExecutor(32) as pool:
+            results = list(pool.map(call, range(32)))
+        assert results[7] == grpc.StatusCode.INVALID_ARGUMENT
+        for i, result in enumerate(results):
+            if i != 7:
+                np.testing.assert_allclose(result, expected[2 * i: 2 * i + 2], atol=1e-6)
+        batches = _histogram_count(rest_url, "tensorflow_serving_batching_processed_batch_size") - before
+        assert 0 < batches < 31, f"{batches} batches for 31 requests: nothing was merged"
+    finally:
+        server.stop()
+
+
+def test_sampled_requests_are_logged_as_prediction_logs(model_dir, tmp_path, examples):
+    base = tmp_path / MODEL_NAME
+    publish(model_dir, base, 1)
+    log_dir = tmp_path / "request-log"
+    server = start_server(base, request_log_dir=log_dir, log_sampling=1.0)
+    stub = prediction_service_pb2_grpc.PredictionServiceStub(
+        grpc.insecure_channel(f"127.0.0.1:{server.server.grpc_port}"))
+    try:
+        for i in range(3):
+            stub.Predict(_request(examples[i:i + 4]), timeout=30)
+    finally:
+        server.stop()
+    records = [r.numpy() for r in tf.data.TFRecordDataset(sorted(glob.glob(str(log_dir / "*.tfrecord"))))]
+    assert len(records) == 3
+    log = prediction_log_pb2.PredictionLog.FromString(records[0])
+    assert log.predict_log.request.model_spec.name == MODEL_NAME
+    assert log.predict_log.request.model_spec.version.value == 1
+    logged = tf.make_ndarray(log.predict_log.request.inputs["examples"])
+    assert list(logged) == examples[0:4]
+    assert tf.make_ndarray(log.predict_log.response.outputs["probability"]).shape == (4,)
