@@ -1,7 +1,9 @@
 """`tfxp`: the command line. Heavy imports (TensorFlow, TFX) happen inside commands."""
 from __future__ import annotations
 
+import csv
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -85,6 +87,162 @@ def schema_infer(data: Path, out: Path) -> None:
     route_library_logs(out.with_suffix(".log"))
     infer_schema(data, out)
     click.echo(f"wrote {out} (curate it, then copy to {DEFAULT_SCHEMA.relative_to(DEFAULT_SCHEMA.parent.parent)})")
+
+
+PREDICT_EXIT_CODES_HELP = """\b
+Exit codes:
+  0  predictions printed
+  1  the server refused or failed the call (its error message is printed)
+  2  usage error (bad option, unreadable rows file, bad value in a row)"""
+
+SERVE_EXIT_CODES_HELP = """\b
+Exit codes:
+  0  stopped by SIGINT/SIGTERM
+  1  could not start (bad model config, port in use, ...)
+  2  usage error"""
+
+
+@main.command(epilog=PREDICT_EXIT_CODES_HELP)
+@click.option("--server", "target", required=True, metavar="HOST:PORT|http://HOST:PORT",
+              help="gRPC target host:port, or the REST base URL http://host:port.")
+@click.option("--model", required=True, help="Served model name.")
+@click.option("--rows", "rows_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Raw feature rows: a .csv with a header, or a .jsonl of objects.")
+@click.option("--protocol", type=click.Choice(["grpc", "rest"]), default=None,
+              help="Default: rest for http:// URLs, grpc for host:port.")
+@click.option("--signature", type=click.Choice(["serving_default", "predict_raw"]), default="serving_default",
+              show_default=True, help="serving_default sends tf.Examples; predict_raw sends one tensor per feature.")
+@click.option("--version", type=click.IntRange(min=0), default=None, help="Ask this model version.")
+@click.option("--label", default=None, help="Ask the version with this label.")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=10.0, show_default=True,
+              help="Seconds per call.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON object instead of a table.")
+def predict(target: str, model: str, rows_path: Path, protocol: str | None, signature: str, version: int | None,
+            label: str | None, timeout: float, as_json: bool) -> None:
+    """Ask a TF Serving compatible server for tip probabilities of raw rows."""
+    from serving import client as client_lib
+
+    if version is not None and label is not None:
+        raise click.UsageError("give --version or --label, not both")
+    try:
+        kind, address = client_lib.parse_target(target, protocol)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--server") from None
+    try:
+        rows = client_lib.read_rows(rows_path)
+    except (ValueError, UnicodeDecodeError, csv.Error) as exc:
+        raise click.BadParameter(str(exc), param_hint="--rows") from None
+    factory = client_lib.RestClient if kind == "rest" else client_lib.GrpcClient
+    try:
+        with factory(address, model, version=version, label=label, timeout=timeout, signature=signature) as client:
+            probabilities = client.predict(rows)
+            served = client.last_version if client.last_version is not None else _latest_version(client)
+    except client_lib.RowError as exc:
+        raise click.BadParameter(str(exc), param_hint="--rows") from None
+    except client_lib.ServingClientError as exc:
+        click.echo(f"error: {exc.code}: {exc.message}", err=True)
+        sys.exit(1)
+    _print_predictions(model, served, kind, probabilities, as_json)
+
+
+def _latest_version(client) -> int | None:
+    """The highest AVAILABLE version: REST predict answers do not say which version served."""
+    from serving.client import ServingClientError
+
+    try:
+        versions = [s["version"] for s in client.status() if s["state"] == "AVAILABLE"]
+    except ServingClientError:
+        return None
+    return max(versions, default=None)
+
+
+def _print_predictions(model: str, version: int | None, protocol: str, probabilities: list[float],
+                       as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps({"model": model, "version": version, "protocol": protocol,
+                               "probabilities": probabilities}))
+        return
+    from tabulate import tabulate
+
+    click.echo(tabulate(list(enumerate(probabilities)), headers=["row", "probability"], floatfmt=".6f"))
+
+
+@main.command(epilog=SERVE_EXIT_CODES_HELP)
+@click.option("--model-base-path", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Serve one model from DIR/<version>/ (e.g. output/serving/taxi).")
+@click.option("--model-name", default=None, help="Name of that model. Default: the base path's folder name.")
+@click.option("--model-config-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="A text ModelServerConfig naming several models (instead of --model-base-path).")
+@click.option("--rest-port", type=click.IntRange(0, 65535), default=8501, show_default=True, help="0 picks a free port.")
+@click.option("--grpc-port", type=click.IntRange(0, 65535), default=8500, show_default=True, help="0 picks a free port.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind; 0.0.0.0 for all interfaces.")
+@click.option("--poll-seconds", type=float, default=1.0, show_default=True,
+              help="File system poll for new versions; 0 loads once, < 0 never.")
+@click.option("--enable-batching", is_flag=True, help="Batch concurrent requests together.")
+@click.option("--batching-parameters-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="Text BatchingParameters (needs --enable-batching).")
+@click.option("--request-log", "request_log", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Write sampled requests as PredictionLog TFRecords here.")
+@click.option("--log-sampling", type=click.FloatRange(0, 1), default=None,
+              help="Fraction of requests logged (needs --request-log). Default with --request-log: 1.")
+@click.option("--max-request-bytes", type=click.IntRange(min=1), default=64 * 1024 * 1024, show_default=True)
+@click.option("--request-timeout", type=click.FloatRange(min=0, min_open=True), default=30.0, show_default=True,
+              help="Seconds a REST request may take.")
+def serve(model_base_path: Path | None, model_name: str | None, model_config_file: Path | None, rest_port: int,
+          grpc_port: int, host: str, poll_seconds: float, enable_batching: bool,
+          batching_parameters_file: Path | None, request_log: Path | None, log_sampling: float | None,
+          max_request_bytes: int, request_timeout: float) -> None:
+    """Serve pushed models over TF Serving's REST and gRPC APIs until interrupted."""
+    from serving.options import ServerOptions
+
+    if (model_base_path is None) == (model_config_file is None):
+        raise click.UsageError("give exactly one of --model-base-path and --model-config-file")
+    if model_config_file is not None and model_name is not None:
+        raise click.UsageError("--model-name goes with --model-base-path; the config file names its models")
+    if batching_parameters_file is not None and not enable_batching:
+        raise click.UsageError("--batching-parameters-file needs --enable-batching")
+    if log_sampling is not None and request_log is None:
+        raise click.UsageError("--log-sampling needs --request-log")
+    if rest_port and rest_port == grpc_port:
+        raise click.UsageError("--rest-port and --grpc-port must differ")
+    name = model_name
+    if model_base_path is not None:
+        name = model_name or model_base_path.resolve().name
+        if not _valid_model_name(name):
+            raise click.BadParameter(f"{name!r}: use letters, digits, '.', '-' and '_', starting with a letter "
+                                     "or digit", param_hint="--model-name")
+    options = ServerOptions(
+        model_base_path=model_base_path,
+        model_name=name or ServerOptions.model_name,
+        model_config_file=model_config_file,
+        host=host,
+        rest_port=rest_port,
+        grpc_port=grpc_port,
+        poll_seconds=poll_seconds,
+        enable_batching=enable_batching,
+        batching_parameters_file=batching_parameters_file,
+        request_log_dir=request_log,
+        log_sampling=(1.0 if log_sampling is None else log_sampling) if request_log is not None else 0.0,
+        max_request_bytes=max_request_bytes,
+        request_timeout_seconds=request_timeout,
+    )
+    _run_server(options)
+
+
+def _run_server(options) -> None:
+    from serving import server
+
+    try:
+        server.run(options)
+    except (OSError, ValueError) as exc:
+        # Bad config files (ValueError, incl. serving.config.ConfigError) and busy ports (OSError).
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+
+
+def _valid_model_name(name: str) -> bool:
+    # The server's rule (serving/server.py), checked here so a bad name is a usage error, not a crash.
+    return re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name) is not None
 
 
 def _valid_name(name: str) -> bool:

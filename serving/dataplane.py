@@ -141,8 +141,9 @@ def _classifications(outputs: Mapping[str, np.ndarray], count: int) -> list[list
 
 def _predict_log(result: Result, inputs: Mapping[str, np.ndarray]):
     """A PredictionLog record of one served request and its response."""
-    import tensorflow as tf
     from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
+
+    from serving.tensors import to_tensor_proto
 
     request = predict_pb2.PredictRequest()
     request.model_spec.name = result.name
@@ -151,9 +152,9 @@ def _predict_log(result: Result, inputs: Mapping[str, np.ndarray]):
     response = predict_pb2.PredictResponse()
     response.model_spec.CopyFrom(request.model_spec)
     for key, value in inputs.items():
-        request.inputs[key].CopyFrom(tf.make_tensor_proto(value))
+        request.inputs[key].CopyFrom(to_tensor_proto(value))
     for key, value in result.value.items():
-        response.outputs[key].CopyFrom(tf.make_tensor_proto(value))
+        response.outputs[key].CopyFrom(to_tensor_proto(value))
     log = prediction_log_pb2.PredictionLog()
     log.predict_log.request.CopyFrom(request)
     log.predict_log.response.CopyFrom(response)

@@ -26,6 +26,7 @@ from tensorflow_serving.apis import (
 from serving.dataplane import DataPlane, ModelSpec
 from serving.errors import Code, ServingError
 from serving.metrics import Metrics
+from serving.tensors import to_ndarray, to_tensor_proto
 
 MAX_MESSAGE_BYTES = 2**31 - 1  # TF Serving allows INT32_MAX; clients hit gRPC's 4 MB default otherwise
 _STATE_NUMBERS = {"START": 10, "LOADING": 20, "AVAILABLE": 30, "UNLOADING": 40, "END": 50}
@@ -77,12 +78,10 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         self._metrics = metrics
 
     def Predict(self, request, context):
-        import tensorflow as tf
-
         spec = _spec(request.model_spec)
         with self._metrics.observe(spec.name, "predict", "grpc") as outcome:
             try:
-                inputs = {k: tf.make_ndarray(v) for k, v in request.inputs.items()}
+                inputs = {k: to_ndarray(v) for k, v in request.inputs.items()}
                 result = self._plane.predict(spec, inputs, tuple(request.output_filter), _deadline(context))
             except ServingError as error:
                 outcome["status"] = error.code.name
@@ -90,7 +89,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
             response = predict_pb2.PredictResponse()
             _fill_spec(response.model_spec, result.name, result.version, result.signature_name)
             for key, value in result.value.items():
-                response.outputs[key].CopyFrom(tf.make_tensor_proto(value))
+                response.outputs[key].CopyFrom(to_tensor_proto(value))
             return response
 
     def Classify(self, request, context):

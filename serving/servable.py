@@ -10,6 +10,7 @@ import numpy as np
 
 from serving.errors import Code, ServingError
 from serving.json_codec import STRING, TensorInfo
+from serving.tensors import to_ndarray
 
 PREDICT_METHOD = "tensorflow/serving/predict"
 CLASSIFY_METHOD = "tensorflow/serving/classify"
@@ -145,7 +146,7 @@ class Servable:
             kind = log.WhichOneof("log_type")
             if kind == "predict_log":
                 request = log.predict_log.request
-                inputs = {k: tf.make_ndarray(v) for k, v in request.inputs.items()}
+                inputs = {k: to_ndarray(v) for k, v in request.inputs.items()}
                 self.run(request.model_spec.signature_name or "serving_default", inputs)
                 count += 1
         return count

@@ -1,0 +1,245 @@
+"""Benchmark: serving latency and throughput of the pushed taxi model.
+
+In one invocation, against the same SavedModel version:
+  * in-process: the `serving_default` signature called directly (the floor):
+    single-row latency, and rows/s at batch 64;
+  * REST and gRPC through the project's server (a separate process on loopback),
+    single-row requests at concurrency 1 (p50/p99 latency);
+  * REST and gRPC at concurrency 16 and 32, with and without server-side batching
+    (requests/s = rows/s, each request one row).
+Clients run as threads in this process; the server runs in its own process, so
+on 2 cores they compete for CPU exactly as a co-located client would.
+
+Writes bench/results/serving.json and prints a table.
+Run: make bench-serving  (= python bench/serving.py [--model-base-path output/serving/taxi])
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results" / "serving.json"
+sys.path.insert(0, str(ROOT / "tests"))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _examples(n: int) -> list[bytes]:
+    from taxi_data import raw_feature_spec, read_csv_rows, to_example
+
+    spec = raw_feature_spec()
+    return [to_example(r, spec) for r in read_csv_rows(limit=n)]
+
+
+def _percentiles(samples: list[float]) -> dict:
+    ordered = sorted(samples)
+    return {
+        "p50_ms": 1000 * statistics.median(ordered),
+        "p99_ms": 1000 * ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))],
+        "n": len(ordered),
+    }
+
+
+def in_process(base_path: Path, examples: list[bytes], iterations: int) -> dict:
+    import tensorflow as tf
+
+    version = max(int(d) for d in os.listdir(base_path) if d.isdigit())
+    fn = tf.saved_model.load(str(base_path / str(version))).signatures["serving_default"]
+    one = tf.constant(examples[:1])
+    for _ in range(20):
+        fn(examples=one)
+    latencies = []
+    for _ in range(iterations):
+        started = time.perf_counter()
+        fn(examples=tf.constant(examples[:1]))
+        latencies.append(time.perf_counter() - started)
+    batch = examples[:64]
+    started, calls = time.perf_counter(), 0
+    while time.perf_counter() - started < 5:
+        fn(examples=tf.constant(batch))
+        calls += 1
+    return {"version": version, "single": _percentiles(latencies),
+            "batch64_rows_per_s": calls * 64 / (time.perf_counter() - started)}
+
+
+class Server:
+    def __init__(self, base_path: Path, batching_file: Path | None):
+        self.rest_port, self.grpc_port = _free_port(), _free_port()
+        code = (
+            "from serving.server import run; from serving.options import ServerOptions; from pathlib import Path; "
+            f"run(ServerOptions(model_base_path=Path({str(base_path)!r}), model_name='taxi', "
+            f"rest_port={self.rest_port}, grpc_port={self.grpc_port}, poll_seconds=0, "
+            f"enable_batching={batching_file is not None}, "
+            f"batching_parameters_file={None if batching_file is None else repr(str(batching_file))}))"
+        )
+        self.log = tempfile.NamedTemporaryFile(prefix="bench-serving-", suffix=".log", delete=False)
+        self.proc = subprocess.Popen([sys.executable, "-c", code], stdout=self.log, stderr=subprocess.STDOUT,
+                                     cwd=ROOT)
+        import requests
+
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(f"http://127.0.0.1:{self.rest_port}/readyz", timeout=1).status_code == 200:
+                    return
+            except requests.ConnectionError:
+                time.sleep(0.3)
+        raise RuntimeError(f"server did not start; see {self.log.name}")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(30)
+
+
+def _rest_caller(port: int, example: bytes):
+    import requests
+
+    session = requests.Session()
+    url = f"http://127.0.0.1:{port}/v1/models/taxi:predict"
+    body = json.dumps({"instances": [{"b64": base64.b64encode(example).decode()}]})
+
+    def call() -> None:
+        r = session.post(url, data=body, timeout=30)
+        if r.status_code != 200:
+            raise RuntimeError(r.text)
+    return call
+
+
+def _grpc_caller(port: int, example: bytes):
+    import grpc
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+    stub = prediction_service_pb2_grpc.PredictionServiceStub(grpc.insecure_channel(f"127.0.0.1:{port}"))
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "taxi"
+    request.inputs["examples"].CopyFrom(tf.make_tensor_proto([example], dtype=tf.string))
+
+    def call() -> None:
+        stub.Predict(request, timeout=30)
+    return call
+
+
+def latency(make_call, iterations: int) -> dict:
+    call = make_call()
+    for _ in range(20):
+        call()
+    samples = []
+    for _ in range(iterations):
+        started = time.perf_counter()
+        call()
+        samples.append(time.perf_counter() - started)
+    return _percentiles(samples)
+
+
+def throughput(make_call, concurrency: int, seconds: float) -> dict:
+    calls = [make_call() for _ in range(concurrency)]
+    for call in calls:
+        call()
+    counts, errors = [0] * concurrency, []
+    stop = threading.Event()
+
+    def worker(i: int) -> None:
+        while not stop.is_set():
+            try:
+                calls[i]()
+                counts[i] += 1
+            except Exception as exc:  # noqa: BLE001 - counted, reported
+                errors.append(repr(exc))
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(concurrency)]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    time.sleep(seconds)
+    stop.set()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - started
+    return {"requests_per_s": sum(counts) / elapsed, "errors": len(errors)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model-base-path", type=Path, default=ROOT / "output" / "serving" / "taxi")
+    parser.add_argument("--iterations", type=int, default=500)
+    parser.add_argument("--seconds", type=float, default=8.0)
+    args = parser.parse_args()
+    if not args.model_base_path.is_dir():
+        print(f"no pushed model at {args.model_base_path}; run `make run` first", file=sys.stderr)
+        return 2
+    from tabulate import tabulate
+
+    examples = _examples(64)
+    results: dict = {"date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "cpu_count": os.cpu_count(),
+                     "model_base_path": str(args.model_base_path)}
+    results["in_process"] = in_process(args.model_base_path, examples, args.iterations)
+
+    batching = Path(tempfile.mkdtemp()) / "batching.config"
+    batching.write_text("max_batch_size { value: 64 }\nbatch_timeout_micros { value: 2000 }\n"
+                        f"num_batch_threads {{ value: {os.cpu_count() or 1} }}\nmax_enqueued_batches {{ value: 100 }}\n")
+    for mode, batching_file in (("unbatched", None), ("batched", batching)):
+        server = Server(args.model_base_path, batching_file)
+        try:
+            makers = {
+                "rest": lambda: _rest_caller(server.rest_port, examples[0]),
+                "grpc": lambda: _grpc_caller(server.grpc_port, examples[0]),
+            }
+            for protocol, make in makers.items():
+                entry = results.setdefault(protocol, {}).setdefault(mode, {})
+                if mode == "unbatched":
+                    entry["concurrency_1"] = latency(make, args.iterations)
+                for concurrency in (16, 32):
+                    entry[f"concurrency_{concurrency}"] = throughput(make, concurrency, args.seconds)
+        finally:
+            server.stop()
+
+    floor = results["in_process"]["single"]["p50_ms"]
+    grpc_p50 = results["grpc"]["unbatched"]["concurrency_1"]["p50_ms"]
+    best_batched = max(results[p]["batched"][f"concurrency_{c}"]["requests_per_s"]
+                       for p in ("rest", "grpc") for c in (16, 32))
+    in_process_tp = results["in_process"]["batch64_rows_per_s"]
+    results["targets"] = {
+        "grpc_p50_vs_in_process": {"ratio": grpc_p50 / floor, "target": "<= 2.0", "met": grpc_p50 / floor <= 2.0},
+        "best_batched_vs_in_process_batch64": {"ratio": best_batched / in_process_tp, "target": ">= 0.5",
+                                               "met": best_batched / in_process_tp >= 0.5},
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2))
+
+    rows = [["in-process call, 1 row", f"{floor:.2f}", f"{results['in_process']['single']['p99_ms']:.2f}", "-", "-"],
+            ["in-process, batch 64 (rows/s)", "-", "-", f"{in_process_tp:,.0f}", "-"]]
+    for protocol in ("rest", "grpc"):
+        c1 = results[protocol]["unbatched"]["concurrency_1"]
+        rows.append([f"{protocol} c=1", f"{c1['p50_ms']:.2f}", f"{c1['p99_ms']:.2f}", "-", "-"])
+        for c in (16, 32):
+            rows.append([f"{protocol} c={c}", "-", "-",
+                         f"{results[protocol]['unbatched'][f'concurrency_{c}']['requests_per_s']:,.0f}",
+                         f"{results[protocol]['batched'][f'concurrency_{c}']['requests_per_s']:,.0f}"])
+    print(tabulate(rows, headers=["", "p50 ms", "p99 ms", "rows/s unbatched", "rows/s batched"]))
+    for name, target in results["targets"].items():
+        print(f"{name}: {target['ratio']:.2f} (target {target['target']}) {'met' if target['met'] else 'NOT met'}")
+    print(f"results: {RESULTS}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
