@@ -29,8 +29,14 @@ _TF_DTYPES = {F.DType.INT: tf.int64, F.DType.FLOAT: tf.float32, F.DType.STRING: 
 
 
 def _raw_serving_spec(tf_transform_output: tft.TFTransformOutput) -> dict:
+    """The raw spec minus the label; columns the model ignores get defaults so clients may omit them."""
     spec = dict(tf_transform_output.raw_feature_spec())
     spec.pop(F.TIPS, None)
+    used = {f.name for f in F.FEATURES}
+    for name, feature_spec in spec.items():
+        if name not in used and isinstance(feature_spec, tf.io.FixedLenFeature):
+            default = "" if feature_spec.dtype == tf.string else 0
+            spec[name] = tf.io.FixedLenFeature(feature_spec.shape, feature_spec.dtype, default_value=default)
     return spec
 
 

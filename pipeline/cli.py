@@ -164,7 +164,7 @@ def _print_predictions(model: str, version: int | None, protocol: str, probabili
         return
     from tabulate import tabulate
 
-    click.echo(tabulate(list(enumerate(probabilities)), headers=["row", "probability"], floatfmt=".6f"))
+    click.echo(tabulate(list(enumerate(probabilities)), headers=["row", "probability"], floatfmt=".6g"))
 
 
 @main.command(epilog=SERVE_EXIT_CODES_HELP)

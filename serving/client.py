@@ -570,11 +570,20 @@ def tensor_floats(proto: Any) -> list[float]:
     field, code = formats[proto.dtype]
     if proto.tensor_content:
         count = len(proto.tensor_content) // struct.calcsize(code)
-        return list(struct.unpack(f"<{count}{code}", proto.tensor_content))
-    values = list(getattr(proto, field))
-    size = math.prod(d.size for d in proto.tensor_shape.dim)
-    # A single repeated value stands for a whole tensor of that value (TensorProto convention).
-    return values * size if len(values) == 1 and size > 1 else values
+        values = list(struct.unpack(f"<{count}{code}", proto.tensor_content))
+    else:
+        values = list(getattr(proto, field))
+        size = math.prod(d.size for d in proto.tensor_shape.dim)
+        # A single repeated value stands for a whole tensor of that value (TensorProto convention).
+        values = values * size if len(values) == 1 and size > 1 else values
+    return _shortest_float32(values) if code == "f" else values
+
+
+def _shortest_float32(values: list[float]) -> list[float]:
+    """float32 values as their shortest decimal (0.1, not 0.10000000149), as REST answers give them."""
+    import numpy as np
+
+    return [float(str(v)) for v in np.asarray(values, np.float32)]
 
 
 def connect(target: str, model: str, *, protocol: str | None = None, **kwargs: Any) -> ServingClient:

@@ -57,7 +57,7 @@ class DataPlane:
                 deadline: float | None = None) -> Result:
         with self.repository.servable(spec.name, spec.version, spec.label) as servable:
             # Like TF Serving, Predict runs any signature; Classify/Regress check the method.
-            signature = servable.signature(spec.signature)
+            signature = _predict_signature(servable, spec.signature)
             _check_deadline(deadline)
             outputs = self._runner(servable, signature.name, inputs, tuple(output_filter))
             result = Result(spec.name, servable.version, signature.name, outputs)
@@ -102,6 +102,15 @@ class DataPlane:
 def _check_deadline(deadline: float | None) -> None:
     if deadline is not None and time.monotonic() > deadline:
         raise ServingError(Code.DEADLINE_EXCEEDED, "Deadline exceeded before the request could run")
+
+
+def _predict_signature(servable: Servable, name: str) -> Signature:
+    """TF Serving's Predict (predict_util.cc RunPredict) reports an unknown signature as FAILED_PRECONDITION.
+    REST resolves the signature first (`signature()`, INVALID_ARGUMENT as in GetInfoMap); both are HTTP 400."""
+    try:
+        return servable.signature(name)
+    except ServingError as error:
+        raise ServingError(Code.FAILED_PRECONDITION, error.message) from None
 
 
 def _example_signature(servable: Servable, name: str, method: str) -> Signature:

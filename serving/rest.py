@@ -47,7 +47,8 @@ class RestFrontEnd:
         self.app.router.add_get(monitoring_path, self._prometheus)
         self.app.router.add_get("/v1/models", self._list_models)  # extension: TF Serving has no list route
         self.app.router.add_get("/readyz", self._ready)  # extension: readiness independent of one model
-        self.app.router.add_route("*", "/v1/models/{tail:.*}", self._models)
+        # Like TF Serving, every (?i)/v1/.* request reaches the model handler (routes are case-insensitive).
+        self.app.router.add_route("*", "/{api:(?i:v1)}/{tail:.*}", self._models)
 
     @web.middleware
     async def _errors(self, request: web.Request, handler):
@@ -74,7 +75,7 @@ class RestFrontEnd:
     async def _models(self, request: web.Request) -> web.Response:
         match = _ROUTE.match(request.raw_path.split("?", 1)[0])
         if not match:
-            return error_response(Code.INVALID_ARGUMENT, f"Malformed request: {request.method} {request.raw_path}", 404)
+            return error_response(Code.INVALID_ARGUMENT, f"Malformed request: {request.method} {request.raw_path}")
         name = unquote(match["name"])
         label = unquote(match["label"]) if match["label"] else None
         verb = (match["verb"] or "").lower()

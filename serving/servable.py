@@ -152,9 +152,19 @@ class Servable:
         return count
 
 
+_NOISE = ("[[", "Detected at node", "File ", "Graph execution error", "Node:", "Stack trace")
+
+
 def _first_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    """The line of a TensorFlow error that says what was wrong with the request.
+
+    TF's messages start with "Graph execution error:" and a stack of node
+    locations; the cause (e.g. "Feature: x ... is required but could not be
+    found.") is one of the later lines.
+    """
+    lines = [line.strip() for line in str(getattr(exc, "message", exc)).splitlines() if line.strip()]
+    useful = [line for line in lines if not line.startswith(_NOISE)]
+    return (useful or lines or [type(exc).__name__])[-1 if useful else 0]
 
 
 def _to_array(key: str, value, spec: TensorInfo) -> np.ndarray:

@@ -127,3 +127,15 @@ def test_classification_and_regression_signatures_carry_tf_serving_methods(saved
     np.testing.assert_allclose(scores.sum(axis=1), 1.0, atol=1e-6)
     regressed = loaded.signatures[signatures.REGRESSION](inputs=examples)["outputs"].numpy()
     np.testing.assert_allclose(regressed, probability, atol=1e-6)
+
+
+def test_serving_default_accepts_examples_without_columns_the_model_ignores(saved, taxi_rows):
+    path, _ = saved
+    loaded = tf.saved_model.load(path)
+    spec = raw_feature_spec()
+    full = [to_example(r, spec) for r in taxi_rows[:5]]
+    used = {f.name for f in F.FEATURES}
+    trimmed = [to_example(r, {k: v for k, v in spec.items() if k in used}) for r in taxi_rows[:5]]
+    a = loaded.signatures[signatures.SERVING_DEFAULT](examples=tf.constant(full))[F.OUTPUT].numpy()
+    b = loaded.signatures[signatures.SERVING_DEFAULT](examples=tf.constant(trimmed))[F.OUTPUT].numpy()
+    np.testing.assert_allclose(a, b, atol=1e-6)

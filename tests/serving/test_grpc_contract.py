@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import requests
 import tensorflow as tf
-from tensorflow.core.framework import types_pb2
+from tensorflow.core.framework import tensor_pb2, types_pb2
 from tensorflow_serving.apis import (
     classification_pb2,
     get_model_metadata_pb2,
@@ -87,7 +87,7 @@ def predict_request(served, inputs: dict, signature: str = "", version: int | No
     if version is not None:
         request.model_spec.version.value = version
     for key, value in inputs.items():
-        request.inputs[key].CopyFrom(value if isinstance(value, tf.core.framework.tensor_pb2.TensorProto)
+        request.inputs[key].CopyFrom(value if isinstance(value, tensor_pb2.TensorProto)
                                      else tf.make_tensor_proto(value))
     return request
 
@@ -412,6 +412,12 @@ def _error_cases(served, rows, examples):
     yield "not serialized examples", "Predict", predict_request(
         served, {"examples": tf.make_tensor_proto([b"not an example"], dtype=tf.string)}), \
         grpc.StatusCode.INVALID_ARGUMENT, ()
+    # TF Serving (predict_util.cc): Tensor::FromProto fails -> INVALID_ARGUMENT "tensor parsing error: <alias>".
+    bad = tensor_pb2.TensorProto(dtype=types_pb2.DT_INT64, tensor_content=b"\x01\x02\x03")
+    bad.tensor_shape.dim.add().size = 2
+    yield "unparseable tensor", "Predict", predict_request(served, raw_tensors(rows[:2], trip_seconds=bad),
+                                                           signature="predict_raw"), \
+        grpc.StatusCode.INVALID_ARGUMENT, ("trip_seconds",)
     yield "unknown output_filter", "Predict", _with_filter(predict_request(served, good), "no_such_output"), \
         grpc.StatusCode.INVALID_ARGUMENT, ("no_such_output",)
     yield "classify on serving_default", "Classify", _classify_request(served, rows[:2], "serving_default"), \
@@ -420,8 +426,10 @@ def _error_cases(served, rows, examples):
         grpc.StatusCode.INVALID_ARGUMENT, ()
     yield "regress on serving_default", "Regress", _regress_request(served, rows[:2], "serving_default"), \
         grpc.StatusCode.INVALID_ARGUMENT, ()
-    yield "classify without examples", "Classify", classification_pb2.ClassificationRequest(
-        model_spec={"name": served.model, "signature_name": "classification"}), grpc.StatusCode.INVALID_ARGUMENT, ()
+    empty = classification_pb2.ClassificationRequest()
+    empty.model_spec.name = served.model
+    empty.model_spec.signature_name = "classification"
+    yield "classify without examples", "Classify", empty, grpc.StatusCode.INVALID_ARGUMENT, ()
 
 
 def _with_filter(request, name: str):
@@ -429,10 +437,13 @@ def _with_filter(request, name: str):
     return request
 
 
-_ERROR_IDS = ["unknown model", "unknown version", "unknown signature (Predict)", "unknown signature (Classify)",
-              "unknown model (Classify)", "missing input", "no inputs", "unexpected input", "string for int64",
-              "float for string", "not serialized examples", "unknown output_filter", "classify on serving_default",
-              "classify on default signature", "regress on serving_default", "classify without examples"]
+_ERROR_IDS = [
+    "unknown model", "unknown version", "unknown signature (Predict)", "unknown signature (Classify)",
+    "unknown model (Classify)", "missing input", "no inputs", "unexpected input", "string for int64",
+    "float for string", "not serialized examples", "unparseable tensor", "unknown output_filter",
+    "classify on serving_default", "classify on default signature", "regress on serving_default",
+    "classify without examples",
+]
 
 
 @pytest.mark.parametrize("case", _ERROR_IDS)
