@@ -72,6 +72,14 @@ def serialized_examples(input_proto) -> list[bytes]:
     raise ServingError(Code.INVALID_ARGUMENT, "Input is empty")
 
 
+def _input_array(alias: str, proto):
+    """A malformed TensorProto is the client's error (TF Serving: INVALID_ARGUMENT "tensor parsing error")."""
+    try:
+        return to_ndarray(proto)
+    except (ValueError, TypeError) as exc:
+        raise ServingError(Code.INVALID_ARGUMENT, f"tensor parsing error: {alias} ({exc})") from None
+
+
 class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
     def __init__(self, plane: DataPlane, metrics: Metrics):
         self._plane = plane
@@ -81,7 +89,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         spec = _spec(request.model_spec)
         with self._metrics.observe(spec.name, "predict", "grpc") as outcome:
             try:
-                inputs = {k: to_ndarray(v) for k, v in request.inputs.items()}
+                inputs = {k: _input_array(k, v) for k, v in request.inputs.items()}
                 result = self._plane.predict(spec, inputs, tuple(request.output_filter), _deadline(context))
             except ServingError as error:
                 outcome["status"] = error.code.name

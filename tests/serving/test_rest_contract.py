@@ -508,7 +508,7 @@ def test_prometheus_counts_requests_by_status(served, examples, baseline):
     text = response.text
     assert "tensorflow_serving_request_count" in text
     counts = [line for line in text.splitlines()
-              if line.startswith("tensorflow_serving_request_count") and 'model_name="taxi"' in line]
+              if re.match(r"tensorflow_serving_request_count(_total)?\{", line) and 'model_name="taxi"' in line]
     statuses = {re.search(r'status="([A-Z_]+)"', line).group(1) for line in counts}
     assert "OK" in statuses, counts
     assert "INVALID_ARGUMENT" in statuses, counts
