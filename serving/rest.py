@@ -88,7 +88,11 @@ class RestFrontEnd:
                     if request.method != "POST" or verb not in _VERBS:
                         raise ServingError(Code.INVALID_ARGUMENT,
                                            f"Malformed request: {request.method} {request.raw_path}")
-                    body = await request.read()
+                    try:
+                        body = await request.read()
+                    except web.HTTPRequestEntityTooLarge as exc:
+                        outcome["status"] = Code.RESOURCE_EXHAUSTED.name
+                        return error_response(Code.RESOURCE_EXHAUSTED, f"Request body too large: {exc.text}", 413)
                     return await self._infer(verb, spec, body)
                 if request.method != "GET":
                     raise ServingError(Code.INVALID_ARGUMENT, f"Malformed request: {request.method} {request.raw_path}")
