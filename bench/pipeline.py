@@ -39,7 +39,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import math
 import os
 import platform
 import statistics
@@ -56,6 +55,10 @@ import psutil
 from tabulate import tabulate
 
 BENCH_DIR = Path(__file__).resolve().parent
+# Run as a script, this file's folder comes first on sys.path and its name would
+# shadow the project's `pipeline` package; drop the folder so the package wins.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != BENCH_DIR]
+from pipeline.report import finite as _finite  # noqa: E402
 RESULTS_FILE = BENCH_DIR / "results" / "pipeline.json"
 EXAMPLE_SCRIPT = BENCH_DIR / "tfx_example.py"
 RSS_POLL_SECONDS = 0.2
@@ -347,18 +350,6 @@ def machine_info() -> dict:
         "tfx": version("tfx"),
         "tensorflow": version("tensorflow"),
     }
-
-
-def _finite(value: object) -> object:
-    """NaN/inf -> None: `tfxp --json` emits NaN (e.g. precision on a slice with
-    no positives), which strict JSON readers such as jq reject."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return value
 
 
 def write_results(path: Path, header: dict, runs: list[Run]) -> dict:

@@ -43,7 +43,7 @@ MISSING_FLOAT = float("nan")
 MISSING_STRING = ""
 
 VOCAB_SIZE = 1000
-OOV_BUCKETS = 10
+OOV_BUCKETS = 1
 BUCKETS = 10
 
 FEATURES: tuple[Feature, ...] = (

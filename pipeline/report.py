@@ -18,19 +18,19 @@ def print_event(event: ComponentEvent) -> None:
         click.echo(f"  {event.node_id:<20} {event.status:<9} {event.seconds:7.1f} s", err=True)
 
 
-def _finite(value):
+def finite(value):
     """NaN/inf -> None: strict JSON has no NaN, and TFMA reports NaN for empty slices."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
+        return {k: finite(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_finite(v) for v in value]
+        return [finite(v) for v in value]
     return value
 
 
 def as_json(outcome: Outcome) -> dict:
-    return _finite({
+    return finite({
         "exit_code": int(outcome.exit_code),
         "result": outcome.exit_code.name.lower(),
         "error": outcome.error,

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import csv
+import subprocess
+import sys
 
 from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import schema_pb2
 
-from pipeline.schema_infer import infer_schema
 from taxi_data import read_csv_rows
 
 
@@ -20,7 +21,11 @@ def test_infers_types_and_domains_from_a_csv(tmp_path):
         writer.writerows(rows)
 
     out = tmp_path / "schema.pbtxt"
-    infer_schema(data, out)
+    # Through the CLI in its own process: TFX's Beam executors parse sys.argv with
+    # absl flags, and pytest's own arguments (e.g. "-v") are not theirs to read.
+    proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "schema", "infer", "--data", str(data),
+                           "--output", str(out)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
 
     schema = text_format.Parse(out.read_text(), schema_pb2.Schema())
     types = {f.name: schema_pb2.FeatureType.Name(f.type) for f in schema.feature}

@@ -5,17 +5,16 @@ fixture (our server on loopback, or an external one such as tensorflow/serving).
 """
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import re
-import threading
 
 import numpy as np
 import pytest
 import requests
 
 from models import features as F
+from serving_harness import start_server
 from taxi_data import raw_feature_spec, read_csv_rows, to_example
 
 ROW_COUNT = 24  # the first 24 CSV rows have blank floats, ints and strings (all three missing markers)
@@ -442,44 +441,10 @@ def test_unknown_route_is_404(served, examples, baseline):
 # --------------------------------------------------------------------------- request size limit
 
 
-class _SecondServer:
-    """Our server on its own event loop thread, with non-default options (the served one is shared)."""
-
-    def __init__(self, **overrides):
-        from serving import server as server_lib
-        from serving.options import ServerOptions
-
-        self.loop = asyncio.new_event_loop()
-        options = ServerOptions(rest_port=0, grpc_port=0, poll_seconds=0, **overrides)
-        ready, box = threading.Event(), {}
-
-        def run() -> None:
-            asyncio.set_event_loop(self.loop)
-            try:
-                box["server"] = self.loop.run_until_complete(server_lib.start(options))
-            except BaseException as exc:  # noqa: BLE001 - re-raised in the test thread
-                box["error"] = exc
-            ready.set()
-            if "server" in box:
-                self.loop.run_forever()
-
-        self.thread = threading.Thread(target=run, daemon=True)
-        self.thread.start()
-        assert ready.wait(180), "second server did not start"
-        if "error" in box:
-            raise box["error"]
-        self.server = box["server"]
-
-    def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self.server.stop(), self.loop).result(30)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-
-
 def test_oversized_body_is_413_json(served, examples):
     if served.external:
         pytest.skip("needs a server started with a small max_request_bytes")
-    second = _SecondServer(model_base_path=served.base_path, model_name=served.model, max_request_bytes=10_000)
+    second = start_server(served.base_path, max_request_bytes=10_000)
     try:
         url = f"http://127.0.0.1:{second.server.rest_port}/v1/models/{served.model}:predict"
         small = json.dumps({"instances": b64_list(examples[:2])})
