@@ -7,7 +7,7 @@ from typing import Sequence
 import models  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 import tensorflow as tf
 import tensorflow_transform as tft
-from tfx import v1 as tfx
+from tfx.components.trainer.fn_args_utils import DataAccessor, FnArgs
 from tfx_bsl.public import tfxio
 
 from models import features as F
@@ -107,7 +107,7 @@ def train(
 
 def _dataset(
     file_pattern: list[str],
-    data_accessor: tfx.components.DataAccessor,
+    data_accessor: DataAccessor,
     tf_transform_output: tft.TFTransformOutput,
     batch_size: int,
 ) -> tf.data.Dataset:
@@ -118,7 +118,7 @@ def _dataset(
     ).repeat()
 
 
-def run_fn(fn_args: tfx.components.FnArgs) -> None:
+def run_fn(fn_args: FnArgs) -> None:
     """TFX Trainer entry point: trains, then saves with the serving signatures."""
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
     train_data = _dataset(fn_args.train_files, fn_args.data_accessor, tf_transform_output, TRAIN_BATCH_SIZE)

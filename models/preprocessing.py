@@ -51,12 +51,12 @@ def preprocessing_fn(inputs: Mapping[str, Any], custom_config: Mapping[str, Any]
         else:
             if feature.dtype is not F.DType.STRING:
                 value = tf.strings.as_string(value)
-            outputs[out] = tft.compute_and_apply_vocabulary(
-                value,
-                top_k=F.VOCAB_SIZE,
-                num_oov_buckets=F.OOV_BUCKETS,
-                vocab_filename=feature.name,
+            # Exact while a column has fewer than VOCAB_SIZE distinct values (all of
+            # the taxi columns do), and one combiner pass instead of a sort per column.
+            vocabulary = tft.experimental.approximate_vocabulary(
+                value, top_k=F.VOCAB_SIZE, vocab_filename=feature.name
             )
+            outputs[out] = tft.apply_vocabulary(value, vocabulary, num_oov_buckets=F.OOV_BUCKETS)
 
     fare = fill_in_missing(inputs[F.FARE], 0.0)
     tips = fill_in_missing(inputs[F.TIPS], 0.0)

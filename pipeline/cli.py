@@ -240,6 +240,128 @@ def _run_server(options) -> None:
         sys.exit(1)
 
 
+CONVERT_EXIT_CODES_HELP = """\b
+Exit codes:
+  0  every variant converted, checked and written
+  1  conversion failed (nothing written; the reason is printed)
+  2  usage error
+  3  a variant failed its checks (non-builtin op or parity) and was not written"""
+
+MOBILE_PREDICT_EXIT_CODES_HELP = """\b
+Exit codes:
+  0  predictions printed
+  1  the model folder cannot be used (model_spec.json, .tflite, no TFLite interpreter)
+  2  usage error (bad option, unreadable rows file, bad value in a row)"""
+
+
+@main.command(epilog=CONVERT_EXIT_CODES_HELP)
+@click.option("--saved-model", "saved_model", required=True,
+              type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="A SavedModel saved by the Trainer (e.g. a pushed output/serving/<name>/<version>).")
+@click.option("--transform-output", "transform_output", required=True,
+              type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="The Transform component's transform_graph folder for that model (transform_fn/, "
+                   "transformed_metadata/). Required: the SavedModel does not carry it.")
+@click.option("--output", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for model.tflite, model_quant.tflite and model_spec.json.")
+@click.option("--rows", "rows_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Raw eval rows (.csv or .jsonl, with tips) for the parity gate. Without it no parity is checked.")
+@click.option("--version", "model_version", type=click.IntRange(min=0), default=None,
+              help="Model version for model_spec.json. Default: the SavedModel folder's name if it is a number.")
+@click.option("--name", "model_name", default=None,
+              help="Model name for model_spec.json. Default: the parent folder's name when the version is inferred.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+def convert(saved_model: Path, transform_output: Path, output: Path, rows_path: Path | None,
+            model_version: int | None, model_name: str | None, as_json: bool) -> None:
+    """Convert a SavedModel to builtin-ops TFLite models that take raw features."""
+    from serving.client import read_rows
+
+    rows = None
+    if rows_path is not None:
+        try:
+            rows = read_rows(rows_path)
+        except (ValueError, UnicodeDecodeError, csv.Error) as exc:
+            raise click.BadParameter(str(exc), param_hint="--rows") from None
+    resolved = saved_model.resolve()
+    if model_version is None and resolved.name.isdigit():
+        model_version = int(resolved.name)
+        model_name = model_name or resolved.parent.name
+    from mobile import convert as convert_lib
+    from serving.client import RowError
+
+    try:
+        result = convert_lib.convert(saved_model, transform_output, output, eval_rows=rows,
+                                     model_version=model_version, model_name=model_name)
+    except RowError as exc:
+        raise click.BadParameter(str(exc), param_hint="--rows") from None
+    except Exception as exc:  # converter, transform and SavedModel loading errors
+        click.echo(f"error: conversion failed: {type(exc).__name__}: {exc}", err=True)
+        sys.exit(1)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+    else:
+        _print_conversion(result, checked=rows is not None)
+    sys.exit(0 if result.ok else 3)
+
+
+def _print_conversion(result, checked: bool) -> None:
+    for name, variant in result.variants.items():
+        if variant.written:
+            line = f"{name:6} {variant.file} {variant.size_bytes / 1024:.1f} KiB"
+            if variant.parity is not None:
+                p = variant.parity
+                line += (f"  parity on {p.rows} rows: max|dp| {p.max_abs_diff:.3g}, AUC {_fmt(p.auc)} "
+                         f"(SavedModel {_fmt(p.reference_auc)})")
+            click.echo(line)
+        else:
+            click.echo(f"{name:6} NOT WRITTEN: {'; '.join(variant.reasons)}")
+    if not checked:
+        click.echo("parity not checked (give --rows to gate each variant against the SavedModel)")
+    click.echo(f"wrote {result.spec_path}")
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
+@main.command("mobile-predict", epilog=MOBILE_PREDICT_EXIT_CODES_HELP)
+@click.option("--model", "model_dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="A converted model folder (model_spec.json and .tflite files).")
+@click.option("--rows", "rows_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Raw feature rows: a .csv with a header, or a .jsonl of objects.")
+@click.option("--variant", type=click.Choice(["float", "quant"]), default=None,
+              help="Which .tflite to run. Default: model_spec.json's default_variant.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON object instead of a table.")
+def mobile_predict(model_dir: Path, rows_path: Path, variant: str | None, as_json: bool) -> None:
+    """Tip probabilities of raw rows from a converted TFLite model, on the TFLite runtime (no TensorFlow)."""
+    import math
+
+    from mobile.runtime import MobileModel, ModelSpecError
+    from serving.client import RowError, read_rows
+
+    try:
+        rows = read_rows(rows_path)
+    except (ValueError, UnicodeDecodeError, csv.Error) as exc:
+        raise click.BadParameter(str(exc), param_hint="--rows") from None
+    try:
+        model = MobileModel(model_dir, variant)
+    except (ModelSpecError, ImportError, OSError, ValueError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    try:
+        probabilities = model.predict(rows)
+    except RowError as exc:
+        raise click.BadParameter(str(exc), param_hint="--rows") from None
+    if as_json:
+        click.echo(json.dumps({"model": model.spec.get("model_name"), "version": model.version,
+                               "variant": model.variant,
+                               "probabilities": [None if math.isnan(p) else p for p in probabilities]}))
+        return
+    from tabulate import tabulate
+
+    click.echo(tabulate(list(enumerate(probabilities)), headers=["row", "probability"], floatfmt=".6g"))
+
+
 def _valid_model_name(name: str) -> bool:
     # The server's rule (serving/server.py), checked here so a bad name is a usage error, not a crash.
     return re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name) is not None

@@ -6,7 +6,8 @@ and in the pipeline image on Vertex AI.
 
 import os
 
-from tfx import v1 as tfx
+from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArtifact, Parameter
+from tfx.dsl.component.experimental.decorators import component
 from tfx.types import standard_artifacts
 
 from pipeline import anomalies as anomalies_lib
@@ -15,10 +16,10 @@ from pipeline.publish import publish_version
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 
 
-@tfx.dsl.components.component
+@component
 def DataGate(
-    anomalies: tfx.dsl.components.InputArtifact[standard_artifacts.ExampleAnomalies],
-    data_gate: tfx.dsl.components.OutputArtifact[standard_artifacts.String],
+    anomalies: InputArtifact[standard_artifacts.ExampleAnomalies],
+    data_gate: OutputArtifact[standard_artifacts.String],
 ) -> None:
     """Stops the run when ExampleValidator found anomalies, before Transform and training."""
     found = anomalies_lib.read_anomalies(anomalies.uri)
@@ -48,15 +49,15 @@ def _write_warmup(examples_uri: str, model_name: str, destination: str, count: i
         writer.write(log.SerializeToString())
 
 
-@tfx.dsl.components.component
+@component
 def AtomicPusher(
-    model: tfx.dsl.components.InputArtifact[standard_artifacts.Model],
-    model_blessing: tfx.dsl.components.InputArtifact[standard_artifacts.ModelBlessing],
-    examples: tfx.dsl.components.InputArtifact[standard_artifacts.Examples],
-    pushed_model: tfx.dsl.components.OutputArtifact[standard_artifacts.PushedModel],
-    serving_dir: tfx.dsl.components.Parameter[str],
-    model_name: tfx.dsl.components.Parameter[str],
-    warmup_records: tfx.dsl.components.Parameter[int] = 10,
+    model: InputArtifact[standard_artifacts.Model],
+    model_blessing: InputArtifact[standard_artifacts.ModelBlessing],
+    examples: InputArtifact[standard_artifacts.Examples],
+    pushed_model: OutputArtifact[standard_artifacts.PushedModel],
+    serving_dir: Parameter[str],
+    model_name: Parameter[str],
+    warmup_records: Parameter[int] = 10,
 ) -> None:
     """Pushes a blessed model to `<serving_dir>/<version>/` atomically, with warmup requests.
 

@@ -109,12 +109,12 @@ def run(config: PipelineConfig, on_event: Callable[[ComponentEvent], None] = lam
     error: str | None = None
     code = ExitCode.PUSHED
     try:
-        from tfx import v1 as tfx
+        from tfx.orchestration.local.local_dag_runner import LocalDagRunner
 
         from pipeline.pipeline import create_pipeline
 
         config.metadata_path.parent.mkdir(parents=True, exist_ok=True)
-        tfx.orchestration.LocalDagRunner().run(create_pipeline(config))
+        LocalDagRunner().run(create_pipeline(config))
     except DataAnomaliesError as exc:
         progress.fail_current()
         code, error = ExitCode.ANOMALIES, str(exc)

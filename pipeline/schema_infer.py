@@ -10,27 +10,31 @@ from pathlib import Path
 
 def infer_schema(data: Path, out: Path) -> None:
     """Runs CsvExampleGen -> StatisticsGen -> SchemaGen on `data`, writes schema.pbtxt to `out`."""
-    from tfx import v1 as tfx
+    from tfx.components import CsvExampleGen, SchemaGen, StatisticsGen
+    from tfx.orchestration import metadata
+    from tfx.orchestration import pipeline as tfx_pipeline
+    from tfx.orchestration.local.local_dag_runner import LocalDagRunner
+    from tfx.proto import example_gen_pb2
 
     from pipeline.config import DEFAULT_BEAM_ARGS, PipelineConfig
 
     with tempfile.TemporaryDirectory(prefix="tfxp-schema-") as tmp:
         config = PipelineConfig(name="schema-infer", data=data, output=Path(tmp))
-        example_gen = tfx.components.CsvExampleGen(
+        example_gen = CsvExampleGen(
             input_base=str(config.data_dir),
-            input_config=tfx.proto.Input(
-                splits=[tfx.proto.Input.Split(name="single_split", pattern=config.data_pattern)]
+            input_config=example_gen_pb2.Input(
+                splits=[example_gen_pb2.Input.Split(name="single_split", pattern=config.data_pattern)]
             ),
         )
-        statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
-        schema_gen = tfx.components.SchemaGen(statistics=statistics_gen.outputs["statistics"])
-        tfx.orchestration.LocalDagRunner().run(
-            tfx.dsl.Pipeline(
+        statistics_gen = StatisticsGen(examples=example_gen.outputs["examples"])
+        schema_gen = SchemaGen(statistics=statistics_gen.outputs["statistics"])
+        LocalDagRunner().run(
+            tfx_pipeline.Pipeline(
                 pipeline_name=config.name,
                 pipeline_root=str(config.pipeline_root),
                 components=[example_gen, statistics_gen, schema_gen],
                 enable_cache=False,
-                metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
+                metadata_connection_config=metadata.sqlite_metadata_connection_config(
                     os.path.join(tmp, "metadata.db")
                 ),
                 beam_pipeline_args=list(DEFAULT_BEAM_ARGS),

@@ -1,0 +1,188 @@
+"""Real conversion of a trained model to builtin-ops TFLite, checked with the real TFLite interpreter."""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mobile import convert as C
+from mobile import runtime
+from models import features as F
+
+BUILTIN_OPS_ALLOWED_IN_MAIN_GRAPH_PREFIXES = ("Flex", "CUSTOM")
+
+
+def test_both_variants_are_converted_and_written(converted):
+    result, _ = converted
+    assert result.ok, result.rejected
+    out = Path(result.output_dir)
+    assert sorted(p.name for p in out.iterdir()) == ["model.tflite", "model_quant.tflite", "model_spec.json"]
+    float_size = (out / "model.tflite").stat().st_size
+    quant_size = (out / "model_quant.tflite").stat().st_size
+    assert quant_size < 0.5 * float_size
+
+
+def test_flatbuffers_hold_only_builtin_operators(converted):
+    result, _ = converted
+    for name, variant in result.variants.items():
+        content = (Path(result.output_dir) / variant.file).read_bytes()
+        ops = C.check_builtins_only(content)
+        assert not [op for op in ops if op.startswith(BUILTIN_OPS_ALLOWED_IN_MAIN_GRAPH_PREFIXES)], (name, ops)
+        # The lookups really are inside the model (the preprocessing is not left to the app).
+        assert {"HASHTABLE", "HASHTABLE_FIND", "HASHTABLE_IMPORT", "GREATER_EQUAL", "EQUAL"} <= set(ops)
+        # And the interpreter that will run it sees only those operators.
+        interpreter = runtime.interpreter_class()(model_content=content)
+        seen = {d["op_name"] for d in interpreter._get_ops_details()}
+        assert seen <= set(ops) and not any(op.startswith("Flex") for op in seen)
+
+
+def test_check_builtins_only_rejects_flex_ops(tmp_path):
+    import tensorflow as tf
+
+    class AsString(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.int64, name="x")])
+        def serve(self, x):
+            return {"y": tf.strings.as_string(x)}  # AsString: no builtin kernel
+
+    module = AsString()
+    tf.saved_model.save(module, str(tmp_path), signatures={"serving_default": module.serve.get_concrete_function()})
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(tmp_path))
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS, tf.lite.OpsSet.SELECT_TF_OPS]
+    content = converter.convert()
+    with pytest.raises(C.NonBuiltinOpsError) as info:
+        C.check_builtins_only(content)
+    assert info.value.ops == ["CUSTOM:FlexAsString"]
+
+
+def test_parity_gates_hold_on_500_real_rows(converted, eval_rows):
+    result, _ = converted
+    float_report = result.variants["float"].parity
+    quant_report = result.variants["quant"].parity
+    assert float_report.rows == quant_report.rows == 500
+    assert float_report.passed and float_report.max_abs_diff <= 1e-5, float_report
+    assert quant_report.passed and quant_report.auc_delta <= 0.005, quant_report
+    assert float_report.reference_auc == quant_report.reference_auc > 0.8
+    labels = C.labels(eval_rows)
+    assert 0 < labels.mean() < 1
+
+
+def test_parity_function_on_each_file(converted, eval_rows):
+    result, saved_model = converted
+    out = Path(result.output_dir)
+    reference = C.reference_probabilities(saved_model, eval_rows)
+    report = C.parity(out / "model.tflite", saved_model, eval_rows, variant="float", reference=reference)
+    assert report.passed and report.max_abs_diff <= 1e-5
+    report = C.parity(out / "model_quant.tflite", saved_model, eval_rows, variant="quant")
+    assert report.passed and abs(report.auc - report.reference_auc) <= 0.005
+    # A deliberately wrong model for the float gate: the quantized weights are not within 1e-5.
+    report = C.parity(out / "model_quant.tflite", saved_model, eval_rows, variant="float", reference=reference)
+    assert not report.passed and "max |probability" in report.reasons[0]
+
+
+def test_preprocessing_rebuilt_from_the_transform_is_exact(converted, transformed, eval_rows, odd_rows):
+    """The builtin-op preprocessing equals tf.Transform's output bit for bit, on real and odd rows."""
+    import tensorflow as tf
+
+    result, saved_model = converted
+    tft_output, _, _ = transformed
+    assert all(p.exact for p in result.params if p.kind is F.Kind.NUMERIC)
+    module = C.build_module(tf.keras.models.load_model(saved_model, compile=False), result.params)
+    probe = C.TransformProbe(tft_output)
+    from taxi_data import read_csv_rows
+
+    rows = read_csv_rows(limit=2000) + eval_rows + odd_rows
+    cols = runtime.columns(rows, runtime.input_spec_for_features())
+    want = probe.columns(cols)
+    got = {name: value.numpy().reshape(-1) for name, value in module.preprocess(cols).items()}
+    for name in want:
+        assert got[name].dtype == want[name].dtype, name
+        np.testing.assert_array_equal(got[name], want[name], err_msg=name)
+
+
+def test_unseen_categories_and_missing_values_match_predict_raw(converted, transformed, odd_rows):
+    result, saved_model = converted
+    out = Path(result.output_dir)
+    # The rows really reach the OOV ids and the missing defaults.
+    probe = C.TransformProbe(transformed[0])
+    transformed_odd = probe.columns(runtime.columns(odd_rows, runtime.input_spec_for_features()))
+    oov = {p.name: p.oov_id for p in result.params if p.kind is F.Kind.VOCABULARY}
+    assert transformed_odd["company_xf"][0] == oov["company"]
+    assert transformed_odd["payment_type_xf"][1] == oov["payment_type"]
+    assert transformed_odd["dropoff_census_tract_xf"][2] == oov["dropoff_census_tract"]
+    assert transformed_odd["dropoff_community_area_xf"][3] == oov["dropoff_community_area"]
+    assert transformed_odd["pickup_latitude_xf"][4] == 0  # NaN -> 0.0 -> first bucket
+    reference = C.reference_probabilities(saved_model, odd_rows)
+    assert np.isfinite(reference).all()
+    got = runtime.TFLiteModel(out / "model.tflite").run(runtime.columns(odd_rows, runtime.input_spec_for_features()))
+    np.testing.assert_allclose(got, reference, rtol=0, atol=1e-5)
+    quant = runtime.TFLiteModel(out / "model_quant.tflite").run(
+        runtime.columns(odd_rows, runtime.input_spec_for_features()))
+    np.testing.assert_allclose(quant, reference, rtol=0, atol=0.05)
+
+
+def test_blank_required_float_gives_nan(converted, eval_rows):
+    """A required float (fare, trip_miles) left blank is not a valid row: the float model answers NaN.
+
+    (predict_raw answers a number there: TF's Relu maps NaN to 0, TFLite's keeps NaN.)
+    """
+    result, _ = converted
+    model = runtime.TFLiteModel(Path(result.output_dir) / "model.tflite")
+    rows = [dict(eval_rows[0], fare=""), dict(eval_rows[1], trip_miles="nan"), eval_rows[2]]
+    got = model.run(runtime.columns(rows, runtime.input_spec_for_features()))
+    assert math.isnan(got[0]) and math.isnan(got[1]) and not math.isnan(got[2])
+    spec = {i["name"]: i for i in result.spec["inputs"]}
+    assert spec["fare"]["required"] and spec["trip_miles"]["required"] and not spec["trip_seconds"]["required"]
+
+
+def test_model_spec_matches_the_interpreters(converted, transformed):
+    result, _ = converted
+    out = Path(result.output_dir)
+    spec = json.loads((out / "model_spec.json").read_text())
+    assert spec == result.spec
+    assert spec["model_name"] == "taxi" and spec["model_version"] == 3 and spec["signature"] == "serving_default"
+    assert [i["name"] for i in spec["inputs"]] == [f.name for f in F.FEATURES]
+    assert spec["output"]["name"] == F.OUTPUT and spec["output"]["dtype"] == "float32"
+    markers = {"int64": -1, "float32": "NaN", "string": ""}
+    for item in spec["inputs"]:
+        assert item["missing_marker"] == markers[item["dtype"]]
+        assert item["shape"] == [-1] and item["meaning"].startswith(item["name"])
+    for name, variant in spec["variants"].items():
+        content = (out / variant["file"]).read_bytes()
+        assert variant["sha256"] == hashlib.sha256(content).hexdigest() and variant["bytes"] == len(content)
+        model = runtime.TFLiteModel(model_content=content)
+        actual = model.input_details()
+        assert {n: d["dtype"] for n, d in actual.items()} == {i["name"]: i["dtype"] for i in spec["inputs"]}
+        assert all(d["shape"] == [-1] for d in actual.values())  # dynamic batch
+        assert model.output_details() == {F.OUTPUT: {"dtype": "float32", "shape": [-1]}}
+        assert variant["parity"]["passed"] and variant["metrics"]["rows"] == 500
+    tft_output = transformed[0]
+    for name, vocab in spec["vocabularies"].items():
+        assert vocab["size"] == len(tft_output.vocabulary_by_name(name)) == vocab["oov_id"]
+    assert spec["default_variant"] == "quant" and spec["rejected"] == {} and spec["parity_checked"]
+
+
+def test_a_variant_failing_its_gate_is_not_written(trained_model, transform_dir, eval_rows, tmp_path):
+    out = tmp_path / "mobile"
+    out.mkdir()
+    (out / "model.tflite").write_bytes(b"stale file from an older conversion")
+    # Impossible tolerances: no variant can pass.
+    result = C.convert(trained_model[0], transform_dir, out, eval_rows=eval_rows[:200], model_version=4,
+                       max_abs_diff=-1.0, max_auc_delta=-1.0)
+    assert not result.ok and result.written == []
+    assert set(result.rejected) == {"float", "quant"}
+    assert "max |probability" in result.rejected["float"][0] and "AUC" in result.rejected["quant"][0]
+    assert sorted(p.name for p in out.iterdir()) == ["model_spec.json"]
+    spec = json.loads((out / "model_spec.json").read_text())
+    assert spec["variants"] == {} and spec["default_variant"] is None
+    assert spec["rejected"]["float"]["reasons"] == result.rejected["float"]
+    with pytest.raises(runtime.ModelSpecError):
+        runtime.MobileModel(out)
+
+
+def test_oov_buckets_is_one():
+    # More than one OOV bucket hashes with Fingerprint64, which has no TFLite builtin.
+    assert F.OOV_BUCKETS == 1

@@ -1,0 +1,181 @@
+"""The reference on-device runtime (tflite_runtime, no TensorFlow) and `tfxp mobile-predict` / `tfxp convert`."""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from mobile import runtime
+from mobile.runtime import MobileModel, ModelSpecError
+from pipeline.cli import main
+from serving.client import RowError
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _write_csv(path: Path, rows: list[dict]) -> Path:
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def test_runtime_predictions_equal_the_converters_check(converted, eval_rows):
+    from mobile import convert as C
+
+    result, saved_model = converted
+    reference = C.reference_probabilities(saved_model, eval_rows)
+    labels = C.labels(eval_rows)
+    for variant in ("float", "quant"):
+        model = MobileModel(result.output_dir, variant)
+        assert model.version == 3 and model.variant == variant
+        got = np.asarray(model.predict(eval_rows), np.float32)
+        direct = runtime.TFLiteModel(Path(result.output_dir) / runtime.VARIANT_FILES[variant]).run(
+            runtime.columns(eval_rows, runtime.input_spec_for_features()))
+        np.testing.assert_array_equal(got, direct)
+        report = result.variants[variant].parity
+        assert C._auc(labels, got) == report.auc
+        assert float(np.max(np.abs(got.astype(np.float64) - reference))) == report.max_abs_diff
+    assert MobileModel(result.output_dir).variant == "quant"  # the spec's default
+
+
+def test_runtime_does_not_import_tensorflow(converted, eval_rows, tmp_path):
+    result, _ = converted
+    rows = _write_csv(tmp_path / "rows.csv", eval_rows[:20])
+    code = (
+        "import csv, json, sys\n"
+        "from mobile.runtime import MobileModel\n"
+        f"rows = list(csv.DictReader(open({str(rows)!r})))\n"
+        f"p = MobileModel({result.output_dir!r}).predict(rows)\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'tf_keras', 'keras'))\n"
+        "print(json.dumps({'n': len(p), 'heavy': heavy}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=PROJECT_ROOT)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == {"n": 20, "heavy": []}
+
+
+def test_rows_read_like_the_serving_client(converted, eval_rows):
+    """JSON values, None, NaN, missing keys and CSV strings all mean the same thing."""
+    result, _ = converted
+    model = MobileModel(result.output_dir, "float")
+    row = eval_rows[0]
+    as_json = {k: (None if v == "" else v) for k, v in row.items()}
+    for key in ("fare", "trip_miles", "pickup_latitude"):
+        if as_json[key] is not None:
+            as_json[key] = float(as_json[key])
+    as_json["trip_seconds"] = None
+    as_csv = dict(row, trip_seconds="")
+    without_key = {k: v for k, v in row.items() if k != "trip_seconds"}
+    nan_float = dict(row, trip_seconds="", dropoff_latitude=float("nan"))
+    blank_float = dict(row, trip_seconds="", dropoff_latitude="")
+    p = model.predict([as_json, as_csv, without_key, nan_float, blank_float])
+    assert p[0] == p[1] == p[2] and p[3] == p[4]
+    assert model.predict([]) == []
+    with pytest.raises(RowError, match="row 1: trip_start_hour"):
+        model.predict([row, dict(row, trip_start_hour="3.5")])
+    with pytest.raises(RowError, match="int64 range"):
+        model.predict([dict(row, trip_seconds=str(2**70))])
+
+
+def test_runtime_checks_the_spec_against_the_model(converted, tmp_path):
+    result, _ = converted
+    copy = tmp_path / "copy"
+    shutil.copytree(result.output_dir, copy)
+    spec = json.loads((copy / "model_spec.json").read_text())
+    spec["inputs"][0]["dtype"] = "int64"  # trip_miles is float32 in the model
+    (copy / "model_spec.json").write_text(json.dumps(spec))
+    with pytest.raises(ModelSpecError, match="do not match"):
+        MobileModel(copy)
+    with pytest.raises(ModelSpecError, match="not found"):
+        MobileModel(tmp_path)
+    with pytest.raises(ModelSpecError, match="variant"):
+        MobileModel(result.output_dir, "int8")
+
+
+def test_interpreter_falls_back_to_ai_edge_litert(monkeypatch):
+    fake = types.ModuleType("ai_edge_litert.interpreter")
+    fake.Interpreter = type("Interpreter", (), {})
+    monkeypatch.setitem(sys.modules, "tflite_runtime", None)
+    monkeypatch.setitem(sys.modules, "tflite_runtime.interpreter", None)
+    monkeypatch.setitem(sys.modules, "ai_edge_litert", types.ModuleType("ai_edge_litert"))
+    monkeypatch.setitem(sys.modules, "ai_edge_litert.interpreter", fake)
+    assert runtime.interpreter_class() is fake.Interpreter
+    monkeypatch.setitem(sys.modules, "ai_edge_litert.interpreter", None)
+    with pytest.raises(ImportError, match="tflite-runtime or ai-edge-litert"):
+        runtime.interpreter_class()
+
+
+def test_tfxp_mobile_predict(converted, eval_rows, odd_rows, tmp_path):
+    result, _ = converted
+    rows = eval_rows[:5] + odd_rows
+    path = _write_csv(tmp_path / "rows.csv", rows)
+    runner = CliRunner()
+    out = runner.invoke(main, ["mobile-predict", "--model", result.output_dir, "--rows", str(path), "--json"])
+    assert out.exit_code == 0, out.output
+    answer = json.loads(out.output)
+    assert answer["model"] == "taxi" and answer["version"] == 3 and answer["variant"] == "quant"
+    assert answer["probabilities"] == MobileModel(result.output_dir).predict(rows)
+    jsonl = tmp_path / "rows.jsonl"
+    jsonl.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = runner.invoke(main, ["mobile-predict", "--model", result.output_dir, "--rows", str(jsonl),
+                               "--variant", "float"])
+    assert out.exit_code == 0, out.output
+    assert "probability" in out.output and len(out.output.strip().splitlines()) == len(rows) + 2
+    bad = _write_csv(tmp_path / "bad.csv", [dict(eval_rows[0], trip_start_day="Monday")])
+    out = runner.invoke(main, ["mobile-predict", "--model", result.output_dir, "--rows", str(bad)])
+    assert out.exit_code == 2 and "trip_start_day" in out.output
+    out = runner.invoke(main, ["mobile-predict", "--model", str(tmp_path), "--rows", str(path)])
+    assert out.exit_code == 1 and "model_spec.json" in out.output
+
+
+def test_tfxp_convert(trained_model, transform_dir, eval_rows, tmp_path):
+    # A pushed layout: serving/<name>/<version>/ gives the version and name.
+    pushed = tmp_path / "serving" / "taxi" / "17"
+    shutil.copytree(trained_model[0], pushed)
+    rows = _write_csv(tmp_path / "eval.csv", eval_rows[:300])
+    out = tmp_path / "mobile" / "taxi" / "17"
+    result = CliRunner().invoke(main, ["convert", "--saved-model", str(pushed), "--transform-output", transform_dir,
+                                       "--output", str(out), "--rows", str(rows), "--json"])
+    assert result.exit_code == 0, result.output
+    answer = json.loads(result.output)
+    assert answer["model_version"] == 17 and answer["variants"]["float"]["written"]
+    assert answer["variants"]["quant"]["parity"]["rows"] == 300
+    spec = json.loads((out / "model_spec.json").read_text())
+    assert spec["model_name"] == "taxi" and spec["model_version"] == 17
+    assert len(MobileModel(out).predict(eval_rows[:3])) == 3
+    usage = CliRunner().invoke(main, ["convert", "--saved-model", str(pushed), "--output", str(out)])
+    assert usage.exit_code == 2 and "--transform-output" in usage.output
+
+
+def test_help_of_mobile_commands_does_not_import_tensorflow():
+    code = (
+        "import sys; from pipeline.cli import main\n"
+        "for args in (['convert', '--help'], ['mobile-predict', '--help']):\n"
+        "    try:\n        main(args)\n    except SystemExit:\n        pass\n"
+        "import json; print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('tensorflow', 'tfx', 'tensorflow_transform', 'tflite_runtime'))))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=PROJECT_ROOT, env={**os.environ}).stdout
+    lines = out.strip().splitlines()
+    assert "Exit codes" in out and json.loads(lines[-1]) == []
+
+
+def test_nan_is_null_in_json_output(converted, eval_rows, tmp_path):
+    result, _ = converted
+    path = _write_csv(tmp_path / "rows.csv", [dict(eval_rows[0], fare="")])
+    out = CliRunner().invoke(main, ["mobile-predict", "--model", result.output_dir, "--rows", str(path),
+                                    "--variant", "float", "--json"])
+    assert out.exit_code == 0 and json.loads(out.output)["probabilities"] == [None]
+    assert not math.isnan(MobileModel(result.output_dir, "quant").predict([eval_rows[0]])[0])
