@@ -6,7 +6,8 @@ In one invocation, against the same SavedModel version:
   * REST and gRPC through the project's server (a separate process on loopback),
     single-row requests at concurrency 1 (p50/p99 latency);
   * REST and gRPC at concurrency 16 and 32, with and without server-side batching
-    (requests/s = rows/s, each request one row).
+    (requests/s = rows/s, each request one row), and gRPC at concurrency 16 with
+    64-row requests (client-side batches, for comparison).
 Clients run as threads in this process; the server runs in its own process, so
 on 2 cores they compete for CPU exactly as a co-located client would.
 
@@ -109,12 +110,12 @@ class Server:
         self.proc.wait(30)
 
 
-def _rest_caller(port: int, example: bytes):
+def _rest_caller(port: int, examples: list[bytes]):
     import requests
 
     session = requests.Session()
     url = f"http://127.0.0.1:{port}/v1/models/taxi:predict"
-    body = json.dumps({"instances": [{"b64": base64.b64encode(example).decode()}]})
+    body = json.dumps({"instances": [{"b64": base64.b64encode(e).decode()} for e in examples]})
 
     def call() -> None:
         r = session.post(url, data=body, timeout=30)
@@ -123,7 +124,7 @@ def _rest_caller(port: int, example: bytes):
     return call
 
 
-def _grpc_caller(port: int, example: bytes):
+def _grpc_caller(port: int, examples: list[bytes]):
     import grpc
     import tensorflow as tf
     from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
@@ -131,7 +132,7 @@ def _grpc_caller(port: int, example: bytes):
     stub = prediction_service_pb2_grpc.PredictionServiceStub(grpc.insecure_channel(f"127.0.0.1:{port}"))
     request = predict_pb2.PredictRequest()
     request.model_spec.name = "taxi"
-    request.inputs["examples"].CopyFrom(tf.make_tensor_proto([example], dtype=tf.string))
+    request.inputs["examples"].CopyFrom(tf.make_tensor_proto(examples, dtype=tf.string))
 
     def call() -> None:
         stub.Predict(request, timeout=30)
@@ -200,8 +201,8 @@ def main() -> int:
         server = Server(args.model_base_path, batching_file)
         try:
             makers = {
-                "rest": lambda: _rest_caller(server.rest_port, examples[0]),
-                "grpc": lambda: _grpc_caller(server.grpc_port, examples[0]),
+                "rest": lambda: _rest_caller(server.rest_port, examples[:1]),
+                "grpc": lambda: _grpc_caller(server.grpc_port, examples[:1]),
             }
             for protocol, make in makers.items():
                 entry = results.setdefault(protocol, {}).setdefault(mode, {})
@@ -209,6 +210,11 @@ def main() -> int:
                     entry["concurrency_1"] = latency(make, args.iterations)
                 for concurrency in (16, 32):
                     entry[f"concurrency_{concurrency}"] = throughput(make, concurrency, args.seconds)
+            if mode == "unbatched":
+                # Client-side batches for comparison: 64 rows per request, no server batching.
+                entry = results["grpc"]["unbatched"]
+                result = throughput(lambda: _grpc_caller(server.grpc_port, examples[:64]), 16, args.seconds)
+                entry["concurrency_16_rows_64"] = {**result, "rows_per_s": 64 * result["requests_per_s"]}
         finally:
             server.stop()
 
@@ -217,6 +223,7 @@ def main() -> int:
     best_batched = max(results[p]["batched"][f"concurrency_{c}"]["requests_per_s"]
                        for p in ("rest", "grpc") for c in (16, 32))
     in_process_tp = results["in_process"]["batch64_rows_per_s"]
+    client_batched = results["grpc"]["unbatched"]["concurrency_16_rows_64"]["rows_per_s"]
     results["targets"] = {
         "grpc_p50_vs_in_process": {"ratio": grpc_p50 / floor, "target": "<= 2.0", "met": grpc_p50 / floor <= 2.0},
         "best_batched_vs_in_process_batch64": {"ratio": best_batched / in_process_tp, "target": ">= 0.5",
@@ -234,6 +241,7 @@ def main() -> int:
             rows.append([f"{protocol} c={c}", "-", "-",
                          f"{results[protocol]['unbatched'][f'concurrency_{c}']['requests_per_s']:,.0f}",
                          f"{results[protocol]['batched'][f'concurrency_{c}']['requests_per_s']:,.0f}"])
+    rows.append(["grpc c=16, 64 rows/request", "-", "-", f"{client_batched:,.0f}", "-"])
     print(tabulate(rows, headers=["", "p50 ms", "p99 ms", "rows/s unbatched", "rows/s batched"]))
     for name, target in results["targets"].items():
         print(f"{name}: {target['ratio']:.2f} (target {target['target']}) {'met' if target['met'] else 'NOT met'}")
