@@ -10,7 +10,7 @@ setup(
     version="0.1.0",
     description="A production TFX pipeline: Chicago taxi tips, TF Serving, TFLite",
     python_requires=">=3.10,<3.11",
-    packages=find_packages(include=["pipeline", "pipeline.*", "models", "models.*", "serving", "serving.*"]),
+    packages=find_packages(include=["pipeline", "pipeline.*", "models", "models.*", "serving", "serving.*", "mobile", "mobile.*"]),
     install_requires=[
         "tfx==1.16.0",
         "tensorflow>=2.16.2,<2.17",

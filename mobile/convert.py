@@ -13,12 +13,13 @@ output, and checked against the Transform on probe values before converting:
   values (the smallest float32/int64 whose bucket is >= k, for each k);
   bucket = base + sum(x >= thresholds).
 - CATEGORICAL_INT: clip to [0, size-1].
-- VOCABULARY: the vocabulary file, in memory. Strings: a `StaticHashTable`
-  (TFLite HASHTABLE ops). Int features (vocabularies of decimal strings): an
-  equality match against the int64 keys (TFLite's HASHTABLE has no int64->int64
-  kernel; the converter refuses that table). Unseen values get id len(vocabulary):
-  this needs `OOV_BUCKETS == 1` in models.features (several OOV buckets hash with
-  Fingerprint64, which TFLite cannot run).
+- VOCABULARY: the vocabulary file, as constants: id = index of the key equal to
+  the value (EQUAL + ARG_MAX), unseen values get id len(vocabulary). Int features
+  (vocabularies of decimal strings) match int64 keys, so no AsString is needed.
+  No hash tables: TFLite's HASHTABLE has no int64->int64 kernel, and a SavedModel
+  with table initializers made the converter drop all signatures but one. The
+  single OOV id needs `OOV_BUCKETS == 1` in models.features (several OOV buckets
+  hash with Fingerprint64, which TFLite cannot run).
 - Missing values: the `predict_raw` markers (NaN / -1 / ""). For features the
   raw schema lets be absent they become the transform's default (0, 0.0, "")
   before the transform, as `predict_raw` does; for required features the marker
@@ -26,7 +27,10 @@ output, and checked against the Transform on probe values before converting:
 
 Then the Keras model (inputs `<name>_xf`, [batch, 1]) is called on the result and
 the whole `serving_default(raw) -> probability` signature is converted with
-`TFLITE_BUILTINS` only: a float32 model and a dynamic-range quantized one. Each
+`TFLITE_BUILTINS` only: a float32 model and a dynamic-range quantized one. A
+second signature, `serving_bytes`, takes string features as zero-padded UTF-8
+bytes (uint8 [batch, width]) for runtimes without string tensors
+(TensorFlowLiteSwift); it shares the weights and gives the same results. Each
 variant is checked for non-builtin operators and, given eval rows, gated on
 parity with the SavedModel's `predict_raw` (float: max |dp| <= 1e-5; quantized:
 AUC within 0.005). Only variants that pass are written.
@@ -53,11 +57,13 @@ import models  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 import numpy as np
 
 from mobile import runtime
-from mobile.runtime import FLOAT, QUANT, SIGNATURE, SPEC_FILE, VARIANT_FILES
+from mobile.runtime import BYTES_SIGNATURE, FLOAT, QUANT, SIGNATURE, SPEC_FILE, VARIANT_FILES, encode_bytes
 from models import features as F
 
 MAX_ABS_DIFF = 1e-5
 MAX_AUC_DELTA = 0.005
+# serving_bytes must match serving_default: same ids, same graph after the lookups.
+BYTES_MAX_DIFF = 1e-6
 SPEC_FORMAT = 1
 # Rows per SavedModel call in parity checks.
 _REFERENCE_BATCH = 1024
@@ -105,6 +111,15 @@ class FeatureParams:
     def oov_id(self) -> int:
         return len(self.vocabulary)
 
+    @property
+    def byte_width(self) -> int:
+        """String features in `serving_bytes`: one more byte than the longest UTF-8 key.
+
+        A longer value, cut to this width, still ends in a non-zero byte where every
+        key has padding, so it stays out of vocabulary.
+        """
+        return 1 + max([len(_utf8(v)) for v in self.vocabulary if isinstance(v, str)], default=0)
+
     def describe(self) -> dict:
         """JSON-safe summary for model_spec.json (vocabularies by size only)."""
         out: dict[str, Any] = {"kind": self.kind.value}
@@ -116,6 +131,8 @@ class FeatureParams:
             out.update(size=self.size)
         else:
             out.update(vocabulary_size=len(self.vocabulary), oov_id=self.oov_id)
+            if self.dtype is F.DType.STRING:
+                out.update(byte_width=self.byte_width)
         return out
 
 
@@ -412,55 +429,90 @@ def _check_vocabulary(probe: TransformProbe, feature: F.Feature, p: FeatureParam
 # -- the TFLite graph -------------------------------------------------------------------------
 
 
-def build_module(keras_model, params: Sequence[FeatureParams]):
-    """A tf.Module whose `serve(raw) -> {probability}` and `preprocess(raw)` use builtin-friendly ops."""
+def build_module(keras_model, params: Sequence[FeatureParams], *, bytes_signature: bool = True):
+    """A tf.Module with the mobile signatures, built from builtin-friendly ops only.
+
+    - `raw_fn(raw) -> {probability}`: one [batch] tensor per raw feature (int64, float32, string).
+    - `bytes_fn(raw)`: the same, but string features as UTF-8 bytes, uint8
+      [batch, byte_width] zero-padded (for runtimes without string tensors, e.g.
+      TensorFlowLiteSwift). Only when `bytes_signature` and some feature is a string.
+    - `preprocess(raw)`: the transformed features, [batch, 1] each (for checks).
+
+    (Not named `serve`: with an attribute of that name the TFLite converter kept
+    only one of the two signatures.)
+    """
     import tensorflow as tf
+
+    string_features = [p for p in params if p.dtype is F.DType.STRING]
 
     class MobileModule(tf.Module):
         def __init__(self):
             super().__init__()
             self.model = keras_model
-            self.tables = {}
-            for p in params:
-                if p.kind is F.Kind.VOCABULARY and p.dtype is F.DType.STRING:
-                    keys = tf.constant([v.encode("utf-8", errors="surrogateescape") for v in p.vocabulary] or [b""],
-                                       tf.string)
-                    ids = tf.range(len(p.vocabulary), dtype=tf.int64) if p.vocabulary else tf.constant([p.oov_id],
-                                                                                                          tf.int64)
-                    self.tables[p.name] = tf.lookup.StaticHashTable(
-                        tf.lookup.KeyValueTensorInitializer(keys, ids), default_value=tf.constant(p.oov_id, tf.int64))
             spec = {p.name: tf.TensorSpec([None], _tf_dtype(p.dtype), name=p.name) for p in params}
             self.preprocess = tf.function(self._preprocess, input_signature=[spec], autograph=False)
-            self.serve = tf.function(self._serve, input_signature=[spec], autograph=False)
+            self.raw_fn = tf.function(self._serve, input_signature=[spec], autograph=False)
+            self.bytes_fn = None
+            if bytes_signature and string_features:
+                bytes_spec = dict(spec)
+                for p in string_features:
+                    bytes_spec[p.name] = tf.TensorSpec([None, p.byte_width], tf.uint8, name=p.name)
+                self.bytes_fn = tf.function(self._serve_bytes, input_signature=[bytes_spec], autograph=False)
+
+        def signatures(self) -> dict:
+            out = {SIGNATURE: self.raw_fn.get_concrete_function()}
+            if self.bytes_fn is not None:
+                out[BYTES_SIGNATURE] = self.bytes_fn.get_concrete_function()
+            return out
 
         def _serve(self, raw):
-            probability = self.model(self._preprocess(raw), training=False)
+            return self._predict(self._preprocess(raw))
+
+        def _serve_bytes(self, raw):
+            return self._predict(self._preprocess(raw, as_bytes=True))
+
+        def _predict(self, transformed):
+            probability = self.model(transformed, training=False)
             return {F.OUTPUT: tf.reshape(probability, [-1])}
 
-        def _preprocess(self, raw):
-            return {F.transformed_name(p.name): tf.reshape(self._feature(p, raw[p.name]), [-1, 1]) for p in params}
-
-        def _feature(self, p: FeatureParams, x):
-            if p.optional:
-                x = _fill_missing(x, p.dtype)
-            if p.kind is F.Kind.NUMERIC:
-                x = tf.cast(x, tf.float32) - tf.constant(p.mean, tf.float32)
-                scale = tf.constant(p.scale, tf.float32)
-                return x / scale if p.scale_op == "div" else x * scale
-            if p.kind is F.Kind.BUCKETIZED:
-                if not p.thresholds:
-                    return tf.fill(tf.shape(x), tf.constant(p.base, tf.int64))
-                t = tf.constant(p.thresholds, _tf_dtype(p.dtype))
-                above = tf.cast(tf.greater_equal(tf.expand_dims(x, 1), tf.expand_dims(t, 0)), tf.int32)
-                return tf.cast(tf.reduce_sum(above, axis=1), tf.int64) + tf.constant(p.base, tf.int64)
-            if p.kind is F.Kind.CATEGORICAL_INT:
-                x = tf.cast(x, tf.int64)
-                return tf.minimum(tf.maximum(x, tf.constant(0, tf.int64)), tf.constant(p.size - 1, tf.int64))
-            if p.dtype is F.DType.STRING:
-                return self.tables[p.name].lookup(x)
-            return _int_lookup(x, p)
+        def _preprocess(self, raw, as_bytes: bool = False):
+            out = {}
+            for p in params:
+                if as_bytes and p.dtype is F.DType.STRING:
+                    ids = _bytes_lookup(raw[p.name], p)
+                else:
+                    ids = _feature(p, raw[p.name])
+                out[F.transformed_name(p.name)] = tf.reshape(ids, [-1, 1])
+            return out
 
     return MobileModule()
+
+
+def _feature(p: FeatureParams, x):
+    import tensorflow as tf
+
+    if p.optional:
+        x = _fill_missing(x, p.dtype)
+    if p.kind is F.Kind.NUMERIC:
+        x = tf.cast(x, tf.float32) - tf.constant(p.mean, tf.float32)
+        scale = tf.constant(p.scale, tf.float32)
+        return x / scale if p.scale_op == "div" else x * scale
+    if p.kind is F.Kind.BUCKETIZED:
+        if not p.thresholds:
+            return tf.fill(tf.shape(x), tf.constant(p.base, tf.int64))
+        t = tf.constant(p.thresholds, _tf_dtype(p.dtype))
+        above = tf.cast(tf.greater_equal(tf.expand_dims(x, 1), tf.expand_dims(t, 0)), tf.int32)
+        return tf.cast(tf.reduce_sum(above, axis=1), tf.int64) + tf.constant(p.base, tf.int64)
+    if p.kind is F.Kind.CATEGORICAL_INT:
+        x = tf.cast(x, tf.int64)
+        return tf.minimum(tf.maximum(x, tf.constant(0, tf.int64)), tf.constant(p.size - 1, tf.int64))
+    if not p.vocabulary:
+        return tf.fill(tf.shape(x), tf.constant(p.oov_id, tf.int64))
+    if p.dtype is F.DType.STRING:
+        keys = tf.constant([_utf8(v) for v in p.vocabulary], tf.string)
+    else:
+        keys = tf.constant(p.vocabulary, tf.int64)
+    return _first_match(tf.equal(tf.expand_dims(x, 1), tf.expand_dims(keys, 0)), p.oov_id)
 
 
 def _fill_missing(x, dtype: F.DType):
@@ -474,24 +526,36 @@ def _fill_missing(x, dtype: F.DType):
     return x
 
 
-def _int_lookup(x, p: FeatureParams):
-    """Index of x in the int vocabulary, else the OOV id: EQUAL + SELECT + REDUCE_MAX (no int64 hash table)."""
+def _first_match(match, oov_id: int):
+    """[batch, keys] bool -> index of the matching key, else oov_id (EQUAL/ARG_MAX/SELECT_V2, no hash table)."""
+    import tensorflow as tf
+
+    hits = tf.cast(match, tf.int32)
+    index = tf.argmax(hits, axis=1, output_type=tf.int64)
+    found = tf.reduce_max(hits, axis=1) > 0
+    return tf.where(found, index, tf.fill(tf.shape(index), tf.constant(oov_id, tf.int64)))
+
+
+def _bytes_lookup(x, p: FeatureParams):
+    """uint8 [batch, width] zero-padded UTF-8 -> vocabulary id (rows equal to a padded key match it)."""
     import tensorflow as tf
 
     if not p.vocabulary:
-        return tf.fill(tf.shape(x), tf.constant(p.oov_id, tf.int64))
-    keys = tf.constant(p.vocabulary, tf.int64)
-    match = tf.equal(tf.expand_dims(x, 1), tf.expand_dims(keys, 0))
-    index = tf.where(match, tf.expand_dims(tf.range(len(p.vocabulary), dtype=tf.int64), 0),
-                     tf.constant(-1, tf.int64))
-    index = tf.reduce_max(index, axis=1)
-    return tf.where(index < 0, tf.constant(p.oov_id, tf.int64), index)
+        return tf.fill(tf.shape(x)[:1], tf.constant(p.oov_id, tf.int64))
+    keys = tf.constant(encode_bytes([_utf8(v) for v in p.vocabulary], p.byte_width).astype(np.int32))
+    # NOT_EQUAL has no uint8 kernel in TFLite: compare as int32.
+    differ = tf.not_equal(tf.expand_dims(tf.cast(x, tf.int32), 1), tf.expand_dims(keys, 0))
+    return _first_match(tf.logical_not(tf.reduce_any(differ, axis=2)), p.oov_id)
 
 
-def _converter(saved_module_dir: str, quantize: bool):
+def _utf8(value: str) -> bytes:
+    return value.encode("utf-8", errors="surrogateescape")
+
+
+def _converter(saved_module_dir: str, signature_keys: Sequence[str], quantize: bool):
     import tensorflow as tf
 
-    converter = tf.lite.TFLiteConverter.from_saved_model(saved_module_dir, signature_keys=[SIGNATURE])
+    converter = tf.lite.TFLiteConverter.from_saved_model(saved_module_dir, signature_keys=list(signature_keys))
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     converter.allow_custom_ops = False
     if quantize:
@@ -591,6 +655,7 @@ class ParityReport:
     reference_auc: float | None
     auc_delta: float | None
     accuracy: float | None
+    bytes_signature_max_abs_diff: float | None = None  # serving_bytes vs serving_default
 
     def to_dict(self) -> dict:
         return {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
@@ -605,21 +670,24 @@ def parity(tflite_path: str | Path, saved_model_dir: str | Path, rows: Sequence[
     Gate by `variant`: "float" -> max |probability difference| <= max_abs_diff;
     any other (quantized) -> |AUC - SavedModel AUC| <= max_auc_delta, AUC against
     labels tips > 0.2 * fare. NaN probabilities must be NaN in both. `reference`:
-    precomputed `reference_probabilities(saved_model_dir, rows)`.
+    precomputed `reference_probabilities(saved_model_dir, rows)`. When the model
+    also has `serving_bytes`, that signature must give the same probabilities as
+    `serving_default` (within BYTES_MAX_DIFF) on the rows.
     """
     rows = list(rows)
     if reference is None:
         reference = reference_probabilities(saved_model_dir, rows)
     model = runtime.TFLiteModel(tflite_path)
-    got = model.run(runtime.columns(rows, runtime.input_spec_for_features()))
+    cols = runtime.columns(rows, runtime.input_spec_for_features())
+    got = model.run(cols)
     y = labels(rows)
     reasons: list[str] = []
-    max_diff = mean_diff = None
-    if len(rows):
-        both_nan = np.isnan(got) & np.isnan(reference)
-        diff = np.where(both_nan, 0.0, np.abs(got.astype(np.float64) - reference.astype(np.float64)))
-        diff = np.where(np.isnan(diff), np.inf, diff)
-        max_diff, mean_diff = float(diff.max()), float(diff.mean())
+    max_diff, mean_diff = _diff(got, reference)
+    bytes_diff = None
+    if BYTES_SIGNATURE in model.signatures and rows:
+        bytes_diff, _ = _diff(runtime.TFLiteModel(tflite_path, signature=BYTES_SIGNATURE).run(cols), got)
+        if not bytes_diff <= BYTES_MAX_DIFF:
+            reasons.append(f"{BYTES_SIGNATURE} differs from {SIGNATURE} by up to {bytes_diff:.3g}")
     auc, ref_auc = _auc(y, got), _auc(y, reference)
     delta = None if auc is None or ref_auc is None else abs(auc - ref_auc)
     accuracy = float(np.mean((got > 0.5) == (y == 1))) if len(rows) else None
@@ -637,7 +705,17 @@ def parity(tflite_path: str | Path, saved_model_dir: str | Path, rows: Sequence[
             reasons.append(f"AUC {auc:.5f} vs SavedModel {ref_auc:.5f}: |delta| {delta:.5f} > {max_auc_delta:g}")
     return ParityReport(variant=variant, gate=gate, rows=len(rows), passed=not reasons, reasons=reasons,
                         max_abs_diff=max_diff, mean_abs_diff=mean_diff, auc=auc, reference_auc=ref_auc,
-                        auc_delta=delta, accuracy=accuracy)
+                        auc_delta=delta, accuracy=accuracy, bytes_signature_max_abs_diff=bytes_diff)
+
+
+def _diff(got: np.ndarray, want: np.ndarray) -> tuple[float | None, float | None]:
+    """(max, mean) |got - want|; NaN in both counts as equal, NaN in one as infinite."""
+    if not len(got):
+        return None, None
+    both_nan = np.isnan(got) & np.isnan(want)
+    diff = np.where(both_nan, 0.0, np.abs(got.astype(np.float64) - want.astype(np.float64)))
+    diff = np.where(np.isnan(diff), np.inf, diff)
+    return float(diff.max()), float(diff.mean())
 
 
 # -- convert ----------------------------------------------------------------------------------
@@ -694,7 +772,7 @@ class ConversionResult:
 def convert(saved_model_dir: str | Path, transform_output_dir: str | Path, output_dir: str | Path, *,
             eval_rows: Sequence[Mapping[str, Any]] | None = None, model_version: Any = None,
             model_name: str | None = None, max_abs_diff: float = MAX_ABS_DIFF,
-            max_auc_delta: float = MAX_AUC_DELTA) -> ConversionResult:
+            max_auc_delta: float = MAX_AUC_DELTA, bytes_signature: bool = True) -> ConversionResult:
     """Converts a SavedModel saved by models.signatures into mobile models in `output_dir`.
 
     Writes `model.tflite` (float32) and `model_quant.tflite` (dynamic-range
@@ -711,7 +789,8 @@ def convert(saved_model_dir: str | Path, transform_output_dir: str | Path, outpu
     tft_output = tft.TFTransformOutput(str(transform_output_dir))
     params = extract_preprocessing(tft_output)
     keras_model = tf.keras.models.load_model(saved_model_dir, compile=False)
-    module = build_module(keras_model, params)
+    module = build_module(keras_model, params, bytes_signature=bytes_signature)
+    signatures = module.signatures()
 
     rows = list(eval_rows) if eval_rows is not None else None
     reference = reference_probabilities(saved_model_dir, rows) if rows is not None else None
@@ -722,13 +801,14 @@ def convert(saved_model_dir: str | Path, transform_output_dir: str | Path, outpu
     contents: dict[str, bytes] = {}
     with tempfile.TemporaryDirectory(prefix="tfxp-mobile-") as tmp:
         module_dir = os.path.join(tmp, "module")
-        tf.saved_model.save(module, module_dir, signatures={SIGNATURE: module.serve.get_concrete_function()})
+        tf.saved_model.save(module, module_dir, signatures=signatures)
         for name, quantize in ((FLOAT, False), (QUANT, True)):
             file_name = VARIANT_FILES[name]
             result = VariantResult(name=name, file=file_name, size_bytes=0, written=False)
             results[name] = result
             try:
-                content = _converter(module_dir, quantize).convert()
+                content = _converter(module_dir, signatures, quantize).convert()
+                _check_signatures(content, signatures)
             except Exception as exc:  # the converter raises ConverterError and others
                 result.reasons.append(f"conversion failed: {str(exc).strip().splitlines()[-1] if str(exc) else exc!r}")
                 continue
@@ -757,11 +837,18 @@ def convert(saved_model_dir: str | Path, transform_output_dir: str | Path, outpu
             target.unlink()  # a stale file from an earlier conversion must not pass for this one
     spec = model_spec(params, results, contents, model_version=model_version, model_name=model_name,
                       reference_auc=_auc(y, reference) if rows is not None else None,
-                      rows=len(rows) if rows is not None else None)
+                      rows=len(rows) if rows is not None else None, bytes_signature=bytes_signature)
     spec_path = output_dir / SPEC_FILE
     _write_atomic(spec_path, (json.dumps(spec, indent=2, allow_nan=False) + "\n").encode())
     return ConversionResult(output_dir=str(output_dir), spec_path=str(spec_path), spec=spec, variants=results,
                             params=params)
+
+
+def _check_signatures(content: bytes, signatures: Sequence[str]) -> None:
+    # The converter has been seen to drop signatures silently (e.g. next to table initializers).
+    found = runtime.interpreter_class()(model_content=content).get_signature_list()
+    if set(found) != set(signatures):
+        raise ConversionError(f"the converted model has signatures {sorted(found)}, not {sorted(signatures)}")
 
 
 def _write_atomic(path: Path, content: bytes) -> None:
@@ -794,7 +881,7 @@ def _input_meaning(p: FeatureParams) -> str:
 
 def model_spec(params: Sequence[FeatureParams], results: Mapping[str, VariantResult], contents: Mapping[str, bytes],
                *, model_version: Any = None, model_name: str | None = None, reference_auc: float | None = None,
-               rows: int | None = None) -> dict:
+               rows: int | None = None, bytes_signature: bool = True) -> dict:
     """The JSON contract apps integrate against (see mobile/README.md)."""
     inputs = []
     for p in params:
@@ -807,6 +894,17 @@ def model_spec(params: Sequence[FeatureParams], results: Mapping[str, VariantRes
             "meaning": _input_meaning(p),
             "preprocessing": p.describe(),
         })
+    signatures = {SIGNATURE: {
+        "use": "runtimes with string tensors: Android/Java/Kotlin, C++, Python",
+        "inputs": [{"name": i["name"], "dtype": i["dtype"], "shape": i["shape"]} for i in inputs],
+    }}
+    if bytes_signature and any(p.dtype is F.DType.STRING for p in params):
+        signatures[BYTES_SIGNATURE] = {
+            "use": "runtimes without string tensors (TensorFlowLiteSwift): string inputs as UTF-8 bytes, "
+                   "cut to the width and zero-padded; a missing string is all zeros",
+            "inputs": [{"name": p.name, "dtype": "uint8", "shape": [-1, p.byte_width]} if p.dtype is F.DType.STRING
+                       else {"name": p.name, "dtype": _TF_DTYPE_NAMES[p.dtype], "shape": [-1]} for p in params],
+        }
     variants, rejected = {}, {}
     for name, r in results.items():
         entry: dict[str, Any] = {
@@ -828,8 +926,9 @@ def model_spec(params: Sequence[FeatureParams], results: Mapping[str, VariantRes
         "model_version": model_version,
         "created": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "signature": SIGNATURE,
-        "batch": "dynamic: every input is [batch]; resize inputs to the row count (or run one row at a time)",
+        "batch": "dynamic: the first dimension of every input is the row count (or run one row at a time)",
         "inputs": inputs,
+        "signatures": signatures,
         "output": {"name": F.OUTPUT, "dtype": "float32", "shape": [-1], "meaning": _OUTPUT_MEANING},
         "vocabularies": {p.name: {"size": len(p.vocabulary), "oov_id": p.oov_id, "key_dtype": _TF_DTYPE_NAMES[p.dtype]}
                          for p in params if p.kind is F.Kind.VOCABULARY},

@@ -5,6 +5,10 @@ into one tensor per input (named as the CSV column, missing values written as
 the spec's markers), run the `serving_default` signature, read `probability`.
 The TFLite model does all preprocessing itself.
 
+`serving_bytes` is the same model for runtimes without string tensors
+(TensorFlowLiteSwift): string inputs are UTF-8 bytes, uint8 [batch, width],
+cut to `width` and zero-padded (`encode_bytes`). Both give identical results.
+
 No TensorFlow here: the interpreter comes from `tflite_runtime`, or from
 `ai_edge_litert` (its successor) when `tflite_runtime` is not installed.
 An interpreter is not thread-safe; use one `MobileModel` per thread.
@@ -23,11 +27,15 @@ from serving.client import RowError, parse_value
 
 SPEC_FILE = "model_spec.json"
 SIGNATURE = "serving_default"
+BYTES_SIGNATURE = "serving_bytes"
+SIGNATURES = (SIGNATURE, BYTES_SIGNATURE)
 FLOAT = "float"
 QUANT = "quant"
 VARIANT_FILES = {FLOAT: "model.tflite", QUANT: "model_quant.tflite"}
 # Rows per interpreter call: bounds memory for big row files (the batch dim is dynamic).
 CHUNK_ROWS = 4096
+# serving_bytes compares [rows, keys, width] bytes: smaller chunks bound that.
+BYTES_CHUNK_ROWS = 256
 
 _NUMPY_DTYPES = {"int64": np.int64, "float32": np.float32, "string": object}
 
@@ -87,11 +95,24 @@ def columns(rows: Sequence[Mapping[str, Any]], inputs: Sequence[Mapping[str, Any
     return out
 
 
+def encode_bytes(values: Sequence[bytes], width: int) -> np.ndarray:
+    """Strings (UTF-8 bytes) as `serving_bytes` takes them: uint8 [n, width], cut to width, zero-padded."""
+    out = np.zeros([len(values), width], np.uint8)
+    for i, value in enumerate(values):
+        value = value[:width]
+        out[i, :len(value)] = np.frombuffer(value, np.uint8)
+    return out
+
+
 class TFLiteModel:
-    """One .tflite file's `serving_default` signature: input columns -> probabilities."""
+    """One signature of a .tflite file: input columns -> probabilities.
+
+    `run` takes `columns(...)` output for either signature: for `serving_bytes`
+    the string columns are encoded to the byte width the model declares.
+    """
 
     def __init__(self, model_path: str | Path | None = None, *, model_content: bytes | None = None,
-                 num_threads: int = 1, output: str = F.OUTPUT):
+                 num_threads: int = 1, output: str = F.OUTPUT, signature: str = SIGNATURE):
         if (model_path is None) == (model_content is None):
             raise ValueError("give model_path or model_content")
         Interpreter = interpreter_class()
@@ -99,11 +120,13 @@ class TFLiteModel:
             self.interpreter = Interpreter(model_path=str(model_path), num_threads=num_threads)
         else:
             self.interpreter = Interpreter(model_content=model_content, num_threads=num_threads)
-        signatures = self.interpreter.get_signature_list()
-        if SIGNATURE not in signatures:
-            raise ModelSpecError(f"the model has no {SIGNATURE!r} signature (it has {sorted(signatures)})")
-        self.runner = self.interpreter.get_signature_runner(SIGNATURE)
+        self.signatures = self.interpreter.get_signature_list()
+        if signature not in self.signatures:
+            raise ModelSpecError(f"the model has no {signature!r} signature (it has {sorted(self.signatures)})")
+        self.signature = signature
+        self.runner = self.interpreter.get_signature_runner(signature)
         self.output = output
+        self._byte_widths = {name: d["shape"][1] for name, d in self.input_details().items() if d["dtype"] == "uint8"}
 
     def input_details(self) -> dict[str, dict]:
         """name -> {"dtype": "int64"|"float32"|"string", "shape": [-1, ...]} of the signature's inputs."""
@@ -117,9 +140,15 @@ class TFLiteModel:
         batch = len(next(iter(cols.values())))
         if batch == 0:
             return np.zeros([0], np.float32)
+        step = BYTES_CHUNK_ROWS if self._byte_widths else CHUNK_ROWS
         parts = []
-        for start in range(0, batch, CHUNK_ROWS):
-            chunk = {name: values[start:start + CHUNK_ROWS] for name, values in cols.items()}
+        for start in range(0, batch, step):
+            chunk = {}
+            for name, values in cols.items():
+                values = values[start:start + step]
+                if name in self._byte_widths and values.dtype == object:
+                    values = encode_bytes(values, self._byte_widths[name])
+                chunk[name] = values
             parts.append(np.asarray(self.runner(**chunk)[self.output]).reshape(-1))
         return np.concatenate(parts)
 
@@ -151,10 +180,12 @@ class MobileModel:
     """A converted model folder (model_spec.json + .tflite files): `predict(rows) -> probabilities`.
 
     `variant`: "float" or "quant"; default: the spec's `default_variant`.
-    Checks that the interpreter's signature matches the spec's inputs and output.
+    `signature`: "serving_default" (string tensors) or "serving_bytes" (strings as bytes).
+    Checks that the interpreter's signatures match the spec's inputs and output.
     """
 
-    def __init__(self, model_dir: str | Path, variant: str | None = None, *, num_threads: int = 1):
+    def __init__(self, model_dir: str | Path, variant: str | None = None, *, signature: str = SIGNATURE,
+                 num_threads: int = 1):
         self.model_dir = Path(model_dir)
         self.spec = read_spec(self.model_dir)
         available = {name: v for name, v in self.spec["variants"].items() if v.get("file")}
@@ -163,7 +194,8 @@ class MobileModel:
             raise ModelSpecError(f"variant {self.variant!r} is not in {self.model_dir} (there: {sorted(available)})")
         self.path = self.model_dir / available[self.variant]["file"]
         self.inputs: list[dict] = self.spec["inputs"]
-        self.model = TFLiteModel(self.path, num_threads=num_threads, output=self.spec["output"]["name"])
+        self.model = TFLiteModel(self.path, num_threads=num_threads, output=self.spec["output"]["name"],
+                                 signature=signature)
         _check_matches(self.model, self.spec, self.path)
 
     @property
@@ -177,9 +209,19 @@ class MobileModel:
 
 
 def _check_matches(model: TFLiteModel, spec: Mapping[str, Any], path: Path) -> None:
+    """The spec's inputs (per signature) and output are the interpreter's, names, dtypes and shapes."""
+    declared_signatures = spec.get("signatures") or {SIGNATURE: {"inputs": spec["inputs"]}}
+    top = [{"name": i["name"], "dtype": i["dtype"], "shape": i["shape"]} for i in spec["inputs"]]
+    if SIGNATURE not in declared_signatures or top != [
+            {"name": i["name"], "dtype": i["dtype"], "shape": i["shape"]} for i in declared_signatures[SIGNATURE]["inputs"]]:
+        raise ModelSpecError(f"{path}: {SPEC_FILE} inputs do not match its {SIGNATURE} signature")
+    if set(declared_signatures) != set(model.signatures):
+        raise ModelSpecError(f"{path}: signatures {sorted(model.signatures)} do not match {SPEC_FILE} "
+                             f"{sorted(declared_signatures)}")
+    declared = {i["name"]: {"dtype": i["dtype"], "shape": i["shape"]}
+                for i in declared_signatures[model.signature]["inputs"]}
     actual = model.input_details()
-    declared = {i["name"]: i["dtype"] for i in spec["inputs"]}
-    if declared != {name: d["dtype"] for name, d in actual.items()}:
-        raise ModelSpecError(f"{path}: inputs {actual} do not match {SPEC_FILE} {declared}")
+    if declared != actual:
+        raise ModelSpecError(f"{path}: {model.signature} inputs {actual} do not match {SPEC_FILE} {declared}")
     if spec["output"]["name"] not in model.output_details():
         raise ModelSpecError(f"{path}: no output {spec['output']['name']!r}")

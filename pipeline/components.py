@@ -1,4 +1,4 @@
-"""Custom pipeline components: the data gate and the atomic Pusher.
+"""Custom pipeline components: the data gate, the atomic Pusher and the mobile Pusher.
 
 Both are Python-function components so they run unchanged under LocalDagRunner
 and in the pipeline image on Vertex AI.
@@ -78,3 +78,75 @@ def AtomicPusher(
     pushed_model.set_int_custom_property("pushed", 1)
     pushed_model.set_string_custom_property("pushed_destination", final)
     pushed_model.set_string_custom_property("pushed_version", str(version))
+
+
+def _eval_rows(examples_uri: str, limit: int) -> list[dict[str, str]]:
+    """Eval-split tf.Examples back as raw CSV-like rows (strings; "" for an empty cell)."""
+    import tensorflow as tf
+
+    files = tf.io.gfile.glob(os.path.join(examples_uri, "Split-eval", "*"))
+    rows = []
+    for record in tf.data.TFRecordDataset(files, compression_type="GZIP").take(limit):
+        example = tf.train.Example.FromString(record.numpy())
+        row = {}
+        for name, feature in example.features.feature.items():
+            kind = feature.WhichOneof("kind")
+            values = list(getattr(feature, kind).value) if kind else []
+            value = values[0] if values else ""
+            row[name] = value.decode("utf-8", "replace") if isinstance(value, bytes) else (
+                "" if value == "" else repr(value) if isinstance(value, float) else str(value))
+        rows.append(row)
+    return rows
+
+
+@component
+def MobilePusher(
+    model: InputArtifact[standard_artifacts.Model],
+    model_blessing: InputArtifact[standard_artifacts.ModelBlessing],
+    transform_graph: InputArtifact[standard_artifacts.TransformGraph],
+    examples: InputArtifact[standard_artifacts.Examples],
+    pushed_model: InputArtifact[standard_artifacts.PushedModel],
+    mobile_pushed_model: OutputArtifact[standard_artifacts.PushedModel],
+    mobile_dir: Parameter[str],
+    model_name: Parameter[str],
+    parity_rows: Parameter[int] = 2000,
+) -> None:
+    """Converts the pushed model to builtin-ops TFLite, parity-gates each variant, pushes the passing ones.
+
+    Same version number as the serving push, published atomically to
+    `<mobile_dir>/<version>/`. A variant that fails its gate is left out and the
+    reasons are kept on the output artifact (and in its report.json); the serving
+    push is never affected, so this component records failures instead of raising.
+    """
+    import json
+    import tempfile
+
+    from mobile.convert import convert
+
+    mobile_pushed_model.set_int_custom_property("pushed", 0)
+    if model_blessing.get_int_custom_property("blessed") != 1 or pushed_model.get_int_custom_property("pushed") != 1:
+        return
+    version = int(pushed_model.get_string_custom_property("pushed_version"))
+    rows = _eval_rows(examples.uri, parity_rows)
+    with tempfile.TemporaryDirectory(prefix="tfxp-mobile-") as tmp:
+        result = convert(
+            os.path.join(model.uri, "Format-Serving"),
+            os.path.join(transform_graph.uri),
+            tmp,
+            eval_rows=rows,
+            model_version=version,
+            model_name=model_name,
+        )
+        report = result.to_dict()
+        os.makedirs(mobile_pushed_model.uri, exist_ok=True)
+        with open(os.path.join(mobile_pushed_model.uri, "report.json"), "w") as f:
+            json.dump(report, f, indent=2)
+        mobile_pushed_model.set_string_custom_property("rejected", json.dumps(result.rejected))
+        mobile_pushed_model.set_string_custom_property("variants", json.dumps(result.written))
+        if not result.written:
+            return
+        os.chmod(tmp, 0o755)  # TemporaryDirectory is 0700; the published version must be readable
+        _, final = publish_version(tmp, mobile_dir, version=version)
+    mobile_pushed_model.set_int_custom_property("pushed", 1)
+    mobile_pushed_model.set_string_custom_property("pushed_destination", final)
+    mobile_pushed_model.set_string_custom_property("pushed_version", str(version))

@@ -67,6 +67,10 @@ class PipelineConfig:
         return self.output.resolve() / "serving" / self.name
 
     @property
+    def mobile_dir(self) -> Path:
+        return self.output.resolve() / "mobile" / self.name
+
+    @property
     def data_dir(self) -> Path:
         """The folder CsvExampleGen reads (ExampleGen takes folders, not files)."""
         data = self.data.resolve()

@@ -21,7 +21,7 @@ from tfx.types import Channel, standard_artifacts
 
 from models import features as F
 from pipeline.baseline import LatestBlessedOtherModelStrategy
-from pipeline.components import AtomicPusher, DataGate
+from pipeline.components import AtomicPusher, DataGate, MobilePusher
 from pipeline.config import EvalThresholds, PipelineConfig, model_code_fingerprint, with_project_dependency
 
 
@@ -141,6 +141,16 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
         warmup_records=config.warmup_records,
     ).with_id("Pusher")
 
+    mobile_pusher = MobilePusher(
+        model=trainer.outputs["model"],
+        model_blessing=evaluator.outputs["blessing"],
+        transform_graph=transform.outputs["transform_graph"],
+        examples=example_gen.outputs["examples"],
+        pushed_model=pusher.outputs["pushed_model"],
+        mobile_dir=str(config.mobile_dir),
+        model_name=config.name,
+    ).with_id("MobilePusher")
+
     return tfx_pipeline.Pipeline(
         pipeline_name=config.name,
         pipeline_root=str(config.pipeline_root),
@@ -155,6 +165,7 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
             baseline,
             evaluator,
             pusher,
+            mobile_pusher,
         ],
         enable_cache=config.enable_cache,
         metadata_connection_config=metadata.sqlite_metadata_connection_config(

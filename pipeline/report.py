@@ -86,6 +86,10 @@ def print_summary(outcome: Outcome) -> None:
         echo(f"pushed: {summary.pushed_path}")
     else:
         echo("pushed: nothing")
+    if summary.mobile_pushed:
+        echo(f"mobile: {summary.mobile_path} ({', '.join(summary.mobile_variants)})")
+    for variant, reasons in summary.mobile_rejected.items():
+        echo(f"mobile variant {variant} not pushed: {'; '.join(reasons)}")
     if outcome.error and outcome.exit_code is not ExitCode.PUSHED:
         echo(f"\nerror: {outcome.error}", err=True)
     if outcome.log_file:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import glob
+import json
 import os
 from dataclasses import asdict, dataclass, field
 
@@ -33,6 +34,10 @@ class Summary:
     pushed: bool = False
     pushed_path: str | None = None
     pushed_version: str | None = None
+    mobile_pushed: bool = False
+    mobile_path: str | None = None
+    mobile_variants: list[str] = field(default_factory=list)
+    mobile_rejected: dict[str, list[str]] = field(default_factory=dict)  # variant -> reasons
     components: list[dict] = field(default_factory=list)  # id, status, seconds
     # True when every component reused an earlier result (nothing new was pushed).
     fully_cached: bool = False
@@ -135,4 +140,11 @@ def collect(reader: MetadataReader, pipeline_name: str) -> Summary:
         summary.pushed = int_property(pushed, "pushed") == 1
         summary.pushed_path = str_property(pushed, "pushed_destination")
         summary.pushed_version = str_property(pushed, "pushed_version")
+    mobile = latest("MobilePusher")
+    if mobile and mobile.state in ("COMPLETE", "CACHED"):
+        pushed = mobile.output("mobile_pushed_model")
+        summary.mobile_pushed = int_property(pushed, "pushed") == 1
+        summary.mobile_path = str_property(pushed, "pushed_destination")
+        summary.mobile_variants = json.loads(str_property(pushed, "variants") or "[]")
+        summary.mobile_rejected = json.loads(str_property(pushed, "rejected") or "{}")
     return summary

@@ -32,12 +32,13 @@ def test_flatbuffers_hold_only_builtin_operators(converted):
         content = (Path(result.output_dir) / variant.file).read_bytes()
         ops = C.check_builtins_only(content)
         assert not [op for op in ops if op.startswith(BUILTIN_OPS_ALLOWED_IN_MAIN_GRAPH_PREFIXES)], (name, ops)
-        # The lookups really are inside the model (the preprocessing is not left to the app).
-        assert {"HASHTABLE", "HASHTABLE_FIND", "HASHTABLE_IMPORT", "GREATER_EQUAL", "EQUAL"} <= set(ops)
+        # The preprocessing really is inside the model (not left to the app): lookups, buckets, NaN tests.
+        assert {"EQUAL", "ARG_MAX", "GREATER_EQUAL", "NOT_EQUAL", "REDUCE_ANY", "SELECT_V2"} <= set(ops)
         # And the interpreter that will run it sees only those operators.
         interpreter = runtime.interpreter_class()(model_content=content)
         seen = {d["op_name"] for d in interpreter._get_ops_details()}
         assert seen <= set(ops) and not any(op.startswith("Flex") for op in seen)
+        assert set(interpreter.get_signature_list()) == {"serving_default", "serving_bytes"}
 
 
 def test_check_builtins_only_rejects_flex_ops(tmp_path):
@@ -150,15 +151,24 @@ def test_model_spec_matches_the_interpreters(converted, transformed):
     for item in spec["inputs"]:
         assert item["missing_marker"] == markers[item["dtype"]]
         assert item["shape"] == [-1] and item["meaning"].startswith(item["name"])
+    assert spec["signatures"]["serving_default"]["inputs"] == [
+        {"name": i["name"], "dtype": i["dtype"], "shape": i["shape"]} for i in spec["inputs"]]
+    widths = {p.name: p.byte_width for p in result.params if p.dtype is F.DType.STRING}
+    assert set(widths) == {"payment_type", "company"}
+    for item in spec["signatures"]["serving_bytes"]["inputs"]:
+        want = ("uint8", [-1, widths[item["name"]]]) if item["name"] in widths else (
+            next(i["dtype"] for i in spec["inputs"] if i["name"] == item["name"]), [-1])
+        assert (item["dtype"], item["shape"]) == want
     for name, variant in spec["variants"].items():
         content = (out / variant["file"]).read_bytes()
         assert variant["sha256"] == hashlib.sha256(content).hexdigest() and variant["bytes"] == len(content)
-        model = runtime.TFLiteModel(model_content=content)
-        actual = model.input_details()
-        assert {n: d["dtype"] for n, d in actual.items()} == {i["name"]: i["dtype"] for i in spec["inputs"]}
-        assert all(d["shape"] == [-1] for d in actual.values())  # dynamic batch
-        assert model.output_details() == {F.OUTPUT: {"dtype": "float32", "shape": [-1]}}
+        for signature, declared in spec["signatures"].items():
+            model = runtime.TFLiteModel(model_content=content, signature=signature)
+            actual = model.input_details()  # shape [-1] / [-1, width]: dynamic batch
+            assert actual == {i["name"]: {"dtype": i["dtype"], "shape": i["shape"]} for i in declared["inputs"]}
+            assert model.output_details() == {F.OUTPUT: {"dtype": "float32", "shape": [-1]}}
         assert variant["parity"]["passed"] and variant["metrics"]["rows"] == 500
+        assert variant["parity"]["bytes_signature_max_abs_diff"] == 0.0
     tft_output = transformed[0]
     for name, vocab in spec["vocabularies"].items():
         assert vocab["size"] == len(tft_output.vocabulary_by_name(name)) == vocab["oov_id"]
@@ -181,6 +191,32 @@ def test_a_variant_failing_its_gate_is_not_written(trained_model, transform_dir,
     assert spec["rejected"]["float"]["reasons"] == result.rejected["float"]
     with pytest.raises(runtime.ModelSpecError):
         runtime.MobileModel(out)
+
+
+def test_bytes_signature_equals_the_string_one(converted, eval_rows, odd_rows):
+    """serving_bytes (for runtimes without string tensors) gives serving_default's answers, bit for bit."""
+    result, _ = converted
+    company = next(p for p in result.params if p.name == "company")
+    known = company.vocabulary[0]
+    width = company.byte_width
+    tricky = [
+        dict(eval_rows[0], company=known + "x"),  # a key plus one more byte
+        dict(eval_rows[1], company=known[:-1]),  # a key minus its last byte
+        dict(eval_rows[2], company="C" * (width + 20)),  # longer than the width: cut, still OOV
+        dict(eval_rows[3], company=(known + " " * width)[:width]),  # exactly the width
+        dict(eval_rows[4], company="Taxi Café Ünïcode 出租车"),
+        dict(eval_rows[5], payment_type="Credit Card"),
+        dict(eval_rows[6], payment_type="credit card"),
+    ]
+    rows = eval_rows + odd_rows + tricky
+    cols = runtime.columns(rows, runtime.input_spec_for_features())
+    for variant in result.variants.values():
+        path = Path(result.output_dir) / variant.file
+        strings = runtime.TFLiteModel(path).run(cols)
+        as_bytes = runtime.TFLiteModel(path, signature="serving_bytes").run(cols)
+        np.testing.assert_array_equal(as_bytes, strings)
+    encoded = runtime.encode_bytes([b"ab", b"", "é".encode(), b"abcdef"], 4)
+    assert encoded.tolist() == [[97, 98, 0, 0], [0, 0, 0, 0], [195, 169, 0, 0], [97, 98, 99, 100]]
 
 
 def test_oov_buckets_is_one():

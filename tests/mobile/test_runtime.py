@@ -48,6 +48,8 @@ def test_runtime_predictions_equal_the_converters_check(converted, eval_rows):
         assert C._auc(labels, got) == report.auc
         assert float(np.max(np.abs(got.astype(np.float64) - reference))) == report.max_abs_diff
     assert MobileModel(result.output_dir).variant == "quant"  # the spec's default
+    as_bytes = MobileModel(result.output_dir, "float", signature="serving_bytes")
+    assert as_bytes.predict(eval_rows) == MobileModel(result.output_dir, "float").predict(eval_rows)
 
 
 def test_runtime_does_not_import_tensorflow(converted, eval_rows, tmp_path):
@@ -80,7 +82,9 @@ def test_rows_read_like_the_serving_client(converted, eval_rows):
     nan_float = dict(row, trip_seconds="", dropoff_latitude=float("nan"))
     blank_float = dict(row, trip_seconds="", dropoff_latitude="")
     p = model.predict([as_json, as_csv, without_key, nan_float, blank_float])
-    assert p[0] == p[1] == p[2] and p[3] == p[4]
+    # Same inputs, same answer (up to float rounding: rows of a batch may take different SIMD kernels).
+    assert p[1] == pytest.approx(p[0], abs=1e-7) and p[2] == pytest.approx(p[0], abs=1e-7)
+    assert p[4] == pytest.approx(p[3], abs=1e-7) and abs(p[3] - p[0]) > 1e-6
     assert model.predict([]) == []
     with pytest.raises(RowError, match="row 1: trip_start_hour"):
         model.predict([row, dict(row, trip_start_hour="3.5")])
