@@ -731,10 +731,6 @@ class VariantResult:
     parity: ParityReport | None = None
     reasons: list[str] = field(default_factory=list)  # why it was not written
 
-    @property
-    def path(self) -> str:
-        return self.file
-
 
 @dataclass
 class ConversionResult:
@@ -873,9 +869,11 @@ def _input_meaning(p: FeatureParams) -> str:
     default = {F.DType.INT: "0", F.DType.FLOAT: "0.0", F.DType.STRING: '""'}[p.dtype]
     if p.optional:
         missing = f"may be missing: write {marker_text}, read as {default}"
+    elif p.dtype is F.DType.FLOAT:
+        missing = "required: always give a number (NaN makes the probability NaN)"
     else:
-        missing = (f"required: {marker_text} is not read as missing but passed on as a value, "
-                   "as the server's predict_raw does")
+        missing = (f"required: always give a value ({marker_text} is read as the value {marker_text}, "
+                   "as the server's predict_raw reads it)")
     return f"{p.name} ({p.dtype.value}): {what}; {missing}"
 
 

@@ -13,7 +13,7 @@ from mobile import convert as C
 from mobile import runtime
 from models import features as F
 
-BUILTIN_OPS_ALLOWED_IN_MAIN_GRAPH_PREFIXES = ("Flex", "CUSTOM")
+NON_BUILTIN_PREFIXES = ("Flex", "CUSTOM")
 
 
 def test_both_variants_are_converted_and_written(converted):
@@ -31,7 +31,7 @@ def test_flatbuffers_hold_only_builtin_operators(converted):
     for name, variant in result.variants.items():
         content = (Path(result.output_dir) / variant.file).read_bytes()
         ops = C.check_builtins_only(content)
-        assert not [op for op in ops if op.startswith(BUILTIN_OPS_ALLOWED_IN_MAIN_GRAPH_PREFIXES)], (name, ops)
+        assert not [op for op in ops if op.startswith(NON_BUILTIN_PREFIXES)], (name, ops)
         # The preprocessing really is inside the model (not left to the app): lookups, buckets, NaN tests.
         assert {"EQUAL", "ARG_MAX", "GREATER_EQUAL", "NOT_EQUAL", "REDUCE_ANY", "SELECT_V2"} <= set(ops)
         # And the interpreter that will run it sees only those operators.

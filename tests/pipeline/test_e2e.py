@@ -25,7 +25,7 @@ ROWS = 3000
 TRAIN_STEPS = 120
 ALL_NODES = [
     "CsvExampleGen", "ImportSchemaGen", "StatisticsGen", "ExampleValidator", "DataGate",
-    "Transform", "Trainer", "baseline_resolver", "Evaluator", "Pusher",
+    "Transform", "Trainer", "baseline_resolver", "Evaluator", "Pusher", "MobilePusher",
 ]
 
 
@@ -119,6 +119,11 @@ def test_good_run_pushes_a_blessed_model(good_run, workdir):
     for node in ALL_NODES:  # progress lines on stderr
         assert node in stderr
     assert _versions(workdir / "out") == [summary["pushed_version"]]
+    # The mobile push carries the same version number as the serving push.
+    assert summary["mobile_pushed"] is True
+    assert summary["mobile_path"] == str(workdir / "out" / "mobile" / NAME / summary["pushed_version"])
+    assert set(summary["mobile_variants"]) == {"float", "quant"}
+    assert {"model.tflite", "model_quant.tflite", "model_spec.json"} <= set(os.listdir(summary["mobile_path"]))
 
 
 def test_mlmd_records_every_component(good_run, workdir):
@@ -178,7 +183,7 @@ def test_broken_data_exits_3_names_features_and_pushes_nothing(broken_run, workd
     assert "payment_type" in summary["error"] and "trip_start_hour" in summary["error"]
     ran = [c["id"] for c in summary["components"]]
     assert "Transform" not in ran and "Trainer" not in ran and "Pusher" not in ran
-    assert summary["pushed"] is False
+    assert summary["pushed"] is False and summary["mobile_pushed"] is False
     assert _versions(workdir / "out") == before
 
 
@@ -189,5 +194,5 @@ def test_model_on_shuffled_labels_is_not_blessed_and_not_pushed(bad_model_run, w
     assert summary["baseline_model"], "the earlier blessed model should be the baseline"
     assert summary["failures"] and any(f["metric"].startswith("auc") for f in summary["failures"])
     assert "auc" in summary["error"]
-    assert summary["pushed"] is False
+    assert summary["pushed"] is False and summary["mobile_pushed"] is False
     assert _versions(workdir / "out") == before
