@@ -5,7 +5,8 @@ serving version with the same number:
   * file size of each variant (ratio quantized / float),
   * single-row latency, median of many calls: tflite-runtime interpreter (one
     thread) per variant vs the SavedModel's `predict_raw` signature in-process,
-  * AUC of each on the last 3,000 rows of data/taxi.csv (labels: tips > 20% of fare).
+  * AUC of each on the last 3,000 rows of data/taxi.csv (labels: tips > 20% of fare; these
+    rows include training rows, so AUC is optimistic, but the same for every variant).
 Writes bench/results/mobile.json and prints a table.
 Run: make bench-mobile  (= python bench/mobile.py [--output output --name taxi])
 """
@@ -23,6 +24,9 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 ROOT = Path(__file__).resolve().parent.parent
+# Run as a script, this file's folder comes first on sys.path and its name would
+# shadow the project's `mobile` package; drop the folder so the package wins.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 RESULTS = ROOT / "bench" / "results" / "mobile.json"
 
 
