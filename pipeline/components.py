@@ -28,6 +28,14 @@ def DataGate(
     data_gate.value = "no anomalies"
 
 
+def _eval_records(examples_uri: str, limit: int) -> list[bytes]:
+    """Up to `limit` serialized tf.Examples of the eval split written by ExampleGen."""
+    import tensorflow as tf
+
+    files = tf.io.gfile.glob(os.path.join(examples_uri, "Split-eval", "*"))
+    return [r.numpy() for r in tf.data.TFRecordDataset(files, compression_type="GZIP").take(limit)]
+
+
 def _write_warmup(examples_uri: str, model_name: str, destination: str, count: int) -> None:
     """Writes TF Serving warmup requests (PredictionLog TFRecord) from real eval examples."""
     import tensorflow as tf
@@ -35,10 +43,7 @@ def _write_warmup(examples_uri: str, model_name: str, destination: str, count: i
 
     from models import signatures
 
-    files = tf.io.gfile.glob(os.path.join(examples_uri, "Split-eval", "*"))
-    records = [
-        r.numpy() for r in tf.data.TFRecordDataset(files, compression_type="GZIP").take(count)
-    ]
+    records = _eval_records(examples_uri, count)
     request = predict_pb2.PredictRequest()
     request.model_spec.name = model_name
     request.model_spec.signature_name = signatures.SERVING_DEFAULT
@@ -80,21 +85,25 @@ def AtomicPusher(
     pushed_model.set_string_custom_property("pushed_version", str(version))
 
 
+def _cell(value) -> str:
+    """One tf.Example value as the CSV cell it came from."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return repr(value) if isinstance(value, float) else str(value)
+
+
 def _eval_rows(examples_uri: str, limit: int) -> list[dict[str, str]]:
     """Eval-split tf.Examples back as raw CSV-like rows (strings; "" for an empty cell)."""
     import tensorflow as tf
 
-    files = tf.io.gfile.glob(os.path.join(examples_uri, "Split-eval", "*"))
     rows = []
-    for record in tf.data.TFRecordDataset(files, compression_type="GZIP").take(limit):
-        example = tf.train.Example.FromString(record.numpy())
+    for record in _eval_records(examples_uri, limit):
+        example = tf.train.Example.FromString(record)
         row = {}
         for name, feature in example.features.feature.items():
             kind = feature.WhichOneof("kind")
             values = list(getattr(feature, kind).value) if kind else []
-            value = values[0] if values else ""
-            row[name] = value.decode("utf-8", "replace") if isinstance(value, bytes) else (
-                "" if value == "" else repr(value) if isinstance(value, float) else str(value))
+            row[name] = _cell(values[0]) if values else ""
         rows.append(row)
     return rows
 
@@ -131,7 +140,7 @@ def MobilePusher(
     with tempfile.TemporaryDirectory(prefix="tfxp-mobile-") as tmp:
         result = convert(
             os.path.join(model.uri, "Format-Serving"),
-            os.path.join(transform_graph.uri),
+            transform_graph.uri,
             tmp,
             eval_rows=rows,
             model_version=version,

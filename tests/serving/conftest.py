@@ -12,6 +12,22 @@ import os
 import pytest
 
 from serving_harness import FIRST_VERSION, MODEL_NAME, ServerHandle, publish, start_server  # noqa: F401
+from taxi_data import raw_feature_spec, read_csv_rows, to_example
+
+# The first 24 CSV rows have blank floats, ints and strings (all three missing markers).
+CONTRACT_ROWS = 24
+
+
+@pytest.fixture(scope="module")
+def rows() -> list[dict[str, str]]:
+    """Real CSV rows for the contract tests (test modules may shadow this with their own)."""
+    return read_csv_rows(limit=CONTRACT_ROWS)
+
+
+@pytest.fixture(scope="module")
+def examples(rows) -> list[bytes]:
+    spec = raw_feature_spec()
+    return [to_example(r, spec) for r in rows]
 
 
 @pytest.fixture(scope="session")

@@ -26,7 +26,6 @@ from tensorflow_serving.apis import (
 from models import features as F
 from taxi_data import raw_feature_spec, read_csv_rows, to_example
 
-ROW_COUNT = 24  # the first rows have blank floats, ints and strings
 TIMEOUT = 120
 TOL = 1e-6
 MAX_MESSAGE = 2**31 - 1
@@ -54,17 +53,6 @@ def predictions(channel):
 @pytest.fixture(scope="module")
 def models(channel):
     return model_service_pb2_grpc.ModelServiceStub(channel)
-
-
-@pytest.fixture(scope="module")
-def rows() -> list[dict[str, str]]:
-    return read_csv_rows(limit=ROW_COUNT)
-
-
-@pytest.fixture(scope="module")
-def examples(rows) -> list[bytes]:
-    spec = raw_feature_spec()
-    return [to_example(r, spec) for r in rows]
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,6 @@ from models import features as F
 from serving_harness import start_server
 from taxi_data import raw_feature_spec, read_csv_rows, to_example
 
-ROW_COUNT = 24  # the first 24 CSV rows have blank floats, ints and strings (all three missing markers)
 TIMEOUT = 120
 PREDICT = "tensorflow/serving/predict"
 CLASSIFY = "tensorflow/serving/classify"
@@ -27,17 +26,6 @@ TOL = 1e-6
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-@pytest.fixture(scope="module")
-def rows() -> list[dict[str, str]]:
-    return read_csv_rows(limit=ROW_COUNT)
-
-
-@pytest.fixture(scope="module")
-def examples(rows) -> list[bytes]:
-    spec = raw_feature_spec()
-    return [to_example(r, spec) for r in rows]
 
 
 @pytest.fixture(scope="module")
