@@ -167,7 +167,7 @@ class TransformProbe:
 
         # Private helper of models.signatures: the serving raw spec (labels dropped,
         # unused columns defaulted) that predict_raw uses.
-        spec = signatures._raw_serving_spec(tft_output)
+        spec = signatures.raw_serving_spec(tft_output)
         self.raw_spec = spec
         layer = tft_output.transform_features_layer()
         inputs = {f.name: tf.TensorSpec([None], _tf_dtype(f.dtype), name=f.name) for f in F.FEATURES}
@@ -734,6 +734,17 @@ class VariantResult:
     reasons: list[str] = field(default_factory=list)  # why it was not written
 
 
+def find_transform_output(saved_model_dir: str | Path) -> str:
+    """The Transform output a SavedModel carries; ConversionError if it has none (saved by an older trainer)."""
+    from models.signatures import TRANSFORM_OUTPUT_DIR
+
+    path = Path(saved_model_dir) / TRANSFORM_OUTPUT_DIR
+    if not (path / "transform_fn").is_dir():
+        raise ConversionError(f"{saved_model_dir} carries no Transform output ({TRANSFORM_OUTPUT_DIR}/); "
+                              "pass the Transform component's transform_graph folder explicitly")
+    return str(path)
+
+
 @dataclass
 class ConversionResult:
     output_dir: str
@@ -767,7 +778,8 @@ class ConversionResult:
         }
 
 
-def convert(saved_model_dir: str | Path, transform_output_dir: str | Path, output_dir: str | Path, *,
+def convert(saved_model_dir: str | Path, output_dir: str | Path, *,
+            transform_output_dir: str | Path | None = None,
             eval_rows: Sequence[Mapping[str, Any]] | None = None, model_version: Any = None,
             model_name: str | None = None, max_abs_diff: float = MAX_ABS_DIFF,
             max_auc_delta: float = MAX_AUC_DELTA, bytes_signature: bool = True) -> ConversionResult:
@@ -778,13 +790,15 @@ def convert(saved_model_dir: str | Path, transform_output_dir: str | Path, outpu
     rows with `tips`) are given, pass the parity gate; then `model_spec.json`
     (written last). Failing variants are not written (stale files of that name are
     removed); their reasons are in the result and under `rejected` in the spec.
+    The preprocessing is rebuilt from `transform_output_dir`, by default the copy
+    the SavedModel carries (models.signatures.TRANSFORM_OUTPUT_DIR).
     Raises ConversionError when the preprocessing cannot be rebuilt at all.
     """
     import tensorflow as tf
     import tensorflow_transform as tft
 
     saved_model_dir, output_dir = str(saved_model_dir), Path(output_dir)
-    tft_output = tft.TFTransformOutput(str(transform_output_dir))
+    tft_output = tft.TFTransformOutput(str(transform_output_dir or find_transform_output(saved_model_dir)))
     params = extract_preprocessing(tft_output)
     keras_model = tf.keras.models.load_model(saved_model_dir, compile=False)
     module = build_module(keras_model, params, bytes_signature=bytes_signature)

@@ -41,9 +41,13 @@ def build_model(hidden_units: Sequence[int] = HIDDEN_UNITS) -> tf.keras.Model:
             deep_parts.append(inputs[name])
             continue
         inputs[name] = tf.keras.layers.Input(shape=(1,), name=name, dtype=tf.int64)
-        width = _id_space(feature)
-        deep_parts.append(tf.keras.layers.Flatten()(tf.keras.layers.Embedding(width, EMBEDDING_DIM)(inputs[name])))
-        wide_logits.append(tf.keras.layers.Flatten()(tf.keras.layers.Embedding(width, 1)(inputs[name])))
+        # One table per feature holds its deep embedding and its wide weight (the
+        # last column): one lookup instead of two, and a table big enough
+        # (> 1024 values) for TFLite's weight quantization to reach the wide part.
+        table = tf.keras.layers.Embedding(_id_space(feature), EMBEDDING_DIM + 1, name=f"{name}_embedding")
+        rows = tf.keras.layers.Flatten()(table(inputs[name]))
+        deep_parts.append(rows[:, :EMBEDDING_DIM])
+        wide_logits.append(rows[:, EMBEDDING_DIM:])
 
     deep = tf.keras.layers.concatenate(deep_parts)
     for units in hidden_units:

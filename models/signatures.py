@@ -20,6 +20,10 @@ PREDICT_RAW = "predict_raw"
 TRANSFORM_FEATURES = "transform_features"
 CLASSIFICATION = "classification"
 REGRESSION = "regression"
+# Where a saved model keeps a copy of its tf.Transform output (analyzer results,
+# vocabularies, raw schema), so it can be converted (mobile/) on its own. TF
+# Serving ignores assets.extra/ apart from its warmup file.
+TRANSFORM_OUTPUT_DIR = "assets.extra/transform_output"
 EXAMPLES_INPUT = "examples"
 # TF Serving's fixed tensor keys for the Classify/Regress APIs.
 CLASSIFY_INPUTS = "inputs"
@@ -28,7 +32,7 @@ _METHODS = {CLASSIFICATION: "tensorflow/serving/classify", REGRESSION: "tensorfl
 _TF_DTYPES = {F.DType.INT: tf.int64, F.DType.FLOAT: tf.float32, F.DType.STRING: tf.string}
 
 
-def _raw_serving_spec(tf_transform_output: tft.TFTransformOutput) -> dict:
+def raw_serving_spec(tf_transform_output: tft.TFTransformOutput) -> dict:
     """The raw spec minus the label; columns the model ignores get defaults so clients may omit them."""
     spec = dict(tf_transform_output.raw_feature_spec())
     spec.pop(F.TIPS, None)
@@ -82,7 +86,7 @@ def raw_tensors_to_features(raw: dict, raw_spec: dict) -> dict:
 def build(model: tf.keras.Model, tf_transform_output: tft.TFTransformOutput) -> dict:
     """Returns the three signatures as concrete functions, keyed by signature name."""
     model.tft_layer = tf_transform_output.transform_features_layer()
-    serving_spec = _raw_serving_spec(tf_transform_output)
+    serving_spec = raw_serving_spec(tf_transform_output)
 
     def predict(transformed: dict) -> dict:
         probability = model(transformed)
@@ -136,6 +140,18 @@ def save(model: tf.keras.Model, tf_transform_output: tft.TFTransformOutput, path
     """
     model.save(path, save_format="tf", signatures=build(model, tf_transform_output), save_traces=False)
     _set_method_names(path)
+    _copy_tree(tf_transform_output.transform_savedmodel_dir.rstrip("/").rsplit("/", 1)[0],
+               f"{path.rstrip('/')}/{TRANSFORM_OUTPUT_DIR}")
+
+
+def _copy_tree(source: str, target: str) -> None:
+    """Recursive copy through tf.io.gfile, so gs:// model dirs (Vertex) work too."""
+    for directory, _, files in tf.io.gfile.walk(source):
+        relative = directory[len(source):].lstrip("/")
+        destination = f"{target}/{relative}" if relative else target
+        tf.io.gfile.makedirs(destination)
+        for name in files:
+            tf.io.gfile.copy(f"{directory}/{name}", f"{destination}/{name}", overwrite=True)
 
 
 def _set_method_names(path: str) -> None:

@@ -258,10 +258,10 @@ Exit codes:
 @click.option("--saved-model", "saved_model", required=True,
               type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="A SavedModel saved by the Trainer (e.g. a pushed output/serving/<name>/<version>).")
-@click.option("--transform-output", "transform_output", required=True,
+@click.option("--transform-output", "transform_output", default=None,
               type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="The Transform component's transform_graph folder for that model (transform_fn/, "
-                   "transformed_metadata/). Required: the SavedModel does not carry it.")
+              help="The Transform component's transform_graph folder for that model. Default: the copy the "
+                   "SavedModel carries in assets.extra/transform_output/ (models saved by this project's Trainer).")
 @click.option("--output", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder for model.tflite, model_quant.tflite and model_spec.json.")
 @click.option("--rows", "rows_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
@@ -273,7 +273,7 @@ Exit codes:
 @click.option("--no-bytes-signature", "no_bytes_signature", is_flag=True,
               help="Leave out serving_bytes (strings as bytes, for TensorFlowLiteSwift); saves ~40 KB per file.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
-def convert(saved_model: Path, transform_output: Path, output: Path, rows_path: Path | None,
+def convert(saved_model: Path, transform_output: Path | None, output: Path, rows_path: Path | None,
             model_version: int | None, model_name: str | None, no_bytes_signature: bool, as_json: bool) -> None:
     """Convert a SavedModel to builtin-ops TFLite models that take raw features."""
     from serving.client import read_rows
@@ -291,8 +291,13 @@ def convert(saved_model: Path, transform_output: Path, output: Path, rows_path: 
     from mobile import convert as convert_lib
     from serving.client import RowError
 
+    if transform_output is None:
+        try:
+            transform_output = Path(convert_lib.find_transform_output(saved_model))
+        except convert_lib.ConversionError as exc:
+            raise click.BadParameter(str(exc), param_hint="--transform-output") from None
     try:
-        result = convert_lib.convert(saved_model, transform_output, output, eval_rows=rows,
+        result = convert_lib.convert(saved_model, output, transform_output_dir=transform_output, eval_rows=rows,
                                      model_version=model_version, model_name=model_name,
                                      bytes_signature=not no_bytes_signature)
     except RowError as exc:

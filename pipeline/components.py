@@ -140,8 +140,8 @@ def MobilePusher(
     with tempfile.TemporaryDirectory(prefix="tfxp-mobile-") as tmp:
         result = convert(
             os.path.join(model.uri, "Format-Serving"),
-            transform_graph.uri,
             tmp,
+            transform_output_dir=transform_graph.uri,
             eval_rows=rows,
             model_version=version,
             model_name=model_name,

@@ -23,12 +23,15 @@ def transform_dir(transformed) -> str:
 
 
 @pytest.fixture(scope="session")
-def converted(trained_model, transform_dir, eval_rows, tmp_path_factory):
-    """(ConversionResult, SavedModel dir) of a converted folder output/mobile/taxi/3-like."""
+def converted(trained_model, eval_rows, tmp_path_factory):
+    """(ConversionResult, SavedModel dir) of a converted folder output/mobile/taxi/3-like.
+
+    No Transform output is passed: the conversion uses the copy the SavedModel carries.
+    """
     from mobile import convert
 
     out = tmp_path_factory.mktemp("mobile") / MODEL_NAME / str(MODEL_VERSION)
-    result = convert.convert(trained_model[0], transform_dir, out, eval_rows=eval_rows,
+    result = convert.convert(trained_model[0], out, eval_rows=eval_rows,
                              model_version=MODEL_VERSION, model_name=MODEL_NAME)
     return result, trained_model[0]
 

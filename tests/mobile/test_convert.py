@@ -180,7 +180,8 @@ def test_a_variant_failing_its_gate_is_not_written(trained_model, transform_dir,
     out.mkdir()
     (out / "model.tflite").write_bytes(b"stale file from an older conversion")
     # Impossible tolerances: no variant can pass.
-    result = C.convert(trained_model[0], transform_dir, out, eval_rows=eval_rows[:200], model_version=4,
+    result = C.convert(trained_model[0], out, transform_output_dir=transform_dir, eval_rows=eval_rows[:200],
+                       model_version=4,
                        max_abs_diff=-1.0, max_auc_delta=-1.0)
     assert not result.ok and result.written == []
     assert set(result.rejected) == {"float", "quant"}

@@ -149,7 +149,8 @@ def test_tfxp_convert(trained_model, transform_dir, eval_rows, tmp_path):
     shutil.copytree(trained_model[0], pushed)
     rows = _write_csv(tmp_path / "eval.csv", eval_rows[:300])
     out = tmp_path / "mobile" / "taxi" / "17"
-    result = CliRunner().invoke(main, ["convert", "--saved-model", str(pushed), "--transform-output", transform_dir,
+    # No --transform-output: the SavedModel carries its Transform output.
+    result = CliRunner().invoke(main, ["convert", "--saved-model", str(pushed),
                                        "--output", str(out), "--rows", str(rows), "--json"])
     assert result.exit_code == 0, result.output
     answer = json.loads(result.output)
@@ -158,8 +159,13 @@ def test_tfxp_convert(trained_model, transform_dir, eval_rows, tmp_path):
     spec = json.loads((out / "model_spec.json").read_text())
     assert spec["model_name"] == "taxi" and spec["model_version"] == 17
     assert len(MobileModel(out).predict(eval_rows[:3])) == 3
+    # A SavedModel without the copy needs --transform-output, and says so.
+    shutil.rmtree(pushed / "assets.extra" / "transform_output")
     usage = CliRunner().invoke(main, ["convert", "--saved-model", str(pushed), "--output", str(out)])
-    assert usage.exit_code == 2 and "--transform-output" in usage.output
+    assert usage.exit_code == 2 and "--transform-output" in usage.output, usage.output
+    explicit = CliRunner().invoke(main, ["convert", "--saved-model", str(pushed), "--transform-output", transform_dir,
+                                         "--output", str(tmp_path / "explicit"), "--json"])
+    assert explicit.exit_code == 0, explicit.output
 
 
 def test_help_of_mobile_commands_does_not_import_tensorflow():
