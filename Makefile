@@ -52,7 +52,7 @@ lock:
 	@py=$$(.ci/find-python) || exit 1; \
 	rm -rf /tmp/tfxp-lock-venv && "$$py" -m venv /tmp/tfxp-lock-venv && \
 	/tmp/tfxp-lock-venv/bin/pip install --quiet "pip==24.2" && \
-	/tmp/tfxp-lock-venv/bin/pip install --quiet -c requirements.lock ".[dev,vertex,mobile]" && \
+	/tmp/tfxp-lock-venv/bin/pip install --quiet -c requirements.lock ".[dev,vertex,mobile,bench]" && \
 	{ head -2 requirements.lock; /tmp/tfxp-lock-venv/bin/pip freeze --all --exclude-editable \
 	  | grep -v -E '^(pip|wheel|tfx-taxi-pipeline)=='; } > requirements.lock.new && \
 	mv requirements.lock.new requirements.lock

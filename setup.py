@@ -33,6 +33,7 @@ setup(
         "dev": ["pytest>=8,<10", "psutil>=5.9"],
         "vertex": ["kfp==2.5.0", "kfp-pipeline-spec==0.2.2", "google-cloud-aiplatform>=1.40"],
         "mobile": ["tflite-runtime==2.14.0"],
+        "bench": ["matplotlib>=3.8,<3.11"],
     },
     entry_points={"console_scripts": ["tfxp=pipeline.cli:main"]},
 )
