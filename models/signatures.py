@@ -138,20 +138,12 @@ def save(model: tf.keras.Model, tf_transform_output: tft.TFTransformOutput, path
     reloading custom layers as Keras objects; this model's layers are all
     built-ins, rebuilt from their config.
     """
+    from pipeline.publish import copy_tree
+
     model.save(path, save_format="tf", signatures=build(model, tf_transform_output), save_traces=False)
     _set_method_names(path)
-    _copy_tree(tf_transform_output.transform_savedmodel_dir.rstrip("/").rsplit("/", 1)[0],
-               f"{path.rstrip('/')}/{TRANSFORM_OUTPUT_DIR}")
-
-
-def _copy_tree(source: str, target: str) -> None:
-    """Recursive copy through tf.io.gfile, so gs:// model dirs (Vertex) work too."""
-    for directory, _, files in tf.io.gfile.walk(source):
-        relative = directory[len(source):].lstrip("/")
-        destination = f"{target}/{relative}" if relative else target
-        tf.io.gfile.makedirs(destination)
-        for name in files:
-            tf.io.gfile.copy(f"{directory}/{name}", f"{destination}/{name}", overwrite=True)
+    copy_tree(tf_transform_output.transform_savedmodel_dir.rstrip("/").rsplit("/", 1)[0],
+              f"{path.rstrip('/')}/{TRANSFORM_OUTPUT_DIR}")
 
 
 def _set_method_names(path: str) -> None:
@@ -161,20 +153,20 @@ def _set_method_names(path: str) -> None:
     Classify/Regress refuse such signatures. The fingerprint file checksums the
     old saved_model.pb, so it is dropped (it is optional; loaders don't need it).
     """
-    import os
-
     from tensorflow.core.protobuf import saved_model_pb2
 
-    pb_path = os.path.join(path, "saved_model.pb")
+    # tf.io.gfile: on Vertex AI the model directory is a gs:// URI.
+    gfile = tf.io.gfile
+    pb_path = f"{path.rstrip('/')}/saved_model.pb"
     saved_model = saved_model_pb2.SavedModel()
-    with open(pb_path, "rb") as f:
+    with gfile.GFile(pb_path, "rb") as f:
         saved_model.ParseFromString(f.read())
     for meta_graph in saved_model.meta_graphs:
         for name, method in _METHODS.items():
             if name in meta_graph.signature_def:
                 meta_graph.signature_def[name].method_name = method
-    with open(pb_path, "wb") as f:
+    with gfile.GFile(pb_path, "wb") as f:
         f.write(saved_model.SerializeToString())
-    fingerprint = os.path.join(path, "fingerprint.pb")
-    if os.path.exists(fingerprint):
-        os.remove(fingerprint)
+    fingerprint = f"{path.rstrip('/')}/fingerprint.pb"
+    if gfile.exists(fingerprint):
+        gfile.remove(fingerprint)

@@ -31,3 +31,24 @@ class LatestBlessedOtherModelStrategy(resolver.ResolverStrategy):
                 return {"model": [model], "model_blessing": [blessings[model.id]], "candidate": []}
         return {"model": [], "model_blessing": [], "candidate": []}
 
+
+
+def baseline_resolver(candidate: types.BaseChannel, remote: bool) -> resolver.Resolver:
+    """The node that finds the Evaluator's baseline model.
+
+    Vertex AI Pipelines compiles only TFX's stock strategies (its resolver is a
+    metadata query, not Python), so a compiled pipeline uses
+    LatestBlessedModelStrategy; an unchanged re-run there evaluates again.
+    """
+    from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import LatestBlessedModelStrategy
+    from tfx.types import Channel, standard_artifacts
+
+    channels = {
+        "model": Channel(type=standard_artifacts.Model),
+        "model_blessing": Channel(type=standard_artifacts.ModelBlessing),
+    }
+    if remote:
+        return resolver.Resolver(strategy_class=LatestBlessedModelStrategy, **channels).with_id("baseline_resolver")
+    return resolver.Resolver(
+        strategy_class=LatestBlessedOtherModelStrategy, candidate=candidate, **channels
+    ).with_id("baseline_resolver")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from pipeline.config import DEFAULT_BEAM_ARGS, DEFAULT_DATA, DEFAULT_SCHEMA
+from pipeline.config import DEFAULT_BEAM_WORKERS, DEFAULT_DATA, DEFAULT_SCHEMA
 
 EXIT_CODES_HELP = """\b
 Exit codes:
@@ -41,13 +41,18 @@ def _data_option(help_text: str):
               help="Root for pipelines/, metadata/, serving/ and logs/.")
 @click.option("--name", default="taxi", show_default=True, help="Pipeline name; also the served model's name.")
 @click.option("--train-steps", type=click.IntRange(min=1), default=300, show_default=True)
+@click.option("--beam-workers", type=click.IntRange(min=1), default=DEFAULT_BEAM_WORKERS, show_default=True,
+              help="Local Beam parallelism: 1 runs Beam in this process (fastest on small data, see "
+                   "bench/results/scale.json); N > 1 uses N worker processes (multi-processing DirectRunner).")
 @click.option("--beam-arg", "beam_args", multiple=True, metavar="ARG",
-              help=f"A Beam pipeline option, repeatable. Default: {' '.join(DEFAULT_BEAM_ARGS)}")
+              help="A Beam pipeline option, repeatable; added after --beam-workers' options and wins over them "
+                   "(e.g. --beam-arg=--runner=PortableRunner).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
-def run(data: Path, output: Path, name: str, train_steps: int, beam_args: tuple[str, ...], as_json: bool) -> None:
+def run(data: Path, output: Path, name: str, train_steps: int, beam_workers: int, beam_args: tuple[str, ...],
+        as_json: bool) -> None:
     """Run the pipeline end to end and push a blessed model."""
     from pipeline import report
-    from pipeline.config import PipelineConfig
+    from pipeline.config import PipelineConfig, direct_runner_args
     from pipeline.runner import quiet_libraries, run as run_pipeline
 
     if not _valid_name(name):
@@ -55,7 +60,7 @@ def run(data: Path, output: Path, name: str, train_steps: int, beam_args: tuple[
     quiet_libraries()
     config = PipelineConfig(
         name=name, data=data, output=output, train_steps=train_steps,
-        beam_args=beam_args or DEFAULT_BEAM_ARGS,
+        beam_args=(*direct_runner_args(beam_workers), *beam_args),
     )
     outcome = run_pipeline(config, on_event=report.print_event)
     if as_json:
@@ -63,6 +68,96 @@ def run(data: Path, output: Path, name: str, train_steps: int, beam_args: tuple[
     else:
         report.print_summary(outcome)
     sys.exit(int(outcome.exit_code))
+
+
+COMPILE_EXIT_CODES_HELP = """\b
+Exit codes:
+  0  pipeline JSON written
+  1  compiling failed (the reason is printed)
+  2  usage error"""
+
+
+@main.command("compile", epilog=COMPILE_EXIT_CODES_HELP)
+@click.option("--target", type=click.Choice(["vertex"]), required=True,
+              help="vertex: a Vertex AI Pipelines PipelineJob JSON (KubeflowV2DagRunner).")
+@click.option("--project", required=True, help="Google Cloud project id.")
+@click.option("--region", required=True, help="Google Cloud region, e.g. us-central1.")
+@click.option("--pipeline-root", required=True, metavar="gs://BUCKET/ROOT",
+              help="Where artifacts go; pushed models land in ROOT/serving/<name> and ROOT/mobile/<name>.")
+@click.option("--image", required=True, help="The pipeline image built from this project's Dockerfile.")
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("pipeline.json"),
+              show_default=True, help="The PipelineJob JSON to write.")
+@click.option("--data", default=None, metavar="gs://…|PATH",
+              help="CSV file or folder: a gs:// URI, or a path inside this project (read from the image). "
+                   "Default: the embedded taxi CSV in the image.")
+@click.option("--name", default="taxi", show_default=True, help="Pipeline name; also the served model's name.")
+@click.option("--train-steps", type=click.IntRange(min=1), default=300, show_default=True)
+@click.option("--vertex-training", is_flag=True, help="Run the Trainer as a Vertex AI Training custom job.")
+@click.option("--training-machine-type", default="n1-standard-4", show_default=True,
+              help="Machine type of that job (with --vertex-training).")
+@click.option("--dataflow", is_flag=True, help="Run every Beam-powered component on Dataflow.")
+@click.option("--temp-location", default=None, metavar="gs://…",
+              help="Dataflow's staging/temp folder (with --dataflow). Default: PIPELINE_ROOT/tmp.")
+@click.option("--dataflow-max-workers", type=click.IntRange(min=1), default=None,
+              help="Upper bound on Dataflow workers (with --dataflow).")
+@click.option("--beam-arg", "beam_args", multiple=True, metavar="ARG",
+              help="A Beam pipeline option for every Beam component, repeatable; added last.")
+@click.option("--json", "as_json", is_flag=True, help="Print what was written as JSON on stdout.")
+def compile_command(target: str, project: str, region: str, pipeline_root: str, image: str, output: Path,
+                    data: str | None, name: str, train_steps: int, vertex_training: bool,
+                    training_machine_type: str, dataflow: bool, temp_location: str | None,
+                    dataflow_max_workers: int | None, beam_args: tuple[str, ...], as_json: bool) -> None:
+    """Compile the same pipeline as `tfxp run` for Vertex AI Pipelines (offline; nothing is uploaded)."""
+    from pipeline.config import DEFAULT_BEAM_ARGS, IMAGE_PROJECT_ROOT, PipelineConfig, RemoteLayout, VertexTraining
+
+    if not _valid_name(name):
+        raise click.BadParameter("use letters, digits, '-' and '_' only", param_hint="--name")
+    if not pipeline_root.startswith("gs://"):
+        raise click.BadParameter("Vertex AI needs a gs:// pipeline root", param_hint="--pipeline-root")
+    if (temp_location or dataflow_max_workers) and not dataflow:
+        raise click.UsageError("--temp-location and --dataflow-max-workers go with --dataflow")
+    if temp_location is not None and not temp_location.startswith("gs://"):
+        raise click.BadParameter("Dataflow needs a gs:// temp location", param_hint="--temp-location")
+    from pipeline import vertex
+
+    runner_args = DEFAULT_BEAM_ARGS
+    if dataflow:
+        runner_args = vertex.dataflow_beam_args(
+            vertex.DataflowSettings(project=project, region=region,
+                                    temp_location=temp_location or f"{pipeline_root.rstrip('/')}/tmp",
+                                    max_num_workers=dataflow_max_workers),
+            IMAGE_PROJECT_ROOT,
+        )
+    training = VertexTraining(project, region, image, training_machine_type) if vertex_training else None
+    try:
+        config = PipelineConfig(
+            name=name, data=data or DEFAULT_DATA, train_steps=train_steps,
+            beam_args=(*runner_args, *beam_args),
+            remote=RemoteLayout(pipeline_root=pipeline_root, vertex_training=training),
+        )
+        config.data_uri  # noqa: B018  (validates --data before the slow part)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--data") from None
+    from pipeline.runner import quiet_libraries, route_library_logs
+
+    quiet_libraries()
+    route_library_logs(output.with_suffix(".log"))
+    try:
+        job = vertex.compile_pipeline(config, image=image, output=output)
+    except Exception as exc:  # TFX's compiler raises assorted errors for unsupported pipelines
+        click.echo(f"error: compiling failed: {type(exc).__name__}: {exc}", err=True)
+        sys.exit(1)
+    tasks = sorted(job["pipelineSpec"]["root"]["dag"]["tasks"])
+    answer = {"output": str(output), "target": target, "image": image, "pipeline_root": pipeline_root,
+              "tasks": tasks, "vertex_training": vertex_training, "dataflow": dataflow}
+    if as_json:
+        click.echo(json.dumps(answer, indent=2))
+        return
+    click.echo(f"wrote {output}: {len(tasks)} tasks, image {image}, pipeline root {pipeline_root}")
+    click.echo("submit it (README: Running on Vertex AI):")
+    click.echo(f"  python -c \"from google.cloud import aiplatform; aiplatform.init(project='{project}', "
+               f"location='{region}'); aiplatform.PipelineJob(display_name='{name}', template_path='{output}', "
+               f"pipeline_root='{pipeline_root}').submit(service_account='SA_EMAIL')\"")
 
 
 @main.group()

@@ -130,6 +130,8 @@ def MobilePusher(
     import json
     import tempfile
 
+    import tensorflow as tf
+
     from mobile.convert import convert
 
     mobile_pushed_model.set_int_custom_property("pushed", 0)
@@ -147,9 +149,10 @@ def MobilePusher(
             model_name=model_name,
         )
         report = result.to_dict()
-        os.makedirs(mobile_pushed_model.uri, exist_ok=True)
-        with open(os.path.join(mobile_pushed_model.uri, "report.json"), "w") as f:
-            json.dump(report, f, indent=2)
+        # tf.io.gfile: artifact URIs are gs:// on Vertex AI.
+        tf.io.gfile.makedirs(mobile_pushed_model.uri)
+        with tf.io.gfile.GFile(os.path.join(mobile_pushed_model.uri, "report.json"), "w") as f:
+            f.write(json.dumps(report, indent=2))
         mobile_pushed_model.set_string_custom_property("rejected", json.dumps(result.rejected))
         mobile_pushed_model.set_string_custom_property("variants", json.dumps(result.written))
         if not result.written:

@@ -13,14 +13,12 @@ from tfx.components import (
     Transform,
 )
 from tfx.components.schema_gen.import_schema_gen.component import ImportSchemaGen
-from tfx.dsl.components.common.resolver import Resolver
 from tfx.orchestration import metadata
 from tfx.orchestration import pipeline as tfx_pipeline
 from tfx.proto import example_gen_pb2, trainer_pb2
-from tfx.types import Channel, standard_artifacts
 
 from models import features as F
-from pipeline.baseline import LatestBlessedOtherModelStrategy
+from pipeline.baseline import baseline_resolver
 from pipeline.components import AtomicPusher, DataGate, MobilePusher
 from pipeline.config import EvalThresholds, PipelineConfig, model_code_fingerprint, with_project_dependency
 
@@ -77,6 +75,23 @@ def eval_config(thresholds: EvalThresholds) -> tfma.EvalConfig:
     )
 
 
+def _trainer_class(config: PipelineConfig) -> type:
+    """TFX's Trainer, or its Google Cloud twin that runs the same run_fn as a Vertex AI Training job."""
+    if config.remote is None or config.remote.vertex_training is None:
+        return Trainer
+    from tfx.extensions.google_cloud_ai_platform.trainer.component import Trainer as VertexTrainer
+
+    return VertexTrainer
+
+
+def _training_config(config: PipelineConfig) -> dict:
+    if config.remote is None or config.remote.vertex_training is None:
+        return {}
+    from pipeline.vertex import training_custom_config
+
+    return training_custom_config(config.remote.vertex_training)
+
+
 def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
     example_gen = CsvExampleGen(
         input_base=str(config.data_dir),
@@ -87,7 +102,7 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
 
     statistics_gen = StatisticsGen(examples=example_gen.outputs["examples"])
 
-    schema_gen = ImportSchemaGen(schema_file=str(config.schema))
+    schema_gen = ImportSchemaGen(schema_file=config.schema_file)
 
     example_validator = ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
@@ -108,22 +123,17 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
     ).with_id("Transform")
     transform.add_upstream_node(data_gate)
 
-    trainer = Trainer(
+    trainer = _trainer_class(config)(
         run_fn="models.model.run_fn",
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_gen.outputs["schema"],
         train_args=trainer_pb2.TrainArgs(num_steps=config.train_steps),
         eval_args=trainer_pb2.EvalArgs(num_steps=config.eval_steps),
-        custom_config=code,
-    )
+        custom_config={**code, **_training_config(config)},
+    ).with_id("Trainer")
 
-    baseline = Resolver(
-        strategy_class=LatestBlessedOtherModelStrategy,
-        model=Channel(type=standard_artifacts.Model),
-        model_blessing=Channel(type=standard_artifacts.ModelBlessing),
-        candidate=trainer.outputs["model"],
-    ).with_id("baseline_resolver")
+    baseline = baseline_resolver(candidate=trainer.outputs["model"], remote=config.remote is not None)
 
     evaluator = Evaluator(
         examples=example_gen.outputs["examples"],
@@ -136,7 +146,7 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
         examples=example_gen.outputs["examples"],
-        serving_dir=str(config.serving_dir),
+        serving_dir=config.serving_dir,
         model_name=config.name,
         warmup_records=config.warmup_records,
     ).with_id("Pusher")
@@ -147,13 +157,13 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
         transform_graph=transform.outputs["transform_graph"],
         examples=example_gen.outputs["examples"],
         pushed_model=pusher.outputs["pushed_model"],
-        mobile_dir=str(config.mobile_dir),
+        mobile_dir=config.mobile_dir,
         model_name=config.name,
     ).with_id("MobilePusher")
 
     return tfx_pipeline.Pipeline(
         pipeline_name=config.name,
-        pipeline_root=str(config.pipeline_root),
+        pipeline_root=config.pipeline_root,
         components=[
             example_gen,
             statistics_gen,
@@ -168,8 +178,9 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
             mobile_pusher,
         ],
         enable_cache=config.enable_cache,
-        metadata_connection_config=metadata.sqlite_metadata_connection_config(
-            str(config.metadata_path)
+        # None on Vertex AI, which provides the metadata store.
+        metadata_connection_config=(
+            metadata.sqlite_metadata_connection_config(str(config.metadata_path)) if config.metadata_path else None
         ),
-        beam_pipeline_args=list(with_project_dependency(config.beam_args)),
+        beam_pipeline_args=list(with_project_dependency(config.beam_args, config.project_root)),
     )

@@ -56,3 +56,54 @@ def test_existing_version_is_never_overwritten(tmp_path):
     with pytest.raises(FileExistsError):
         publish_version(src, str(base), version=version)
     assert not [d for d in os.listdir(base) if d.startswith(STAGING_PREFIX)]
+
+
+# Object stores (gs:// on Vertex AI) go through tf.io.gfile; TF's in-memory
+# ram:// file system stands in for one here.
+def _ram_base(tmp_path) -> str:
+    return f"ram://publish-{tmp_path.name}/serving/taxi"
+
+
+def test_publish_to_an_object_store(tmp_path):
+    import tensorflow as tf
+
+    base = _ram_base(tmp_path)
+
+    def add(staging):
+        os.makedirs(os.path.join(staging, "assets.extra"))
+        with open(os.path.join(staging, "assets.extra", "warmup"), "w") as f:
+            f.write("requests")
+
+    version, path = publish_version(str(_model_dir(tmp_path)), base, add)
+    assert path == f"{base}/{version}"
+    assert [d.rstrip("/") for d in tf.io.gfile.listdir(base)] == [str(version)]
+    with tf.io.gfile.GFile(f"{path}/variables/variables.index", "rb") as f:
+        assert f.read() == b"index"
+    with tf.io.gfile.GFile(f"{path}/assets.extra/warmup") as f:
+        assert f.read() == "requests"
+    assert next_version(base) > version
+    with pytest.raises(FileExistsError):
+        publish_version(str(_model_dir(tmp_path)), base, version=version)
+
+
+def test_object_store_failure_while_adding_files_publishes_nothing(tmp_path):
+    import tensorflow as tf
+
+    base = _ram_base(tmp_path)
+
+    def fail(staging):
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        publish_version(str(_model_dir(tmp_path)), base, fail)
+    assert tf.io.gfile.listdir(base) == []
+
+
+def test_object_store_uploads_the_files_a_loader_looks_for_last():
+    from pipeline.publish import upload_order
+
+    files = ["saved_model.pb", "variables/variables.index", "assets.extra/tf_serving_warmup_requests",
+             "model_spec.json", "model.tflite", "variables/variables.data-00000-of-00001"]
+    order = upload_order(files)
+    assert set(order[-2:]) == {"saved_model.pb", "model_spec.json"}
+    assert sorted(order) == sorted(files)
