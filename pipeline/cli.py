@@ -108,7 +108,7 @@ def compile_command(target: str, project: str, region: str, pipeline_root: str, 
                     training_machine_type: str, dataflow: bool, temp_location: str | None,
                     dataflow_max_workers: int | None, beam_args: tuple[str, ...], as_json: bool) -> None:
     """Compile the same pipeline as `tfxp run` for Vertex AI Pipelines (offline; nothing is uploaded)."""
-    from pipeline.config import DEFAULT_BEAM_ARGS, IMAGE_PROJECT_ROOT, PipelineConfig, RemoteLayout, VertexTraining
+    from pipeline.config import DEFAULT_BEAM_ARGS, PipelineConfig, RemoteLayout, VertexTraining
 
     if not _valid_name(name):
         raise click.BadParameter("use letters, digits, '-' and '_' only", param_hint="--name")
@@ -125,8 +125,7 @@ def compile_command(target: str, project: str, region: str, pipeline_root: str, 
         runner_args = vertex.dataflow_beam_args(
             vertex.DataflowSettings(project=project, region=region,
                                     temp_location=temp_location or f"{pipeline_root.rstrip('/')}/tmp",
-                                    max_num_workers=dataflow_max_workers),
-            IMAGE_PROJECT_ROOT,
+                                    image=image, max_num_workers=dataflow_max_workers)
         )
     training = VertexTraining(project, region, image, training_machine_type) if vertex_training else None
     try:

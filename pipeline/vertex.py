@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.config import PipelineConfig, VertexTraining, with_project_dependency
+from pipeline.config import PipelineConfig, VertexTraining
 
 
 @dataclass(frozen=True)
@@ -20,23 +20,29 @@ class DataflowSettings:
     project: str
     region: str
     temp_location: str  # gs:// folder for Dataflow's staging and temp files
-    machine_type: str | None = None
+    image: str  # the pipeline image, used as the workers' SDK container
     max_num_workers: int | None = None
 
 
-def dataflow_beam_args(settings: DataflowSettings, project_root: str) -> tuple[str, ...]:
-    """DataflowRunner options; workers install this project (and so TFX) from the image's setup.py."""
+def dataflow_beam_args(settings: DataflowSettings) -> tuple[str, ...]:
+    """DataflowRunner options.
+
+    Workers start from the pipeline image (it carries Beam's boot program, see
+    the Dockerfile), so they run the locked dependencies and this project's code
+    without installing anything at start-up.
+    """
     args = [
         "--runner=DataflowRunner",
         f"--project={settings.project}",
         f"--region={settings.region}",
         f"--temp_location={settings.temp_location}",
+        f"--sdk_container_image={settings.image}",
+        # The SDK is already in the image: don't stage Beam's tarball.
+        "--sdk_location=container",
     ]
-    if settings.machine_type:
-        args.append(f"--machine_type={settings.machine_type}")
     if settings.max_num_workers:
         args.append(f"--max_num_workers={settings.max_num_workers}")
-    return with_project_dependency(tuple(args), project_root)
+    return tuple(args)
 
 
 def training_custom_config(vertex: VertexTraining) -> dict:

@@ -45,7 +45,7 @@ def _add_warmup(staging: str) -> None:
     request.model_spec.signature_name = "serving_default"
     examples = [to_example(r, raw_feature_spec()) for r in read_csv_rows(limit=5)]
     request.inputs["examples"].CopyFrom(tf.make_tensor_proto(examples, dtype=tf.string))
-    os.makedirs(os.path.join(staging, "assets.extra"))
+    os.makedirs(os.path.join(staging, "assets.extra"), exist_ok=True)  # the model's transform_output is there
     with tf.io.TFRecordWriter(os.path.join(staging, "assets.extra", "tf_serving_warmup_requests")) as writer:
         writer.write(prediction_log_pb2.PredictionLog(
             predict_log=prediction_log_pb2.PredictLog(request=request)).SerializeToString())

@@ -6,16 +6,13 @@ labels is not blessed against the baseline (exit 4). Neither failure pushes.
 """
 from __future__ import annotations
 
-import csv
-import json
 import os
 import random
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from pipeline_harness import tfxp_run, write_csv
 from taxi_data import read_csv_rows
 
 pytestmark = pytest.mark.slow
@@ -29,27 +26,8 @@ ALL_NODES = [
 ]
 
 
-def _write_csv(path: Path, rows: list[dict]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
-
-
 def _tfxp_run(data: Path, output: Path) -> tuple[int, dict, str]:
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", TF_USE_LEGACY_KERAS="1")
-    proc = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "run", "--data", str(data), "--output", str(output),
-         "--name", NAME, "--train-steps", str(TRAIN_STEPS), "--json"],
-        capture_output=True, text=True, env=env, timeout=900,
-    )
-    try:
-        summary = json.loads(proc.stdout)
-    except json.JSONDecodeError:
-        pytest.fail(f"no JSON summary (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr[-3000:]}")
-    return proc.returncode, summary, proc.stderr
+    return tfxp_run(data, output, name=NAME, train_steps=TRAIN_STEPS)
 
 
 def _versions(output: Path) -> list[str]:
@@ -69,7 +47,7 @@ def rows() -> list[dict]:
 
 @pytest.fixture(scope="module")
 def good_run(workdir, rows):
-    data = _write_csv(workdir / "data" / "good" / "taxi.csv", rows)
+    data = write_csv(workdir / "data" / "good" / "taxi.csv", rows)
     return _tfxp_run(data, workdir / "out")
 
 
@@ -84,7 +62,7 @@ def broken_run(workdir, rows, cached_run):
     for i in range(0, len(broken), 40):
         broken[i]["payment_type"] = "Bitcoin"
         broken[i + 1]["trip_start_hour"] = "99"
-    data = _write_csv(workdir / "data" / "broken" / "taxi.csv", broken)
+    data = write_csv(workdir / "data" / "broken" / "taxi.csv", broken)
     before = _versions(workdir / "out")
     return (*_tfxp_run(data, workdir / "out"), before)
 
@@ -97,7 +75,7 @@ def bad_model_run(workdir, rows, broken_run):
     random.Random(7).shuffle(tips)
     for row, tip in zip(shuffled, tips):
         row["tips"] = tip
-    data = _write_csv(workdir / "data" / "shuffled" / "taxi.csv", shuffled)
+    data = write_csv(workdir / "data" / "shuffled" / "taxi.csv", shuffled)
     before = _versions(workdir / "out")
     return (*_tfxp_run(data, workdir / "out"), before)
 
