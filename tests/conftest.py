@@ -73,7 +73,7 @@ def trained_model(transformed, tmp_path_factory):
     from models import signatures
 
     tft_output, _, rows = transformed
-    model = model_lib.build_model()
+    model = model_lib.build_model(model_lib.vocabulary_id_spaces(tft_output))
     metrics = model_lib.train(model, _dataset(rows[:1500], 64), _dataset(rows[1500:], 250), 200, 2,
                               str(tmp_path_factory.mktemp("logs")))
     path = str(tmp_path_factory.mktemp("model") / "saved")

@@ -139,3 +139,21 @@ def test_serving_default_accepts_examples_without_columns_the_model_ignores(save
     a = loaded.signatures[signatures.SERVING_DEFAULT](examples=tf.constant(full))[F.OUTPUT].numpy()
     b = loaded.signatures[signatures.SERVING_DEFAULT](examples=tf.constant(trimmed))[F.OUTPUT].numpy()
     np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+def test_vocabulary_tables_have_a_row_per_id_transform_can_emit(saved, transformed, taxi_rows):
+    from models import model as model_lib
+
+    tft_output, _, _ = transformed
+    spaces = model_lib.vocabulary_id_spaces(tft_output)
+    vocabulary_features = [f for f in F.FEATURES if f.kind is F.Kind.VOCABULARY]
+    assert set(spaces) == {f.name for f in vocabulary_features}
+    keras_model = tf.keras.models.load_model(saved[0], compile=False)
+    for feature in vocabulary_features:
+        size = tft_output.vocabulary_size_by_name(feature.name)
+        table = keras_model.get_layer(f"{F.transformed_name(feature.name)}_embedding")
+        assert table.input_dim == spaces[feature.name] == max(size, 1) + F.OOV_BUCKETS < F.VOCAB_SIZE
+    # An unseen category maps to the last row (the OOV bucket), which exists.
+    unseen = dict(taxi_rows[0], company="Never Seen Cab Co", payment_type="Barter")
+    out = tf.saved_model.load(saved[0]).signatures[signatures.PREDICT_RAW](**_raw_tensors([unseen]))
+    assert np.isfinite(out[F.OUTPUT].numpy()).all()
