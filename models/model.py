@@ -5,6 +5,7 @@ import logging
 from typing import Mapping, Sequence
 
 import models  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 from tfx.components.trainer.fn_args_utils import DataAccessor, FnArgs
@@ -18,6 +19,7 @@ EVAL_BATCH_SIZE = 512
 HIDDEN_UNITS = (64, 32)
 EMBEDDING_DIM = 8
 LEARNING_RATE = 3e-3
+CATEGORICAL_TABLE = "categorical_embedding"
 
 
 def vocabulary_id_spaces(tf_transform_output: tft.TFTransformOutput) -> dict[str, int]:
@@ -47,26 +49,31 @@ def build_model(
     with the VOCAB_SIZE upper bound instead, ~94% of the taxi model's embedding
     rows could never be looked up, and they were 2/3 of the TFLite file.
     """
-    inputs, deep_parts, wide_logits = {}, [], []
+    inputs, deep_parts, categorical = {}, [], []
     for feature in F.FEATURES:
         name = F.transformed_name(feature.name)
         if feature.kind is F.Kind.NUMERIC:
             inputs[name] = tf.keras.layers.Input(shape=(1,), name=name, dtype=tf.float32)
             deep_parts.append(inputs[name])
-            continue
-        inputs[name] = tf.keras.layers.Input(shape=(1,), name=name, dtype=tf.int64)
-        # One table per feature holds its deep embedding and its wide weight (the
-        # last column): one lookup instead of two (fewer ops in the TFLite graph),
-        # and TFLite quantizes the wide weights along with the embedding.
-        table = tf.keras.layers.Embedding(_id_space(feature, vocabulary_ids), EMBEDDING_DIM + 1, name=f"{name}_embedding")
-        rows = tf.keras.layers.Flatten()(table(inputs[name]))
-        deep_parts.append(rows[:, :EMBEDDING_DIM])
-        wide_logits.append(rows[:, EMBEDDING_DIM:])
+        else:
+            inputs[name] = tf.keras.layers.Input(shape=(1,), name=name, dtype=tf.int64)
+            categorical.append(feature)
+
+    # All categorical features share one table, each in its own row range (an
+    # offset per feature); a row holds the deep embedding and, in its last
+    # column, the wide weight. One lookup instead of two per feature keeps the
+    # TFLite graph small, and one table is big enough for TFLite to quantize.
+    sizes = [_id_space(feature, vocabulary_ids) for feature in categorical]
+    offsets = tf.constant(np.cumsum([0, *sizes[:-1]]), tf.int64)
+    ids = tf.keras.layers.concatenate([inputs[F.transformed_name(f.name)] for f in categorical]) + offsets
+    rows = tf.keras.layers.Embedding(sum(sizes), EMBEDDING_DIM + 1, name=CATEGORICAL_TABLE)(ids)
+    deep_parts.append(tf.keras.layers.Flatten()(rows[:, :, :EMBEDDING_DIM]))
+    wide_logit = tf.reduce_sum(rows[:, :, EMBEDDING_DIM], axis=1, keepdims=True)
 
     deep = tf.keras.layers.concatenate(deep_parts)
     for units in hidden_units:
         deep = tf.keras.layers.Dense(units, activation="relu")(deep)
-    logit = tf.keras.layers.add([tf.keras.layers.Dense(1)(deep), *wide_logits])
+    logit = tf.keras.layers.add([tf.keras.layers.Dense(1)(deep), wide_logit])
     output = tf.keras.layers.Activation("sigmoid", name=F.OUTPUT)(logit)
     return tf.keras.Model(inputs=inputs, outputs=output)
 

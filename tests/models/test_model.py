@@ -148,11 +148,14 @@ def test_vocabulary_tables_have_a_row_per_id_transform_can_emit(saved, transform
     spaces = model_lib.vocabulary_id_spaces(tft_output)
     vocabulary_features = [f for f in F.FEATURES if f.kind is F.Kind.VOCABULARY]
     assert set(spaces) == {f.name for f in vocabulary_features}
-    keras_model = tf.keras.models.load_model(saved[0], compile=False)
     for feature in vocabulary_features:
-        size = tft_output.vocabulary_size_by_name(feature.name)
-        table = keras_model.get_layer(f"{F.transformed_name(feature.name)}_embedding")
-        assert table.input_dim == spaces[feature.name] == max(size, 1) + F.OOV_BUCKETS < F.VOCAB_SIZE
+        assert spaces[feature.name] == max(tft_output.vocabulary_size_by_name(feature.name), 1) + F.OOV_BUCKETS
+        assert spaces[feature.name] < F.VOCAB_SIZE
+    # One shared table: a row range per categorical feature, nothing more.
+    keras_model = tf.keras.models.load_model(saved[0], compile=False)
+    table = keras_model.get_layer(model_lib.CATEGORICAL_TABLE)
+    small_ints = sum(f.size for f in F.FEATURES if f.kind not in (F.Kind.NUMERIC, F.Kind.VOCABULARY))
+    assert table.input_dim == sum(spaces.values()) + small_ints
     # An unseen category maps to the last row (the OOV bucket), which exists.
     unseen = dict(taxi_rows[0], company="Never Seen Cab Co", payment_type="Barter")
     out = tf.saved_model.load(saved[0]).signatures[signatures.PREDICT_RAW](**_raw_tensors([unseen]))
