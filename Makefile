@@ -6,7 +6,7 @@ STAMP := $(VENV)/.lock-installed
 export TF_USE_LEGACY_KERAS := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test test-fast bench bench-serving bench-mobile serve lock clean help
+.PHONY: run test test-fast bench bench-serving bench-mobile bench-scale serve lock clean help
 
 help:
 	@echo "make run    - set up .venv from the lock and run the pipeline on the embedded taxi data"
@@ -15,6 +15,7 @@ help:
 	@echo "make serve  - serve output/serving/taxi over TF Serving's REST (8501) and gRPC (8500) APIs"
 	@echo "make bench-serving - serving latency/throughput of the pushed model (after make run)"
 	@echo "make bench-mobile  - TFLite variants vs the SavedModel: size, latency, AUC (after make run)"
+	@echo "make bench-scale   - pipeline at 15k/150k/1.5M generated rows vs TFX's example (~30 min)"
 	@echo "make lock   - re-resolve setup.py's ranges into requirements.lock"
 
 $(STAMP): requirements.lock setup.py
@@ -44,6 +45,9 @@ bench-serving: $(STAMP)
 
 bench-mobile: $(STAMP)
 	$(VENV)/bin/python bench/mobile.py $(ARGS)
+
+bench-scale: $(STAMP)
+	$(VENV)/bin/python bench/scale.py $(ARGS)
 
 serve: $(STAMP)
 	$(VENV)/bin/tfxp serve --model-base-path output/serving/taxi $(ARGS)

@@ -37,31 +37,29 @@ Run:  make bench                      (= python bench/pipeline.py)
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import json
-import os
-import platform
-import statistics
-import subprocess
 import sys
 import tempfile
-import threading
-import time
 from dataclasses import asdict, dataclass, field
-from importlib import metadata
 from pathlib import Path
 
-import psutil
 from tabulate import tabulate
 
 BENCH_DIR = Path(__file__).resolve().parent
 # Run as a script, this file's folder comes first on sys.path and its name would
-# shadow the project's `pipeline` package; drop the folder so the package wins.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != BENCH_DIR]
+# shadow the project's `pipeline` package; drop the folder so the package wins,
+# and put the project root first so the shared helpers import as `bench.common`.
+sys.path[:] = [str(BENCH_DIR.parent)] + [p for p in sys.path if Path(p or ".").resolve() != BENCH_DIR]
+from bench.common import (  # noqa: E402
+    execute as _execute,
+    last_json_object as _last_json_object,
+    last_line_json as _last_line_json,
+    machine_info,
+    median as _median,
+    write_json,
+)
 from pipeline.report import finite as _finite  # noqa: E402
 RESULTS_FILE = BENCH_DIR / "results" / "pipeline.json"
 EXAMPLE_SCRIPT = BENCH_DIR / "tfx_example.py"
-RSS_POLL_SECONDS = 0.2
 TARGET_WALL_RATIO = 0.5
 
 SIDES = {"A": "this pipeline", "B": "TFX example"}
@@ -91,71 +89,6 @@ class Run:
 
 
 # ---------------------------------------------------------------- running
-
-def _child_env() -> dict[str, str]:
-    env = dict(os.environ)
-    # Both sides need legacy Keras (TFX 1.16 + TF 2.16); silence TF's C++ logs
-    # so the log files stay readable.
-    env["TF_USE_LEGACY_KERAS"] = "1"
-    env["TF_CPP_MIN_LOG_LEVEL"] = "3"
-    return env
-
-
-def _tree_rss(proc: psutil.Process) -> int:
-    """RSS bytes of a process and all its descendants; vanished ones count 0."""
-    try:
-        members = [proc, *proc.children(recursive=True)]
-    except psutil.Error:
-        return 0
-    total = 0
-    for member in members:
-        try:
-            total += member.memory_info().rss
-        except psutil.Error:
-            pass  # exited between listing and sampling
-    return total
-
-
-def _watch_peak_rss(pid: int, stop: threading.Event, peak: list[int]) -> None:
-    """Samples in a thread so the main thread's wait() keeps wall time exact."""
-    try:
-        proc = psutil.Process(pid)
-    except psutil.Error:
-        return
-    while not stop.is_set():
-        peak[0] = max(peak[0], _tree_rss(proc))
-        stop.wait(RSS_POLL_SECONDS)
-
-
-def _execute(command: list[str], stdout_log: Path, stderr_log: Path) -> tuple[int, float, float]:
-    """Runs command to completion: (exit code, wall seconds, peak tree RSS MB)."""
-    peak = [0]
-    stop = threading.Event()
-    with open(stdout_log, "wb") as out, open(stderr_log, "wb") as err:
-        started = time.perf_counter()
-        proc = subprocess.Popen(command, stdout=out, stderr=err, env=_child_env(), cwd=BENCH_DIR.parent)
-        watcher = threading.Thread(target=_watch_peak_rss, args=(proc.pid, stop, peak), daemon=True)
-        watcher.start()
-        code = proc.wait()
-        wall = time.perf_counter() - started
-    stop.set()
-    watcher.join()
-    return code, wall, peak[0] / 2**20
-
-
-def _last_json_object(text: str) -> dict | None:
-    """The last top-level JSON object in text: libraries may print before it."""
-    decoder = json.JSONDecoder()
-    starts = [i for i, ch in enumerate(text) if ch == "{" and (i == 0 or text[i - 1] == "\n")]
-    for start in reversed(starts):
-        try:
-            value, _ = decoder.raw_decode(text, start)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(value, dict):
-            return value
-    return None
-
 
 def _tfxp_command(args: argparse.Namespace, output_dir: Path) -> list[str]:
     # The venv's console script, next to this interpreter.
@@ -204,17 +137,6 @@ def _fill_from_example(run: Run, summary: dict | None) -> None:
         run.error = "example produced no evaluation metrics"
 
 
-def _last_line_json(text: str) -> dict | None:
-    lines = [line for line in text.splitlines() if line.strip()]
-    if not lines:
-        return None
-    try:
-        value = json.loads(lines[-1])
-    except json.JSONDecodeError:
-        return None
-    return value if isinstance(value, dict) else None
-
-
 def run_one(args: argparse.Namespace, side: str, phase: str, repeat: int,
             output_dir: Path, log_dir: Path) -> Run:
     command = _tfxp_command(args, output_dir) if side == "A" else _example_command(args, output_dir)
@@ -235,11 +157,6 @@ def run_one(args: argparse.Namespace, side: str, phase: str, repeat: int,
 
 
 # ---------------------------------------------------------------- summarising
-
-def _median(values: list[float | None]) -> float | None:
-    present = [v for v in values if v is not None]
-    return statistics.median(present) if present else None
-
 
 def medians(runs: list[Run]) -> dict[str, dict[str, dict[str, float | None]]]:
     """{side: {phase: {measure: median over successful repeats}}}."""
@@ -331,27 +248,6 @@ def targets(table: dict[str, dict]) -> dict[str, dict]:
     }
 
 
-def machine_info() -> dict:
-    def version(dist: str) -> str | None:
-        try:
-            return metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            return None
-
-    return {
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "cpu_count": os.cpu_count(),
-        "cpu_count_physical": psutil.cpu_count(logical=False),
-        "total_ram_mb": round(psutil.virtual_memory().total / 2**20),
-        # Other work on the machine skews wall times; keep the evidence.
-        "load_average_at_start": list(os.getloadavg()),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "tfx": version("tfx"),
-        "tensorflow": version("tensorflow"),
-    }
-
-
 def write_results(path: Path, header: dict, runs: list[Run]) -> dict:
     med = medians(runs)
     table = comparison(med)
@@ -366,10 +262,7 @@ def write_results(path: Path, header: dict, runs: list[Run]) -> dict:
         # Where the first run's time goes, to know what to optimise next.
         "this_pipeline_first_run_components": first_a[0].components if first_a else [],
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(_finite(results), indent=2, allow_nan=False) + "\n")
-    tmp.replace(path)  # never leave a half-written results file
+    write_json(path, _finite(results))
     return results
 
 

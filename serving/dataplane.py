@@ -40,6 +40,8 @@ class Result:
 
 # A runner executes a signature; the batching layer substitutes one that merges requests.
 Runner = Callable[[Servable, str, Mapping[str, np.ndarray], tuple], dict]
+# Builds a request's input tensors from the signature that will run them.
+Decoder = Callable[[Signature], Mapping[str, np.ndarray]]
 
 
 def direct_runner(servable: Servable, signature: str, inputs: Mapping[str, np.ndarray],
@@ -53,11 +55,19 @@ class DataPlane:
         self._runner = runner
         self._request_logger = request_logger
 
-    def predict(self, spec: ModelSpec, inputs: Mapping[str, np.ndarray], output_filter: tuple = (),
+    def predict(self, spec: ModelSpec, inputs: Mapping[str, np.ndarray] | Decoder, output_filter: tuple = (),
                 deadline: float | None = None) -> Result:
+        """Runs a signature of the resolved version.
+
+        `inputs` may be a function of that version's signature, for front ends
+        that decode by the inputs' dtypes (REST's JSON): then the version that
+        decodes the request is the one that runs it, even while a new one loads.
+        """
         with self.repository.servable(spec.name, spec.version, spec.label) as servable:
             # Like TF Serving, Predict runs any signature; Classify/Regress check the method.
             signature = _predict_signature(servable, spec.signature)
+            if callable(inputs):
+                inputs = inputs(signature)
             _check_deadline(deadline)
             outputs = self._runner(servable, signature.name, inputs, tuple(output_filter))
             result = Result(spec.name, servable.version, signature.name, outputs)
@@ -86,11 +96,6 @@ class DataPlane:
         """The SignatureDef map (TF Serving's only metadata field), keyed by signature name."""
         with self.repository.servable(spec.name, spec.version, spec.label) as servable:
             return Result(spec.name, servable.version, "", servable.signature_defs)
-
-    def signature(self, spec: ModelSpec) -> tuple[int, Signature]:
-        """The resolved version and signature, for front ends that decode by input dtype."""
-        with self.repository.servable(spec.name, spec.version, spec.label) as servable:
-            return servable.version, servable.signature(spec.signature)
 
     def status(self, name: str, version: int | None = None, label: str | None = None) -> list[VersionStatus]:
         return self.repository.status(name, version, label)

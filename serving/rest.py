@@ -131,10 +131,15 @@ class RestFrontEnd:
 
     # -- blocking parts, run in the worker pool -------------------------------------------
     def _predict(self, spec: ModelSpec, request: dict, deadline: float) -> web.Response:
-        _, signature = self._plane.signature(spec)
-        inputs, fmt = json_codec.decode_predict_request(request, signature.inputs)
-        result = self._plane.predict(spec, inputs, deadline=deadline)
-        return _json_response(json_codec.encode_predict_response(result.value, fmt))
+        formats = []
+
+        def decode(signature):
+            inputs, fmt = json_codec.decode_predict_request(request, signature.inputs)
+            formats.append(fmt)
+            return inputs
+
+        result = self._plane.predict(spec, decode, deadline=deadline)
+        return _json_response(json_codec.encode_predict_response(result.value, formats[0]))
 
     def _metadata(self, spec: ModelSpec) -> web.Response:
         from google.protobuf import json_format
