@@ -52,6 +52,18 @@ def test_runtime_predictions_equal_the_converters_check(converted, eval_rows):
     assert as_bytes.predict(eval_rows) == MobileModel(result.output_dir, "float").predict(eval_rows)
 
 
+def test_repeated_calls_reuse_allocations_without_changing_results(converted, eval_rows):
+    """Same-shaped calls skip the runner's resize/allocate; results must equal a fresh interpreter's."""
+    result, _ = converted
+    path = Path(result.output_dir) / runtime.VARIANT_FILES["float"]
+    spec = runtime.input_spec_for_features()
+    reused = runtime.TFLiteModel(path)
+    for batch in ([eval_rows[0]], [eval_rows[1]], [eval_rows[2]], eval_rows[3:8], eval_rows[8:13], [eval_rows[13]]):
+        cols = runtime.columns(batch, spec)
+        np.testing.assert_array_equal(reused.run(cols), runtime.TFLiteModel(path).run(cols))
+    assert reused._allocated_for is not None
+
+
 def test_runtime_does_not_import_tensorflow(converted, eval_rows, tmp_path):
     result, _ = converted
     rows = _write_csv(tmp_path / "rows.csv", eval_rows[:20])
