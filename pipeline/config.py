@@ -12,12 +12,10 @@ MODEL_CODE_DIR = PROJECT_ROOT / "models"
 # Where the Dockerfile puts this project inside the pipeline image.
 IMAGE_PROJECT_ROOT = "/pipeline"
 
-# Beam's in-memory DirectRunner: on small data it beats multi-processing
-# (measured: TFX's taxi example 98 s in_memory vs 166 s multi_processing; this
-# pipeline: see bench/results/scale.json).
-IN_MEMORY_BEAM_ARGS: tuple[str, ...] = ("--direct_running_mode=in_memory", "--direct_num_workers=1")
+# Beam's in-memory DirectRunner (1 worker): on small data it beats
+# multi-processing (TFX's taxi example: 98 s in_memory vs 166 s multi_processing;
+# this pipeline: bench/results/scale.json).
 DEFAULT_BEAM_WORKERS = 1
-DEFAULT_BEAM_ARGS = IN_MEMORY_BEAM_ARGS
 
 
 def direct_runner_args(workers: int) -> tuple[str, ...]:
@@ -25,8 +23,11 @@ def direct_runner_args(workers: int) -> tuple[str, ...]:
     if workers < 1:
         raise ValueError(f"beam workers must be >= 1, got {workers}")
     if workers == 1:
-        return IN_MEMORY_BEAM_ARGS
+        return ("--direct_running_mode=in_memory", "--direct_num_workers=1")
     return ("--direct_running_mode=multi_processing", f"--direct_num_workers={workers}")
+
+
+DEFAULT_BEAM_ARGS = direct_runner_args(DEFAULT_BEAM_WORKERS)
 
 
 # Beam options that tell TFX how workers get our code; without one, TFX builds an
