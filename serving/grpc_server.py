@@ -6,6 +6,8 @@ plane, and encodes the result.
 """
 from __future__ import annotations
 
+import contextlib
+
 import time
 from concurrent import futures
 
@@ -85,15 +87,21 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         self._plane = plane
         self._metrics = metrics
 
-    def Predict(self, request, context):
-        spec = _spec(request.model_spec)
-        with self._metrics.observe(spec.name, "predict", "grpc") as outcome:
+    @contextlib.contextmanager
+    def _call(self, name: str, method: str, context):
+        """Request metrics around one RPC; a ServingError aborts it with TF Serving's status code."""
+        with self._metrics.observe(name, method, "grpc") as outcome:
             try:
-                inputs = {k: _input_array(k, v) for k, v in request.inputs.items()}
-                result = self._plane.predict(spec, inputs, tuple(request.output_filter), _deadline(context))
+                yield
             except ServingError as error:
                 outcome["status"] = error.code.name
                 _abort(context, error)
+
+    def Predict(self, request, context):
+        spec = _spec(request.model_spec)
+        with self._call(spec.name, "predict", context):
+            inputs = {k: _input_array(k, v) for k, v in request.inputs.items()}
+            result = self._plane.predict(spec, inputs, tuple(request.output_filter), _deadline(context))
             response = predict_pb2.PredictResponse()
             _fill_spec(response.model_spec, result.name, result.version, result.signature_name)
             for key, value in result.value.items():
@@ -102,12 +110,8 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
 
     def Classify(self, request, context):
         spec = _spec(request.model_spec)
-        with self._metrics.observe(spec.name, "classify", "grpc") as outcome:
-            try:
-                result = self._plane.classify(spec, serialized_examples(request.input), _deadline(context))
-            except ServingError as error:
-                outcome["status"] = error.code.name
-                _abort(context, error)
+        with self._call(spec.name, "classify", context):
+            result = self._plane.classify(spec, serialized_examples(request.input), _deadline(context))
             response = classification_pb2.ClassificationResponse()
             _fill_spec(response.model_spec, result.name, result.version, result.signature_name)
             _fill_classifications(response.result, result.value)
@@ -115,16 +119,11 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
 
     def Regress(self, request, context):
         spec = _spec(request.model_spec)
-        with self._metrics.observe(spec.name, "regress", "grpc") as outcome:
-            try:
-                result = self._plane.regress(spec, serialized_examples(request.input), _deadline(context))
-            except ServingError as error:
-                outcome["status"] = error.code.name
-                _abort(context, error)
+        with self._call(spec.name, "regress", context):
+            result = self._plane.regress(spec, serialized_examples(request.input), _deadline(context))
             response = regression_pb2.RegressionResponse()
             _fill_spec(response.model_spec, result.name, result.version, result.signature_name)
-            for value in result.value:
-                response.result.regressions.add().value = value
+            _fill_regressions(response.result, result.value)
             return response
 
     def MultiInference(self, request, context):
@@ -132,36 +131,27 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         response = inference_pb2.MultiInferenceResponse()
         for task in request.tasks:
             spec = _spec(task.model_spec)
-            with self._metrics.observe(spec.name, "multi_inference", "grpc") as outcome:
-                try:
-                    examples_cache = examples_cache or serialized_examples(request.input)
-                    if task.method_name == "tensorflow/serving/classify":
-                        result = self._plane.classify(spec, examples_cache, _deadline(context))
-                        out = response.results.add()
-                        _fill_classifications(out.classification_result, result.value)
-                    elif task.method_name == "tensorflow/serving/regress":
-                        result = self._plane.regress(spec, examples_cache, _deadline(context))
-                        out = response.results.add()
-                        for value in result.value:
-                            out.regression_result.regressions.add().value = value
-                    else:
-                        raise ServingError(Code.UNIMPLEMENTED, f"Unsupported signature method_name: {task.method_name}")
-                except ServingError as error:
-                    outcome["status"] = error.code.name
-                    _abort(context, error)
+            with self._call(spec.name, "multi_inference", context):
+                examples_cache = examples_cache or serialized_examples(request.input)
+                if task.method_name == "tensorflow/serving/classify":
+                    result = self._plane.classify(spec, examples_cache, _deadline(context))
+                    out = response.results.add()
+                    _fill_classifications(out.classification_result, result.value)
+                elif task.method_name == "tensorflow/serving/regress":
+                    result = self._plane.regress(spec, examples_cache, _deadline(context))
+                    out = response.results.add()
+                    _fill_regressions(out.regression_result, result.value)
+                else:
+                    raise ServingError(Code.UNIMPLEMENTED, f"Unsupported signature method_name: {task.method_name}")
                 _fill_spec(out.model_spec, result.name, result.version, result.signature_name)
         return response
 
     def GetModelMetadata(self, request, context):
         spec = _spec(request.model_spec)
-        with self._metrics.observe(spec.name, "metadata", "grpc") as outcome:
-            try:
-                if list(request.metadata_field) != ["signature_def"]:
-                    raise ServingError(Code.INVALID_ARGUMENT, "Metadata field signature_def is the only one supported")
-                result = self._plane.metadata(spec)
-            except ServingError as error:
-                outcome["status"] = error.code.name
-                _abort(context, error)
+        with self._call(spec.name, "metadata", context):
+            if list(request.metadata_field) != ["signature_def"]:
+                raise ServingError(Code.INVALID_ARGUMENT, "Metadata field signature_def is the only one supported")
+            result = self._plane.metadata(spec)
             response = get_model_metadata_pb2.GetModelMetadataResponse()
             _fill_spec(response.model_spec, result.name, result.version, "")
             signature_map = get_model_metadata_pb2.SignatureDefMap()
@@ -169,6 +159,11 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
                 signature_map.signature_def[key].CopyFrom(value)
             response.metadata["signature_def"].Pack(signature_map)
             return response
+
+
+def _fill_regressions(result_proto, values) -> None:
+    for value in values:
+        result_proto.regressions.add().value = value
 
 
 def _fill_classifications(result_proto, rows) -> None:
