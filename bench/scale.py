@@ -41,7 +41,8 @@ is printed.
 Exit status: 0 when every run succeeded, whether or not targets are met (this
 is a benchmark, not a test); 1 when any run failed, after writing the results.
 
-Run:  make bench-scale          (= python bench/scale.py; about 30 minutes on 2 cores)
+Run:  make bench-scale          (= python bench/scale.py; ~30 min on 2 cores; with
+                                 --beam-workers 1,2 --with-example-1.5m ~60 min)
       make bench-scale ARGS="--beam-workers 1,2 --with-example-1.5m"
       python bench/scale.py --sizes 3000,6000 --example-sizes 3000 --train-steps 20 \\
           --output /tmp/scale.json --plot /tmp/scale.png      (a smoke test, a few minutes)
@@ -670,7 +671,7 @@ def _int_list(text: str) -> list[int]:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description="How `tfxp run` scales with rows, against TFX's taxi example (about 30 minutes).")
+        description="How `tfxp run` scales with rows, against TFX's taxi example (~30 minutes; ~60 with --beam-workers 1,2 --with-example-1.5m).")
     parser.add_argument("--sizes", type=_int_list, default=list(DEFAULT_SIZES), metavar="N,N,...",
                         help="Row counts for this pipeline (default 15000,150000,1500000).")
     parser.add_argument("--train-steps", type=int, default=300, metavar="N",
