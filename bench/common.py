@@ -1,7 +1,8 @@
-"""Helpers shared by the benchmark scripts (bench/pipeline.py, bench/scale.py).
+"""Helpers shared by the benchmark scripts (pipeline, scale, serving, mobile).
 
 Running a command in a subprocess while sampling the peak RSS of its whole
-process tree, reading the JSON a tool prints last, machine information, median.
+process tree, reading the JSON a tool prints last, machine information, median,
+timing repeated calls.
 
 Import it as `bench.common` after putting the project root on sys.path; the
 scripts do that themselves, because a script's own folder (bench/) on sys.path
@@ -108,6 +109,18 @@ def last_line_json(text: str) -> dict | None:
     except json.JSONDecodeError:
         return None
     return value if isinstance(value, dict) else None
+
+
+def time_calls(call, iterations: int, warmup: int = 20) -> list[float]:
+    """Seconds of each of `iterations` calls of `call()`, after `warmup` untimed ones."""
+    for _ in range(warmup):
+        call()
+    samples = []
+    for _ in range(iterations):
+        started = time.perf_counter()
+        call()
+        samples.append(time.perf_counter() - started)
+    return samples
 
 
 def median(values: list[float | None]) -> float | None:

@@ -25,20 +25,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 ROOT = Path(__file__).resolve().parent.parent
 # Run as a script, this file's folder comes first on sys.path and its name would
-# shadow the project's `mobile` package; drop the folder so the package wins.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
+# shadow the project's `mobile` package; drop the folder so the package wins, and
+# put the project root first so the shared helpers import as `bench.common`.
+sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
+from bench.common import time_calls  # noqa: E402
 RESULTS = ROOT / "bench" / "results" / "mobile.json"
 
 
 def _median_ms(fn, iterations: int) -> float:
-    for _ in range(20):
-        fn()
-    samples = []
-    for _ in range(iterations):
-        started = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - started)
-    return 1000 * statistics.median(samples)
+    return 1000 * statistics.median(time_calls(fn, iterations))
 
 
 def main() -> int:

@@ -34,7 +34,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "serving.json"
-sys.path.insert(0, str(ROOT / "tests"))
+# Run as a script, this file's folder comes first on sys.path and its name would
+# shadow the project's `serving` package; drop the folder, put the project root
+# first (shared helpers as `bench.common`) and tests/ (the taxi data helpers).
+sys.path[:] = [str(ROOT), str(ROOT / "tests")] + [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
+from bench.common import time_calls  # noqa: E402
 
 
 def _free_port() -> int:
@@ -64,14 +68,7 @@ def in_process(base_path: Path, examples: list[bytes], iterations: int) -> dict:
 
     version = max(int(d) for d in os.listdir(base_path) if d.isdigit())
     fn = tf.saved_model.load(str(base_path / str(version))).signatures["serving_default"]
-    one = tf.constant(examples[:1])
-    for _ in range(20):
-        fn(examples=one)
-    latencies = []
-    for _ in range(iterations):
-        started = time.perf_counter()
-        fn(examples=tf.constant(examples[:1]))
-        latencies.append(time.perf_counter() - started)
+    latencies = time_calls(lambda: fn(examples=tf.constant(examples[:1])), iterations)
     batch = examples[:64]
     started, calls = time.perf_counter(), 0
     while time.perf_counter() - started < 5:
@@ -140,15 +137,7 @@ def _grpc_caller(port: int, examples: list[bytes]):
 
 
 def latency(make_call, iterations: int) -> dict:
-    call = make_call()
-    for _ in range(20):
-        call()
-    samples = []
-    for _ in range(iterations):
-        started = time.perf_counter()
-        call()
-        samples.append(time.perf_counter() - started)
-    return _percentiles(samples)
+    return _percentiles(time_calls(make_call(), iterations))
 
 
 def throughput(make_call, concurrency: int, seconds: float) -> dict:
