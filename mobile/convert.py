@@ -165,8 +165,8 @@ class TransformProbe:
 
         from models import signatures
 
-        # Private helper of models.signatures: the serving raw spec (labels dropped,
-        # unused columns defaulted) that predict_raw uses.
+        # The serving raw spec (labels dropped, unused columns defaulted) that
+        # predict_raw uses.
         spec = signatures.raw_serving_spec(tft_output)
         self.raw_spec = spec
         layer = tft_output.transform_features_layer()

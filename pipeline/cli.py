@@ -153,7 +153,7 @@ def compile_command(target: str, project: str, region: str, pipeline_root: str, 
         click.echo(json.dumps(answer, indent=2))
         return
     click.echo(f"wrote {output}: {len(tasks)} tasks, image {image}, pipeline root {pipeline_root}")
-    click.echo("submit it (README: Running on Vertex AI):")
+    click.echo("submit it (README: Scaling out):")
     click.echo(f"  python -c \"from google.cloud import aiplatform; aiplatform.init(project='{project}', "
                f"location='{region}'); aiplatform.PipelineJob(display_name='{name}', template_path='{output}', "
                f"pipeline_root='{pipeline_root}').submit(service_account='SA_EMAIL')\"")

@@ -75,21 +75,16 @@ def eval_config(thresholds: EvalThresholds) -> tfma.EvalConfig:
     )
 
 
-def _trainer_class(config: PipelineConfig) -> type:
-    """TFX's Trainer, or its Google Cloud twin that runs the same run_fn as a Vertex AI Training job."""
-    if config.remote is None or config.remote.vertex_training is None:
-        return Trainer
+def _trainer(config: PipelineConfig, custom_config: dict, **args) -> Trainer:
+    """TFX's Trainer or, with Vertex AI Training, its Google Cloud twin running the same run_fn as a custom job."""
+    vertex = config.remote.vertex_training if config.remote is not None else None
+    if vertex is None:
+        return Trainer(custom_config=custom_config, **args)
     from tfx.extensions.google_cloud_ai_platform.trainer.component import Trainer as VertexTrainer
 
-    return VertexTrainer
-
-
-def _training_config(config: PipelineConfig) -> dict:
-    if config.remote is None or config.remote.vertex_training is None:
-        return {}
     from pipeline.vertex import training_custom_config
 
-    return training_custom_config(config.remote.vertex_training)
+    return VertexTrainer(custom_config={**custom_config, **training_custom_config(vertex)}, **args)
 
 
 def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
@@ -123,14 +118,15 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
     ).with_id("Transform")
     transform.add_upstream_node(data_gate)
 
-    trainer = _trainer_class(config)(
+    trainer = _trainer(
+        config,
         run_fn="models.model.run_fn",
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_gen.outputs["schema"],
         train_args=trainer_pb2.TrainArgs(num_steps=config.train_steps),
         eval_args=trainer_pb2.EvalArgs(num_steps=config.eval_steps),
-        custom_config={**code, **_training_config(config)},
+        custom_config=code,
     ).with_id("Trainer")
 
     baseline = baseline_resolver(candidate=trainer.outputs["model"], remote=config.remote is not None)

@@ -7,7 +7,6 @@ plane, and encodes the result.
 from __future__ import annotations
 
 import contextlib
-
 import time
 from concurrent import futures
 
