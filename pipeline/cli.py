@@ -15,14 +15,49 @@ EXIT_CODES_HELP = """\b
 Exit codes:
   0  model pushed
   1  unexpected failure (see the log file named in the output)
-  2  usage error
-  3  data anomalies: the data does not match schema/schema.pbtxt; nothing pushed
+  2  usage error (also: another tfxp run holds --output; a --data folder
+     without *.csv; a schema whose FLOAT features allow NaN)
+  3  bad data, nothing pushed: an unreadable CSV file (file:line named),
+     no rows, or anomalies against schema/schema.pbtxt
   4  model not blessed by the Evaluator; nothing pushed"""
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+# setup.py's `name`: --version asks importlib.metadata for it, so the answer is the
+# installed version and needs no TensorFlow import.
+DISTRIBUTION = "tfx-taxi-pipeline"
+
+
+class _Group(click.Group):
+    """A group whose command list wraps each command's purpose instead of cutting it.
+
+    Click's Group.format_commands cuts a purpose at (help width - 6 - longest
+    command name) characters and adds "...": 58 on an 80-column terminal, fewer on
+    a narrower one. Each command's first docstring line is its purpose, kept within
+    58 characters so it fits one line at 80 columns (tests/pipeline/test_cli.py).
+    """
+
+    group_class = type  # subgroups (`tfxp schema`) list their commands the same way
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                # A limit no first line reaches: the first sentence, whole.
+                rows.append((name, command.get_short_help_str(limit=1_000)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name=DISTRIBUTION, prog_name="tfxp", message="%(prog)s %(version)s")
 def main() -> None:
-    """Taxi TFX pipeline: run it, infer a schema for new data."""
+    """Taxi tips with TFX: train, gate and push a model; serve it.
+
+    Start with `tfxp run`; `tfxp COMMAND --help` describes a command and
+    its exit codes. README.md covers the whole project.
+    """
 
 
 def _data_option(help_text: str):
@@ -57,6 +92,12 @@ def run(data: Path, output: Path, name: str, train_steps: int, beam_workers: int
 
     if not _valid_name(name):
         raise click.BadParameter("use letters, digits, '-' and '_' only", param_hint="--name")
+    from pipeline.csv_files import NoCsvFilesError, list_csv_files
+
+    try:
+        list_csv_files(data)
+    except NoCsvFilesError as exc:
+        raise click.BadParameter(str(exc), param_hint="--data") from None
     quiet_libraries()
     config = PipelineConfig(
         name=name, data=data, output=output, train_steps=train_steps,
@@ -107,7 +148,10 @@ def compile_command(target: str, project: str, region: str, pipeline_root: str, 
                     data: str | None, name: str, train_steps: int, vertex_training: bool,
                     training_machine_type: str, dataflow: bool, temp_location: str | None,
                     dataflow_max_workers: int | None, beam_args: tuple[str, ...], as_json: bool) -> None:
-    """Compile the same pipeline as `tfxp run` for Vertex AI Pipelines (offline; nothing is uploaded)."""
+    """Compile the pipeline for Vertex AI Pipelines, offline.
+
+    The same DAG as `tfxp run`, as a PipelineJob JSON; nothing is uploaded.
+    """
     from pipeline.config import DEFAULT_BEAM_ARGS, PipelineConfig, RemoteLayout, VertexTraining
 
     if not _valid_name(name):
@@ -161,7 +205,7 @@ def compile_command(target: str, project: str, region: str, pipeline_root: str, 
 
 @main.group()
 def schema() -> None:
-    """Schema tools."""
+    """Schema tools: infer a starting schema from new CSV data."""
 
 
 @schema.command("infer")
@@ -169,7 +213,7 @@ def schema() -> None:
 @click.option("--output", "out", type=click.Path(path_type=Path), default=Path("schema.inferred.pbtxt"),
               show_default=True, help="Where to write the inferred schema.")
 def schema_infer(data: Path, out: Path) -> None:
-    """Infer a starting schema.pbtxt with SchemaGen, for a person to curate.
+    """Infer a schema.pbtxt with SchemaGen, for a person to curate.
 
     Copy the result to schema/schema.pbtxt after tightening domains, ranges and
     presence; see README "Adapting to other data".
@@ -213,7 +257,10 @@ Exit codes:
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object instead of a table.")
 def predict(target: str, model: str, rows_path: Path, protocol: str | None, signature: str, version: int | None,
             label: str | None, timeout: float, as_json: bool) -> None:
-    """Ask a TF Serving compatible server for tip probabilities of raw rows."""
+    """Tip probabilities of raw rows from a TF Serving server.
+
+    Any TF Serving compatible server: `tfxp serve` or TF Serving itself.
+    """
     from serving import client as client_lib
 
     if version is not None and label is not None:
@@ -286,7 +333,10 @@ def serve(model_base_path: Path | None, model_name: str | None, model_config_fil
           grpc_port: int, host: str, poll_seconds: float, enable_batching: bool,
           batching_parameters_file: Path | None, request_log: Path | None, log_sampling: float | None,
           max_request_bytes: int, request_timeout: float) -> None:
-    """Serve pushed models over TF Serving's REST and gRPC APIs until interrupted."""
+    """Serve pushed models over TF Serving's REST and gRPC APIs.
+
+    Runs until interrupted.
+    """
     from serving.options import ServerOptions
 
     if (model_base_path is None) == (model_config_file is None):
@@ -369,7 +419,10 @@ Exit codes:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 def convert(saved_model: Path, transform_output: Path | None, output: Path, rows_path: Path | None,
             model_version: int | None, model_name: str | None, no_bytes_signature: bool, as_json: bool) -> None:
-    """Convert a SavedModel to builtin-ops TFLite models that take raw features."""
+    """Convert a SavedModel to TFLite models for mobile apps.
+
+    Builtin ops only; the models take the raw features.
+    """
     from serving.client import read_rows
 
     rows = None
@@ -435,7 +488,10 @@ def _fmt(value: float | None) -> str:
               help="Which .tflite to run. Default: model_spec.json's default_variant.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object instead of a table.")
 def mobile_predict(model_dir: Path, rows_path: Path, variant: str | None, as_json: bool) -> None:
-    """Tip probabilities of raw rows from a converted TFLite model, on the TFLite runtime (no TensorFlow)."""
+    """Tip probabilities of raw rows from a TFLite model.
+
+    Runs a converted model on the TFLite runtime, without TensorFlow.
+    """
     import math
 
     from mobile.runtime import MobileModel, ModelSpecError

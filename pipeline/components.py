@@ -11,6 +11,7 @@ from tfx.dsl.component.experimental.decorators import component
 from tfx.types import standard_artifacts
 
 from pipeline import anomalies as anomalies_lib
+from pipeline import failpoints
 from pipeline.publish import publish_version
 
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
@@ -19,10 +20,15 @@ WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 @component
 def DataGate(
     anomalies: InputArtifact[standard_artifacts.ExampleAnomalies],
+    statistics: InputArtifact[standard_artifacts.ExampleStatistics],
     data_gate: OutputArtifact[standard_artifacts.String],
 ) -> None:
-    """Stops the run when ExampleValidator found anomalies, before Transform and training."""
+    """Stops the run before Transform and training on ExampleValidator's anomalies or an empty split.
+
+    Raises pipeline.anomalies.DataAnomaliesError listing every finding.
+    """
     found = anomalies_lib.read_anomalies(anomalies.uri)
+    found += anomalies_lib.empty_splits(anomalies_lib.split_row_counts(statistics.uri))
     if found:
         raise anomalies_lib.DataAnomaliesError(found)
     data_gate.value = "no anomalies"
@@ -67,7 +73,9 @@ def AtomicPusher(
     """Pushes a blessed model to `<serving_dir>/<version>/` atomically, with warmup requests.
 
     A model server polling the base path sees either no new version or a complete
-    one (see `pipeline.publish`).
+    one (see `pipeline.publish`). Re-executed for a model it already pushed (the
+    run crashed before TFX recorded this component), it records that version
+    again and copies nothing.
     """
     if model_blessing.get_int_custom_property("blessed") != 1:
         pushed_model.set_int_custom_property("pushed", 0)
@@ -79,7 +87,9 @@ def AtomicPusher(
         add_files=lambda staging: _write_warmup(
             examples.uri, model_name, os.path.join(staging, WARMUP_FILE), warmup_records
         ),
+        source_id=model.uri,
     )
+    failpoints.hit("pusher:published")
     pushed_model.set_int_custom_property("pushed", 1)
     pushed_model.set_string_custom_property("pushed_destination", final)
     pushed_model.set_string_custom_property("pushed_version", str(version))
@@ -126,6 +136,8 @@ def MobilePusher(
     `<mobile_dir>/<version>/`. A variant that fails its gate is left out and the
     reasons are kept on the output artifact (and in its report.json); the serving
     push is never affected, so this component records failures instead of raising.
+    A re-execution for a model whose mobile version exists (a crash before TFX
+    recorded this component) converts again but publishes nothing.
     """
     import json
     import tempfile
@@ -158,7 +170,8 @@ def MobilePusher(
         if not result.written:
             return
         os.chmod(tmp, 0o755)  # TemporaryDirectory is 0700; the published version must be readable
-        _, final = publish_version(tmp, mobile_dir, version=version)
+        _, final = publish_version(tmp, mobile_dir, version=version, source_id=model.uri)
+    failpoints.hit("mobile_pusher:published")
     mobile_pushed_model.set_int_custom_property("pushed", 1)
     mobile_pushed_model.set_string_custom_property("pushed_destination", final)
     mobile_pushed_model.set_string_custom_property("pushed_version", str(version))

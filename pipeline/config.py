@@ -79,13 +79,30 @@ class RemoteLayout:
     vertex_training: VertexTraining | None = None
 
 @dataclass(frozen=True)
-class EvalThresholds:
-    """Blessing rules for the Evaluator."""
+class MetricGate:
+    """One blessing rule, on the overall slice: a floor, and a change threshold against the baseline.
 
-    min_auc: float = 0.75
-    min_binary_accuracy: float = 0.7
-    # Candidate AUC may be at most this much below the latest blessed model's.
-    max_auc_drop: float = 0.01
+    `metric` is a TFMA metric class name (e.g. "AUC", "BinaryAccuracy"). The
+    candidate is blessed only if its value is >= `min_value` and, when a blessed
+    baseline exists, at most `max_drop` below the baseline's value (TFMA's
+    GenericChangeThreshold, absolute, HIGHER_IS_BETTER). Every gate has both, so
+    a candidate materially worse than the last pushed model on any gated metric
+    is never pushed.
+    """
+
+    metric: str
+    min_value: float
+    max_drop: float
+
+
+@dataclass(frozen=True)
+class EvalThresholds:
+    """Blessing rules for the Evaluator: every gate must pass (TFMA ANDs all thresholds)."""
+
+    gates: tuple[MetricGate, ...] = (
+        MetricGate("AUC", min_value=0.75, max_drop=0.01),
+        MetricGate("BinaryAccuracy", min_value=0.70, max_drop=0.01),
+    )
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,6 @@ import tensorflow_model_analysis as tfma
 # Specific modules, not `tfx.v1`: v1 also imports every extension (Google Cloud
 # clients among them), ~6 s more per run, cached runs included.
 from tfx.components import (
-    CsvExampleGen,
     Evaluator,
     ExampleValidator,
     StatisticsGen,
@@ -15,22 +14,46 @@ from tfx.components import (
 from tfx.components.schema_gen.import_schema_gen.component import ImportSchemaGen
 from tfx.orchestration import metadata
 from tfx.orchestration import pipeline as tfx_pipeline
-from tfx.proto import example_gen_pb2, trainer_pb2
+from tfx.proto import trainer_pb2
 
 from models import features as F
 from pipeline.baseline import baseline_resolver
 from pipeline.components import AtomicPusher, DataGate, MobilePusher
-from pipeline.config import EvalThresholds, PipelineConfig, model_code_fingerprint, with_project_dependency
+from pipeline.config import EvalThresholds, MetricGate, PipelineConfig, model_code_fingerprint, with_project_dependency
+from pipeline.example_gen import csv_example_gen
 
 
-def _on_overall(threshold: tfma.MetricThreshold) -> list:
-    """Gate on the overall slice only: small slices (one 'Dispute' trip) are reported, not gated."""
-    return [tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()], threshold=threshold)]
+def _gated(gate: MetricGate) -> tfma.MetricConfig:
+    """A gated metric: floor and change against the baseline, on the overall slice only.
+
+    Small slices (one 'Dispute' trip) are reported, not gated. TFMA ignores the
+    change threshold on the first run, when no baseline is resolved.
+    """
+    threshold = tfma.MetricThreshold(
+        value_threshold=tfma.GenericValueThreshold(lower_bound={"value": gate.min_value}),
+        change_threshold=tfma.GenericChangeThreshold(
+            direction=tfma.MetricDirection.HIGHER_IS_BETTER, absolute={"value": -gate.max_drop}
+        ),
+    )
+    return tfma.MetricConfig(
+        class_name=gate.metric,
+        per_slice_thresholds=[tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()], threshold=threshold)],
+    )
+
+
+# Reported (gated ones once). The confusion counts at TFMA's default 0.5 threshold tell
+# the summary why a metric is undefined on a slice (e.g. AUC with one class only).
+_REPORTED_METRICS = (
+    "ExampleCount", "AUC", "BinaryAccuracy", "Precision", "Recall", "Calibration",
+    "TruePositives", "FalsePositives", "TrueNegatives", "FalseNegatives",
+)
 
 
 def eval_config(thresholds: EvalThresholds) -> tfma.EvalConfig:
     """TFMA metrics, slices and the blessing thresholds."""
-    higher = tfma.MetricDirection.HIGHER_IS_BETTER
+    gated = [_gated(gate) for gate in thresholds.gates]
+    gated_names = {gate.metric for gate in thresholds.gates}
+    reported = [tfma.MetricConfig(class_name=name) for name in _REPORTED_METRICS if name not in gated_names]
     return tfma.EvalConfig(
         model_specs=[
             tfma.ModelSpec(
@@ -40,38 +63,7 @@ def eval_config(thresholds: EvalThresholds) -> tfma.EvalConfig:
             )
         ],
         slicing_specs=[tfma.SlicingSpec()] + [tfma.SlicingSpec(feature_keys=[c]) for c in F.SLICE_COLUMNS],
-        metrics_specs=[
-            tfma.MetricsSpec(
-                metrics=[
-                    tfma.MetricConfig(class_name="ExampleCount"),
-                    tfma.MetricConfig(
-                        class_name="AUC",
-                        per_slice_thresholds=_on_overall(
-                            tfma.MetricThreshold(
-                                value_threshold=tfma.GenericValueThreshold(lower_bound={"value": thresholds.min_auc}),
-                                # Ignored on the first run, when no baseline is resolved.
-                                change_threshold=tfma.GenericChangeThreshold(
-                                    direction=higher, absolute={"value": -thresholds.max_auc_drop}
-                                ),
-                            )
-                        ),
-                    ),
-                    tfma.MetricConfig(
-                        class_name="BinaryAccuracy",
-                        per_slice_thresholds=_on_overall(
-                            tfma.MetricThreshold(
-                                value_threshold=tfma.GenericValueThreshold(
-                                    lower_bound={"value": thresholds.min_binary_accuracy}
-                                )
-                            )
-                        ),
-                    ),
-                    tfma.MetricConfig(class_name="Precision"),
-                    tfma.MetricConfig(class_name="Recall"),
-                    tfma.MetricConfig(class_name="Calibration"),
-                ]
-            )
-        ],
+        metrics_specs=[tfma.MetricsSpec(metrics=gated + reported)],
     )
 
 
@@ -88,12 +80,7 @@ def _trainer(config: PipelineConfig, custom_config: dict, **args) -> Trainer:
 
 
 def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
-    example_gen = CsvExampleGen(
-        input_base=str(config.data_dir),
-        input_config=example_gen_pb2.Input(
-            splits=[example_gen_pb2.Input.Split(name="single_split", pattern=config.data_pattern)]
-        ),
-    )
+    example_gen = csv_example_gen(str(config.data_dir), config.data_pattern)
 
     statistics_gen = StatisticsGen(examples=example_gen.outputs["examples"])
 
@@ -103,7 +90,9 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
     )
 
-    data_gate = DataGate(anomalies=example_validator.outputs["anomalies"])
+    data_gate = DataGate(
+        anomalies=example_validator.outputs["anomalies"], statistics=statistics_gen.outputs["statistics"]
+    )
 
     code = {"model_code": model_code_fingerprint()}
     transform = Transform(

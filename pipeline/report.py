@@ -2,13 +2,18 @@
 from __future__ import annotations
 
 import math
+from typing import Iterable, Mapping
 
 import click
 from tabulate import tabulate
 
 from pipeline.runner import ComponentEvent, ExitCode, Outcome
+from pipeline.summary import COUNT_METRICS
 
+# The table's columns. The confusion counts stay out (they explain the "-" cells,
+# and --json keeps them).
 _SUMMARY_METRICS = ("example_count", "auc", "binary_accuracy", "precision", "recall", "calibration")
+_NOTE_WIDTH = 100  # about the width of the table above the notes
 
 
 def print_event(event: ComponentEvent) -> None:
@@ -19,7 +24,7 @@ def print_event(event: ComponentEvent) -> None:
 
 
 def finite(value):
-    """NaN/inf -> None: strict JSON has no NaN, and TFMA reports NaN for empty slices."""
+    """NaN/inf -> None: strict JSON has no NaN (the summary already turns undefined metrics into None)."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
@@ -30,6 +35,7 @@ def finite(value):
 
 
 def as_json(outcome: Outcome) -> dict:
+    """The summary for --json: undefined metrics are null, `undefined_metrics` says why."""
     return finite({
         "exit_code": int(outcome.exit_code),
         "result": outcome.exit_code.name.lower(),
@@ -39,15 +45,27 @@ def as_json(outcome: Outcome) -> dict:
     })
 
 
-def _metrics_table(metrics: dict[str, dict[str, float]]) -> str:
-    def order(slice_name: str) -> tuple:
-        return (slice_name != "Overall", slice_name.split("=")[0], _numeric_suffix(slice_name))
+def _metrics_table(metrics: Mapping[str, Mapping[str, float | int | None]]) -> str:
+    """One row per slice; "-" for an undefined metric (None or NaN), counts as integers."""
+    rows = [[slice_name] + [_cell(metric, metrics[slice_name].get(metric)) for metric in _SUMMARY_METRICS]
+            for slice_name in _table_order(metrics)]
+    # floatfmt only touches float cells, so int counts print as "4966", not "4966.0000";
+    # right alignment keeps "-" under the digits (decimal alignment puts it at the left).
+    return tabulate(rows, headers=["slice", *_SUMMARY_METRICS], floatfmt=".4f", missingval="-",
+                    numalign="right")
 
-    rows = []
-    for slice_name in sorted(metrics, key=order):
-        values = metrics[slice_name]
-        rows.append([slice_name] + [values.get(m) for m in _SUMMARY_METRICS])
-    return tabulate(rows, headers=["slice", *_SUMMARY_METRICS], floatfmt=".4f", missingval="-")
+
+def _cell(metric: str, value: float | int | None) -> float | int | None:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return None  # printed as missingval "-"
+    if metric in COUNT_METRICS and float(value).is_integer():
+        return int(value)  # TFMA reports counts as doubles
+    return value
+
+
+def _table_order(slices: Iterable[str]) -> list[str]:
+    """Overall first, then by feature, numeric values numerically (hour 2 before hour 10)."""
+    return sorted(slices, key=lambda name: (name != "Overall", name.split("=")[0], _numeric_suffix(name)))
 
 
 def _numeric_suffix(slice_name: str) -> tuple:
@@ -56,6 +74,44 @@ def _numeric_suffix(slice_name: str) -> tuple:
         return (0, float(value), "")
     except ValueError:
         return (1, 0.0, value)
+
+
+def _undefined_notes(undefined: Mapping[str, Mapping[str, str]], width: int = _NOTE_WIDTH) -> list[str]:
+    """Lines under the table saying why each "-" is there, e.g. "auc: one class only on payment_type=Dispute".
+
+    Metrics with the same reason on the same slices share a line ("recall, calibration:
+    no positive labels on ..."). Only the table's metrics are explained; JSON has all.
+    """
+    slices = _table_order(undefined)
+    groups: dict[tuple[str, tuple[str, ...]], list[str]] = {}
+    for metric in _SUMMARY_METRICS:
+        by_reason: dict[str, list[str]] = {}
+        for slice_name in slices:
+            reason = undefined[slice_name].get(metric)
+            if reason is not None:
+                by_reason.setdefault(reason, []).append(slice_name)
+        for reason, names in by_reason.items():
+            groups.setdefault((reason, tuple(names)), []).append(metric)
+    if not groups:
+        return []
+    lines = ['"-" = undefined:']
+    for (reason, names), group_metrics in groups.items():
+        lines += _wrap(f"  {', '.join(group_metrics)}: {reason} on ", list(names), width)
+    return lines
+
+
+def _wrap(prefix: str, items: list[str], width: int) -> list[str]:
+    """`prefix` + comma-separated items, broken only between items (slice values contain spaces)."""
+    pieces = [item + "," for item in items[:-1]] + items[-1:]
+    lines, line, empty = [], prefix, True
+    for piece in pieces:
+        if not empty and len(line) + 1 + len(piece) > width:
+            lines.append(line)
+            line, empty = "    " + piece, False
+        else:
+            line, empty = (line + piece if empty else f"{line} {piece}"), False
+    lines.append(line)
+    return lines
 
 
 def print_summary(outcome: Outcome) -> None:
@@ -75,6 +131,8 @@ def print_summary(outcome: Outcome) -> None:
         echo("data anomalies: none" if summary.rows else "")
     if summary.metrics:
         echo("\n" + _metrics_table(summary.metrics))
+        for line in _undefined_notes(summary.undefined_metrics):
+            echo(line)
     if summary.blessed is not None:
         echo(f"\nblessed: {'yes' if summary.blessed else 'no'}"
              + (f" (baseline {summary.baseline_model})" if summary.baseline_model else " (no baseline yet)"))

@@ -1,15 +1,17 @@
 """Runs the pipeline locally (LocalDagRunner, SQLite MLMD) and turns the result into an exit code."""
 from __future__ import annotations
 
+import contextlib
 import enum
 import logging
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
-from pipeline.config import PipelineConfig
+from pipeline.config import PipelineConfig, is_uri
 from pipeline.summary import Summary
 
 
@@ -95,18 +97,104 @@ def route_library_logs(log_file: Path) -> logging.Handler:
     return handler
 
 
+@contextlib.contextmanager
+def console_stderr_to(log_file: Path) -> Iterator[None]:
+    """Sends file descriptor 2 to `log_file` for the body; `sys.stderr` stays the console.
+
+    TensorFlow's C++ logger, the TFLite converter's MLIR passes and Beam's worker
+    processes write to descriptor 2 directly, past Python's logging and
+    TF_CPP_MIN_LOG_LEVEL. Our progress lines go through `sys.stderr`, which is
+    pointed at a duplicate of the original descriptor.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    log_fd = os.open(log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    os.dup2(log_fd, 2)
+    os.close(log_fd)
+    previous = sys.stderr
+    sys.stderr = os.fdopen(os.dup(saved), "w", buffering=1, encoding="utf-8", errors="backslashreplace")
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        sys.stderr.close()
+        sys.stderr = previous
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _preflight(config: PipelineConfig) -> Outcome | None:
+    """Checks that need no TFX: the schema, and that the CSV files read as one dataset.
+
+    Returns the refusing Outcome, or None to go on. Local data only: on Vertex AI
+    the data is read by the pipeline image (pipeline.example_gen).
+    """
+    from pipeline.anomalies import Anomaly
+    from pipeline.csv_files import DataFileError, NoCsvFilesError, check_dataset, list_csv_files
+    from pipeline.schema_rules import schema_problem
+
+    problem = schema_problem(config.schema_file)
+    if problem:
+        return Outcome(ExitCode.USAGE, Summary(config.name), f"schema: {problem}")
+    if config.remote is not None or is_uri(config.data):
+        return None
+    try:
+        files = list_csv_files(Path(config.data))
+        dataset = check_dataset(files)
+    except (NoCsvFilesError, FileNotFoundError) as exc:
+        return Outcome(ExitCode.USAGE, Summary(config.name), f"--data: {exc}")
+    except DataFileError as exc:
+        summary = Summary(config.name, anomalies=[Anomaly("-", "(file)", "unreadable CSV", str(exc)).as_dict()])
+        return Outcome(ExitCode.ANOMALIES, summary, f"data file can't be read: {exc}")
+    if dataset.total_rows == 0:
+        where = ", ".join(dataset.rows)
+        summary = Summary(config.name, anomalies=[Anomaly("-", "(dataset)", "no rows", f"{where}: a header, no data rows").as_dict()])
+        return Outcome(ExitCode.ANOMALIES, summary, f"no rows: {where} hold a header but no data rows")
+    logging.getLogger(__name__).info("input: %d rows in %d file(s), columns %s", dataset.total_rows, len(files),
+                                     dataset.header)
+    return None
+
+
 def run(config: PipelineConfig, on_event: Callable[[ComponentEvent], None] = lambda e: None) -> Outcome:
-    """Runs the whole pipeline once; never raises for pipeline failures, returns an Outcome."""
+    """Runs the whole pipeline once; never raises for pipeline failures, returns an Outcome.
+
+    Refuses at once, before any component: a second run on the same output
+    (ExitCode.USAGE), a schema that lets NaN through (USAGE), a `data` folder
+    without CSV files (USAGE), files that can't be read as one dataset or hold no
+    rows (ANOMALIES, naming the file and line).
+    """
+    from pipeline.output_lock import OutputBusyError, hold_output
+
+    try:
+        with hold_output(config.output):
+            return _run_locked(config, on_event)
+    except OutputBusyError as exc:
+        return Outcome(ExitCode.USAGE, Summary(config.name), str(exc))
+
+
+def _run_locked(config: PipelineConfig, on_event: Callable[[ComponentEvent], None]) -> Outcome:
+    started = time.monotonic()
+    # The pid keeps two runs started in the same second (another --output, same folder) apart.
+    log_file = config.output.resolve() / "logs" / f"{config.name}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+    file_handler = route_library_logs(log_file)
+    with console_stderr_to(log_file):
+        refused = _preflight(config)
+        if refused is not None:
+            refused.log_file = str(log_file)
+            return refused
+        return _run_pipeline(config, on_event, started, log_file, file_handler)
+
+
+def _run_pipeline(config: PipelineConfig, on_event: Callable[[ComponentEvent], None], started: float,
+                  log_file: Path, file_handler: logging.Handler) -> Outcome:
     from pipeline.anomalies import DataAnomaliesError
     from pipeline.mlmd import MetadataReader
     from pipeline.summary import collect
 
-    started = time.monotonic()
-    log_file = config.output.resolve() / "logs" / f"{config.name}-{time.strftime('%Y%m%d-%H%M%S')}.log"
-    file_handler = route_library_logs(log_file)
     progress = _ProgressHandler(on_event)
     logging.getLogger("absl").addHandler(progress)
     error: str | None = None
+    gate_anomalies: list[dict] = []
     code = ExitCode.PUSHED
     try:
         from tfx.orchestration.local.local_dag_runner import LocalDagRunner
@@ -117,7 +205,8 @@ def run(config: PipelineConfig, on_event: Callable[[ComponentEvent], None] = lam
         LocalDagRunner().run(create_pipeline(config))
     except DataAnomaliesError as exc:
         progress.fail_current()
-        code, error = ExitCode.ANOMALIES, str(exc)
+        code, error = ExitCode.ANOMALIES, f"{exc} (data: {config.data})"
+        gate_anomalies = [a.as_dict() for a in exc.anomalies]
     except Exception as exc:  # noqa: BLE001 - any pipeline failure becomes exit 1 with its message
         node = progress.fail_current()
         logging.getLogger(__name__).exception("pipeline failed")
@@ -132,6 +221,8 @@ def run(config: PipelineConfig, on_event: Callable[[ComponentEvent], None] = lam
         for e in progress.events
         if e.status != "started"
     ]
+    # The gate's findings include ones ExampleValidator doesn't make (an empty split).
+    summary.anomalies += [a for a in gate_anomalies if a not in summary.anomalies]
     finished = [c for c in summary.components if c["id"] != "baseline_resolver"]
     summary.fully_cached = bool(finished) and all(c["status"] == "cached" for c in finished)
     summary.wall_seconds = round(time.monotonic() - started, 2)

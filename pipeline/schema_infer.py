@@ -3,29 +3,29 @@ from __future__ import annotations
 
 import glob
 import os
-import shutil
 import tempfile
 from pathlib import Path
 
 
 def infer_schema(data: Path, out: Path) -> None:
-    """Runs CsvExampleGen -> StatisticsGen -> SchemaGen on `data`, writes schema.pbtxt to `out`."""
-    from tfx.components import CsvExampleGen, SchemaGen, StatisticsGen
+    """Runs CsvExampleGen -> StatisticsGen -> SchemaGen on `data`, writes schema.pbtxt to `out`.
+
+    Every FLOAT feature gets `disallow_nan` / `disallow_inf` (see pipeline.schema_rules).
+    """
+    from tfx.components import SchemaGen, StatisticsGen
     from tfx.orchestration import metadata
     from tfx.orchestration import pipeline as tfx_pipeline
     from tfx.orchestration.local.local_dag_runner import LocalDagRunner
-    from tfx.proto import example_gen_pb2
+
+    from google.protobuf import text_format
 
     from pipeline.config import DEFAULT_BEAM_ARGS, PipelineConfig
+    from pipeline.example_gen import csv_example_gen
+    from pipeline.schema_rules import disallow_non_finite, load_schema
 
     with tempfile.TemporaryDirectory(prefix="tfxp-schema-") as tmp:
         config = PipelineConfig(name="schema-infer", data=data, output=Path(tmp))
-        example_gen = CsvExampleGen(
-            input_base=str(config.data_dir),
-            input_config=example_gen_pb2.Input(
-                splits=[example_gen_pb2.Input.Split(name="single_split", pattern=config.data_pattern)]
-            ),
-        )
+        example_gen = csv_example_gen(str(config.data_dir), config.data_pattern)
         statistics_gen = StatisticsGen(examples=example_gen.outputs["examples"])
         schema_gen = SchemaGen(statistics=statistics_gen.outputs["statistics"])
         LocalDagRunner().run(
@@ -41,5 +41,7 @@ def infer_schema(data: Path, out: Path) -> None:
             )
         )
         (schema_file,) = glob.glob(os.path.join(str(config.pipeline_root), "SchemaGen", "schema", "*", "schema.pbtxt"))
+        schema = load_schema(schema_file)
+        disallow_non_finite(schema)
         out.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(schema_file, out)
+        out.write_text(text_format.MessageToString(schema))

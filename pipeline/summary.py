@@ -1,12 +1,12 @@
 """The run summary: rows per split, anomalies, metrics per slice, blessing, push."""
 from __future__ import annotations
 
-import glob
 import json
-import os
+import math
 from dataclasses import asdict, dataclass, field
+from typing import Callable, Mapping
 
-from pipeline.anomalies import read_anomalies
+from pipeline.anomalies import read_anomalies, split_row_counts
 from pipeline.mlmd import MetadataReader, int_property, str_property
 
 
@@ -27,7 +27,10 @@ class Summary:
     pipeline: str
     rows: dict[str, int] = field(default_factory=dict)
     anomalies: list[dict] = field(default_factory=list)
-    metrics: dict[str, dict[str, float]] = field(default_factory=dict)  # slice -> metric -> value
+    # slice -> metric -> value; None where the metric is undefined on the slice.
+    metrics: dict[str, dict[str, float | int | None]] = field(default_factory=dict)
+    # slice -> metric -> why it is undefined (e.g. "one class only"); see explain_undefined.
+    undefined_metrics: dict[str, dict[str, str]] = field(default_factory=dict)
     blessed: bool | None = None
     failures: list[ThresholdFailure] = field(default_factory=list)
     baseline_model: str | None = None
@@ -47,19 +50,6 @@ class Summary:
         return asdict(self)
 
 
-def _rows(statistics_uri: str) -> dict[str, int]:
-    from tensorflow_metadata.proto.v0 import statistics_pb2
-
-    rows = {}
-    for path in sorted(glob.glob(os.path.join(statistics_uri, "Split-*", "FeatureStats.pb"))):
-        stats = statistics_pb2.DatasetFeatureStatisticsList()
-        with open(path, "rb") as f:
-            stats.ParseFromString(f.read())
-        split = os.path.basename(os.path.dirname(path))[len("Split-"):]
-        rows[split] = sum(d.num_examples for d in stats.datasets)
-    return rows
-
-
 def _slice_name(slice_key) -> str:
     """TFMA slice key proto -> 'Overall' or 'feature=value'."""
     parts = []
@@ -72,6 +62,110 @@ def _slice_name(slice_key) -> str:
             value = int(value)
         parts.append(f"{single.column}={value}")
     return ",".join(parts) or "Overall"
+
+
+# -- undefined metrics ------------------------------------------------------------------------
+# TFMA's confusion counts at its default 0.5 threshold; pipeline/pipeline.py puts
+# them in eval_config so that undefinedness is decided from counts, not from values:
+# TFMA's AUC sums with np.nansum and so reports 0.0, not NaN, on a one-class slice
+# (tensorflow_model_analysis/metrics/confusion_matrix_metrics.py, AUC.result).
+TRUE_POSITIVES = "true_positives"
+FALSE_POSITIVES = "false_positives"
+TRUE_NEGATIVES = "true_negatives"
+FALSE_NEGATIVES = "false_negatives"
+CONFUSION_COUNTS = (TRUE_POSITIVES, FALSE_POSITIVES, TRUE_NEGATIVES, FALSE_NEGATIVES)
+EXAMPLE_COUNT = "example_count"
+COUNT_METRICS = (EXAMPLE_COUNT, *CONFUSION_COUNTS)
+
+ONE_CLASS = "one class only"
+NO_POSITIVE_PREDICTIONS = "no positive predictions"
+NO_POSITIVE_LABELS = "no positive labels"
+NO_EXAMPLES = "no examples"
+NOT_A_NUMBER = "NaN from TFMA"
+
+
+@dataclass(frozen=True)
+class ConfusionCounts:
+    """One slice's confusion matrix at the 0.5 threshold (weighted counts, hence floats)."""
+
+    tp: float
+    fp: float
+    tn: float
+    fn: float
+
+    @property
+    def positives(self) -> float:
+        return self.tp + self.fn
+
+    @property
+    def negatives(self) -> float:
+        return self.tn + self.fp
+
+    @property
+    def predicted_positives(self) -> float:
+        return self.tp + self.fp
+
+    @classmethod
+    def of(cls, values: Mapping[str, float | int | None]) -> ConfusionCounts | None:
+        """The counts of one slice's metrics; None when any is missing (runs before they were added)."""
+        counts = [values.get(name) for name in CONFUSION_COUNTS]
+        if any(c is None or not math.isfinite(c) for c in counts):
+            return None
+        return cls(*counts)
+
+
+# metric -> (undefined for these counts?, why). Each rule is the metric's zero
+# denominator, as TFMA 0.47 computes it (confusion_matrix_metrics.py, calibration.py):
+# AUC (ROC) = area under TPR = tp/(tp+fn) against FPR = fp/(fp+tn), so both classes
+# are needed; precision = tp/(tp+fp); recall = tp/(tp+fn); calibration =
+# sum(predictions)/sum(labels), and the label (big_tipper) is 0/1, so sum(labels) = tp+fn.
+_RULES: dict[str, tuple[Callable[[ConfusionCounts], bool], str]] = {
+    "auc": (lambda c: c.positives == 0 or c.negatives == 0, ONE_CLASS),
+    "precision": (lambda c: c.predicted_positives == 0, NO_POSITIVE_PREDICTIONS),
+    "recall": (lambda c: c.positives == 0, NO_POSITIVE_LABELS),
+    "calibration": (lambda c: c.positives == 0, NO_POSITIVE_LABELS),
+}
+
+
+def _why_undefined(name: str, value: float | int | None, counts: ConfusionCounts | None,
+                   example_count: float | int | None) -> str | None:
+    """Why metric `name` is undefined on a slice, or None when it is defined."""
+    if name in COUNT_METRICS:
+        return None  # a count is always defined, 0 included
+    if example_count == 0:
+        return NO_EXAMPLES
+    rule = _RULES.get(name)
+    if rule is not None and counts is not None and rule[0](counts):
+        return rule[1]
+    if value is None or not math.isfinite(value):
+        # Without counts (older runs), TFMA's NaN for these metrics means exactly the
+        # rule's zero denominator; any other NaN is reported as it is.
+        return rule[1] if rule is not None and counts is None else NOT_A_NUMBER
+    return None
+
+
+def explain_undefined(metrics: Mapping[str, Mapping[str, float | int | None]]
+                      ) -> tuple[dict[str, dict[str, float | int | None]], dict[str, dict[str, str]]]:
+    """(metrics with undefined values set to None, slice -> metric -> why undefined).
+
+    Counts that are whole numbers become ints (TFMA reports every value as a double).
+    """
+    cleaned: dict[str, dict[str, float | int | None]] = {}
+    reasons: dict[str, dict[str, str]] = {}
+    for slice_name, values in metrics.items():
+        counts = ConfusionCounts.of(values)
+        out: dict[str, float | int | None] = {}
+        for name, value in values.items():
+            why = _why_undefined(name, value, counts, values.get(EXAMPLE_COUNT))
+            if why is not None:
+                reasons.setdefault(slice_name, {})[name] = why
+                out[name] = None
+            elif name in COUNT_METRICS and isinstance(value, float) and value.is_integer():
+                out[name] = int(value)
+            else:
+                out[name] = value
+        cleaned[slice_name] = out
+    return cleaned, reasons
 
 
 def _metrics(evaluation_uri: str) -> dict[str, dict[str, float]]:
@@ -115,7 +209,7 @@ def collect(reader: MetadataReader, pipeline_name: str) -> Summary:
 
     stats = latest("StatisticsGen")
     if stats and stats.output("statistics") is not None:
-        summary.rows = _rows(stats.output("statistics").uri)
+        summary.rows = split_row_counts(stats.output("statistics").uri)
 
     validator = latest("ExampleValidator")
     if validator and validator.output("anomalies") is not None:
@@ -125,7 +219,7 @@ def collect(reader: MetadataReader, pipeline_name: str) -> Summary:
     if evaluator and evaluator.state in ("COMPLETE", "CACHED"):
         evaluation = evaluator.output("evaluation")
         if evaluation is not None:
-            summary.metrics = _metrics(evaluation.uri)
+            summary.metrics, summary.undefined_metrics = explain_undefined(_metrics(evaluation.uri))
             summary.failures = _failures(evaluation.uri)
         blessing = evaluator.output("blessing")
         summary.blessed = int_property(blessing, "blessed") == 1

@@ -20,16 +20,29 @@ def write_csv(path: Path, rows: list[dict]) -> Path:
     return path
 
 
-def tfxp_run(data: Path, output: Path, *extra: str, name: str, train_steps: int) -> tuple[int, dict, str]:
-    """(exit code, --json summary, stderr) of one `tfxp run`."""
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", TF_USE_LEGACY_KERAS="1")
-    proc = subprocess.run(
+def start_tfxp_run(data: Path, output: Path, *extra: str, name: str, train_steps: int,
+                   env: dict | None = None) -> subprocess.Popen:
+    """`tfxp run --json` started in a subprocess (text stdout and stderr piped); `env` adds variables."""
+    full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "TF_USE_LEGACY_KERAS": "1", **(env or {})}
+    return subprocess.Popen(
         [sys.executable, "-m", "pipeline.cli", "run", "--data", str(data), "--output", str(output),
          "--name", name, "--train-steps", str(train_steps), "--json", *extra],
-        capture_output=True, text=True, env=env, timeout=900,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=full_env,
     )
+
+
+def tfxp_run(data: Path, output: Path, *extra: str, name: str, train_steps: int,
+             env: dict | None = None) -> tuple[int, dict, str]:
+    """(exit code, --json summary, stderr) of one `tfxp run`; `env` adds environment variables."""
+    proc = start_tfxp_run(data, output, *extra, name=name, train_steps=train_steps, env=env)
     try:
-        summary = json.loads(proc.stdout)
+        stdout, stderr = proc.communicate(timeout=900)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        raise
+    try:
+        summary = json.loads(stdout)
     except json.JSONDecodeError:
-        pytest.fail(f"no JSON summary (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr[-3000:]}")
-    return proc.returncode, summary, proc.stderr
+        pytest.fail(f"no JSON summary (exit {proc.returncode}):\n{stdout}\n{stderr[-3000:]}")
+    return proc.returncode, summary, stderr

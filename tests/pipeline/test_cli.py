@@ -15,7 +15,7 @@ def test_help_lists_commands_and_exit_codes():
     result = CliRunner().invoke(main, ["run", "--help"])
     assert result.exit_code == 0
     for text in ("--data", "--output", "--name", "--train-steps", "--beam-workers", "--beam-arg", "--json",
-                 "Exit codes", "3  data anomalies"):
+                 "Exit codes", "3  bad data", "another tfxp run holds --output"):
         assert text in result.output
     compile_help = CliRunner().invoke(main, ["compile", "--help"])
     assert compile_help.exit_code == 0
@@ -23,17 +23,22 @@ def test_help_lists_commands_and_exit_codes():
         assert text in compile_help.output
 
 
-def test_help_does_not_import_tensorflow_or_tfx():
-    # --help must answer in well under a second: it may not load TF (~12 s, 1 GB).
+def _heavy_modules_imported(*argvs: list[str]) -> list[str]:
+    """TF/TFX/Beam/TFMA modules a fresh process has loaded after running `tfxp <argv>` for each argv."""
     code = (
         "import sys; from pipeline.cli import main\n"
-        "for argv in (['run', '--help'], ['compile', '--help']):\n"
+        f"for argv in {list(argvs)!r}:\n"
         "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
         "import json; print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in "
-        "('tensorflow', 'tfx', 'apache_beam', 'tensorflow_transform'))))"
+        "('tensorflow', 'tfx', 'apache_beam', 'tensorflow_transform', 'tensorflow_model_analysis'))))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert json.loads(out.strip().splitlines()[-1]) == []
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def test_help_does_not_import_tensorflow_or_tfx():
+    # --help must answer in well under a second: it may not load TF (~12 s, 1 GB).
+    assert _heavy_modules_imported(["run", "--help"], ["compile", "--help"]) == []
 
 
 def test_usage_errors_exit_2():
@@ -50,3 +55,66 @@ def test_console_script_is_installed():
     script = os.path.join(os.path.dirname(sys.executable), "tfxp")
     result = subprocess.run([script, "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "run" in result.stdout and "schema" in result.stdout
+
+
+# Every command of the group; a new command must get a purpose line too (the test below).
+COMMANDS = {"run", "compile", "schema", "serve", "predict", "convert", "mobile-predict"}
+
+
+def _purpose(command) -> str:
+    """A command's one-line purpose: the first line of its docstring."""
+    return command.help.strip().splitlines()[0]
+
+
+def test_top_level_help_names_every_command_with_its_whole_purpose():
+    assert COMMANDS <= set(main.commands)
+    # Width 78 is Click's help width on an 80-column terminal (80 - 2).
+    out = CliRunner().invoke(main, ["--help"], terminal_width=78).output
+    assert "--version" in out
+    commands = out.split("Commands:")[1]
+    assert "..." not in commands
+    lines = commands.splitlines()
+    for name, command in main.commands.items():
+        # Each purpose fits on its command's line: nothing cut, nothing wrapped.
+        assert any(line.split() == [name, *_purpose(command).split()] for line in lines), (name, out)
+    schema_help = CliRunner().invoke(main, ["schema", "--help"], terminal_width=78).output
+    assert _purpose(main.commands["schema"].commands["infer"]) in schema_help
+
+
+def test_narrow_terminals_wrap_purposes_instead_of_cutting_them():
+    commands = CliRunner().invoke(main, ["--help"], terminal_width=50).output.split("Commands:")[1]
+    assert "..." not in commands
+    words = " ".join(commands.split())
+    for command in main.commands.values():
+        assert " ".join(_purpose(command).split()) in words
+
+
+def test_version_is_the_installed_distribution_version():
+    from importlib.metadata import version
+
+    result = CliRunner().invoke(main, ["--version"])
+    assert result.exit_code == 0
+    assert result.output == f"tfxp {version('tfx-taxi-pipeline')}\n"
+
+
+def test_version_and_top_level_help_do_not_import_tensorflow():
+    assert _heavy_modules_imported(["--version"], ["--help"], [], ["schema", "--help"]) == []
+
+
+def test_readme_rows_file_has_every_model_input():
+    # README's `tfxp predict ... --rows data/rows.jsonl` example must work as shipped.
+    from pathlib import Path
+
+    from models import features as F
+    from serving import client
+
+    root = Path(__file__).resolve().parents[2]
+    assert "--rows data/rows.jsonl" in (root / "README.md").read_text(encoding="utf-8")
+    rows = client.read_rows(root / "data" / "rows.jsonl")
+    assert len(rows) >= 3
+    for row in rows:
+        assert {f.name for f in F.FEATURES} <= set(row), set(row) ^ {f.name for f in F.FEATURES}
+        assert F.TIPS not in row  # serving needs no label
+    # Both signatures' encodings accept every value (a bad one raises RowError).
+    assert len(client.encode_examples(rows)) == len(rows)
+    assert all(len(column) == len(rows) for column in client.raw_columns(rows).values())

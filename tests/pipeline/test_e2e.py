@@ -2,7 +2,8 @@
 
 One output directory is shared, in order: a good run pushes; a re-run is fully
 cached; broken data stops at the data gate (exit 3); a model trained on shuffled
-labels is not blessed against the baseline (exit 4). Neither failure pushes.
+labels is not blessed (exit 4); an undertrained model, worse than the pushed one on
+the same data, is not blessed against that baseline (exit 4). No failure pushes.
 """
 from __future__ import annotations
 
@@ -78,6 +79,13 @@ def bad_model_run(workdir, rows, broken_run):
     data = write_csv(workdir / "data" / "shuffled" / "taxi.csv", shuffled)
     before = _versions(workdir / "out")
     return (*_tfxp_run(data, workdir / "out"), before)
+
+
+@pytest.fixture(scope="module")
+def undertrained_run(workdir, bad_model_run):
+    # The good data again, but 2 training steps: worse than the pushed model on the same eval split.
+    before = _versions(workdir / "out")
+    return (*tfxp_run(workdir / "data" / "good" / "taxi.csv", workdir / "out", name=NAME, train_steps=2), before)
 
 
 def test_good_run_pushes_a_blessed_model(good_run, workdir):
@@ -174,3 +182,14 @@ def test_model_on_shuffled_labels_is_not_blessed_and_not_pushed(bad_model_run, w
     assert "auc" in summary["error"]
     assert summary["pushed"] is False and summary["mobile_pushed"] is False
     assert _versions(workdir / "out") == before
+
+
+def test_a_model_worse_than_the_pushed_one_is_not_pushed(undertrained_run, good_run, workdir):
+    code, summary, _, before = undertrained_run
+    assert code == 4, summary.get("error")
+    assert summary["baseline_model"]
+    failed = {f["metric"] for f in summary["failures"]}
+    # Every gated metric is compared with the baseline, accuracy as well as AUC.
+    assert {"auc (change vs baseline)", "binary_accuracy (change vs baseline)"} <= failed, summary["failures"]
+    assert "binary_accuracy (change vs baseline)" in summary["error"]
+    assert _versions(workdir / "out") == before == [good_run[1]["pushed_version"]]

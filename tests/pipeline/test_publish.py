@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import pytest
 
-from pipeline.publish import STAGING_PREFIX, next_version, publish_version
+from pipeline.publish import PUSH_RECORD, STAGING_PREFIX, next_version, publish_version, read_push_record
 
 
 def _model_dir(tmp_path):
@@ -25,7 +27,7 @@ def test_publish_copies_everything_and_adds_files(tmp_path):
 
     version, path = publish_version(str(_model_dir(tmp_path)), str(base), add)
     assert os.listdir(base) == [str(version)]
-    assert sorted(os.listdir(path)) == ["assets.extra", "saved_model.pb", "variables"]
+    assert sorted(os.listdir(path)) == ["assets.extra", "saved_model.pb", PUSH_RECORD, "variables"]
     assert os.path.exists(os.path.join(path, "variables", "variables.index"))
 
 
@@ -56,6 +58,114 @@ def test_existing_version_is_never_overwritten(tmp_path):
     with pytest.raises(FileExistsError):
         publish_version(src, str(base), version=version)
     assert not [d for d in os.listdir(base) if d.startswith(STAGING_PREFIX)]
+
+
+# Idempotency: a push record inside each version names the model it came from.
+
+MODEL_URI = "/pipelines/taxi/Trainer/model/7"
+PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _staging_dirs(base) -> list[str]:
+    return [d for d in os.listdir(base) if d.startswith(STAGING_PREFIX)]
+
+
+def test_version_carries_a_push_record_naming_the_model(tmp_path):
+    src = str(_model_dir(tmp_path))
+    version, path = publish_version(src, str(tmp_path / "serving"), source_id=MODEL_URI)
+    record = read_push_record(path)
+    assert record["source_id"] == MODEL_URI and record["source"] == src and record["version"] == version
+    assert record["pushed_at"].endswith("Z")
+    assert record["files"] == ["saved_model.pb", "variables/variables.index"]
+
+
+def test_same_model_is_not_pushed_twice(tmp_path):
+    base = tmp_path / "serving"
+    src = _model_dir(tmp_path)
+    first = publish_version(str(src), str(base), source_id=MODEL_URI)
+    (src / "saved_model.pb").write_bytes(b"changed")  # would show if it were copied again
+    calls = []
+    again = publish_version(str(src), str(base), add_files=calls.append, source_id=MODEL_URI)
+    assert again == first
+    assert calls == [] and os.listdir(base) == [str(first[0])]
+    assert (base / str(first[0]) / "saved_model.pb").read_bytes() == b"graph"
+
+
+def test_another_model_gets_a_new_version(tmp_path):
+    base = tmp_path / "serving"
+    src = str(_model_dir(tmp_path))
+    first, _ = publish_version(src, str(base), source_id=MODEL_URI)
+    second, _ = publish_version(src, str(base), source_id="/pipelines/taxi/Trainer/model/8")
+    assert second > first
+    # The older model is still found after a newer one was pushed.
+    assert publish_version(src, str(base), source_id=MODEL_URI)[0] == first
+    assert sorted(os.listdir(base)) == [str(first), str(second)]
+
+
+def test_fixed_version_with_the_same_model_is_returned(tmp_path):
+    # The mobile push: the version number is the serving push's.
+    base = tmp_path / "mobile"
+    src = str(_model_dir(tmp_path))
+    assert publish_version(src, str(base), version=42, source_id=MODEL_URI) == (42, str(base / "42"))
+    assert publish_version(src, str(base), version=42, source_id=MODEL_URI) == (42, str(base / "42"))
+    assert os.listdir(base) == ["42"]
+
+
+def test_fixed_version_held_by_another_model_raises(tmp_path):
+    base = tmp_path / "mobile"
+    src = str(_model_dir(tmp_path))
+    publish_version(src, str(base), version=42, source_id="/pipelines/taxi/Trainer/model/1")
+    with pytest.raises(FileExistsError, match="does not name this model"):
+        publish_version(src, str(base), version=42, source_id=MODEL_URI)
+    os.makedirs(base / "43")  # pushed before push records existed
+    with pytest.raises(FileExistsError):
+        publish_version(src, str(base), version=43, source_id=MODEL_URI)
+    (base / "43" / PUSH_RECORD).write_text("{not json")
+    with pytest.raises(FileExistsError):
+        publish_version(src, str(base), version=43, source_id=MODEL_URI)
+    assert sorted(os.listdir(base)) == ["42", "43"]
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_stale_staging_dirs_are_removed_live_ones_kept(tmp_path):
+    base = tmp_path / "serving"
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        names = {
+            "dead": f"{STAGING_PREFIX}100-{_dead_pid()}",
+            "live": f"{STAGING_PREFIX}101-{live.pid}",
+            "ours": f"{STAGING_PREFIX}102-{os.getpid()}",  # an earlier process had our pid (containers)
+            "garbled": f"{STAGING_PREFIX}junk",
+        }
+        for name in names.values():
+            os.makedirs(base / name / "variables")
+        version, _ = publish_version(str(_model_dir(tmp_path)), str(base), source_id=MODEL_URI)
+        assert sorted(os.listdir(base)) == sorted([names["live"], str(version)])
+    finally:
+        live.kill()
+        live.wait()
+
+
+def test_a_push_killed_before_its_rename_is_completed_by_the_next(tmp_path):
+    # A real SIGKILL at the fail point, in a child process; then the same push here.
+    base = tmp_path / "serving"
+    src = str(_model_dir(tmp_path))
+    code = ("from pipeline.publish import publish_version; "
+            f"publish_version({src!r}, {str(base)!r}, source_id={MODEL_URI!r})")
+    env = dict(os.environ, TFXP_FAILPOINT="publish:staged")
+    assert subprocess.run([sys.executable, "-c", code], env=env, cwd=PROJECT_ROOT).returncode == -9
+    [staging] = os.listdir(base)
+    assert staging.startswith(STAGING_PREFIX)
+    env["TFXP_FAILPOINT"] = "publish:renamed"
+    assert subprocess.run([sys.executable, "-c", code], env=env, cwd=PROJECT_ROOT).returncode == -9
+    [version] = os.listdir(base)  # the first one's staging dir is gone
+    assert publish_version(src, str(base), source_id=MODEL_URI) == (int(version), str(base / version))
+    assert os.listdir(base) == [version]
 
 
 # Object stores (gs:// on Vertex AI) go through tf.io.gfile; TF's in-memory
@@ -97,6 +207,36 @@ def test_object_store_failure_while_adding_files_publishes_nothing(tmp_path):
     with pytest.raises(OSError, match="disk full"):
         publish_version(str(_model_dir(tmp_path)), base, fail)
     assert tf.io.gfile.listdir(base) == []
+
+
+def test_object_store_push_is_idempotent(tmp_path):
+    import tensorflow as tf
+
+    base = _ram_base(tmp_path)
+    src = str(_model_dir(tmp_path))
+    version, path = publish_version(src, base, source_id=MODEL_URI)
+    assert read_push_record(path)["source_id"] == MODEL_URI
+    calls = []
+    assert publish_version(src, base, add_files=calls.append, source_id=MODEL_URI) == (version, path)
+    assert calls == []
+    assert publish_version(src, base, version=version, source_id=MODEL_URI) == (version, path)
+    with pytest.raises(FileExistsError):
+        publish_version(src, base, version=version, source_id="/pipelines/taxi/Trainer/model/8")
+    assert [d.rstrip("/") for d in tf.io.gfile.listdir(base)] == [str(version)]
+
+
+def test_object_store_resumes_an_interrupted_upload(tmp_path):
+    # A killed upload can't clean up: its record (uploaded first) lets the next push finish it.
+    import tensorflow as tf
+
+    base = _ram_base(tmp_path)
+    src = str(_model_dir(tmp_path))
+    version, path = publish_version(src, base, version=42, source_id=MODEL_URI)
+    tf.io.gfile.remove(f"{path}/saved_model.pb")
+    assert publish_version(src, base, version=42, source_id=MODEL_URI) == (version, path)
+    with tf.io.gfile.GFile(f"{path}/saved_model.pb", "rb") as f:
+        assert f.read() == b"graph"
+    assert [d.rstrip("/") for d in tf.io.gfile.listdir(base)] == ["42"]
 
 
 def test_object_store_uploads_the_files_a_loader_looks_for_last():

@@ -15,8 +15,10 @@ def test_infers_types_and_domains_from_a_csv(tmp_path):
     rows = read_csv_rows(limit=500)
     data = tmp_path / "in" / "trips.csv"
     data.parent.mkdir()
-    with open(data, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+    # Excel's "CSV UTF-8" (a byte-order mark) with every cell quoted (R's write.csv):
+    # TFX's own header reader would see '\ufeff"pickup_community_area"' and '"fare"'.
+    with open(data, "w", newline="", encoding="utf-8-sig") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]), quoting=csv.QUOTE_ALL)
         writer.writeheader()
         writer.writerows(rows)
 
@@ -35,3 +37,9 @@ def test_infers_types_and_domains_from_a_csv(tmp_path):
     assert types["trip_start_hour"] == "INT"
     domains = {d.name: set(d.value) for d in schema.string_domain}
     assert {"Cash", "Credit Card"} <= domains["payment_type"]
+    # Non-finite floats are anomalies in every schema the pipeline writes.
+    fare = next(f for f in schema.feature if f.name == "fare")
+    assert fare.float_domain.disallow_nan and fare.float_domain.disallow_inf
+    from pipeline.schema_rules import non_finite_allowed
+
+    assert non_finite_allowed(schema) == []

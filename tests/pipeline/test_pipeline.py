@@ -1,0 +1,41 @@
+"""The DAG's TFMA configuration: every gated metric has a floor and a change threshold against the baseline."""
+from __future__ import annotations
+
+import models  # noqa: F401  (TF_USE_LEGACY_KERAS before TensorFlow)
+from pipeline.config import EvalThresholds, MetricGate
+from pipeline.pipeline import eval_config
+
+
+def _thresholds(config) -> dict:
+    return {
+        m.class_name: [t.threshold for t in m.per_slice_thresholds]
+        for m in config.metrics_specs[0].metrics
+        if m.per_slice_thresholds
+    }
+
+
+def test_every_gate_has_a_value_and_a_change_threshold_on_the_overall_slice():
+    import tensorflow_model_analysis as tfma
+
+    config = eval_config(EvalThresholds())
+    gated = _thresholds(config)
+    assert set(gated) == {"AUC", "BinaryAccuracy"}  # accuracy gates against the baseline too
+    for name, thresholds in gated.items():
+        (threshold,) = thresholds
+        assert threshold.value_threshold.lower_bound.value > 0, name
+        assert threshold.change_threshold.direction == tfma.MetricDirection.HIGHER_IS_BETTER, name
+        assert threshold.change_threshold.absolute.value < 0, name
+    for metric in config.metrics_specs[0].metrics:
+        for per_slice in metric.per_slice_thresholds:
+            assert [s.feature_keys for s in per_slice.slicing_specs] == [[]], "gates apply to the overall slice only"
+
+
+def test_gates_come_from_the_thresholds_config():
+    config = eval_config(EvalThresholds(gates=(MetricGate("Precision", min_value=0.5, max_drop=0.02),)))
+    gated = _thresholds(config)
+    assert list(gated) == ["Precision"]
+    (threshold,) = gated["Precision"]
+    assert threshold.value_threshold.lower_bound.value == 0.5
+    assert abs(threshold.change_threshold.absolute.value + 0.02) < 1e-9
+    names = [m.class_name for m in config.metrics_specs[0].metrics]
+    assert names.count("Precision") == 1 and names.count("AUC") == 1  # reported, not gated
