@@ -88,7 +88,8 @@ def run(data: Path, output: Path, name: str, train_steps: int, beam_workers: int
     """Run the pipeline end to end and push a blessed model."""
     from pipeline import report
     from pipeline.config import PipelineConfig, direct_runner_args
-    from pipeline.runner import quiet_libraries, run as run_pipeline
+    from pipeline.console import quiet_libraries
+    from pipeline.runner import run as run_pipeline
 
     if not _valid_name(name):
         raise click.BadParameter("use letters, digits, '-' and '_' only", param_hint="--name")
@@ -181,14 +182,14 @@ def compile_command(target: str, project: str, region: str, pipeline_root: str, 
         config.data_uri  # noqa: B018  (validates --data before the slow part)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--data") from None
-    from pipeline.runner import quiet_libraries, route_library_logs
+    from pipeline.console import library_output_to
 
-    quiet_libraries()
-    route_library_logs(output.with_suffix(".log"))
     try:
-        job = vertex.compile_pipeline(config, image=image, output=output)
+        with library_output_to(output.with_suffix(".log")):
+            job = vertex.compile_pipeline(config, image=image, output=output)
     except Exception as exc:  # TFX's compiler raises assorted errors for unsupported pipelines
-        click.echo(f"error: compiling failed: {type(exc).__name__}: {exc}", err=True)
+        click.echo(f"error: compiling failed: {type(exc).__name__}: {exc} (log: {output.with_suffix('.log')})",
+                   err=True)
         sys.exit(1)
     tasks = sorted(job["pipelineSpec"]["root"]["dag"]["tasks"])
     answer = {"output": str(output), "target": target, "image": image, "pipeline_root": pipeline_root,
@@ -218,12 +219,11 @@ def schema_infer(data: Path, out: Path) -> None:
     Copy the result to schema/schema.pbtxt after tightening domains, ranges and
     presence; see README "Adapting to other data".
     """
-    from pipeline.runner import quiet_libraries, route_library_logs
+    from pipeline.console import library_output_to
     from pipeline.schema_infer import infer_schema
 
-    quiet_libraries()
-    route_library_logs(out.with_suffix(".log"))
-    infer_schema(data, out)
+    with library_output_to(out.with_suffix(".log")):
+        infer_schema(data, out)
     click.echo(f"wrote {out} (curate it, then copy to {DEFAULT_SCHEMA.relative_to(DEFAULT_SCHEMA.parent.parent)})")
 
 
@@ -432,31 +432,42 @@ def convert(saved_model: Path, transform_output: Path | None, output: Path, rows
         except (ValueError, UnicodeDecodeError, csv.Error) as exc:
             raise click.BadParameter(str(exc), param_hint="--rows") from None
     resolved = saved_model.resolve()
-    if model_version is None and resolved.name.isdigit():
+    if model_version is None and resolved.name.isascii() and resolved.name.isdigit():
         model_version = int(resolved.name)
         model_name = model_name or resolved.parent.name
     from mobile import convert as convert_lib
+    from pipeline.console import library_output_to
     from serving.client import RowError
 
-    if transform_output is None:
-        try:
-            transform_output = Path(convert_lib.find_transform_output(saved_model))
-        except convert_lib.ConversionError as exc:
-            raise click.BadParameter(str(exc), param_hint="--transform-output") from None
+    log_file = _log_beside(output)
     try:
-        result = convert_lib.convert(saved_model, output, transform_output_dir=transform_output, eval_rows=rows,
-                                     model_version=model_version, model_name=model_name,
-                                     bytes_signature=not no_bytes_signature)
+        with library_output_to(log_file):  # the converter's C++ log lines included
+            if transform_output is None:
+                try:
+                    transform_output = Path(convert_lib.find_transform_output(saved_model))
+                except convert_lib.ConversionError as exc:
+                    raise click.BadParameter(str(exc), param_hint="--transform-output") from None
+            result = convert_lib.convert(saved_model, output, transform_output_dir=transform_output,
+                                         eval_rows=rows, model_version=model_version, model_name=model_name,
+                                         bytes_signature=not no_bytes_signature)
+    except click.ClickException:
+        raise
     except RowError as exc:
         raise click.BadParameter(str(exc), param_hint="--rows") from None
     except Exception as exc:  # converter, transform and SavedModel loading errors
-        click.echo(f"error: conversion failed: {type(exc).__name__}: {exc}", err=True)
+        click.echo(f"error: conversion failed: {type(exc).__name__}: {exc} (log: {log_file})", err=True)
         sys.exit(1)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
     else:
         _print_conversion(result, checked=rows is not None)
     sys.exit(0 if result.ok else 3)
+
+
+def _log_beside(path: Path) -> Path:
+    """`<path>.log` next to an output file or folder: library logs of one command."""
+    path = path.resolve()
+    return path.with_name(path.name + ".log")
 
 
 def _print_conversion(result, checked: bool) -> None:

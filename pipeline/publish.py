@@ -48,10 +48,21 @@ def _join(base_dir: str, name: str) -> str:
     return f"{base_dir.rstrip('/')}/{name}" if is_uri(base_dir) else os.path.join(base_dir, name)
 
 
+def is_version_name(name: str) -> bool:
+    """An ASCII decimal directory name: what TF Serving reads as a version.
+
+    `str.isdigit()` alone also accepts e.g. "²", which `int()` rejects.
+    """
+    return name.isascii() and name.isdigit()
+
+
+def _versions(base_dir: str) -> list[int]:
+    return [int(d) for d in _listdir(base_dir) if is_version_name(d)]
+
+
 def next_version(base_dir: str) -> int:
     """Unix time, like TFX's Pusher, but always above every existing version."""
-    existing = [int(d) for d in _listdir(base_dir) if d.isdigit()]
-    return max([int(time.time())] + [v + 1 for v in existing])
+    return max([int(time.time())] + [v + 1 for v in _versions(base_dir)])
 
 
 def read_push_record(version_dir: str) -> dict | None:
@@ -97,7 +108,7 @@ def _already_pushed(base_dir: str, source_id: str, version: int | None) -> tuple
     matching one.
     """
     candidates = [version] if version is not None else sorted(
-        (int(d) for d in _listdir(base_dir) if d.isdigit()), reverse=True)
+        _versions(base_dir), reverse=True)
     for candidate in candidates:
         path = _join(base_dir, str(candidate))
         record = read_push_record(path)
@@ -129,7 +140,7 @@ def _stale(name: str, path: str) -> bool:
     if path in _filling:
         return False
     pid_text = name.rsplit("-", 1)[-1]
-    if not pid_text.isdigit():
+    if not is_version_name(pid_text):  # the same ASCII-digits rule
         return True
     pid = int(pid_text)
     if pid == os.getpid():

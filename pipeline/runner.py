@@ -1,17 +1,16 @@
 """Runs the pipeline locally (LocalDagRunner, SQLite MLMD) and turns the result into an exit code."""
 from __future__ import annotations
 
-import contextlib
 import enum
 import logging
 import os
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 from pipeline.config import PipelineConfig, is_uri
+from pipeline.console import route_library_logs, stderr_to_log
 from pipeline.summary import Summary
 
 
@@ -78,51 +77,6 @@ class _ProgressHandler(logging.Handler):
         return node
 
 
-def route_library_logs(log_file: Path) -> logging.Handler:
-    """Sends TF/TFX/Beam logging to a file; the console only gets our progress lines."""
-    import absl.logging
-
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    logging.captureWarnings(True)
-    handler = logging.FileHandler(log_file)
-    handler.setLevel(logging.INFO)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    for existing in list(root.handlers):
-        root.removeHandler(existing)
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-    absl.logging.set_verbosity(absl.logging.INFO)
-    absl.logging.get_absl_handler().setLevel(logging.CRITICAL + 1)
-    return handler
-
-
-@contextlib.contextmanager
-def console_stderr_to(log_file: Path) -> Iterator[None]:
-    """Sends file descriptor 2 to `log_file` for the body; `sys.stderr` stays the console.
-
-    TensorFlow's C++ logger, the TFLite converter's MLIR passes and Beam's worker
-    processes write to descriptor 2 directly, past Python's logging and
-    TF_CPP_MIN_LOG_LEVEL. Our progress lines go through `sys.stderr`, which is
-    pointed at a duplicate of the original descriptor.
-    """
-    sys.stderr.flush()
-    saved = os.dup(2)
-    log_fd = os.open(log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    os.dup2(log_fd, 2)
-    os.close(log_fd)
-    previous = sys.stderr
-    sys.stderr = os.fdopen(os.dup(saved), "w", buffering=1, encoding="utf-8", errors="backslashreplace")
-    try:
-        yield
-    finally:
-        sys.stderr.flush()
-        sys.stderr.close()
-        sys.stderr = previous
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
 def _preflight(config: PipelineConfig) -> Outcome | None:
     """Checks that need no TFX: the schema, and that the CSV files read as one dataset.
 
@@ -177,7 +131,7 @@ def _run_locked(config: PipelineConfig, on_event: Callable[[ComponentEvent], Non
     # The pid keeps two runs started in the same second (another --output, same folder) apart.
     log_file = config.output.resolve() / "logs" / f"{config.name}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
     file_handler = route_library_logs(log_file)
-    with console_stderr_to(log_file):
+    with stderr_to_log(log_file):
         refused = _preflight(config)
         if refused is not None:
             refused.log_file = str(log_file)
@@ -231,18 +185,3 @@ def _run_pipeline(config: PipelineConfig, on_event: Callable[[ComponentEvent], N
         failing = "; ".join(str(f) for f in summary.failures) or "no blessing recorded"
         error = f"model not blessed, nothing pushed: {failing}"
     return Outcome(code, summary, error, str(log_file))
-
-
-def quiet_libraries() -> None:
-    """Keeps the console for our own output.
-
-    TensorFlow's C++ logger prints CUDA-registration errors on every import on a
-    CPU-only machine, and google-cloud packages emit FutureWarnings at import;
-    Python-level warnings go to the run's log file instead (captureWarnings),
-    and failures still surface as exceptions and exit codes.
-    """
-    import warnings
-
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    logging.captureWarnings(True)
-    warnings.simplefilter("default")

@@ -175,9 +175,13 @@ def test_tfxp_convert(trained_model, transform_dir, eval_rows, tmp_path):
     shutil.rmtree(pushed / "assets.extra" / "transform_output")
     usage = CliRunner().invoke(main, ["convert", "--saved-model", str(pushed), "--output", str(out)])
     assert usage.exit_code == 2 and "--transform-output" in usage.output, usage.output
-    explicit = CliRunner().invoke(main, ["convert", "--saved-model", str(pushed), "--transform-output", transform_dir,
-                                         "--output", str(tmp_path / "explicit"), "--json"])
-    assert explicit.exit_code == 0, explicit.output
+    # As users run it: the converter's C++ log lines go to <output>.log, not the console.
+    explicit = subprocess.run([sys.executable, "-m", "pipeline.cli", "convert", "--saved-model", str(pushed),
+                               "--transform-output", transform_dir, "--output", str(tmp_path / "explicit"), "--json"],
+                              capture_output=True, text=True, timeout=300)
+    assert explicit.returncode == 0, explicit.stderr[-3000:]
+    assert explicit.stderr == ""
+    assert "tf_tfl_flatbuffer_helpers" in (tmp_path / "explicit.log").read_text()
 
 
 def test_help_of_mobile_commands_does_not_import_tensorflow():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 from pathlib import Path
 
 import pytest
@@ -104,6 +105,9 @@ def test_good_run_pushes_a_blessed_model(good_run, workdir):
     assert all(c["status"] == "finished" for c in summary["components"])
     for node in ALL_NODES:  # progress lines on stderr
         assert node in stderr
+    # Nothing else: TF's and the TFLite converter's C++ log lines go to the log file.
+    assert all(re.fullmatch(r"  \S+ +(started|finished +[\d.]+ s)", line) for line in stderr.splitlines()), stderr
+    assert "tf_tfl_flatbuffer_helpers" in open(summary["log_file"]).read()
     assert _versions(workdir / "out") == [summary["pushed_version"]]
     # The mobile push carries the same version number as the serving push.
     assert summary["mobile_pushed"] is True

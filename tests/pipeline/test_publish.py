@@ -51,6 +51,13 @@ def test_versions_increase_even_within_one_second(tmp_path):
     assert next_version(str(base)) > second
 
 
+def test_only_ascii_decimal_names_are_versions(tmp_path):
+    base = tmp_path / "serving"
+    for name in ("²", "12x", "000123"):
+        (base / name).mkdir(parents=True)
+    assert next_version(str(base)) >= 124  # "²".isdigit() is True, int("²") fails: ignored
+
+
 def test_existing_version_is_never_overwritten(tmp_path):
     base = tmp_path / "serving"
     src = str(_model_dir(tmp_path))
