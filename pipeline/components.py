@@ -12,7 +12,7 @@ from tfx.types import standard_artifacts
 
 from pipeline import anomalies as anomalies_lib
 from pipeline import failpoints
-from pipeline.publish import publish_version
+from pipeline.publish import find_pushed, latest_version, publish_version
 
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 
@@ -81,6 +81,7 @@ def AtomicPusher(
         pushed_model.set_int_custom_property("pushed", 0)
         return
 
+    earlier = find_pushed(serving_dir, model.uri)
     version, final = publish_version(
         os.path.join(model.uri, "Format-Serving"),
         serving_dir,
@@ -93,6 +94,10 @@ def AtomicPusher(
     pushed_model.set_int_custom_property("pushed", 1)
     pushed_model.set_string_custom_property("pushed_destination", final)
     pushed_model.set_string_custom_property("pushed_version", str(version))
+    # A model blessed again (e.g. an older model re-trained from cache) keeps its
+    # earlier version; a newer version may be the one TF Serving serves.
+    pushed_model.set_int_custom_property("pushed_earlier", int(earlier is not None))
+    pushed_model.set_string_custom_property("served_version", str(latest_version(serving_dir)))
 
 
 def _cell(value) -> str:

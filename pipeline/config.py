@@ -101,7 +101,9 @@ class EvalThresholds:
 
     gates: tuple[MetricGate, ...] = (
         MetricGate("AUC", min_value=0.75, max_drop=0.01),
-        MetricGate("BinaryAccuracy", min_value=0.70, max_drop=0.01),
+        # Accuracy moves more than AUC between equally good models: two models trained
+        # 120 and 130 steps on the same 3,000 rows differed by 0.0145 on a 1,031-row eval split.
+        MetricGate("BinaryAccuracy", min_value=0.70, max_drop=0.02),
     )
 
 

@@ -60,7 +60,8 @@ def list_csv_files(data: Path) -> list[Path]:
         return [data]
     if not data.is_dir():
         raise FileNotFoundError(f"{data}: no such file or folder")
-    files = sorted(p for p in data.glob(CSV_PATTERN) if p.is_file())
+    # Every match, folders and broken links included: CsvExampleGen's glob reads them all.
+    files = sorted(data.glob(CSV_PATTERN))
     if not files:
         raise NoCsvFilesError(f"{data} holds no {CSV_PATTERN} file")
     return files
@@ -76,18 +77,28 @@ def parse_header(first_line: str) -> list[str]:
     return next(csv.reader([first_line], strict=True), [])
 
 
-def _decoded_lines(path: Path, raw_lines) -> Iterator[str]:
-    """Lines as text; a non-UTF-8 line is a DataFileError naming the line (not a garbled decoder error)."""
-    for number, raw in enumerate(raw_lines, start=1):
-        if number == 1 and raw.startswith(_GZIP_MAGIC):
-            raise DataFileError(path, "gzip-compressed, not a text CSV file; decompress it first", 1)
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise DataFileError(
-                path, f"not UTF-8 text (byte {raw[exc.start:exc.start + 1]!r} at column {exc.start + 1}); "
-                "save the file as UTF-8", number) from None
-        yield text.removeprefix(_BOM) if number == 1 else text
+class _Lines:
+    """A file's lines as text for `csv.reader`, keeping each line's count of '"' characters.
+
+    A non-UTF-8 line is a DataFileError naming the line (not a garbled decoder error).
+    """
+
+    def __init__(self, path: Path, raw_lines):
+        self._path, self._raw = path, raw_lines
+        self.quotes = 0  # '"' characters on the lines yielded so far
+
+    def __iter__(self) -> Iterator[str]:
+        for number, raw in enumerate(self._raw, start=1):
+            if number == 1 and raw.startswith(_GZIP_MAGIC):
+                raise DataFileError(self._path, "gzip-compressed, not a text CSV file; decompress it first", 1)
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise DataFileError(
+                    self._path, f"not UTF-8 text (byte {raw[exc.start:exc.start + 1]!r} at column {exc.start + 1}); "
+                    "save the file as UTF-8", number) from None
+            self.quotes += raw.count(b'"')
+            yield text.removeprefix(_BOM) if number == 1 else text
 
 
 def _header_problem(header: list[str]) -> str | None:
@@ -118,34 +129,61 @@ def _header_difference(header: list[str], expected: list[str], first_file: str) 
     return f"header differs from {first_file}'s: {'; '.join(parts)}"
 
 
+def _csv_problem(exc: csv.Error) -> str:
+    if "new-line character seen in unquoted field" in str(exc):
+        return "a line ends with a bare CR (classic Mac line endings); save the file with LF or CRLF line endings"
+    return f"not valid CSV: {exc}"
+
+
 def check_file(path: Path, expected_header: list[str] | None = None, first_file: str = "") -> CsvDataset:
     """Reads one file completely. Raises DataFileError naming the file and the line of the first defect."""
-    with open(path, "rb") as f:
-        if not f.read(1):
-            raise DataFileError(path, "empty file (no header line)", 1)
-        f.seek(0)
-        reader = csv.reader(_decoded_lines(path, f), strict=True)
-        try:
-            header = next(reader)
-        except csv.Error as exc:
-            raise DataFileError(path, f"header: {exc}", 1) from None
-        problem = _header_problem(header)
-        if problem:
-            raise DataFileError(path, problem, 1)
-        if expected_header is not None and header != expected_header:
-            raise DataFileError(path, _header_difference(header, expected_header, first_file), 1)
-        rows = 0
-        try:
-            for record in reader:
-                if not record:  # blank line: CsvExampleGen skips it too
-                    continue
-                if len(record) != len(header):
-                    raise DataFileError(
-                        path, f"{len(record)} fields, the header has {len(header)}", reader.line_num)
-                rows += 1
-        except csv.Error as exc:
-            # e.g. an unterminated quote ("unexpected end of data") or a NUL byte.
-            raise DataFileError(path, f"not valid CSV: {exc}", reader.line_num) from None
+    try:
+        if path.is_dir():
+            raise DataFileError(path, "not a regular file (a folder?); CsvExampleGen reads every *.csv match, so "
+                                "move it out of the data folder")
+        with open(path, "rb") as f:
+            return _check_open_file(path, f, expected_header, first_file)
+    except OSError as exc:  # a broken link, no permission, an I/O error
+        raise DataFileError(path, f"can't be read: {exc.strerror or exc}") from None
+
+
+def _check_open_file(path: Path, f, expected_header: list[str] | None, first_file: str) -> CsvDataset:
+    if not f.read(1):
+        raise DataFileError(path, "empty file (no header line)", 1)
+    f.seek(0)
+    lines = _Lines(path, f)
+    reader = csv.reader(lines, strict=True)
+    try:
+        header = next(reader)
+    except csv.Error as exc:
+        raise DataFileError(path, f"header: {_csv_problem(exc)}", 1) from None
+    problem = _header_problem(header)
+    if problem:
+        raise DataFileError(path, problem, 1)
+    if expected_header is not None and header != expected_header:
+        raise DataFileError(path, _header_difference(header, expected_header, first_file), 1)
+    rows, first_line, quotes_before = 0, reader.line_num + 1, lines.quotes
+    try:
+        for record in reader:
+            if not record:  # blank line: CsvExampleGen skips it too
+                first_line, quotes_before = reader.line_num + 1, lines.quotes
+                continue
+            if len(record) != len(header):
+                raise DataFileError(path, f"{len(record)} fields, the header has {len(header)}", reader.line_num)
+            # CsvExampleGen joins physical lines while their count of '"' is odd
+            # (tfx 1.16 _CsvLineBuffer): a bare quote inside an unquoted cell
+            # would make it swallow the following rows.
+            if (lines.quotes - quotes_before) % 2:
+                raise DataFileError(path, 'a \'"\' inside an unquoted cell; quote the cell and double the quote '
+                                    '(as "Joe 5"" Cab") or remove it', first_line)
+            if not any(record):
+                raise DataFileError(path, "a row without any value (e.g. ',,,' left at the end by a spreadsheet); "
+                                    "delete it", reader.line_num)
+            rows += 1
+            first_line, quotes_before = reader.line_num + 1, lines.quotes
+    except csv.Error as exc:
+        # e.g. an unterminated quote ("unexpected end of data") or a NUL byte.
+        raise DataFileError(path, _csv_problem(exc), reader.line_num) from None
     return CsvDataset(header=header, rows={str(path): rows})
 
 

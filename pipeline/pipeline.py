@@ -21,6 +21,7 @@ from pipeline.baseline import baseline_resolver
 from pipeline.components import AtomicPusher, DataGate, MobilePusher
 from pipeline.config import EvalThresholds, MetricGate, PipelineConfig, model_code_fingerprint, with_project_dependency
 from pipeline.example_gen import csv_example_gen
+from pipeline.schema_rules import float_features, load_schema
 
 
 def _gated(gate: MetricGate) -> tfma.MetricConfig:
@@ -80,7 +81,9 @@ def _trainer(config: PipelineConfig, custom_config: dict, **args) -> Trainer:
 
 
 def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
-    example_gen = csv_example_gen(str(config.data_dir), config.data_pattern)
+    example_gen = csv_example_gen(
+        str(config.data_dir), config.data_pattern, float_columns=float_features(load_schema(config.schema))
+    )
 
     statistics_gen = StatisticsGen(examples=example_gen.outputs["examples"])
 

@@ -101,7 +101,12 @@ def _push_record(source_id: str | None, source: str, version: int, files: list[s
     }, indent=2)
 
 
-def _already_pushed(base_dir: str, source_id: str, version: int | None) -> tuple[int, str] | None:
+def latest_version(base_dir: str) -> int | None:
+    """The highest version under `base_dir`: the one TF Serving's default policy (latest 1) serves."""
+    return max(_versions(base_dir), default=None)
+
+
+def find_pushed(base_dir: str, source_id: str, version: int | None = None) -> tuple[int, str] | None:
     """(version, path) of the version whose push record names `source_id`, else None.
 
     With `version` given only that version is looked at; otherwise the newest
@@ -182,7 +187,7 @@ def publish_version(
     os.makedirs(base_dir, exist_ok=True)
     remove_stale_staging(base_dir)
     if source_id is not None:
-        pushed = _already_pushed(base_dir, source_id, version)
+        pushed = find_pushed(base_dir, source_id, version)
         if pushed is not None:
             _log.info("%s is already pushed as %s; not copying it again", source_id, pushed[1])
             return pushed
@@ -232,7 +237,7 @@ def _publish_remote(
     gfile.makedirs(base_dir)
     resumed = None
     if source_id is not None:
-        resumed = _already_pushed(base_dir, source_id, version)
+        resumed = find_pushed(base_dir, source_id, version)
         if resumed is not None:
             record = read_push_record(resumed[1]) or {}
             if all(gfile.exists(f"{resumed[1]}/{rel}") for rel in record.get("files", [])):

@@ -140,10 +140,15 @@ def print_summary(outcome: Outcome) -> None:
         echo(f"  threshold failed: {failure}")
     if summary.pushed and summary.fully_cached:
         echo(f"pushed: {summary.pushed_path} (by an earlier run; every component was cached)")
+    elif summary.pushed and summary.pushed_earlier:
+        echo(f"pushed: {summary.pushed_path} (this model was pushed before; no new version)")
     elif summary.pushed:
         echo(f"pushed: {summary.pushed_path}")
     else:
         echo("pushed: nothing")
+    if summary.pushed and summary.served_version not in (None, summary.pushed_version):
+        echo(f"note: version {summary.served_version} is newer, so TF Serving (latest policy) serves it, "
+             f"not {summary.pushed_version}")
     if summary.mobile_pushed:
         echo(f"mobile: {summary.mobile_path} ({', '.join(summary.mobile_variants)})")
     for variant, reasons in summary.mobile_rejected.items():

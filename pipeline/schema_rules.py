@@ -48,6 +48,13 @@ def non_finite_allowed(schema) -> list[str]:
     return sorted(names)
 
 
+def float_features(schema) -> list[str]:
+    """Names of the schema's FLOAT features, sorted."""
+    from tensorflow_metadata.proto.v0 import schema_pb2
+
+    return sorted(f.name for f in schema.feature if f.type == schema_pb2.FLOAT)
+
+
 def disallow_non_finite(schema) -> None:
     """Sets disallow_nan and disallow_inf on every FLOAT feature (adding a float_domain if it has none)."""
     from tensorflow_metadata.proto.v0 import schema_pb2

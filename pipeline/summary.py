@@ -37,6 +37,10 @@ class Summary:
     pushed: bool = False
     pushed_path: str | None = None
     pushed_version: str | None = None
+    # True when the model had been pushed before (its version is reused, nothing copied).
+    pushed_earlier: bool = False
+    # The highest version in the serving base path: what TF Serving's default policy serves.
+    served_version: str | None = None
     mobile_pushed: bool = False
     mobile_path: str | None = None
     mobile_variants: list[str] = field(default_factory=list)
@@ -234,6 +238,8 @@ def collect(reader: MetadataReader, pipeline_name: str) -> Summary:
         summary.pushed = int_property(pushed, "pushed") == 1
         summary.pushed_path = str_property(pushed, "pushed_destination")
         summary.pushed_version = str_property(pushed, "pushed_version")
+        summary.pushed_earlier = int_property(pushed, "pushed_earlier") == 1
+        summary.served_version = str_property(pushed, "served_version")
     mobile = latest("MobilePusher")
     if mobile and mobile.state in ("COMPLETE", "CACHED"):
         pushed = mobile.output("mobile_pushed_model")

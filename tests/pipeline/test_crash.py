@@ -171,6 +171,8 @@ def test_rerun_after_the_crashes_completes_with_the_same_version(recovered, afte
     assert code == 0, f"{summary.get('error')}\n{stderr[-2000:]}\n{_log_tail(out)}"
     [version] = after_serving_rename.serving
     assert summary["result"] == "pushed" and summary["pushed_version"] == version
+    # The crashed run's push is this model's push: reused, and it is the version TF Serving serves.
+    assert summary["pushed_earlier"] is True and summary["served_version"] == version
     assert summary["pushed_path"] == str(out / "serving" / NAME / version)
     assert summary["mobile_pushed"] is True and summary["mobile_path"] == str(out / "mobile" / NAME / version)
     assert _entries(out / "serving" / NAME) == [version]

@@ -122,3 +122,34 @@ def test_folders(tmp_path):
         list_csv_files(tmp_path / "other")
     with pytest.raises(FileNotFoundError):
         list_csv_files(tmp_path / "missing")
+
+
+def test_a_bare_quote_in_an_unquoted_cell_names_its_line(tmp_path):
+    # CsvExampleGen would join this line with the next ones until the quotes balance.
+    _refused(_write(tmp_path / "d.csv", 'a,b,c\n1,2,x\n1,2,Joe 5" Cab\n3,4,y\n'), 3, "unquoted cell")
+    # Quotes in pairs are read the same by both parsers.
+    assert check_file(_write(tmp_path / "e.csv", 'a,b,c\n1,2,Joe "5" Cab\n')).total_rows == 1
+
+
+def test_rows_without_any_value_name_their_line(tmp_path):
+    _refused(_write(tmp_path / "d.csv", "a,b,c\n1,2,x\n,,\n"), 3, "without any value")
+
+
+def test_classic_mac_line_endings_are_named(tmp_path):
+    _refused(_write(tmp_path / "d.csv", "a,b,c\r1,2,x\r3,4,y\r"), 1, "bare CR", "LF")
+
+
+def test_folders_links_and_unreadable_files_matching_the_pattern(tmp_path):
+    data = tmp_path / "data"
+    _write(data / "a.csv", "a,b,c\n1,2,3\n")
+    (data / "b.csv").mkdir()  # CsvExampleGen's glob includes it
+    files = list_csv_files(data)
+    assert files == [data / "a.csv", data / "b.csv"]
+    with pytest.raises(DataFileError, match="not a regular file") as info:
+        check_dataset(files)
+    assert info.value.path == str(data / "b.csv")
+    (data / "b.csv").rmdir()
+    (data / "c.csv").symlink_to(tmp_path / "missing.csv")
+    with pytest.raises(DataFileError, match="can't be read") as info:
+        check_dataset(list_csv_files(data))
+    assert info.value.path == str(data / "c.csv")

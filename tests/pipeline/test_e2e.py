@@ -197,3 +197,4 @@ def test_a_model_worse_than_the_pushed_one_is_not_pushed(undertrained_run, good_
     assert {"auc (change vs baseline)", "binary_accuracy (change vs baseline)"} <= failed, summary["failures"]
     assert "binary_accuracy (change vs baseline)" in summary["error"]
     assert _versions(workdir / "out") == before == [good_run[1]["pushed_version"]]
+

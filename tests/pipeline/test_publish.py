@@ -254,3 +254,16 @@ def test_object_store_uploads_the_files_a_loader_looks_for_last():
     order = upload_order(files)
     assert set(order[-2:]) == {"saved_model.pb", "model_spec.json"}
     assert sorted(order) == sorted(files)
+
+
+def test_find_pushed_and_latest_version(tmp_path):
+    from pipeline.publish import find_pushed, latest_version
+
+    base = tmp_path / "serving"
+    assert latest_version(str(base)) is None
+    source = str(_model_dir(tmp_path))
+    first, first_path = publish_version(source, str(base), source_id="model-a")
+    second, _ = publish_version(source, str(base), source_id="model-b")
+    assert find_pushed(str(base), "model-a") == (first, first_path)
+    assert find_pushed(str(base), "model-c") is None
+    assert latest_version(str(base)) == second > first

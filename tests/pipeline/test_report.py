@@ -177,3 +177,16 @@ def test_json_turns_leftover_non_finite_values_into_null(value):
     summary = Summary(pipeline="taxi", metrics={"Overall": {"auc": value}})
     data = report.as_json(Outcome(exit_code=ExitCode.PUSHED, summary=summary))
     assert json.loads(json.dumps(data, allow_nan=False))["metrics"]["Overall"]["auc"] is None
+
+
+def test_a_model_pushed_before_and_a_newer_served_version_are_said(capsys):
+    from pipeline.report import print_summary
+    from pipeline.runner import ExitCode, Outcome
+    from pipeline.summary import Summary
+
+    summary = Summary("taxi", pushed=True, pushed_path="/o/serving/taxi/100", pushed_version="100",
+                      pushed_earlier=True, served_version="200")
+    print_summary(Outcome(ExitCode.PUSHED, summary))
+    out = capsys.readouterr().out
+    assert "this model was pushed before; no new version" in out
+    assert "version 200 is newer, so TF Serving (latest policy) serves it, not 100" in out
