@@ -103,7 +103,7 @@ def _preflight(config: PipelineConfig) -> Outcome | None:
     if dataset.total_rows == 0:
         where = ", ".join(dataset.rows)
         summary = Summary(config.name, anomalies=[Anomaly("-", "(dataset)", "no rows", f"{where}: a header, no data rows").as_dict()])
-        return Outcome(ExitCode.ANOMALIES, summary, f"no rows: {where} hold a header but no data rows")
+        return Outcome(ExitCode.ANOMALIES, summary, f"no rows: a header but no data rows in {where}")
     logging.getLogger(__name__).info("input: %d rows in %d file(s), columns %s", dataset.total_rows, len(files),
                                      dataset.header)
     return None
