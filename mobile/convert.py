@@ -22,8 +22,11 @@ output, and checked against the Transform on probe values before converting:
   hash with Fingerprint64, which TFLite cannot run).
 - Missing values: the `predict_raw` markers (NaN / -1 / ""). For features the
   raw schema lets be absent they become the transform's default (0, 0.0, "")
-  before the transform, as `predict_raw` does; for required features the marker
-  is passed on as a value, again as `predict_raw` does. NaN is found as x != x.
+  before the transform, as `predict_raw` does. Where `predict_raw` refuses
+  (models.signatures.check_raw_inputs) every variant answers NaN: a required
+  feature at its marker, an infinite float the schema disallows. Inputs of
+  unequal lengths fail the call (RESHAPE), as they fail `predict_raw`. NaN is
+  found as x != x (no IsNan builtin).
 
 Then the Keras model (inputs `<name>_xf`, [batch, 1]) is called on the result and
 the whole `serving_default(raw) -> probability` signature is converted with
@@ -33,7 +36,10 @@ bytes (uint8 [batch, width]) for runtimes without string tensors
 (TensorFlowLiteSwift); it shares the weights and gives the same results. Each
 variant is checked for non-builtin operators and, given eval rows, gated on
 parity with the SavedModel's `predict_raw` (float: max |dp| <= 1e-5; quantized:
-AUC within 0.005). Only variants that pass are written.
+AUC within 0.005), and on the missing-value contract: on the eval rows and on
+rows with missing and invalid values (`contract_rows`), NaN exactly where
+`predict_raw` has no answer, and the same answer elsewhere. Only variants that
+pass are written.
 
 A full-integer (int8 activations) variant is not produced: its inputs are
 strings and int64 ids and its preprocessing is lookups and comparisons, so
@@ -64,6 +70,10 @@ MAX_ABS_DIFF = 1e-5
 MAX_AUC_DELTA = 0.005
 # serving_bytes must match serving_default: same ids, same graph after the lookups.
 BYTES_MAX_DIFF = 1e-6
+# The quantized variant on the rows with missing and invalid values (no AUC on a
+# hundred edited rows): each probability within this of predict_raw's (measured:
+# 2.4e-4 there, 0.012 at most on real rows).
+QUANT_CONTRACT_MAX_DIFF = 0.05
 SPEC_FORMAT = 1
 # Rows per SavedModel call in parity checks.
 _REFERENCE_BATCH = 1024
@@ -92,6 +102,7 @@ class FeatureParams:
     kind: F.Kind
     dtype: F.DType
     optional: bool  # the raw schema lets it be absent: the marker means "missing" -> default
+    finite: bool = False  # FLOAT whose schema disallows infinities: +-inf gets no answer, as in predict_raw
     mean: float | None = None  # NUMERIC: (x - mean) / scale or (x - mean) * scale, float32
     scale: float | None = None
     scale_op: str = "div"  # "div" | "mul" (1 / std): the op the transform's graph runs
@@ -199,14 +210,9 @@ class TransformProbe:
 
 def extract_preprocessing(tft_output, probe: TransformProbe | None = None) -> list[FeatureParams]:
     """Each feature's preprocessing parameters, checked against the transform on probe values."""
-    import tensorflow as tf
-
     probe = probe or TransformProbe(tft_output)
     params = []
-    for feature in F.FEATURES:
-        spec = probe.raw_spec[feature.name]
-        p = FeatureParams(feature.name, feature.kind, feature.dtype,
-                          optional=not isinstance(spec, tf.io.FixedLenFeature))
+    for feature, p in zip(F.FEATURES, contract_params(tft_output)):
         if feature.kind is F.Kind.NUMERIC:
             p.mean, p.scale, p.scale_op, p.exact = _fit_z_score(probe, feature)
         elif feature.kind is F.Kind.BUCKETIZED:
@@ -219,6 +225,19 @@ def extract_preprocessing(tft_output, probe: TransformProbe | None = None) -> li
             _check_vocabulary(probe, feature, p)
         params.append(p)
     return params
+
+
+def contract_params(tft_output) -> list[FeatureParams]:
+    """Each feature's FeatureParams with only what the missing-value contract needs
+    (`optional`, `finite`, from the raw schema), before any probing of the transform."""
+    import tensorflow as tf
+
+    from models.signatures import finite_features, raw_serving_spec
+
+    spec = raw_serving_spec(tft_output)
+    finite = finite_features(tft_output.raw_metadata.schema)
+    return [FeatureParams(f.name, f.kind, f.dtype, optional=not isinstance(spec[f.name], tf.io.FixedLenFeature),
+                          finite=f.dtype is F.DType.FLOAT and f.name in finite) for f in F.FEATURES]
 
 
 def _probe_values(feature: F.Feature, values) -> list:
@@ -468,14 +487,17 @@ def build_module(keras_model, params: Sequence[FeatureParams], *, bytes_signatur
             return out
 
         def _serve(self, raw):
-            return self._predict(self._preprocess(raw))
+            raw = _same_length(raw)
+            return self._predict(self._preprocess(raw), _answerable(raw, params))
 
         def _serve_bytes(self, raw):
-            return self._predict(self._preprocess(raw, as_bytes=True))
+            raw = _same_length(raw)
+            return self._predict(self._preprocess(raw, as_bytes=True), _answerable(raw, params, as_bytes=True))
 
-        def _predict(self, transformed):
-            probability = keras_model(transformed, training=False)
-            return {F.OUTPUT: tf.reshape(probability, [-1])}
+        def _predict(self, transformed, answerable):
+            probability = tf.reshape(keras_model(transformed, training=False), [-1])
+            # The missing-value contract: no answer (NaN) for a row predict_raw refuses.
+            return {F.OUTPUT: tf.where(answerable, probability, tf.constant(math.nan, tf.float32))}
 
         def _preprocess(self, raw, as_bytes: bool = False):
             out = {}
@@ -488,6 +510,74 @@ def build_module(keras_model, params: Sequence[FeatureParams], *, bytes_signatur
             return out
 
     return MobileModule()
+
+
+def _same_length(raw: dict) -> dict:
+    """Every input reshaped to the first input's row count: unequal lengths fail the call.
+
+    TFLite has no Assert builtin; RESHAPE to a size computed at run time refuses
+    (the interpreter's invoke raises, naming RESHAPE) where elementwise ops would
+    broadcast a 1-row input over the other rows. `predict_raw` refuses the same
+    inputs with an assertion (models.signatures.check_raw_inputs).
+    """
+    import tensorflow as tf
+
+    names = list(raw)
+    rows = tf.shape(raw[names[0]])[:1]  # one shape tensor for every 1-D input: each operator costs bytes
+    out = {names[0]: raw[names[0]]}
+    for name in names[1:]:
+        x = raw[name]
+        out[name] = tf.reshape(x, rows if x.shape.rank == 1 else tf.concat([rows, x.shape[1:]], 0))
+    return out
+
+
+def _answerable(raw: dict, params: Sequence[FeatureParams], as_bytes: bool = False):
+    """bool [batch] (or a scalar True): the row has an answer (`unanswerable` is the same rule in numpy).
+
+    The mobile side of `predict_raw`'s refusals (models.signatures.check_raw_inputs):
+    a row with a required input at its missing marker, or a `finite` float at
+    +-inf, gets a NaN probability, since a TFLite graph cannot fail one row.
+    `as_bytes`: string inputs are `serving_bytes`' zero-padded uint8 [batch, width],
+    where "" is all zeros. One flag per checked input, stacked and reduced: few
+    operators, since every operator costs flatbuffer bytes in each signature.
+    """
+    import tensorflow as tf
+
+    flags = []  # bool [batch] each: the row has no answer because of this input
+    for p in params:
+        x = raw[p.name]
+        if p.dtype is F.DType.FLOAT:
+            if not p.optional:
+                # x - x is 0 for a finite x; NaN for NaN and +-inf. No IsNan/IsInf builtins.
+                flags.append(tf.not_equal(x - x, 0.0) if p.finite else tf.not_equal(x, x))
+            elif p.finite:
+                flags.append(tf.equal(tf.abs(x), math.inf))
+        elif p.optional:
+            continue
+        elif as_bytes and p.dtype is F.DType.STRING:
+            flags.append(tf.logical_not(tf.reduce_any(tf.not_equal(tf.cast(x, tf.int32), 0), axis=1)))  # no uint8 NOT_EQUAL
+        else:
+            flags.append(tf.equal(x, tf.constant(F.missing_value(p.dtype), _tf_dtype(p.dtype))))
+    if not flags:
+        return tf.constant(True)
+    return tf.logical_not(tf.reduce_any(tf.stack(flags, axis=1), axis=1))
+
+
+def unanswerable(cols: Mapping[str, np.ndarray], params: Sequence[FeatureParams]) -> np.ndarray:
+    """bool [batch]: rows of `runtime.columns(...)` the contract gives no answer (see `_answerable`)."""
+    batch = len(next(iter(cols.values()))) if cols else 0
+    out = np.zeros([batch], bool)
+    for p in params:
+        x = cols[p.name]
+        if not p.optional:
+            if p.dtype is F.DType.FLOAT:
+                out |= np.isnan(x)
+            else:
+                out |= np.asarray([v == (F.MISSING_STRING.encode() if p.dtype is F.DType.STRING else F.MISSING_INT)
+                                   for v in x], bool)
+        if p.finite:
+            out |= np.isinf(x)
+    return out
 
 
 def _feature(p: FeatureParams, x):
@@ -512,9 +602,18 @@ def _feature(p: FeatureParams, x):
         return tf.fill(tf.shape(x), tf.constant(p.oov_id, tf.int64))
     if p.dtype is F.DType.STRING:
         keys = tf.constant([_utf8(v) for v in p.vocabulary], tf.string)
-    else:
-        keys = tf.constant(p.vocabulary, tf.int64)
-    return _first_match(tf.equal(tf.expand_dims(x, 1), tf.expand_dims(keys, 0)), p.oov_id)
+        return _first_match(tf.equal(tf.expand_dims(x, 1), tf.expand_dims(keys, 0)), p.oov_id)
+    keys = tf.constant(p.vocabulary, tf.int64)
+    ids = _first_match(tf.equal(tf.expand_dims(x, 1), tf.expand_dims(keys, 0)), p.oov_id)
+    if p.vocabulary != list(range(len(p.vocabulary))):
+        return ids
+    # Keys 0..k-1 in order make the converter fuse EQUAL into ONE_HOT, whose kernel
+    # reads int64 values as int32: 2**62 then matched key 0. Values outside 0..k-1
+    # are out of vocabulary whatever the lookup says. (Other fusions would show in
+    # the parity gate's contract rows, which hold int64 values beyond int32.)
+    inside = tf.logical_and(tf.greater_equal(x, tf.constant(0, tf.int64)),
+                            tf.less(x, tf.constant(len(p.vocabulary), tf.int64)))
+    return tf.where(inside, ids, tf.constant(p.oov_id, tf.int64))
 
 
 def _fill_missing(x, dtype: F.DType):
@@ -620,17 +719,30 @@ def labels(rows: Sequence[Mapping[str, Any]]) -> np.ndarray:
     return np.asarray(out, np.int64)
 
 
-def reference_probabilities(saved_model_dir: str | Path, rows: Sequence[Mapping[str, Any]]) -> np.ndarray:
-    """The SavedModel's `predict_raw` probabilities for raw rows."""
+def reference_probabilities(saved_model_dir: str | Path, rows: Sequence[Mapping[str, Any]],
+                            params: Sequence[FeatureParams] | None = None) -> np.ndarray:
+    """The SavedModel's `predict_raw` probabilities for raw rows; NaN for `unanswerable` rows.
+
+    Those rows are not sent: `predict_raw` refuses them (InvalidArgumentError, a
+    whole batch at a time), and the contract's answer for them is NaN. `params`:
+    default, `contract_params` of the Transform output the SavedModel carries.
+    """
     import tensorflow as tf
+
+    if params is None:
+        import tensorflow_transform as tft
+
+        params = contract_params(tft.TFTransformOutput(find_transform_output(saved_model_dir)))
 
     fn = tf.saved_model.load(str(saved_model_dir)).signatures["predict_raw"]
     cols = runtime.columns(rows, runtime.input_spec_for_features())
-    parts = [np.zeros([0], np.float32)]
-    for start in range(0, len(rows), _REFERENCE_BATCH):
-        batch = {name: tf.constant(values[start:start + _REFERENCE_BATCH]) for name, values in cols.items()}
-        parts.append(fn(**batch)[F.OUTPUT].numpy().reshape(-1))
-    return np.concatenate(parts)
+    out = np.full([len(rows)], np.nan, np.float32)
+    keep = np.flatnonzero(~unanswerable(cols, params))
+    for start in range(0, len(keep), _REFERENCE_BATCH):
+        index = keep[start:start + _REFERENCE_BATCH]
+        batch = {name: tf.constant(values[index]) for name, values in cols.items()}
+        out[index] = fn(**batch)[F.OUTPUT].numpy().reshape(-1)
+    return out
 
 
 def _auc(y: np.ndarray, p: np.ndarray) -> float | None:
@@ -642,9 +754,47 @@ def _auc(y: np.ndarray, p: np.ndarray) -> float | None:
     return float(roc_auc_score(y[keep], p[keep]))
 
 
+def contract_rows(rows: Sequence[Mapping[str, Any]], params: Sequence[FeatureParams]) -> list[dict]:
+    """Rows with missing and invalid values, each one edit of the first answerable row.
+
+    Per input: left blank; then values a client may send that the data never
+    holds (infinities, huge and negative numbers, unseen and odd strings). The
+    parity gate runs every variant on them besides the eval rows: rows the
+    contract leaves unanswered must be NaN, the others must match `predict_raw`.
+    """
+    if not rows:
+        return []
+    cols = runtime.columns(rows, runtime.input_spec_for_features())
+    answerable = np.flatnonzero(~unanswerable(cols, params))
+    if not len(answerable):
+        return []
+    base = dict(rows[int(answerable[0])])
+    edits: list[dict] = [{p.name: "" for p in params if p.optional}, {p.name: "" for p in params if not p.optional}]
+    for p in params:
+        edits.append({p.name: ""})
+        edits += [{p.name: value} for value in _odd_values(p)]
+    return [dict(base, **edit) for edit in edits if edit]
+
+
+def _odd_values(p: FeatureParams) -> list[str]:
+    """Values of `p`'s dtype outside anything the training data holds (not its missing marker)."""
+    if p.dtype is F.DType.FLOAT:
+        return ["inf", "-inf", "1e30", "-1e30", "0", "-0.5"]
+    if p.dtype is F.DType.INT:
+        odd = ["0", "-7", str(2**62), str(-(2**62)), str(2**63 - 1)]
+        return odd + ([str(p.size), "99"] if p.kind is F.Kind.CATEGORICAL_INT else [])
+    # (A blank or all-whitespace cell is missing, as serving.client.parse_value reads it.)
+    near_key = (p.vocabulary[0] if p.vocabulary else "Cash") + " "
+    return [_unseen_value(p), "X" * 300, "Taxi Café 出租车", near_key]
+
+
 @dataclass
 class ParityReport:
-    """A TFLite variant against the SavedModel's predict_raw on the same raw rows."""
+    """A TFLite variant against the SavedModel's predict_raw on the same raw rows.
+
+    `rows`: eval rows (the gate's metrics); `contract_rows`: `contract_rows(...)`
+    checked besides them; `unanswered`: rows of both without an answer by the contract.
+    """
 
     variant: str
     gate: str
@@ -658,6 +808,9 @@ class ParityReport:
     auc_delta: float | None
     accuracy: float | None
     bytes_signature_max_abs_diff: float | None = None  # serving_bytes vs serving_default
+    contract_rows: int = 0
+    contract_max_abs_diff: float | None = None
+    unanswered: int = 0
 
     def to_dict(self) -> dict:
         return {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
@@ -665,36 +818,51 @@ class ParityReport:
 
 
 def parity(tflite_path: str | Path, saved_model_dir: str | Path, rows: Sequence[Mapping[str, Any]], *,
-           variant: str = FLOAT, reference: np.ndarray | None = None, max_abs_diff: float = MAX_ABS_DIFF,
-           max_auc_delta: float = MAX_AUC_DELTA) -> ParityReport:
+           params: Sequence[FeatureParams], variant: str = FLOAT, reference: np.ndarray | None = None,
+           contract: Sequence[Mapping[str, Any]] | None = None, contract_reference: np.ndarray | None = None,
+           max_abs_diff: float = MAX_ABS_DIFF, max_auc_delta: float = MAX_AUC_DELTA) -> ParityReport:
     """Runs the .tflite with the TFLite interpreter (tflite_runtime) on raw rows and compares with predict_raw.
 
-    Gate by `variant`: "float" -> max |probability difference| <= max_abs_diff;
-    any other (quantized) -> |AUC - SavedModel AUC| <= max_auc_delta, AUC against
-    labels tips > 0.2 * fare. NaN probabilities must be NaN in both. `reference`:
-    precomputed `reference_probabilities(saved_model_dir, rows)`. When the model
-    also has `serving_bytes`, that signature must give the same probabilities as
-    `serving_default` (within BYTES_MAX_DIFF) on the rows.
+    Gate by `variant` on the eval `rows`: "float" -> max |probability difference|
+    <= max_abs_diff; any other (quantized) -> |AUC - SavedModel AUC| <=
+    max_auc_delta, AUC against labels tips > 0.2 * fare. Every variant, on eval
+    and `contract` rows (default: `contract_rows(rows, params)`): NaN exactly
+    where the reference is NaN (the missing-value contract), and on the contract
+    rows |difference| <= max_abs_diff (float) or QUANT_CONTRACT_MAX_DIFF.
+    `reference` / `contract_reference`: precomputed `reference_probabilities`.
+    When the model also has `serving_bytes`, that signature must give the same
+    probabilities as `serving_default` (within BYTES_MAX_DIFF) on all rows.
     """
     rows = list(rows)
+    contract = contract_rows(rows, params) if contract is None else list(contract)
     if reference is None:
-        reference = reference_probabilities(saved_model_dir, rows)
+        reference = reference_probabilities(saved_model_dir, rows, params)
+    if contract_reference is None:
+        contract_reference = reference_probabilities(saved_model_dir, contract, params)
     model = runtime.TFLiteModel(tflite_path)
-    cols = runtime.columns(rows, runtime.input_spec_for_features())
-    got = model.run(cols)
+    spec = runtime.input_spec_for_features()
+    cols = runtime.columns(rows + contract, spec)
+    everything = model.run(cols)
+    got, got_contract = everything[:len(rows)], everything[len(rows):]
     y = labels(rows)
     reasons: list[str] = []
     max_diff, mean_diff = _diff(got, reference)
+    contract_diff, _ = _diff(got_contract, contract_reference)
     bytes_diff = None
-    if BYTES_SIGNATURE in model.signatures and rows:
-        bytes_diff, _ = _diff(runtime.TFLiteModel(tflite_path, signature=BYTES_SIGNATURE).run(cols), got)
+    if BYTES_SIGNATURE in model.signatures and len(everything):
+        bytes_diff, _ = _diff(runtime.TFLiteModel(tflite_path, signature=BYTES_SIGNATURE).run(cols), everything)
         if not bytes_diff <= BYTES_MAX_DIFF:
             reasons.append(f"{BYTES_SIGNATURE} differs from {SIGNATURE} by up to {bytes_diff:.3g}")
+    reasons += _nan_mismatches(everything, np.concatenate([reference, contract_reference]), len(rows))
     auc, ref_auc = _auc(y, got), _auc(y, reference)
     delta = None if auc is None or ref_auc is None else abs(auc - ref_auc)
     accuracy = float(np.mean((got > 0.5) == (y == 1))) if len(rows) else None
     if not rows:
         reasons.append("no rows to check parity on")
+    contract_bound = max_abs_diff if variant == FLOAT else QUANT_CONTRACT_MAX_DIFF
+    if contract_diff is not None and not contract_diff <= contract_bound:
+        reasons.append(f"rows with missing and invalid values: max |probability - SavedModel's| = "
+                       f"{contract_diff:.3g} > {contract_bound:g}")
     if variant == FLOAT:
         gate = f"max |dp| <= {max_abs_diff:g}"
         if max_diff is not None and not max_diff <= max_abs_diff:
@@ -705,9 +873,25 @@ def parity(tflite_path: str | Path, saved_model_dir: str | Path, rows: Sequence[
             reasons.append("AUC undefined: the rows need both labels (tips > 0.2 * fare) and finite outputs")
         elif delta is not None and not delta <= max_auc_delta:
             reasons.append(f"AUC {auc:.5f} vs SavedModel {ref_auc:.5f}: |delta| {delta:.5f} > {max_auc_delta:g}")
+    gate += f"; NaN exactly where predict_raw has no answer; contract rows max |dp| <= {contract_bound:g}"
     return ParityReport(variant=variant, gate=gate, rows=len(rows), passed=not reasons, reasons=reasons,
                         max_abs_diff=max_diff, mean_abs_diff=mean_diff, auc=auc, reference_auc=ref_auc,
-                        auc_delta=delta, accuracy=accuracy, bytes_signature_max_abs_diff=bytes_diff)
+                        auc_delta=delta, accuracy=accuracy, bytes_signature_max_abs_diff=bytes_diff,
+                        contract_rows=len(contract), contract_max_abs_diff=contract_diff,
+                        unanswered=int(np.isnan(reference).sum() + np.isnan(contract_reference).sum()))
+
+
+def _nan_mismatches(got: np.ndarray, want: np.ndarray, eval_rows: int) -> list[str]:
+    """The missing-value contract: a variant answers NaN exactly for the rows predict_raw leaves unanswered."""
+    reasons = []
+    for name, bad in (("NaN where predict_raw answers", np.isnan(got) & ~np.isnan(want)),
+                      ("a number where predict_raw has no answer", ~np.isnan(got) & np.isnan(want))):
+        index = np.flatnonzero(bad)
+        if len(index):
+            where = ", ".join(f"eval row {i}" if i < eval_rows else f"contract row {i - eval_rows}"
+                              for i in index[:5])
+            reasons.append(f"{name} in {len(index)} rows ({where}{', ...' if len(index) > 5 else ''})")
+    return reasons
 
 
 def _diff(got: np.ndarray, want: np.ndarray) -> tuple[float | None, float | None]:
@@ -805,7 +989,11 @@ def convert(saved_model_dir: str | Path, output_dir: str | Path, *,
     signatures = module.signatures()
 
     rows = list(eval_rows) if eval_rows is not None else None
-    reference = reference_probabilities(saved_model_dir, rows) if rows is not None else None
+    reference = contract = contract_reference = None
+    if rows is not None:
+        contract = contract_rows(rows, params)
+        both = reference_probabilities(saved_model_dir, rows + contract, params)
+        reference, contract_reference = both[:len(rows)], both[len(rows):]
     y = labels(rows) if rows is not None else None
 
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -834,7 +1022,8 @@ def convert(saved_model_dir: str | Path, output_dir: str | Path, *,
             if rows is not None:
                 candidate = os.path.join(tmp, file_name)
                 Path(candidate).write_bytes(content)
-                result.parity = parity(candidate, saved_model_dir, rows, variant=name, reference=reference,
+                result.parity = parity(candidate, saved_model_dir, rows, params=params, variant=name,
+                                       reference=reference, contract=contract, contract_reference=contract_reference,
                                        max_abs_diff=max_abs_diff, max_auc_delta=max_auc_delta)
                 result.reasons += result.parity.reasons
             if not result.reasons:
@@ -885,11 +1074,10 @@ def _input_meaning(p: FeatureParams) -> str:
     default = {F.DType.INT: "0", F.DType.FLOAT: "0.0", F.DType.STRING: '""'}[p.dtype]
     if p.optional:
         missing = f"may be missing: write {marker_text}, read as {default}"
-    elif p.dtype is F.DType.FLOAT:
-        missing = "required: always give a number (NaN makes the probability NaN)"
     else:
-        missing = (f"required: always give a value ({marker_text} is read as the value {marker_text}, "
-                   "as the server's predict_raw reads it)")
+        missing = f"required: {marker_text} (missing) makes the probability NaN, as the server refuses the row"
+    if p.finite:
+        missing += "; +-infinity makes the probability NaN"
     return f"{p.name} ({p.dtype.value}): {what}; {missing}"
 
 

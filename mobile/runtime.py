@@ -3,7 +3,9 @@
 This is what an app does, in Python: read `model_spec.json`, turn each raw row
 into one tensor per input (named as the CSV column, missing values written as
 the spec's markers), run the `serving_default` signature, read `probability`.
-The TFLite model does all preprocessing itself.
+The TFLite model does all preprocessing itself, and answers NaN for a row the
+server refuses (a required input missing, an infinite float): the same
+missing-value contract in every variant, checked by the converter's parity gate.
 
 `serving_bytes` is the same model for runtimes without string tensors
 (TensorFlowLiteSwift): string inputs are UTF-8 bytes, uint8 [batch, width],
@@ -160,7 +162,13 @@ class TFLiteModel:
         return {name: _describe(d) for name, d in self.runner.get_output_details().items()}
 
     def run(self, cols: Mapping[str, np.ndarray]) -> np.ndarray:
-        """Probabilities (float32 [batch]) for one batch of input columns."""
+        """Probabilities (float32 [batch]) for one batch of input columns.
+
+        NaN for a row the model has no answer for (a required input at its missing
+        marker, an infinite float). Raises ValueError when the columns differ in
+        length (the model itself refuses them too, less readably: RESHAPE fails).
+        """
+        _check_lengths(cols)
         batch = len(next(iter(cols.values())))
         if batch == 0:
             return np.zeros([0], np.float32)
@@ -177,6 +185,16 @@ class TFLiteModel:
                 chunk[name] = values
             parts.append(np.asarray(self._invoke(chunk)).reshape(-1))
         return np.concatenate(parts)
+
+
+def _check_lengths(cols: Mapping[str, np.ndarray]) -> None:
+    """One value per row in every input, as `predict_raw` checks (models.signatures.check_raw_inputs)."""
+    lengths = {name: len(values) for name, values in cols.items()}
+    if len(set(lengths.values())) > 1:
+        first = next(iter(lengths))
+        other = next(name for name, n in lengths.items() if n != lengths[first])
+        raise ValueError(f"input {other} has {lengths[other]} values but input {first} has {lengths[first]}: "
+                         "every input needs one value per row")
 
 
 def _describe(detail: Mapping[str, Any]) -> dict:
@@ -229,7 +247,11 @@ class MobileModel:
         return self.spec.get("model_version")
 
     def predict(self, rows: Iterable[Mapping[str, Any]]) -> list[float]:
-        """Tip probabilities, one per raw row (CSV strings or JSON values; blanks are missing)."""
+        """Tip probabilities, one per raw row (CSV strings or JSON values; blanks are missing).
+
+        NaN for a row without an answer (a required input missing, an infinite
+        float). Raises RowError on a value its input's dtype cannot hold.
+        """
         rows = list(rows)
         return [float(p) for p in self.model.run(columns(rows, self.inputs))]
 

@@ -2,7 +2,9 @@
 
 - `serving_default`: serialized `tf.Example`s (`examples`, tf.string [None]).
 - `predict_raw`: one dense [None] tensor per raw feature, for JSON and mobile
-  clients; absent values are written as the markers in `models.features`.
+  clients; absent values are written as the markers in `models.features`. It
+  refuses (InvalidArgumentError, TF Serving's 400) inputs of unequal lengths,
+  rows missing a required feature and infinite floats: see `check_raw_inputs`.
 - `transform_features`: serialized examples -> transformed features (for TFMA).
 - `classification` / `regression`: TF Serving's Classify and Regress APIs
   (`inputs`: serialized examples; `classes`+`scores` over {"0", "1"}, or `outputs`).
@@ -48,6 +50,85 @@ def _is_present(value: tf.Tensor, dtype: F.DType) -> tf.Tensor:
     if dtype is F.DType.FLOAT:
         return tf.logical_not(tf.math.is_nan(value))
     return tf.not_equal(value, tf.constant(F.missing_value(dtype), value.dtype))
+
+
+# As TF prints them in an assertion message (it escapes quotes, so no "").
+_MARKER_TEXT = {F.DType.INT: str(F.MISSING_INT), F.DType.FLOAT: "NaN", F.DType.STRING: "empty string"}
+_ROWS_SHOWN = 5  # a "required input is missing" message names the first and last 5 rows
+
+
+def _marker_rows(value: tf.Tensor, dtype: F.DType) -> tf.Tensor:
+    """Indices (int64 [k]) of the rows of a [batch] raw input that hold its missing marker."""
+    return tf.where(tf.logical_not(_is_present(value, dtype)))[:, 0]
+
+
+def finite_features(schema) -> frozenset[str]:
+    """FLOAT features whose schema `float_domain` (inline or named) sets `disallow_inf`.
+
+    `schema`: a tensorflow_metadata Schema (e.g. `TFTransformOutput.raw_metadata.schema`).
+    """
+    named = {domain.name: domain for domain in schema.float_domain}
+    names = set()
+    for feature in schema.feature:
+        if feature.HasField("float_domain"):
+            domain = feature.float_domain
+        elif feature.HasField("domain") and feature.domain in named:
+            domain = named[feature.domain]
+        else:
+            continue
+        if domain.disallow_inf:
+            names.add(feature.name)
+    return frozenset(names)
+
+
+def check_raw_inputs(raw: dict, raw_spec: dict, finite: frozenset[str] = frozenset()) -> list:
+    """Assertions that make `predict_raw` refuse what it cannot answer; run them before the transform.
+
+    `raw`: {feature name: [batch] tensor}; `raw_spec`: `raw_serving_spec(...)`;
+    `finite`: float features that may not be infinite (`finite_features`).
+    The failed assertion is an InvalidArgumentError naming the feature, which TF
+    Serving (and `tfxp serve`) return as 400 / INVALID_ARGUMENT: the check lives
+    in the SavedModel, so every server answers the same.
+
+    - One value per row in every input: all lengths equal the first feature's.
+      (A shorter optional column was silently re-aligned by the sparse
+      conversion below; a longer one failed inside the transform.)
+    - No required feature (a FixedLenFeature of the raw schema without default)
+      holds its missing marker in any row: `serving_default` refuses the same
+      rows ("Feature: ... is required but could not be found"), and the model has
+      no meaningful answer for them.
+    - No `finite` feature is +-inf: the schema calls it an anomaly, and the model's
+      answer would be NaN arithmetic (TF and TFLite even disagree on it).
+    """
+    names = [f.name for f in F.FEATURES if f.name in raw]
+    first = names[0]
+    rows = tf.shape(raw[first], out_type=tf.int64)[0]
+    checks = []
+    for name in names[1:]:
+        length = tf.shape(raw[name], out_type=tf.int64)[0]
+        message = tf.strings.format(
+            f"predict_raw: input {name} has {{}} values but input {first} has {{}}: "
+            "every input needs one value per row", [length, rows])
+        checks.append(tf.debugging.Assert(tf.equal(length, rows), [message], name=f"check_{name}_length"))
+    for name in names:
+        spec = raw_spec.get(name)
+        if not isinstance(spec, tf.io.FixedLenFeature) or spec.default_value is not None:
+            continue  # optional: the marker reads as absent
+        dtype = F.by_name(name).dtype
+        missing = _marker_rows(raw[name], dtype)
+        message = tf.strings.format(
+            f"predict_raw: required input {name} is missing (the marker {_MARKER_TEXT[dtype]}) "
+            "in rows {}", [missing], summarize=_ROWS_SHOWN)
+        checks.append(tf.debugging.Assert(tf.equal(tf.size(missing), 0), [message], name=f"check_{name}_present"))
+    for name in names:
+        if name not in finite or F.by_name(name).dtype is not F.DType.FLOAT:
+            continue
+        infinite = tf.where(tf.math.is_inf(raw[name]))[:, 0]
+        message = tf.strings.format(
+            f"predict_raw: input {name} is infinite (the schema disallows it) in rows {{}}", [infinite],
+            summarize=_ROWS_SHOWN)
+        checks.append(tf.debugging.Assert(tf.equal(tf.size(infinite), 0), [message], name=f"check_{name}_finite"))
+    return checks
 
 
 def raw_tensors_to_features(raw: dict, raw_spec: dict) -> dict:
@@ -100,9 +181,13 @@ def build(model: tf.keras.Model, tf_transform_output: tft.TFTransformOutput) -> 
     raw_inputs = {
         f.name: tf.TensorSpec([None], _TF_DTYPES[f.dtype], name=f.name) for f in F.FEATURES
     }
+    finite = finite_features(tf_transform_output.raw_metadata.schema)
 
     @tf.function(autograph=False, input_signature=[raw_inputs])
     def predict_raw(raw):
+        # Every op of the transform waits for the checks: none sees unchecked inputs.
+        with tf.control_dependencies(check_raw_inputs(raw, serving_spec, finite)):
+            raw = {name: tf.identity(value) for name, value in raw.items()}
         return predict(model.tft_layer(raw_tensors_to_features(raw, serving_spec)))
 
     @tf.function(autograph=False, input_signature=[tf.TensorSpec([None], tf.string, name=CLASSIFY_INPUTS)])

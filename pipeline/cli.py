@@ -231,7 +231,8 @@ PREDICT_EXIT_CODES_HELP = """\b
 Exit codes:
   0  predictions printed
   1  the server refused or failed the call (its error message is printed)
-  2  usage error (bad option, unreadable rows file, bad value in a row)"""
+  2  usage error (bad option, unreadable rows file, a model input without a
+     column in it, bad value in a row)"""
 
 SERVE_EXIT_CODES_HELP = """\b
 Exit codes:
@@ -253,13 +254,17 @@ Exit codes:
 @click.option("--version", type=click.IntRange(min=0), default=None, help="Ask this model version.")
 @click.option("--label", default=None, help="Ask the version with this label.")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=10.0, show_default=True,
-              help="Seconds per call.")
+              help="Seconds per attempt; an unavailable server is retried for up to 10 s more.")
+@click.option("--allow-missing-optional", is_flag=True,
+              help="Let the rows file lack columns of optional model inputs (schema/schema.pbtxt features "
+                   "without a shape): read as missing in every row. Required inputs always need a column.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object instead of a table.")
 def predict(target: str, model: str, rows_path: Path, protocol: str | None, signature: str, version: int | None,
-            label: str | None, timeout: float, as_json: bool) -> None:
+            label: str | None, timeout: float, allow_missing_optional: bool, as_json: bool) -> None:
     """Tip probabilities of raw rows from a TF Serving server.
 
-    Any TF Serving compatible server: `tfxp serve` or TF Serving itself.
+    Any TF Serving compatible server: `tfxp serve` or TF Serving itself. Every
+    model input needs a column in the rows file (a blank cell is a missing value).
     """
     from serving import client as client_lib
 
@@ -270,9 +275,11 @@ def predict(target: str, model: str, rows_path: Path, protocol: str | None, sign
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--server") from None
     try:
-        rows = client_lib.read_rows(rows_path)
-    except (ValueError, UnicodeDecodeError, csv.Error) as exc:
-        raise click.BadParameter(str(exc), param_hint="--rows") from None
+        optional = client_lib.optional_features(DEFAULT_SCHEMA)
+    except OSError:  # no schema next to an installed CLI: every input needs its column
+        optional = frozenset()
+    rows = _check_model_columns(_read_rows_file(rows_path), client_lib.MODEL_INPUTS, optional,
+                                allow_missing_optional)
     factory = client_lib.RestClient if kind == "rest" else client_lib.GrpcClient
     try:
         with factory(address, model, version=version, label=label, timeout=timeout, signature=signature) as client:
@@ -284,6 +291,28 @@ def predict(target: str, model: str, rows_path: Path, protocol: str | None, sign
         click.echo(f"error: {exc.code}: {exc.message}", err=True)
         sys.exit(1)
     _print_predictions(model, served, kind, probabilities, as_json)
+
+
+def _read_rows_file(rows_path: Path):
+    """--rows as a serving.client.RowsFile; an unreadable file is a usage error (exit 2)."""
+    from serving.client import read_rows_file
+
+    try:
+        return read_rows_file(rows_path)
+    except (ValueError, UnicodeDecodeError, csv.Error) as exc:
+        raise click.BadParameter(str(exc), param_hint="--rows") from None
+
+
+def _check_model_columns(rows_file, inputs, optional, allow_missing_optional: bool) -> list[dict]:
+    """The rows, refused (exit 2) when the file lacks a column for a model input (see check_columns)."""
+    from serving.client import MissingColumnsError, check_columns
+
+    try:
+        check_columns(rows_file, inputs, optional, allow_missing_optional)
+    except MissingColumnsError as exc:
+        hint = "" if exc.required else "; --allow-missing-optional reads them as missing in every row"
+        raise click.BadParameter(f"{exc}{hint}", param_hint="--rows") from None
+    return rows_file.rows
 
 
 def _latest_version(client) -> int | None:
@@ -314,11 +343,21 @@ def _print_predictions(model: str, version: int | None, protocol: str, probabili
 @click.option("--model-name", default=None, help="Name of that model. Default: the base path's folder name.")
 @click.option("--model-config-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="A text ModelServerConfig naming several models (instead of --model-base-path).")
+@click.option("--model-config-file-poll-wait-seconds", "config_poll_seconds", type=click.FloatRange(min=0),
+              default=0.0, show_default=True,
+              help="Re-read --model-config-file every N seconds and apply what changed (models, version policies, "
+                   "labels); 0 reads it once. TF Serving's --model_config_file_poll_wait_seconds.")
+@click.option("--disable-reload-config-request", is_flag=True,
+              help="Answer gRPC ModelService/HandleReloadConfigRequest with UNIMPLEMENTED. Without it (as in TF "
+                   "Serving) any client that reaches the gRPC port can make the server load any path it can read.")
 @click.option("--rest-port", type=click.IntRange(0, 65535), default=8501, show_default=True, help="0 picks a free port.")
 @click.option("--grpc-port", type=click.IntRange(0, 65535), default=8500, show_default=True, help="0 picks a free port.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind; 0.0.0.0 for all interfaces.")
 @click.option("--poll-seconds", type=float, default=1.0, show_default=True,
               help="File system poll for new versions; 0 loads once, < 0 never.")
+@click.option("--enable-signature-method-name-check", is_flag=True,
+              help="Classify and Regress run only signatures with their method names (TF Serving's flag, off by "
+                   "default there too: TF2 SavedModels name every signature a predict method).")
 @click.option("--enable-batching", is_flag=True, help="Batch concurrent requests together.")
 @click.option("--batching-parameters-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               default=None, help="Text BatchingParameters (needs --enable-batching).")
@@ -329,13 +368,20 @@ def _print_predictions(model: str, version: int | None, protocol: str, probabili
 @click.option("--max-request-bytes", type=click.IntRange(min=1), default=64 * 1024 * 1024, show_default=True)
 @click.option("--request-timeout", type=click.FloatRange(min=0, min_open=True), default=30.0, show_default=True,
               help="Seconds a REST request may take.")
-def serve(model_base_path: Path | None, model_name: str | None, model_config_file: Path | None, rest_port: int,
-          grpc_port: int, host: str, poll_seconds: float, enable_batching: bool,
+@click.option("--log-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              show_default="$XDG_STATE_HOME/tfxp/serve.log, else ~/.local/state/tfxp/serve.log",
+              help="Appended to: TensorFlow's own log lines (C++ included), every logged line with tracebacks. "
+                   "The console gets only the server's lines: versions loaded, unloaded or failed, warnings.")
+def serve(model_base_path: Path | None, model_name: str | None, model_config_file: Path | None,
+          config_poll_seconds: float, disable_reload_config_request: bool, rest_port: int,
+          grpc_port: int, host: str, poll_seconds: float, enable_signature_method_name_check: bool,
+          enable_batching: bool,
           batching_parameters_file: Path | None, request_log: Path | None, log_sampling: float | None,
-          max_request_bytes: int, request_timeout: float) -> None:
+          max_request_bytes: int, request_timeout: float, log_file: Path | None) -> None:
     """Serve pushed models over TF Serving's REST and gRPC APIs.
 
-    Runs until interrupted.
+    Runs until interrupted. Both ports are bound before models load, so a
+    port in use fails at once.
     """
     from serving.options import ServerOptions
 
@@ -343,6 +389,8 @@ def serve(model_base_path: Path | None, model_name: str | None, model_config_fil
         raise click.UsageError("give exactly one of --model-base-path and --model-config-file")
     if model_config_file is not None and model_name is not None:
         raise click.UsageError("--model-name goes with --model-base-path; the config file names its models")
+    if config_poll_seconds and model_config_file is None:
+        raise click.UsageError("--model-config-file-poll-wait-seconds needs --model-config-file")
     if batching_parameters_file is not None and not enable_batching:
         raise click.UsageError("--batching-parameters-file needs --enable-batching")
     if log_sampling is not None and request_log is None:
@@ -359,10 +407,13 @@ def serve(model_base_path: Path | None, model_name: str | None, model_config_fil
         model_base_path=model_base_path,
         model_name=name or ServerOptions.model_name,
         model_config_file=model_config_file,
+        model_config_file_poll_seconds=config_poll_seconds,
+        enable_reload_config_request=not disable_reload_config_request,
         host=host,
         rest_port=rest_port,
         grpc_port=grpc_port,
         poll_seconds=poll_seconds,
+        enable_signature_method_name_check=enable_signature_method_name_check,
         enable_batching=enable_batching,
         batching_parameters_file=batching_parameters_file,
         request_log_dir=request_log,
@@ -370,17 +421,49 @@ def serve(model_base_path: Path | None, model_name: str | None, model_config_fil
         max_request_bytes=max_request_bytes,
         request_timeout_seconds=request_timeout,
     )
-    _run_server(options)
+    if log_file is None:  # the XDG base directory spec's place for logs: writable, not the model folders
+        import os
+
+        log_file = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "tfxp" / "serve.log"
+    _run_server(options, log_file)
 
 
-def _run_server(options) -> None:
-    from serving import server
+def _run_server(options, log_file: Path) -> None:
+    """Runs the server with library output (TF's C++ log lines included) in `log_file`.
 
+    The console keeps the server's own lines (serving.server.console_handler) and
+    its start-up line; a failure to start exits 1 with its reason.
+    """
+    import logging
+    import os
+
+    from pipeline.console import library_output_to
+
+    # TF's C++ warnings and errors belong in the log file; quiet_libraries' default would drop them.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
     try:
-        server.run(options)
-    except (OSError, ValueError) as exc:
-        # Bad config files (ValueError, incl. serving.config.ConfigError) and busy ports (OSError).
-        click.echo(f"error: {exc}", err=True)
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        click.echo(f"error: can't create the log file's folder: {exc} (give --log-file)", err=True)
+        sys.exit(1)
+    failure = None
+    with library_output_to(log_file):
+        from serving import server
+
+        console = server.console_handler(sys.stderr)  # the console, while descriptor 2 is the log file
+        serving_log = logging.getLogger("serving")
+        serving_log.addHandler(console)
+        click.echo(f"tfxp serve: log file {log_file} (TensorFlow's own log lines, tracebacks)", err=True)
+        try:
+            server.run(options)
+        except (OSError, ValueError) as exc:
+            # Bad config files (ValueError, incl. serving.config.ConfigError) and busy ports (OSError).
+            logging.getLogger(__name__).error("tfxp serve could not start: %s", exc)
+            failure = exc
+        finally:
+            serving_log.removeHandler(console)
+    if failure is not None:
+        click.echo(f"error: {failure}", err=True)
         sys.exit(1)
 
 
@@ -395,7 +478,8 @@ MOBILE_PREDICT_EXIT_CODES_HELP = """\b
 Exit codes:
   0  predictions printed
   1  the model folder cannot be used (model_spec.json, .tflite, no TFLite interpreter)
-  2  usage error (bad option, unreadable rows file, bad value in a row)"""
+  2  usage error (bad option, unreadable rows file, a model input without a
+     column in it, bad value in a row)"""
 
 
 @main.command(epilog=CONVERT_EXIT_CODES_HELP)
@@ -497,26 +581,32 @@ def _fmt(value: float | None) -> str:
               help="Raw feature rows: a .csv with a header, or a .jsonl of objects.")
 @click.option("--variant", type=click.Choice(["float", "quant"]), default=None,
               help="Which .tflite to run. Default: model_spec.json's default_variant.")
+@click.option("--allow-missing-optional", is_flag=True,
+              help="Let the rows file lack columns of optional inputs (required: false in model_spec.json): "
+                   "read as missing in every row. Required inputs always need a column.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object instead of a table.")
-def mobile_predict(model_dir: Path, rows_path: Path, variant: str | None, as_json: bool) -> None:
+def mobile_predict(model_dir: Path, rows_path: Path, variant: str | None, allow_missing_optional: bool,
+                   as_json: bool) -> None:
     """Tip probabilities of raw rows from a TFLite model.
 
-    Runs a converted model on the TFLite runtime, without TensorFlow.
+    Runs a converted model on the TFLite runtime, without TensorFlow. Every
+    model input needs a column in the rows file; a row missing a required value
+    gets no probability (null in --json, nan in the table).
     """
     import math
 
     from mobile.runtime import MobileModel, ModelSpecError
-    from serving.client import RowError, read_rows
+    from serving.client import RowError
 
-    try:
-        rows = read_rows(rows_path)
-    except (ValueError, UnicodeDecodeError, csv.Error) as exc:
-        raise click.BadParameter(str(exc), param_hint="--rows") from None
+    rows_file = _read_rows_file(rows_path)
     try:
         model = MobileModel(model_dir, variant)
     except (ModelSpecError, ImportError, OSError, ValueError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
+    rows = _check_model_columns(rows_file, [i["name"] for i in model.inputs],
+                                [i["name"] for i in model.inputs if not i.get("required", True)],
+                                allow_missing_optional)
     try:
         probabilities = model.predict(rows)
     except RowError as exc:

@@ -20,6 +20,7 @@ import json
 import math
 import struct
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
 from urllib.parse import quote
@@ -31,12 +32,30 @@ SERVING_DEFAULT = "serving_default"
 PREDICT_RAW = "predict_raw"
 EXAMPLES_INPUT = "examples"
 SIGNATURES = (SERVING_DEFAULT, PREDICT_RAW)
+# The raw features both signatures read from a row (the columns a rows file needs).
+MODEL_INPUTS: tuple[str, ...] = tuple(f.name for f in F.FEATURES)
 PROTOCOLS = ("grpc", "rest")
 
 # gRPC's 4 MB default is hit by a few thousand examples; TF Serving allows INT32_MAX.
 MAX_MESSAGE_BYTES = 2**31 - 1
-BACKOFF_SECONDS = 0.1  # first retry delay; doubles per attempt
-MAX_BACKOFF_SECONDS = 2.0
+# Retries of UNAVAILABLE: a budget in seconds (a server restart lasts seconds, whatever
+# the number of attempts), polled with a short capped backoff so the first call
+# after the server is back is at most MAX_BACKOFF_SECONDS late.
+RETRY_SECONDS = 10.0
+BACKOFF_SECONDS = 0.05  # first retry delay; doubles per attempt
+MAX_BACKOFF_SECONDS = 0.25
+# gRPC channel reconnection (grpc/doc/connection-backoff.md; defaults: first retry after
+# 1 s, x1.6 per failure, at most 120 s). After an outage a channel fails every call at
+# once until its next reconnect attempt, so the default schedule made a restart cost
+# ~9 s more than the outage. Here a reconnect is tried at least every 0.5 s (a refused
+# connect each while the server is down). "min_reconnect_backoff" is, despite its name,
+# the minimum time one connect attempt may take (MIN_CONNECT_TIMEOUT, 20 s by default):
+# 2 s is ample for a TCP + HTTP/2 handshake and ends a hanging attempt sooner.
+GRPC_RECONNECT_OPTIONS = (
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 500),
+    ("grpc.min_reconnect_backoff_ms", 2000),
+)
 
 Row = Mapping[str, Any]
 T = TypeVar("T")
@@ -220,20 +239,71 @@ def _check_host_port(address: str, target: str) -> None:
         raise ValueError(f"expected host:port or http://host:port, got {target!r}")
 
 
+@dataclass(frozen=True)
+class RowsFile:
+    """A rows file: `rows` (one dict per row) and `columns` (the CSV header, or every key
+    some JSONL object has, in order of first appearance)."""
+
+    path: Path
+    rows: list[dict]
+    columns: tuple[str, ...]
+
+
+class MissingColumnsError(ValueError):
+    """A rows file has no column for some model inputs (raised before any call).
+
+    `missing`: every such input; `required`/`optional`: the split of `missing`.
+    """
+
+    def __init__(self, path: Path, required: Sequence[str], optional: Sequence[str]):
+        self.required, self.optional = list(required), list(optional)
+        self.missing = self.required + self.optional
+        parts = [f"required: {', '.join(self.required)}" if self.required else "",
+                 f"optional: {', '.join(self.optional)}" if self.optional else ""]
+        super().__init__(f"{path} has no column for the model inputs {', '.join(self.missing)} "
+                         f"({'; '.join(p for p in parts if p)})")
+
+
 def read_rows(path: str | Path) -> list[dict]:
     """Rows from a `.csv` (header row; cells stay strings) or `.jsonl` (one object per line)."""
+    return read_rows_file(path).rows
+
+
+def read_rows_file(path: str | Path) -> RowsFile:
+    """`read_rows` with the file's columns. Raises ValueError naming file:line for a CSV
+    line whose cell count differs from the header's (csv.DictReader would fill the
+    gap with None, i.e. silently missing values), a repeated header name, bad JSON."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        with open(path, newline="", encoding="utf-8") as f:
-            return [dict(row) for row in csv.DictReader(f)]
+        return _read_csv(path)
     if suffix == ".jsonl":
         return _read_jsonl(path)
     raise ValueError(f"{path}: rows must be a .csv or .jsonl file")
 
 
-def _read_jsonl(path: Path) -> list[dict]:
+def _read_csv(path: Path) -> RowsFile:
+    # utf-8-sig: spreadsheet exports start with a byte order mark, which would
+    # otherwise become part of the first column's name.
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.reader(f)
+        header = next(reader, [])
+        repeated = sorted({name for name in header if header.count(name) > 1})
+        if repeated:
+            raise ValueError(f"{path}:1: the header names {', '.join(repeated)} more than once")
+        rows = []
+        for cells in reader:
+            if not cells:
+                continue  # a blank line, as csv.DictReader skips it
+            if len(cells) != len(header):
+                raise ValueError(f"{path}:{reader.line_num}: {len(cells)} cells, the header has {len(header)}")
+            rows.append(dict(zip(header, cells)))
+    return RowsFile(path, rows, tuple(header))
+
+
+def _read_jsonl(path: Path) -> RowsFile:
     rows = []
+    columns: dict[str, None] = {}  # ordered set
     with open(path, encoding="utf-8") as f:
         for number, line in enumerate(f, start=1):
             if not line.strip():
@@ -245,7 +315,42 @@ def _read_jsonl(path: Path) -> list[dict]:
             if not isinstance(row, dict):
                 raise ValueError(f"{path}:{number}: expected a JSON object, got {type(row).__name__}")
             rows.append(row)
-    return rows
+            columns.update(dict.fromkeys(row))
+    return RowsFile(path, rows, tuple(columns))
+
+
+def check_columns(rows_file: RowsFile, inputs: Sequence[str], optional: Iterable[str] = (),
+                  allow_missing_optional: bool = False) -> None:
+    """Refuses a rows file that has no column for some model `inputs`.
+
+    A file without a column for an input (a CSV header of `foo,bar`, a typo in a
+    name) would otherwise be read as "missing in every row" and answered.
+    `optional` inputs may be absent only with `allow_missing_optional`; required
+    ones never. A JSONL row may still omit a key its file has elsewhere (read as
+    missing in that row). Raises MissingColumnsError.
+    """
+    optional = set(optional)
+    absent = [name for name in inputs if name not in rows_file.columns]
+    required = [name for name in absent if name not in optional]
+    refused_optional = [] if allow_missing_optional else [name for name in absent if name in optional]
+    if required or refused_optional:
+        raise MissingColumnsError(rows_file.path, required, refused_optional)
+
+
+def optional_features(schema_path: str | Path) -> frozenset[str]:
+    """Model inputs a raw schema (schema.pbtxt) lets be absent: features without `shape`.
+
+    TFX parses such features as VarLenFeatures (tensorflow_transform's
+    schema_utils), so `serving_default` accepts examples without them and
+    `predict_raw` reads their marker as "absent". tensorflow_metadata's protos
+    load without TensorFlow.
+    """
+    from google.protobuf import text_format
+    from tensorflow_metadata.proto.v0 import schema_pb2
+
+    schema = text_format.Parse(Path(schema_path).read_text(encoding="utf-8"), schema_pb2.Schema())
+    with_shape = {feature.name for feature in schema.feature if feature.HasField("shape")}
+    return frozenset(f.name for f in F.FEATURES if f.name not in with_shape)
 
 
 # -- the interface -----------------------------------------------------------------------------
@@ -254,26 +359,28 @@ def _read_jsonl(path: Path) -> list[dict]:
 class ServingClient(abc.ABC):
     """Predict, status and metadata calls against one model (optionally one version or label).
 
-    Every call has a timeout; UNAVAILABLE failures (gRPC UNAVAILABLE, HTTP 503,
-    connection refused) are retried `retries` times with exponential backoff,
-    any other failure raises ServingClientError at once.
+    Every attempt has a `timeout` (seconds). UNAVAILABLE failures (gRPC
+    UNAVAILABLE, HTTP 503, connection refused) are retried for up to
+    `retry_seconds` after the first attempt, with a short capped backoff; any
+    other failure raises ServingClientError at once. A call therefore takes at
+    most about `retry_seconds + timeout`.
     """
 
     def __init__(self, model: str, *, version: int | None = None, label: str | None = None,
-                 timeout: float = 10.0, retries: int = 3, signature: str = SERVING_DEFAULT):
+                 timeout: float = 10.0, retry_seconds: float = RETRY_SECONDS, signature: str = SERVING_DEFAULT):
         if version is not None and label is not None:
             raise ValueError("give a version or a label, not both")
         if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 0):
             raise ValueError(f"version must be a non-negative int, got {version!r}")
         if signature not in SIGNATURES:
             raise ValueError(f"unsupported signature {signature!r}; use one of {', '.join(SIGNATURES)}")
-        if timeout <= 0 or retries < 0:
-            raise ValueError("timeout must be > 0 and retries >= 0")
+        if not timeout > 0 or not retry_seconds >= 0:
+            raise ValueError("timeout must be > 0 and retry_seconds >= 0")
         self.model = model
         self.version = version
         self.label = label
         self.timeout = timeout
-        self.retries = retries
+        self.retry_seconds = retry_seconds
         self.signature = signature
         # The version that answered the last predict, when the protocol says (gRPC does).
         self.last_version: int | None = version
@@ -316,14 +423,18 @@ class ServingClient(abc.ABC):
         self.close()
 
     def _with_retries(self, call: Callable[[], T]) -> T:
-        for attempt in range(self.retries + 1):
+        """`call()`, retried on _Unavailable until `retry_seconds` have passed since the first attempt."""
+        give_up = time.monotonic() + self.retry_seconds
+        delay = BACKOFF_SECONDS
+        while True:
             try:
                 return call()
             except _Unavailable as unavailable:
-                if attempt == self.retries:
+                remaining = give_up - time.monotonic()
+                if remaining <= 0:
                     raise unavailable.error from None
-                time.sleep(min(BACKOFF_SECONDS * 2**attempt, MAX_BACKOFF_SECONDS))
-        raise AssertionError("unreachable")
+                time.sleep(min(delay, remaining))
+                delay = min(delay * 2, MAX_BACKOFF_SECONDS)
 
 
 def _signature_summary(signature_defs: Mapping[str, Mapping[str, Any]]) -> dict:
@@ -468,6 +579,7 @@ class GrpcClient(ServingClient):
         self._channel = grpc.insecure_channel(target, options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            *GRPC_RECONNECT_OPTIONS,
         ])
         self._prediction = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
         self._models = model_service_pb2_grpc.ModelServiceStub(self._channel)

@@ -10,10 +10,19 @@ class ServerOptions:
     model_base_path: Path | None = None  # one model at this base path, named `model_name`
     model_name: str = "default"
     model_config_file: Path | None = None  # text ModelServerConfig; replaces the two above
+    # Re-read model_config_file every N seconds and apply changes; 0 = read once
+    # (TF Serving's --model_config_file_poll_wait_seconds).
+    model_config_file_poll_seconds: float = 0.0
+    # ModelService/HandleReloadConfigRequest: on by default, as in TF Serving; off
+    # answers UNIMPLEMENTED (any client of the gRPC port could load any readable path).
+    enable_reload_config_request: bool = True
     host: str = "127.0.0.1"  # loopback unless told otherwise
     rest_port: int = 8501  # 0 = pick a free port
     grpc_port: int = 8500  # 0 = pick a free port
     poll_seconds: float = 1.0  # file system poll; 0 = load once; < 0 = never
+    # Classify/Regress (and Predict) check signature method names; off by default, as in TF Serving
+    # (--enable_signature_method_name_check).
+    enable_signature_method_name_check: bool = False
     enable_batching: bool = False
     batching_parameters_file: Path | None = None
     request_log_dir: Path | None = None

@@ -38,7 +38,10 @@ def converted(trained_model, eval_rows, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def odd_rows(eval_rows) -> list[dict[str, str]]:
-    """Real rows edited to hold unseen categories and blank (missing) cells."""
+    """Real rows edited to hold unseen categories, odd values and blank (missing) optional cells.
+
+    Every row has an answer: rows without one (a required cell blank) are `contract_rows`' business.
+    """
     base = eval_rows[:8]
     blank_optional = ("trip_seconds", "pickup_latitude", "pickup_longitude", "dropoff_latitude", "dropoff_longitude",
                       "company", "pickup_census_tract", "dropoff_census_tract", "pickup_community_area",
@@ -50,8 +53,9 @@ def odd_rows(eval_rows) -> list[dict[str, str]]:
         dict(base[3], pickup_community_area="78", dropoff_community_area="99"),
         dict(base[4], **{name: "" for name in blank_optional}),
         dict(base[5], company="", trip_seconds="", dropoff_census_tract=""),
-        # Required int/string columns left blank: predict_raw passes the marker on (-1 clips to 0, "" is OOV).
-        dict(base[6], trip_start_hour="", trip_start_day="", trip_start_month="", payment_type=""),
+        # Required ints outside their categories (clipped by the transform), a payment type near a known one.
+        dict(base[6], trip_start_hour="30", trip_start_day="0", trip_start_month="13",
+             payment_type=base[6]["payment_type"] + " "),
         # Everything unseen or missing at once.
         dict(base[7], company="Brand New Taxi", payment_type="Crypto", pickup_census_tract="",
              dropoff_census_tract="17000000001", pickup_community_area="", dropoff_community_area="0",

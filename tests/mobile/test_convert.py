@@ -92,14 +92,20 @@ def test_parity_gates_hold_on_500_real_rows(converted, eval_rows):
 def test_parity_function_on_each_file(converted, eval_rows):
     result, saved_model = converted
     out = Path(result.output_dir)
-    reference = C.reference_probabilities(saved_model, eval_rows)
-    report = C.parity(out / "model.tflite", saved_model, eval_rows, variant="float", reference=reference)
+    params = result.params
+    reference = C.reference_probabilities(saved_model, eval_rows, params)
+    report = C.parity(out / "model.tflite", saved_model, eval_rows, params=params, variant="float",
+                      reference=reference)
     assert report.passed and report.max_abs_diff <= 1e-5
-    report = C.parity(out / "model_quant.tflite", saved_model, eval_rows, variant="quant")
+    assert report.contract_rows == len(C.contract_rows(eval_rows, params)) > 80
+    assert report.contract_max_abs_diff <= 1e-5 and report.unanswered >= 19
+    report = C.parity(out / "model_quant.tflite", saved_model, eval_rows, params=params, variant="quant")
     assert report.passed and abs(report.auc - report.reference_auc) <= 0.005
+    assert report.contract_max_abs_diff <= C.QUANT_CONTRACT_MAX_DIFF
     # A deliberately wrong model for the float gate: the quantized weights are not within 1e-5.
-    report = C.parity(out / "model_quant.tflite", saved_model, eval_rows, variant="float", reference=reference)
-    assert not report.passed and "max |probability" in report.reasons[0]
+    report = C.parity(out / "model_quant.tflite", saved_model, eval_rows, params=params, variant="float",
+                      reference=reference)
+    assert not report.passed and any("max |probability" in r for r in report.reasons)
 
 
 def test_preprocessing_rebuilt_from_the_transform_is_exact(converted, transformed, eval_rows, odd_rows):
@@ -134,7 +140,7 @@ def test_unseen_categories_and_missing_values_match_predict_raw(converted, trans
     assert transformed_odd["dropoff_census_tract_xf"][2] == oov["dropoff_census_tract"]
     assert transformed_odd["dropoff_community_area_xf"][3] == oov["dropoff_community_area"]
     assert transformed_odd["pickup_latitude_xf"][4] == 0  # NaN -> 0.0 -> first bucket
-    reference = C.reference_probabilities(saved_model, odd_rows)
+    reference = C.reference_probabilities(saved_model, odd_rows, result.params)
     assert np.isfinite(reference).all()
     got = runtime.TFLiteModel(out / "model.tflite").run(runtime.columns(odd_rows, runtime.input_spec_for_features()))
     np.testing.assert_allclose(got, reference, rtol=0, atol=1e-5)
@@ -143,18 +149,116 @@ def test_unseen_categories_and_missing_values_match_predict_raw(converted, trans
     np.testing.assert_allclose(quant, reference, rtol=0, atol=0.05)
 
 
-def test_blank_required_float_gives_nan(converted, eval_rows):
-    """A required float (fare, trip_miles) left blank is not a valid row: the float model answers NaN.
+def _variants(result):
+    """(variant, signature, TFLiteModel) for every written variant and signature."""
+    for variant in result.variants.values():
+        for signature in ("serving_default", "serving_bytes"):
+            yield variant.name, signature, runtime.TFLiteModel(Path(result.output_dir) / variant.file,
+                                                               signature=signature)
 
-    (predict_raw answers a number there: TF's Relu maps NaN to 0, TFLite's keeps NaN.)
+
+def test_missing_value_contract_is_the_same_in_every_variant(converted, eval_rows):
+    """Issue 10 item 16: the quantized model answered a finite probability for a blank required float.
+
+    On rows with missing and invalid values, every variant and signature answers NaN
+    exactly where predict_raw refuses the row, and predict_raw's answer elsewhere.
     """
+    import tensorflow as tf
+
+    result, saved_model = converted
+    params = result.params
+    rows = C.contract_rows(eval_rows, params)
+    cols = runtime.columns(rows, runtime.input_spec_for_features())
+    no_answer = C.unanswerable(cols, params)
+    required = [p.name for p in params if not p.optional]
+    assert set(required) == {"trip_miles", "fare", "trip_start_hour", "trip_start_day", "trip_start_month",
+                             "payment_type"}
+    for name in required:  # each required input blank is a row without an answer
+        assert any(no_answer[i] and r[name] == "" for i, r in enumerate(rows)), name
+    assert any(no_answer[i] and r["fare"] == "inf" for i, r in enumerate(rows))
+    assert any(not no_answer[i] and r["company"] == "" for i, r in enumerate(rows))  # optional: answered
+    # predict_raw itself refuses exactly those rows (so the server answers 400 there).
+    fn = tf.saved_model.load(saved_model).signatures["predict_raw"]
+    for i in range(len(rows)):
+        one = {name: tf.constant(values[i:i + 1]) for name, values in cols.items()}
+        if no_answer[i]:
+            with pytest.raises(tf.errors.InvalidArgumentError):
+                fn(**one)
+        else:
+            assert np.isfinite(fn(**one)[F.OUTPUT].numpy()).all(), rows[i]
+    reference = C.reference_probabilities(saved_model, rows, params)
+    assert np.array_equal(np.isnan(reference), no_answer)
+    for variant, signature, model in _variants(result):
+        got = model.run(cols)
+        assert np.array_equal(np.isnan(got), no_answer), (variant, signature, np.flatnonzero(np.isnan(got) != no_answer))
+        bound = 1e-5 if variant == "float" else C.QUANT_CONTRACT_MAX_DIFF
+        np.testing.assert_allclose(got[~no_answer], reference[~no_answer], rtol=0, atol=bound,
+                                   err_msg=f"{variant} {signature}")
+
+
+def test_a_variant_breaking_the_contract_is_not_written(trained_model, eval_rows, tmp_path, monkeypatch):
+    """The gate runs the contract rows: a model answering where predict_raw refuses is not written,
+    though it passes on real eval rows (which have every required value)."""
+    import tensorflow as tf
+
+    def always(raw, params, as_bytes=False):  # the models before the contract: every row "answerable"
+        return tf.fill(tf.shape(next(iter(raw.values())))[:1], True)
+
+    monkeypatch.setattr(C, "_answerable", always)
+    result = C.convert(trained_model[0], tmp_path, eval_rows=eval_rows[:200], model_version=5)
+    assert result.written == [] and not (tmp_path / "model_quant.tflite").exists()
+    for name in ("float", "quant"):
+        reasons = " ".join(result.rejected[name])
+        assert "a number where predict_raw has no answer" in reasons, reasons
+    assert result.variants["float"].parity.max_abs_diff <= 1e-5  # the eval rows alone pass
+    assert result.spec["default_variant"] is None
+
+
+def test_inputs_of_unequal_lengths_are_refused(converted, eval_rows):
+    """A short column must not be broadcast over the other rows (predict_raw refuses it too)."""
     result, _ = converted
-    model = runtime.TFLiteModel(Path(result.output_dir) / "model.tflite")
-    rows = [dict(eval_rows[0], fare=""), dict(eval_rows[1], trip_miles="nan"), eval_rows[2]]
-    got = model.run(runtime.columns(rows, runtime.input_spec_for_features()))
-    assert math.isnan(got[0]) and math.isnan(got[1]) and not math.isnan(got[2])
+    cols = runtime.columns(eval_rows[:2], runtime.input_spec_for_features())
+    for variant, signature, model in _variants(result):
+        # What an app hands the interpreter: serving_bytes takes strings as uint8 [rows, width].
+        native = {name: runtime.encode_bytes(values, model._byte_widths[name]) if name in model._byte_widths
+                  else values for name, values in cols.items()}
+        for short in ("pickup_census_tract", "company", "trip_miles"):
+            with pytest.raises(ValueError, match="every input needs one value per row"):
+                model.run(dict(cols, **{short: cols[short][:1]}))
+            # The model itself refuses, for apps that call the interpreter directly.
+            with pytest.raises(RuntimeError, match="RESHAPE"):
+                model.runner(**dict(native, **{short: native[short][:1]}))
+        assert len(model.run(cols)) == 2  # and the interpreter still works
+
+
+def test_int64_values_beyond_int32_stay_out_of_vocabulary(converted, eval_rows):
+    """Vocabulary keys 0..k-1 made the converter use ONE_HOT, which reads int64 as int32 (2**62 matched 0)."""
+    result, saved_model = converted
+    int_vocabularies = [p for p in result.params if p.kind is F.Kind.VOCABULARY and p.dtype is F.DType.INT]
+    rows = []
+    for p in int_vocabularies:
+        for key in p.vocabulary[:2]:
+            rows += [dict(eval_rows[0], **{p.name: str(key + offset)}) for offset in (2**32, -(2**32), 2**62)]
+        rows.append(dict(eval_rows[0], **{p.name: str(-(2**62))}))
+    assert any(p.vocabulary[:1] == [0] for p in int_vocabularies)  # the case that was fused
+    reference = C.reference_probabilities(saved_model, rows, result.params)
+    got = runtime.TFLiteModel(Path(result.output_dir) / "model.tflite").run(
+        runtime.columns(rows, runtime.input_spec_for_features()))
+    np.testing.assert_allclose(got, reference, rtol=0, atol=1e-5)
+
+
+def test_blank_required_values_give_nan(converted, eval_rows):
+    """A row missing a required value (fare, trip_start_hour, payment_type...) has no answer: NaN in every variant."""
+    result, _ = converted
+    rows = [dict(eval_rows[0], fare=""), dict(eval_rows[1], trip_miles="nan"), eval_rows[2],
+            dict(eval_rows[3], trip_start_hour=""), dict(eval_rows[4], payment_type=""),
+            dict(eval_rows[5], fare="-inf"), dict(eval_rows[6], company="")]
+    for variant, signature, model in _variants(result):
+        got = model.run(runtime.columns(rows, runtime.input_spec_for_features()))
+        assert [math.isnan(p) for p in got] == [True, True, False, True, True, True, False], (variant, signature)
     spec = {i["name"]: i for i in result.spec["inputs"]}
     assert spec["fare"]["required"] and spec["trip_miles"]["required"] and not spec["trip_seconds"]["required"]
+    assert "makes the probability NaN" in spec["payment_type"]["meaning"]
 
 
 def test_model_spec_matches_the_interpreters(converted, transformed):
@@ -203,7 +307,8 @@ def test_a_variant_failing_its_gate_is_not_written(trained_model, transform_dir,
                        max_abs_diff=-1.0, max_auc_delta=-1.0)
     assert not result.ok and result.written == []
     assert set(result.rejected) == {"float", "quant"}
-    assert "max |probability" in result.rejected["float"][0] and "AUC" in result.rejected["quant"][0]
+    assert any("max |probability" in r for r in result.rejected["float"])
+    assert any(r.startswith("AUC") for r in result.rejected["quant"])
     assert sorted(p.name for p in out.iterdir()) == ["model_spec.json"]
     spec = json.loads((out / "model_spec.json").read_text())
     assert spec["variants"] == {} and spec["default_variant"] is None

@@ -35,7 +35,7 @@ def test_runtime_predictions_equal_the_converters_check(converted, eval_rows):
     from mobile import convert as C
 
     result, saved_model = converted
-    reference = C.reference_probabilities(saved_model, eval_rows)
+    reference = C.reference_probabilities(saved_model, eval_rows, result.params)
     labels = C.labels(eval_rows)
     for variant in ("float", "quant"):
         model = MobileModel(result.output_dir, variant)
@@ -199,9 +199,62 @@ def test_help_of_mobile_commands_does_not_import_tensorflow():
 
 
 def test_nan_is_null_in_json_output(converted, eval_rows, tmp_path):
+    """A row missing a required value has no answer in every variant, the default (quant) included."""
     result, _ = converted
-    path = _write_csv(tmp_path / "rows.csv", [dict(eval_rows[0], fare="")])
-    out = CliRunner().invoke(main, ["mobile-predict", "--model", result.output_dir, "--rows", str(path),
-                                    "--variant", "float", "--json"])
-    assert out.exit_code == 0 and json.loads(out.output)["probabilities"] == [None]
+    path = _write_csv(tmp_path / "rows.csv", [dict(eval_rows[0], fare=""), eval_rows[1]])
+    for variant in ([], ["--variant", "float"], ["--variant", "quant"]):
+        out = CliRunner().invoke(main, ["mobile-predict", "--model", result.output_dir, "--rows", str(path),
+                                        "--json", *variant])
+        assert out.exit_code == 0, out.output
+        first, second = json.loads(out.output)["probabilities"]
+        assert first is None and 0 <= second <= 1, variant
     assert not math.isnan(MobileModel(result.output_dir, "quant").predict([eval_rows[0]])[0])
+
+
+def _mobile_predict(model_dir, path, *extra):
+    return CliRunner().invoke(main, ["mobile-predict", "--model", str(model_dir), "--rows", str(path), "--json",
+                                     *extra])
+
+
+def test_mobile_predict_refuses_a_rows_file_without_model_inputs(converted, eval_rows, tmp_path):
+    """Issue 10 item 15: a header of `foo,bar` printed probabilities (every input read as missing) and exit 0."""
+    result, _ = converted
+    foo = tmp_path / "foo.csv"
+    foo.write_text("foo,bar\n1,2\n")
+    out = _mobile_predict(result.output_dir, foo)
+    assert out.exit_code == 2, out.output
+    assert "has no column for the model inputs trip_miles, fare" in out.output and "required: " in out.output
+    # Optional columns left out: refused, naming them, unless asked for.
+    spec = {i["name"]: i for i in result.spec["inputs"]}
+    optional = [name for name, i in spec.items() if not i["required"]]
+    required_only = [{k: v for k, v in row.items() if k not in optional} for row in eval_rows[:3]]
+    path = _write_csv(tmp_path / "required_only.csv", required_only)
+    out = _mobile_predict(result.output_dir, path)
+    assert out.exit_code == 2 and "required:" not in out.output and "--allow-missing-optional" in out.output
+    assert all(name in out.output for name in optional)
+    out = _mobile_predict(result.output_dir, path, "--allow-missing-optional")
+    assert out.exit_code == 0, out.output
+    blanks = [dict(row, **{name: "" for name in optional}) for row in eval_rows[:3]]
+    assert json.loads(out.output)["probabilities"] == MobileModel(result.output_dir).predict(blanks)
+    # The flag never lets a required column go.
+    no_fare = _write_csv(tmp_path / "no_fare.csv", [{k: v for k, v in r.items() if k != "fare"} for r in eval_rows[:2]])
+    out = _mobile_predict(result.output_dir, no_fare, "--allow-missing-optional")
+    assert out.exit_code == 2 and "required: fare" in out.output
+    # JSONL: a key no row has is a missing column; a key some rows lack is a missing value there.
+    jsonl = tmp_path / "rows.jsonl"
+    jsonl.write_text(json.dumps({k: v for k, v in eval_rows[0].items() if k != "company"}) + "\n"
+                     + json.dumps(eval_rows[1]) + "\n")
+    out = _mobile_predict(result.output_dir, jsonl)
+    assert out.exit_code == 0, out.output
+    jsonl.write_text(json.dumps({k: v for k, v in eval_rows[0].items() if k != "company"}) + "\n")
+    out = _mobile_predict(result.output_dir, jsonl)
+    assert out.exit_code == 2 and "company" in out.output
+
+
+def test_mobile_predict_refuses_a_csv_line_with_too_few_cells(converted, eval_rows, tmp_path):
+    result, _ = converted
+    path = _write_csv(tmp_path / "rows.csv", eval_rows[:2])
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join([lines[0], lines[1], lines[2].rsplit(",", 3)[0]]) + "\n")
+    out = _mobile_predict(result.output_dir, path)
+    assert out.exit_code == 2 and "rows.csv:3:" in out.output and "the header has" in out.output

@@ -160,3 +160,70 @@ def test_vocabulary_tables_have_a_row_per_id_transform_can_emit(saved, transform
     unseen = dict(taxi_rows[0], company="Never Seen Cab Co", payment_type="Barter")
     out = tf.saved_model.load(saved[0]).signatures[signatures.PREDICT_RAW](**_raw_tensors([unseen]))
     assert np.isfinite(out[F.OUTPUT].numpy()).all()
+
+
+# -- predict_raw refuses what it cannot answer (issue 10, item 14) ---------------------------------
+
+def _predict_raw_error(loaded, tensors) -> str:
+    with pytest.raises(tf.errors.InvalidArgumentError) as info:
+        loaded.signatures[signatures.PREDICT_RAW](**tensors)
+    return str(info.value)
+
+
+def _required_features() -> list[F.Feature]:
+    spec = raw_feature_spec()
+    return [f for f in F.FEATURES if isinstance(spec[f.name], tf.io.FixedLenFeature)]
+
+
+def test_predict_raw_refuses_an_input_shorter_or_longer_than_the_others(saved, taxi_rows):
+    """`pickup_census_tract: [T]` for two rows used to give row 0 the second row's tract (a 200)."""
+    loaded = tf.saved_model.load(saved[0])
+    tract = "17031081500"  # a census tract T, given for both rows (the column is blank in almost every CSV row)
+    tensors = _raw_tensors([dict(r, pickup_census_tract=tract) for r in taxi_rows[:2]])
+    good = loaded.signatures[signatures.PREDICT_RAW](**tensors)[F.OUTPUT].numpy()
+    assert good.shape == (2,)
+    tract = tensors["pickup_census_tract"]
+    for bad in (tract[1:], tf.concat([tract, tract[:1]], 0), tract[:0]):  # shorter, longer, empty
+        message = _predict_raw_error(loaded, {**tensors, "pickup_census_tract": bad})
+        assert (f"predict_raw: input pickup_census_tract has {int(bad.shape[0])} values but input trip_miles "
+                "has 2: every input needs one value per row") in message
+    # The first input is the reference length: a short one names the next input that differs.
+    message = _predict_raw_error(loaded, {**tensors, "trip_miles": tensors["trip_miles"][:1]})
+    assert "input fare has 2 values but input trip_miles has 1" in message
+    # A string and a float column too (every dtype is checked, not only the sparse-converted ones).
+    for name in ("company", "dropoff_latitude", "payment_type"):
+        message = _predict_raw_error(loaded, {**tensors, name: tf.concat([tensors[name]] * 2, 0)})
+        assert f"input {name} has 4 values but input trip_miles has 2" in message
+
+
+def test_predict_raw_refuses_rows_missing_a_required_input_as_serving_default_does(saved, taxi_rows):
+    loaded = tf.saved_model.load(saved[0])
+    spec = raw_feature_spec()
+    rows = taxi_rows[:3]
+    required = _required_features()
+    assert {f.name for f in required} == {"trip_miles", "fare", "trip_start_hour", "trip_start_day",
+                                          "trip_start_month", "payment_type"}
+    markers = {F.DType.FLOAT: "NaN", F.DType.INT: "-1", F.DType.STRING: "empty string"}
+    for feature in required:
+        blank = [rows[0], dict(rows[1], **{feature.name: ""}), dict(rows[2], **{feature.name: ""})]
+        message = _predict_raw_error(loaded, _raw_tensors(blank))
+        assert (f"predict_raw: required input {feature.name} is missing (the marker {markers[feature.dtype]}) "
+                "in rows [1 2]") in message, message
+        # serving_default refuses the same rows, naming the same feature.
+        with pytest.raises(tf.errors.InvalidArgumentError, match=feature.name):
+            loaded.signatures[signatures.SERVING_DEFAULT](examples=tf.constant([to_example(r, spec) for r in blank]))
+    # Many rows: the first and last few are named, not all of them.
+    many = [dict(taxi_rows[0], fare="") for _ in range(40)]
+    assert "in rows [0 1 2 3 4 ... 35 36 37 38 39]" in _predict_raw_error(loaded, _raw_tensors(many))
+
+
+def test_predict_raw_checks_run_before_the_transform(saved, taxi_rows):
+    """A longer optional column used to fail inside the transform ("indices[2] ... out of bounds")."""
+    loaded = tf.saved_model.load(saved[0])
+    tensors = _raw_tensors(taxi_rows[:2])
+    longer = tf.constant([1, 2, 3], tf.int64)
+    message = _predict_raw_error(loaded, {**tensors, "dropoff_census_tract": longer})
+    assert "out of bounds" not in message and "input dropoff_census_tract has 3 values" in message
+    # An empty batch is still an answer (zero rows), as for serving_default.
+    empty = {name: value[:0] for name, value in tensors.items()}
+    assert loaded.signatures[signatures.PREDICT_RAW](**empty)[F.OUTPUT].shape == (0,)

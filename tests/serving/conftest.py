@@ -58,3 +58,20 @@ def own_server_only(served):
     if served.external:
         pytest.skip("writes model directories; only runs against the project's own server")
     return served
+
+
+# --------------------------------------------------------------------------- reference models (issue 10)
+# TF Serving's own test models, built by tests/serving/reference_models.py; test modules here may
+# `import reference_models` for their expected answers.
+import sys  # noqa: E402
+
+sys.path.append(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="session")
+def reference_model_paths(tmp_path_factory) -> dict:
+    """{model name: base path} of every reference model (half_plus_two TF1 in 00000123/, half_plus_two_tf2,
+    tf_saved_model_save, keras_sequential), built once. Shared: copy a model before changing its folder."""
+    import reference_models
+
+    return reference_models.write_all(tmp_path_factory.mktemp("reference_models"))

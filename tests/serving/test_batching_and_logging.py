@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import requests
 import tensorflow as tf
-from tensorflow_serving.apis import predict_pb2, prediction_log_pb2, prediction_service_pb2_grpc
+from tensorflow_serving.apis import classification_pb2, predict_pb2, prediction_log_pb2, prediction_service_pb2_grpc
 
 from serving_harness import MODEL_NAME, publish, start_server
 from taxi_data import raw_feature_spec, read_csv_rows, to_example
@@ -67,6 +67,41 @@ def test_concurrent_requests_are_batched_and_answered_correctly(model_dir, tmp_p
         assert 0 < batches < 31, f"{batches} batches for 31 requests: nothing was merged"
     finally:
         server.stop()
+
+
+def test_concurrent_classify_requests_are_batched(model_dir, tmp_path, examples):
+    """Classify fetches all of a classes+scores signature's outputs, so its requests batch like Predict's."""
+    base = tmp_path / MODEL_NAME
+    publish(model_dir, base, 1)
+    params = tmp_path / "batching.config"
+    params.write_text("max_batch_size { value: 64 }\nbatch_timeout_micros { value: 20000 }\n"
+                      "num_batch_threads { value: 2 }\nmax_enqueued_batches { value: 100 }\n")
+    server = start_server(base, enable_batching=True, batching_parameters_file=params)
+    rest_url = f"http://127.0.0.1:{server.server.rest_port}"
+    stub = prediction_service_pb2_grpc.PredictionServiceStub(
+        grpc.insecure_channel(f"127.0.0.1:{server.server.grpc_port}"))
+
+    def classify(chunk):
+        request = classification_pb2.ClassificationRequest()
+        request.model_spec.name = MODEL_NAME
+        request.model_spec.signature_name = "classification"
+        request.input.example_list.examples.extend(tf.train.Example.FromString(e) for e in chunk)
+        result = stub.Classify(request, timeout=30).result
+        return [[(c.label, c.score) for c in row.classes] for row in result.classifications]
+
+    try:
+        expected = classify(examples)
+        before = _histogram_count(rest_url, "tensorflow_serving_batching_processed_batch_size")
+        with ThreadPoolExecutor(16) as pool:
+            results = list(pool.map(classify, [examples[i:i + 4] for i in range(0, 64, 4)]))
+        batches = _histogram_count(rest_url, "tensorflow_serving_batching_processed_batch_size") - before
+    finally:
+        server.stop()
+    for i, rows in enumerate(results):
+        assert [[label for label, _ in row] for row in rows] == [["0", "1"]] * 4
+        np.testing.assert_allclose([[s for _, s in row] for row in rows],
+                                   [[s for _, s in row] for row in expected[4 * i: 4 * i + 4]], atol=1e-6)
+    assert 0 < batches < 16, f"{batches} batches for 16 requests: nothing was merged"
 
 
 def test_sampled_requests_are_logged_as_prediction_logs(model_dir, tmp_path, examples):

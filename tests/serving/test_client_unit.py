@@ -21,6 +21,7 @@ from click.testing import CliRunner
 import models  # noqa: F401  (TF_USE_LEGACY_KERAS before TensorFlow)
 from models import features as F
 from pipeline.cli import main
+from pipeline.config import DEFAULT_SCHEMA
 from serving import client as C
 from taxi_data import TAXI_CSV, is_nan, raw_feature_spec, read_csv_rows, to_example
 
@@ -273,6 +274,60 @@ def test_read_rows_rejects(tmp_path, name, text, match):
         C.read_rows(path)
 
 
+def test_read_rows_file_gives_the_columns(tmp_path):
+    csv_path = tmp_path / "rows.csv"
+    csv_path.write_text("\ufefffare,company\n1.5,\n\n2,Acme\n", encoding="utf-8")  # a BOM, a blank line
+    read = C.read_rows_file(csv_path)
+    assert read.columns == ("fare", "company")  # the byte order mark is not part of the name
+    assert read.rows == [{"fare": "1.5", "company": ""}, {"fare": "2", "company": "Acme"}]
+    assert C.read_rows_file(TAXI_CSV).columns == tuple(TAXI_CSV.read_text().splitlines()[0].split(","))
+    jsonl = tmp_path / "rows.jsonl"
+    jsonl.write_text('{"fare": 1}\n{"company": "A", "fare": 2}\n')
+    assert C.read_rows_file(jsonl).columns == ("fare", "company")  # every key some row has
+
+
+@pytest.mark.parametrize("text, match", [
+    ("fare,company\n1,A\n2\n", r"rows.csv:3: 1 cells, the header has 2"),  # DictReader: company=None (missing)
+    ("fare,company\n1,A,extra\n", r"rows.csv:2: 3 cells, the header has 2"),
+    ("fare,fare\n1,2\n", "header names fare more than once"),
+])
+def test_read_rows_refuses_csv_lines_that_do_not_fit_the_header(tmp_path, text, match):
+    path = tmp_path / "rows.csv"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=match):
+        C.read_rows(path)
+
+
+def test_check_columns_names_every_missing_input(tmp_path):
+    path = tmp_path / "rows.csv"
+    path.write_text("foo,bar\n1,2\n")
+    optional = C.optional_features(DEFAULT_SCHEMA)
+    with pytest.raises(C.MissingColumnsError) as raised:
+        C.check_columns(C.read_rows_file(path), C.MODEL_INPUTS, optional)
+    assert raised.value.missing == [n for n in C.MODEL_INPUTS if n not in optional] + [
+        n for n in C.MODEL_INPUTS if n in optional]
+    assert "required: trip_miles, fare, trip_start_hour" in str(raised.value)
+    with pytest.raises(C.MissingColumnsError) as raised:  # the flag never excuses a required column
+        C.check_columns(C.read_rows_file(path), C.MODEL_INPUTS, optional, allow_missing_optional=True)
+    assert raised.value.optional == [] and raised.value.required == [n for n in C.MODEL_INPUTS if n not in optional]
+    required_only = tmp_path / "required.csv"
+    required_only.write_text(",".join(n for n in C.MODEL_INPUTS if n not in optional) + "\n")
+    with pytest.raises(C.MissingColumnsError) as raised:
+        C.check_columns(C.read_rows_file(required_only), C.MODEL_INPUTS, optional)
+    assert raised.value.required == [] and set(raised.value.optional) == optional
+    C.check_columns(C.read_rows_file(required_only), C.MODEL_INPUTS, optional, allow_missing_optional=True)
+    C.check_columns(C.read_rows_file(TAXI_CSV), C.MODEL_INPUTS, optional)
+
+
+def test_optional_features_are_the_schemas_varlen_features():
+    import tensorflow as tf
+
+    spec = raw_feature_spec()
+    assert C.optional_features(DEFAULT_SCHEMA) == {
+        f.name for f in F.FEATURES if isinstance(spec[f.name], tf.io.VarLenFeature)}
+    assert C.MODEL_INPUTS == tuple(f.name for f in F.FEATURES)
+
+
 # -- REST client against a stub ------------------------------------------------------------------------
 
 
@@ -356,17 +411,27 @@ def test_rest_status_and_metadata(stub):
 
 def test_rest_retries_503_then_succeeds(stub, rows):
     server = stub((503, {"error": "loading"}), (503, {"error": "loading"}), (200, {"predictions": [0.1]}))
-    with C.RestClient(server.url, "taxi", retries=3) as client:
+    with C.RestClient(server.url, "taxi", retry_seconds=5) as client:
         assert client.predict(rows[:1]) == [0.1]
     assert len(server.requests) == 3
 
 
-def test_rest_gives_up_after_retries(stub, rows):
+def test_rest_gives_up_when_the_retry_budget_is_spent(stub, rows):
+    """The budget is time (a restart lasts seconds whatever the attempt count), not a number of attempts."""
+    import time
+
     server = stub((503, {"error": "still loading"}))
-    with C.RestClient(server.url, "taxi", retries=2) as client, pytest.raises(C.ServingClientError) as raised:
+    started = time.monotonic()
+    with C.RestClient(server.url, "taxi", retry_seconds=0.5) as client, pytest.raises(C.ServingClientError) as raised:
         client.predict(rows[:1])
+    elapsed = time.monotonic() - started
     assert (raised.value.code, raised.value.message) == (503, "still loading")
-    assert len(server.requests) == 3
+    assert 0.5 <= elapsed < 0.5 + C.MAX_BACKOFF_SECONDS + 0.5, elapsed
+    assert len(server.requests) > 3  # polled, with a backoff capped at MAX_BACKOFF_SECONDS
+    server.requests.clear()
+    with C.RestClient(server.url, "taxi", retry_seconds=0) as client, pytest.raises(C.ServingClientError):
+        client.predict(rows[:1])
+    assert len(server.requests) == 1
 
 
 def test_rest_other_errors_raise_at_once_with_server_message(stub, rows):
@@ -383,7 +448,7 @@ def test_rest_connection_refused_is_retried_then_503():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # closed again before use: nothing listens there
-    with C.RestClient(f"http://127.0.0.1:{port}", "taxi", retries=1, timeout=2) as client:
+    with C.RestClient(f"http://127.0.0.1:{port}", "taxi", retry_seconds=0.2, timeout=2) as client:
         with pytest.raises(C.ServingClientError) as raised:
             client.status()
     assert raised.value.code == 503 and "cannot connect" in raised.value.message
@@ -392,6 +457,9 @@ def test_rest_connection_refused_is_retried_then_503():
 def test_client_argument_checks():
     with pytest.raises(ValueError, match="not both"):
         C.RestClient("http://h:1", "m", version=1, label="a")
+    for bad in ({"retry_seconds": -1}, {"retry_seconds": float("nan")}, {"timeout": 0}):
+        with pytest.raises(ValueError, match="retry_seconds|timeout"):
+            C.RestClient("http://h:1", "m", **bad)
     with pytest.raises(ValueError, match="signature"):
         C.RestClient("http://h:1", "m", signature="classification")
     assert C.RestClient("http://h:1", "m").predict([]) == []
@@ -476,7 +544,7 @@ def test_grpc_retries_only_unavailable(grpc_stub, rows):
     import grpc
 
     grpc_stub["failures"] += [(grpc.StatusCode.UNAVAILABLE, "warming up")] * 2
-    with C.GrpcClient(grpc_stub["target"], "taxi", retries=2) as client:
+    with C.GrpcClient(grpc_stub["target"], "taxi", retry_seconds=5) as client:
         assert client.predict(rows[:1]) == [0.5]
     assert len(grpc_stub["predict"]) == 3
 
@@ -501,7 +569,7 @@ def test_predict_help():
     result = CliRunner().invoke(main, ["predict", "--help"])
     assert result.exit_code == 0
     for text in ("--server", "--model", "--rows", "--protocol", "--signature", "--version", "--label",
-                 "--timeout", "--json", "Exit codes"):
+                 "--timeout", "--allow-missing-optional", "--json", "Exit codes"):
         assert text in result.output
 
 
@@ -520,13 +588,37 @@ def test_predict_usage_errors_exit_2(extra, hint):
     assert hint in result.output
 
 
-def test_predict_bad_rows_exit_2(tmp_path):
+def test_predict_bad_rows_exit_2(tmp_path, rows):
     bad = tmp_path / "rows.jsonl"
-    bad.write_text('{"trip_seconds": "soon"}\n')
+    bad.write_text(json.dumps(dict(rows[0], trip_seconds="soon")) + "\n")
     base = ["predict", "--server", "http://127.0.0.1:9", "--model", "taxi"]
     assert CliRunner().invoke(main, base + ["--rows", str(tmp_path / "missing.csv")]).exit_code == 2
     result = CliRunner().invoke(main, base + ["--rows", str(bad)])
     assert result.exit_code == 2 and "trip_seconds" in result.output
+
+
+@pytest.mark.parametrize("signature", ["serving_default", "predict_raw"])
+def test_predict_refuses_a_rows_file_without_model_inputs(stub, tmp_path, signature):
+    """Issue 10 item 15: `foo,bar` rows were sent as all-missing rows and answered (exit 0)."""
+    server = stub((200, {"predictions": [0.5], "outputs": [0.5]}))
+    base = ["predict", "--server", server.url, "--model", "taxi", "--signature", signature, "--json"]
+    foo = tmp_path / "foo.csv"
+    foo.write_text("foo,bar\n1,2\n")
+    result = CliRunner().invoke(main, base + ["--rows", str(foo)])
+    assert result.exit_code == 2, result.output
+    assert "has no column for the model inputs trip_miles, fare" in result.output
+    optional = C.optional_features(DEFAULT_SCHEMA)
+    header = TAXI_CSV.read_text().splitlines()[0].split(",")
+    keep = [i for i, name in enumerate(header) if name not in optional]
+    line = TAXI_CSV.read_text().splitlines()[1].split(",")
+    required_only = tmp_path / "required.csv"
+    required_only.write_text(",".join(header[i] for i in keep) + "\n" + ",".join(line[i] for i in keep) + "\n")
+    result = CliRunner().invoke(main, base + ["--rows", str(required_only)])
+    assert result.exit_code == 2 and "--allow-missing-optional" in result.output and "required:" not in result.output
+    assert server.requests == []  # nothing was sent
+    result = CliRunner().invoke(main, base + ["--rows", str(required_only), "--allow-missing-optional"])
+    assert result.exit_code == 0, result.output
+    assert [r[1] for r in server.requests][0] == "/v1/models/taxi:predict"
 
 
 def test_predict_prints_table_and_json(stub, tmp_path):

@@ -69,7 +69,7 @@ def version(served, models) -> int:
 def predict_request(served, inputs: dict, signature: str = "", version: int | None = None,
                     model: str | None = None) -> predict_pb2.PredictRequest:
     request = predict_pb2.PredictRequest()
-    request.model_spec.name = model or served.model
+    request.model_spec.name = served.model if model is None else model
     if signature:
         request.model_spec.signature_name = signature
     if version is not None:
@@ -106,9 +106,13 @@ def raw_tensors(rows, drop: str | None = None, **override) -> dict:
 
 
 def probabilities(response) -> np.ndarray:
+    """The probability output; like TF Serving (Tensor::AsProtoField), its values are in float_val."""
     proto = response.outputs["probability"]
     assert proto.dtype == types_pb2.DT_FLOAT
-    return tf.make_ndarray(proto).astype(np.float64)
+    assert proto.tensor_content == b""
+    values = tf.make_ndarray(proto).astype(np.float64)
+    assert len(proto.float_val) == values.size
+    return values
 
 
 def assert_rpc_error(call, request, code: grpc.StatusCode, *needles: str) -> str:
@@ -354,7 +358,7 @@ def test_grpc_health(served, channel):
 
 def _classify_request(served, rows, signature: str, model: str | None = None):
     request = classification_pb2.ClassificationRequest()
-    request.model_spec.name = model or served.model
+    request.model_spec.name = served.model if model is None else model
     if signature:
         request.model_spec.signature_name = signature
     request.input.example_list.examples.extend(example_protos(rows))
@@ -417,7 +421,13 @@ def _error_cases(served, rows, examples):
     empty = classification_pb2.ClassificationRequest()
     empty.model_spec.name = served.model
     empty.model_spec.signature_name = "classification"
-    yield "classify without examples", "Classify", empty, grpc.StatusCode.INVALID_ARGUMENT, ()
+    yield "classify without examples", "Classify", empty, grpc.StatusCode.INVALID_ARGUMENT, ("Input is empty",)
+    # TF Serving (predict_impl.cc, server_core.cc): INVALID_ARGUMENT, not NOT_FOUND.
+    no_spec = predict_request(served, good)
+    no_spec.ClearField("model_spec")
+    yield "missing model_spec", "Predict", no_spec, grpc.StatusCode.INVALID_ARGUMENT, ("Missing ModelSpec",)
+    yield "empty model name", "Predict", predict_request(served, good, model=""), \
+        grpc.StatusCode.INVALID_ARGUMENT, ("ModelSpec has no name specified.",)
 
 
 def _with_filter(request, name: str):
@@ -430,7 +440,7 @@ _ERROR_IDS = [
     "unknown model (Classify)", "missing input", "no inputs", "unexpected input", "string for int64",
     "float for string", "not serialized examples", "unparseable tensor", "unknown output_filter",
     "classify on serving_default", "classify on default signature", "regress on serving_default",
-    "classify without examples",
+    "classify without examples", "missing model_spec", "empty model name",
 ]
 
 

@@ -92,7 +92,7 @@ def assert_error(response: requests.Response, status: int, *needles: str, json_b
     assert response.status_code == status, (response.status_code, response.text)
     if not json_body:
         return response.text
-    assert response.headers["Content-Type"].startswith("application/json"), response.headers
+    assert response.headers["Content-Type"] == "application/json", response.headers  # as TF Serving's AddHeaders
     body = response.json()
     assert set(body) == {"error"}, body
     message = body["error"]
@@ -122,7 +122,7 @@ def assert_probabilities(values, count: int) -> np.ndarray:
 def test_status_lists_all_versions(served, version):
     response = requests.get(model_url(served), timeout=TIMEOUT)
     assert response.status_code == 200, response.text
-    assert response.headers["Content-Type"].startswith("application/json")
+    assert response.headers["Content-Type"] == "application/json"
     statuses = response.json()["model_version_status"]
     assert {"version": str(version), "state": "AVAILABLE",
             "status": {"error_code": "OK", "error_message": ""}} in statuses
@@ -221,7 +221,7 @@ def test_metadata_signature_defs(served, version, suffix):
 def test_predict_row_serving_default(served, examples, baseline):
     response = post(model_url(served, ":predict"), {"instances": b64_list(examples)})
     assert response.status_code == 200, response.text
-    assert response.headers["Content-Type"].startswith("application/json")
+    assert response.headers["Content-Type"] == "application/json"
     body = response.json()
     assert set(body) == {"predictions"}
     assert_probabilities(body["predictions"], len(examples))
@@ -268,13 +268,30 @@ def test_predict_specific_version(served, version, examples, baseline):
     np.testing.assert_allclose(response.json()["predictions"], baseline, rtol=0, atol=TOL)
 
 
-@pytest.mark.parametrize("path", ["/v1/models/{model}:PREDICT", "/V1/Models/{model}:Predict",
-                                  "/v1/MODELS/{model}/VERSIONS/{version}:predict"])
+@pytest.mark.parametrize("path", ["/V1/Models/{model}:predict", "/v1/MODELS/{model}/VERSIONS/{version}:predict"])
 def test_routes_are_case_insensitive(served, version, examples, baseline, path):
     url = served.rest_url + path.format(model=served.model, version=version)
     response = post(url, {"instances": b64_list(examples)})
     assert response.status_code == 200, response.text
     np.testing.assert_allclose(response.json()["predictions"], baseline, rtol=0, atol=TOL)
+
+
+@pytest.mark.parametrize("verb", ["PREDICT", "Predict"])
+def test_verbs_are_lower_case(served, examples, baseline, verb):
+    # TF Serving (http_rest_api_handler.cc) matches the path case-insensitively, then compares the
+    # captured verb with "predict" exactly: any other case is a malformed request.
+    response = post(model_url(served, f":{verb}"), {"instances": b64_list(examples)})
+    assert_error(response, 400, f"Malformed request: POST /v1/models/{served.model}:{verb}")
+    assert_still_serving(served, examples, baseline)
+
+
+def test_get_v1_models_is_missing_model_name(served):
+    # TF Serving has no route listing models: GET /v1/models is this 400 (http_rest_api_handler_test.cc
+    # UnsupportedApiCalls). The project's server lists them at /tfxp/models instead.
+    assert_error(requests.get(f"{served.rest_url}/v1/models", timeout=TIMEOUT), 400, "Missing model name")
+    if not served.external:
+        response = requests.get(f"{served.rest_url}/tfxp/models", timeout=TIMEOUT)
+        assert response.status_code == 200 and response.json() == {"models": [served.model]}
 
 
 # --------------------------------------------------------------------------- classify / regress
@@ -387,7 +404,10 @@ def _error_cases(examples, rows):
         "inputs": {"examples": [{**good[0], "extra": "x"}]}}, 400, ()
     yield "invalid base64", ":predict", {"instances": [{"b64": "%%%not base64%%%"}]}, 400, ()
     yield "unknown version", "/versions/987654:predict", {"instances": good}, 404, ("Servable not found",)
-    yield "non-numeric version", "/versions/abc:predict", {"instances": good}, 400, ()
+    # The version must match [0-9]+ (else no route matches) and fit an int64 (TF Serving's http_rest_api_util.cc).
+    yield "non-numeric version", "/versions/abc:predict", {"instances": good}, 400, ("Malformed request",)
+    yield "version beyond int64", "/versions/99999999999999999999:predict", {"instances": good}, 400, (
+        "Failed to convert version: 99999999999999999999 to numeric.",)
     yield "classify without examples", ":classify", {"signature_name": "classification"}, 400, ("examples",)
     yield "unknown signature (classify)", ":classify", {
         "signature_name": "no_such_signature", "examples": [{"fare": 1.0}]}, 400, ("no_such_signature",)
