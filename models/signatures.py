@@ -131,6 +131,26 @@ def check_raw_inputs(raw: dict, raw_spec: dict, finite: frozenset[str] = frozens
     return checks
 
 
+def check_parsed_finite(parsed: dict, finite: frozenset[str]) -> list:
+    """Assertions that no `finite` feature of parsed tf.Examples is +-inf.
+
+    `parsed`: `tf.io.parse_example` output ({name: [batch, 1] Tensor or SparseTensor}).
+    The same rule as `check_raw_inputs`, for `serving_default` and the Classify and
+    Regress signatures built on it; a failed check is INVALID_ARGUMENT naming the feature.
+    """
+    checks = []
+    for name in sorted(finite & parsed.keys()):
+        value = parsed[name]
+        values = value.values if isinstance(value, tf.SparseTensor) else tf.reshape(value, [-1])
+        if values.dtype != tf.float32:
+            continue
+        count = tf.reduce_sum(tf.cast(tf.math.is_inf(values), tf.int32))
+        message = tf.strings.format(
+            f"input {name} is infinite (the schema disallows it) in {{}} examples", [count])
+        checks.append(tf.debugging.Assert(tf.equal(count, 0), [message], name=f"check_{name}_finite"))
+    return checks
+
+
 def raw_tensors_to_features(raw: dict, raw_spec: dict) -> dict:
     """Turns dense raw tensors (with missing-value markers) into what parsing a tf.Example gives.
 
@@ -173,15 +193,19 @@ def build(model: tf.keras.Model, tf_transform_output: tft.TFTransformOutput) -> 
         probability = model(transformed)
         return {F.OUTPUT: tf.reshape(probability, [-1])}
 
+    finite = finite_features(tf_transform_output.raw_metadata.schema)
+
     @tf.function(autograph=False, input_signature=[tf.TensorSpec([None], tf.string, name=EXAMPLES_INPUT)])
     def serving_default(examples):
         parsed = tf.io.parse_example(examples, serving_spec)
+        with tf.control_dependencies(check_parsed_finite(parsed, finite)):
+            parsed = {name: tf.identity(value) if isinstance(value, tf.Tensor) else value
+                      for name, value in parsed.items()}
         return predict(model.tft_layer(parsed))
 
     raw_inputs = {
         f.name: tf.TensorSpec([None], _TF_DTYPES[f.dtype], name=f.name) for f in F.FEATURES
     }
-    finite = finite_features(tf_transform_output.raw_metadata.schema)
 
     @tf.function(autograph=False, input_signature=[raw_inputs])
     def predict_raw(raw):

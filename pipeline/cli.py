@@ -507,14 +507,15 @@ def convert(saved_model: Path, transform_output: Path | None, output: Path, rows
 
     Builtin ops only; the models take the raw features.
     """
-    from serving.client import read_rows
+    from models import features as F
+    from serving import client as client_lib
 
     rows = None
     if rows_path is not None:
-        try:
-            rows = read_rows(rows_path)
-        except (ValueError, UnicodeDecodeError, csv.Error) as exc:
-            raise click.BadParameter(str(exc), param_hint="--rows") from None
+        # The parity gate needs every model input and the label: a file lacking one would be
+        # read as "missing in every row" and gate on the wrong question.
+        rows = _check_model_columns(_read_rows_file(rows_path), [*client_lib.MODEL_INPUTS, F.TIPS],
+                                    optional=(), allow_missing_optional=False)
     resolved = saved_model.resolve()
     if model_version is None and resolved.name.isascii() and resolved.name.isdigit():
         model_version = int(resolved.name)

@@ -95,10 +95,23 @@ class _Queue:
                     part[name] = value[offset: offset + task.size]
                 task.future.set_result(part)
                 offset += task.size
+        except ServingError as exc:
+            if len(batch) > 1 and exc.code == Code.INVALID_ARGUMENT:
+                # A request the model itself refuses (predict_raw's in-graph checks) must
+                # not fail its batch mates: run each request alone so only it gets the 400.
+                for task in batch:
+                    if not task.future.done():
+                        self._run([task])
+                return
+            self._fail(batch, exc)
         except Exception as exc:  # noqa: BLE001 - every waiting request gets the error
-            for task in batch:
-                if not task.future.done():
-                    task.future.set_exception(exc)
+            self._fail(batch, exc)
+
+    @staticmethod
+    def _fail(batch: list[_Task], exc: BaseException) -> None:
+        for task in batch:
+            if not task.future.done():
+                task.future.set_exception(exc)
 
 
 class BatchingRunner:

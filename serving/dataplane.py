@@ -87,7 +87,7 @@ class DataPlane:
         self._method_check = signature_method_name_check
 
     def predict(self, spec: ModelSpec, inputs: Mapping[str, np.ndarray] | Decoder, output_filter: tuple = (),
-                deadline: float | None = None) -> Result:
+                deadline: float | None = None, rest: bool = False) -> Result:
         """Runs a signature of the resolved version (predict_util.cc RunPredict).
 
         `inputs` may be a function of that version's signature, for front ends
@@ -96,8 +96,13 @@ class DataPlane:
         the request is the one that runs it, even while a new one loads.
         Raises ServingError: INVALID_ARGUMENT (no model name, bad output_filter, inputs),
         NOT_FOUND (model/version), FAILED_PRECONDITION (unknown signature), INTERNAL (method check).
+        `rest`: an unknown signature is INVALID_ARGUMENT with the REST handler's message instead
+        (http_rest_api_handler.cc GetInfoMap looks the signature up while decoding the JSON).
         """
         with self._servable(spec) as servable:
+            if rest and _lookup(servable, spec.signature) is None:
+                raise ServingError(Code.INVALID_ARGUMENT, f'Serving signature name: "{spec.signature}" '
+                                                          "not found in signature def")
             signature = self._predict_signature(servable, spec.signature)
             if callable(inputs):
                 inputs = inputs(signature)

@@ -321,8 +321,11 @@ def build_server(plane: DataPlane, metrics: Metrics, address: str, reload_config
     """Returns (server, bound port, health servicer); the caller starts it."""
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc"),
+        # so_reuseport off: with it, a second server on a busy port binds silently and
+        # steals half the connections instead of failing at start-up.
         options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES)],
+                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+                 ("grpc.so_reuseport", 0)],
     )
     server.add_generic_rpc_handlers((
         _handler("tensorflow.serving.PredictionService", PredictionServicer(plane, metrics), _PREDICTION_METHODS),

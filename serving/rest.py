@@ -240,7 +240,7 @@ class RestFrontEnd:
                 formats.append(fmt)
                 return inputs
 
-            result = self._plane.predict(spec, decode, deadline=deadline)
+            result = self._plane.predict(spec, decode, deadline=deadline, rest=True)
             checkpoint()
             return json_codec.encode_predict_response(result.value, formats[0])
         # Examples are built once the signature is known to exist (a bad one costs no decoding).

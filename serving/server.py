@@ -262,6 +262,9 @@ async def _serve_rest(options: ServerOptions, plane, metrics, sockets: list[sock
 
     rest = RestFrontEnd(plane, metrics, max_request_bytes=options.max_request_bytes,
                         request_timeout=options.request_timeout_seconds, monitoring_path=options.monitoring_path)
+    server_log = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, _MalformedRequestFilter) for f in server_log.filters):
+        server_log.addFilter(_MalformedRequestFilter())
     app_runner = web.AppRunner(rest.app, access_log=None)
     await app_runner.setup()
     for sock in sockets:
@@ -352,6 +355,25 @@ def _batching_parameters(options: ServerOptions):
     if options.batching_parameters_file is None:
         return BatchingSettings()
     return load_batching_parameters(options.batching_parameters_file)
+
+
+class _MalformedRequestFilter(logging.Filter):
+    """Makes aiohttp's report of a malformed HTTP request (a 4xx it answers itself) one warning line.
+
+    aiohttp logs each with a full traceback at ERROR; a client sending garbage is
+    not a server error, and a fuzzer or port scanner would flood the log.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from aiohttp.http_exceptions import HttpProcessingError
+
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError) and 400 <= (exc.code or 400) < 500:
+            detail = " ".join(str(exc.message).split())  # one line: aiohttp's messages span several
+            record.msg = f"{record.msg}: {exc.code} {type(exc).__name__}: {detail}"[:500]
+            record.exc_info = record.exc_text = None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
 
 
 class _ConsoleFormatter(logging.Formatter):

@@ -171,6 +171,13 @@ def test_tfxp_convert(trained_model, transform_dir, eval_rows, tmp_path):
     spec = json.loads((out / "model_spec.json").read_text())
     assert spec["model_name"] == "taxi" and spec["model_version"] == 17
     assert len(MobileModel(out).predict(eval_rows[:3])) == 3
+    # A rows file lacking the label or an input would gate parity on blanks: refused, named (exit 2).
+    no_label = _write_csv(tmp_path / "no_label.csv", [{k: v for k, v in r.items() if k != "tips"}
+                                                      for r in eval_rows[:5]])
+    refused = CliRunner().invoke(main, ["convert", "--saved-model", str(pushed), "--output",
+                                        str(tmp_path / "refused"), "--rows", str(no_label)])
+    assert refused.exit_code == 2 and "tips" in refused.output, refused.output
+    assert not (tmp_path / "refused").exists()
     # A SavedModel without the copy needs --transform-output, and says so.
     shutil.rmtree(pushed / "assets.extra" / "transform_output")
     usage = CliRunner().invoke(main, ["convert", "--saved-model", str(pushed), "--output", str(out)])

@@ -227,3 +227,21 @@ def test_predict_raw_checks_run_before_the_transform(saved, taxi_rows):
     # An empty batch is still an answer (zero rows), as for serving_default.
     empty = {name: value[:0] for name, value in tensors.items()}
     assert loaded.signatures[signatures.PREDICT_RAW](**empty)[F.OUTPUT].shape == (0,)
+
+
+def test_every_signature_refuses_an_infinite_float_the_schema_disallows(saved, taxi_rows):
+    """serving_default (and Classify/Regress through it) answered a tf.Example with fare=inf."""
+    loaded = tf.saved_model.load(saved[0])
+    spec = raw_feature_spec()
+    rows = [taxi_rows[0], dict(taxi_rows[1], fare="inf")]
+    examples = tf.constant([to_example(r, spec) for r in rows])
+    for name, key in ((signatures.SERVING_DEFAULT, "examples"), (signatures.CLASSIFICATION, "inputs"),
+                      (signatures.REGRESSION, "inputs")):
+        with pytest.raises(tf.errors.InvalidArgumentError, match="input fare is infinite"):
+            loaded.signatures[name](**{key: examples})
+    # An optional float (sparse after parsing) is checked too; finite rows still answer.
+    optional = [dict(taxi_rows[0], dropoff_latitude="-inf")]
+    with pytest.raises(tf.errors.InvalidArgumentError, match="input dropoff_latitude is infinite"):
+        loaded.signatures[signatures.SERVING_DEFAULT](examples=tf.constant([to_example(r, spec) for r in optional]))
+    good = loaded.signatures[signatures.SERVING_DEFAULT](examples=examples[:1])[F.OUTPUT].numpy()
+    assert good.shape == (1,) and np.isfinite(good).all()

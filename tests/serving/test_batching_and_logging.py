@@ -124,3 +124,53 @@ def test_sampled_requests_are_logged_as_prediction_logs(model_dir, tmp_path, exa
     logged = tf.make_ndarray(log.predict_log.request.inputs["examples"])
     assert list(logged) == examples[0:4]
     assert tf.make_ndarray(log.predict_log.response.outputs["probability"]).shape == (4,)
+
+
+def _raw_request(rows):
+    """A predict_raw PredictRequest: one [N] tensor per model input, blanks as the missing markers."""
+    from models import features as F
+
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = MODEL_NAME
+    request.model_spec.signature_name = "predict_raw"
+    dtypes = {F.DType.INT: (tf.int64, int), F.DType.FLOAT: (tf.float32, float), F.DType.STRING: (tf.string, str)}
+    for feature in F.FEATURES:
+        dtype, cast = dtypes[feature.dtype]
+        values = [F.missing_value(feature.dtype) if r[feature.name] == "" else cast(float(r[feature.name]))
+                  if feature.dtype is F.DType.INT else cast(r[feature.name]) for r in rows]
+        request.inputs[feature.name].CopyFrom(tf.make_tensor_proto(values, dtype=dtype))
+    return request
+
+
+def test_a_request_the_model_refuses_does_not_fail_its_batch_mates(model_dir, tmp_path):
+    """predict_raw's in-graph checks refuse a merged batch as a whole; each request is re-run alone."""
+    base = tmp_path / MODEL_NAME
+    publish(model_dir, base, 1)
+    params = tmp_path / "batching.config"
+    params.write_text("max_batch_size { value: 64 }\nbatch_timeout_micros { value: 50000 }\n"
+                      "num_batch_threads { value: 2 }\nmax_enqueued_batches { value: 100 }\n")
+    server = start_server(base, enable_batching=True, batching_parameters_file=params)
+    stub = prediction_service_pb2_grpc.PredictionServiceStub(
+        grpc.insecure_channel(f"127.0.0.1:{server.server.grpc_port}"))
+    rows = read_csv_rows(limit=32)
+    try:
+        expected = tf.make_ndarray(stub.Predict(_raw_request(rows), timeout=30).outputs["probability"])
+
+        def call(i):
+            pair = rows[2 * i: 2 * i + 2]
+            if i == 5:  # a required input missing: the model's own check refuses it
+                pair = [pair[0], dict(pair[1], fare="")]
+                with pytest.raises(grpc.RpcError) as info:
+                    stub.Predict(_raw_request(pair), timeout=30)
+                return info.value.code(), info.value.details()
+            return tf.make_ndarray(stub.Predict(_raw_request(pair), timeout=30).outputs["probability"])
+
+        with ThreadPoolExecutor(16) as pool:
+            results = list(pool.map(call, range(16)))
+        code, details = results[5]
+        assert code == grpc.StatusCode.INVALID_ARGUMENT and "required input fare is missing" in details
+        for i, result in enumerate(results):
+            if i != 5:
+                np.testing.assert_allclose(result, expected[2 * i: 2 * i + 2], atol=1e-6)
+    finally:
+        server.stop()

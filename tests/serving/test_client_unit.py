@@ -44,6 +44,12 @@ def fast_backoff(monkeypatch):
     monkeypatch.setattr(C, "BACKOFF_SECONDS", 0.001)
 
 
+@pytest.fixture(autouse=True)
+def serve_log_in_tmp(monkeypatch, tmp_path):
+    """`tfxp serve`'s default log file lives under XDG_STATE_HOME: keep it out of the user's home."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+
+
 def _blank_row(rows, optional_names) -> dict:
     """A real row with every optional (VarLen) feature blanked out."""
     row = dict(rows[0])

@@ -385,8 +385,9 @@ def _error_cases(examples, rows):
     yield "neither inputs nor instances", ":predict", {"signature_name": "serving_default"}, 400, (
         "Missing 'inputs' or 'instances' key",)
     yield "empty instances", ":predict", {"instances": []}, 400, ()
+    # http_rest_api_handler.cc GetInfoMap (gRPC's Predict says FAILED_PRECONDITION instead).
     yield "unknown signature", ":predict", {"signature_name": "no_such_signature", "instances": good}, 400, (
-        "no_such_signature",)
+        'Serving signature name: "no_such_signature" not found in signature def',)
     yield "string for int64 (row)", ":predict", {
         "signature_name": "predict_raw", "instances": _predict_raw_instances(rows[:2], trip_seconds="abc")}, 400, (
         "int64",)

@@ -124,6 +124,25 @@ def test_a_missing_base_path_warns_and_the_server_still_starts(tmp_path, caplog)
         server.stop()
 
 
+def test_a_malformed_http_request_is_one_log_line_without_a_traceback(tmp_path, caplog):
+    """aiohttp logged each malformed request at ERROR with a traceback: a fuzzer flooded the log."""
+    caplog.set_level(logging.DEBUG, logger="aiohttp.server")
+    server = BackgroundServer(ServerOptions(model_base_path=tmp_path, model_name="m", rest_port=0,
+                                            grpc_port=0, poll_seconds=0))
+    try:
+        with socket.create_connection(("127.0.0.1", server.server.rest_port), timeout=5) as sock:
+            sock.sendall(b"GET /v1/models/m HTTP/1.1\r\nHost: x\r\nNo colon here\r\n\r\n")
+            reply = sock.recv(4096)
+        assert reply.split(b" ", 2)[1] == b"400", reply
+        records = [r for r in caplog.records if r.name == "aiohttp.server"]
+        assert records and all(r.exc_info is None and r.levelno == logging.WARNING for r in records), records
+        assert "400 BadHttpMessage" in records[0].getMessage() and "\n" not in records[0].getMessage()
+        # ... and the server keeps serving.
+        assert requests.get(f"http://127.0.0.1:{server.server.rest_port}/v1/models/m", timeout=5).status_code == 404
+    finally:
+        server.stop()
+
+
 # ------------------------------------------------------------------ tfxp serve: console and log file
 
 
