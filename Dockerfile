@@ -24,12 +24,7 @@ RUN pip install --quiet "pip==24.2" && \
     pip install --quiet -r requirements.lock
 
 COPY setup.py pyproject.toml README.md ./
-COPY models/ models/
-COPY pipeline/ pipeline/
-COPY serving/ serving/
-COPY mobile/ mobile/
-COPY schema/ schema/
-COPY data/ data/
+COPY tfxp/ tfxp/
 RUN pip install --quiet --no-deps --no-build-isolation -e . && \
     pip check && \
     tfxp --help > /dev/null

@@ -58,7 +58,7 @@ lock:
 	/tmp/tfxp-lock-venv/bin/pip install --quiet "pip==24.2" && \
 	/tmp/tfxp-lock-venv/bin/pip install --quiet -c requirements.lock ".[dev,vertex,mobile,bench]" && \
 	{ head -2 requirements.lock; /tmp/tfxp-lock-venv/bin/pip freeze --all --exclude-editable \
-	  | grep -v -E '^(pip|wheel|tfx-taxi-pipeline)=='; } > requirements.lock.new && \
+	  | grep -v -E '^(pip|wheel|tfxp)=='; } > requirements.lock.new && \
 	mv requirements.lock.new requirements.lock
 
 clean:

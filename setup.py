@@ -6,11 +6,13 @@ tested set (installed by `make`).
 from setuptools import find_packages, setup
 
 setup(
-    name="tfx-taxi-pipeline",
+    name="tfxp",
     version="0.1.0",
-    description="A production TFX pipeline: Chicago taxi tips, TF Serving, TFLite",
+    description="A production TFX pipeline: CSV to a validated, evaluated model on TF Serving and TFLite",
     python_requires=">=3.10,<3.11",
-    packages=find_packages(include=["pipeline", "pipeline.*", "models", "models.*", "serving", "serving.*", "mobile", "mobile.*"]),
+    packages=find_packages(include=["tfxp", "tfxp.*"]),
+    # The embedded taxi project (data, schema) ships in the wheel.
+    package_data={"tfxp.projects": ["*/*.pbtxt", "*/*.yaml", "*/data/*.csv", "*/data/*.jsonl"]},
     install_requires=[
         "tfx==1.16.0",
         "tensorflow>=2.16.2,<2.17",
@@ -35,5 +37,5 @@ setup(
         "mobile": ["tflite-runtime==2.14.0"],
         "bench": ["matplotlib>=3.8,<3.11"],
     },
-    entry_points={"console_scripts": ["tfxp=pipeline.cli:main"]},
+    entry_points={"console_scripts": ["tfxp=tfxp.pipeline.cli:main"]},
 )

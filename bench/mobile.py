@@ -55,9 +55,9 @@ def main() -> int:
     import tensorflow as tf
     from tabulate import tabulate
 
-    from mobile import runtime
-    from mobile.convert import _auc, labels, reference_probabilities
-    from serving.client import read_rows
+    from tfxp.mobile import runtime
+    from tfxp.mobile.convert import _auc, labels, reference_probabilities
+    from tfxp.serving.client import read_rows
 
     rows = read_rows(ROOT / "data" / "taxi.csv")[-3000:]
     y = labels(rows)

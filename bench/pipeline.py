@@ -57,7 +57,7 @@ from bench.common import (  # noqa: E402
     median as _median,
     write_json,
 )
-from pipeline.report import finite as _finite  # noqa: E402
+from tfxp.pipeline.report import finite as _finite  # noqa: E402
 RESULTS_FILE = BENCH_DIR / "results" / "pipeline.json"
 EXAMPLE_SCRIPT = BENCH_DIR / "tfx_example.py"
 TARGET_WALL_RATIO = 0.5

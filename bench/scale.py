@@ -67,7 +67,7 @@ ROOT = BENCH_DIR.parent
 # first so the shared helpers import as `bench.common`.
 sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != BENCH_DIR]
 from bench.common import execute, last_json_object, last_line_json, machine_info, write_json  # noqa: E402
-from pipeline.report import finite  # noqa: E402
+from tfxp.pipeline.report import finite  # noqa: E402
 
 SOURCE_CSV = ROOT / "data" / "taxi.csv"
 SCHEMA_FILE = ROOT / "schema" / "schema.pbtxt"

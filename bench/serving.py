@@ -79,7 +79,7 @@ def in_process(base_path: Path, examples: list[bytes], iterations: int) -> dict:
     import numpy as np
     import tensorflow as tf
 
-    from serving.servable import Servable
+    from tfxp.serving.servable import Servable
 
     # Version folders are ASCII-decimal names, loaded from the folder as it is spelled (e.g. 0001/).
     name = max((d for d in os.listdir(base_path) if d.isascii() and d.isdigit()), key=int)
@@ -100,7 +100,7 @@ class Server:
     def __init__(self, base_path: Path, batching_file: Path | None):
         self.rest_port, self.grpc_port = _free_port(), _free_port()
         code = (
-            "from serving.server import run; from serving.options import ServerOptions; from pathlib import Path; "
+            "from tfxp.serving.server import run; from tfxp.serving.options import ServerOptions; from pathlib import Path; "
             f"run(ServerOptions(model_base_path=Path({str(base_path)!r}), model_name='taxi', "
             f"rest_port={self.rest_port}, grpc_port={self.grpc_port}, poll_seconds=0, "
             f"enable_batching={batching_file is not None}, "

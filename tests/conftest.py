@@ -26,7 +26,7 @@ def transformed(tmp_path_factory, taxi_rows):
     import tensorflow_transform.beam as tft_beam
     from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io
 
-    from models.preprocessing import preprocessing_fn
+    from tfxp.models.preprocessing import preprocessing_fn
 
     spec = raw_feature_spec()
     instances = [to_instance(r, spec) for r in taxi_rows]
@@ -55,7 +55,7 @@ def _dataset(rows, batch_size):
     import numpy as np
     import tensorflow as tf
 
-    from models import features as F
+    from tfxp.models import features as F
 
     names = [F.transformed_name(f.name) for f in F.FEATURES]
     features = {n: np.array([np.asarray(r[n]).reshape(-1) for r in rows]) for n in names}
@@ -69,8 +69,8 @@ def trained_model(transformed, tmp_path_factory):
 
     Returns (SavedModel path, eval metrics on the other 500 rows).
     """
-    from models import model as model_lib
-    from models import signatures
+    from tfxp.models import model as model_lib
+    from tfxp.models import signatures
 
     tft_output, _, rows = transformed
     model = model_lib.build_model(model_lib.vocabulary_id_spaces(tft_output))

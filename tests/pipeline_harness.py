@@ -25,7 +25,7 @@ def start_tfxp_run(data: Path, output: Path, *extra: str, name: str, train_steps
     """`tfxp run --json` started in a subprocess (text stdout and stderr piped); `env` adds variables."""
     full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "TF_USE_LEGACY_KERAS": "1", **(env or {})}
     return subprocess.Popen(
-        [sys.executable, "-m", "pipeline.cli", "run", "--data", str(data), "--output", str(output),
+        [sys.executable, "-m", "tfxp.pipeline.cli", "run", "--data", str(data), "--output", str(output),
          "--name", name, "--train-steps", str(train_steps), "--json", *extra],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=full_env,
     )

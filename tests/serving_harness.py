@@ -28,7 +28,7 @@ class ServerHandle:
 
 def publish(model_dir: str, base_path: Path, version: int) -> Path:
     """Copies a SavedModel in as a version, with a TF Serving warmup file, atomically."""
-    from pipeline.publish import publish_version
+    from tfxp.pipeline.publish import publish_version
 
     _, path = publish_version(model_dir, str(base_path), add_files=_add_warmup, version=version)
     return Path(path)
@@ -55,7 +55,7 @@ class BackgroundServer:
     """Runs `serving.server.start` on its own event loop thread."""
 
     def __init__(self, options):
-        from serving import server as server_lib
+        from tfxp.serving import server as server_lib
 
         self.loop = asyncio.new_event_loop()
         ready = threading.Event()
@@ -85,7 +85,7 @@ class BackgroundServer:
 
 
 def start_server(base_path: Path, **overrides) -> BackgroundServer:
-    from serving.options import ServerOptions
+    from tfxp.serving.options import ServerOptions
 
     options = ServerOptions(model_base_path=base_path, model_name=MODEL_NAME, rest_port=0, grpc_port=0,
                             poll_seconds=overrides.pop("poll_seconds", 0.2), **overrides)

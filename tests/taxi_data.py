@@ -7,13 +7,13 @@ import math
 import os
 from pathlib import Path
 
-import models  # noqa: F401  (TF_USE_LEGACY_KERAS before TensorFlow)
+import tfxp.models  # noqa: F401  (TF_USE_LEGACY_KERAS before TensorFlow)
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-TAXI_CSV = PROJECT_ROOT / "data" / "taxi.csv"
-SCHEMA = PROJECT_ROOT / "schema" / "schema.pbtxt"
+TAXI_CSV = PROJECT_ROOT / "tfxp" / "projects" / "taxi" / "data" / "taxi.csv"
+SCHEMA = PROJECT_ROOT / "tfxp" / "projects" / "taxi" / "schema.pbtxt"
 
 
 def read_csv_rows(path: Path = TAXI_CSV, limit: int | None = None) -> list[dict[str, str]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from pipeline.config import IMAGE_PROJECT_ROOT, PROJECT_ROOT
+from tfxp.pipeline.config import IMAGE_PROJECT_ROOT, PROJECT_ROOT
 
 DOCKERFILE = (PROJECT_ROOT / "Dockerfile").read_text()
 MAKEFILE = (PROJECT_ROOT / "Makefile").read_text()
@@ -47,5 +47,5 @@ def test_image_holds_the_project_where_compiled_jobs_look_for_it():
     packages = {p.name for p in PROJECT_ROOT.iterdir() if (p / "__init__.py").exists()} - {"tests", "bench"}
     assert packages <= copied, packages - copied
     # Compiled jobs read these from the image (pipeline.config.PipelineConfig._project_file).
-    assert {"schema", "data", "setup.py", "pyproject.toml", "requirements.lock"} <= copied
-    assert Path(PROJECT_ROOT / "data" / "taxi.csv").exists()
+    assert {"tfxp", "setup.py", "pyproject.toml", "requirements.lock"} <= copied
+    assert Path(PROJECT_ROOT / "tfxp" / "projects" / "taxi" / "data" / "taxi.csv").exists()

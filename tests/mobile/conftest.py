@@ -28,7 +28,7 @@ def converted(trained_model, eval_rows, tmp_path_factory):
 
     No Transform output is passed: the conversion uses the copy the SavedModel carries.
     """
-    from mobile import convert
+    from tfxp.mobile import convert
 
     out = tmp_path_factory.mktemp("mobile") / MODEL_NAME / str(MODEL_VERSION)
     result = convert.convert(trained_model[0], out, eval_rows=eval_rows,

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mobile import convert as C
-from mobile import runtime
-from models import features as F
+from tfxp.mobile import convert as C
+from tfxp.mobile import runtime
+from tfxp.models import features as F
 
 NON_BUILTIN_PREFIXES = ("Flex", "CUSTOM")
 

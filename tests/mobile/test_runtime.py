@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from mobile import runtime
-from mobile.runtime import MobileModel, ModelSpecError
-from pipeline.cli import main
-from serving.client import RowError
+from tfxp.mobile import runtime
+from tfxp.mobile.runtime import MobileModel, ModelSpecError
+from tfxp.pipeline.cli import main
+from tfxp.serving.client import RowError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -32,7 +32,7 @@ def _write_csv(path: Path, rows: list[dict]) -> Path:
 
 
 def test_runtime_predictions_equal_the_converters_check(converted, eval_rows):
-    from mobile import convert as C
+    from tfxp.mobile import convert as C
 
     result, saved_model = converted
     reference = C.reference_probabilities(saved_model, eval_rows, result.params)
@@ -69,7 +69,7 @@ def test_runtime_does_not_import_tensorflow(converted, eval_rows, tmp_path):
     rows = _write_csv(tmp_path / "rows.csv", eval_rows[:20])
     code = (
         "import csv, json, sys\n"
-        "from mobile.runtime import MobileModel\n"
+        "from tfxp.mobile.runtime import MobileModel\n"
         f"rows = list(csv.DictReader(open({str(rows)!r})))\n"
         f"p = MobileModel({result.output_dir!r}).predict(rows)\n"
         "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'tf_keras', 'keras'))\n"
@@ -183,7 +183,7 @@ def test_tfxp_convert(trained_model, transform_dir, eval_rows, tmp_path):
     usage = CliRunner().invoke(main, ["convert", "--saved-model", str(pushed), "--output", str(out)])
     assert usage.exit_code == 2 and "--transform-output" in usage.output, usage.output
     # As users run it: the converter's C++ log lines go to <output>.log, not the console.
-    explicit = subprocess.run([sys.executable, "-m", "pipeline.cli", "convert", "--saved-model", str(pushed),
+    explicit = subprocess.run([sys.executable, "-m", "tfxp.pipeline.cli", "convert", "--saved-model", str(pushed),
                                "--transform-output", transform_dir, "--output", str(tmp_path / "explicit"), "--json"],
                               capture_output=True, text=True, timeout=300)
     assert explicit.returncode == 0, explicit.stderr[-3000:]
@@ -193,7 +193,7 @@ def test_tfxp_convert(trained_model, transform_dir, eval_rows, tmp_path):
 
 def test_help_of_mobile_commands_does_not_import_tensorflow():
     code = (
-        "import sys; from pipeline.cli import main\n"
+        "import sys; from tfxp.pipeline.cli import main\n"
         "for args in (['convert', '--help'], ['mobile-predict', '--help']):\n"
         "    try:\n        main(args)\n    except SystemExit:\n        pass\n"
         "import json; print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in "

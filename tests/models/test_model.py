@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from models import features as F
-from models import signatures
+from tfxp.models import features as F
+from tfxp.models import signatures
 
 from taxi_data import raw_feature_spec, to_example
 
@@ -112,7 +112,7 @@ def test_keras_reload_on_transformed_features_matches_serving_default(saved, tax
 
 
 def test_classification_and_regression_signatures_carry_tf_serving_methods(saved, taxi_rows):
-    from serving.servable import read_signature_defs
+    from tfxp.serving.servable import read_signature_defs
 
     path, _ = saved
     defs = read_signature_defs(path)
@@ -142,7 +142,7 @@ def test_serving_default_accepts_examples_without_columns_the_model_ignores(save
 
 
 def test_vocabulary_tables_have_a_row_per_id_transform_can_emit(saved, transformed, taxi_rows):
-    from models import model as model_lib
+    from tfxp.models import model as model_lib
 
     tft_output, _, _ = transformed
     spaces = model_lib.vocabulary_id_spaces(tft_output)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from models import features as F
+from tfxp.models import features as F
 
 
 def _column(rows, name):

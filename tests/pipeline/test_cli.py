@@ -8,7 +8,7 @@ import sys
 
 from click.testing import CliRunner
 
-from pipeline.cli import main
+from tfxp.pipeline.cli import main
 
 
 def test_help_lists_commands_and_exit_codes():
@@ -26,7 +26,7 @@ def test_help_lists_commands_and_exit_codes():
 def _heavy_modules_imported(*argvs: list[str]) -> list[str]:
     """TF/TFX/Beam/TFMA modules a fresh process has loaded after running `tfxp <argv>` for each argv."""
     code = (
-        "import sys; from pipeline.cli import main\n"
+        "import sys; from tfxp.pipeline.cli import main\n"
         f"for argv in {list(argvs)!r}:\n"
         "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
         "import json; print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in "
@@ -94,7 +94,7 @@ def test_version_is_the_installed_distribution_version():
 
     result = CliRunner().invoke(main, ["--version"])
     assert result.exit_code == 0
-    assert result.output == f"tfxp {version('tfx-taxi-pipeline')}\n"
+    assert result.output == f"tfxp {version('tfxp')}\n"
 
 
 def test_version_and_top_level_help_do_not_import_tensorflow():
@@ -102,15 +102,15 @@ def test_version_and_top_level_help_do_not_import_tensorflow():
 
 
 def test_readme_rows_file_has_every_model_input():
-    # README's `tfxp predict ... --rows data/rows.jsonl` example must work as shipped.
+    # README's `tfxp predict ... --rows tfxp/projects/taxi/data/rows.jsonl` example must work as shipped.
     from pathlib import Path
 
-    from models import features as F
-    from serving import client
+    from tfxp.models import features as F
+    from tfxp.serving import client
 
     root = Path(__file__).resolve().parents[2]
-    assert "--rows data/rows.jsonl" in (root / "README.md").read_text(encoding="utf-8")
-    rows = client.read_rows(root / "data" / "rows.jsonl")
+    assert "--rows tfxp/projects/taxi/data/rows.jsonl" in (root / "README.md").read_text(encoding="utf-8")
+    rows = client.read_rows(root / "tfxp" / "projects" / "taxi" / "data" / "rows.jsonl")
     assert len(rows) >= 3
     for row in rows:
         assert {f.name for f in F.FEATURES} <= set(row), set(row) ^ {f.name for f in F.FEATURES}

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import PipelineConfig, RemoteLayout, VertexTraining
+from tfxp.pipeline.config import PipelineConfig, RemoteLayout, VertexTraining
 
 PROJECT, REGION, ROOT, IMAGE = "proj-1", "europe-west4", "gs://bucket/root", "europe-docker.pkg.dev/proj-1/tfxp/pipeline:7"
 BEAM_COMPONENTS = ("CsvExampleGen", "StatisticsGen", "Transform", "Evaluator")
@@ -19,7 +19,7 @@ RESOLVER_TASKS = {"baseline_resolver-model-resolver": "baseline_resolver",
 
 
 def _compile(tmp_path: Path, name: str, **config) -> dict:
-    from pipeline import vertex
+    from tfxp.pipeline import vertex
 
     dataflow = config.pop("dataflow", False)
     beam_args = config.pop("beam_args", ())
@@ -44,7 +44,7 @@ def compiled_cloud(tmp_path_factory) -> dict:
 
 @pytest.fixture(scope="module")
 def local_pipeline(tmp_path_factory):
-    from pipeline.pipeline import create_pipeline
+    from tfxp.pipeline.pipeline import create_pipeline
 
     return create_pipeline(PipelineConfig(output=tmp_path_factory.mktemp("local")))
 
@@ -93,13 +93,13 @@ def test_image_pipeline_root_and_paths_inside_the_image(compiled):
     images = {e["container"]["image"] for e in executors.values() if "container" in e}
     assert images == {IMAGE}
     assert compiled["runtimeConfig"]["gcsOutputDirectory"] == ROOT
-    assert _parameter(compiled, "ImportSchemaGen", "schema_file")["stringValue"] == "/pipeline/schema/schema.pbtxt"
-    assert _parameter(compiled, "CsvExampleGen", "input_base")["stringValue"] == "/pipeline/data"
+    assert _parameter(compiled, "ImportSchemaGen", "schema_file")["stringValue"] == "/pipeline/tfxp/projects/taxi/schema.pbtxt"
+    assert _parameter(compiled, "CsvExampleGen", "input_base")["stringValue"] == "/pipeline/tfxp/projects/taxi/data"
     assert _parameter(compiled, "Pusher", "serving_dir")["stringValue"] == f"{ROOT}/serving/taxi"
     assert _parameter(compiled, "MobilePusher", "mobile_dir")["stringValue"] == f"{ROOT}/mobile/taxi"
     # User code by dotted name, baked into the image: nothing to upload.
-    assert _parameter(compiled, "Trainer", "run_fn")["stringValue"] == "models.model.run_fn"
-    assert _parameter(compiled, "Transform", "preprocessing_fn")["stringValue"] == "models.preprocessing.preprocessing_fn"
+    assert _parameter(compiled, "Trainer", "run_fn")["stringValue"] == "tfxp.models.model.run_fn"
+    assert _parameter(compiled, "Transform", "preprocessing_fn")["stringValue"] == "tfxp.models.preprocessing.preprocessing_fn"
     assert "module_file" not in json.dumps(_tasks(compiled))
     # Without --dataflow, Beam runs in each component's container.
     assert "--direct_running_mode=in_memory" in _executor_args(compiled, "Transform")
@@ -123,7 +123,7 @@ def test_vertex_training_runs_the_same_run_fn_in_the_image(compiled_cloud):
     assert pool["container_spec"]["image_uri"] == IMAGE and pool["machine_spec"]["machine_type"] == "n1-highmem-8"
     assert custom["ai_platform_training_args"]["project"] == PROJECT
     assert "model_code" in custom  # the code fingerprint still invalidates the cache
-    assert _parameter(compiled_cloud, "Trainer", "run_fn")["stringValue"] == "models.model.run_fn"
+    assert _parameter(compiled_cloud, "Trainer", "run_fn")["stringValue"] == "tfxp.models.model.run_fn"
 
 
 def test_compiling_twice_gives_the_same_spec(compiled, tmp_path):
@@ -134,7 +134,7 @@ def test_compiling_twice_gives_the_same_spec(compiled, tmp_path):
 
 def _tfxp(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", TF_USE_LEGACY_KERAS="1")
-    return subprocess.run([sys.executable, "-m", "pipeline.cli", *args], capture_output=True, text=True, env=env,
+    return subprocess.run([sys.executable, "-m", "tfxp.pipeline.cli", *args], capture_output=True, text=True, env=env,
                           cwd=cwd, timeout=300)
 
 

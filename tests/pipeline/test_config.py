@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import (
+from tfxp.pipeline.config import (
     PROJECT_ROOT,
     PipelineConfig,
     RemoteLayout,
@@ -45,8 +45,8 @@ def test_remote_layout_reads_project_files_from_the_image_and_writes_under_the_r
     assert config.pipeline_root == "gs://b/root"
     assert config.serving_dir == "gs://b/root/serving/t" and config.mobile_dir == "gs://b/root/mobile/t"
     assert config.metadata_path is None
-    assert config.schema_file == "/pipeline/schema/schema.pbtxt"
-    assert (config.data_dir, config.data_pattern) == ("/pipeline/data", "taxi.csv")
+    assert config.schema_file == "/pipeline/tfxp/projects/taxi/schema.pbtxt"
+    assert (config.data_dir, config.data_pattern) == ("/pipeline/tfxp/projects/taxi/data", "taxi.csv")
     folder = PipelineConfig(data="gs://b/data/", remote=RemoteLayout("gs://b/root"))
     assert (folder.data_dir, folder.data_pattern) == ("gs://b/data", "*.csv")
     one = PipelineConfig(data="gs://b/data/part-1.csv", remote=RemoteLayout("gs://b/root"))

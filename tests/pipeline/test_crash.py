@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.publish import PUSH_RECORD, STAGING_PREFIX
+from tfxp.pipeline.publish import PUSH_RECORD, STAGING_PREFIX
 from pipeline_harness import start_tfxp_run, tfxp_run, write_csv
 from taxi_data import read_csv_rows
 
@@ -164,7 +164,7 @@ def test_killed_after_the_mobile_rename_has_the_same_version_number(after_mobile
 def test_rerun_after_the_crashes_completes_with_the_same_version(recovered, after_serving_rename, workdir):
     import tensorflow as tf
 
-    from pipeline.mlmd import MetadataReader
+    from tfxp.pipeline.mlmd import MetadataReader
 
     code, summary, stderr = recovered
     out = workdir / "out"

@@ -6,7 +6,7 @@ import gzip
 
 import pytest
 
-from pipeline.csv_files import (
+from tfxp.pipeline.csv_files import (
     DataFileError,
     NoCsvFilesError,
     check_dataset,

@@ -179,7 +179,7 @@ def test_a_folder_without_csv_is_a_usage_error(tmp_path):
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "notes.txt").write_text("a,b\n1,2\n")
     started = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "run", "--data", str(tmp_path / "data"),
+    proc = subprocess.run([sys.executable, "-m", "tfxp.pipeline.cli", "run", "--data", str(tmp_path / "data"),
                            "--output", str(tmp_path / "out")], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "*.csv" in proc.stderr
     assert time.monotonic() - started < 10

@@ -117,7 +117,7 @@ def test_good_run_pushes_a_blessed_model(good_run, workdir):
 
 
 def test_mlmd_records_every_component(good_run, workdir):
-    from pipeline.mlmd import MetadataReader
+    from tfxp.pipeline.mlmd import MetadataReader
 
     reader = MetadataReader(workdir / "out" / "metadata" / NAME / "metadata.db")
     for node in ALL_NODES:
@@ -131,7 +131,7 @@ def test_pushed_version_loads_predicts_and_carries_warmup(good_run, rows):
     import tensorflow as tf
     from tensorflow_serving.apis import prediction_log_pb2
 
-    from models import features as F
+    from tfxp.models import features as F
     from taxi_data import raw_feature_spec, to_example
 
     _, summary, _ = good_run

@@ -5,7 +5,7 @@ from google.protobuf import json_format
 from tfx.types import standard_component_specs
 from tfx_bsl.coders import csv_decoder
 
-from pipeline.example_gen import _as_schema_floats, _float_columns, float_columns_config, read_column_names
+from tfxp.pipeline.example_gen import _as_schema_floats, _float_columns, float_columns_config, read_column_names
 
 INT, FLOAT, STRING = csv_decoder.ColumnType.INT, csv_decoder.ColumnType.FLOAT, csv_decoder.ColumnType.STRING
 

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from pipeline.output_lock import OutputBusyError, hold_output
+from tfxp.pipeline.output_lock import OutputBusyError, hold_output
 
 
 def test_second_holder_is_refused_naming_the_first(tmp_path):
@@ -21,7 +21,7 @@ def test_second_holder_is_refused_naming_the_first(tmp_path):
 
 
 def test_a_killed_holder_leaves_no_lock(tmp_path):
-    code = ("import os, signal, sys; from pathlib import Path; from pipeline.output_lock import hold_output\n"
+    code = ("import os, signal, sys; from pathlib import Path; from tfxp.pipeline.output_lock import hold_output\n"
             f"with hold_output(Path({str(tmp_path / 'out')!r})):\n    os.kill(os.getpid(), signal.SIGKILL)")
     proc = subprocess.run([sys.executable, "-c", code])
     assert proc.returncode == -9

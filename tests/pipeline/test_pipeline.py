@@ -1,9 +1,9 @@
 """The DAG's TFMA configuration: every gated metric has a floor and a change threshold against the baseline."""
 from __future__ import annotations
 
-import models  # noqa: F401  (TF_USE_LEGACY_KERAS before TensorFlow)
-from pipeline.config import EvalThresholds, MetricGate
-from pipeline.pipeline import eval_config
+import tfxp.models  # noqa: F401  (TF_USE_LEGACY_KERAS before TensorFlow)
+from tfxp.pipeline.config import EvalThresholds, MetricGate
+from tfxp.pipeline.pipeline import eval_config
 
 
 def _thresholds(config) -> dict:

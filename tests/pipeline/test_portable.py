@@ -33,7 +33,7 @@ def portable_run(tmp_path_factory):
 def test_portable_runner_pushes_a_model_that_predicts(portable_run):
     import tensorflow as tf
 
-    from models import features as F
+    from tfxp.models import features as F
 
     code, summary, rows, _ = portable_run
     assert code == 0, summary.get("error")

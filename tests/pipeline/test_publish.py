@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from pipeline.publish import PUSH_RECORD, STAGING_PREFIX, next_version, publish_version, read_push_record
+from tfxp.pipeline.publish import PUSH_RECORD, STAGING_PREFIX, next_version, publish_version, read_push_record
 
 
 def _model_dir(tmp_path):
@@ -162,7 +162,7 @@ def test_a_push_killed_before_its_rename_is_completed_by_the_next(tmp_path):
     # A real SIGKILL at the fail point, in a child process; then the same push here.
     base = tmp_path / "serving"
     src = str(_model_dir(tmp_path))
-    code = ("from pipeline.publish import publish_version; "
+    code = ("from tfxp.pipeline.publish import publish_version; "
             f"publish_version({src!r}, {str(base)!r}, source_id={MODEL_URI!r})")
     env = dict(os.environ, TFXP_FAILPOINT="publish:staged")
     assert subprocess.run([sys.executable, "-c", code], env=env, cwd=PROJECT_ROOT).returncode == -9
@@ -247,7 +247,7 @@ def test_object_store_resumes_an_interrupted_upload(tmp_path):
 
 
 def test_object_store_uploads_the_files_a_loader_looks_for_last():
-    from pipeline.publish import upload_order
+    from tfxp.pipeline.publish import upload_order
 
     files = ["saved_model.pb", "variables/variables.index", "assets.extra/tf_serving_warmup_requests",
              "model_spec.json", "model.tflite", "variables/variables.data-00000-of-00001"]
@@ -257,7 +257,7 @@ def test_object_store_uploads_the_files_a_loader_looks_for_last():
 
 
 def test_find_pushed_and_latest_version(tmp_path):
-    from pipeline.publish import find_pushed, latest_version
+    from tfxp.pipeline.publish import find_pushed, latest_version
 
     base = tmp_path / "serving"
     assert latest_version(str(base)) is None

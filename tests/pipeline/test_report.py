@@ -11,9 +11,9 @@ import math
 
 import pytest
 
-from pipeline import report
-from pipeline.runner import ExitCode, Outcome
-from pipeline.summary import (
+from tfxp.pipeline import report
+from tfxp.pipeline.runner import ExitCode, Outcome
+from tfxp.pipeline.summary import (
     NO_EXAMPLES,
     NO_POSITIVE_LABELS,
     NO_POSITIVE_PREDICTIONS,
@@ -180,9 +180,9 @@ def test_json_turns_leftover_non_finite_values_into_null(value):
 
 
 def test_a_model_pushed_before_and_a_newer_served_version_are_said(capsys):
-    from pipeline.report import print_summary
-    from pipeline.runner import ExitCode, Outcome
-    from pipeline.summary import Summary
+    from tfxp.pipeline.report import print_summary
+    from tfxp.pipeline.runner import ExitCode, Outcome
+    from tfxp.pipeline.summary import Summary
 
     summary = Summary("taxi", pushed=True, pushed_path="/o/serving/taxi/100", pushed_version="100",
                       pushed_earlier=True, served_version="200")

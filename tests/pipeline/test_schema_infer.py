@@ -25,7 +25,7 @@ def test_infers_types_and_domains_from_a_csv(tmp_path):
     out = tmp_path / "schema.pbtxt"
     # Through the CLI in its own process: TFX's Beam executors parse sys.argv with
     # absl flags, and pytest's own arguments (e.g. "-v") are not theirs to read.
-    proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "schema", "infer", "--data", str(data),
+    proc = subprocess.run([sys.executable, "-m", "tfxp.pipeline.cli", "schema", "infer", "--data", str(data),
                            "--output", str(out)], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
 
@@ -40,6 +40,6 @@ def test_infers_types_and_domains_from_a_csv(tmp_path):
     # Non-finite floats are anomalies in every schema the pipeline writes.
     fare = next(f for f in schema.feature if f.name == "fare")
     assert fare.float_domain.disallow_nan and fare.float_domain.disallow_inf
-    from pipeline.schema_rules import non_finite_allowed
+    from tfxp.pipeline.schema_rules import non_finite_allowed
 
     assert non_finite_allowed(schema) == []

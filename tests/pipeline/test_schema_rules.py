@@ -4,7 +4,7 @@ from __future__ import annotations
 from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import schema_pb2
 
-from pipeline.schema_rules import disallow_non_finite, non_finite_allowed, schema_problem
+from tfxp.pipeline.schema_rules import disallow_non_finite, non_finite_allowed, schema_problem
 from taxi_data import SCHEMA, load_schema
 
 LOOSE = """

@@ -26,7 +26,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import models  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
+import tfxp.models  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
 
 VERSION = 123
 VERSION_DIR = "00000123"  # zero-padded exactly as TF Serving's testdata: version 123, loaded from 00000123/

@@ -128,7 +128,7 @@ def test_sampled_requests_are_logged_as_prediction_logs(model_dir, tmp_path, exa
 
 def _raw_request(rows):
     """A predict_raw PredictRequest: one [N] tensor per model input, blanks as the missing markers."""
-    from models import features as F
+    from tfxp.models import features as F
 
     request = predict_pb2.PredictRequest()
     request.model_spec.name = MODEL_NAME

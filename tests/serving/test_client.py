@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from serving.client import GrpcClient, RestClient, ServingClientError, connect
+from tfxp.serving.client import GrpcClient, RestClient, ServingClientError, connect
 from taxi_data import raw_feature_spec, read_csv_rows, to_example
 
 ROWS = 50
@@ -101,7 +101,7 @@ def test_tfxp_predict_command(served, rows, expected, tmp_path, protocol):
         ",".join(f'"{r[h]}"' if "," in r[h] else r[h] for h in header) for r in rows[:10]) + "\n")
     server = served.rest_url if protocol == "rest" else served.grpc_target
     proc = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "predict", "--server", server, "--model", served.model,
+        [sys.executable, "-m", "tfxp.pipeline.cli", "predict", "--server", server, "--model", served.model,
          "--rows", str(csv_path), "--protocol", protocol, "--json"],
         capture_output=True, text=True, timeout=120, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
     )
@@ -114,7 +114,7 @@ def test_tfxp_predict_command(served, rows, expected, tmp_path, protocol):
 # -- predict_raw refuses what it cannot answer, on every path (issue 10, item 14) -------------------------
 
 def _raw_columns(rows) -> dict:
-    from serving.client import raw_columns
+    from tfxp.serving.client import raw_columns
 
     return raw_columns(rows)
 
@@ -130,8 +130,8 @@ def _grpc_predict(served, columns: dict):
     import grpc
     from tensorflow_serving.apis import prediction_service_pb2_grpc
 
-    from models import features as F
-    from serving.client import tensor_proto
+    from tfxp.models import features as F
+    from tfxp.serving.client import tensor_proto
 
     client = GrpcClient(served.grpc_target, served.model, signature="predict_raw")
     request = client.predict_request({f.name: tensor_proto(columns[f.name], f.dtype) for f in F.FEATURES})
@@ -193,7 +193,7 @@ def test_tfxp_predict_refuses_a_rows_file_without_model_inputs(served, tmp_path)
     path = tmp_path / "foo.csv"
     path.write_text("foo,bar\n1,2\n")
     proc = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "predict", "--server", served.rest_url, "--model", served.model,
+        [sys.executable, "-m", "tfxp.pipeline.cli", "predict", "--server", served.rest_url, "--model", served.model,
          "--rows", str(path), "--signature", "predict_raw"],
         capture_output=True, text=True, timeout=120, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
     assert proc.returncode == 2 and proc.stdout == ""
@@ -215,7 +215,7 @@ def test_clients_answer_right_after_a_server_restart_on_the_same_ports(own_serve
     import grpc
     from tensorflow_serving.apis import get_model_status_pb2, model_service_pb2_grpc
 
-    from serving.options import ServerOptions
+    from tfxp.serving.options import ServerOptions
     from serving_harness import FIRST_VERSION, MODEL_NAME, BackgroundServer, publish
 
     base = tmp_path / MODEL_NAME

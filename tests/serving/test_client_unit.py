@@ -18,11 +18,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-import models  # noqa: F401  (TF_USE_LEGACY_KERAS before TensorFlow)
-from models import features as F
-from pipeline.cli import main
-from pipeline.config import DEFAULT_SCHEMA
-from serving import client as C
+import tfxp.models  # noqa: F401  (TF_USE_LEGACY_KERAS before TensorFlow)
+from tfxp.models import features as F
+from tfxp.pipeline.cli import main
+from tfxp.pipeline.config import DEFAULT_SCHEMA
+from tfxp.serving import client as C
 from taxi_data import TAXI_CSV, is_nan, raw_feature_spec, read_csv_rows, to_example
 
 
@@ -187,7 +187,7 @@ def test_tensor_floats_reads_every_layout():
 
 
 def test_signature_names_match_models_signatures():
-    from models import signatures
+    from tfxp.models import signatures
 
     assert (C.SERVING_DEFAULT, C.PREDICT_RAW, C.EXAMPLES_INPUT) == (
         signatures.SERVING_DEFAULT, signatures.PREDICT_RAW, signatures.EXAMPLES_INPUT)
@@ -197,7 +197,7 @@ def test_signature_names_match_models_signatures():
 
 
 def _signature_inputs(signature: str) -> dict:
-    from serving.json_codec import TensorInfo
+    from tfxp.serving.json_codec import TensorInfo
 
     if signature == C.SERVING_DEFAULT:
         return {"examples": TensorInfo("DT_STRING", (-1,))}
@@ -206,7 +206,7 @@ def _signature_inputs(signature: str) -> dict:
 
 
 def test_rest_examples_body_is_tf_serving_row_format(rows):
-    from serving.json_codec import decode_predict_request, parse_json
+    from tfxp.serving.json_codec import decode_predict_request, parse_json
 
     examples = C.encode_examples(rows[:3])
     text = C.rest_predict_body(C.SERVING_DEFAULT, examples=examples)
@@ -218,7 +218,7 @@ def test_rest_examples_body_is_tf_serving_row_format(rows):
 
 
 def test_rest_raw_body_is_tf_serving_columnar_format_with_nan(rows):
-    from serving.json_codec import decode_predict_request, parse_json
+    from tfxp.serving.json_codec import decode_predict_request, parse_json
 
     text = C.rest_predict_body(C.PREDICT_RAW, columns=C.raw_columns(rows[:4]))
     assert "NaN" in text  # the first rows lack coordinates
@@ -656,7 +656,7 @@ def test_predict_server_error_exits_1_with_message(stub):
 
 @pytest.fixture
 def captured_run(monkeypatch):
-    from serving import server
+    from tfxp.serving import server
 
     seen = []
     monkeypatch.setattr(server, "run", seen.append)
@@ -715,7 +715,7 @@ def test_serve_usage_errors_exit_2(captured_run, tmp_path, args):
 
 
 def test_serve_start_failure_exits_1(monkeypatch, tmp_path):
-    from serving import server
+    from tfxp.serving import server
 
     def fail(options):
         raise OSError(98, "address already in use")
@@ -728,10 +728,10 @@ def test_serve_start_failure_exits_1(monkeypatch, tmp_path):
 def test_cli_and_rest_client_do_not_import_tensorflow(tmp_path):
     # `tfxp predict --help`, `tfxp serve --help` and REST requests must not pay TensorFlow's ~4 s import.
     code = (
-        "import sys; from pipeline.cli import main\n"
+        "import sys; from tfxp.pipeline.cli import main\n"
         "for args in (['predict', '--help'], ['serve', '--help']):\n"
         "    try:\n        main(args)\n    except SystemExit:\n        pass\n"
-        "from serving import client\n"
+        "from tfxp.serving import client\n"
         "rows = client.read_rows(sys.argv[1])[:5]\n"
         "client.rest_predict_body('serving_default', examples=client.encode_examples(rows))\n"
         "client.rest_predict_body('predict_raw', columns=client.raw_columns(rows))\n"

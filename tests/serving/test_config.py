@@ -9,7 +9,7 @@ import yaml
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
-from serving.config import (
+from tfxp.serving.config import (
     DEFAULT_PROMETHEUS_PATH,
     BatchingParameters,
     BatchingSettings,
@@ -25,7 +25,7 @@ from serving.config import (
     version_policy,
 )
 
-DEPLOY = Path(__file__).resolve().parents[2] / "serving" / "deploy"
+DEPLOY = Path(__file__).resolve().parents[2] / "tfxp" / "serving" / "deploy"
 IMAGE = "tensorflow/serving:2.16.1"
 
 

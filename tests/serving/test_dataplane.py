@@ -15,9 +15,9 @@ import pytest
 import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
-from serving.dataplane import DataPlane, InferenceTask, ModelSpec, direct_runner
-from serving.errors import Code, ServingError, from_tensorflow_error
-from serving.repository import ModelConfig, ModelRepository
+from tfxp.serving.dataplane import DataPlane, InferenceTask, ModelSpec, direct_runner
+from tfxp.serving.errors import Code, ServingError, from_tensorflow_error
+from tfxp.serving.repository import ModelConfig, ModelRepository
 
 MODEL = "m"
 PREDICT = "tensorflow/serving/predict"

@@ -131,8 +131,8 @@ def _log_tail(path: Path, lines: int = 40) -> str:
 SERVE = """
 import sys
 from pathlib import Path
-from serving import server
-from serving.options import ServerOptions
+from tfxp.serving import server
+from tfxp.serving.options import ServerOptions
 server.run(ServerOptions(model_config_file=Path(sys.argv[1]), rest_port=int(sys.argv[2]), grpc_port=int(sys.argv[3])))
 """
 
@@ -201,7 +201,7 @@ def _taxi_examples(count: int = 3) -> list[bytes]:
 def _taxi_rows(count: int = 2) -> tuple[list[dict], list[dict]]:
     """CSV rows as JSON objects: predict_raw instances (blanks as the missing markers NaN / -1 / "") and
     Classify/Regress examples (blank features left out, as in a tf.Example)."""
-    from models import features as F
+    from tfxp.models import features as F
     from taxi_data import read_csv_rows
 
     markers = {F.DType.INT: F.MISSING_INT, F.DType.FLOAT: F.MISSING_FLOAT, F.DType.STRING: F.MISSING_STRING}

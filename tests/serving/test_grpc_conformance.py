@@ -211,7 +211,7 @@ def target(tmp_path_factory):
         _wait_available(external)
         yield Target(external)
         return
-    from serving.options import ServerOptions
+    from tfxp.serving.options import ServerOptions
     from serving_harness import BackgroundServer
 
     base = tmp_path_factory.mktemp("conformance") / MODEL
@@ -756,8 +756,8 @@ def test_huge_echoed_name_gives_a_short_error(own, stub, char):
 @pytest.fixture
 def plane_server(own):
     """Starts a gRPC server (build_server) around a DataPlane over the running server's repository."""
-    from serving.grpc_server import build_server
-    from serving.metrics import Metrics
+    from tfxp.serving.grpc_server import build_server
+    from tfxp.serving.metrics import Metrics
 
     started = []
 
@@ -774,13 +774,13 @@ def plane_server(own):
 
 def test_our_bug_is_internal_with_traceback_in_the_log(own, plane_server, caplog):
     """Issue 10 item 9: an unexpected exception is INTERNAL (not gRPC's UNKNOWN), its traceback logged."""
-    from serving.dataplane import DataPlane
+    from tfxp.serving.dataplane import DataPlane
 
     def broken_runner(servable, signature, inputs, output_filter=()):
         return {}["no such output"]  # a bug of ours: KeyError
 
     stub = plane_server(DataPlane(own.background.server.repository, runner=broken_runner))
-    with caplog.at_level(logging.ERROR, logger="serving.grpc_server"):
+    with caplog.at_level(logging.ERROR, logger="tfxp.serving.grpc_server"):
         details = rpc_error(stub.Predict, predict_request({"x": _x_tensor(2.0)}), grpc.StatusCode.INTERNAL,
                             "KeyError")
     assert "see the server log" in details
@@ -791,7 +791,7 @@ def test_our_bug_is_internal_with_traceback_in_the_log(own, plane_server, caplog
 def test_signature_method_name_check(own, plane_server):
     """--enable_signature_method_name_check: Classify/Regress then require their method names
     (classifier.cc GetClassificationSignatureDef, regressor.cc); Predict still runs predict methods."""
-    from serving.dataplane import DataPlane
+    from tfxp.serving.dataplane import DataPlane
 
     stub = plane_server(DataPlane(own.background.server.repository, signature_method_name_check=True))
     rpc_error(stub.Classify, classify_request("classify_x_to_y"), INVALID,

@@ -23,7 +23,7 @@ from tensorflow_serving.apis import (
     regression_pb2,
 )
 
-from models import features as F
+from tfxp.models import features as F
 from taxi_data import raw_feature_spec, read_csv_rows, to_example
 
 TIMEOUT = 120

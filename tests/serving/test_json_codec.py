@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from serving.json_codec import (
+from tfxp.serving.json_codec import (
     CodecError,
     TensorInfo,
     decimal_texts,

@@ -180,7 +180,7 @@ def test_keras_sequential(reference_model_paths):
 
 
 def test_model_config_text_is_a_model_server_config(tmp_path):
-    from serving.config import load_model_server_config
+    from tfxp.serving.config import load_model_server_config
 
     path = tmp_path / "models.config"
     path.write_text(rm.model_config_text({"half_plus_two": tmp_path / "a", "keras_sequential": tmp_path / "b"}))

@@ -20,8 +20,8 @@ import requests
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-from serving.config import VersionPolicy
-from serving.repository import ModelConfig, ModelRepository, is_version_name, parse_version
+from tfxp.serving.config import VersionPolicy
+from tfxp.serving.repository import ModelConfig, ModelRepository, is_version_name, parse_version
 from serving_harness import MODEL_NAME, publish, start_server
 from taxi_data import raw_feature_spec, read_csv_rows, to_example
 
@@ -149,7 +149,7 @@ model_config_list {{
   }}
 }}
 """)
-    from serving.options import ServerOptions
+    from tfxp.serving.options import ServerOptions
     from serving_harness import BackgroundServer
 
     server = BackgroundServer(ServerOptions(model_config_file=config, rest_port=0, grpc_port=0, poll_seconds=0))
@@ -184,7 +184,7 @@ model_config_list {{
 def test_model_names_with_path_tricks_are_refused(tmp_path):
     config = tmp_path / "models.config"
     config.write_text('model_config_list { config { name: "../etc" base_path: "/tmp/x" } }')
-    from serving.config import ConfigError, load_model_server_config
+    from tfxp.serving.config import ConfigError, load_model_server_config
 
     with pytest.raises(ConfigError):
         load_model_server_config(config)
@@ -240,7 +240,7 @@ def test_bad_directories_and_versions_never_stop_the_others(tf1_model, tmp_path,
     shutil.copytree(tf1_model, good / "1")
     repository = _repository(ModelConfig("good", str(good), VersionPolicy(kind="all")),
                              ModelConfig("late", str(late)))
-    caplog.set_level(logging.INFO, logger="serving")
+    caplog.set_level(logging.INFO, logger="tfxp.serving")
     repository.poll_once()
     assert _states(repository, "good") == {1: "AVAILABLE"}
     for name in ("²", "99999999999999999999", "0002", "3"):
@@ -297,7 +297,7 @@ def test_base_path_missing_or_empty_is_a_warning(tmp_path, caplog):
     (tmp_path / "empty").mkdir()
     (tmp_path / "only_junk" / "not_a_version").mkdir(parents=True)
     (tmp_path / "only_junk" / "4").mkdir()  # a version directory without a SavedModel yet
-    caplog.set_level(logging.WARNING, logger="serving")
+    caplog.set_level(logging.WARNING, logger="tfxp.serving")
     repository = _repository(*(ModelConfig(n, str(tmp_path / n)) for n in ("missing", "empty", "only_junk")))
     repository.poll_once()
     warnings = sorted(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
@@ -311,7 +311,7 @@ def test_base_path_missing_or_empty_is_a_warning(tmp_path, caplog):
 def test_one_log_line_per_version_loaded_unloaded_or_failed(tf1_model, tmp_path, caplog):
     base = tmp_path / "m"
     shutil.copytree(tf1_model, base / "1")
-    caplog.set_level(logging.INFO, logger="serving")
+    caplog.set_level(logging.INFO, logger="tfxp.serving")
     repository = _repository(ModelConfig("m", str(base)))
     repository.poll_once()
     shutil.copytree(tf1_model, base / "2")
@@ -319,7 +319,7 @@ def test_one_log_line_per_version_loaded_unloaded_or_failed(tf1_model, tmp_path,
     shutil.copytree(tf1_model, base / "3")
     (base / "3" / "saved_model.pb").write_bytes(b"")
     repository.poll_once()
-    lines = [(r.levelname, r.getMessage()) for r in caplog.records if r.name.startswith("serving")]
+    lines = [(r.levelname, r.getMessage()) for r in caplog.records if r.name.startswith("tfxp.serving")]
     assert [level for level, _ in lines] == ["INFO", "INFO", "INFO", "ERROR"]
     assert lines[0][1].startswith(f"loaded m version 1 from {base / '1'} in ")
     assert lines[1][1].startswith(f"loaded m version 2 from {base / '2'} in ")
@@ -356,7 +356,7 @@ def test_tf_servings_quickstart_layout_serves_over_both_apis(tf1_model, tmp_path
     the signature doesn't declare ([3] for [-1, 1]) is answered as TF Serving answers it."""
     base = tmp_path / "half_plus_two"
     shutil.copytree(tf1_model, base / "00000123")
-    from serving.options import ServerOptions
+    from tfxp.serving.options import ServerOptions
     from serving_harness import BackgroundServer
 
     server = BackgroundServer(ServerOptions(model_base_path=base, model_name="half_plus_two", rest_port=0,

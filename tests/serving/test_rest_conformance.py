@@ -166,7 +166,7 @@ def _config_text(base: Path, tf2_base: Path) -> str:
 
 
 def _start_own_server(tmp_path_factory, **options):
-    from serving.options import ServerOptions
+    from tfxp.serving.options import ServerOptions
     from serving_harness import BackgroundServer
 
     folder = tmp_path_factory.mktemp("rest_conformance")
@@ -440,7 +440,7 @@ def test_classify_regress_requests_as_tf_serving_builds_them():
     from google.protobuf import text_format
     from tensorflow.core.example import example_pb2
 
-    from serving.json_codec import decode_examples, parse_json, signature_name
+    from tfxp.serving.json_codec import decode_examples, parse_json, signature_name
 
     request = parse_json(b'{"examples": [{"names": ["foo", "bar"], "ratings": [8.0, 9.0], "age": 20},'
                          b' {"names": ["baz"], "ratings": 6.0}]}')
@@ -841,8 +841,8 @@ class _BrokenPlane:
 def test_a_bug_is_a_json_500_with_the_traceback_logged(caplog):
     from aiohttp import web
 
-    from serving.metrics import Metrics
-    from serving.rest import RestFrontEnd
+    from tfxp.serving.metrics import Metrics
+    from tfxp.serving.rest import RestFrontEnd
 
     metrics = Metrics()
     front = RestFrontEnd(_BrokenPlane(), metrics, max_request_bytes=1 << 20, request_timeout=10,
@@ -857,11 +857,11 @@ def test_a_bug_is_a_json_500_with_the_traceback_logged(caplog):
     thread.start()
     target = Target(f"http://127.0.0.1:{port}")
     try:
-        with caplog.at_level(logging.ERROR, logger="serving.rest"):
+        with caplog.at_level(logging.ERROR, logger="tfxp.serving.rest"):
             assert error(predict(target, {"instances": [1]}), 500, "Internal error: RuntimeError: boom in predict")
             error(call(target, "GET", f"/v1/models/{MODEL}"), 500, "Internal error: KeyError")
             error(call(target, "GET", "/readyz"), 500, "Internal error: ZeroDivisionError")
-        tracebacks = [r for r in caplog.records if r.exc_info and r.name == "serving.rest"]
+        tracebacks = [r for r in caplog.records if r.exc_info and r.name == "tfxp.serving.rest"]
         assert {type(r.exc_info[1]) for r in tracebacks} == {RuntimeError, KeyError, ZeroDivisionError}
         # Bad input is still a 400, even here.
         error(predict(target, "{"), 400, "JSON Parse error")

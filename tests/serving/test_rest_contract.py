@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import requests
 
-from models import features as F
+from tfxp.models import features as F
 from serving_harness import start_server
 from taxi_data import raw_feature_spec, read_csv_rows, to_example
 

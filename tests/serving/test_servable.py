@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from serving.errors import Code, ServingError
-from serving.servable import Servable, is_complete_version
+from tfxp.serving.errors import Code, ServingError
+from tfxp.serving.servable import Servable, is_complete_version
 
 v1 = tf.compat.v1
 

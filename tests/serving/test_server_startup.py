@@ -25,9 +25,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tensorflow_serving.apis import model_management_pb2, model_service_pb2_grpc
 from tensorflow_serving.config import model_server_config_pb2
 
-from pipeline.cli import main
-from serving import server as server_lib
-from serving.options import ServerOptions
+from tfxp.pipeline.cli import main
+from tfxp.serving import server as server_lib
+from tfxp.serving.options import ServerOptions
 from serving_harness import BackgroundServer
 
 sys.path.append(os.path.dirname(os.path.abspath(__file__)))  # test_servable's model builders live beside this file
@@ -76,7 +76,7 @@ def _start_in_process(options: ServerOptions):
 @pytest.mark.parametrize("which", ["rest", "grpc"])
 def test_a_port_in_use_fails_before_any_model_loads(tf1_model, tmp_path, caplog, which):
     shutil.copytree(tf1_model, tmp_path / "m" / "1")
-    caplog.set_level(logging.INFO, logger="serving")
+    caplog.set_level(logging.INFO, logger="tfxp.serving")
     busy = _busy_port()
     port = busy.getsockname()[1]
     ports = {"rest_port": 0, "grpc_port": 0, f"{which}_port": port}
@@ -93,7 +93,7 @@ def test_a_port_in_use_fails_before_any_model_loads(tf1_model, tmp_path, caplog,
 def test_a_bad_batching_file_fails_before_any_model_loads(tf1_model, tmp_path, caplog):
     shutil.copytree(tf1_model, tmp_path / "m" / "1")
     (tmp_path / "batching.config").write_text("max_batch_size { value: 0 }\n")
-    caplog.set_level(logging.INFO, logger="serving")
+    caplog.set_level(logging.INFO, logger="tfxp.serving")
     with pytest.raises(ValueError, match="max_batch_size must be positive"):
         _start_in_process(ServerOptions(model_base_path=tmp_path / "m", model_name="m", rest_port=0, grpc_port=0,
                                         enable_batching=True, batching_parameters_file=tmp_path / "batching.config"))
@@ -113,7 +113,7 @@ def test_a_grpc_port_held_by_another_grpc_server_is_in_use(tmp_path):
 
 
 def test_a_missing_base_path_warns_and_the_server_still_starts(tmp_path, caplog):
-    caplog.set_level(logging.WARNING, logger="serving")
+    caplog.set_level(logging.WARNING, logger="tfxp.serving")
     server = BackgroundServer(ServerOptions(model_base_path=tmp_path / "absent", model_name="m", rest_port=0,
                                             grpc_port=0, poll_seconds=0))
     try:
@@ -245,7 +245,7 @@ def test_model_config_file_is_polled_and_applied(tf1_model, tf2_model, tmp_path,
     shutil.copytree(tf2_model, tmp_path / "b" / "1")
     config = tmp_path / "models.config"
     config.write_text(_config_text({"a": tmp_path / "a"}))
-    caplog.set_level(logging.INFO, logger="serving")
+    caplog.set_level(logging.INFO, logger="tfxp.serving")
     server = BackgroundServer(ServerOptions(model_config_file=config, model_config_file_poll_seconds=0.2,
                                             rest_port=0, grpc_port=0, poll_seconds=0.2))
     rest = f"http://127.0.0.1:{server.server.rest_port}"
@@ -263,7 +263,7 @@ def test_model_config_file_is_polled_and_applied(tf1_model, tf2_model, tmp_path,
         time.sleep(0.6)
         assert server.server.repository.model_names() == ["b"] and _available(server, "b")
         errors = [r.getMessage() for r in caplog.records
-                  if r.levelno >= logging.WARNING and r.name.startswith("serving")]
+                  if r.levelno >= logging.WARNING and r.name.startswith("tfxp.serving")]
         assert len(errors) == 2  # once each, not on every poll
         assert errors[0].startswith("model config file not applied") and errors[1].endswith(" is empty; the "
                                                                                            "current config keeps serving")

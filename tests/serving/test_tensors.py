@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 from tensorflow.core.framework import tensor_pb2, types_pb2
 
-from serving.tensors import MAX_FILL_BYTES, TensorProtoError, dtype_name, to_ndarray, to_ndarrays, to_tensor_proto
+from tfxp.serving.tensors import MAX_FILL_BYTES, TensorProtoError, dtype_name, to_ndarray, to_ndarrays, to_tensor_proto
 
 ARRAYS = [
     np.array([0.5, np.nan, -1.0, np.inf], dtype=np.float32),

@@ -1,0 +1,275 @@
+"""Reference on-device inference in Python: raw rows -> tip probabilities, with TFLite only.
+
+This is what an app does, in Python: read `model_spec.json`, turn each raw row
+into one tensor per input (named as the CSV column, missing values written as
+the spec's markers), run the `serving_default` signature, read `probability`.
+The TFLite model does all preprocessing itself, and answers NaN for a row the
+server refuses (a required input missing, an infinite float): the same
+missing-value contract in every variant, checked by the converter's parity gate.
+
+`serving_bytes` is the same model for runtimes without string tensors
+(TensorFlowLiteSwift): string inputs are UTF-8 bytes, uint8 [batch, width],
+cut to `width` and zero-padded (`encode_bytes`). Both give identical results.
+
+No TensorFlow here: the interpreter comes from `tflite_runtime`, or from
+`ai_edge_litert` (its successor) when `tflite_runtime` is not installed.
+An interpreter is not thread-safe; use one `MobileModel` per thread.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from tfxp.models import features as F
+from tfxp.serving.client import RowError, parse_value
+
+SPEC_FILE = "model_spec.json"
+SIGNATURE = "serving_default"
+BYTES_SIGNATURE = "serving_bytes"
+SIGNATURES = (SIGNATURE, BYTES_SIGNATURE)
+FLOAT = "float"
+QUANT = "quant"
+VARIANT_FILES = {FLOAT: "model.tflite", QUANT: "model_quant.tflite"}
+# Rows per interpreter call: bounds memory for big row files (the batch dim is dynamic).
+CHUNK_ROWS = 4096
+# serving_bytes compares [rows, keys, width] bytes: smaller chunks bound that.
+BYTES_CHUNK_ROWS = 256
+
+_NUMPY_DTYPES = {"int64": np.int64, "float32": np.float32, "string": object}
+
+
+class ModelSpecError(ValueError):
+    """model_spec.json is missing, malformed, or does not match the .tflite file."""
+
+
+def interpreter_class() -> type:
+    """tflite_runtime's Interpreter, else ai_edge_litert's (same API)."""
+    try:
+        from tflite_runtime.interpreter import Interpreter
+    except ImportError:
+        try:
+            from ai_edge_litert.interpreter import Interpreter
+        except ImportError:
+            raise ImportError("no TFLite interpreter: install tflite-runtime or ai-edge-litert") from None
+    return Interpreter
+
+
+def missing_marker_json(dtype: str) -> Any:
+    """The missing-value marker of a spec dtype as written in model_spec.json (NaN as the string "NaN")."""
+    marker = F.missing_value(F.DType(dtype))
+    return "NaN" if isinstance(marker, float) and math.isnan(marker) else marker
+
+
+def input_spec_for_features() -> list[dict]:
+    """name/dtype/marker of each model input, from `models.features` (before a spec file exists)."""
+    return [{"name": f.name, "dtype": f.dtype.value, "missing_marker": missing_marker_json(f.dtype.value)}
+            for f in F.FEATURES]
+
+
+def columns(rows: Sequence[Mapping[str, Any]], inputs: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
+    """Raw rows -> one numpy array per input, absent values ("", None, NaN, no key) as markers.
+
+    Values are read exactly as the serving client reads them for `predict_raw`
+    (`serving.client.parse_value`). Raises RowError naming the row and column.
+    """
+    out: dict[str, np.ndarray] = {}
+    for spec in inputs:
+        name, dtype = spec["name"], F.DType(spec["dtype"])
+        marker = F.missing_value(dtype)
+        values = []
+        for index, row in enumerate(rows):
+            try:
+                value = parse_value(row.get(name), dtype)
+            except (TypeError, ValueError) as exc:
+                raise RowError(f"row {index}: {name}: cannot read {row.get(name)!r} as {dtype.value} ({exc})") from None
+            if value is None:
+                value = marker
+            if dtype is F.DType.STRING:
+                value = value.encode("utf-8")
+            elif dtype is F.DType.INT and not -(2**63) <= value < 2**63:
+                raise RowError(f"row {index}: {name}: {value} is out of int64 range")
+            values.append(value)
+        out[name] = np.array(values, dtype=_NUMPY_DTYPES[dtype.value])
+    return out
+
+
+def encode_bytes(values: Sequence[bytes], width: int) -> np.ndarray:
+    """Strings (UTF-8 bytes) as `serving_bytes` takes them: uint8 [n, width], cut to width, zero-padded."""
+    out = np.zeros([len(values), width], np.uint8)
+    for i, value in enumerate(values):
+        value = value[:width]
+        out[i, :len(value)] = np.frombuffer(value, np.uint8)
+    return out
+
+
+class TFLiteModel:
+    """One signature of a .tflite file: input columns -> probabilities.
+
+    `run` takes `columns(...)` output for either signature: for `serving_bytes`
+    the string columns are encoded to the byte width the model declares.
+    """
+
+    def __init__(self, model_path: str | Path | None = None, *, model_content: bytes | None = None,
+                 num_threads: int = 1, output: str = F.OUTPUT, signature: str = SIGNATURE):
+        if (model_path is None) == (model_content is None):
+            raise ValueError("give model_path or model_content")
+        Interpreter = interpreter_class()
+        if model_path is not None:
+            self.interpreter = Interpreter(model_path=str(model_path), num_threads=num_threads)
+        else:
+            self.interpreter = Interpreter(model_content=model_content, num_threads=num_threads)
+        self.signatures = self.interpreter.get_signature_list()
+        if signature not in self.signatures:
+            raise ModelSpecError(f"the model has no {signature!r} signature (it has {sorted(self.signatures)})")
+        self.signature = signature
+        self.runner = self.interpreter.get_signature_runner(signature)
+        self.output = output
+        self._byte_widths = {name: d["shape"][1] for name, d in self.input_details().items() if d["dtype"] == "uint8"}
+        self._allocated_for: tuple | None = None  # input shapes the tensors are allocated for
+        self._wrapper = getattr(self.runner, "_interpreter_wrapper", None)
+        if self._wrapper is not None:
+            self._subgraph = self.runner._subgraph_index
+            self._input_index = dict(self.runner._inputs)
+            self._output_index = dict(self.runner._outputs)[output]
+
+    def _invoke(self, chunk: Mapping[str, np.ndarray]) -> np.ndarray:
+        """One interpreter call. The signature runner resizes and re-allocates every
+        tensor on each call (~half of a single-row call here); when the shapes are
+        those of the previous call, only set the inputs and invoke, as Android's
+        Interpreter.runSignature does. Uses the runner's interpreter handle, which
+        tflite-runtime and ai-edge-litert both have; without it, every call goes
+        through the runner."""
+        shapes = tuple((name, value.shape) for name, value in chunk.items())
+        if shapes != self._allocated_for or self._wrapper is None:
+            result = self.runner(**chunk)[self.output]
+            self._allocated_for = shapes
+            return result
+        wrapper, subgraph = self._wrapper, self._subgraph
+        for name, value in chunk.items():
+            wrapper.SetTensor(self._input_index[name], value, subgraph)
+        wrapper.Invoke(subgraph)
+        return wrapper.GetTensor(self._output_index, subgraph)
+
+    def input_details(self) -> dict[str, dict]:
+        """name -> {"dtype": "int64"|"float32"|"string", "shape": [-1, ...]} of the signature's inputs."""
+        return {name: _describe(d) for name, d in self.runner.get_input_details().items()}
+
+    def output_details(self) -> dict[str, dict]:
+        return {name: _describe(d) for name, d in self.runner.get_output_details().items()}
+
+    def run(self, cols: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Probabilities (float32 [batch]) for one batch of input columns.
+
+        NaN for a row the model has no answer for (a required input at its missing
+        marker, an infinite float). Raises ValueError when the columns differ in
+        length (the model itself refuses them too, less readably: RESHAPE fails).
+        """
+        _check_lengths(cols)
+        batch = len(next(iter(cols.values())))
+        if batch == 0:
+            return np.zeros([0], np.float32)
+        step = BYTES_CHUNK_ROWS if self._byte_widths else CHUNK_ROWS
+        if batch <= step and not self._byte_widths:
+            return np.asarray(self._invoke(cols)).reshape(-1)
+        parts = []
+        for start in range(0, batch, step):
+            chunk = {}
+            for name, values in cols.items():
+                values = values[start:start + step]
+                if name in self._byte_widths and values.dtype == object:
+                    values = encode_bytes(values, self._byte_widths[name])
+                chunk[name] = values
+            parts.append(np.asarray(self._invoke(chunk)).reshape(-1))
+        return np.concatenate(parts)
+
+
+def _check_lengths(cols: Mapping[str, np.ndarray]) -> None:
+    """One value per row in every input, as `predict_raw` checks (models.signatures.check_raw_inputs)."""
+    lengths = {name: len(values) for name, values in cols.items()}
+    if len(set(lengths.values())) > 1:
+        first = next(iter(lengths))
+        other = next(name for name, n in lengths.items() if n != lengths[first])
+        raise ValueError(f"input {other} has {lengths[other]} values but input {first} has {lengths[first]}: "
+                         "every input needs one value per row")
+
+
+def _describe(detail: Mapping[str, Any]) -> dict:
+    dtype = np.dtype(detail["dtype"])
+    name = "string" if dtype.kind in "SUO" else dtype.name
+    shape = detail.get("shape_signature")
+    if shape is None or len(shape) == 0:
+        shape = detail["shape"]
+    return {"dtype": name, "shape": [int(d) for d in shape]}
+
+
+def read_spec(model_dir: str | Path) -> dict:
+    path = Path(model_dir) / SPEC_FILE
+    try:
+        spec = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelSpecError(f"{path}: not found (a converted model folder holds {SPEC_FILE})") from None
+    except json.JSONDecodeError as exc:
+        raise ModelSpecError(f"{path}: invalid JSON ({exc.msg})") from None
+    for key in ("inputs", "output", "variants"):
+        if key not in spec:
+            raise ModelSpecError(f"{path}: no {key!r}")
+    return spec
+
+
+class MobileModel:
+    """A converted model folder (model_spec.json + .tflite files): `predict(rows) -> probabilities`.
+
+    `variant`: "float" or "quant"; default: the spec's `default_variant`.
+    `signature`: "serving_default" (string tensors) or "serving_bytes" (strings as bytes).
+    Checks that the interpreter's signatures match the spec's inputs and output.
+    """
+
+    def __init__(self, model_dir: str | Path, variant: str | None = None, *, signature: str = SIGNATURE,
+                 num_threads: int = 1):
+        self.model_dir = Path(model_dir)
+        self.spec = read_spec(self.model_dir)
+        available = {name: v for name, v in self.spec["variants"].items() if v.get("file")}
+        self.variant = variant or self.spec.get("default_variant") or next(iter(available), None)
+        if self.variant not in available:
+            raise ModelSpecError(f"variant {self.variant!r} is not in {self.model_dir} (there: {sorted(available)})")
+        self.path = self.model_dir / available[self.variant]["file"]
+        self.inputs: list[dict] = self.spec["inputs"]
+        self.model = TFLiteModel(self.path, num_threads=num_threads, output=self.spec["output"]["name"],
+                                 signature=signature)
+        _check_matches(self.model, self.spec, self.path)
+
+    @property
+    def version(self) -> Any:
+        return self.spec.get("model_version")
+
+    def predict(self, rows: Iterable[Mapping[str, Any]]) -> list[float]:
+        """Tip probabilities, one per raw row (CSV strings or JSON values; blanks are missing).
+
+        NaN for a row without an answer (a required input missing, an infinite
+        float). Raises RowError on a value its input's dtype cannot hold.
+        """
+        rows = list(rows)
+        return [float(p) for p in self.model.run(columns(rows, self.inputs))]
+
+
+def _check_matches(model: TFLiteModel, spec: Mapping[str, Any], path: Path) -> None:
+    """The spec's inputs (per signature) and output are the interpreter's, names, dtypes and shapes."""
+    declared_signatures = spec.get("signatures") or {SIGNATURE: {"inputs": spec["inputs"]}}
+    top = [{"name": i["name"], "dtype": i["dtype"], "shape": i["shape"]} for i in spec["inputs"]]
+    if SIGNATURE not in declared_signatures or top != [
+            {"name": i["name"], "dtype": i["dtype"], "shape": i["shape"]} for i in declared_signatures[SIGNATURE]["inputs"]]:
+        raise ModelSpecError(f"{path}: {SPEC_FILE} inputs do not match its {SIGNATURE} signature")
+    if set(declared_signatures) != set(model.signatures):
+        raise ModelSpecError(f"{path}: signatures {sorted(model.signatures)} do not match {SPEC_FILE} "
+                             f"{sorted(declared_signatures)}")
+    declared = {i["name"]: {"dtype": i["dtype"], "shape": i["shape"]}
+                for i in declared_signatures[model.signature]["inputs"]}
+    actual = model.input_details()
+    if declared != actual:
+        raise ModelSpecError(f"{path}: {model.signature} inputs {actual} do not match {SPEC_FILE} {declared}")
+    if spec["output"]["name"] not in model.output_details():
+        raise ModelSpecError(f"{path}: no output {spec['output']['name']!r}")

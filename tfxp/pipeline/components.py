@@ -1,0 +1,182 @@
+"""Custom pipeline components: the data gate, the atomic Pusher and the mobile Pusher.
+
+Both are Python-function components so they run unchanged under LocalDagRunner
+and in the pipeline image on Vertex AI.
+"""
+
+import os
+
+from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArtifact, Parameter
+from tfx.dsl.component.experimental.decorators import component
+from tfx.types import standard_artifacts
+
+from tfxp.pipeline import anomalies as anomalies_lib
+from tfxp.pipeline import failpoints
+from tfxp.pipeline.publish import find_pushed, latest_version, publish_version
+
+WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
+
+
+@component
+def DataGate(
+    anomalies: InputArtifact[standard_artifacts.ExampleAnomalies],
+    statistics: InputArtifact[standard_artifacts.ExampleStatistics],
+    data_gate: OutputArtifact[standard_artifacts.String],
+) -> None:
+    """Stops the run before Transform and training on ExampleValidator's anomalies or an empty split.
+
+    Raises pipeline.anomalies.DataAnomaliesError listing every finding.
+    """
+    found = anomalies_lib.read_anomalies(anomalies.uri)
+    found += anomalies_lib.empty_splits(anomalies_lib.split_row_counts(statistics.uri))
+    if found:
+        raise anomalies_lib.DataAnomaliesError(found)
+    data_gate.value = "no anomalies"
+
+
+def _eval_records(examples_uri: str, limit: int) -> list[bytes]:
+    """Up to `limit` serialized tf.Examples of the eval split written by ExampleGen."""
+    import tensorflow as tf
+
+    files = tf.io.gfile.glob(os.path.join(examples_uri, "Split-eval", "*"))
+    return [r.numpy() for r in tf.data.TFRecordDataset(files, compression_type="GZIP").take(limit)]
+
+
+def _write_warmup(examples_uri: str, model_name: str, destination: str, count: int) -> None:
+    """Writes TF Serving warmup requests (PredictionLog TFRecord) from real eval examples."""
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
+
+    from tfxp.models import signatures
+
+    records = _eval_records(examples_uri, count)
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = model_name
+    request.model_spec.signature_name = signatures.SERVING_DEFAULT
+    request.inputs[signatures.EXAMPLES_INPUT].CopyFrom(tf.make_tensor_proto(records, dtype=tf.string))
+    os.makedirs(os.path.dirname(destination), exist_ok=True)
+    with tf.io.TFRecordWriter(destination) as writer:
+        log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
+        writer.write(log.SerializeToString())
+
+
+@component
+def AtomicPusher(
+    model: InputArtifact[standard_artifacts.Model],
+    model_blessing: InputArtifact[standard_artifacts.ModelBlessing],
+    examples: InputArtifact[standard_artifacts.Examples],
+    pushed_model: OutputArtifact[standard_artifacts.PushedModel],
+    serving_dir: Parameter[str],
+    model_name: Parameter[str],
+    warmup_records: Parameter[int] = 10,
+) -> None:
+    """Pushes a blessed model to `<serving_dir>/<version>/` atomically, with warmup requests.
+
+    A model server polling the base path sees either no new version or a complete
+    one (see `pipeline.publish`). Re-executed for a model it already pushed (the
+    run crashed before TFX recorded this component), it records that version
+    again and copies nothing.
+    """
+    if model_blessing.get_int_custom_property("blessed") != 1:
+        pushed_model.set_int_custom_property("pushed", 0)
+        return
+
+    earlier = find_pushed(serving_dir, model.uri)
+    version, final = publish_version(
+        os.path.join(model.uri, "Format-Serving"),
+        serving_dir,
+        add_files=lambda staging: _write_warmup(
+            examples.uri, model_name, os.path.join(staging, WARMUP_FILE), warmup_records
+        ),
+        source_id=model.uri,
+    )
+    failpoints.hit("pusher:published")
+    pushed_model.set_int_custom_property("pushed", 1)
+    pushed_model.set_string_custom_property("pushed_destination", final)
+    pushed_model.set_string_custom_property("pushed_version", str(version))
+    # A model blessed again (e.g. an older model re-trained from cache) keeps its
+    # earlier version; a newer version may be the one TF Serving serves.
+    pushed_model.set_int_custom_property("pushed_earlier", int(earlier is not None))
+    pushed_model.set_string_custom_property("served_version", str(latest_version(serving_dir)))
+
+
+def _cell(value) -> str:
+    """One tf.Example value as the CSV cell it came from."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def _eval_rows(examples_uri: str, limit: int) -> list[dict[str, str]]:
+    """Eval-split tf.Examples back as raw CSV-like rows (strings; "" for an empty cell)."""
+    import tensorflow as tf
+
+    rows = []
+    for record in _eval_records(examples_uri, limit):
+        example = tf.train.Example.FromString(record)
+        row = {}
+        for name, feature in example.features.feature.items():
+            kind = feature.WhichOneof("kind")
+            values = list(getattr(feature, kind).value) if kind else []
+            row[name] = _cell(values[0]) if values else ""
+        rows.append(row)
+    return rows
+
+
+@component
+def MobilePusher(
+    model: InputArtifact[standard_artifacts.Model],
+    model_blessing: InputArtifact[standard_artifacts.ModelBlessing],
+    transform_graph: InputArtifact[standard_artifacts.TransformGraph],
+    examples: InputArtifact[standard_artifacts.Examples],
+    pushed_model: InputArtifact[standard_artifacts.PushedModel],
+    mobile_pushed_model: OutputArtifact[standard_artifacts.PushedModel],
+    mobile_dir: Parameter[str],
+    model_name: Parameter[str],
+    parity_rows: Parameter[int] = 2000,
+) -> None:
+    """Converts the pushed model to builtin-ops TFLite, parity-gates each variant, pushes the passing ones.
+
+    Same version number as the serving push, published atomically to
+    `<mobile_dir>/<version>/`. A variant that fails its gate is left out and the
+    reasons are kept on the output artifact (and in its report.json); the serving
+    push is never affected, so this component records failures instead of raising.
+    A re-execution for a model whose mobile version exists (a crash before TFX
+    recorded this component) converts again but publishes nothing.
+    """
+    import json
+    import tempfile
+
+    import tensorflow as tf
+
+    from tfxp.mobile.convert import convert
+
+    mobile_pushed_model.set_int_custom_property("pushed", 0)
+    if model_blessing.get_int_custom_property("blessed") != 1 or pushed_model.get_int_custom_property("pushed") != 1:
+        return
+    version = int(pushed_model.get_string_custom_property("pushed_version"))
+    rows = _eval_rows(examples.uri, parity_rows)
+    with tempfile.TemporaryDirectory(prefix="tfxp-mobile-") as tmp:
+        result = convert(
+            os.path.join(model.uri, "Format-Serving"),
+            tmp,
+            transform_output_dir=transform_graph.uri,
+            eval_rows=rows,
+            model_version=version,
+            model_name=model_name,
+        )
+        report = result.to_dict()
+        # tf.io.gfile: artifact URIs are gs:// on Vertex AI.
+        tf.io.gfile.makedirs(mobile_pushed_model.uri)
+        with tf.io.gfile.GFile(os.path.join(mobile_pushed_model.uri, "report.json"), "w") as f:
+            f.write(json.dumps(report, indent=2))
+        mobile_pushed_model.set_string_custom_property("rejected", json.dumps(result.rejected))
+        mobile_pushed_model.set_string_custom_property("variants", json.dumps(result.written))
+        if not result.written:
+            return
+        os.chmod(tmp, 0o755)  # TemporaryDirectory is 0700; the published version must be readable
+        _, final = publish_version(tmp, mobile_dir, version=version, source_id=model.uri)
+    failpoints.hit("mobile_pusher:published")
+    mobile_pushed_model.set_int_custom_property("pushed", 1)
+    mobile_pushed_model.set_string_custom_property("pushed_destination", final)
+    mobile_pushed_model.set_string_custom_property("pushed_version", str(version))

@@ -1,0 +1,159 @@
+"""Console output of a run: progress lines on stderr, the summary on stdout."""
+from __future__ import annotations
+
+import math
+from typing import Iterable, Mapping
+
+import click
+from tabulate import tabulate
+
+from tfxp.pipeline.runner import ComponentEvent, ExitCode, Outcome
+from tfxp.pipeline.summary import COUNT_METRICS
+
+# The table's columns. The confusion counts stay out (they explain the "-" cells,
+# and --json keeps them).
+_SUMMARY_METRICS = ("example_count", "auc", "binary_accuracy", "precision", "recall", "calibration")
+_NOTE_WIDTH = 100  # about the width of the table above the notes
+
+
+def print_event(event: ComponentEvent) -> None:
+    if event.status == "started":
+        click.echo(f"  {event.node_id:<20} started", err=True)
+    else:
+        click.echo(f"  {event.node_id:<20} {event.status:<9} {event.seconds:7.1f} s", err=True)
+
+
+def finite(value):
+    """NaN/inf -> None: strict JSON has no NaN (the summary already turns undefined metrics into None)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [finite(v) for v in value]
+    return value
+
+
+def as_json(outcome: Outcome) -> dict:
+    """The summary for --json: undefined metrics are null, `undefined_metrics` says why."""
+    return finite({
+        "exit_code": int(outcome.exit_code),
+        "result": outcome.exit_code.name.lower(),
+        "error": outcome.error,
+        "log_file": outcome.log_file,
+        **outcome.summary.as_dict(),
+    })
+
+
+def _metrics_table(metrics: Mapping[str, Mapping[str, float | int | None]]) -> str:
+    """One row per slice; "-" for an undefined metric (None or NaN), counts as integers."""
+    rows = [[slice_name] + [_cell(metric, metrics[slice_name].get(metric)) for metric in _SUMMARY_METRICS]
+            for slice_name in _table_order(metrics)]
+    # floatfmt only touches float cells, so int counts print as "4966", not "4966.0000";
+    # right alignment keeps "-" under the digits (decimal alignment puts it at the left).
+    return tabulate(rows, headers=["slice", *_SUMMARY_METRICS], floatfmt=".4f", missingval="-",
+                    numalign="right")
+
+
+def _cell(metric: str, value: float | int | None) -> float | int | None:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return None  # printed as missingval "-"
+    if metric in COUNT_METRICS and float(value).is_integer():
+        return int(value)  # TFMA reports counts as doubles
+    return value
+
+
+def _table_order(slices: Iterable[str]) -> list[str]:
+    """Overall first, then by feature, numeric values numerically (hour 2 before hour 10)."""
+    return sorted(slices, key=lambda name: (name != "Overall", name.split("=")[0], _numeric_suffix(name)))
+
+
+def _numeric_suffix(slice_name: str) -> tuple:
+    value = slice_name.split("=", 1)[-1]
+    try:
+        return (0, float(value), "")
+    except ValueError:
+        return (1, 0.0, value)
+
+
+def _undefined_notes(undefined: Mapping[str, Mapping[str, str]], width: int = _NOTE_WIDTH) -> list[str]:
+    """Lines under the table saying why each "-" is there, e.g. "auc: one class only on payment_type=Dispute".
+
+    Metrics with the same reason on the same slices share a line ("recall, calibration:
+    no positive labels on ..."). Only the table's metrics are explained; JSON has all.
+    """
+    slices = _table_order(undefined)
+    groups: dict[tuple[str, tuple[str, ...]], list[str]] = {}
+    for metric in _SUMMARY_METRICS:
+        by_reason: dict[str, list[str]] = {}
+        for slice_name in slices:
+            reason = undefined[slice_name].get(metric)
+            if reason is not None:
+                by_reason.setdefault(reason, []).append(slice_name)
+        for reason, names in by_reason.items():
+            groups.setdefault((reason, tuple(names)), []).append(metric)
+    if not groups:
+        return []
+    lines = ['"-" = undefined:']
+    for (reason, names), group_metrics in groups.items():
+        lines += _wrap(f"  {', '.join(group_metrics)}: {reason} on ", list(names), width)
+    return lines
+
+
+def _wrap(prefix: str, items: list[str], width: int) -> list[str]:
+    """`prefix` + comma-separated items, broken only between items (slice values contain spaces)."""
+    pieces = [item + "," for item in items[:-1]] + items[-1:]
+    lines, line, empty = [], prefix, True
+    for piece in pieces:
+        if not empty and len(line) + 1 + len(piece) > width:
+            lines.append(line)
+            line, empty = "    " + piece, False
+        else:
+            line, empty = (line + piece if empty else f"{line} {piece}"), False
+    lines.append(line)
+    return lines
+
+
+def print_summary(outcome: Outcome) -> None:
+    summary = outcome.summary
+    echo = click.echo
+    echo(f"\npipeline {summary.pipeline}: {outcome.exit_code.name.lower()} in {summary.wall_seconds:.1f} s")
+    if summary.rows:
+        echo("rows: " + ", ".join(f"{split} {n}" for split, n in summary.rows.items()))
+    if summary.anomalies:
+        echo(f"\ndata anomalies ({len(summary.anomalies)}):")
+        echo(tabulate(
+            [[a["feature"], a["split"], a["anomaly"], a["description"]] for a in summary.anomalies],
+            headers=["feature", "split", "anomaly", "description"],
+            maxcolwidths=[None, None, 30, 60],
+        ))
+    else:
+        echo("data anomalies: none" if summary.rows else "")
+    if summary.metrics:
+        echo("\n" + _metrics_table(summary.metrics))
+        for line in _undefined_notes(summary.undefined_metrics):
+            echo(line)
+    if summary.blessed is not None:
+        echo(f"\nblessed: {'yes' if summary.blessed else 'no'}"
+             + (f" (baseline {summary.baseline_model})" if summary.baseline_model else " (no baseline yet)"))
+    for failure in summary.failures:
+        echo(f"  threshold failed: {failure}")
+    if summary.pushed and summary.fully_cached:
+        echo(f"pushed: {summary.pushed_path} (by an earlier run; every component was cached)")
+    elif summary.pushed and summary.pushed_earlier:
+        echo(f"pushed: {summary.pushed_path} (this model was pushed before; no new version)")
+    elif summary.pushed:
+        echo(f"pushed: {summary.pushed_path}")
+    else:
+        echo("pushed: nothing")
+    if summary.pushed and summary.served_version not in (None, summary.pushed_version):
+        echo(f"note: version {summary.served_version} is newer, so TF Serving (latest policy) serves it, "
+             f"not {summary.pushed_version}")
+    if summary.mobile_pushed:
+        echo(f"mobile: {summary.mobile_path} ({', '.join(summary.mobile_variants)})")
+    for variant, reasons in summary.mobile_rejected.items():
+        echo(f"mobile variant {variant} not pushed: {'; '.join(reasons)}")
+    if outcome.error and outcome.exit_code is not ExitCode.PUSHED:
+        echo(f"\nerror: {outcome.error}", err=True)
+    if outcome.log_file:
+        echo(f"log: {outcome.log_file}")

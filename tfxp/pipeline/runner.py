@@ -1,0 +1,187 @@
+"""Runs the pipeline locally (LocalDagRunner, SQLite MLMD) and turns the result into an exit code."""
+from __future__ import annotations
+
+import enum
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from tfxp.pipeline.config import PipelineConfig, is_uri
+from tfxp.pipeline.console import route_library_logs, stderr_to_log
+from tfxp.pipeline.summary import Summary
+
+
+class ExitCode(enum.IntEnum):
+    PUSHED = 0
+    FAILURE = 1
+    USAGE = 2
+    ANOMALIES = 3
+    NOT_BLESSED = 4
+
+
+@dataclass(frozen=True)
+class ComponentEvent:
+    node_id: str
+    status: str  # started | cached | finished | failed
+    seconds: float = 0.0
+
+
+@dataclass
+class Outcome:
+    exit_code: ExitCode
+    summary: Summary
+    error: str | None = None
+    log_file: str | None = None
+
+
+class _ProgressHandler(logging.Handler):
+    """Turns TFX's own per-node log lines into ComponentEvents.
+
+    LocalDagRunner logs "Component <id> is running." / "... is finished." around
+    each node, and the launcher logs "A cached execution <n> is used." when it
+    reuses a result; listening to them keeps us on TFX's runner, not a copy of it.
+    """
+
+    def __init__(self, emit: Callable[[ComponentEvent], None]):
+        super().__init__(level=logging.INFO)
+        self._emit = emit
+        self.current: str | None = None
+        self._started = 0.0
+        self._cached = False
+        self.events: list[ComponentEvent] = []
+
+    def _send(self, event: ComponentEvent) -> None:
+        self.events.append(event)
+        self._emit(event)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        msg = record.msg
+        if msg == "Component %s is running.":
+            self.current, self._started, self._cached = record.args[0], time.monotonic(), False
+            self._send(ComponentEvent(self.current, "started"))
+        elif msg == "A cached execution %d is used.":
+            self._cached = True
+        elif msg == "Component %s is finished.":
+            status = "cached" if self._cached else "finished"
+            self._send(ComponentEvent(record.args[0], status, time.monotonic() - self._started))
+            self.current = None
+
+    def fail_current(self) -> str | None:
+        if self.current is None:
+            return None
+        node, self.current = self.current, None
+        self._send(ComponentEvent(node, "failed", time.monotonic() - self._started))
+        return node
+
+
+def _preflight(config: PipelineConfig) -> Outcome | None:
+    """Checks that need no TFX: the schema, and that the CSV files read as one dataset.
+
+    Returns the refusing Outcome, or None to go on. Local data only: on Vertex AI
+    the data is read by the pipeline image (pipeline.example_gen).
+    """
+    from tfxp.pipeline.anomalies import Anomaly
+    from tfxp.pipeline.csv_files import DataFileError, NoCsvFilesError, check_dataset, list_csv_files
+    from tfxp.pipeline.schema_rules import schema_problem
+
+    problem = schema_problem(config.schema_file)
+    if problem:
+        return Outcome(ExitCode.USAGE, Summary(config.name), f"schema: {problem}")
+    if config.remote is not None or is_uri(config.data):
+        return None
+    try:
+        files = list_csv_files(Path(config.data))
+        dataset = check_dataset(files)
+    except (NoCsvFilesError, FileNotFoundError) as exc:
+        return Outcome(ExitCode.USAGE, Summary(config.name), f"--data: {exc}")
+    except DataFileError as exc:
+        summary = Summary(config.name, anomalies=[Anomaly("-", "(file)", "unreadable CSV", str(exc)).as_dict()])
+        return Outcome(ExitCode.ANOMALIES, summary, f"data file can't be read: {exc}")
+    if dataset.total_rows == 0:
+        where = ", ".join(dataset.rows)
+        summary = Summary(config.name, anomalies=[Anomaly("-", "(dataset)", "no rows", f"{where}: a header, no data rows").as_dict()])
+        return Outcome(ExitCode.ANOMALIES, summary, f"no rows: a header but no data rows in {where}")
+    logging.getLogger(__name__).info("input: %d rows in %d file(s), columns %s", dataset.total_rows, len(files),
+                                     dataset.header)
+    return None
+
+
+def run(config: PipelineConfig, on_event: Callable[[ComponentEvent], None] = lambda e: None) -> Outcome:
+    """Runs the whole pipeline once; never raises for pipeline failures, returns an Outcome.
+
+    Refuses at once, before any component: a second run on the same output
+    (ExitCode.USAGE), a schema that lets NaN through (USAGE), a `data` folder
+    without CSV files (USAGE), files that can't be read as one dataset or hold no
+    rows (ANOMALIES, naming the file and line).
+    """
+    from tfxp.pipeline.output_lock import OutputBusyError, hold_output
+
+    try:
+        with hold_output(config.output):
+            return _run_locked(config, on_event)
+    except OutputBusyError as exc:
+        return Outcome(ExitCode.USAGE, Summary(config.name), str(exc))
+
+
+def _run_locked(config: PipelineConfig, on_event: Callable[[ComponentEvent], None]) -> Outcome:
+    started = time.monotonic()
+    # The pid keeps two runs started in the same second (another --output, same folder) apart.
+    log_file = config.output.resolve() / "logs" / f"{config.name}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+    file_handler = route_library_logs(log_file)
+    with stderr_to_log(log_file):
+        refused = _preflight(config)
+        if refused is not None:
+            refused.log_file = str(log_file)
+            return refused
+        return _run_pipeline(config, on_event, started, log_file, file_handler)
+
+
+def _run_pipeline(config: PipelineConfig, on_event: Callable[[ComponentEvent], None], started: float,
+                  log_file: Path, file_handler: logging.Handler) -> Outcome:
+    from tfxp.pipeline.anomalies import DataAnomaliesError
+    from tfxp.pipeline.mlmd import MetadataReader
+    from tfxp.pipeline.summary import collect
+
+    progress = _ProgressHandler(on_event)
+    logging.getLogger("absl").addHandler(progress)
+    error: str | None = None
+    gate_anomalies: list[dict] = []
+    code = ExitCode.PUSHED
+    try:
+        from tfx.orchestration.local.local_dag_runner import LocalDagRunner
+
+        from tfxp.pipeline.pipeline import create_pipeline
+
+        config.metadata_path.parent.mkdir(parents=True, exist_ok=True)
+        LocalDagRunner().run(create_pipeline(config))
+    except DataAnomaliesError as exc:
+        progress.fail_current()
+        code, error = ExitCode.ANOMALIES, f"{exc} (data: {config.data})"
+        gate_anomalies = [a.as_dict() for a in exc.anomalies]
+    except Exception as exc:  # noqa: BLE001 - any pipeline failure becomes exit 1 with its message
+        node = progress.fail_current()
+        logging.getLogger(__name__).exception("pipeline failed")
+        code, error = ExitCode.FAILURE, f"{node or 'pipeline'} failed: {type(exc).__name__}: {exc}"
+    finally:
+        logging.getLogger("absl").removeHandler(progress)
+        file_handler.flush()
+
+    summary = collect(MetadataReader(config.metadata_path), config.name) if config.metadata_path.exists() else Summary(config.name)
+    summary.components = [
+        {"id": e.node_id, "status": e.status, "seconds": round(e.seconds, 2)}
+        for e in progress.events
+        if e.status != "started"
+    ]
+    # The gate's findings include ones ExampleValidator doesn't make (an empty split).
+    summary.anomalies += [a for a in gate_anomalies if a not in summary.anomalies]
+    finished = [c for c in summary.components if c["id"] != "baseline_resolver"]
+    summary.fully_cached = bool(finished) and all(c["status"] == "cached" for c in finished)
+    summary.wall_seconds = round(time.monotonic() - started, 2)
+    if code is ExitCode.PUSHED and not summary.pushed:
+        code = ExitCode.NOT_BLESSED
+        failing = "; ".join(str(f) for f in summary.failures) or "no blessing recorded"
+        error = f"model not blessed, nothing pushed: {failing}"
+    return Outcome(code, summary, error, str(log_file))

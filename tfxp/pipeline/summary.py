@@ -1,0 +1,250 @@
+"""The run summary: rows per split, anomalies, metrics per slice, blessing, push."""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Mapping
+
+from tfxp.pipeline.anomalies import read_anomalies, split_row_counts
+from tfxp.pipeline.mlmd import MetadataReader, int_property, str_property
+
+
+@dataclass
+class ThresholdFailure:
+    slice: str
+    metric: str
+    value: float | None
+    threshold: str
+
+    def __str__(self) -> str:
+        value = "n/a" if self.value is None else f"{self.value:.4f}"
+        return f"{self.metric} = {value} on slice {self.slice} fails {self.threshold}"
+
+
+@dataclass
+class Summary:
+    pipeline: str
+    rows: dict[str, int] = field(default_factory=dict)
+    anomalies: list[dict] = field(default_factory=list)
+    # slice -> metric -> value; None where the metric is undefined on the slice.
+    metrics: dict[str, dict[str, float | int | None]] = field(default_factory=dict)
+    # slice -> metric -> why it is undefined (e.g. "one class only"); see explain_undefined.
+    undefined_metrics: dict[str, dict[str, str]] = field(default_factory=dict)
+    blessed: bool | None = None
+    failures: list[ThresholdFailure] = field(default_factory=list)
+    baseline_model: str | None = None
+    pushed: bool = False
+    pushed_path: str | None = None
+    pushed_version: str | None = None
+    # True when the model had been pushed before (its version is reused, nothing copied).
+    pushed_earlier: bool = False
+    # The highest version in the serving base path: what TF Serving's default policy serves.
+    served_version: str | None = None
+    mobile_pushed: bool = False
+    mobile_path: str | None = None
+    mobile_variants: list[str] = field(default_factory=list)
+    mobile_rejected: dict[str, list[str]] = field(default_factory=dict)  # variant -> reasons
+    components: list[dict] = field(default_factory=list)  # id, status, seconds
+    # True when every component reused an earlier result (nothing new was pushed).
+    fully_cached: bool = False
+    wall_seconds: float = 0.0
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _slice_name(slice_key) -> str:
+    """TFMA slice key proto -> 'Overall' or 'feature=value'."""
+    parts = []
+    for single in slice_key.single_slice_keys:
+        kind = single.WhichOneof("kind")
+        value = getattr(single, kind)
+        if isinstance(value, bytes):
+            value = value.decode("utf-8", "replace")
+        elif isinstance(value, float) and value.is_integer():
+            value = int(value)
+        parts.append(f"{single.column}={value}")
+    return ",".join(parts) or "Overall"
+
+
+# -- undefined metrics ------------------------------------------------------------------------
+# TFMA's confusion counts at its default 0.5 threshold; pipeline/pipeline.py puts
+# them in eval_config so that undefinedness is decided from counts, not from values:
+# TFMA's AUC sums with np.nansum and so reports 0.0, not NaN, on a one-class slice
+# (tensorflow_model_analysis/metrics/confusion_matrix_metrics.py, AUC.result).
+TRUE_POSITIVES = "true_positives"
+FALSE_POSITIVES = "false_positives"
+TRUE_NEGATIVES = "true_negatives"
+FALSE_NEGATIVES = "false_negatives"
+CONFUSION_COUNTS = (TRUE_POSITIVES, FALSE_POSITIVES, TRUE_NEGATIVES, FALSE_NEGATIVES)
+EXAMPLE_COUNT = "example_count"
+COUNT_METRICS = (EXAMPLE_COUNT, *CONFUSION_COUNTS)
+
+ONE_CLASS = "one class only"
+NO_POSITIVE_PREDICTIONS = "no positive predictions"
+NO_POSITIVE_LABELS = "no positive labels"
+NO_EXAMPLES = "no examples"
+NOT_A_NUMBER = "NaN from TFMA"
+
+
+@dataclass(frozen=True)
+class ConfusionCounts:
+    """One slice's confusion matrix at the 0.5 threshold (weighted counts, hence floats)."""
+
+    tp: float
+    fp: float
+    tn: float
+    fn: float
+
+    @property
+    def positives(self) -> float:
+        return self.tp + self.fn
+
+    @property
+    def negatives(self) -> float:
+        return self.tn + self.fp
+
+    @property
+    def predicted_positives(self) -> float:
+        return self.tp + self.fp
+
+    @classmethod
+    def of(cls, values: Mapping[str, float | int | None]) -> ConfusionCounts | None:
+        """The counts of one slice's metrics; None when any is missing (runs before they were added)."""
+        counts = [values.get(name) for name in CONFUSION_COUNTS]
+        if any(c is None or not math.isfinite(c) for c in counts):
+            return None
+        return cls(*counts)
+
+
+# metric -> (undefined for these counts?, why). Each rule is the metric's zero
+# denominator, as TFMA 0.47 computes it (confusion_matrix_metrics.py, calibration.py):
+# AUC (ROC) = area under TPR = tp/(tp+fn) against FPR = fp/(fp+tn), so both classes
+# are needed; precision = tp/(tp+fp); recall = tp/(tp+fn); calibration =
+# sum(predictions)/sum(labels), and the label (big_tipper) is 0/1, so sum(labels) = tp+fn.
+_RULES: dict[str, tuple[Callable[[ConfusionCounts], bool], str]] = {
+    "auc": (lambda c: c.positives == 0 or c.negatives == 0, ONE_CLASS),
+    "precision": (lambda c: c.predicted_positives == 0, NO_POSITIVE_PREDICTIONS),
+    "recall": (lambda c: c.positives == 0, NO_POSITIVE_LABELS),
+    "calibration": (lambda c: c.positives == 0, NO_POSITIVE_LABELS),
+}
+
+
+def _why_undefined(name: str, value: float | int | None, counts: ConfusionCounts | None,
+                   example_count: float | int | None) -> str | None:
+    """Why metric `name` is undefined on a slice, or None when it is defined."""
+    if name in COUNT_METRICS:
+        return None  # a count is always defined, 0 included
+    if example_count == 0:
+        return NO_EXAMPLES
+    rule = _RULES.get(name)
+    if rule is not None and counts is not None and rule[0](counts):
+        return rule[1]
+    if value is None or not math.isfinite(value):
+        # Without counts (older runs), TFMA's NaN for these metrics means exactly the
+        # rule's zero denominator; any other NaN is reported as it is.
+        return rule[1] if rule is not None and counts is None else NOT_A_NUMBER
+    return None
+
+
+def explain_undefined(metrics: Mapping[str, Mapping[str, float | int | None]]
+                      ) -> tuple[dict[str, dict[str, float | int | None]], dict[str, dict[str, str]]]:
+    """(metrics with undefined values set to None, slice -> metric -> why undefined).
+
+    Counts that are whole numbers become ints (TFMA reports every value as a double).
+    """
+    cleaned: dict[str, dict[str, float | int | None]] = {}
+    reasons: dict[str, dict[str, str]] = {}
+    for slice_name, values in metrics.items():
+        counts = ConfusionCounts.of(values)
+        out: dict[str, float | int | None] = {}
+        for name, value in values.items():
+            why = _why_undefined(name, value, counts, values.get(EXAMPLE_COUNT))
+            if why is not None:
+                reasons.setdefault(slice_name, {})[name] = why
+                out[name] = None
+            elif name in COUNT_METRICS and isinstance(value, float) and value.is_integer():
+                out[name] = int(value)
+            else:
+                out[name] = value
+        cleaned[slice_name] = out
+    return cleaned, reasons
+
+
+def _metrics(evaluation_uri: str) -> dict[str, dict[str, float]]:
+    import tensorflow_model_analysis as tfma
+
+    out: dict[str, dict[str, float]] = {}
+    for slice_metrics in tfma.load_metrics(evaluation_uri):
+        values = {}
+        for kv in slice_metrics.metric_keys_and_values:
+            # With a baseline, TFMA also reports the baseline's metrics and diffs.
+            if kv.key.is_diff or kv.key.model_name == "baseline":
+                continue
+            if kv.value.HasField("double_value"):
+                values[kv.key.name] = kv.value.double_value.value
+        out[_slice_name(slice_metrics.slice_key)] = values
+    return out
+
+
+def _failures(evaluation_uri: str) -> list[ThresholdFailure]:
+    import tensorflow_model_analysis as tfma
+
+    result = tfma.load_validation_result(evaluation_uri)
+    failures = []
+    for per_slice in result.metric_validations_per_slice:
+        slice_name = _slice_name(per_slice.slice_key)
+        for failure in per_slice.failures:
+            name = failure.metric_key.name + (" (change vs baseline)" if failure.metric_key.is_diff else "")
+            value = failure.metric_value.double_value.value if failure.metric_value.HasField("double_value") else None
+            threshold = " ".join(str(failure.metric_threshold).split())
+            failures.append(ThresholdFailure(slice_name, name, value, threshold))
+    return failures
+
+
+def collect(reader: MetadataReader, pipeline_name: str) -> Summary:
+    """Summarises the newest run from MLMD: only executions of that run count."""
+    summary = Summary(pipeline=pipeline_name)
+    this_run = reader.latest_run_execution_ids()
+
+    def latest(node_id: str):
+        return reader.latest(pipeline_name, node_id, within=this_run)
+
+    stats = latest("StatisticsGen")
+    if stats and stats.output("statistics") is not None:
+        summary.rows = split_row_counts(stats.output("statistics").uri)
+
+    validator = latest("ExampleValidator")
+    if validator and validator.output("anomalies") is not None:
+        summary.anomalies = [a.as_dict() for a in read_anomalies(validator.output("anomalies").uri)]
+
+    evaluator = latest("Evaluator")
+    if evaluator and evaluator.state in ("COMPLETE", "CACHED"):
+        evaluation = evaluator.output("evaluation")
+        if evaluation is not None:
+            summary.metrics, summary.undefined_metrics = explain_undefined(_metrics(evaluation.uri))
+            summary.failures = _failures(evaluation.uri)
+        blessing = evaluator.output("blessing")
+        summary.blessed = int_property(blessing, "blessed") == 1
+        # Resolver nodes record no outputs; the resolved baseline is the Evaluator's input.
+        baseline = evaluator.input("baseline_model")
+        if baseline is not None:
+            summary.baseline_model = baseline.uri
+
+    pusher = latest("Pusher")
+    if pusher and pusher.state in ("COMPLETE", "CACHED"):
+        pushed = pusher.output("pushed_model")
+        summary.pushed = int_property(pushed, "pushed") == 1
+        summary.pushed_path = str_property(pushed, "pushed_destination")
+        summary.pushed_version = str_property(pushed, "pushed_version")
+        summary.pushed_earlier = int_property(pushed, "pushed_earlier") == 1
+        summary.served_version = str_property(pushed, "served_version")
+    mobile = latest("MobilePusher")
+    if mobile and mobile.state in ("COMPLETE", "CACHED"):
+        pushed = mobile.output("mobile_pushed_model")
+        summary.mobile_pushed = int_property(pushed, "pushed") == 1
+        summary.mobile_path = str_property(pushed, "pushed_destination")
+        summary.mobile_variants = json.loads(str_property(pushed, "variants") or "[]")
+        summary.mobile_rejected = json.loads(str_property(pushed, "rejected") or "{}")
+    return summary

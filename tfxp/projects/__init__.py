@@ -1,0 +1,1 @@
+"""Projects shipped with tfxp (package data): `taxi`, the default of `tfxp run`."""
