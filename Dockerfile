@@ -13,8 +13,11 @@ ENV TF_USE_LEGACY_KERAS=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1
 
-# Must match pipeline.config.IMAGE_PROJECT_ROOT: compiled jobs read the schema,
-# the embedded data and setup.py from here.
+# Must match tfxp.pipeline.config.IMAGE_PROJECT_ROOT. Compiled jobs read package
+# data (tfxp/projects/…: schema, embedded data) from /pipeline/tfxp, and give Beam
+# workers --setup_file=/pipeline/setup.py. Both hold because the project is
+# installed editable from here: a wheel install would put the package in
+# site-packages and leave no setup.py (see config.with_project_dependency).
 WORKDIR /pipeline
 
 # The same install as `make` (see Makefile): pip version, full lock, then the

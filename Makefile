@@ -6,11 +6,12 @@ STAMP := $(VENV)/.lock-installed
 export TF_USE_LEGACY_KERAS := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test test-fast bench bench-serving bench-mobile bench-scale serve lock clean help
+.PHONY: run test test-fast lint bench bench-serving bench-mobile bench-scale serve lock clean help
 
 help:
 	@echo "make run    - set up .venv from the lock and run the pipeline on the embedded taxi data"
 	@echo "make test   - set up .venv from the lock and run the whole test suite"
+	@echo "make lint   - ruff check and ruff format --check (pyproject.toml's rules)"
 	@echo "make bench  - benchmark this pipeline against TFX's own taxi example (minutes)"
 	@echo "make serve  - serve output/serving/taxi over TF Serving's REST (8501) and gRPC (8500) APIs"
 	@echo "make bench-serving - serving latency/throughput of the pushed model (after make run)"
@@ -33,6 +34,10 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -v --durations=15 $(ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 test-fast: $(STAMP)
 	$(VENV)/bin/python -m pytest -v -m "not slow" $(ARGS)

@@ -11,8 +11,11 @@ setup(
     description="A production TFX pipeline: CSV to a validated, evaluated model on TF Serving and TFLite",
     python_requires=">=3.10,<3.11",
     packages=find_packages(include=["tfxp", "tfxp.*"]),
-    # The embedded taxi project (data, schema) ships in the wheel.
-    package_data={"tfxp.projects": ["*/*.pbtxt", "*/*.yaml", "*/data/*.csv", "*/data/*.jsonl"]},
+    # The embedded projects (tfxp/projects/<name>/: project.yaml, schema.pbtxt, data/*.csv, rows, a
+    # label hook) ship in the wheel, at any depth: `tfxp run` finds them beside the installed code
+    # (tfxp.pipeline.config.PACKAGE_ROOT), from any directory. "*.py" keeps a label hook that sits in
+    # a folder without __init__.py, which find_packages skips.
+    package_data={"tfxp.projects": [f"**/*.{ext}" for ext in ("csv", "pbtxt", "yaml", "jsonl", "py")]},
     install_requires=[
         "tfx==1.16.0",
         "tensorflow>=2.16.2,<2.17",
@@ -30,12 +33,13 @@ setup(
         "prometheus_client>=0.17,<1",
         "requests>=2.31,<3",
         "tabulate>=0.9,<1",
+        "PyYAML>=6,<7",
     ],
     extras_require={
-        "dev": ["pytest>=8,<10", "psutil>=5.9"],
+        "dev": ["pytest>=8,<10", "psutil>=5.9", "ruff>=0.17,<0.18"],
         "vertex": ["kfp==2.5.0", "kfp-pipeline-spec==0.2.2", "google-cloud-aiplatform>=1.40"],
         "mobile": ["tflite-runtime==2.14.0"],
         "bench": ["matplotlib>=3.8,<3.11"],
     },
-    entry_points={"console_scripts": ["tfxp=tfxp.pipeline.cli:main"]},
+    entry_points={"console_scripts": ["tfxp=tfxp.cli:main"]},
 )

@@ -56,17 +56,18 @@ def main() -> int:
     from tabulate import tabulate
 
     from tfxp.mobile import runtime
-    from tfxp.mobile.convert import _auc, labels, reference_probabilities
-    from tfxp.serving.client import read_rows
+    from tfxp.mobile.parity import auc as _auc, labels, reference_probabilities
+    from tfxp.pipeline.config import DEFAULT_DATA
+    from tfxp.rows import read_rows
 
-    rows = read_rows(ROOT / "data" / "taxi.csv")[-3000:]
-    y = labels(rows)
+    rows = read_rows(DEFAULT_DATA)[-3000:]
+    y = labels(saved_model, rows)
     spec = runtime.read_spec(mobile_dir)
     results: dict = {"date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "version": version, "rows": len(rows),
                      "variants": {}}
 
     predict_raw = tf.saved_model.load(str(saved_model)).signatures["predict_raw"]
-    one = {k: tf.constant(v[:1]) for k, v in runtime.columns(rows[:1], runtime.input_spec_for_features()).items()}
+    one = {k: tf.constant(v[:1]) for k, v in runtime.columns(rows[:1], runtime.MobileModel(mobile_dir, "float").inputs).items()}
     saved_ms = _median_ms(lambda: predict_raw(**one), args.iterations)
     saved_auc = _auc(y, reference_probabilities(saved_model, rows))
     results["saved_model"] = {"single_row_ms": saved_ms, "auc": saved_auc}

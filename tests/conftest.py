@@ -59,7 +59,7 @@ def _dataset(rows, batch_size):
 
     names = [F.transformed_name(f.name) for f in F.FEATURES]
     features = {n: np.array([np.asarray(r[n]).reshape(-1) for r in rows]) for n in names}
-    labels = np.array([[r[F.LABEL]] for r in rows], dtype=np.float32)
+    labels = np.array([[r[F.LABEL_KEY]] for r in rows], dtype=np.float32)
     return tf.data.Dataset.from_tensor_slices((features, labels)).shuffle(4096, seed=1).batch(batch_size).repeat()
 
 
@@ -72,10 +72,13 @@ def trained_model(transformed, tmp_path_factory):
     from tfxp.models import model as model_lib
     from tfxp.models import signatures
 
+    from tfxp.models import features as F
+
     tft_output, _, rows = transformed
-    model = model_lib.build_model(model_lib.vocabulary_id_spaces(tft_output))
+    problem = F.taxi_problem()
+    model = model_lib.build_model(problem, model_lib.vocabulary_id_spaces(tft_output, problem.features))
     metrics = model_lib.train(model, _dataset(rows[:1500], 64), _dataset(rows[1500:], 250), 200, 2,
                               str(tmp_path_factory.mktemp("logs")))
     path = str(tmp_path_factory.mktemp("model") / "saved")
-    signatures.save(model, tft_output, path)
+    signatures.save(model, tft_output, path, problem)
     return path, metrics

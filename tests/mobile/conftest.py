@@ -1,10 +1,10 @@
 """A real conversion of the session's trained model, gated on 500 real rows it never saw."""
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
-
 from taxi_data import read_csv_rows
 
 MODEL_NAME = "taxi"
@@ -61,3 +61,161 @@ def odd_rows(eval_rows) -> list[dict[str, str]]:
              dropoff_census_tract="17000000001", pickup_community_area="", dropoff_community_area="0",
              pickup_latitude="", dropoff_longitude="", trip_seconds="-7"),
     ]
+
+
+# -- generated multiclass and regression models -------------------------------------------------
+#
+# Small generated data sets (800 rows: Transform and training see the first 600, the parity gate
+# the other 200) run through the real tf.Transform with the project's preprocessing_fn, a model
+# trained by tfxp.models.model and saved by tfxp.models.signatures, then converted: the mobile
+# side must follow the task of whatever model it is given.
+
+GENERATED_ROWS = 800
+GENERATED_TRAIN_ROWS = 600
+COLORS = ("red", "green", "blue", "yellow")
+COLOR_EFFECT = {"red": 1.0, "green": 0.0, "blue": -1.0, "yellow": 0.3}
+GRADES = ("low", "mid", "high")  # the multiclass label's classes, in output order
+
+
+def generated_problem(task: str):
+    """The Problem of a generated data set: x1 numeric, x2 bucketized, x3 numeric and optional,
+    color a string vocabulary; row_id is in the data but ignored; label `grade` (multiclass) or
+    `target` (regression)."""
+    from tfxp.models import features as F
+
+    features = (
+        F.Feature("x1", F.Kind.NUMERIC, F.DType.FLOAT),
+        F.Feature("x2", F.Kind.BUCKETIZED, F.DType.FLOAT, 5),
+        F.Feature("x3", F.Kind.NUMERIC, F.DType.FLOAT),
+        F.Feature("color", F.Kind.VOCABULARY, F.DType.STRING),
+    )
+    if task == "multiclass":
+        label = F.Label("grade", F.DType.STRING, F.Task.MULTICLASS, GRADES)
+    else:
+        label = F.Label("target", F.DType.FLOAT, F.Task.REGRESSION)
+    return F.Problem(features, label)
+
+
+def generated_rows(task: str, n: int = GENERATED_ROWS, seed: int = 11) -> list[dict[str, str]]:
+    """CSV-like rows. Multiclass: `grade` from a rule on x1, x2 and color (thresholds on a score),
+    so a model can learn it; regression: `target` = a linear function of every feature plus noise,
+    centred at 50 (the output is in label units, not around 0). x3 is blank in 1 row of 10."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    x1, x2, x3 = rng.normal(0, 1, n), rng.uniform(-2, 2, n), rng.normal(5, 2, n)
+    color = rng.choice(COLORS, n)
+    effect = np.array([COLOR_EFFECT[c] for c in color])
+    rows = []
+    for i in range(n):
+        row = {"row_id": str(i), "x1": repr(float(np.float32(x1[i]))), "x2": repr(float(np.float32(x2[i]))),
+               "x3": "" if i % 10 == 3 else repr(float(np.float32(x3[i]))), "color": str(color[i])}
+        if task == "multiclass":
+            score = x1[i] + 0.8 * x2[i] + effect[i]
+            row["grade"] = GRADES[0] if score < -0.6 else GRADES[2] if score > 0.6 else GRADES[1]
+        else:
+            x3_value = 5.0 if row["x3"] == "" else x3[i]  # a blank x3 contributes its mean
+            target = 50 + 8 * x1[i] - 5 * x2[i] + 2 * (x3_value - 5) + 4 * effect[i] + rng.normal(0, 1)
+            row["target"] = repr(float(np.float32(target)))
+        rows.append(row)
+    return rows
+
+
+def generated_schema(task: str):
+    """The raw schema (tensorflow_metadata Schema): x1, x2, color, row_id and the label required
+    (a shape), x3 optional; every float finite (disallow_nan/inf, as `tfxp schema infer` writes)."""
+    from tensorflow_metadata.proto.v0 import schema_pb2
+
+    schema = schema_pb2.Schema()
+    label = ("grade", schema_pb2.BYTES) if task == "multiclass" else ("target", schema_pb2.FLOAT)
+    for name, kind, required in (("x1", schema_pb2.FLOAT, True), ("x2", schema_pb2.FLOAT, True),
+                                 ("x3", schema_pb2.FLOAT, False), ("color", schema_pb2.BYTES, True),
+                                 ("row_id", schema_pb2.INT, True), (*label, True)):
+        feature = schema.feature.add(name=name, type=kind)
+        if required:
+            feature.shape.dim.add(size=1)
+            feature.presence.min_fraction = 1.0
+        if kind == schema_pb2.FLOAT:
+            feature.float_domain.disallow_nan = True
+            feature.float_domain.disallow_inf = True
+    return schema
+
+
+def _transform_generated(task: str, rows, out_dir: str):
+    """Runs the project's preprocessing_fn (the generated problem in custom_config) through tf.Transform.
+
+    Returns (TFTransformOutput, transformed rows as dicts of lists)."""
+    import functools
+
+    import apache_beam as beam
+    import numpy as np
+    import tensorflow_transform as tft
+    import tensorflow_transform.beam as tft_beam
+    from taxi_data import to_instance
+    from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io, schema_utils
+
+    from tfxp.models.preprocessing import preprocessing_fn
+
+    schema = generated_schema(task)
+    spec = schema_utils.schema_as_feature_spec(schema).feature_spec
+    metadata = dataset_metadata.DatasetMetadata(schema)
+    fn = functools.partial(preprocessing_fn, custom_config={"problem": generated_problem(task).to_dict()})
+    with beam.Pipeline(options=beam.options.pipeline_options.PipelineOptions(["--direct_running_mode=in_memory"])) as p:
+        with tft_beam.Context(temp_dir=os.path.join(out_dir, "tmp"), force_tf_compat_v1=True):
+            data = p | "Create" >> beam.Create([to_instance(r, spec) for r in rows], reshuffle=False)
+            (transformed, _), transform_fn = (data, metadata) | tft_beam.AnalyzeAndTransformDataset(
+                fn, output_record_batches=False)
+            transform_fn | tft_beam.WriteTransformFn(out_dir)
+            _ = (transformed
+                 | beam.Map(lambda d: json.dumps({k: np.asarray(v).tolist() for k, v in d.items()}))
+                 | beam.io.WriteToText(os.path.join(out_dir, "transformed.jsonl"), shard_name_template=""))
+    metadata_io.write_metadata(metadata, os.path.join(out_dir, tft.TFTransformOutput.RAW_METADATA_DIR))
+    with open(os.path.join(out_dir, "transformed.jsonl")) as f:
+        transformed_rows = [json.loads(line) for line in f]
+    return tft.TFTransformOutput(out_dir), transformed_rows
+
+
+def _train_generated(task: str, tft_output, transformed_rows, path: str) -> dict:
+    """Trains the generated problem's model (300 steps) and saves it with every signature."""
+    import numpy as np
+    import tensorflow as tf
+
+    from tfxp.models import features as F
+    from tfxp.models import model as model_lib
+    from tfxp.models import signatures
+
+    problem = generated_problem(task)
+    names = [F.transformed_name(f.name) for f in problem.features]
+    features = {n: np.array([np.asarray(r[n]).reshape(-1) for r in transformed_rows]) for n in names}
+    dtype = np.float32 if problem.label.task is F.Task.REGRESSION else np.int64
+    labels = np.array([[r[F.LABEL_KEY]] for r in transformed_rows], dtype=dtype)
+    data = tf.data.Dataset.from_tensor_slices((features, labels)).shuffle(1024, seed=1).batch(64).repeat()
+    scale = (float(labels.mean()), float(labels.std())) if problem.label.task is F.Task.REGRESSION else (0.0, 1.0)
+    model = model_lib.build_model(problem, model_lib.vocabulary_id_spaces(tft_output, problem.features),
+                                  label_scale=scale)
+    metrics = model_lib.train(model, data, data, 300, 4, task=problem.label.task)
+    signatures.save(model, tft_output, path, problem)
+    return metrics
+
+
+@pytest.fixture(scope="session", params=["multiclass", "regression"])
+def generated(request, tmp_path_factory):
+    """A converted model of a generated data set, per task: a namespace with `task`, `problem`,
+    `tft_output`, `saved_model`, `train_metrics`, `train_rows`, `eval_rows` (200 rows neither
+    Transform nor training saw) and `result` (the ConversionResult, gated on `eval_rows`)."""
+    import types
+
+    from tfxp.mobile import convert
+
+    task = request.param
+    rows = generated_rows(task)
+    train_rows, rows_for_eval = rows[:GENERATED_TRAIN_ROWS], rows[GENERATED_TRAIN_ROWS:]
+    base = tmp_path_factory.mktemp(f"generated-{task}")
+    tft_output, transformed_rows = _transform_generated(task, train_rows, str(base / "transform"))
+    saved_model = str(base / "serving" / task / "1")
+    metrics = _train_generated(task, tft_output, transformed_rows, saved_model)
+    result = convert.convert(saved_model, base / "mobile" / task / "1", eval_rows=rows_for_eval, model_version=1,
+                             model_name=task)
+    return types.SimpleNamespace(task=task, problem=generated_problem(task), tft_output=tft_output,
+                                 saved_model=saved_model, train_metrics=metrics, train_rows=train_rows,
+                                 eval_rows=rows_for_eval, result=result)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from tfxp.mobile import convert as C
-from tfxp.mobile import runtime
+from tfxp.mobile import graph, runtime
 from tfxp.models import features as F
 
 NON_BUILTIN_PREFIXES = ("Flex", "CUSTOM")
@@ -78,15 +78,20 @@ def test_check_builtins_only_rejects_flex_ops(tmp_path):
 
 
 def test_parity_gates_hold_on_500_real_rows(converted, eval_rows):
-    result, _ = converted
+    result, saved_model = converted
     float_report = result.variants["float"].parity
     quant_report = result.variants["quant"].parity
     assert float_report.rows == quant_report.rows == 500
     assert float_report.passed and float_report.max_abs_diff <= 1e-5, float_report
     assert quant_report.passed and quant_report.auc_delta <= 0.005, quant_report
     assert float_report.reference_auc == quant_report.reference_auc > 0.8
-    labels = C.labels(eval_rows)
-    assert 0 < labels.mean() < 1
+    labels = C.labels(saved_model, eval_rows)  # by the SavedModel's transform_features (the label hook)
+    assert labels.dtype == np.int64 and set(labels.tolist()) == {0, 1}
+    # The taxi label hook's rule, computed here only to check the transform ran it: big_tipper.
+    tips = np.array([float(r["tips"] or 0) for r in eval_rows], np.float32)
+    fare = np.array([float(r["fare"]) for r in eval_rows], np.float32)
+    np.testing.assert_array_equal(labels, (tips > fare * np.float32(0.2)).astype(np.int64))
+    assert float_report.labeled_rows == quant_report.labeled_rows == 500
 
 
 def test_parity_function_on_each_file(converted, eval_rows):
@@ -115,12 +120,12 @@ def test_preprocessing_rebuilt_from_the_transform_is_exact(converted, transforme
     result, saved_model = converted
     tft_output, _, _ = transformed
     assert all(p.exact for p in result.params if p.kind is F.Kind.NUMERIC)
-    module = C.build_module(tf.keras.models.load_model(saved_model, compile=False), result.params)
-    probe = C.TransformProbe(tft_output)
+    module = C.build_module(tf.keras.models.load_model(saved_model, compile=False), result.params, result.problem)
+    probe = C.TransformProbe(tft_output, result.problem)
     from taxi_data import read_csv_rows
 
     rows = read_csv_rows(limit=2000) + eval_rows + odd_rows
-    cols = runtime.columns(rows, runtime.input_spec_for_features())
+    cols = runtime.columns(rows, C.input_spec(result.params))
     want = probe.columns(cols)
     got = {name: value.numpy().reshape(-1) for name, value in module.preprocess(cols).items()}
     for name in want:
@@ -132,8 +137,8 @@ def test_unseen_categories_and_missing_values_match_predict_raw(converted, trans
     result, saved_model = converted
     out = Path(result.output_dir)
     # The rows really reach the OOV ids and the missing defaults.
-    probe = C.TransformProbe(transformed[0])
-    transformed_odd = probe.columns(runtime.columns(odd_rows, runtime.input_spec_for_features()))
+    probe = C.TransformProbe(transformed[0], result.problem)
+    transformed_odd = probe.columns(runtime.columns(odd_rows, C.input_spec(result.params)))
     oov = {p.name: p.oov_id for p in result.params if p.kind is F.Kind.VOCABULARY}
     assert transformed_odd["company_xf"][0] == oov["company"]
     assert transformed_odd["payment_type_xf"][1] == oov["payment_type"]
@@ -142,10 +147,10 @@ def test_unseen_categories_and_missing_values_match_predict_raw(converted, trans
     assert transformed_odd["pickup_latitude_xf"][4] == 0  # NaN -> 0.0 -> first bucket
     reference = C.reference_probabilities(saved_model, odd_rows, result.params)
     assert np.isfinite(reference).all()
-    got = runtime.TFLiteModel(out / "model.tflite").run(runtime.columns(odd_rows, runtime.input_spec_for_features()))
+    got = runtime.TFLiteModel(out / "model.tflite").run(runtime.columns(odd_rows, C.input_spec(result.params)))
     np.testing.assert_allclose(got, reference, rtol=0, atol=1e-5)
     quant = runtime.TFLiteModel(out / "model_quant.tflite").run(
-        runtime.columns(odd_rows, runtime.input_spec_for_features()))
+        runtime.columns(odd_rows, C.input_spec(result.params)))
     np.testing.assert_allclose(quant, reference, rtol=0, atol=0.05)
 
 
@@ -168,7 +173,7 @@ def test_missing_value_contract_is_the_same_in_every_variant(converted, eval_row
     result, saved_model = converted
     params = result.params
     rows = C.contract_rows(eval_rows, params)
-    cols = runtime.columns(rows, runtime.input_spec_for_features())
+    cols = runtime.columns(rows, C.input_spec(result.params))
     no_answer = C.unanswerable(cols, params)
     required = [p.name for p in params if not p.optional]
     assert set(required) == {"trip_miles", "fare", "trip_start_hour", "trip_start_day", "trip_start_month",
@@ -190,7 +195,8 @@ def test_missing_value_contract_is_the_same_in_every_variant(converted, eval_row
     assert np.array_equal(np.isnan(reference), no_answer)
     for variant, signature, model in _variants(result):
         got = model.run(cols)
-        assert np.array_equal(np.isnan(got), no_answer), (variant, signature, np.flatnonzero(np.isnan(got) != no_answer))
+        assert np.array_equal(np.isnan(got), no_answer), (variant, signature,
+                                                          np.flatnonzero(np.isnan(got) != no_answer))
         bound = 1e-5 if variant == "float" else C.QUANT_CONTRACT_MAX_DIFF
         np.testing.assert_allclose(got[~no_answer], reference[~no_answer], rtol=0, atol=bound,
                                    err_msg=f"{variant} {signature}")
@@ -204,7 +210,7 @@ def test_a_variant_breaking_the_contract_is_not_written(trained_model, eval_rows
     def always(raw, params, as_bytes=False):  # the models before the contract: every row "answerable"
         return tf.fill(tf.shape(next(iter(raw.values())))[:1], True)
 
-    monkeypatch.setattr(C, "_answerable", always)
+    monkeypatch.setattr(graph, "_answerable", always)  # the contract lives in the graph module
     result = C.convert(trained_model[0], tmp_path, eval_rows=eval_rows[:200], model_version=5)
     assert result.written == [] and not (tmp_path / "model_quant.tflite").exists()
     for name in ("float", "quant"):
@@ -217,8 +223,8 @@ def test_a_variant_breaking_the_contract_is_not_written(trained_model, eval_rows
 def test_inputs_of_unequal_lengths_are_refused(converted, eval_rows):
     """A short column must not be broadcast over the other rows (predict_raw refuses it too)."""
     result, _ = converted
-    cols = runtime.columns(eval_rows[:2], runtime.input_spec_for_features())
-    for variant, signature, model in _variants(result):
+    cols = runtime.columns(eval_rows[:2], C.input_spec(result.params))
+    for _variant, _signature, model in _variants(result):
         # What an app hands the interpreter: serving_bytes takes strings as uint8 [rows, width].
         native = {name: runtime.encode_bytes(values, model._byte_widths[name]) if name in model._byte_widths
                   else values for name, values in cols.items()}
@@ -243,7 +249,7 @@ def test_int64_values_beyond_int32_stay_out_of_vocabulary(converted, eval_rows):
     assert any(p.vocabulary[:1] == [0] for p in int_vocabularies)  # the case that was fused
     reference = C.reference_probabilities(saved_model, rows, result.params)
     got = runtime.TFLiteModel(Path(result.output_dir) / "model.tflite").run(
-        runtime.columns(rows, runtime.input_spec_for_features()))
+        runtime.columns(rows, C.input_spec(result.params)))
     np.testing.assert_allclose(got, reference, rtol=0, atol=1e-5)
 
 
@@ -254,7 +260,7 @@ def test_blank_required_values_give_nan(converted, eval_rows):
             dict(eval_rows[3], trip_start_hour=""), dict(eval_rows[4], payment_type=""),
             dict(eval_rows[5], fare="-inf"), dict(eval_rows[6], company="")]
     for variant, signature, model in _variants(result):
-        got = model.run(runtime.columns(rows, runtime.input_spec_for_features()))
+        got = model.run(runtime.columns(rows, C.input_spec(result.params)))
         assert [math.isnan(p) for p in got] == [True, True, False, True, True, True, False], (variant, signature)
     spec = {i["name"]: i for i in result.spec["inputs"]}
     assert spec["fare"]["required"] and spec["trip_miles"]["required"] and not spec["trip_seconds"]["required"]
@@ -281,7 +287,7 @@ def test_model_spec_matches_the_interpreters(converted, transformed):
         want = ("uint8", [-1, widths[item["name"]]]) if item["name"] in widths else (
             next(i["dtype"] for i in spec["inputs"] if i["name"] == item["name"]), [-1])
         assert (item["dtype"], item["shape"]) == want
-    for name, variant in spec["variants"].items():
+    for variant in spec["variants"].values():
         content = (out / variant["file"]).read_bytes()
         assert variant["sha256"] == hashlib.sha256(content).hexdigest() and variant["bytes"] == len(content)
         for signature, declared in spec["signatures"].items():
@@ -295,6 +301,23 @@ def test_model_spec_matches_the_interpreters(converted, transformed):
     for name, vocab in spec["vocabularies"].items():
         assert vocab["size"] == len(tft_output.vocabulary_by_name(name)) == vocab["oov_id"]
     assert spec["default_variant"] == "quant" and spec["rejected"] == {} and spec["parity_checked"]
+
+
+def test_model_spec_describes_the_binary_task(converted):
+    """Taxi is a binary project whose label comes from a hook: the output is P(positive class)."""
+    result, _ = converted
+    spec = result.spec
+    assert spec["task"] == "binary" and result.to_dict()["task"] == "binary"
+    assert spec["label"] == {"column": "tips", "hook": "tfxp.projects.taxi.label:big_tipper"}
+    output = spec["output"]
+    assert (output["name"], output["shape"], output["classes"]) == ("probability", [-1], ["0", "1"])
+    assert output["meaning"].startswith("probability of the positive class ('1') of the label derived from the raw "
+                                        "row by the label hook tfxp.projects.taxi.label:big_tipper")
+    assert set(spec["reference"]) == {"signature", "rows", "auc", "accuracy"}
+    assert spec["reference"]["auc"] == result.variants["float"].parity.reference_auc > 0.8
+    for variant in spec["variants"].values():
+        assert set(variant["metrics"]) == {"rows", "labeled_rows", "auc", "accuracy"}
+        assert variant["parity"]["metric"] == "auc" and variant["parity"]["task"] == "binary"
 
 
 def test_a_variant_failing_its_gate_is_not_written(trained_model, transform_dir, eval_rows, tmp_path):
@@ -333,7 +356,7 @@ def test_bytes_signature_equals_the_string_one(converted, eval_rows, odd_rows):
         dict(eval_rows[6], payment_type="credit card"),
     ]
     rows = eval_rows + odd_rows + tricky
-    cols = runtime.columns(rows, runtime.input_spec_for_features())
+    cols = runtime.columns(rows, C.input_spec(result.params))
     for variant in result.variants.values():
         path = Path(result.output_dir) / variant.file
         strings = runtime.TFLiteModel(path).run(cols)

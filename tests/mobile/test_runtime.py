@@ -36,13 +36,13 @@ def test_runtime_predictions_equal_the_converters_check(converted, eval_rows):
 
     result, saved_model = converted
     reference = C.reference_probabilities(saved_model, eval_rows, result.params)
-    labels = C.labels(eval_rows)
+    labels = C.labels(saved_model, eval_rows)
     for variant in ("float", "quant"):
         model = MobileModel(result.output_dir, variant)
         assert model.version == 3 and model.variant == variant
         got = np.asarray(model.predict(eval_rows), np.float32)
         direct = runtime.TFLiteModel(Path(result.output_dir) / runtime.VARIANT_FILES[variant]).run(
-            runtime.columns(eval_rows, runtime.input_spec_for_features()))
+            runtime.columns(eval_rows, model.inputs))
         np.testing.assert_array_equal(got, direct)
         report = result.variants[variant].parity
         assert C._auc(labels, got) == report.auc
@@ -56,7 +56,7 @@ def test_repeated_calls_reuse_allocations_without_changing_results(converted, ev
     """Same-shaped calls skip the runner's resize/allocate; results must equal a fresh interpreter's."""
     result, _ = converted
     path = Path(result.output_dir) / runtime.VARIANT_FILES["float"]
-    spec = runtime.input_spec_for_features()
+    spec = MobileModel(result.output_dir, "float").inputs
     reused = runtime.TFLiteModel(path)
     for batch in ([eval_rows[0]], [eval_rows[1]], [eval_rows[2]], eval_rows[3:8], eval_rows[8:13], [eval_rows[13]]):
         cols = runtime.columns(batch, spec)
@@ -141,7 +141,7 @@ def test_tfxp_mobile_predict(converted, eval_rows, odd_rows, tmp_path):
     assert out.exit_code == 0, out.output
     answer = json.loads(out.output)
     assert answer["model"] == "taxi" and answer["version"] == 3 and answer["variant"] == "quant"
-    assert answer["probabilities"] == MobileModel(result.output_dir).predict(rows)
+    assert answer["predictions"] == MobileModel(result.output_dir).predict(rows)
     jsonl = tmp_path / "rows.jsonl"
     jsonl.write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = runner.invoke(main, ["mobile-predict", "--model", result.output_dir, "--rows", str(jsonl),
@@ -213,7 +213,7 @@ def test_nan_is_null_in_json_output(converted, eval_rows, tmp_path):
         out = CliRunner().invoke(main, ["mobile-predict", "--model", result.output_dir, "--rows", str(path),
                                         "--json", *variant])
         assert out.exit_code == 0, out.output
-        first, second = json.loads(out.output)["probabilities"]
+        first, second = json.loads(out.output)["predictions"]
         assert first is None and 0 <= second <= 1, variant
     assert not math.isnan(MobileModel(result.output_dir, "quant").predict([eval_rows[0]])[0])
 
@@ -242,7 +242,7 @@ def test_mobile_predict_refuses_a_rows_file_without_model_inputs(converted, eval
     out = _mobile_predict(result.output_dir, path, "--allow-missing-optional")
     assert out.exit_code == 0, out.output
     blanks = [dict(row, **{name: "" for name in optional}) for row in eval_rows[:3]]
-    assert json.loads(out.output)["probabilities"] == MobileModel(result.output_dir).predict(blanks)
+    assert json.loads(out.output)["predictions"] == MobileModel(result.output_dir).predict(blanks)
     # The flag never lets a required column go.
     no_fare = _write_csv(tmp_path / "no_fare.csv", [{k: v for k, v in r.items() if k != "fare"} for r in eval_rows[:2]])
     out = _mobile_predict(result.output_dir, no_fare, "--allow-missing-optional")
@@ -265,3 +265,22 @@ def test_mobile_predict_refuses_a_csv_line_with_too_few_cells(converted, eval_ro
     path.write_text("\n".join([lines[0], lines[1], lines[2].rsplit(",", 3)[0]]) + "\n")
     out = _mobile_predict(result.output_dir, path)
     assert out.exit_code == 2 and "rows.csv:3:" in out.output and "the header has" in out.output
+
+
+def test_runtime_answers_as_the_task_shapes_it(generated):
+    """A multiclass model answers K probabilities per row, a regression model one prediction: predict_raw's
+    answers, and NaN in every value of a row without an answer (a required input blank)."""
+    from tfxp.mobile import convert as C
+
+    result = generated.result
+    rows = generated.eval_rows[:20]
+    reference = C.reference_outputs(generated.saved_model, rows, result.params)
+    model = MobileModel(result.output_dir, "float")
+    got = model.predict(rows)
+    if generated.task == "multiclass":
+        assert all(isinstance(row, list) and len(row) == 3 for row in got)
+    else:
+        assert all(isinstance(value, float) for value in got)
+    np.testing.assert_allclose(np.asarray(got), reference, rtol=1e-5, atol=1e-5)
+    unanswered = np.asarray(model.predict([dict(rows[0], x1=""), rows[1]]))
+    assert np.isnan(unanswered[0]).all() and np.isfinite(unanswered[1]).all()

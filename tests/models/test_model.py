@@ -91,7 +91,7 @@ def test_transform_features_matches_tf_transform_batch_output(saved, transformed
     spec = raw_feature_spec()
     rows = taxi_rows[:N_CHECK]
     out = loaded.signatures[signatures.TRANSFORM_FEATURES](examples=tf.constant([to_example(r, spec) for r in rows]))
-    for name in [F.transformed_name(f.name) for f in F.FEATURES] + [F.LABEL]:
+    for name in [F.transformed_name(f.name) for f in F.FEATURES] + [F.LABEL_KEY]:
         served = out[name].numpy().reshape(-1)
         batch = np.array([np.asarray(r[name]).reshape(-1)[0] for r in batch_rows[:N_CHECK]])
         np.testing.assert_allclose(served, batch, rtol=1e-5, atol=1e-5, err_msg=name)
@@ -145,7 +145,7 @@ def test_vocabulary_tables_have_a_row_per_id_transform_can_emit(saved, transform
     from tfxp.models import model as model_lib
 
     tft_output, _, _ = transformed
-    spaces = model_lib.vocabulary_id_spaces(tft_output)
+    spaces = model_lib.vocabulary_id_spaces(tft_output, F.FEATURES)
     vocabulary_features = [f for f in F.FEATURES if f.kind is F.Kind.VOCABULARY]
     assert set(spaces) == {f.name for f in vocabulary_features}
     for feature in vocabulary_features:

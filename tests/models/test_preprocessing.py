@@ -12,7 +12,7 @@ def _column(rows, name):
 
 def test_every_feature_and_the_label_are_produced(transformed):
     _, _, rows = transformed
-    expected = {F.transformed_name(f.name) for f in F.FEATURES} | {F.LABEL}
+    expected = {F.transformed_name(f.name) for f in F.FEATURES} | {F.LABEL_KEY}
     assert set(rows[0]) == expected
     assert len(rows) == 2000
 
@@ -33,8 +33,8 @@ def test_label_is_tip_above_twenty_percent_of_fare(transformed):
         # float32, as in the graph: 5.01 > 0.2 * 25.05 differs between float32 and float64.
         fare = np.float32(instance["fare"][0])
         tips = np.float32(instance["tips"][0])
-        assert row[F.LABEL] == int(tips > np.float32(F.TIP_FRACTION) * fare)
-    labels = _column(rows, F.LABEL)
+        assert row[F.LABEL_KEY] == int(tips > np.float32(F.TIP_FRACTION) * fare)
+    labels = _column(rows, F.LABEL_KEY)
     assert 0.1 < labels.mean() < 0.9  # both classes present in real data
 
 

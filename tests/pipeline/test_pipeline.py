@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import tfxp.models  # noqa: F401  (TF_USE_LEGACY_KERAS before TensorFlow)
-from tfxp.pipeline.config import EvalThresholds, MetricGate
+from tfxp.pipeline.config import EvalThresholds
+from tfxp.project import Gate
 from tfxp.pipeline.pipeline import eval_config
 
 
@@ -31,7 +32,7 @@ def test_every_gate_has_a_value_and_a_change_threshold_on_the_overall_slice():
 
 
 def test_gates_come_from_the_thresholds_config():
-    config = eval_config(EvalThresholds(gates=(MetricGate("Precision", min_value=0.5, max_drop=0.02),)))
+    config = eval_config(EvalThresholds(gates=(Gate("Precision", bound=0.5, max_change=0.02),)))
     gated = _thresholds(config)
     assert list(gated) == ["Precision"]
     (threshold,) = gated["Precision"]
@@ -39,3 +40,30 @@ def test_gates_come_from_the_thresholds_config():
     assert abs(threshold.change_threshold.absolute.value + 0.02) < 1e-9
     names = [m.class_name for m in config.metrics_specs[0].metrics]
     assert names.count("Precision") == 1 and names.count("AUC") == 1  # reported, not gated
+
+
+def test_multiclass_and_regression_get_their_metrics_and_gates():
+    import tensorflow_model_analysis as tfma
+
+    from tfxp.models import features as F
+
+    taxi = F.taxi_problem()
+    three = F.Problem(taxi.features, F.Label("species", F.DType.STRING, F.Task.MULTICLASS, ("a", "b", "c")))
+    config = eval_config(EvalThresholds(gates=(Gate("SparseCategoricalAccuracy", bound=0.4, max_change=0.02),)),
+                         three)
+    assert list(_thresholds(config)) == ["SparseCategoricalAccuracy"]
+    per_class = config.metrics_specs[1]
+    assert [m.class_name for m in per_class.metrics] == ["Precision", "Recall"]
+    assert list(per_class.binarize.class_ids.values) == [0, 1, 2]
+    assert config.slicing_specs[1:] == []  # no slices given
+
+    value = F.Problem(taxi.features, F.Label("tips", F.DType.FLOAT, F.Task.REGRESSION), ("payment_type",))
+    config = eval_config(EvalThresholds(gates=(
+        Gate("RootMeanSquaredError", bound=3.0, max_change=0.05, higher_is_better=False),)), value)
+    (threshold,) = _thresholds(config)["RootMeanSquaredError"]
+    assert threshold.value_threshold.upper_bound.value == 3.0
+    assert threshold.change_threshold.direction == tfma.MetricDirection.LOWER_IS_BETTER
+    assert abs(threshold.change_threshold.absolute.value - 0.05) < 1e-9
+    names = {m.class_name for m in config.metrics_specs[0].metrics}
+    assert {"MeanSquaredError", "MeanAbsoluteError", "ExampleCount"} <= names and "AUC" not in names
+    assert [list(s.feature_keys) for s in config.slicing_specs] == [[], ["payment_type"]]

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfxp.serving.client import GrpcClient, RestClient, ServingClientError, connect
+from tfxp import rows as R
+from tfxp.serving.client import GrpcClient, RestClient, ServingClientError, TensorInfo, connect
 from taxi_data import raw_feature_spec, read_csv_rows, to_example
 
 ROWS = 50
@@ -52,6 +53,20 @@ def test_status_and_metadata_have_one_shape_for_both_protocols(served):
         assert rest_meta == grpc_meta
         assert rest_meta["serving_default"]["inputs"] == {"examples": "DT_STRING"}
         assert rest_meta["predict_raw"]["inputs"]["fare"] == "DT_FLOAT"
+        assert rest.model_metadata() == grpc_client.model_metadata()  # shapes and versions too
+
+
+def test_clients_learn_inputs_and_outputs_from_the_served_model(served, model_dir):
+    """What the clients read from the metadata is the SavedModel's own predict_raw signature."""
+    loaded = tf.saved_model.load(model_dir)
+    raw = loaded.signatures["predict_raw"]
+    dtypes = {tf.float32: "DT_FLOAT", tf.int64: "DT_INT64", tf.string: "DT_STRING"}
+    expected = {name: dtypes[spec.dtype] for name, spec in raw.structured_input_signature[1].items()}
+    for client in _clients(served):
+        with client:
+            assert client.model_inputs() == dict(sorted(expected.items()))
+            assert client.outputs() == {"probability": TensorInfo("DT_FLOAT", (-1,))}
+            assert client.model_metadata().version == served.version or served.external
 
 
 def test_version_selection_and_unknown_version(served, rows):
@@ -107,16 +122,17 @@ def test_tfxp_predict_command(served, rows, expected, tmp_path, protocol):
     )
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
-    np.testing.assert_allclose(out["probabilities"], expected[:10], atol=1e-5)
-    assert out["protocol"] == protocol
+    np.testing.assert_allclose(out["predictions"], expected[:10], atol=1e-5)
+    assert out["protocol"] == protocol and out["outputs"] == ["probability"]
+    assert out["version"] == served.version or served.external
 
 
 # -- predict_raw refuses what it cannot answer, on every path (issue 10, item 14) -------------------------
 
-def _raw_columns(rows) -> dict:
-    from tfxp.serving.client import raw_columns
-
-    return raw_columns(rows)
+def _raw_columns(served, rows) -> dict:
+    """`predict_raw` columns of rows, for the inputs the served model declares."""
+    with RestClient(served.rest_url, served.model) as client:
+        return R.raw_columns(rows, client.model_inputs())
 
 
 def _rest_predict(served, body: dict):
@@ -130,11 +146,11 @@ def _grpc_predict(served, columns: dict):
     import grpc
     from tensorflow_serving.apis import prediction_service_pb2_grpc
 
-    from tfxp.models import features as F
     from tfxp.serving.client import tensor_proto
 
     client = GrpcClient(served.grpc_target, served.model, signature="predict_raw")
-    request = client.predict_request({f.name: tensor_proto(columns[f.name], f.dtype) for f in F.FEATURES})
+    inputs = client.model_inputs()
+    request = client.predict_request({name: tensor_proto(columns[name], inputs[name]) for name in inputs})
     with grpc.insecure_channel(served.grpc_target) as channel:
         stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
         try:
@@ -150,7 +166,7 @@ def test_predict_raw_refuses_columns_of_unequal_length_over_rest_and_grpc(served
     """`pickup_census_tract: [T]` for two rows answered 200 with row 0 given row 1's tract."""
     import grpc
 
-    good = _raw_columns([dict(r, pickup_census_tract="17031081500") for r in rows[:2]])
+    good = _raw_columns(served, [dict(r, pickup_census_tract="17031081500") for r in rows[:2]])
     response = _rest_predict(served, {"signature_name": "predict_raw", "inputs": good})
     assert response.status_code == 200, response.text
     for name, bad in (("pickup_census_tract", good["pickup_census_tract"][:1]),
@@ -169,7 +185,7 @@ def test_predict_raw_refuses_rows_missing_a_required_value_on_every_path(served,
     import grpc
 
     blank = [rows[0], dict(rows[1], fare=""), dict(rows[2], payment_type="")]
-    columns = _raw_columns(blank)
+    columns = _raw_columns(served, blank)
     want = "predict_raw: required input fare is missing (the marker NaN) in rows [1]"
     # REST columnar, REST row format, gRPC: the same 400 / INVALID_ARGUMENT from the signature itself.
     response = _rest_predict(served, {"signature_name": "predict_raw", "inputs": columns})
@@ -185,7 +201,8 @@ def test_predict_raw_refuses_rows_missing_a_required_value_on_every_path(served,
             with client, pytest.raises(ServingClientError) as info:
                 client.predict([dict(rows[0], payment_type="")])
             assert info.value.code in (400, "INVALID_ARGUMENT") and "payment_type" in info.value.message
-    assert _rest_predict(served, {"signature_name": "predict_raw", "inputs": _raw_columns(rows[:3])}).status_code == 200
+    good = {"signature_name": "predict_raw", "inputs": _raw_columns(served, rows[:3])}
+    assert _rest_predict(served, good).status_code == 200
 
 
 def test_tfxp_predict_refuses_a_rows_file_without_model_inputs(served, tmp_path):
@@ -197,7 +214,33 @@ def test_tfxp_predict_refuses_a_rows_file_without_model_inputs(served, tmp_path)
          "--rows", str(path), "--signature", "predict_raw"],
         capture_output=True, text=True, timeout=120, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
     assert proc.returncode == 2 and proc.stdout == ""
-    assert "has no column for the model inputs trip_miles, fare" in proc.stderr
+    with RestClient(served.rest_url, served.model) as client:
+        inputs = ", ".join(client.model_inputs())  # by name: the metadata's, not a feature list's order
+    assert f"has no column for the model inputs {inputs}" in " ".join(proc.stderr.split())
+
+
+# -- a new version: the clients read its metadata (issue 11) ------------------------------------------------
+
+def test_grpc_client_reads_the_metadata_of_a_new_version_that_answers(own_server_only, model_dir, rows, tmp_path):
+    """A client keeps the metadata it read until another version answers: then it reads that version's."""
+    from serving_harness import MODEL_NAME, publish, start_server
+
+    base = tmp_path / MODEL_NAME
+    publish(model_dir, base, 1)
+    background = start_server(base, poll_seconds=0.1)
+    try:
+        with GrpcClient(f"127.0.0.1:{background.server.grpc_port}", MODEL_NAME) as client:
+            first = client.predict(rows[:3])
+            assert client.model_metadata().version == 1 and client.last_version == 1
+            publish(model_dir, base, 2)
+            deadline = time.monotonic() + 60
+            while {s["version"] for s in client.status() if s["state"] == "AVAILABLE"} != {2}:
+                assert time.monotonic() < deadline, client.status()
+                time.sleep(0.1)
+            assert client.predict(rows[:3]) == first and client.last_version == 2
+            assert client.model_metadata().version == 2  # read again, for the version that answered
+    finally:
+        background.stop()
 
 
 # -- a server restart costs only the outage (issue 10, item 17) -------------------------------------------

@@ -1,7 +1,8 @@
 """serving.client and `tfxp predict` / `tfxp serve` without a model server.
 
 Real protobufs and real TensorFlow parsing check the encodings; tiny loopback
-stubs (http.server, a grpc servicer) check URLs, retries and error mapping.
+stubs (http.server, a grpc servicer) answer with TF Serving's metadata and
+predict layouts and check URLs, request bodies, retries and error mapping.
 """
 from __future__ import annotations
 
@@ -19,19 +20,43 @@ import pytest
 from click.testing import CliRunner
 
 import tfxp.models  # noqa: F401  (TF_USE_LEGACY_KERAS before TensorFlow)
+from tfxp import rows as R
 from tfxp.models import features as F
 from tfxp.pipeline.cli import main
-from tfxp.pipeline.config import DEFAULT_SCHEMA
 from tfxp.serving import client as C
 from taxi_data import TAXI_CSV, is_nan, raw_feature_spec, read_csv_rows, to_example
 
+_DT = {F.DType.INT: "DT_INT64", F.DType.FLOAT: "DT_FLOAT", F.DType.STRING: "DT_STRING"}
+# The raw inputs a served taxi model declares (its predict_raw signature).
+TAXI_INPUTS = {f.name: _DT[f.dtype] for f in F.FEATURES}
+# A model that is not the taxi model: the clients know it only from its metadata.
+PENGUIN_INPUTS = {"bill_length_mm": "DT_FLOAT", "island": "DT_STRING", "year": "DT_INT64"}
+PENGUIN_ROWS = [{"bill_length_mm": "39.1", "island": "Torgersen", "year": "2007", "species": "Adelie"},
+                {"bill_length_mm": "", "island": "Biscoe", "year": "2008", "species": "Gentoo"}]
 
-@pytest.fixture(scope="module")
-def serving_spec() -> dict:
-    """The `serving_default` parse spec: the raw schema minus the label (as models.signatures builds it)."""
-    spec = dict(raw_feature_spec())
-    spec.pop(F.TIPS)
-    return spec
+
+def metadata_answer(inputs=None, outputs=None, version=4, model="taxi", signatures=None) -> dict:
+    """A REST metadata answer as TF Serving writes it: serving_default (examples) and predict_raw (raw inputs).
+
+    `outputs`: {name: (dtype, shape)} of both signatures, default the binary `probability` [-1].
+    """
+    def info(dtype, shape, name):
+        dims = [{"size": str(d), "name": ""} for d in shape]
+        return {"dtype": dtype, "tensor_shape": {"dim": dims, "unknown_rank": False}, "name": name}
+
+    outputs = outputs or {"probability": ("DT_FLOAT", (-1,))}
+    out = {name: info(dtype, shape, f"out_{name}:0") for name, (dtype, shape) in outputs.items()}
+    defs = {
+        "serving_default": {"inputs": {"examples": info("DT_STRING", (-1,), "examples:0")}, "outputs": out,
+                            "method_name": "tensorflow/serving/predict"},
+        "predict_raw": {"inputs": {name: info(dtype, (-1,), f"{name}:0")
+                                   for name, dtype in (inputs or TAXI_INPUTS).items()},
+                        "outputs": out, "method_name": "tensorflow/serving/predict"},
+    }
+    if signatures is not None:
+        defs = {name: defs[name] for name in signatures}
+    return {"model_spec": {"name": model, "signature_name": "", "version": str(version)},
+            "metadata": {"signature_def": {"signature_def": defs}}}
 
 
 @pytest.fixture(scope="module")
@@ -50,140 +75,61 @@ def serve_log_in_tmp(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
 
 
-def _blank_row(rows, optional_names) -> dict:
-    """A real row with every optional (VarLen) feature blanked out."""
-    row = dict(rows[0])
-    for name in optional_names:
-        row[name] = ""
-    return row
+# -- the taxi model's rows, for callers written before the clients read metadata ----------------------------
 
 
-# -- tf.Example ----------------------------------------------------------------------------------
-
-
-def test_examples_equal_to_example_protos(rows, serving_spec):
+def test_taxi_helpers_keep_their_encodings(rows):
+    """`encode_examples(rows)` / `raw_columns(rows)` / MODEL_INPUTS without a model: the taxi model's features."""
     from tensorflow.core.example import example_pb2
 
-    for index, row in enumerate(rows):
+    spec = dict(raw_feature_spec())
+    spec.pop(F.TIPS)
+    for index, row in enumerate(rows[:50]):
         ours = example_pb2.Example.FromString(C.encode_example(row, index))
-        expected = example_pb2.Example.FromString(to_example(row, serving_spec))
-        assert ours == expected, f"row {index}"
-
-
-def test_examples_parse_back_with_values_and_missing(rows, serving_spec):
-    import numpy as np
-    import tensorflow as tf
-
-    varlen = [n for n, s in serving_spec.items() if isinstance(s, tf.io.VarLenFeature)]
-    sample = rows[:50] + [_blank_row(rows, varlen)]
-    parsed = tf.io.parse_example(C.encode_examples(sample), serving_spec)
-    for name, spec in serving_spec.items():
-        dtype = dict(F.UNUSED_COLUMNS).get(name) or F.by_name(name).dtype
-        if isinstance(spec, tf.io.VarLenFeature):
-            dense = tf.sparse.to_dense(parsed[name]).numpy()
-            lengths = np.bincount(parsed[name].indices.numpy()[:, 0], minlength=len(sample))
-        else:
-            dense, lengths = parsed[name].numpy(), [1] * len(sample)
-        for i, row in enumerate(sample):
-            expected = C.parse_value(row[name], dtype)
-            assert lengths[i] == (0 if expected is None else 1), (name, i)
-            if expected is None:
-                continue
-            got = dense[i][0]
-            if dtype is F.DType.STRING:
-                assert got.decode() == expected
-            elif dtype is F.DType.FLOAT:
-                assert got == pytest.approx(expected, rel=1e-6)
-            else:
-                assert got == expected
-
-
-def test_typed_values_encode_like_csv_strings(rows):
-    row = rows[0]
-    typed = {}
-    for feature in F.FEATURES:
-        value = C.parse_value(row[feature.name], feature.dtype)
-        typed[feature.name] = value if value is not None else None
-    typed["trip_start_timestamp"] = int(row["trip_start_timestamp"])
-    typed["trip_seconds"] = float(row["trip_seconds"])  # 300.0 from a JSON exporter is still an int
-    typed["tips"] = 1.5
-    typed["not_a_feature"] = "ignored"
-    assert C.encode_example(typed) == C.encode_example(row)
-
-
-def test_label_and_unknown_columns_are_skipped(serving_spec):
-    from tensorflow.core.example import example_pb2
-
-    example = example_pb2.Example.FromString(C.encode_example({"tips": "3.0", "surprise": "x", "fare": "1"}))
-    assert set(example.features.feature) == set(serving_spec)
-    assert example.features.feature["fare"].float_list.value == [1.0]
-    assert example.features.feature["company"].WhichOneof("kind") is None  # present but empty
-
-
-@pytest.mark.parametrize("name, value", [("trip_seconds", "3.5"), ("fare", "cheap"), ("trip_start_hour", True),
-                                         ("trip_seconds", str(2**63))])
-def test_bad_values_raise_row_error(name, value):
-    with pytest.raises(C.RowError, match=name):
-        C.encode_example({name: value}, 0)
-
-
-def test_int64_extremes_and_negative_values_round_trip():
-    from tensorflow.core.example import example_pb2
-
-    for value in (-1, 0, 127, 128, 2**63 - 1, -(2**63)):
-        example = example_pb2.Example.FromString(C.encode_example({"trip_seconds": value}))
-        assert list(example.features.feature["trip_seconds"].int64_list.value) == [value]
-
-
-# -- predict_raw tensors ---------------------------------------------------------------------------
-
-
-def test_raw_columns_use_missing_markers(rows, serving_spec):
-    import tensorflow as tf
-
-    varlen = [n for n, s in serving_spec.items() if isinstance(s, tf.io.VarLenFeature)]
-    blank = _blank_row(rows, varlen)
-    blank["company"] = None
-    columns = C.raw_columns([rows[1], blank])
-    assert list(columns) == [f.name for f in F.FEATURES]
-    for feature in F.FEATURES:
-        first, second = columns[feature.name]
-        expected = C.parse_value(rows[1][feature.name], feature.dtype)
-        assert first == (F.missing_value(feature.dtype) if expected is None else expected) or is_nan(first)
-        if feature.name in varlen or feature.name == "company":
-            marker = F.missing_value(feature.dtype)
-            assert is_nan(second) if feature.dtype is F.DType.FLOAT else second == marker
-    assert columns["trip_start_hour"][0] == int(rows[1]["trip_start_hour"])
-    assert isinstance(columns["fare"][0], float) and isinstance(columns["trip_seconds"][0], int)
+        assert ours == example_pb2.Example.FromString(to_example(row, spec)), f"row {index}"
+    assert C.encode_examples(rows[:5]) == [C.encode_example(r) for r in rows[:5]]
+    columns = C.raw_columns(rows[:2])
+    assert list(columns) == [f.name for f in F.FEATURES] == list(C.MODEL_INPUTS)
+    assert is_nan(columns["pickup_latitude"][0]) and columns["trip_start_hour"][0] == int(rows[0]["trip_start_hour"])
+    assert C.RowError is R.RowError and C.read_rows_file is R.read_rows_file
+    with pytest.raises(AttributeError):
+        C.NO_SUCH_NAME  # noqa: B018
 
 
 def test_tensor_protos_have_signature_dtypes():
     import tensorflow as tf
 
     columns = C.raw_columns([{"fare": "12.45", "trip_seconds": "300", "company": "Taxi Affiliation"}, {}])
-    expected = {F.DType.INT: tf.int64, F.DType.FLOAT: tf.float32, F.DType.STRING: tf.string}
-    for feature in F.FEATURES:
-        proto = C.tensor_proto(columns[feature.name], feature.dtype)
-        assert tf.dtypes.as_dtype(proto.dtype) == expected[feature.dtype]
-        array = tf.make_ndarray(proto)
-        assert array.shape == (2,)
-    assert tf.make_ndarray(C.tensor_proto(columns["fare"], F.DType.FLOAT))[0] == pytest.approx(12.45)
-    assert math.isnan(tf.make_ndarray(C.tensor_proto(columns["fare"], F.DType.FLOAT))[1])
-    assert list(tf.make_ndarray(C.tensor_proto(columns["trip_seconds"], F.DType.INT))) == [300, -1]
-    assert list(tf.make_ndarray(C.tensor_proto(columns["company"], F.DType.STRING))) == [b"Taxi Affiliation", b""]
+    expected = {"DT_INT64": tf.int64, "DT_FLOAT": tf.float32, "DT_STRING": tf.string}
+    for name, dtype in TAXI_INPUTS.items():
+        proto = C.tensor_proto(columns[name], dtype)
+        assert tf.dtypes.as_dtype(proto.dtype) == expected[dtype]
+        assert tf.make_ndarray(proto).shape == (2,)
+    assert tf.make_ndarray(C.tensor_proto(columns["fare"], "DT_FLOAT"))[0] == pytest.approx(12.45)
+    assert math.isnan(tf.make_ndarray(C.tensor_proto(columns["fare"], F.DType.FLOAT))[1])  # enums still read
+    assert list(tf.make_ndarray(C.tensor_proto(columns["trip_seconds"], "int64"))) == [300, -1]
+    assert list(tf.make_ndarray(C.tensor_proto(columns["company"], "DT_STRING"))) == [b"Taxi Affiliation", b""]
 
 
-def test_tensor_floats_reads_every_layout():
+def test_tensor_values_read_every_layout():
     import numpy as np
     import tensorflow as tf
 
     values = np.array([0.25, 0.1, 5.0086083e-08], np.float32)
     assert C.tensor_floats(tf.make_tensor_proto(values)) == [0.25, 0.1, 5.0086083e-08]  # tensor_content
-    listed = C.tensor_proto([], F.DType.FLOAT)
+    listed = C.tensor_proto([], "DT_FLOAT")
     listed.float_val.extend([0.25, 0.5])
     listed.tensor_shape.dim[0].size = 2
     assert C.tensor_floats(listed) == [0.25, 0.5]
     assert C.tensor_floats(tf.make_tensor_proto(np.float64(0.5), shape=[3])) == [0.5] * 3
+    matrix = tf.make_tensor_proto(np.array([[0.1, 0.2, 0.7], [1.0, 0.0, 0.0]], np.float32))
+    assert C.tensor_rows(matrix) == [[0.1, 0.2, 0.7], [1.0, 0.0, 0.0]]  # [N, K]: K floats per row
+    assert C.tensor_rows(tf.make_tensor_proto(np.zeros([2, 2, 2], np.int64))) == [[[0, 0], [0, 0]]] * 2
+    assert C.tensor_rows(tf.make_tensor_proto([b"a", b"\xff"])) == ["a", b"\xff"]  # not UTF-8: bytes
+    with pytest.raises(C.ServingClientError, match="scalar"):
+        C.tensor_rows(tf.make_tensor_proto(np.float32(1)), "probability")
+    with pytest.raises(C.ServingClientError, match="DT_COMPLEX64"):
+        C.tensor_rows(tf.make_tensor_proto(np.zeros([2], np.complex64)), "probability")
 
 
 def test_signature_names_match_models_signatures():
@@ -193,16 +139,16 @@ def test_signature_names_match_models_signatures():
         signatures.SERVING_DEFAULT, signatures.PREDICT_RAW, signatures.EXAMPLES_INPUT)
 
 
-# -- REST bodies -------------------------------------------------------------------------------------
+# -- REST bodies and answers ---------------------------------------------------------------------------
 
 
-def _signature_inputs(signature: str) -> dict:
+def _signature_inputs(signature: str, inputs: dict) -> dict:
     from tfxp.serving.json_codec import TensorInfo
 
     if signature == C.SERVING_DEFAULT:
         return {"examples": TensorInfo("DT_STRING", (-1,))}
-    dtypes = {F.DType.INT: "int64", F.DType.FLOAT: "float32", F.DType.STRING: "DT_STRING"}
-    return {f.name: TensorInfo(dtypes[f.dtype], (-1,)) for f in F.FEATURES}
+    numpy_names = {"DT_FLOAT": "float32", "DT_INT64": "int64", "DT_STRING": "DT_STRING"}
+    return {name: TensorInfo(numpy_names[dtype], (-1,)) for name, dtype in inputs.items()}
 
 
 def test_rest_examples_body_is_tf_serving_row_format(rows):
@@ -213,24 +159,49 @@ def test_rest_examples_body_is_tf_serving_row_format(rows):
     body = json.loads(text)
     assert body["signature_name"] == "serving_default"
     assert [base64.b64decode(i["b64"]) for i in body["instances"]] == examples
-    inputs, fmt = decode_predict_request(parse_json(text), _signature_inputs(C.SERVING_DEFAULT))
+    inputs, fmt = decode_predict_request(parse_json(text), _signature_inputs(C.SERVING_DEFAULT, TAXI_INPUTS))
     assert fmt == "row" and list(inputs["examples"]) == examples
 
 
 def test_rest_raw_body_is_tf_serving_columnar_format_with_nan(rows):
     from tfxp.serving.json_codec import decode_predict_request, parse_json
 
-    text = C.rest_predict_body(C.PREDICT_RAW, columns=C.raw_columns(rows[:4]))
+    text = C.rest_predict_body(C.PREDICT_RAW, columns=R.raw_columns(rows[:4], TAXI_INPUTS))
     assert "NaN" in text  # the first rows lack coordinates
     body = json.loads(text)
-    assert body["signature_name"] == "predict_raw" and set(body["inputs"]) == {f.name for f in F.FEATURES}
-    inputs, fmt = decode_predict_request(parse_json(text), _signature_inputs(C.PREDICT_RAW))
+    assert body["signature_name"] == "predict_raw" and set(body["inputs"]) == set(TAXI_INPUTS)
+    inputs, fmt = decode_predict_request(parse_json(text), _signature_inputs(C.PREDICT_RAW, TAXI_INPUTS))
     assert fmt == "columnar"
     assert inputs["fare"].dtype.name == "float32" and math.isnan(inputs["pickup_latitude"][0])
     assert inputs["trip_seconds"].dtype.name == "int64" and list(inputs["company"])[0] == rows[0]["company"].encode()
 
 
-# -- targets and row files -----------------------------------------------------------------------------
+def _signature(outputs: dict) -> C.Signature:
+    return C.Signature({}, {name: C.TensorInfo(dtype, shape) for name, (dtype, shape) in outputs.items()})
+
+
+@pytest.mark.parametrize("payload, outputs, expected", [
+    ([0.25, 1], {"probability": ("DT_FLOAT", (-1,))}, {"probability": [0.25, 1.0]}),  # 1 written for 1.0
+    ([[0.1, 0.9], [1, 0]], {"probabilities": ("DT_FLOAT", (-1, 2))}, {"probabilities": [[0.1, 0.9], [1.0, 0.0]]}),
+    ({"a": [1, 2], "b": ["x", "y"]}, {"a": ("DT_INT64", (-1,)), "b": ("DT_STRING", (-1,))},
+     {"a": [1, 2], "b": ["x", "y"]}),  # columnar, several outputs
+    ([{"a": 1.5, "b_bytes": {"b64": "/w=="}}], {"a": ("DT_FLOAT", (-1,)), "b_bytes": ("DT_STRING", (-1,))},
+     {"a": [1.5], "b_bytes": [b"\xff"]}),  # row format, several outputs
+    ([float("nan")], {"prediction": ("DT_FLOAT", (-1,))}, {"prediction": [float("nan")]}),
+])
+def test_rest_outputs_read_tf_serving_layouts(payload, outputs, expected):
+    got = C.rest_outputs(payload, _signature(outputs))
+    assert repr(got) == repr(expected)  # NaN matches NaN, and 1.0 is not 1
+
+
+@pytest.mark.parametrize("payload", [None, 0.5, "x", [{"a": 1}, {"b": 2}], {"a": 1}])
+def test_rest_outputs_refuse_other_layouts(payload):
+    with pytest.raises(C.ServingClientError) as raised:
+        C.rest_outputs(payload, _signature({"a": ("DT_FLOAT", (-1,))}))
+    assert raised.value.code == "INTERNAL"
+
+
+# -- targets -----------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("target, protocol, expected", [
@@ -256,101 +227,35 @@ def test_parse_target_rejects(target, protocol):
         C.parse_target(target, protocol)
 
 
-def test_read_rows_csv_keeps_strings():
-    rows = C.read_rows(TAXI_CSV)
-    assert len(rows) == len(read_csv_rows())
-    assert rows[0]["fare"] == "12.45" and rows[0]["pickup_latitude"] == ""
-
-
-def test_read_rows_jsonl(tmp_path):
-    path = tmp_path / "rows.jsonl"
-    path.write_text('{"fare": 12.45, "company": null}\n\n{"fare": "3", "trip_seconds": 60}\n')
-    assert C.read_rows(path) == [{"fare": 12.45, "company": None}, {"fare": "3", "trip_seconds": 60}]
-
-
-@pytest.mark.parametrize("name, text, match", [
-    ("rows.jsonl", '{"fare": 1}\n[1, 2]\n', "rows.jsonl:2: expected a JSON object"),
-    ("rows.jsonl", '{"fare": \n', "rows.jsonl:1: invalid JSON"),
-    ("rows.txt", "fare\n1\n", ".csv or .jsonl"),
-])
-def test_read_rows_rejects(tmp_path, name, text, match):
-    path = tmp_path / name
-    path.write_text(text)
-    with pytest.raises(ValueError, match=match):
-        C.read_rows(path)
-
-
-def test_read_rows_file_gives_the_columns(tmp_path):
-    csv_path = tmp_path / "rows.csv"
-    csv_path.write_text("\ufefffare,company\n1.5,\n\n2,Acme\n", encoding="utf-8")  # a BOM, a blank line
-    read = C.read_rows_file(csv_path)
-    assert read.columns == ("fare", "company")  # the byte order mark is not part of the name
-    assert read.rows == [{"fare": "1.5", "company": ""}, {"fare": "2", "company": "Acme"}]
-    assert C.read_rows_file(TAXI_CSV).columns == tuple(TAXI_CSV.read_text().splitlines()[0].split(","))
-    jsonl = tmp_path / "rows.jsonl"
-    jsonl.write_text('{"fare": 1}\n{"company": "A", "fare": 2}\n')
-    assert C.read_rows_file(jsonl).columns == ("fare", "company")  # every key some row has
-
-
-@pytest.mark.parametrize("text, match", [
-    ("fare,company\n1,A\n2\n", r"rows.csv:3: 1 cells, the header has 2"),  # DictReader: company=None (missing)
-    ("fare,company\n1,A,extra\n", r"rows.csv:2: 3 cells, the header has 2"),
-    ("fare,fare\n1,2\n", "header names fare more than once"),
-])
-def test_read_rows_refuses_csv_lines_that_do_not_fit_the_header(tmp_path, text, match):
-    path = tmp_path / "rows.csv"
-    path.write_text(text)
-    with pytest.raises(ValueError, match=match):
-        C.read_rows(path)
-
-
-def test_check_columns_names_every_missing_input(tmp_path):
-    path = tmp_path / "rows.csv"
-    path.write_text("foo,bar\n1,2\n")
-    optional = C.optional_features(DEFAULT_SCHEMA)
-    with pytest.raises(C.MissingColumnsError) as raised:
-        C.check_columns(C.read_rows_file(path), C.MODEL_INPUTS, optional)
-    assert raised.value.missing == [n for n in C.MODEL_INPUTS if n not in optional] + [
-        n for n in C.MODEL_INPUTS if n in optional]
-    assert "required: trip_miles, fare, trip_start_hour" in str(raised.value)
-    with pytest.raises(C.MissingColumnsError) as raised:  # the flag never excuses a required column
-        C.check_columns(C.read_rows_file(path), C.MODEL_INPUTS, optional, allow_missing_optional=True)
-    assert raised.value.optional == [] and raised.value.required == [n for n in C.MODEL_INPUTS if n not in optional]
-    required_only = tmp_path / "required.csv"
-    required_only.write_text(",".join(n for n in C.MODEL_INPUTS if n not in optional) + "\n")
-    with pytest.raises(C.MissingColumnsError) as raised:
-        C.check_columns(C.read_rows_file(required_only), C.MODEL_INPUTS, optional)
-    assert raised.value.required == [] and set(raised.value.optional) == optional
-    C.check_columns(C.read_rows_file(required_only), C.MODEL_INPUTS, optional, allow_missing_optional=True)
-    C.check_columns(C.read_rows_file(TAXI_CSV), C.MODEL_INPUTS, optional)
-
-
-def test_optional_features_are_the_schemas_varlen_features():
-    import tensorflow as tf
-
-    spec = raw_feature_spec()
-    assert C.optional_features(DEFAULT_SCHEMA) == {
-        f.name for f in F.FEATURES if isinstance(spec[f.name], tf.io.VarLenFeature)}
-    assert C.MODEL_INPUTS == tuple(f.name for f in F.FEATURES)
-
-
 # -- REST client against a stub ------------------------------------------------------------------------
 
 
 class _Stub:
-    """A loopback HTTP server answering from a list of (status, body) and recording requests."""
+    """A loopback HTTP server answering from a list of (status, body) and recording requests.
 
-    def __init__(self, answers):
+    `.../metadata` GETs are answered from `metadata` (a list too, the last answer repeated)
+    and recorded in `metadata_requests`; every other request in `requests`.
+    """
+
+    def __init__(self, answers, metadata=None):
         self.answers = list(answers)
+        self.metadata = [(200, metadata_answer())] if metadata is None else list(metadata)
         self.requests: list[tuple[str, str, bytes]] = []
+        self.metadata_requests: list[str] = []
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
             def _answer(self):
                 length = int(self.headers.get("Content-Length") or 0)
-                stub.requests.append((self.command, self.path, self.rfile.read(length)))
-                status, body = stub.answers.pop(0) if len(stub.answers) > 1 else stub.answers[0]
-                data = json.dumps(body).encode()
+                body = self.rfile.read(length)
+                if self.path.endswith("/metadata"):
+                    stub.metadata_requests.append(self.path)
+                    queue = stub.metadata
+                else:
+                    stub.requests.append((self.command, self.path, body))
+                    queue = stub.answers
+                status, answer = queue.pop(0) if len(queue) > 1 else queue[0]
+                data = json.dumps(answer).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
@@ -375,8 +280,8 @@ class _Stub:
 def stub():
     stubs = []
 
-    def make(*answers):
-        stubs.append(_Stub(answers))
+    def make(*answers, metadata=None):
+        stubs.append(_Stub(answers, metadata))
         return stubs[-1]
 
     yield make
@@ -390,7 +295,9 @@ def test_rest_predict_url_body_and_result(stub, rows):
         assert client.predict(rows[:2]) == [0.25, 0.75]
     method, path, body = server.requests[0]
     assert (method, path) == ("POST", "/v1/models/taxi/versions/3:predict")
-    assert len(json.loads(body)["instances"]) == 2
+    assert server.metadata_requests == ["/v1/models/taxi/versions/3/metadata"]
+    examples = [base64.b64decode(i["b64"]) for i in json.loads(body)["instances"]]
+    assert examples == R.encode_examples(rows[:2], TAXI_INPUTS)
 
 
 def test_rest_raw_predict_and_label_url(stub, rows):
@@ -398,7 +305,105 @@ def test_rest_raw_predict_and_label_url(stub, rows):
     with C.RestClient(server.url, "taxi", label="canary/1", signature="predict_raw") as client:
         assert client.predict(rows[:1]) == [0.5]
     assert server.requests[0][1] == "/v1/models/taxi/labels/canary%2F1:predict"
-    assert "inputs" in json.loads(server.requests[0][2])
+    assert server.metadata_requests == ["/v1/models/taxi/labels/canary%2F1/metadata"]
+    assert set(json.loads(server.requests[0][2])["inputs"]) == set(TAXI_INPUTS)
+
+
+@pytest.mark.parametrize("signature", ["serving_default", "predict_raw"])
+def test_rest_client_sends_the_inputs_the_metadata_declares(stub, signature):
+    """A model that is not the taxi model: inputs, dtypes and missing markers come from its metadata."""
+    from tensorflow.core.example import example_pb2
+
+    server = stub((200, {"predictions": [0.5, 0.5], "outputs": [0.5, 0.5]}),
+                  metadata=[(200, metadata_answer(PENGUIN_INPUTS, model="penguins"))])
+    with C.RestClient(server.url, "penguins", signature=signature) as client:
+        assert client.model_inputs() == PENGUIN_INPUTS
+        assert client.predict(PENGUIN_ROWS) == [0.5, 0.5]
+    body = json.loads(server.requests[0][2])
+    if signature == "predict_raw":
+        assert body["inputs"]["bill_length_mm"][0] == 39.1 and math.isnan(body["inputs"]["bill_length_mm"][1])
+        assert body["inputs"]["island"] == ["Torgersen", "Biscoe"] and body["inputs"]["year"] == [2007, 2008]
+        assert set(body["inputs"]) == set(PENGUIN_INPUTS)  # the label column is not sent
+        return
+    first, second = (example_pb2.Example.FromString(base64.b64decode(i["b64"])).features.feature
+                     for i in body["instances"])
+    assert set(first) == set(PENGUIN_INPUTS)
+    assert first["bill_length_mm"].float_list.value == [pytest.approx(39.1)]
+    assert first["island"].bytes_list.value == [b"Torgersen"] and first["year"].int64_list.value == [2007]
+    assert second["bill_length_mm"].WhichOneof("kind") is None  # blank: present but empty
+
+
+@pytest.mark.parametrize("signature, key", [("serving_default", "predictions"), ("predict_raw", "outputs")])
+def test_rest_results_are_shaped_by_the_outputs(stub, signature, key):
+    multiclass = metadata_answer(PENGUIN_INPUTS, {"probabilities": ("DT_FLOAT", (-1, 3))})
+    server = stub((200, {key: [[0.1, 0.2, 0.7], [1, 0, 0]]}), metadata=[(200, multiclass)])
+    with C.RestClient(server.url, "penguins", signature=signature) as client:
+        assert client.predict(PENGUIN_ROWS) == [[0.1, 0.2, 0.7], [1.0, 0.0, 0.0]]
+        assert client.outputs() == {"probabilities": C.TensorInfo("DT_FLOAT", (-1, 3))}
+    several = metadata_answer(PENGUIN_INPUTS, {"prediction": ("DT_FLOAT", (-1,)), "bucket": ("DT_INT64", (-1,))})
+    answer = ([{"prediction": 1, "bucket": 3}, {"prediction": 2.5, "bucket": 4}] if key == "predictions"
+              else {"prediction": [1, 2.5], "bucket": [3, 4]})
+    server = stub((200, {key: answer}), metadata=[(200, several)])
+    with C.RestClient(server.url, "penguins", signature=signature) as client:
+        got = client.predict(PENGUIN_ROWS)
+    assert got == [{"bucket": 3, "prediction": 1.0}, {"bucket": 4, "prediction": 2.5}]
+    assert isinstance(got[0]["prediction"], float) and isinstance(got[0]["bucket"], int)
+
+
+def test_rest_metadata_is_read_once_per_client(stub, rows):
+    server = stub((200, {"predictions": [0.5]}))
+    with C.RestClient(server.url, "taxi") as client:
+        for _ in range(3):
+            assert client.predict(rows[:1]) == [0.5]
+    assert len(server.metadata_requests) == 1 and len(server.requests) == 3
+    with C.RestClient(server.url, "taxi") as client:  # a new client asks again
+        client.predict(rows[:1])
+    assert len(server.metadata_requests) == 2
+
+
+def test_rest_reads_the_metadata_again_when_another_version_refuses_the_request(stub):
+    """Version 5 replaced 4 with another input: the refused request is rebuilt from 5's metadata, once."""
+    renamed = {**PENGUIN_INPUTS, "flipper_length_mm": "DT_FLOAT"}
+    server = stub((400, {"error": "predict_raw: missing input flipper_length_mm"}), (200, {"outputs": [0.5, 0.5]}),
+                  metadata=[(200, metadata_answer(PENGUIN_INPUTS, version=4)),
+                            (200, metadata_answer(renamed, version=5))])
+    with C.RestClient(server.url, "penguins", signature="predict_raw") as client:
+        assert client.predict(PENGUIN_ROWS) == [0.5, 0.5]
+        assert client.model_metadata().version == 5
+    assert len(server.metadata_requests) == 2
+    assert set(json.loads(server.requests[1][2])["inputs"]) == set(renamed)
+    # The same version refusing: the error is the server's, asked once (no loop, no second predict).
+    server = stub((400, {"error": "predict_raw: required input year is missing"}))
+    with C.RestClient(server.url, "taxi", signature="predict_raw") as client:
+        with pytest.raises(C.ServingClientError) as raised:
+            client.predict(PENGUIN_ROWS)
+    assert (raised.value.code, raised.value.message) == (400, "predict_raw: required input year is missing")
+    assert len(server.requests) == 1 and len(server.metadata_requests) == 2
+    # A client pinned to a version never re-reads: no other version can answer it.
+    server = stub((400, {"error": "bad"}))
+    with C.RestClient(server.url, "taxi", version=4) as client, pytest.raises(C.ServingClientError):
+        client.predict(PENGUIN_ROWS)
+    assert len(server.metadata_requests) == 1
+
+
+@pytest.mark.parametrize("metadata, match", [
+    (metadata_answer(signatures=["serving_default"]), "has no 'predict_raw' signature .*it has serving_default"),
+    (metadata_answer({"x": "DT_BOOL"}), "predict_raw input x is DT_BOOL"),
+    (metadata_answer(signatures=[]), "has no 'serving_default' signature .*it has none"),
+])
+def test_models_the_client_cannot_feed_are_refused_before_predicting(stub, rows, metadata, match):
+    server = stub((200, {"predictions": [0.5]}), metadata=[(200, metadata)])
+    with C.RestClient(server.url, "taxi") as client, pytest.raises(C.ModelMetadataError, match=match) as raised:
+        client.predict(rows[:1])
+    assert raised.value.code == "FAILED_PRECONDITION" and "taxi version 4" in raised.value.message
+    assert server.requests == []
+
+
+def test_bad_row_values_are_refused_before_predicting(stub):
+    server = stub((200, {"predictions": [0.5]}), metadata=[(200, metadata_answer(PENGUIN_INPUTS))])
+    with C.RestClient(server.url, "penguins") as client, pytest.raises(C.RowError, match="row 1: year"):
+        client.predict([PENGUIN_ROWS[0], dict(PENGUIN_ROWS[1], year="3.5")])
+    assert server.requests == []
 
 
 def test_rest_status_and_metadata(stub):
@@ -407,12 +412,18 @@ def test_rest_status_and_metadata(stub):
         "outputs": {"probability": {"dtype": "DT_FLOAT", "name": "y:0"}}, "method_name": "tensorflow/serving/predict"}}}
     server = stub((200, {"model_version_status": [{"version": "2", "state": "AVAILABLE",
                                                    "status": {"error_code": "OK", "error_message": ""}}]}),
-                  (200, {"model_spec": {"name": "taxi", "version": "2"}, "metadata": {"signature_def": signature_def}}))
+                  metadata=[(200, {"model_spec": {"name": "taxi", "version": "2"},
+                                   "metadata": {"signature_def": signature_def}})])
     with C.RestClient(server.url, "taxi") as client:
         assert client.status() == [{"version": 2, "state": "AVAILABLE"}]
         assert client.metadata() == {"serving_default": {"inputs": {"examples": "DT_STRING"},
                                                          "outputs": {"probability": "DT_FLOAT"}}}
-    assert [r[1] for r in server.requests] == ["/v1/models/taxi", "/v1/models/taxi/metadata"]
+        metadata = client.model_metadata()
+    assert metadata.version == 2
+    assert metadata.signatures["serving_default"].inputs["examples"] == C.TensorInfo("DT_STRING", (-1,))
+    assert metadata.signatures["serving_default"].outputs["probability"] == C.TensorInfo("DT_FLOAT", ())
+    assert [r[1] for r in server.requests] == ["/v1/models/taxi"]
+    assert server.metadata_requests == ["/v1/models/taxi/metadata"]
 
 
 def test_rest_retries_503_then_succeeds(stub, rows):
@@ -420,6 +431,13 @@ def test_rest_retries_503_then_succeeds(stub, rows):
     with C.RestClient(server.url, "taxi", retry_seconds=5) as client:
         assert client.predict(rows[:1]) == [0.1]
     assert len(server.requests) == 3
+
+
+def test_rest_metadata_is_retried_while_the_model_loads(stub, rows):
+    server = stub((200, {"predictions": [0.1]}), metadata=[(503, {"error": "loading"}), (200, metadata_answer())])
+    with C.RestClient(server.url, "taxi", retry_seconds=5) as client:
+        assert client.predict(rows[:1]) == [0.1]
+    assert len(server.metadata_requests) == 2
 
 
 def test_rest_gives_up_when_the_retry_budget_is_spent(stub, rows):
@@ -441,11 +459,12 @@ def test_rest_gives_up_when_the_retry_budget_is_spent(stub, rows):
 
 
 def test_rest_other_errors_raise_at_once_with_server_message(stub, rows):
-    server = stub((404, {"error": "Servable not found for request: Latest(nope)"}))
+    not_found = (404, {"error": "Servable not found for request: Latest(nope)"})
+    server = stub(not_found, metadata=[not_found])
     with C.RestClient(server.url, "nope") as client, pytest.raises(C.ServingClientError) as raised:
         client.predict(rows[:1])
     assert raised.value.code == 404 and raised.value.message == "Servable not found for request: Latest(nope)"
-    assert len(server.requests) == 1
+    assert len(server.metadata_requests) == 1 and server.requests == []
 
 
 def test_rest_connection_refused_is_retried_then_503():
@@ -468,7 +487,7 @@ def test_client_argument_checks():
             C.RestClient("http://h:1", "m", **bad)
     with pytest.raises(ValueError, match="signature"):
         C.RestClient("http://h:1", "m", signature="classification")
-    assert C.RestClient("http://h:1", "m").predict([]) == []
+    assert C.RestClient("http://h:1", "m").predict([]) == []  # nothing asked, not even the metadata
 
 
 # -- gRPC client against a stub servicer ---------------------------------------------------------------
@@ -476,11 +495,19 @@ def test_client_argument_checks():
 
 @pytest.fixture
 def grpc_stub():
+    """A PredictionService/ModelService on loopback. `seen["metadata"]`: the REST-shaped metadata answer
+    it serves (as a SignatureDefMap); `seen["outputs"]`: batch -> {name: numpy array} of a Predict answer;
+    `seen["version"]`: the version Predict answers name."""
     import grpc
+    import numpy as np
+    import tensorflow as tf
+    from google.protobuf import json_format
     from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb2, model_service_pb2_grpc,
                                          predict_pb2, prediction_service_pb2_grpc)
 
-    seen = {"predict": [], "failures": []}
+    seen = {"predict": [], "failures": [], "metadata_calls": 0, "version": 7,
+            "metadata": metadata_answer(version=7),
+            "outputs": lambda batch: {"probability": np.full([batch], 0.5, np.float32)}}
 
     class Prediction(prediction_service_pb2_grpc.PredictionServiceServicer):
         def Predict(self, request, context):
@@ -491,18 +518,19 @@ def grpc_stub():
             batch = next(iter(request.inputs.values())).tensor_shape.dim[0].size
             response = predict_pb2.PredictResponse()
             response.model_spec.name = request.model_spec.name
-            response.model_spec.version.value = 7
-            response.outputs["probability"].CopyFrom(C.tensor_proto([0.5] * batch, F.DType.FLOAT))
+            response.model_spec.version.value = seen["version"]
+            for name, value in seen["outputs"](batch).items():
+                response.outputs[name].CopyFrom(tf.make_tensor_proto(value))
             return response
 
         def GetModelMetadata(self, request, context):
-            from tensorflow.core.framework import types_pb2
-
-            signature_map = get_model_metadata_pb2.SignatureDefMap()
-            sig = signature_map.signature_def["predict_raw"]
-            sig.inputs["fare"].dtype = types_pb2.DT_FLOAT
-            sig.outputs["probability"].dtype = types_pb2.DT_FLOAT
+            seen["metadata_calls"] += 1
+            answer = seen["metadata"]
+            signature_map = json_format.ParseDict(answer["metadata"]["signature_def"],
+                                                  get_model_metadata_pb2.SignatureDefMap())
             response = get_model_metadata_pb2.GetModelMetadataResponse()
+            response.model_spec.name = request.model_spec.name
+            response.model_spec.version.value = int(answer["model_spec"]["version"])
             response.metadata["signature_def"].Pack(signature_map)
             return response
 
@@ -532,18 +560,46 @@ def test_grpc_predict_examples_request(grpc_stub, rows):
     assert request.model_spec.name == "taxi" and request.model_spec.version_label == "stable"
     assert request.model_spec.signature_name == "serving_default" and list(request.inputs) == ["examples"]
     tensor = request.inputs["examples"]
-    assert tensor.dtype == types_pb2.DT_STRING and list(tensor.string_val) == C.encode_examples(rows[:3])
+    assert tensor.dtype == types_pb2.DT_STRING
+    assert list(tensor.string_val) == R.encode_examples(rows[:3], TAXI_INPUTS)
 
 
-def test_grpc_predict_raw_request(grpc_stub, rows):
+def test_grpc_predict_raw_request_follows_the_metadata(grpc_stub):
     import tensorflow as tf
 
-    with C.GrpcClient(grpc_stub["target"], "taxi", version=7, signature="predict_raw") as client:
-        assert client.predict(rows[:2]) == [0.5, 0.5]
+    grpc_stub["metadata"] = metadata_answer(PENGUIN_INPUTS, version=7)
+    with C.GrpcClient(grpc_stub["target"], "penguins", version=7, signature="predict_raw") as client:
+        assert client.predict(PENGUIN_ROWS) == [0.5, 0.5]
     request = grpc_stub["predict"][0]
-    assert request.model_spec.version.value == 7
-    assert set(request.inputs) == {f.name for f in F.FEATURES}
-    assert math.isnan(tf.make_ndarray(request.inputs["pickup_latitude"])[0])
+    assert request.model_spec.version.value == 7 and set(request.inputs) == set(PENGUIN_INPUTS)
+    assert math.isnan(tf.make_ndarray(request.inputs["bill_length_mm"])[1])
+    assert tf.make_ndarray(request.inputs["year"]).dtype.name == "int64"
+    assert list(tf.make_ndarray(request.inputs["island"])) == [b"Torgersen", b"Biscoe"]
+
+
+def test_grpc_results_are_shaped_by_the_outputs(grpc_stub):
+    import numpy as np
+
+    grpc_stub["metadata"] = metadata_answer(PENGUIN_INPUTS, {"probabilities": ("DT_FLOAT", (-1, 3))}, version=7)
+    grpc_stub["outputs"] = lambda batch: {"probabilities": np.tile(np.float32([0.1, 0.2, 0.7]), [batch, 1])}
+    with C.GrpcClient(grpc_stub["target"], "penguins") as client:
+        assert client.predict(PENGUIN_ROWS) == [[0.1, 0.2, 0.7]] * 2
+    grpc_stub["outputs"] = lambda batch: {"prediction": np.float32([1.5] * batch), "bucket": np.int64([3] * batch)}
+    with C.GrpcClient(grpc_stub["target"], "penguins") as client:
+        assert client.predict(PENGUIN_ROWS) == [{"bucket": 3, "prediction": 1.5}] * 2
+
+
+def test_grpc_reads_the_metadata_again_after_another_version_answers(grpc_stub, rows):
+    with C.GrpcClient(grpc_stub["target"], "taxi") as client:
+        client.predict(rows[:1])
+        client.predict(rows[:1])
+        assert grpc_stub["metadata_calls"] == 1  # once per client
+        grpc_stub["version"] = 8  # version 8 took over (its metadata names it)
+        grpc_stub["metadata"] = metadata_answer(version=8)
+        client.predict(rows[:1])  # answered by 8: the next predict re-reads
+        client.predict(rows[:1])
+        client.predict(rows[:1])
+        assert grpc_stub["metadata_calls"] == 2 and client.model_metadata().version == 8
 
 
 def test_grpc_retries_only_unavailable(grpc_stub, rows):
@@ -558,14 +614,17 @@ def test_grpc_retries_only_unavailable(grpc_stub, rows):
     with C.GrpcClient(grpc_stub["target"], "taxi") as client, pytest.raises(C.ServingClientError) as raised:
         client.predict(rows[:1])
     assert (raised.value.code, raised.value.message) == ("INVALID_ARGUMENT", "bad input 'x'")
-    assert len(grpc_stub["predict"]) == 4
+    assert len(grpc_stub["predict"]) == 4  # the metadata was read again, unchanged: not asked twice
 
 
 def test_grpc_status_and_metadata(grpc_stub):
+    grpc_stub["metadata"] = metadata_answer({"fare": "DT_FLOAT"}, version=7, signatures=["predict_raw"])
     with C.GrpcClient(grpc_stub["target"], "taxi") as client:
         assert client.status() == [{"version": 7, "state": "AVAILABLE"}]
         assert client.metadata() == {"predict_raw": {"inputs": {"fare": "DT_FLOAT"},
                                                      "outputs": {"probability": "DT_FLOAT"}}}
+        assert client.model_metadata().signatures["predict_raw"].inputs["fare"] == C.TensorInfo("DT_FLOAT", (-1,))
+        assert client.model_metadata().version == 7
 
 
 # -- CLI ------------------------------------------------------------------------------------------------
@@ -594,56 +653,85 @@ def test_predict_usage_errors_exit_2(extra, hint):
     assert hint in result.output
 
 
-def test_predict_bad_rows_exit_2(tmp_path, rows):
+def test_predict_bad_rows_exit_2(stub, tmp_path, rows):
+    server = stub((200, {"predictions": [0.5]}))
+    base = ["predict", "--server", server.url, "--model", "taxi"]
+    assert CliRunner().invoke(main, base + ["--rows", str(tmp_path / "missing.csv")]).exit_code == 2
     bad = tmp_path / "rows.jsonl"
     bad.write_text(json.dumps(dict(rows[0], trip_seconds="soon")) + "\n")
-    base = ["predict", "--server", "http://127.0.0.1:9", "--model", "taxi"]
-    assert CliRunner().invoke(main, base + ["--rows", str(tmp_path / "missing.csv")]).exit_code == 2
     result = CliRunner().invoke(main, base + ["--rows", str(bad)])
     assert result.exit_code == 2 and "trip_seconds" in result.output
+    ragged = tmp_path / "ragged.csv"
+    ragged.write_text("fare,company\n1\n")
+    result = CliRunner().invoke(main, base + ["--rows", str(ragged)])
+    assert result.exit_code == 2 and "ragged.csv:2" in result.output
+    assert server.requests == []  # no predict was sent
 
 
 @pytest.mark.parametrize("signature", ["serving_default", "predict_raw"])
 def test_predict_refuses_a_rows_file_without_model_inputs(stub, tmp_path, signature):
-    """Issue 10 item 15: `foo,bar` rows were sent as all-missing rows and answered (exit 0)."""
-    server = stub((200, {"predictions": [0.5], "outputs": [0.5]}))
-    base = ["predict", "--server", server.url, "--model", "taxi", "--signature", signature, "--json"]
+    """Issue 10 item 15: `foo,bar` rows were sent as all-missing rows and answered (exit 0). The inputs
+    come from the model's metadata, which does not say which are optional: every one needs a column,
+    unless --allow-missing-optional, and then the model refuses rows missing a required one."""
+    server = stub((200, {"predictions": [0.5], "outputs": [0.5]}),
+                  metadata=[(200, metadata_answer(PENGUIN_INPUTS, model="penguins"))])
+    base = ["predict", "--server", server.url, "--model", "penguins", "--signature", signature, "--json"]
     foo = tmp_path / "foo.csv"
     foo.write_text("foo,bar\n1,2\n")
     result = CliRunner().invoke(main, base + ["--rows", str(foo)])
     assert result.exit_code == 2, result.output
-    assert "has no column for the model inputs trip_miles, fare" in result.output
-    optional = C.optional_features(DEFAULT_SCHEMA)
-    header = TAXI_CSV.read_text().splitlines()[0].split(",")
-    keep = [i for i, name in enumerate(header) if name not in optional]
-    line = TAXI_CSV.read_text().splitlines()[1].split(",")
-    required_only = tmp_path / "required.csv"
-    required_only.write_text(",".join(header[i] for i in keep) + "\n" + ",".join(line[i] for i in keep) + "\n")
-    result = CliRunner().invoke(main, base + ["--rows", str(required_only)])
-    assert result.exit_code == 2 and "--allow-missing-optional" in result.output and "required:" not in result.output
+    assert "has no column for the model inputs bill_length_mm, island, year" in result.output
+    assert "--allow-missing-optional" in result.output
+    partial = tmp_path / "partial.csv"
+    partial.write_text("island,year,species\nBiscoe,2008,Gentoo\n")
+    result = CliRunner().invoke(main, base + ["--rows", str(partial)])
+    assert result.exit_code == 2 and "model inputs bill_length_mm" in result.output and "island" not in result.output
     assert server.requests == []  # nothing was sent
-    result = CliRunner().invoke(main, base + ["--rows", str(required_only), "--allow-missing-optional"])
+    result = CliRunner().invoke(main, base + ["--rows", str(partial), "--allow-missing-optional"])
     assert result.exit_code == 0, result.output
-    assert [r[1] for r in server.requests][0] == "/v1/models/taxi:predict"
+    assert server.requests[0][1] == "/v1/models/penguins:predict"
 
 
 def test_predict_prints_table_and_json(stub, tmp_path):
-    # REST predict answers don't name the version, so the CLI asks for the model's status after it.
-    answers = [(200, {"predictions": [0.125, 0.875]}), (200, {"model_version_status": [
-        {"version": "4", "state": "AVAILABLE"}, {"version": "3", "state": "END"}]})]
-    server = stub(*answers)
+    server = stub((200, {"predictions": [0.125, 0.875]}))
     rows = tmp_path / "rows.csv"
     rows.write_text(TAXI_CSV.read_text().splitlines()[0] + "\n" + "\n".join(TAXI_CSV.read_text().splitlines()[1:3]))
     args = ["predict", "--server", server.url, "--model", "taxi", "--rows", str(rows)]
     table = CliRunner().invoke(main, args)
     assert table.exit_code == 0, table.output
-    assert "probability" in table.output and "0.125" in table.output and "0.875" in table.output
-    assert [r[1] for r in server.requests] == ["/v1/models/taxi:predict", "/v1/models/taxi"]
-    server.answers = list(answers)
+    assert table.output.splitlines()[0].split() == ["row", "probability"]
+    assert "0.125" in table.output and "0.875" in table.output
+    # REST predict answers don't name the version: the metadata the request was built from does.
+    assert [r[1] for r in server.requests] == ["/v1/models/taxi:predict"]
     result = CliRunner().invoke(main, args + ["--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.output) == {"model": "taxi", "version": 4, "protocol": "rest",
-                                         "probabilities": [0.125, 0.875]}
+                                         "signature": "serving_default", "outputs": ["probability"],
+                                         "predictions": [0.125, 0.875]}
+
+
+def test_predict_prints_multiclass_and_several_outputs(stub, tmp_path):
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text("\n".join(json.dumps(r) for r in PENGUIN_ROWS) + "\n")
+    multiclass = metadata_answer(PENGUIN_INPUTS, {"probabilities": ("DT_FLOAT", (-1, 3))}, model="penguins")
+    server = stub((200, {"predictions": [[0.1, 0.2, 0.7], [float("nan"), 0, 1]]}), metadata=[(200, multiclass)])
+    args = ["predict", "--server", server.url, "--model", "penguins", "--rows", str(rows)]
+    table = CliRunner().invoke(main, args)
+    assert table.exit_code == 0, table.output
+    assert table.output.splitlines()[0].split() == ["row", "probabilities[0]", "probabilities[1]", "probabilities[2]"]
+    assert table.output.splitlines()[2].split() == ["0", "0.1", "0.2", "0.7"]
+    result = json.loads(CliRunner().invoke(main, args + ["--json"]).output)
+    assert result["outputs"] == ["probabilities"]
+    assert result["predictions"] == [[0.1, 0.2, 0.7], [None, 0.0, 1.0]]  # NaN is not JSON: null
+    several = metadata_answer(PENGUIN_INPUTS, {"prediction": ("DT_FLOAT", (-1,)), "bucket": ("DT_INT64", (-1,))})
+    server = stub((200, {"predictions": [{"prediction": 1.5, "bucket": 3}, {"prediction": 2, "bucket": 4}]}),
+                  metadata=[(200, several)])
+    args[2] = server.url
+    table = CliRunner().invoke(main, args)
+    assert table.output.splitlines()[0].split() == ["row", "bucket", "prediction"]
+    result = json.loads(CliRunner().invoke(main, args + ["--json"]).output)
+    assert result["outputs"] == ["bucket", "prediction"]
+    assert result["predictions"] == [{"bucket": 3, "prediction": 1.5}, {"bucket": 4, "prediction": 2.0}]
 
 
 def test_predict_server_error_exits_1_with_message(stub):
@@ -652,6 +740,13 @@ def test_predict_server_error_exits_1_with_message(stub):
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 1
     assert "Feature: fare is required" in result.output
+
+
+def test_predict_a_model_without_predict_raw_exits_1_naming_it(stub):
+    server = stub((200, {"predictions": [0.5]}), metadata=[(200, metadata_answer(signatures=["serving_default"]))])
+    result = CliRunner().invoke(main, ["predict", "--server", server.url, "--model", "taxi", "--rows", str(TAXI_CSV)])
+    assert result.exit_code == 1 and "FAILED_PRECONDITION" in result.output and "'predict_raw'" in result.output
+    assert server.requests == []
 
 
 @pytest.fixture
@@ -725,20 +820,23 @@ def test_serve_start_failure_exits_1(monkeypatch, tmp_path):
     assert result.exit_code == 1 and "address already in use" in result.output
 
 
-def test_cli_and_rest_client_do_not_import_tensorflow(tmp_path):
+def test_cli_and_rest_client_do_not_import_tensorflow(stub, tmp_path):
     # `tfxp predict --help`, `tfxp serve --help` and REST requests must not pay TensorFlow's ~4 s import.
+    server = stub((200, {"predictions": [0.5] * 5}))
     code = (
         "import sys; from tfxp.pipeline.cli import main\n"
         "for args in (['predict', '--help'], ['serve', '--help']):\n"
         "    try:\n        main(args)\n    except SystemExit:\n        pass\n"
         "from tfxp.serving import client\n"
         "rows = client.read_rows(sys.argv[1])[:5]\n"
+        "with client.RestClient(sys.argv[2], 'taxi') as rest:\n"
+        "    assert rest.predict(rows) == [0.5] * 5\n"
         "client.rest_predict_body('serving_default', examples=client.encode_examples(rows))\n"
         "client.rest_predict_body('predict_raw', columns=client.raw_columns(rows))\n"
-        "client.RestClient('http://127.0.0.1:9', 'taxi').close()\n"
         "import json; print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in "
         "('tensorflow', 'tfx', 'apache_beam', 'tensorflow_transform', 'tensorflow_serving'))))"
     )
-    out = subprocess.run([sys.executable, "-c", code, str(TAXI_CSV)], capture_output=True, text=True, check=True,
-                         cwd=Path(__file__).resolve().parents[2]).stdout
+    out = subprocess.run([sys.executable, "-c", code, str(TAXI_CSV), server.url], capture_output=True, text=True,
+                         check=True, cwd=Path(__file__).resolve().parents[2]).stdout
     assert json.loads(out.strip().splitlines()[-1]) == []
+    assert len(server.requests) == 1 and len(server.metadata_requests) == 1

@@ -2,7 +2,8 @@
 
 This is what an app does, in Python: read `model_spec.json`, turn each raw row
 into one tensor per input (named as the CSV column, missing values written as
-the spec's markers), run the `serving_default` signature, read `probability`.
+the spec's markers; rows are read by `tfxp.rows`, as the serving clients read
+them), run the `serving_default` signature, read `probability`.
 The TFLite model does all preprocessing itself, and answers NaN for a row the
 server refuses (a required input missing, an infinite float): the same
 missing-value contract in every variant, checked by the converter's parity gate.
@@ -24,8 +25,8 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from tfxp.models import features as F
-from tfxp.serving.client import RowError, parse_value
+from tfxp import rows as R
+from tfxp.rows import RowError  # noqa: F401  (raised by MobileModel.predict; importable from here)
 
 SPEC_FILE = "model_spec.json"
 SIGNATURE = "serving_default"
@@ -39,7 +40,7 @@ CHUNK_ROWS = 4096
 # serving_bytes compares [rows, keys, width] bytes: smaller chunks bound that.
 BYTES_CHUNK_ROWS = 256
 
-_NUMPY_DTYPES = {"int64": np.int64, "float32": np.float32, "string": object}
+_NUMPY_DTYPES = {R.DT_INT64: np.int64, R.DT_FLOAT: np.float32, R.DT_STRING: object}
 
 
 class ModelSpecError(ValueError):
@@ -60,40 +61,24 @@ def interpreter_class() -> type:
 
 def missing_marker_json(dtype: str) -> Any:
     """The missing-value marker of a spec dtype as written in model_spec.json (NaN as the string "NaN")."""
-    marker = F.missing_value(F.DType(dtype))
+    marker = R.missing_marker(dtype)
     return "NaN" if isinstance(marker, float) and math.isnan(marker) else marker
-
-
-def input_spec_for_features() -> list[dict]:
-    """name/dtype/marker of each model input, from `models.features` (before a spec file exists)."""
-    return [{"name": f.name, "dtype": f.dtype.value, "missing_marker": missing_marker_json(f.dtype.value)}
-            for f in F.FEATURES]
 
 
 def columns(rows: Sequence[Mapping[str, Any]], inputs: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
     """Raw rows -> one numpy array per input, absent values ("", None, NaN, no key) as markers.
 
-    Values are read exactly as the serving client reads them for `predict_raw`
-    (`serving.client.parse_value`). Raises RowError naming the row and column.
+    `inputs`: model_spec.json's [{"name", "dtype": "int64" | "float32" | "string"}, ...].
+    Arrays: int64, float32, or object (UTF-8 bytes) [len(rows)]. Values are read as
+    the serving clients read them (`tfxp.rows.raw_columns`). Raises RowError naming
+    the row and column, ValueError for a dtype rows don't hold.
     """
+    dtypes = {spec["name"]: R.dtype_name(spec["dtype"]) for spec in inputs}
     out: dict[str, np.ndarray] = {}
-    for spec in inputs:
-        name, dtype = spec["name"], F.DType(spec["dtype"])
-        marker = F.missing_value(dtype)
-        values = []
-        for index, row in enumerate(rows):
-            try:
-                value = parse_value(row.get(name), dtype)
-            except (TypeError, ValueError) as exc:
-                raise RowError(f"row {index}: {name}: cannot read {row.get(name)!r} as {dtype.value} ({exc})") from None
-            if value is None:
-                value = marker
-            if dtype is F.DType.STRING:
-                value = value.encode("utf-8")
-            elif dtype is F.DType.INT and not -(2**63) <= value < 2**63:
-                raise RowError(f"row {index}: {name}: {value} is out of int64 range")
-            values.append(value)
-        out[name] = np.array(values, dtype=_NUMPY_DTYPES[dtype.value])
+    for name, values in R.raw_columns(rows, dtypes).items():
+        if dtypes[name] == R.DT_STRING:
+            values = [value.encode("utf-8") for value in values]
+        out[name] = np.array(values, dtype=_NUMPY_DTYPES[dtypes[name]])
     return out
 
 
@@ -114,7 +99,7 @@ class TFLiteModel:
     """
 
     def __init__(self, model_path: str | Path | None = None, *, model_content: bytes | None = None,
-                 num_threads: int = 1, output: str = F.OUTPUT, signature: str = SIGNATURE):
+                 num_threads: int = 1, output: str | None = None, signature: str = SIGNATURE):
         if (model_path is None) == (model_content is None):
             raise ValueError("give model_path or model_content")
         Interpreter = interpreter_class()
@@ -127,6 +112,13 @@ class TFLiteModel:
             raise ModelSpecError(f"the model has no {signature!r} signature (it has {sorted(self.signatures)})")
         self.signature = signature
         self.runner = self.interpreter.get_signature_runner(signature)
+        outputs = sorted(self.runner.get_output_details())
+        if output is None:  # the signature's one output (probability, probabilities or prediction)
+            if len(outputs) != 1:
+                raise ModelSpecError(f"the {signature!r} signature has outputs {outputs}: name one")
+            output = outputs[0]
+        elif output not in outputs:
+            raise ModelSpecError(f"the {signature!r} signature has no output {output!r} (it has {outputs})")
         self.output = output
         self._byte_widths = {name: d["shape"][1] for name, d in self.input_details().items() if d["dtype"] == "uint8"}
         self._allocated_for: tuple | None = None  # input shapes the tensors are allocated for
@@ -162,7 +154,8 @@ class TFLiteModel:
         return {name: _describe(d) for name, d in self.runner.get_output_details().items()}
 
     def run(self, cols: Mapping[str, np.ndarray]) -> np.ndarray:
-        """Probabilities (float32 [batch]) for one batch of input columns.
+        """The model's output for one batch of input columns: float32 [batch] (binary probability,
+        regression prediction) or [batch, K] (multiclass probabilities), as model_spec.json's `output`.
 
         NaN for a row the model has no answer for (a required input at its missing
         marker, an infinite float). Raises ValueError when the columns differ in
@@ -174,7 +167,7 @@ class TFLiteModel:
             return np.zeros([0], np.float32)
         step = BYTES_CHUNK_ROWS if self._byte_widths else CHUNK_ROWS
         if batch <= step and not self._byte_widths:
-            return np.asarray(self._invoke(cols)).reshape(-1)
+            return _per_row(self._invoke(cols))
         parts = []
         for start in range(0, batch, step):
             chunk = {}
@@ -183,8 +176,14 @@ class TFLiteModel:
                 if name in self._byte_widths and values.dtype == object:
                     values = encode_bytes(values, self._byte_widths[name])
                 chunk[name] = values
-            parts.append(np.asarray(self._invoke(chunk)).reshape(-1))
-        return np.concatenate(parts)
+            parts.append(_per_row(self._invoke(chunk)))
+        return np.concatenate(parts, axis=0)
+
+
+def _per_row(output) -> np.ndarray:
+    """[batch] for one value per row ([batch, 1] flattened), [batch, K] for K values per row."""
+    output = np.asarray(output)
+    return output.reshape(-1) if output.ndim != 2 or output.shape[1] == 1 else output
 
 
 def _check_lengths(cols: Mapping[str, np.ndarray]) -> None:
@@ -246,14 +245,18 @@ class MobileModel:
     def version(self) -> Any:
         return self.spec.get("model_version")
 
-    def predict(self, rows: Iterable[Mapping[str, Any]]) -> list[float]:
-        """Tip probabilities, one per raw row (CSV strings or JSON values; blanks are missing).
+    def predict(self, rows: Iterable[Mapping[str, Any]]) -> list[float] | list[list[float]]:
+        """One result per raw row (CSV strings or JSON values; blanks are missing): a float (binary
+        probability, regression prediction) or a list of K floats (multiclass probabilities).
 
         NaN for a row without an answer (a required input missing, an infinite
         float). Raises RowError on a value its input's dtype cannot hold.
         """
         rows = list(rows)
-        return [float(p) for p in self.model.run(columns(rows, self.inputs))]
+        out = self.model.run(columns(rows, self.inputs))
+        if out.ndim == 2:
+            return [[float(p) for p in row] for row in out]
+        return [float(p) for p in out]
 
 
 def _check_matches(model: TFLiteModel, spec: Mapping[str, Any], path: Path) -> None:

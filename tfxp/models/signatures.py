@@ -7,7 +7,10 @@
   rows missing a required feature and infinite floats: see `check_raw_inputs`.
 - `transform_features`: serialized examples -> transformed features (for TFMA).
 - `classification` / `regression`: TF Serving's Classify and Regress APIs
-  (`inputs`: serialized examples; `classes`+`scores` over {"0", "1"}, or `outputs`).
+  (`inputs`: serialized examples; `classes`+`scores` over the label's classes, or
+  `outputs`): classification for binary and multiclass models, regression for
+  regression and binary ones (see `build`).
+Outputs follow the problem's task (`Problem.output`).
 """
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ import tfxp.models  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow lo
 import tensorflow as tf
 import tensorflow_transform as tft
 
+from tfxp.files import copy_tree
 from tfxp.models import features as F
 
 SERVING_DEFAULT = "serving_default"
@@ -26,6 +30,7 @@ REGRESSION = "regression"
 # vocabularies, raw schema), so it can be converted (mobile/) on its own. TF
 # Serving ignores assets.extra/ apart from its warmup file.
 TRANSFORM_OUTPUT_DIR = "assets.extra/transform_output"
+PROBLEM_FILE = "assets.extra/tfxp_problem.json"
 EXAMPLES_INPUT = "examples"
 # TF Serving's fixed tensor keys for the Classify/Regress APIs.
 CLASSIFY_INPUTS = "inputs"
@@ -34,11 +39,13 @@ _METHODS = {CLASSIFICATION: "tensorflow/serving/classify", REGRESSION: "tensorfl
 _TF_DTYPES = {F.DType.INT: tf.int64, F.DType.FLOAT: tf.float32, F.DType.STRING: tf.string}
 
 
-def raw_serving_spec(tf_transform_output: tft.TFTransformOutput) -> dict:
-    """The raw spec minus the label; columns the model ignores get defaults so clients may omit them."""
+def raw_serving_spec(tf_transform_output: tft.TFTransformOutput, problem: F.Problem | None = None) -> dict:
+    """The raw spec minus the label; columns the model ignores get defaults so clients may omit them.
+    `problem`: the taxi problem when None."""
+    problem = problem or F.taxi_problem()
     spec = dict(tf_transform_output.raw_feature_spec())
-    spec.pop(F.TIPS, None)
-    used = {f.name for f in F.FEATURES}
+    spec.pop(problem.label.column, None)
+    used = {f.name for f in problem.features}
     for name, feature_spec in spec.items():
         if name not in used and isinstance(feature_spec, tf.io.FixedLenFeature):
             default = "" if feature_spec.dtype == tf.string else 0
@@ -81,7 +88,8 @@ def finite_features(schema) -> frozenset[str]:
     return frozenset(names)
 
 
-def check_raw_inputs(raw: dict, raw_spec: dict, finite: frozenset[str] = frozenset()) -> list:
+def check_raw_inputs(raw: dict, raw_spec: dict, problem: F.Problem | None = None,
+                     finite: frozenset[str] = frozenset()) -> list:
     """Assertions that make `predict_raw` refuse what it cannot answer; run them before the transform.
 
     `raw`: {feature name: [batch] tensor}; `raw_spec`: `raw_serving_spec(...)`;
@@ -100,7 +108,8 @@ def check_raw_inputs(raw: dict, raw_spec: dict, finite: frozenset[str] = frozens
     - No `finite` feature is +-inf: the schema calls it an anomaly, and the model's
       answer would be NaN arithmetic (TF and TFLite even disagree on it).
     """
-    names = [f.name for f in F.FEATURES if f.name in raw]
+    problem = problem or F.taxi_problem()
+    names = [f.name for f in problem.features if f.name in raw]
     first = names[0]
     rows = tf.shape(raw[first], out_type=tf.int64)[0]
     checks = []
@@ -114,14 +123,14 @@ def check_raw_inputs(raw: dict, raw_spec: dict, finite: frozenset[str] = frozens
         spec = raw_spec.get(name)
         if not isinstance(spec, tf.io.FixedLenFeature) or spec.default_value is not None:
             continue  # optional: the marker reads as absent
-        dtype = F.by_name(name).dtype
+        dtype = problem.by_name(name).dtype
         missing = _marker_rows(raw[name], dtype)
         message = tf.strings.format(
             f"predict_raw: required input {name} is missing (the marker {_MARKER_TEXT[dtype]}) "
             "in rows {}", [missing], summarize=_ROWS_SHOWN)
         checks.append(tf.debugging.Assert(tf.equal(tf.size(missing), 0), [message], name=f"check_{name}_present"))
     for name in names:
-        if name not in finite or F.by_name(name).dtype is not F.DType.FLOAT:
+        if name not in finite or problem.by_name(name).dtype is not F.DType.FLOAT:
             continue
         infinite = tf.where(tf.math.is_inf(raw[name]))[:, 0]
         message = tf.strings.format(
@@ -151,17 +160,18 @@ def check_parsed_finite(parsed: dict, finite: frozenset[str]) -> list:
     return checks
 
 
-def raw_tensors_to_features(raw: dict, raw_spec: dict) -> dict:
+def raw_tensors_to_features(raw: dict, raw_spec: dict, problem: F.Problem | None = None) -> dict:
     """Turns dense raw tensors (with missing-value markers) into what parsing a tf.Example gives.
 
     Optional columns become [batch, 1] SparseTensors with absent entries dropped,
     exactly as `tf.io.parse_example` produces them for examples lacking the feature,
     so `predict_raw` and `serving_default` see identical transform inputs.
     """
+    problem = problem or F.taxi_problem()
     batch = tf.shape(next(iter(raw.values())), out_type=tf.int64)[0]
     features = {}
     for name, spec in raw_spec.items():
-        feature = F.by_name(name) if name in raw else None
+        feature = problem.by_name(name) if name in raw else None
         if feature is None:
             # Columns the model ignores (the transform graph still declares them).
             if isinstance(spec, tf.io.FixedLenFeature):
@@ -184,14 +194,24 @@ def raw_tensors_to_features(raw: dict, raw_spec: dict) -> dict:
     return features
 
 
-def build(model: tf.keras.Model, tf_transform_output: tft.TFTransformOutput) -> dict:
-    """Returns the three signatures as concrete functions, keyed by signature name."""
+def build(model: tf.keras.Model, tf_transform_output: tft.TFTransformOutput, problem: F.Problem) -> dict:
+    """Returns the signatures as concrete functions, keyed by signature name.
+
+    Predict output `problem.output`: binary `probability` float32 [N]; multiclass `probabilities`
+    float32 [N, K]; regression `prediction` float32 [N]. `classification` (binary, multiclass):
+    `classes` string [N, K] (the label's values; binary: negative, positive) and `scores` float32
+    [N, K]. `regression` (regression; binary too, its `outputs` being the probability): float32 [N].
+    """
     model.tft_layer = tf_transform_output.transform_features_layer()
-    serving_spec = raw_serving_spec(tf_transform_output)
+    serving_spec = raw_serving_spec(tf_transform_output, problem)
+    task = problem.label.task
+    output = problem.output
 
     def predict(transformed: dict) -> dict:
-        probability = model(transformed)
-        return {F.OUTPUT: tf.reshape(probability, [-1])}
+        prediction = model(transformed)
+        if task is F.Task.MULTICLASS:
+            return {output: prediction}
+        return {output: tf.reshape(prediction, [-1])}
 
     finite = finite_features(tf_transform_output.raw_metadata.schema)
 
@@ -204,26 +224,15 @@ def build(model: tf.keras.Model, tf_transform_output: tft.TFTransformOutput) -> 
         return predict(model.tft_layer(parsed))
 
     raw_inputs = {
-        f.name: tf.TensorSpec([None], _TF_DTYPES[f.dtype], name=f.name) for f in F.FEATURES
+        f.name: tf.TensorSpec([None], _TF_DTYPES[f.dtype], name=f.name) for f in problem.features
     }
 
     @tf.function(autograph=False, input_signature=[raw_inputs])
     def predict_raw(raw):
         # Every op of the transform waits for the checks: none sees unchecked inputs.
-        with tf.control_dependencies(check_raw_inputs(raw, serving_spec, finite)):
+        with tf.control_dependencies(check_raw_inputs(raw, serving_spec, problem, finite)):
             raw = {name: tf.identity(value) for name, value in raw.items()}
-        return predict(model.tft_layer(raw_tensors_to_features(raw, serving_spec)))
-
-    @tf.function(autograph=False, input_signature=[tf.TensorSpec([None], tf.string, name=CLASSIFY_INPUTS)])
-    def classification(inputs):
-        probability = serving_default(inputs)[F.OUTPUT]
-        scores = tf.stack([1.0 - probability, probability], axis=1)
-        classes = tf.tile(tf.constant([["0", "1"]]), tf.stack([tf.shape(probability)[0], 1]))
-        return {"classes": classes, "scores": scores}
-
-    @tf.function(autograph=False, input_signature=[tf.TensorSpec([None], tf.string, name=CLASSIFY_INPUTS)])
-    def regression(inputs):
-        return {"outputs": serving_default(inputs)[F.OUTPUT]}
+        return predict(model.tft_layer(raw_tensors_to_features(raw, serving_spec, problem)))
 
     full_spec = tf_transform_output.raw_feature_spec()
 
@@ -231,28 +240,64 @@ def build(model: tf.keras.Model, tf_transform_output: tft.TFTransformOutput) -> 
     def transform_features(examples):
         return model.tft_layer(tf.io.parse_example(examples, full_spec))
 
-    return {
+    functions = {
         SERVING_DEFAULT: serving_default.get_concrete_function(),
         PREDICT_RAW: predict_raw.get_concrete_function(),
         TRANSFORM_FEATURES: transform_features.get_concrete_function(),
-        CLASSIFICATION: classification.get_concrete_function(),
-        REGRESSION: regression.get_concrete_function(),
     }
+    if task is not F.Task.REGRESSION:
+        class_names = tf.constant([list(problem.label.classes or ("0", "1"))])
+
+        @tf.function(autograph=False, input_signature=[tf.TensorSpec([None], tf.string, name=CLASSIFY_INPUTS)])
+        def classification(inputs):
+            prediction = serving_default(inputs)[output]
+            scores = prediction if task is F.Task.MULTICLASS else tf.stack([1.0 - prediction, prediction], axis=1)
+            classes = tf.tile(class_names, tf.stack([tf.shape(scores)[0], 1]))
+            return {"classes": classes, "scores": scores}
+
+        functions[CLASSIFICATION] = classification.get_concrete_function()
+    if task is not F.Task.MULTICLASS:
+        @tf.function(autograph=False, input_signature=[tf.TensorSpec([None], tf.string, name=CLASSIFY_INPUTS)])
+        def regression(inputs):
+            return {"outputs": serving_default(inputs)[output]}
+
+        functions[REGRESSION] = regression.get_concrete_function()
+    return functions
 
 
-def save(model: tf.keras.Model, tf_transform_output: tft.TFTransformOutput, path: str) -> None:
-    """Saves a Keras SavedModel whose signatures are the serving interface.
+def save(model: tf.keras.Model, tf_transform_output: tft.TFTransformOutput, path: str,
+         problem: F.Problem | None = None) -> None:
+    """Saves a Keras SavedModel whose signatures are the serving interface, with copies of the
+    Transform output (`TRANSFORM_OUTPUT_DIR`) and the problem (`PROBLEM_FILE`) so converters and
+    tools need only the SavedModel.
 
     save_traces=False: the per-layer call traces (8 s of the save) only serve
     reloading custom layers as Keras objects; this model's layers are all
     built-ins, rebuilt from their config.
     """
+    import json
+
     from tfxp.pipeline.publish import copy_tree
 
-    model.save(path, save_format="tf", signatures=build(model, tf_transform_output), save_traces=False)
+    problem = problem or F.taxi_problem()
+    model.save(path, save_format="tf", signatures=build(model, tf_transform_output, problem), save_traces=False)
     _set_method_names(path)
     copy_tree(tf_transform_output.transform_savedmodel_dir.rstrip("/").rsplit("/", 1)[0],
               f"{path.rstrip('/')}/{TRANSFORM_OUTPUT_DIR}")
+    with tf.io.gfile.GFile(f"{path.rstrip('/')}/{PROBLEM_FILE}", "w") as f:
+        f.write(json.dumps(problem.to_dict(), indent=2))
+
+
+def load_problem(saved_model_dir: str) -> F.Problem:
+    """The Problem a SavedModel of this project was trained on (`PROBLEM_FILE`); the taxi problem for
+    models saved before the file existed."""
+    import json
+
+    path = f"{str(saved_model_dir).rstrip('/')}/{PROBLEM_FILE}"
+    if not tf.io.gfile.exists(path):
+        return F.taxi_problem()
+    with tf.io.gfile.GFile(path) as f:
+        return F.Problem.from_dict(json.load(f))
 
 
 def _set_method_names(path: str) -> None:

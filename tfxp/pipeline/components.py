@@ -100,27 +100,11 @@ def AtomicPusher(
     pushed_model.set_string_custom_property("served_version", str(latest_version(serving_dir)))
 
 
-def _cell(value) -> str:
-    """One tf.Example value as the CSV cell it came from."""
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    return repr(value) if isinstance(value, float) else str(value)
-
-
 def _eval_rows(examples_uri: str, limit: int) -> list[dict[str, str]]:
-    """Eval-split tf.Examples back as raw CSV-like rows (strings; "" for an empty cell)."""
-    import tensorflow as tf
+    """Eval-split tf.Examples back as raw CSV-like rows (strings; "" for an empty cell), by tfxp.rows."""
+    from tfxp.rows import example_row
 
-    rows = []
-    for record in _eval_records(examples_uri, limit):
-        example = tf.train.Example.FromString(record)
-        row = {}
-        for name, feature in example.features.feature.items():
-            kind = feature.WhichOneof("kind")
-            values = list(getattr(feature, kind).value) if kind else []
-            row[name] = _cell(values[0]) if values else ""
-        rows.append(row)
-    return rows
+    return [example_row(record) for record in _eval_records(examples_uri, limit)]
 
 
 @component

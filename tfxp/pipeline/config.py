@@ -5,14 +5,59 @@ import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-PACKAGE_ROOT = Path(__file__).resolve().parent.parent  # tfxp/
-PROJECT_ROOT = PACKAGE_ROOT.parent  # the checkout: setup.py, README
+from tfxp.models import features as F
+from tfxp.models.features import Problem, taxi_problem
+from tfxp.project import Gate, Project
+
+# The installed `tfxp` package: <checkout>/tfxp in an editable install, <site-packages>/tfxp from a
+# wheel. Everything a run reads from this project (the taxi project's data, schema and spec, the model
+# code) is package data under it (setup.py's package_data), so both installs find it from any directory.
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+# The folder holding the package: the checkout (setup.py, Dockerfile, README) in an editable install,
+# site-packages in a wheel install, where nothing but installed packages lives (see is_source_checkout).
+PROJECT_ROOT = PACKAGE_ROOT.parent
 TAXI_PROJECT = PACKAGE_ROOT / "projects" / "taxi"
 DEFAULT_DATA = TAXI_PROJECT / "data" / "taxi.csv"
 DEFAULT_SCHEMA = TAXI_PROJECT / "schema.pbtxt"
 MODEL_CODE_DIR = PACKAGE_ROOT / "models"
-# Where the Dockerfile puts this project inside the pipeline image.
+# Where the Dockerfile puts the checkout inside the pipeline image. It installs it editable, so the
+# package is IMAGE_PROJECT_ROOT/tfxp and Beam's --setup_file is IMAGE_PROJECT_ROOT/setup.py.
 IMAGE_PROJECT_ROOT = "/pipeline"
+
+
+def is_source_checkout(root: Path = PROJECT_ROOT) -> bool:
+    """True when `root` is this project's source tree (an editable install), False for site-packages.
+
+    Both files are checked: a stray top-level setup.py in site-packages (some old
+    sdists install one) must not be mistaken for this project's.
+    """
+    return (root / "setup.py").is_file() and (root / "pyproject.toml").is_file()
+
+
+def installed_wheel(distribution: str = "tfxp") -> Path | None:
+    """The local wheel file `distribution` was pip-installed from, if it is still there; else None.
+
+    pip records where it installed a distribution from in the dist-info's
+    `direct_url.json` (PEP 610): `{"url": "file:///…/tfxp-0.1.0-py3-none-any.whl",
+    "archive_info": {…}}`. None for an editable install (`dir_info`), an install
+    from an index (no direct_url.json), or a wheel deleted since.
+    """
+    import json
+    from importlib import metadata
+    from urllib.parse import unquote, urlparse
+
+    try:
+        record = metadata.distribution(distribution).read_text("direct_url.json")
+    except metadata.PackageNotFoundError:
+        return None
+    if not record:
+        return None
+    url = urlparse(json.loads(record).get("url", ""))
+    wheel = Path(unquote(url.path))
+    if url.scheme != "file" or wheel.suffix != ".whl" or not wheel.is_file():
+        return None
+    return wheel
+
 
 # Beam's in-memory DirectRunner (1 worker): on small data it beats
 # multi-processing (TFX's taxi example: 98 s in_memory vs 166 s multi_processing;
@@ -32,20 +77,92 @@ def direct_runner_args(workers: int) -> tuple[str, ...]:
 DEFAULT_BEAM_ARGS = direct_runner_args(DEFAULT_BEAM_WORKERS)
 
 
-# Beam options that tell TFX how workers get our code; without one, TFX builds an
-# sdist of itself before every Beam component (~1.4 s each, 4 per run here).
-_DEPENDENCY_FLAGS = ("--setup_file", "--extra_package", "--requirements_file", "--sdk_container_image")
+# Beam options that tell TFX how workers get our code (the ones TFX's
+# dependency_utils.make_beam_dependency_flags checks); without one, TFX builds an
+# sdist of TFX alone before every Beam component (~1.4 s each, 4 per run here).
+_DEPENDENCY_FLAGS = (
+    "--setup_file",
+    "--extra_package",
+    "--extra_packages",
+    "--requirements_file",
+    "--sdk_container_image",
+    "--worker_harness_container_image",
+)
+# Runners whose workers are this Python process or its subprocesses, so they import
+# the installed tfxp and need nothing staged (Beam: dependency management "is only
+# applicable to runners that do remote execution").
+_LOCAL_RUNNERS = ("direct", "switchingdirect", "bundlebaseddirect", "fnapi")
+
+
+def _flag_value(beam_args: tuple[str, ...], flag: str) -> str | None:
+    """The value of `flag` in Beam args written `--flag=value` or `--flag value`; the last one wins."""
+    value = None
+    for i, arg in enumerate(beam_args):
+        if arg.startswith(flag + "="):
+            value = arg.split("=", 1)[1]
+        elif arg == flag and i + 1 < len(beam_args):
+            value = beam_args[i + 1]
+    return value
+
+
+def _runs_locally(beam_args: tuple[str, ...]) -> bool:
+    """True unless `--runner` names a runner with remote workers (Dataflow, Flink, Spark, Portable).
+
+    A portable runner with `--environment_type=LOOPBACK` runs its workers in this process.
+    """
+    if (_flag_value(beam_args, "--environment_type") or "").upper() == "LOOPBACK":
+        return True
+    runner = (_flag_value(beam_args, "--runner") or "DirectRunner").rsplit(".", 1)[-1].lower()
+    return runner.removesuffix("runner") in _LOCAL_RUNNERS
 
 
 def with_project_dependency(beam_args: tuple[str, ...], project_root: str | Path = PROJECT_ROOT) -> tuple[str, ...]:
-    """Adds `--setup_file=<project_root>/setup.py` unless the user chose how workers get code.
+    """Adds the Beam option that gives workers the tfxp package, unless the user chose one.
 
-    Remote workers (Dataflow) need this project's package, which brings TFX along;
-    the in-process DirectRunner ignores the option.
+    Beam documents two options for code that is not on PyPI ("Managing Python
+    Pipeline Dependencies"): `--setup_file` for a source tree with setup.py (Beam
+    builds an sdist from it and workers pip-install it, bringing TFX along), and
+    `--extra_package` for a built package file, sdist or wheel. Which one depends
+    on where the runner finds this project:
+
+    - `project_root` other than PROJECT_ROOT: a checkout there, i.e. the pipeline
+      image's IMAGE_PROJECT_ROOT for compiled jobs -> `--setup_file=<root>/setup.py`;
+    - PROJECT_ROOT (the default), a source checkout -> its setup.py, as above;
+    - PROJECT_ROOT in a wheel install (site-packages: no setup.py) -> the wheel pip
+      installed from, `--extra_package=<wheel>` (installed_wheel());
+    - a wheel install whose wheel is gone: nothing for a local runner (its workers
+      import the installed package; TFX then stages its own sdist, ~1.4 s per Beam
+      component), and ValueError for a remote runner, whose workers would fail to
+      import tfxp.
+
+    The in-process DirectRunner ignores all of these; naming one still matters,
+    since it stops TFX building an sdist of itself before every Beam component.
+
+    Args:
+        beam_args: Beam pipeline options, `--flag=value` or `--flag value`.
+        project_root: where the runner finds this project, see above.
+
+    Returns:
+        `beam_args`, plus one dependency option when they name none.
+
+    Raises:
+        ValueError: a wheel install without its wheel file, and a remote `--runner`.
     """
     if any(arg.split("=", 1)[0] in _DEPENDENCY_FLAGS for arg in beam_args):
         return beam_args
-    return (*beam_args, f"--setup_file={_join(str(project_root), 'setup.py')}")
+    if Path(project_root) != PROJECT_ROOT or is_source_checkout(PROJECT_ROOT):
+        return (*beam_args, f"--setup_file={_join(str(project_root), 'setup.py')}")
+    wheel = installed_wheel()
+    if wheel is not None:
+        return (*beam_args, f"--extra_package={wheel}")
+    if _runs_locally(beam_args):
+        return beam_args
+    raise ValueError(
+        f"tfxp is installed at {PACKAGE_ROOT} without a source checkout or the wheel it came from, so "
+        f"{_flag_value(beam_args, '--runner')}'s remote workers can't get it: pass "
+        "--beam-arg=--extra_package=/path/to/tfxp-<version>-py3-none-any.whl, or "
+        "--beam-arg=--sdk_container_image=<the pipeline image>"
+    )
 
 
 def _join(root: str, *parts: str) -> str:
@@ -81,31 +198,18 @@ class RemoteLayout:
     vertex_training: VertexTraining | None = None
 
 @dataclass(frozen=True)
-class MetricGate:
-    """One blessing rule, on the overall slice: a floor, and a change threshold against the baseline.
+class EvalThresholds:
+    """Blessing rules for the Evaluator: every gate must pass (TFMA ANDs all thresholds).
 
-    `metric` is a TFMA metric class name (e.g. "AUC", "BinaryAccuracy"). The
-    candidate is blessed only if its value is >= `min_value` and, when a blessed
-    baseline exists, at most `max_drop` below the baseline's value (TFMA's
-    GenericChangeThreshold, absolute, HIGHER_IS_BETTER). Every gate has both, so
-    a candidate materially worse than the last pushed model on any gated metric
-    is never pushed.
+    A `Gate` (tfxp.project) is a TFMA metric class name with a bound and a change threshold against
+    the blessed baseline, in the metric's good direction; the defaults are the taxi project's.
     """
 
-    metric: str
-    min_value: float
-    max_drop: float
-
-
-@dataclass(frozen=True)
-class EvalThresholds:
-    """Blessing rules for the Evaluator: every gate must pass (TFMA ANDs all thresholds)."""
-
-    gates: tuple[MetricGate, ...] = (
-        MetricGate("AUC", min_value=0.75, max_drop=0.01),
+    gates: tuple[Gate, ...] = (
+        Gate("AUC", bound=0.75, max_change=0.01),
         # Accuracy moves more than AUC between equally good models: two models trained
         # 120 and 130 steps on the same 3,000 rows differed by 0.0145 on a 1,031-row eval split.
-        MetricGate("BinaryAccuracy", min_value=0.70, max_drop=0.02),
+        Gate("BinaryAccuracy", bound=0.70, max_change=0.02),
     )
 
 
@@ -119,22 +223,47 @@ class PipelineConfig:
     beam_args: tuple[str, ...] = DEFAULT_BEAM_ARGS
     schema: Path = DEFAULT_SCHEMA
     thresholds: EvalThresholds = field(default_factory=EvalThresholds)
+    # Features, label and task the model code learns (a project's, or the embedded taxi one).
+    problem: Problem = field(default_factory=taxi_problem)
     enable_cache: bool = True
     warmup_records: int = 10
     # Set by `tfxp compile`; None = the local layout under `output`.
     remote: RemoteLayout | None = None
 
     def _project_file(self, path: Path | str) -> str:
-        """A file of this project as the runner sees it: rebased into the image when remote."""
+        """A file of this project as the runner sees it: rebased into the image when remote.
+
+        Only package data is in the image at the same place whatever the local install:
+        PACKAGE_ROOT (<checkout>/tfxp or <site-packages>/tfxp) is
+        <remote.project_root>/tfxp there (the Dockerfile installs the checkout editable).
+        Other local files, even inside a checkout, are not copied into the image.
+
+        Raises:
+            ValueError: `path` is a local file outside the tfxp package while compiling.
+        """
         if is_uri(path):
             return str(path)
         if self.remote is None:
             return str(Path(path).resolve())
         resolved = Path(path).resolve()
-        if not resolved.is_relative_to(PROJECT_ROOT):
-            raise ValueError(f"{path} is not inside the project, so it is not in the pipeline image; "
-                             "use a gs:// URI or a file under the project")
-        return _join(self.remote.project_root, *resolved.relative_to(PROJECT_ROOT).parts)
+        if not resolved.is_relative_to(PACKAGE_ROOT):
+            raise ValueError(
+                f"{path} is not inside the tfxp package ({PACKAGE_ROOT}), so it is not in the "
+                "pipeline image; use a gs:// URI or package data under tfxp/projects/"
+            )
+        return _join(self.remote.project_root, PACKAGE_ROOT.name, *resolved.relative_to(PACKAGE_ROOT).parts)
+
+    @classmethod
+    def for_project(cls, project: Project, **overrides) -> PipelineConfig:
+        """The run configuration of a project: its name, data, schema, gates and problem; `overrides`
+        (e.g. data, output, train_steps) win."""
+        settings = {"name": project.name, "thresholds": EvalThresholds(gates=tuple(project.thresholds)),
+                    "problem": problem_of(project)}
+        if project.data is not None:
+            settings["data"] = project.data
+        if project.schema_path is not None:
+            settings["schema"] = project.schema_path
+        return cls(**{**settings, **overrides})
 
     @property
     def pipeline_root(self) -> str:
@@ -167,6 +296,8 @@ class PipelineConfig:
 
     @property
     def project_root(self) -> str:
+        """Where the runner finds this project: the image's checkout when remote, else this install's
+        PROJECT_ROOT (a checkout, or site-packages for a wheel; with_project_dependency tells them apart)."""
         return self.remote.project_root if self.remote is not None else str(PROJECT_ROOT)
 
     @property
@@ -202,3 +333,19 @@ def model_code_fingerprint(code_dir: Path = MODEL_CODE_DIR) -> str:
         digest.update(path.name.encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
+
+
+_DTYPES = {"float": F.DType.FLOAT, "int": F.DType.INT, "string": F.DType.STRING}
+
+
+def problem_of(project: Project) -> Problem:
+    """What the model code learns from a project: its input columns (ignored ones left out) as
+    features, its label and task, and its slices."""
+    features = tuple(
+        F.Feature(c.name, F.Kind(c.kind), _DTYPES[c.dtype],
+                  c.buckets if c.kind == "bucketized" else c.size if c.kind == "categorical_int" else 0)
+        for c in project.inputs
+    )
+    label = project.label
+    return Problem(features, F.Label(label.column, _DTYPES[label.dtype or "string"], F.Task(label.task),
+                                     tuple(label.classes), label.hook), tuple(project.slices))

@@ -19,52 +19,68 @@ from tfx.proto import trainer_pb2
 from tfxp.models import features as F
 from tfxp.pipeline.baseline import baseline_resolver
 from tfxp.pipeline.components import AtomicPusher, DataGate, MobilePusher
-from tfxp.pipeline.config import EvalThresholds, MetricGate, PipelineConfig, model_code_fingerprint, with_project_dependency
+from tfxp.pipeline.config import EvalThresholds, PipelineConfig, model_code_fingerprint, with_project_dependency
 from tfxp.pipeline.example_gen import csv_example_gen
+from tfxp.project import Gate
 from tfxp.pipeline.schema_rules import float_features, load_schema
 
 
-def _gated(gate: MetricGate) -> tfma.MetricConfig:
-    """A gated metric: floor and change against the baseline, on the overall slice only.
+def _gated(gate: Gate) -> tfma.MetricConfig:
+    """A gated metric: bound and change against the baseline, on the overall slice only.
 
     Small slices (one 'Dispute' trip) are reported, not gated. TFMA ignores the
     change threshold on the first run, when no baseline is resolved.
     """
-    threshold = tfma.MetricThreshold(
-        value_threshold=tfma.GenericValueThreshold(lower_bound={"value": gate.min_value}),
-        change_threshold=tfma.GenericChangeThreshold(
-            direction=tfma.MetricDirection.HIGHER_IS_BETTER, absolute={"value": -gate.max_drop}
-        ),
-    )
+    if gate.higher_is_better:
+        value = tfma.GenericValueThreshold(lower_bound={"value": gate.bound})
+        change = tfma.GenericChangeThreshold(direction=tfma.MetricDirection.HIGHER_IS_BETTER,
+                                             absolute={"value": -gate.max_change})
+    else:
+        value = tfma.GenericValueThreshold(upper_bound={"value": gate.bound})
+        change = tfma.GenericChangeThreshold(direction=tfma.MetricDirection.LOWER_IS_BETTER,
+                                             absolute={"value": gate.max_change})
+    threshold = tfma.MetricThreshold(value_threshold=value, change_threshold=change)
     return tfma.MetricConfig(
         class_name=gate.metric,
         per_slice_thresholds=[tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()], threshold=threshold)],
     )
 
 
-# Reported (gated ones once). The confusion counts at TFMA's default 0.5 threshold tell
-# the summary why a metric is undefined on a slice (e.g. AUC with one class only).
-_REPORTED_METRICS = (
-    "ExampleCount", "AUC", "BinaryAccuracy", "Precision", "Recall", "Calibration",
-    "TruePositives", "FalsePositives", "TrueNegatives", "FalseNegatives",
-)
+# Reported per task (gated ones once). Binary: the confusion counts at TFMA's default 0.5
+# threshold tell the summary why a metric is undefined on a slice (e.g. AUC with one class only).
+REPORTED_METRICS = {
+    F.Task.BINARY: ("ExampleCount", "AUC", "BinaryAccuracy", "Precision", "Recall", "Calibration",
+                    "TruePositives", "FalsePositives", "TrueNegatives", "FalseNegatives"),
+    F.Task.MULTICLASS: ("ExampleCount", "SparseCategoricalAccuracy", "MultiClassConfusionMatrixPlot"),
+    F.Task.REGRESSION: ("ExampleCount", "MeanSquaredError", "RootMeanSquaredError", "MeanAbsoluteError"),
+}
+# Multiclass: precision and recall of each class (one-vs-rest), reported with a class_id sub key.
+_PER_CLASS_METRICS = ("Precision", "Recall")
 
 
-def eval_config(thresholds: EvalThresholds) -> tfma.EvalConfig:
-    """TFMA metrics, slices and the blessing thresholds."""
+def eval_config(thresholds: EvalThresholds, problem: F.Problem | None = None) -> tfma.EvalConfig:
+    """TFMA metrics for the problem's task, its slices and the blessing thresholds (taxi's problem by default)."""
+    problem = problem or F.taxi_problem()
+    task = problem.label.task
     gated = [_gated(gate) for gate in thresholds.gates]
     gated_names = {gate.metric for gate in thresholds.gates}
-    reported = [tfma.MetricConfig(class_name=name) for name in _REPORTED_METRICS if name not in gated_names]
+    reported = [tfma.MetricConfig(class_name=name) for name in REPORTED_METRICS[task] if name not in gated_names]
+    metrics_specs = [tfma.MetricsSpec(metrics=gated + reported)]
+    if task is F.Task.MULTICLASS:
+        metrics_specs.append(tfma.MetricsSpec(
+            metrics=[tfma.MetricConfig(class_name=name) for name in _PER_CLASS_METRICS],
+            binarize=tfma.BinarizationOptions(class_ids={"values": list(range(problem.label.num_classes))}),
+        ))
     return tfma.EvalConfig(
         model_specs=[
             tfma.ModelSpec(
                 signature_name="serving_default",
-                label_key=F.LABEL,
+                label_key=F.LABEL_KEY,
                 preprocessing_function_names=["transform_features"],
             )
         ],
-        slicing_specs=[tfma.SlicingSpec()] + [tfma.SlicingSpec(feature_keys=[c]) for c in F.SLICE_COLUMNS],
-        metrics_specs=[tfma.MetricsSpec(metrics=gated + reported)],
+        slicing_specs=[tfma.SlicingSpec()] + [tfma.SlicingSpec(feature_keys=[c]) for c in problem.slices],
+        metrics_specs=metrics_specs,
     )
 
 
@@ -97,7 +113,9 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
         anomalies=example_validator.outputs["anomalies"], statistics=statistics_gen.outputs["statistics"]
     )
 
-    code = {"model_code": model_code_fingerprint()}
+    # The problem travels to the model code in custom_config (no module globals), and its
+    # change re-runs Transform and Trainer like an edit of the model code does.
+    code = {"model_code": model_code_fingerprint(), "problem": config.problem.to_dict()}
     transform = Transform(
         examples=example_gen.outputs["examples"],
         schema=schema_gen.outputs["schema"],
@@ -127,7 +145,7 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
         examples=example_gen.outputs["examples"],
         model=trainer.outputs["model"],
         baseline_model=baseline.outputs["model"],
-        eval_config=eval_config(config.thresholds),
+        eval_config=eval_config(config.thresholds, config.problem),
     )
 
     pusher = AtomicPusher(

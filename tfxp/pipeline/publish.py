@@ -15,6 +15,8 @@ import tempfile
 import time
 from typing import Callable
 
+# One home for the version-name rule (shared with the server) and tree copies (shared with the Trainer).
+from tfxp.files import copy_tree, is_version_name
 from tfxp.pipeline import failpoints
 from tfxp.pipeline.config import is_uri
 
@@ -46,14 +48,6 @@ def _listdir(base_dir: str) -> list[str]:
 
 def _join(base_dir: str, name: str) -> str:
     return f"{base_dir.rstrip('/')}/{name}" if is_uri(base_dir) else os.path.join(base_dir, name)
-
-
-def is_version_name(name: str) -> bool:
-    """An ASCII decimal directory name: what TF Serving reads as a version.
-
-    `str.isdigit()` alone also accepts e.g. "²", which `int()` rejects.
-    """
-    return name.isascii() and name.isdigit()
 
 
 def _versions(base_dir: str) -> list[int]:
@@ -275,16 +269,3 @@ def _publish_remote(
 def upload_order(files: list[str]) -> list[str]:
     """Relative paths in upload order: COMMIT_FILES last."""
     return sorted(files, key=lambda rel: (os.path.basename(rel) in COMMIT_FILES, rel))
-
-
-def copy_tree(source: str, target: str) -> None:
-    """Recursive copy through tf.io.gfile (local paths and gs:// URIs alike)."""
-    import tensorflow as tf
-
-    source = source.rstrip("/")
-    for directory, _, files in tf.io.gfile.walk(source):
-        relative = directory[len(source):].strip("/")
-        destination = f"{target.rstrip('/')}/{relative}" if relative else target
-        tf.io.gfile.makedirs(destination)
-        for name in files:
-            tf.io.gfile.copy(f"{directory.rstrip('/')}/{name}", f"{destination}/{name}", overwrite=True)

@@ -10,9 +10,18 @@ from tabulate import tabulate
 from tfxp.pipeline.runner import ComponentEvent, ExitCode, Outcome
 from tfxp.pipeline.summary import COUNT_METRICS
 
-# The table's columns. The confusion counts stay out (they explain the "-" cells,
-# and --json keeps them).
-_SUMMARY_METRICS = ("example_count", "auc", "binary_accuracy", "precision", "recall", "calibration")
+# The table's columns, per task, in this order when present (TFMA's metric names). The
+# confusion counts and per-class metrics stay out (they explain "-" cells or would make
+# the table too wide); --json keeps every metric.
+_SUMMARY_METRICS = ("example_count", "auc", "binary_accuracy", "precision", "recall", "calibration",
+                    "sparse_categorical_accuracy",
+                    "mean_squared_error", "root_mean_squared_error", "mean_absolute_error")
+
+
+def _columns(metrics: Mapping[str, Mapping[str, float | int | None]]) -> list[str]:
+    """The table's metrics: those of _SUMMARY_METRICS some slice has (the task's)."""
+    present = {name for values in metrics.values() for name in values}
+    return [name for name in _SUMMARY_METRICS if name in present]
 _NOTE_WIDTH = 100  # about the width of the table above the notes
 
 
@@ -47,11 +56,12 @@ def as_json(outcome: Outcome) -> dict:
 
 def _metrics_table(metrics: Mapping[str, Mapping[str, float | int | None]]) -> str:
     """One row per slice; "-" for an undefined metric (None or NaN), counts as integers."""
-    rows = [[slice_name] + [_cell(metric, metrics[slice_name].get(metric)) for metric in _SUMMARY_METRICS]
+    columns = _columns(metrics)
+    rows = [[slice_name] + [_cell(metric, metrics[slice_name].get(metric)) for metric in columns]
             for slice_name in _table_order(metrics)]
     # floatfmt only touches float cells, so int counts print as "4966", not "4966.0000";
     # right alignment keeps "-" under the digits (decimal alignment puts it at the left).
-    return tabulate(rows, headers=["slice", *_SUMMARY_METRICS], floatfmt=".4f", missingval="-",
+    return tabulate(rows, headers=["slice", *columns], floatfmt=".4f", missingval="-",
                     numalign="right")
 
 

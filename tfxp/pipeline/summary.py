@@ -172,6 +172,14 @@ def explain_undefined(metrics: Mapping[str, Mapping[str, float | int | None]]
     return cleaned, reasons
 
 
+def metric_name(key) -> str:
+    """A TFMA MetricKey's name; a per-class metric (multiclass, binarized by class id) as
+    "precision/class_2", so each class keeps its own value."""
+    if key.HasField("sub_key") and key.sub_key.HasField("class_id"):
+        return f"{key.name}/class_{key.sub_key.class_id.value}"
+    return key.name
+
+
 def _metrics(evaluation_uri: str) -> dict[str, dict[str, float]]:
     import tensorflow_model_analysis as tfma
 
@@ -183,7 +191,7 @@ def _metrics(evaluation_uri: str) -> dict[str, dict[str, float]]:
             if kv.key.is_diff or kv.key.model_name == "baseline":
                 continue
             if kv.value.HasField("double_value"):
-                values[kv.key.name] = kv.value.double_value.value
+                values[metric_name(kv.key)] = kv.value.double_value.value
         out[_slice_name(slice_metrics.slice_key)] = values
     return out
 

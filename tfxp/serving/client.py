@@ -1,21 +1,31 @@
-"""Clients for a TF Serving compatible model server (REST and gRPC), one interface.
+"""Clients for a TF Serving compatible model server (REST and gRPC): one interface, any model this pipeline pushes.
 
-Rows are raw feature dicts as read from the CSV (strings, numbers, "" or None).
-`serving_default` receives them as serialized tf.Examples; `predict_raw` as one
-dense tensor per feature with the missing-value markers of `models.features`.
+A client learns the model from its metadata (REST `GET /v1/models/<m>/metadata`, gRPC
+GetModelMetadata), read once per client and again after a version change: when the
+server refuses a request (a new version may take other inputs; the request is then
+rebuilt once) or, over gRPC, when a predict answer names another version:
 
-Import cost: nothing here imports TensorFlow at module level. tf.Examples are
-encoded by a small protobuf wire writer (checked against `example_pb2` in the
-tests) because importing anything under `tensorflow.core` runs
-`tensorflow/__init__.py` and loads the whole runtime (~4 s, ~600 MB). The REST
-client therefore never loads TensorFlow; the gRPC client must, since
-`tensorflow_serving.apis` is built on TensorFlow's protos.
+- Inputs: the raw inputs of the `predict_raw` signature, {name: DT_FLOAT | DT_INT64 |
+  DT_STRING}. `predict_raw` gets rows as one dense tensor per input, missing values as
+  the markers of `tfxp.rows`; `serving_default` gets them as serialized tf.Examples
+  with those features (one model, one raw feature set; the signature itself only
+  declares `examples`). No feature list is imported, so any model with these two
+  signatures is served (binary, multiclass, regression).
+- Outputs: whatever the chosen signature returns. `predict(rows)` gives one result per
+  row: a float for a [N] output (binary `probability`, regression `prediction`), a list
+  of K floats for [N, K] (multiclass `probabilities`), {output name: value} when the
+  signature has several outputs.
+
+Rows are raw feature dicts as read from CSV/JSONL (`tfxp.rows`: strings, numbers, "" or None).
+
+Import cost: nothing here imports TensorFlow at module level, and `tfxp.rows` builds
+tf.Examples without it, so the REST client never loads TensorFlow (~2-4 s); the gRPC
+client must, since `tensorflow_serving.apis` is built on TensorFlow's protos.
 """
 from __future__ import annotations
 
 import abc
 import base64
-import csv
 import json
 import math
 import struct
@@ -25,16 +35,26 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
 from urllib.parse import quote
 
-from tfxp.models import features as F
+from tfxp import rows as R
+# Re-exported: rows files and values were read here before tfxp.rows existed (cli, mobile, bench use these names).
+from tfxp.rows import (  # noqa: F401
+    MissingColumnsError,
+    RowError,
+    RowsFile,
+    check_columns,
+    parse_value,
+    read_rows,
+    read_rows_file,
+)
 
 # Same names as models.signatures (not imported: that module loads TensorFlow).
 SERVING_DEFAULT = "serving_default"
 PREDICT_RAW = "predict_raw"
 EXAMPLES_INPUT = "examples"
 SIGNATURES = (SERVING_DEFAULT, PREDICT_RAW)
-# The raw features both signatures read from a row (the columns a rows file needs).
-MODEL_INPUTS: tuple[str, ...] = tuple(f.name for f in F.FEATURES)
 PROTOCOLS = ("grpc", "rest")
+# Output dtypes whose values are floats (REST JSON may write 1.0 as 1).
+FLOAT_DTYPES = ("DT_FLOAT", "DT_DOUBLE", "DT_HALF", "DT_BFLOAT16")
 
 # gRPC's 4 MB default is hit by a few thousand examples; TF Serving allows INT32_MAX.
 MAX_MESSAGE_BYTES = 2**31 - 1
@@ -73,8 +93,16 @@ class ServingClientError(Exception):
         self.message = message
 
 
-class RowError(ValueError):
-    """A row value that cannot be read as its feature's dtype (raised before any call)."""
+class ModelMetadataError(ServingClientError):
+    """The served model's metadata does not fit the request (code FAILED_PRECONDITION, raised before predicting).
+
+    The chosen signature is missing, there is no `predict_raw` to learn the raw
+    inputs from, a raw input has a dtype no row value is read as, or
+    `serving_default` does not take one DT_STRING tensor of serialized tf.Examples.
+    """
+
+    def __init__(self, message: str):
+        super().__init__("FAILED_PRECONDITION", message)
 
 
 class _Unavailable(Exception):
@@ -85,125 +113,164 @@ class _Unavailable(Exception):
         self.error = error
 
 
-# -- rows -> values -------------------------------------------------------------------------
-
-_EXAMPLE_COLUMNS: tuple[tuple[str, F.DType], ...] = (
-    tuple((f.name, f.dtype) for f in F.FEATURES) + tuple(F.UNUSED_COLUMNS)
-)
+# -- model metadata ----------------------------------------------------------------------------
 
 
-def parse_value(value: Any, dtype: F.DType) -> int | float | str | None:
-    """One raw cell as its feature's Python value; None when missing ("", None, NaN)."""
-    if value is None or (isinstance(value, str) and value.strip() == ""):
-        return None
-    if dtype is F.DType.STRING:
-        return value if isinstance(value, str) else str(value)
-    if isinstance(value, bool):
-        raise ValueError(f"{value!r} is a boolean, not a number")
-    if dtype is F.DType.FLOAT:
-        number = float(value)
-        return None if math.isnan(number) else number
-    return _parse_int(value)
+@dataclass(frozen=True)
+class TensorInfo:
+    """One input or output of a SignatureDef: `dtype` as TF Serving names it ("DT_FLOAT"),
+    `shape` with -1 for a dimension of any size, None when the rank is unknown."""
+
+    dtype: str
+    shape: tuple[int, ...] | None = None
 
 
-def _parse_int(value: Any) -> int | None:
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str):
-        try:
-            return int(value)
-        except ValueError:
-            pass
-    number = float(value)
-    if math.isnan(number):
-        return None
-    # "300.0" is common in exported CSVs; "3.5" is not an int and would be silently truncated.
-    if not number.is_integer():
-        raise ValueError(f"{value!r} is not an integer")
-    return int(number)
+@dataclass(frozen=True)
+class Signature:
+    """A SignatureDef: {tensor key: TensorInfo} of its inputs and outputs, and its method name."""
+
+    inputs: dict[str, TensorInfo]
+    outputs: dict[str, TensorInfo]
+    method_name: str = ""
 
 
-def _row_value(row: Row, index: int, name: str, dtype: F.DType) -> int | float | str | None:
+@dataclass(frozen=True)
+class ModelMetadata:
+    """A served model version's SignatureDefMap, as GetModelMetadata (REST `.../metadata`) gives it."""
+
+    model: str
+    version: int | None
+    signatures: dict[str, Signature]
+
+    def signature(self, name: str) -> Signature:
+        """The SignatureDef `name`. Raises ModelMetadataError naming the signatures there are."""
+        if name not in self.signatures:
+            raise ModelMetadataError(f"model {self._name()} has no {name!r} signature "
+                                     f"(it has {', '.join(sorted(self.signatures)) or 'none'})")
+        return self.signatures[name]
+
+    def raw_inputs(self) -> dict[str, str]:
+        """{raw input name: DT_FLOAT | DT_INT64 | DT_STRING}, by name: the inputs of `predict_raw`.
+
+        They are the features of both signatures: `predict_raw` takes them as tensors,
+        `serving_default` as tf.Example features. Raises ModelMetadataError when the model
+        has no `predict_raw` or an input's dtype is not one rows hold.
+        """
+        if PREDICT_RAW not in self.signatures:
+            raise ModelMetadataError(
+                f"model {self._name()} has no {PREDICT_RAW!r} signature (it has "
+                f"{', '.join(sorted(self.signatures)) or 'none'}): its inputs are the raw features this client "
+                "sends, as tensors or as tf.Example features")
+        inputs = {}
+        for name, info in sorted(self.signatures[PREDICT_RAW].inputs.items()):
+            if info.dtype not in R.DTYPES:
+                raise ModelMetadataError(f"model {self._name()}: {PREDICT_RAW} input {name} is {info.dtype}; "
+                                         f"rows are read as {', '.join(R.DTYPES)}")
+            inputs[name] = info.dtype
+        return inputs
+
+    def examples_input(self, name: str) -> str:
+        """The tensor key of signature `name`'s one input, a DT_STRING of serialized tf.Examples."""
+        inputs = self.signature(name).inputs
+        if len(inputs) != 1 or next(iter(inputs.values())).dtype != R.DT_STRING:
+            shown = ", ".join(f"{key} ({info.dtype})" for key, info in sorted(inputs.items())) or "none"
+            raise ModelMetadataError(f"model {self._name()}: {name} takes {shown}; this client sends "
+                                     "serialized tf.Examples to a signature with one DT_STRING input")
+        return next(iter(inputs))
+
+    def summary(self) -> dict:
+        """{signature name: {"inputs": {key: "DT_..."}, "outputs": {key: "DT_..."}}}."""
+        return {name: {"inputs": {key: info.dtype for key, info in sig.inputs.items()},
+                       "outputs": {key: info.dtype for key, info in sig.outputs.items()}}
+                for name, sig in self.signatures.items()}
+
+    def _name(self) -> str:
+        return self.model if self.version is None else f"{self.model} version {self.version}"
+
+
+def _signatures(signature_defs: Mapping[str, Mapping[str, Any]]) -> dict[str, Signature]:
+    """A SignatureDefMap as JSON (REST's `signature_def`, or gRPC's via MessageToDict) -> Signatures."""
+    return {
+        name: Signature(
+            inputs={key: _tensor_info(info) for key, info in (sig.get("inputs") or {}).items()},
+            outputs={key: _tensor_info(info) for key, info in (sig.get("outputs") or {}).items()},
+            method_name=sig.get("method_name", ""),
+        )
+        for name, sig in signature_defs.items()
+    }
+
+
+def _tensor_info(info: Mapping[str, Any]) -> TensorInfo:
+    shape = info.get("tensor_shape") or {}
+    if shape.get("unknown_rank"):
+        return TensorInfo(info.get("dtype", "DT_INVALID"), None)
+    # JSON writes int64 sizes as strings ("-1").
+    return TensorInfo(info.get("dtype", "DT_INVALID"), tuple(int(d.get("size", -1)) for d in shape.get("dim") or ()))
+
+
+def _version(value: Any) -> int | None:
+    """model_spec.version as JSON writes it ("2", or {"value": "2"} from MessageToDict)."""
+    if isinstance(value, Mapping):
+        value = value.get("value")
     try:
-        return parse_value(row.get(name), dtype)
-    except (TypeError, ValueError) as exc:
-        raise RowError(f"row {index}: {name}: cannot read {row.get(name)!r} as {dtype.value} ({exc})") from None
+        return None if value is None else int(value)
+    except (TypeError, ValueError):
+        return None
 
 
-def raw_columns(rows: Sequence[Row]) -> dict[str, list]:
-    """Rows as `predict_raw` inputs: one list per feature, missing values as markers."""
-    columns: dict[str, list] = {}
-    for feature in F.FEATURES:
-        marker = F.missing_value(feature.dtype)
-        column = []
-        for index, row in enumerate(rows):
-            value = _row_value(row, index, feature.name, feature.dtype)
-            column.append(marker if value is None else value)
-        columns[feature.name] = column
+# -- rows of the taxi model, for callers written before the clients read metadata -------------
+
+
+def _taxi_features(with_unused: bool = False) -> dict[str, str]:
+    """The taxi model's raw inputs ({name: dtype}) from `tfxp.models.features` (imported only here)."""
+    from tfxp.models import features as F
+
+    columns = {f.name: R.dtype_name(f.dtype) for f in F.FEATURES}
+    if with_unused:
+        columns.update((name, R.dtype_name(dtype)) for name, dtype in F.UNUSED_COLUMNS)
     return columns
 
 
-# -- tf.Example wire encoding ----------------------------------------------------------------
-# Example{features=1: Features{feature=1: map<string, Feature>}};
-# Feature{oneof kind: bytes_list=1, float_list=2, int64_list=3}, each list `repeated value = 1`.
-
-_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+def raw_columns(rows: Sequence[Row], inputs: Mapping[str, Any] | None = None) -> dict[str, list]:
+    """`tfxp.rows.raw_columns`; without `inputs`, the taxi model's (clients use the served model's)."""
+    return R.raw_columns(rows, _taxi_features() if inputs is None else inputs)
 
 
-def _varint(number: int) -> bytes:
-    number &= (1 << 64) - 1  # negatives as two's complement, as protobuf does for int64
-    out = bytearray()
-    while True:
-        byte = number & 0x7F
-        number >>= 7
-        if number:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
+def encode_example(row: Row, index: int = 0, features: Mapping[str, Any] | None = None) -> bytes:
+    """`tfxp.rows.encode_example`; without `features`, the taxi model's inputs and unused schema columns."""
+    return R.encode_example(row, _taxi_features(with_unused=True) if features is None else features, index)
 
 
-def _field(number: int, payload: bytes) -> bytes:
-    """A length-delimited field (wire type 2)."""
-    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+def encode_examples(rows: Sequence[Row], features: Mapping[str, Any] | None = None) -> list[bytes]:
+    """Serialized tf.Examples, one per row (see `encode_example`)."""
+    features = _taxi_features(with_unused=True) if features is None else features
+    return R.encode_examples(rows, features)
 
 
-def _feature_bytes(value: int | float | str | None, dtype: F.DType) -> bytes:
-    if value is None:
-        return b""  # present but empty, like CsvExampleGen's blank cells
-    if dtype is F.DType.STRING:
-        return _field(1, _field(1, value.encode("utf-8")))
-    if dtype is F.DType.FLOAT:
-        return _field(2, _field(1, struct.pack("<f", value)))
-    if not _INT64_MIN <= value <= _INT64_MAX:
-        raise OverflowError(f"{value} is out of int64 range")
-    return _field(3, _field(1, _varint(value)))
+def optional_features(schema_path: str | Path) -> frozenset[str]:
+    """Taxi model inputs a raw schema (schema.pbtxt) lets be absent: features without `shape`.
 
-
-def encode_example(row: Row, index: int = 0) -> bytes:
-    """A raw row as a serialized tf.Example, built as tests/taxi_data.py `to_example` does.
-
-    Every model feature plus the unused schema columns is written (the
-    `serving_default` parser requires all non-label schema columns); blanks are
-    present-but-empty features. The label and unknown columns are skipped.
+    Kept for callers written before the clients read metadata; `tfxp predict` no
+    longer uses it (TF Serving metadata does not say which inputs are optional).
+    tensorflow_metadata's protos load without TensorFlow.
     """
-    entries = []
-    for name, dtype in _EXAMPLE_COLUMNS:
-        value = _row_value(row, index, name, dtype)
-        try:
-            feature = _feature_bytes(value, dtype)
-        except (OverflowError, struct.error) as exc:
-            raise RowError(f"row {index}: {name}: {exc}") from None
-        entries.append(_field(1, _field(1, name.encode()) + _field(2, feature)))
-    return _field(1, b"".join(entries))
+    from google.protobuf import text_format
+    from tensorflow_metadata.proto.v0 import schema_pb2
+
+    schema = text_format.Parse(Path(schema_path).read_text(encoding="utf-8"), schema_pb2.Schema())
+    with_shape = {feature.name for feature in schema.feature if feature.HasField("shape")}
+    return frozenset(name for name in _taxi_features() if name not in with_shape)
 
 
-def encode_examples(rows: Sequence[Row]) -> list[bytes]:
-    """Serialized tf.Examples, one per row."""
-    return [encode_example(row, index) for index, row in enumerate(rows)]
+def __getattr__(name: str) -> Any:
+    # MODEL_INPUTS (the taxi model's inputs) is computed on use, so importing this module
+    # does not import tfxp.models. Clients read a model's inputs from its metadata instead.
+    if name == "MODEL_INPUTS":
+        return tuple(_taxi_features())
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-# -- targets and row files -------------------------------------------------------------------
+# -- targets -----------------------------------------------------------------------------------
 
 
 def parse_target(target: str, protocol: str | None = None) -> tuple[str, str]:
@@ -239,120 +306,6 @@ def _check_host_port(address: str, target: str) -> None:
         raise ValueError(f"expected host:port or http://host:port, got {target!r}")
 
 
-@dataclass(frozen=True)
-class RowsFile:
-    """A rows file: `rows` (one dict per row) and `columns` (the CSV header, or every key
-    some JSONL object has, in order of first appearance)."""
-
-    path: Path
-    rows: list[dict]
-    columns: tuple[str, ...]
-
-
-class MissingColumnsError(ValueError):
-    """A rows file has no column for some model inputs (raised before any call).
-
-    `missing`: every such input; `required`/`optional`: the split of `missing`.
-    """
-
-    def __init__(self, path: Path, required: Sequence[str], optional: Sequence[str]):
-        self.required, self.optional = list(required), list(optional)
-        self.missing = self.required + self.optional
-        parts = [f"required: {', '.join(self.required)}" if self.required else "",
-                 f"optional: {', '.join(self.optional)}" if self.optional else ""]
-        super().__init__(f"{path} has no column for the model inputs {', '.join(self.missing)} "
-                         f"({'; '.join(p for p in parts if p)})")
-
-
-def read_rows(path: str | Path) -> list[dict]:
-    """Rows from a `.csv` (header row; cells stay strings) or `.jsonl` (one object per line)."""
-    return read_rows_file(path).rows
-
-
-def read_rows_file(path: str | Path) -> RowsFile:
-    """`read_rows` with the file's columns. Raises ValueError naming file:line for a CSV
-    line whose cell count differs from the header's (csv.DictReader would fill the
-    gap with None, i.e. silently missing values), a repeated header name, bad JSON."""
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix == ".csv":
-        return _read_csv(path)
-    if suffix == ".jsonl":
-        return _read_jsonl(path)
-    raise ValueError(f"{path}: rows must be a .csv or .jsonl file")
-
-
-def _read_csv(path: Path) -> RowsFile:
-    # utf-8-sig: spreadsheet exports start with a byte order mark, which would
-    # otherwise become part of the first column's name.
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        reader = csv.reader(f)
-        header = next(reader, [])
-        repeated = sorted({name for name in header if header.count(name) > 1})
-        if repeated:
-            raise ValueError(f"{path}:1: the header names {', '.join(repeated)} more than once")
-        rows = []
-        for cells in reader:
-            if not cells:
-                continue  # a blank line, as csv.DictReader skips it
-            if len(cells) != len(header):
-                raise ValueError(f"{path}:{reader.line_num}: {len(cells)} cells, the header has {len(header)}")
-            rows.append(dict(zip(header, cells)))
-    return RowsFile(path, rows, tuple(header))
-
-
-def _read_jsonl(path: Path) -> RowsFile:
-    rows = []
-    columns: dict[str, None] = {}  # ordered set
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{number}: invalid JSON ({exc.msg})") from None
-            if not isinstance(row, dict):
-                raise ValueError(f"{path}:{number}: expected a JSON object, got {type(row).__name__}")
-            rows.append(row)
-            columns.update(dict.fromkeys(row))
-    return RowsFile(path, rows, tuple(columns))
-
-
-def check_columns(rows_file: RowsFile, inputs: Sequence[str], optional: Iterable[str] = (),
-                  allow_missing_optional: bool = False) -> None:
-    """Refuses a rows file that has no column for some model `inputs`.
-
-    A file without a column for an input (a CSV header of `foo,bar`, a typo in a
-    name) would otherwise be read as "missing in every row" and answered.
-    `optional` inputs may be absent only with `allow_missing_optional`; required
-    ones never. A JSONL row may still omit a key its file has elsewhere (read as
-    missing in that row). Raises MissingColumnsError.
-    """
-    optional = set(optional)
-    absent = [name for name in inputs if name not in rows_file.columns]
-    required = [name for name in absent if name not in optional]
-    refused_optional = [] if allow_missing_optional else [name for name in absent if name in optional]
-    if required or refused_optional:
-        raise MissingColumnsError(rows_file.path, required, refused_optional)
-
-
-def optional_features(schema_path: str | Path) -> frozenset[str]:
-    """Model inputs a raw schema (schema.pbtxt) lets be absent: features without `shape`.
-
-    TFX parses such features as VarLenFeatures (tensorflow_transform's
-    schema_utils), so `serving_default` accepts examples without them and
-    `predict_raw` reads their marker as "absent". tensorflow_metadata's protos
-    load without TensorFlow.
-    """
-    from google.protobuf import text_format
-    from tensorflow_metadata.proto.v0 import schema_pb2
-
-    schema = text_format.Parse(Path(schema_path).read_text(encoding="utf-8"), schema_pb2.Schema())
-    with_shape = {feature.name for feature in schema.feature if feature.HasField("shape")}
-    return frozenset(f.name for f in F.FEATURES if f.name not in with_shape)
-
-
 # -- the interface -----------------------------------------------------------------------------
 
 
@@ -384,37 +337,85 @@ class ServingClient(abc.ABC):
         self.signature = signature
         # The version that answered the last predict, when the protocol says (gRPC does).
         self.last_version: int | None = version
+        self._metadata: ModelMetadata | None = None
 
-    def predict(self, rows: Iterable[Row]) -> list[float]:
-        """One probability per row, in order. Raises RowError before calling on bad values."""
+    def model_metadata(self, refresh: bool = False) -> ModelMetadata:
+        """The served model's SignatureDefs: fetched on first use (or `refresh`), then kept."""
+        if refresh or self._metadata is None:
+            self._metadata = self._fetch_metadata()
+        return self._metadata
+
+    def model_inputs(self) -> dict[str, str]:
+        """{raw input name: "DT_FLOAT" | "DT_INT64" | "DT_STRING"}: the row columns `predict` reads.
+
+        From the metadata (see `ModelMetadata.raw_inputs`); raises ModelMetadataError
+        or, when the server can't be asked, ServingClientError.
+        """
+        return self.model_metadata().raw_inputs()
+
+    def outputs(self) -> dict[str, TensorInfo]:
+        """The chosen signature's outputs, by name: what each `predict` result holds."""
+        return dict(sorted(self.model_metadata().signature(self.signature).outputs.items()))
+
+    def predict(self, rows: Iterable[Row]) -> list[Any]:
+        """One result per row, in order: a float for a [N] output, a list of K floats for [N, K],
+        {output name: value} when the signature has several outputs.
+
+        `rows`: raw feature dicts (CSV strings, JSON values; "", None, NaN or no key
+        for missing). Raises RowError before the predict call on a value its
+        input's dtype can't hold, ModelMetadataError when the model doesn't fit (see
+        there), ServingClientError when the server refuses or fails.
+        """
         rows = list(rows)
         if not rows:
             return []  # TF Serving rejects empty batches; nothing to ask
+        metadata = self.model_metadata()
+        try:
+            return self._predict_rows(metadata, rows)
+        except ServingClientError as exc:
+            # A request built for the version the metadata describes is refused: another
+            # version (other inputs or signatures) may have replaced it. Re-read the metadata
+            # and, if it changed, ask once more. A client pinned to a version can't see a change.
+            if self.version is not None or exc.code not in (400, "INVALID_ARGUMENT", "FAILED_PRECONDITION"):
+                raise
+            fresh = self.model_metadata(refresh=True)
+            if fresh == metadata:
+                raise
+            return self._predict_rows(fresh, rows)
+
+    def _predict_rows(self, metadata: ModelMetadata, rows: list[Row]) -> list[Any]:
+        signature = metadata.signature(self.signature)
+        inputs = metadata.raw_inputs()
         if self.signature == PREDICT_RAW:
-            probabilities = self._predict_raw(raw_columns(rows))
+            outputs = self._predict_raw(R.raw_columns(rows, inputs), inputs, signature)
         else:
-            probabilities = self._predict_examples(encode_examples(rows))
-        if len(probabilities) != len(rows):
-            raise ServingClientError("INTERNAL", f"server returned {len(probabilities)} values for {len(rows)} rows")
-        return probabilities
+            examples = R.encode_examples(rows, inputs)
+            outputs = self._predict_examples(examples, metadata.examples_input(self.signature), signature)
+        return _per_row(outputs, len(rows))
 
     @abc.abstractmethod
     def status(self) -> list[dict]:
         """[{"version": int, "state": "AVAILABLE" | ...}] for the model (or its version/label)."""
 
-    @abc.abstractmethod
     def metadata(self) -> dict:
-        """{signature name: {"inputs": {name: "DT_..."}, "outputs": {name: "DT_..."}}}."""
+        """{signature name: {"inputs": {name: "DT_..."}, "outputs": {name: "DT_..."}}}, asked afresh."""
+        return self.model_metadata(refresh=True).summary()
 
     @abc.abstractmethod
     def close(self) -> None:
         """Releases the connection; the client is unusable afterwards."""
 
     @abc.abstractmethod
-    def _predict_examples(self, examples: list[bytes]) -> list[float]: ...
+    def _fetch_metadata(self) -> ModelMetadata: ...
 
     @abc.abstractmethod
-    def _predict_raw(self, columns: dict[str, list]) -> list[float]: ...
+    def _predict_examples(self, examples: list[bytes], input_name: str, signature: Signature) -> dict[str, list]:
+        """{output name: one value per row}."""
+
+    @abc.abstractmethod
+    def _predict_raw(self, columns: dict[str, list], inputs: Mapping[str, str],
+                     signature: Signature) -> dict[str, list]:
+        """{output name: one value per row}."""
 
     def __enter__(self) -> ServingClient:
         return self
@@ -437,27 +438,17 @@ class ServingClient(abc.ABC):
                 delay = min(delay * 2, MAX_BACKOFF_SECONDS)
 
 
-def _signature_summary(signature_defs: Mapping[str, Mapping[str, Any]]) -> dict:
-    """SignatureDefMap as JSON -> {name: {"inputs": {k: dtype}, "outputs": {k: dtype}}}."""
-    return {
-        name: {
-            part: {key: info.get("dtype", "DT_INVALID") for key, info in (sig.get(part) or {}).items()}
-            for part in ("inputs", "outputs")
-        }
-        for name, sig in signature_defs.items()
-    }
-
-
-def _floats(values: Any) -> list[float]:
-    """A single-output prediction (plain list) or a multi-output one (pick `probability`)."""
-    if isinstance(values, Mapping):
-        values = values.get(F.OUTPUT)
-    if isinstance(values, list) and values and isinstance(values[0], Mapping):
-        values = [v.get(F.OUTPUT) for v in values]
-    if not isinstance(values, list):
-        raise ServingClientError("INTERNAL", f"unexpected prediction payload: {str(values)[:200]}")
-    # [[p], [p]] shapes appear when a model keeps a trailing dimension of 1.
-    return [float(v[0] if isinstance(v, list) else v) for v in values]
+def _per_row(outputs: Mapping[str, list], count: int) -> list[Any]:
+    """{output: per-row values} -> per-row results: the value for one output, else {output: value}."""
+    if not outputs:
+        raise ServingClientError("INTERNAL", "the server returned no outputs")
+    for name, values in outputs.items():
+        if len(values) != count:
+            raise ServingClientError("INTERNAL", f"server returned {len(values)} values of {name} for {count} rows")
+    if len(outputs) == 1:
+        return list(next(iter(outputs.values())))
+    names = sorted(outputs)
+    return [{name: outputs[name][i] for name in names} for i in range(count)]
 
 
 # -- REST ----------------------------------------------------------------------------------------
@@ -476,6 +467,49 @@ def rest_predict_body(signature: str, examples: list[bytes] | None = None,
     else:
         body = {"signature_name": signature, "inputs": dict(columns or {})}
     return json.dumps(body, allow_nan=True, separators=(",", ":"))
+
+
+def rest_outputs(payload: Any, signature: Signature) -> dict[str, list]:
+    """A REST predict answer's `predictions` (row format) or `outputs` (columnar) as {output: per-row values}.
+
+    TF Serving writes a signature's only output unnamed (a list over rows), several
+    outputs by name: `[{name: value}, ...]` in row format, `{name: [...]}` columnar.
+    Values of float outputs become floats (JSON may write 1.0 as 1), `{"b64": ...}`
+    bytes. Raises ServingClientError (INTERNAL) for another layout.
+    """
+    only = next(iter(signature.outputs)) if len(signature.outputs) == 1 else "outputs"
+    if isinstance(payload, Mapping) and not _is_b64(payload):
+        columns = dict(payload)
+    elif isinstance(payload, list) and payload and all(isinstance(v, Mapping) and not _is_b64(v) for v in payload):
+        names = list(payload[0])
+        if any(set(v) != set(names) for v in payload):
+            raise ServingClientError("INTERNAL", f"predictions name different outputs per row: {str(payload)[:200]}")
+        columns = {name: [v[name] for v in payload] for name in names}
+    elif isinstance(payload, list):
+        columns = {only: payload}
+    else:
+        raise ServingClientError("INTERNAL", f"unexpected prediction payload: {str(payload)[:200]}")
+    for name, values in columns.items():
+        if not isinstance(values, list):
+            raise ServingClientError("INTERNAL", f"output {name} is not a list over rows: {str(values)[:200]}")
+        info = signature.outputs.get(name)
+        is_float = info is None or info.dtype in FLOAT_DTYPES  # unknown: numbers, as predictions are
+        columns[name] = [_json_value(v, is_float) for v in values]
+    return columns
+
+
+def _is_b64(value: Mapping) -> bool:
+    return len(value) == 1 and "b64" in value
+
+
+def _json_value(value: Any, is_float: bool) -> Any:
+    if isinstance(value, list):
+        return [_json_value(v, is_float) for v in value]
+    if isinstance(value, Mapping) and _is_b64(value):
+        return base64.b64decode(value["b64"])
+    if is_float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    return value
 
 
 class RestClient(ServingClient):
@@ -499,22 +533,26 @@ class RestClient(ServingClient):
             return f"{url}/labels/{quote(self.label, safe='')}"
         return url
 
-    def _predict_examples(self, examples: list[bytes]) -> list[float]:
+    def _predict_examples(self, examples: list[bytes], input_name: str, signature: Signature) -> dict[str, list]:
+        # Row format of a single-input signature: the input is not named.
         body = rest_predict_body(self.signature, examples=examples)
-        return _floats(self._call("POST", ":predict", body).get("predictions"))
+        return rest_outputs(self._call("POST", ":predict", body).get("predictions"), signature)
 
-    def _predict_raw(self, columns: dict[str, list]) -> list[float]:
+    def _predict_raw(self, columns: dict[str, list], inputs: Mapping[str, str],
+                     signature: Signature) -> dict[str, list]:
         body = rest_predict_body(self.signature, columns=columns)
-        return _floats(self._call("POST", ":predict", body).get("outputs"))
+        return rest_outputs(self._call("POST", ":predict", body).get("outputs"), signature)
+
+    def _fetch_metadata(self) -> ModelMetadata:
+        answer = self._call("GET", "/metadata")
+        metadata = answer.get("metadata") or {}
+        signature_map = (metadata.get("signature_def") or {}).get("signature_def") or {}
+        version = _version((answer.get("model_spec") or {}).get("version"))
+        return ModelMetadata(self.model, version, _signatures(signature_map))
 
     def status(self) -> list[dict]:
         statuses = self._call("GET", "").get("model_version_status") or []
         return [{"version": int(s.get("version", 0)), "state": s.get("state", "UNKNOWN")} for s in statuses]
-
-    def metadata(self) -> dict:
-        metadata = self._call("GET", "/metadata").get("metadata") or {}
-        signature_map = (metadata.get("signature_def") or {}).get("signature_def") or {}
-        return _signature_summary(signature_map)
 
     def close(self) -> None:
         self._session.close()
@@ -603,20 +641,23 @@ class GrpcClient(ServingClient):
             request.inputs[name].CopyFrom(tensor)
         return request
 
-    def _predict_examples(self, examples: list[bytes]) -> list[float]:
-        return self._predict({EXAMPLES_INPUT: tensor_proto(examples, F.DType.STRING)})
+    def _predict_examples(self, examples: list[bytes], input_name: str, signature: Signature) -> dict[str, list]:
+        return self._predict({input_name: tensor_proto(examples, R.DT_STRING)})
 
-    def _predict_raw(self, columns: dict[str, list]) -> list[float]:
-        return self._predict({f.name: tensor_proto(columns[f.name], f.dtype) for f in F.FEATURES})
+    def _predict_raw(self, columns: dict[str, list], inputs: Mapping[str, str],
+                     signature: Signature) -> dict[str, list]:
+        return self._predict({name: tensor_proto(columns[name], dtype) for name, dtype in inputs.items()})
 
-    def _predict(self, inputs: Mapping[str, Any]) -> list[float]:
+    def _predict(self, inputs: Mapping[str, Any]) -> dict[str, list]:
         request = self.predict_request(inputs)
         response = self._call(self._prediction.Predict, request)
         if response.model_spec.HasField("version"):
             self.last_version = response.model_spec.version.value
-        if F.OUTPUT not in response.outputs:
-            raise ServingClientError("INTERNAL", f"no {F.OUTPUT!r} output in {sorted(response.outputs)}")
-        return tensor_floats(response.outputs[F.OUTPUT])
+            if self._metadata is not None and self._metadata.version not in (None, self.last_version):
+                # Another version answered: the next predict re-reads its metadata (this
+                # answer is read from its own tensors, which carry names and shapes).
+                self._metadata = None
+        return {name: tensor_rows(proto, name) for name, proto in response.outputs.items()}
 
     def status(self) -> list[dict]:
         from tensorflow_serving.apis import get_model_status_pb2
@@ -627,7 +668,7 @@ class GrpcClient(ServingClient):
         state_name = get_model_status_pb2.ModelVersionStatus.State.Name
         return [{"version": s.version, "state": state_name(s.state)} for s in response.model_version_status]
 
-    def metadata(self) -> dict:
+    def _fetch_metadata(self) -> ModelMetadata:
         from google.protobuf import json_format
         from tensorflow_serving.apis import get_model_metadata_pb2
 
@@ -638,7 +679,8 @@ class GrpcClient(ServingClient):
         if "signature_def" in response.metadata:
             response.metadata["signature_def"].Unpack(signature_map)
         as_json = json_format.MessageToDict(signature_map, preserving_proto_field_name=True)
-        return _signature_summary(as_json.get("signature_def", {}))
+        version = response.model_spec.version.value if response.model_spec.HasField("version") else None
+        return ModelMetadata(self.model, version, _signatures(as_json.get("signature_def", {})))
 
     def close(self) -> None:
         self._channel.close()
@@ -656,39 +698,91 @@ class GrpcClient(ServingClient):
             raise error from None
 
 
-_DT = {F.DType.INT: "DT_INT64", F.DType.FLOAT: "DT_FLOAT", F.DType.STRING: "DT_STRING"}
-_VALUE_FIELDS = {F.DType.INT: "int64_val", F.DType.FLOAT: "float_val", F.DType.STRING: "string_val"}
+# TensorProto value fields and tensor_content formats (struct codes) of the dtypes read or written here.
+_VALUE_FIELDS = {"DT_FLOAT": "float_val", "DT_DOUBLE": "double_val", "DT_INT32": "int_val",
+                 "DT_INT64": "int64_val", "DT_STRING": "string_val", "DT_BOOL": "bool_val"}
+_CONTENT_FORMATS = {"DT_FLOAT": "f", "DT_DOUBLE": "d", "DT_INT32": "i", "DT_INT64": "q", "DT_BOOL": "?"}
 
 
-def tensor_proto(values: Sequence[Any], dtype: F.DType) -> Any:
-    """A rank-1 TensorProto built field by field (no `tf.make_tensor_proto`, no TF ops)."""
+def tensor_proto(values: Sequence[Any], dtype: Any) -> Any:
+    """A rank-1 TensorProto built field by field (no `tf.make_tensor_proto`, no TF ops).
+
+    `dtype`: DT_FLOAT, DT_INT64 or DT_STRING in any spelling `tfxp.rows.dtype_name` reads.
+    """
     from tensorflow.core.framework import tensor_pb2, types_pb2
 
-    proto = tensor_pb2.TensorProto(dtype=types_pb2.DataType.Value(_DT[dtype]))
+    dtype = R.dtype_name(dtype)
+    proto = tensor_pb2.TensorProto(dtype=types_pb2.DataType.Value(dtype))
     proto.tensor_shape.dim.add(size=len(values))
-    if dtype is F.DType.STRING:
+    if dtype == R.DT_STRING:
         values = [v if isinstance(v, bytes) else v.encode("utf-8") for v in values]
     getattr(proto, _VALUE_FIELDS[dtype]).extend(values)
     return proto
 
 
-def tensor_floats(proto: Any) -> list[float]:
-    """A DT_FLOAT/DT_DOUBLE TensorProto's values, whether packed in tensor_content or not."""
+def tensor_values(proto: Any, name: str = "output") -> tuple[list, tuple[int, ...]]:
+    """A TensorProto's values, flat, and its shape: whether packed in tensor_content or not.
+
+    DT_FLOAT as the shortest decimal of each float32 (0.1, as REST answers give it),
+    DT_DOUBLE floats, ints, bools, DT_STRING as str (bytes when not UTF-8). Raises
+    ServingClientError (INTERNAL) naming `name` for another dtype.
+    """
     from tensorflow.core.framework import types_pb2
 
-    formats = {types_pb2.DT_FLOAT: ("float_val", "f"), types_pb2.DT_DOUBLE: ("double_val", "d")}
-    if proto.dtype not in formats:
-        raise ServingClientError("INTERNAL", f"{F.OUTPUT} has dtype {types_pb2.DataType.Name(proto.dtype)}")
-    field, code = formats[proto.dtype]
-    if proto.tensor_content:
+    dtype = types_pb2.DataType.Name(proto.dtype)
+    if dtype not in _VALUE_FIELDS:
+        raise ServingClientError("INTERNAL", f"{name} has dtype {dtype}, which this client does not read")
+    shape = tuple(d.size for d in proto.tensor_shape.dim)
+    size = math.prod(shape)
+    if proto.tensor_content and dtype in _CONTENT_FORMATS:
+        code = _CONTENT_FORMATS[dtype]
         count = len(proto.tensor_content) // struct.calcsize(code)
         values = list(struct.unpack(f"<{count}{code}", proto.tensor_content))
     else:
-        values = list(getattr(proto, field))
-        size = math.prod(d.size for d in proto.tensor_shape.dim)
+        values = list(getattr(proto, _VALUE_FIELDS[dtype]))
         # A single repeated value stands for a whole tensor of that value (TensorProto convention).
         values = values * size if len(values) == 1 and size > 1 else values
-    return _shortest_float32(values) if code == "f" else values
+    if dtype == "DT_FLOAT":
+        values = _shortest_float32(values)
+    elif dtype == "DT_STRING":
+        values = [_text(v) for v in values]
+    return values, shape
+
+
+def _text(value: bytes) -> str | bytes:
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        return value
+
+
+def tensor_rows(proto: Any, name: str = "output") -> list:
+    """A TensorProto as one value per row (its first dimension): a scalar for [N], a list for [N, K], ...
+
+    Raises ServingClientError (INTERNAL) for a scalar tensor (no rows) or values that don't fill the shape.
+    """
+    values, shape = tensor_values(proto, name)
+    if not shape:
+        raise ServingClientError("INTERNAL", f"{name} is a scalar, not one value per row")
+    if len(values) != math.prod(shape):
+        raise ServingClientError("INTERNAL", f"{name} has {len(values)} values for shape {list(shape)}")
+    return _nest(values, shape)
+
+
+def _nest(values: list, shape: tuple[int, ...]) -> list:
+    if len(shape) == 1:
+        return values
+    step = math.prod(shape[1:])
+    return [_nest(values[i * step:(i + 1) * step], shape[1:]) for i in range(shape[0])]
+
+
+def tensor_floats(proto: Any) -> list[float]:
+    """A DT_FLOAT/DT_DOUBLE TensorProto's values, flat. Raises ServingClientError for another dtype."""
+    from tensorflow.core.framework import types_pb2
+
+    if types_pb2.DataType.Name(proto.dtype) not in ("DT_FLOAT", "DT_DOUBLE"):
+        raise ServingClientError("INTERNAL", f"tensor has dtype {types_pb2.DataType.Name(proto.dtype)}, not a float")
+    return tensor_values(proto)[0]
 
 
 def _shortest_float32(values: list[float]) -> list[float]:

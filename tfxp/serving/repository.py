@@ -21,6 +21,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Iterator
 
+# The version-name rule has one home, shared with the publisher (re-exported here).
+from tfxp.files import INT64_MAX, is_version_name, parse_version  # noqa: F401
 from tfxp.serving.config import VersionPolicy
 from tfxp.serving.errors import Code, ServingError
 from tfxp.serving.servable import Servable, is_complete_version
@@ -30,36 +32,6 @@ log = logging.getLogger(__name__)
 # TF Serving's ModelVersionStatus.State names.
 START, LOADING, AVAILABLE, UNLOADING, END = "START", "LOADING", "AVAILABLE", "UNLOADING", "END"
 UNLOAD_GRACE_SECONDS = 30.0
-INT64_MAX = 2**63 - 1
-_INT64_MAX_DIGITS = len(str(INT64_MAX))
-
-
-def parse_version(name: str) -> int | None:
-    """The version a base-path child's name stands for, or None if it is not a version.
-
-    As TF Serving's sources/storage_path/file_system_storage_path_source.cc
-    (ParseVersionNumber: `strings::safe_strto64`): a decimal int64, leading zeros
-    allowed, so "00000123" is version 123 (and is loaded from "00000123/"); names
-    beyond int64 are not versions. Only ASCII digits count: `str.isdigit()` also
-    accepts e.g. "²", which `int()` rejects. Unlike safe_strto64, a leading "-" or
-    surrounding spaces do not make a version here (TF Serving's REST routes take
-    digits only, and publishing never writes such names). pipeline/publish.py's
-    `is_version_name` is the same ASCII-decimal rule, without the int64 bound.
-    Of several names for one version ("1", "001"), the last by name is loaded, as
-    TF Serving's IndexChildrenByVersion does over its sorted children.
-    """
-    if not (name.isascii() and name.isdigit()):
-        return None
-    # Bounded before int(): Python refuses to convert more than 4,300 digits.
-    if len(name.lstrip("0")) > _INT64_MAX_DIGITS:
-        return None
-    version = int(name)
-    return version if version <= INT64_MAX else None
-
-
-def is_version_name(name: str) -> bool:
-    """Whether a base-path child's name is a version (see `parse_version`)."""
-    return parse_version(name) is not None
 
 
 @dataclass(frozen=True)

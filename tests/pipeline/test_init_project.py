@@ -1,0 +1,511 @@
+"""`tfxp init`'s decisions (tfxp/pipeline/init_project.py) on small generated CSVs and scikit-learn's bundled
+data: column kinds, required/optional, task detection, classes, gates from the naive predictor, slices,
+refusals, and the schema it writes (checked by real TFDV against the same data)."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import math
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tfxp import project as P
+from tfxp.pipeline.csv_files import DataFileError
+from tfxp.pipeline.init_project import (
+    InitError,
+    decide_project,
+    init_project,
+    profile_data,
+)
+
+KINDS_ROWS = 1200
+
+
+def _write_csv(path: Path, header: list[str], rows: list[list], **writer_args) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="", encoding=writer_args.pop("encoding", "utf-8")) as f:
+        writer = csv.writer(f, **writer_args)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+# Column -> (kind, size, required) that the project spec's rules give for the generated cells below.
+EXPECTED_KINDS = {
+    "f_float": ("numeric", 0, True),
+    "f_opt": ("numeric", 0, False),
+    "i_small": ("categorical_int", 6, True),  # 0..5
+    "i_32": ("categorical_int", 32, True),  # 32 distinct values 0..31: still small ints
+    "i_33": ("numeric", 0, True),  # 33 distinct values: too many for categorical_int, > 20: numeric
+    "i_max70": ("vocabulary", 0, True),  # 3 values, but 70 >= 64
+    "i_neg": ("vocabulary", 0, True),  # 3 values, one negative
+    "i_1000": ("numeric", 0, True),  # more than 20 distinct values: a measurement
+    "i_1001": ("numeric", 0, True),
+    "s_vocab": ("vocabulary", 0, True),
+    "s_opt": ("vocabulary", 0, False),
+    "s_half": ("vocabulary", 0, True),  # 600 distinct in 1200 rows: not more than half
+    "s_601": ("ignored", 0, True),  # 601 distinct: more than half the rows
+    "s_id": ("ignored", 0, True),
+    "empty": ("ignored", 0, False),  # blank in every row
+}
+
+
+def _kinds_rows() -> tuple[list[str], list[list]]:
+    rng = random.Random(11)
+    header = [*EXPECTED_KINDS, "label"]
+    rows = []
+    for i in range(KINDS_ROWS):
+        rows.append(
+            [
+                f"{rng.gauss(10, 3):.3f}",
+                "" if i % 7 == 0 else f"{rng.uniform(0, 1):.4f}",
+                i % 6,
+                i % 32,
+                i % 33,
+                (0, 3, 70)[i % 3],
+                (-1, 0, 1)[i % 3],
+                i % 1000,
+                i % 1001,
+                ("red", "green", "blue")[i % 3],
+                "" if i % 5 == 0 else ("a", "b")[i % 2],
+                f"v{i % 600}",
+                f"w{i % 601}",
+                f"id{i:05d}",
+                "",
+                "yes" if i % 10 < 3 else "no",
+            ]
+        )
+    return header, rows
+
+
+@pytest.fixture(scope="module")
+def kinds_project(tmp_path_factory):
+    """One init on the generated columns above (one TFDV run for every kind rule)."""
+    tmp = tmp_path_factory.mktemp("kinds")
+    header, rows = _kinds_rows()
+    data = _write_csv(tmp / "data" / "kinds.csv", header, rows)
+    started = time.monotonic()
+    result = init_project(data, "label", dir=tmp / "kinds")
+    return result, data, time.monotonic() - started
+
+
+def test_column_kinds_and_required(kinds_project):
+    result, _, _ = kinds_project
+    decided = {c.name: (c.kind, c.size, c.required) for c in result.project.features}
+    assert decided == EXPECTED_KINDS
+    assert [c.name for c in result.project.features] == list(EXPECTED_KINDS)  # CSV order
+    dtypes = {c.name: c.dtype for c in result.project.features}
+    assert dtypes["f_float"] == "float" and dtypes["i_neg"] == "int" and dtypes["s_id"] == "string"
+    assert dtypes["empty"] == "string"  # TFDV types an all-blank column BYTES
+
+
+def test_decision_lines_say_why(kinds_project):
+    result, _, _ = kinds_project
+    lines = result.decisions
+    assert "s_vocab: string, 3 distinct values -> vocabulary" in lines
+    assert (
+        "s_id: string, 1200 distinct values -> ignored (more distinct values than half the 1200 rows: "
+        "an id or free text)"
+    ) in lines
+    assert (
+        "i_small: int, 6 distinct values in 0..5 -> categorical_int (small non-negative ints: one-hot over "
+        "0..5)" in lines
+    )
+    assert "i_1001: int, 1001 distinct values in 0..1000 -> numeric (too many values for a vocabulary)" in lines
+    header, rows = _kinds_rows()
+    f_opt = {r[1] for r in rows if r[1]}
+    assert f"f_opt: float, {len(f_opt)} distinct values, 172 blank cells -> numeric, optional" in lines
+    assert "f_float: float, more than 1000 distinct values -> numeric" in lines  # counting stops at 1001
+    assert "empty: blank in every row -> ignored (nothing to learn from)" in lines
+    assert any(
+        line.startswith("label (label): string, 2 values -> binary: positive class yes (yes against no")
+        for line in lines
+    )
+    report = result.report_lines()
+    assert report[-1] == f"  tfxp run --project {result.dir}"
+
+
+def test_binary_label_gates_and_slices(kinds_project):
+    result, _, _ = kinds_project
+    project = result.project
+    assert project.label == P.Label("label", "binary", classes=("no", "yes"), positive="yes", dtype="string")
+    # The majority class "no" is 70% of rows.
+    assert project.thresholds == (P.Gate("AUC", 0.55, 0.01), P.Gate("BinaryAccuracy", 0.7, 0.02))
+    # Categorical columns with the fewest values (s_opt: 2; then the first of the 3-valued ones), in CSV order.
+    assert project.slices == ("i_max70", "s_opt")
+
+
+def test_written_files_load_and_read_as_a_person_would(kinds_project):
+    result, data, _ = kinds_project
+    assert P.load(result.dir) == result.project
+    text = result.project_file.read_text()
+    assert text.startswith(f"# Written by `tfxp init --data {data} --label label --dir ")
+    assert "data: ../data/kinds.csv\n" in text  # relative to the project folder
+    assert "  - name: s_vocab  # string, 3 distinct values -> vocabulary\n" in text
+    # A note too long for the end of the line goes above it.
+    assert (
+        "  # string, 1200 distinct values -> ignored (more distinct values than half the 1200 rows: an id or "
+        "free text)\n  - name: s_id\n"
+    ) in text
+
+
+def test_schema_accepts_its_data_and_keeps_the_label_out_of_serving(kinds_project, tmp_path):
+    """Real TFDV: the written schema validates the statistics of the same data (what ExampleValidator does
+    in `tfxp run`), with and without the label column."""
+    import tensorflow_data_validation as tfdv
+    from tensorflow_metadata.proto.v0 import schema_pb2
+
+    from tfxp.pipeline import init_project as init
+    from tfxp.pipeline.schema_rules import load_schema, schema_problem
+
+    result, data, _ = kinds_project
+    assert schema_problem(result.schema_file) is None  # FLOAT features disallow NaN and infinity
+    schema = load_schema(result.schema_file)
+    features = {f.name: f for f in schema.feature}
+    assert list(schema.default_environment) == ["TRAINING", "SERVING"]
+    assert list(features["label"].not_in_environment) == ["SERVING"]
+    assert list(features["label"].string_domain.value) == ["no", "yes"]
+    assert (features["i_small"].int_domain.min, features["i_small"].int_domain.max) == (0, 5)
+    assert features["f_float"].type == schema_pb2.FLOAT and features["f_float"].HasField("shape")
+    assert not features["f_opt"].HasField("shape")
+
+    stats = init._tfdv_statistics([data], data, ["--direct_running_mode=in_memory"])
+    training = tfdv.validate_statistics(stats, schema, environment="TRAINING")
+    assert not training.anomaly_info, training
+    header, rows = _kinds_rows()
+    serving_data = _write_csv(tmp_path / "serving.csv", header[:-1], [r[:-1] for r in rows])
+    serving = tfdv.validate_statistics(
+        init._tfdv_statistics([serving_data], serving_data, ["--direct_running_mode=in_memory"]),
+        schema,
+        environment="SERVING",
+    )
+    assert not serving.anomaly_info, serving
+    # A new class of the label is an anomaly, not a silently wrong class index.
+    new_class = _write_csv(tmp_path / "new.csv", header, [r[:-1] + ["maybe"] for r in rows[:50]] + rows[50:])
+    anomalies = tfdv.validate_statistics(
+        init._tfdv_statistics([new_class], new_class, ["--direct_running_mode=in_memory"]),
+        schema,
+        environment="TRAINING",
+    )
+    assert "label" in anomalies.anomaly_info
+
+
+def test_required_agrees_with_blank_cells(kinds_project):
+    """`required` comes from TFDV (one value in every row); the row count of blanks from the CSV pass."""
+    result, data, seconds = kinds_project
+    header, rows = _kinds_rows()
+    blanks = {name: sum(1 for r in rows if r[i] == "") for i, name in enumerate(header)}
+    for column in result.project.features:
+        assert column.required == (blanks[column.name] == 0), column
+    assert seconds < 60, f"init took {seconds:.1f} s on {KINDS_ROWS} rows"
+
+
+# ------------------------------------------------------------------------------------ task detection
+
+
+def _labels_rows(n: int = 200) -> tuple[list[str], list[list]]:
+    rng = random.Random(5)
+    header = [
+        "x",
+        "b01",
+        "b_true",
+        "b_str",
+        "b_float",
+        "b_equal",
+        "m_str",
+        "m_int",
+        "int20",
+        "int21",
+        "r_float",
+        "const",
+    ]
+    rows = []
+    for i in range(n):
+        rows.append(
+            [
+                f"{rng.uniform(0, 1):.3f}",
+                1 if i % 10 < 3 else 0,  # 30% ones
+                "True" if i % 10 < 6 else "False",  # "True" is the majority, still the positive class
+                "spam" if i % 4 == 0 else "ham",
+                "1.0" if i % 2 else "0.0",
+                "a" if i % 2 else "b",
+                ("Gentoo", "Adelie", "Chinstrap", "Adelie")[i % 4],
+                (10, 2, 7, 2)[i % 4],
+                i % 20,
+                i % 21,
+                f"{rng.gauss(100, 15):.2f}",
+                "same",
+            ]
+        )
+    return header, rows
+
+
+@pytest.fixture(scope="module")
+def labels_profile(tmp_path_factory):
+    header, rows = _labels_rows()
+    data = _write_csv(tmp_path_factory.mktemp("labels") / "labels.csv", header, rows)
+    return profile_data(data), rows, header
+
+
+@pytest.mark.parametrize(
+    "label, task, positive, expected_task, classes, expected_positive",
+    [
+        ("b01", "auto", None, "binary", ("0", "1"), "1"),  # 1 against 0
+        ("b_true", "auto", None, "binary", ("False", "True"), "True"),  # true against false, though the majority
+        ("b_str", "auto", None, "binary", ("ham", "spam"), "spam"),  # the minority class
+        ("b_float", "auto", None, "binary", ("0.0", "1.0"), "1.0"),  # as written in the CSV
+        ("b_equal", "auto", None, "binary", ("a", "b"), "b"),  # equal classes: the later value
+        ("b_str", "auto", "ham", "binary", ("spam", "ham"), "ham"),
+        ("b_float", "binary", "1", "binary", ("0.0", "1.0"), "1.0"),  # --positive 1 finds "1.0"
+        ("m_str", "auto", None, "multiclass", ("Adelie", "Chinstrap", "Gentoo"), None),
+        ("m_int", "auto", None, "multiclass", ("2", "7", "10"), None),  # numeric order
+        ("int20", "auto", None, "multiclass", tuple(str(i) for i in range(20)), None),
+        ("int21", "auto", None, "regression", (), None),  # more than 20 ints
+        ("r_float", "auto", None, "regression", (), None),
+        ("b01", "multiclass", None, "multiclass", ("0", "1"), None),
+        ("m_int", "regression", None, "regression", (), None),
+    ],
+)
+def test_task_detection(labels_profile, label, task, positive, expected_task, classes, expected_positive):
+    profile, _, _ = labels_profile
+    decided = decide_project(profile, label, task, positive)
+    assert decided.label.task == expected_task
+    assert decided.label.classes == classes
+    assert decided.label.positive == expected_positive
+    assert label not in [c.name for c in decided.features]
+    metrics = [g.metric for g in decided.thresholds]
+    assert (
+        metrics
+        == {
+            "binary": ["AUC", "BinaryAccuracy"],
+            "multiclass": ["SparseCategoricalAccuracy"],
+            "regression": ["RootMeanSquaredError"],
+        }[expected_task]
+    )
+
+
+def test_accuracy_floors_are_the_majority_share_rounded_down(labels_profile):
+    profile, _, _ = labels_profile
+    binary = decide_project(profile, "b_str")  # ham: 150 of 200 rows
+    assert binary.thresholds == [P.Gate("AUC", 0.55, 0.01), P.Gate("BinaryAccuracy", 0.75, 0.02)]
+    multiclass = decide_project(profile, "m_str")  # Adelie: 100 of 200
+    assert multiclass.thresholds == [P.Gate("SparseCategoricalAccuracy", 0.5, 0.02)]
+    int20 = decide_project(profile, "int20")  # 10 of 200 rows each
+    assert int20.thresholds == [P.Gate("SparseCategoricalAccuracy", 0.05, 0.02)]
+
+
+def test_regression_gate_is_the_label_standard_deviation(labels_profile):
+    profile, rows, header = labels_profile
+    values = np.array([float(r[header.index("r_float")]) for r in rows])
+    std = float(np.std(values))  # population: what always predicting the mean scores as RMSE
+    (gate,) = decide_project(profile, "r_float").thresholds
+    assert gate.metric == "RootMeanSquaredError" and gate.higher_is_better is False
+    assert std <= gate.bound <= std * 1.005  # rounded up to 3 significant digits
+    assert 0.02 * std <= gate.max_change <= 0.02 * std * 1.01
+
+
+@pytest.mark.parametrize(
+    "label, task, positive, words",
+    [
+        ("m_str", "binary", None, ["--task binary", "3 values", "exactly 2"]),
+        ("m_str", "auto", "Adelie", ["--positive", "two values"]),
+        ("b_str", "auto", "maybe", ["--positive 'maybe' is not a value", "ham, spam"]),
+        ("b_str", "multiclass", "spam", ["--positive is for --task binary"]),
+        ("m_str", "regression", None, ["string column", "regression needs numbers"]),
+        ("r_float", "multiclass", None, ["float column", "int or string"]),
+        ("const", "auto", None, ["one value ('same')", "nothing to learn"]),
+        ("nope", "auto", None, ["'nope' is not a column", "columns: x, b01, b_true"]),
+        ("x", "ranking", None, ["--task 'ranking'"]),
+    ],
+)
+def test_label_refusals(labels_profile, label, task, positive, words):
+    profile, _, _ = labels_profile
+    with pytest.raises(InitError) as info:
+        decide_project(profile, label, task, positive)
+    for word in words:
+        assert word in str(info.value), str(info.value)
+
+
+def test_blank_label_is_refused_with_its_line(tmp_path):
+    data = _write_csv(tmp_path / "d.csv", ["x", "y"], [[1.5, "a"], [2.5, "b"], [3.5, ""], [4.5, "a"]])
+    with pytest.raises(InitError, match=rf"label y is blank in 1 row \(first: {data}:4\)"):
+        init_project(data, "y", dir=tmp_path / "p")
+    assert not (tmp_path / "p").exists()
+
+
+def test_too_many_classes_is_refused(tmp_path):
+    data = _write_csv(tmp_path / "d.csv", ["x", "y"], [[i, f"class{i % 150}"] for i in range(600)])
+    profile = profile_data(data)
+    with pytest.raises(InitError, match="has 150 values: a multiclass label has at most 100 classes"):
+        decide_project(profile, "y")
+
+
+# ----------------------------------------------------------------------------------- files and folders
+
+
+def test_existing_project_is_not_overwritten(tmp_path):
+    data = _write_csv(tmp_path / "d.csv", ["x", "y"], [[1, "a"], [2, "b"]])
+    (tmp_path / "p").mkdir()
+    (tmp_path / "p" / "project.yaml").write_text("name: mine\n")
+    with pytest.raises(InitError, match="already exist.*doesn't overwrite"):
+        init_project(data, "y", dir=tmp_path / "p")
+    assert (tmp_path / "p" / "project.yaml").read_text() == "name: mine\n"
+
+
+def test_bad_csv_is_refused_by_file_and_line(tmp_path):
+    data = tmp_path / "d.csv"
+    data.write_text("x,y\n1,a\n2,b,extra\n")
+    with pytest.raises(DataFileError) as info:
+        init_project(data, "y", dir=tmp_path / "p")
+    assert (info.value.path, info.value.line) == (str(data), 3)
+
+
+def test_bad_name_and_remote_data_are_usage_errors(tmp_path):
+    with pytest.raises(InitError, match="--name 'My Project'"):
+        init_project(tmp_path / "d.csv", "y", name="My Project")
+    with pytest.raises(InitError, match="reads local files"):
+        init_project("gs://bucket/d.csv", "y")
+
+
+def test_folder_of_excel_and_r_files_with_a_multiline_cell(tmp_path, monkeypatch):
+    """A folder of CSVs as `tfxp run --data` takes it: a BOM (Excel), quoted headers (R), a quoted cell over
+    two lines; name and folder default from the data's name, in the working directory."""
+    rng = random.Random(3)
+    header = ["city", "note", "size", "price"]
+    for part in range(2):
+        rows = [
+            [
+                ("Oslo", "Rome", "Lima")[i % 3],
+                "line one\nline two" if i == 4 else "",
+                f"{rng.uniform(1, 9):.2f}",
+                f"{rng.uniform(100, 900):.1f}",
+            ]
+            for i in range(60)
+        ]
+        _write_csv(
+            tmp_path / "Flat Prices" / f"part{part}.csv",
+            header,
+            rows,
+            quoting=csv.QUOTE_ALL,
+            encoding="utf-8-sig" if part == 0 else "utf-8",
+        )
+    monkeypatch.chdir(tmp_path)
+    result = init_project(tmp_path / "Flat Prices", "price")
+    assert result.project.name == "flat_prices"
+    assert result.dir == tmp_path / "flat_prices"
+    assert result.rows == 120
+    assert result.project.data == str(tmp_path / "Flat Prices")
+    assert "data: ../Flat Prices\n" in result.project_file.read_text()
+    columns = {c.name: (c.dtype, c.kind, c.required) for c in result.project.features}
+    assert columns == {
+        "city": ("string", "vocabulary", True),
+        "note": ("string", "vocabulary", False),
+        "size": ("float", "numeric", True),
+    }
+    # The two-line cell is one value (a row each in both files), not two broken rows.
+    assert result.decisions[1] == "note: string, 1 distinct value, 118 blank cells -> vocabulary, optional"
+    assert result.project.label.task == "regression"
+
+
+def test_non_finite_floats_are_a_warning(tmp_path):
+    data = _write_csv(tmp_path / "d.csv", ["x", "y"], [["1.5", "a"], ["NaN", "b"], ["inf", "a"], ["2", "b"]])
+    result = init_project(data, "y", dir=tmp_path / "p")
+    assert result.warnings == [
+        "x: 2 NaN or infinite cells (NaN, inf); tfxp run refuses them (the schema "
+        "disallows NaN and infinity): fix or drop those rows"
+    ]
+    assert "warning: x: 2 NaN or infinite cells" in "\n".join(result.report_lines())
+
+
+# ------------------------------------------------------------------------- scikit-learn's bundled data
+
+
+def _sklearn_data() -> Path:
+    import sklearn.datasets
+
+    return Path(sklearn.datasets.__file__).parent / "data"
+
+
+def _sklearn_csv(name: str, feature_names: list[str], out: Path) -> Path:
+    """breast_cancer.csv / wine_data.csv: a first line "n_samples,n_features,class names..." instead of a
+    header, then features and an int target per row: rewritten as a plain CSV with a header."""
+    with open(_sklearn_data() / name, newline="") as f:
+        reader = csv.reader(f)
+        n_samples, n_features = (int(v) for v in next(reader)[:2])
+        rows = list(reader)
+    assert len(rows) == n_samples and len(rows[0]) == n_features + 1 == len(feature_names) + 1
+    return _write_csv(out, [*feature_names, "target"], rows)
+
+
+def test_sklearn_breast_cancer_is_binary(tmp_path):
+    from sklearn.datasets import load_breast_cancer
+
+    bunch = load_breast_cancer()
+    # Its own names have spaces ("mean radius"), which TensorFlow refuses as input names: snake_case.
+    names = [n.replace(" ", "_") for n in bunch.feature_names]
+    data = _sklearn_csv("breast_cancer.csv", names, tmp_path / "breast_cancer.csv")
+    result = init_project(data, "target", dir=tmp_path / "bc")
+    project = result.project
+    assert project.label == P.Label("target", "binary", classes=("0", "1"), positive="1", dtype="int")
+    share = np.bincount(bunch.target).max() / len(bunch.target)  # benign: 357 of 569
+    assert project.thresholds == (
+        P.Gate("AUC", 0.55, 0.01),
+        P.Gate("BinaryAccuracy", math.floor(share * 100) / 100, 0.02),
+    )
+    assert project.thresholds[1].bound == 0.62
+    assert all((c.dtype, c.kind, c.required) == ("float", "numeric", True) for c in project.features)
+    assert [c.name for c in project.features] == names
+    assert project.slices == ()
+
+
+def test_sklearn_wine_is_multiclass(tmp_path):
+    from sklearn.datasets import load_wine
+
+    bunch = load_wine()
+    data = _sklearn_csv("wine_data.csv", list(bunch.feature_names), tmp_path / "wine.csv")
+    result = init_project(data, "target", dir=tmp_path / "wine")
+    project = result.project
+    assert project.label == P.Label("target", "multiclass", classes=("0", "1", "2"), dtype="int")
+    share = np.bincount(bunch.target).max() / len(bunch.target)  # class 1: 71 of 178
+    assert project.thresholds == (P.Gate("SparseCategoricalAccuracy", math.floor(share * 100) / 100, 0.02),)
+    # proline (whole numbers, 278..1680) and magnesium are int columns with many values: numeric.
+    kinds = {c.name: (c.dtype, c.kind) for c in project.features}
+    assert kinds["alcohol"] == ("float", "numeric")
+    assert kinds["magnesium"] == ("int", "numeric")  # 53 values, 70..162: a measurement
+    schema = P.load(result.dir)
+    assert schema.label.dtype == "int"
+
+
+def test_sklearn_diabetes_is_regression(tmp_path):
+    """diabetes_data_raw.csv.gz: space-separated features, no header; the target in another file."""
+    from sklearn.datasets import load_diabetes
+
+    names = list(load_diabetes(scaled=False).feature_names)
+    with gzip.open(_sklearn_data() / "diabetes_data_raw.csv.gz", "rt") as f:
+        features = [line.split() for line in f if line.strip()]
+    with gzip.open(_sklearn_data() / "diabetes_target.csv.gz", "rt") as f:
+        target = [float(line) for line in f if line.strip()]
+    assert len(features) == len(target) == 442
+    data = _write_csv(
+        tmp_path / "diabetes.csv",
+        [*names, "progression"],
+        [[*row, f"{y:g}"] for row, y in zip(features, target, strict=True)],
+    )
+    result = init_project(data, "progression", dir=tmp_path / "diabetes")
+    project = result.project
+    # The target is written as whole numbers ("151"): an int column with 214 values, more than 20.
+    assert project.label == P.Label("progression", "regression", dtype="int")
+    (gate,) = project.thresholds
+    std = float(np.std(target))
+    assert gate.metric == "RootMeanSquaredError" and not gate.higher_is_better
+    assert std <= gate.bound <= std * 1.005
+    assert gate.bound == 77.1 and gate.max_change == 1.55
+    kinds = {c.name: (c.dtype, c.kind, c.size) for c in project.features}
+    assert kinds["sex"] == ("int", "categorical_int", 3)  # 1 or 2
+    assert kinds["bmi"] == ("float", "numeric", 0)
+    assert project.slices == ("sex",)

@@ -1,0 +1,197 @@
+"""`tfxp run`, `tfxp compile` and `tfxp schema infer`: the pipeline's commands.
+
+Heavy imports (TensorFlow, TFX, Beam) happen inside the commands, so `--help` stays fast.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from tfxp.cli._common import CommandGroup
+from tfxp.cli.exit_codes import ExitCode, epilog
+from tfxp.pipeline.config import DEFAULT_BEAM_WORKERS, DEFAULT_DATA, DEFAULT_SCHEMA
+
+
+def _data_option(help_text: str):
+    return click.option(
+        "--data",
+        type=click.Path(exists=True, path_type=Path),
+        default=DEFAULT_DATA,
+        show_default="embedded Chicago taxi CSV",
+        help=help_text,
+    )
+
+
+def _valid_name(name: str) -> bool:
+    # A pipeline name becomes folder names under --output: no separators, no "..".
+    return bool(name) and all(c.isalnum() or c in "-_" for c in name)
+
+
+@click.command(epilog=epilog("run"))
+@click.option("--project", "project_dir", type=click.Path(exists=True, path_type=Path), default=None,
+              help="A project folder (project.yaml + schema.pbtxt, written by `tfxp init`). "
+                   "Default: the embedded taxi project.")
+@click.option("--data", type=click.Path(exists=True, path_type=Path), default=None,
+              help="A CSV file or a folder of CSV files. Default: the project's `data`.")
+@click.option("--output", type=click.Path(path_type=Path), default=Path("output"), show_default=True,
+              help="Root for pipelines/, metadata/, serving/ and logs/.")
+@click.option("--name", default=None, help="Pipeline name; also the served model's name. Default: the project's.")
+@click.option("--train-steps", type=click.IntRange(min=1), default=300, show_default=True)
+@click.option("--beam-workers", type=click.IntRange(min=1), default=DEFAULT_BEAM_WORKERS, show_default=True,
+              help="Local Beam parallelism: 1 runs Beam in this process (fastest on small data, see "
+                   "bench/results/scale.json); N > 1 uses N worker processes (multi-processing DirectRunner).")
+@click.option("--beam-arg", "beam_args", multiple=True, metavar="ARG",
+              help="A Beam pipeline option, repeatable; added after --beam-workers' options and wins over them "
+                   "(e.g. --beam-arg=--runner=PortableRunner).")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
+def run(project_dir: Path | None, data: Path | None, output: Path, name: str | None, train_steps: int,
+        beam_workers: int, beam_args: tuple[str, ...], as_json: bool) -> None:
+    """Run the pipeline end to end and push a blessed model."""
+    from tfxp import project as project_lib
+    from tfxp.pipeline import report
+    from tfxp.pipeline.config import TAXI_PROJECT, PipelineConfig, direct_runner_args
+    from tfxp.pipeline.console import quiet_libraries
+    from tfxp.pipeline.runner import run as run_pipeline
+
+    try:
+        project = project_lib.load(project_dir or TAXI_PROJECT)
+    except project_lib.ProjectError as exc:
+        raise click.BadParameter(str(exc), param_hint="--project") from None
+    name = name or project.name
+    if not _valid_name(name):
+        raise click.BadParameter("use letters, digits, '-' and '_' only", param_hint="--name")
+    if data is None:
+        if project.data is None:
+            raise click.BadParameter("the project names no `data`: give --data", param_hint="--data")
+        data = Path(project.data)
+        if not data.exists():
+            raise click.BadParameter(f"the project's data {data} does not exist: give --data", param_hint="--data")
+    from tfxp.pipeline.csv_files import NoCsvFilesError, list_csv_files
+
+    try:
+        list_csv_files(data)
+    except NoCsvFilesError as exc:
+        raise click.BadParameter(str(exc), param_hint="--data") from None
+    quiet_libraries()
+    config = PipelineConfig.for_project(
+        project, name=name, data=data, output=output, train_steps=train_steps,
+        beam_args=(*direct_runner_args(beam_workers), *beam_args),
+    )
+    outcome = run_pipeline(config, on_event=report.print_event)
+    if as_json:
+        click.echo(json.dumps(report.as_json(outcome), indent=2, allow_nan=False))
+    else:
+        report.print_summary(outcome)
+    # runner.ExitCode has this table's values (tests/pipeline/test_cli.py): one code, one meaning.
+    sys.exit(ExitCode(outcome.exit_code))
+
+
+@click.command("compile", epilog=epilog("compile"))
+@click.option("--target", type=click.Choice(["vertex"]), required=True,
+              help="vertex: a Vertex AI Pipelines PipelineJob JSON (KubeflowV2DagRunner).")
+@click.option("--project", required=True, help="Google Cloud project id.")
+@click.option("--region", required=True, help="Google Cloud region, e.g. us-central1.")
+@click.option("--pipeline-root", required=True, metavar="gs://BUCKET/ROOT",
+              help="Where artifacts go; pushed models land in ROOT/serving/<name> and ROOT/mobile/<name>.")
+@click.option("--image", required=True, help="The pipeline image built from this project's Dockerfile.")
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("pipeline.json"),
+              show_default=True, help="The PipelineJob JSON to write.")
+@click.option("--data", default=None, metavar="gs://…|PATH",
+              help="CSV file or folder: a gs:// URI, or a path inside this project (read from the image). "
+                   "Default: the embedded taxi CSV in the image.")
+@click.option("--name", default="taxi", show_default=True, help="Pipeline name; also the served model's name.")
+@click.option("--train-steps", type=click.IntRange(min=1), default=300, show_default=True)
+@click.option("--vertex-training", is_flag=True, help="Run the Trainer as a Vertex AI Training custom job.")
+@click.option("--training-machine-type", default="n1-standard-4", show_default=True,
+              help="Machine type of that job (with --vertex-training).")
+@click.option("--dataflow", is_flag=True, help="Run every Beam-powered component on Dataflow.")
+@click.option("--temp-location", default=None, metavar="gs://…",
+              help="Dataflow's staging/temp folder (with --dataflow). Default: PIPELINE_ROOT/tmp.")
+@click.option("--dataflow-max-workers", type=click.IntRange(min=1), default=None,
+              help="Upper bound on Dataflow workers (with --dataflow).")
+@click.option("--beam-arg", "beam_args", multiple=True, metavar="ARG",
+              help="A Beam pipeline option for every Beam component, repeatable; added last.")
+@click.option("--json", "as_json", is_flag=True, help="Print what was written as JSON on stdout.")
+def compile_command(target: str, project: str, region: str, pipeline_root: str, image: str, output: Path,
+                    data: str | None, name: str, train_steps: int, vertex_training: bool,
+                    training_machine_type: str, dataflow: bool, temp_location: str | None,
+                    dataflow_max_workers: int | None, beam_args: tuple[str, ...], as_json: bool) -> None:
+    """Compile the pipeline for Vertex AI Pipelines, offline.
+
+    The same DAG as `tfxp run`, as a PipelineJob JSON; nothing is uploaded.
+    """
+    from tfxp.pipeline.config import DEFAULT_BEAM_ARGS, PipelineConfig, RemoteLayout, VertexTraining
+
+    if not _valid_name(name):
+        raise click.BadParameter("use letters, digits, '-' and '_' only", param_hint="--name")
+    if not pipeline_root.startswith("gs://"):
+        raise click.BadParameter("Vertex AI needs a gs:// pipeline root", param_hint="--pipeline-root")
+    if (temp_location or dataflow_max_workers) and not dataflow:
+        raise click.UsageError("--temp-location and --dataflow-max-workers go with --dataflow")
+    if temp_location is not None and not temp_location.startswith("gs://"):
+        raise click.BadParameter("Dataflow needs a gs:// temp location", param_hint="--temp-location")
+    from tfxp.pipeline import vertex
+
+    runner_args = DEFAULT_BEAM_ARGS
+    if dataflow:
+        runner_args = vertex.dataflow_beam_args(
+            vertex.DataflowSettings(project=project, region=region,
+                                    temp_location=temp_location or f"{pipeline_root.rstrip('/')}/tmp",
+                                    image=image, max_num_workers=dataflow_max_workers)
+        )
+    training = VertexTraining(project, region, image, training_machine_type) if vertex_training else None
+    try:
+        config = PipelineConfig(
+            name=name, data=data or DEFAULT_DATA, train_steps=train_steps,
+            beam_args=(*runner_args, *beam_args),
+            remote=RemoteLayout(pipeline_root=pipeline_root, vertex_training=training),
+        )
+        config.data_uri  # noqa: B018  (validates --data before the slow part)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--data") from None
+    from tfxp.pipeline.console import library_output_to
+
+    try:
+        with library_output_to(output.with_suffix(".log")):
+            job = vertex.compile_pipeline(config, image=image, output=output)
+    except Exception as exc:  # TFX's compiler raises assorted errors for unsupported pipelines
+        click.echo(f"error: compiling failed: {type(exc).__name__}: {exc} (log: {output.with_suffix('.log')})",
+                   err=True)
+        sys.exit(ExitCode.FAILURE)
+    tasks = sorted(job["pipelineSpec"]["root"]["dag"]["tasks"])
+    answer = {"output": str(output), "target": target, "image": image, "pipeline_root": pipeline_root,
+              "tasks": tasks, "vertex_training": vertex_training, "dataflow": dataflow}
+    if as_json:
+        click.echo(json.dumps(answer, indent=2))
+        return
+    click.echo(f"wrote {output}: {len(tasks)} tasks, image {image}, pipeline root {pipeline_root}")
+    click.echo("submit it (README: Scaling out):")
+    click.echo(f"  python -c \"from google.cloud import aiplatform; aiplatform.init(project='{project}', "
+               f"location='{region}'); aiplatform.PipelineJob(display_name='{name}', template_path='{output}', "
+               f"pipeline_root='{pipeline_root}').submit(service_account='SA_EMAIL')\"")
+
+
+@click.group(cls=CommandGroup)
+def schema() -> None:
+    """Schema tools: infer a starting schema from new CSV data."""
+
+
+@schema.command("infer", epilog=epilog("schema infer"))
+@_data_option("A CSV file or a folder of CSV files to infer from.")
+@click.option("--output", "out", type=click.Path(path_type=Path), default=Path("schema.inferred.pbtxt"),
+              show_default=True, help="Where to write the inferred schema.")
+def schema_infer(data: Path, out: Path) -> None:
+    """Infer a schema.pbtxt with SchemaGen, for a person to curate.
+
+    Copy the result to schema/schema.pbtxt after tightening domains, ranges and
+    presence; see README "Bring your own data" (or let `tfxp init` do it).
+    """
+    from tfxp.pipeline.console import library_output_to
+    from tfxp.pipeline.schema_infer import infer_schema
+
+    with library_output_to(out.with_suffix(".log")):
+        infer_schema(data, out)
+    click.echo(f"wrote {out} (curate it, then copy to {DEFAULT_SCHEMA.relative_to(DEFAULT_SCHEMA.parent.parent)})")

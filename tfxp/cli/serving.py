@@ -1,0 +1,244 @@
+"""`tfxp serve` and `tfxp predict`: a TF Serving-compatible server and its client.
+
+Heavy imports (TensorFlow, gRPC stubs) happen inside the commands, so `--help` stays fast.
+"""
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import click
+
+from tfxp.cli._common import check_model_columns, json_safe, read_rows_option, table_cells
+from tfxp.cli.exit_codes import ExitCode, epilog
+
+
+@click.command(epilog=epilog("predict"))
+@click.option("--server", "target", required=True, metavar="HOST:PORT|http://HOST:PORT",
+              help="gRPC target host:port, or the REST base URL http://host:port.")
+@click.option("--model", required=True, help="Served model name.")
+@click.option("--rows", "rows_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Raw feature rows: a .csv with a header, or a .jsonl of objects.")
+@click.option("--protocol", type=click.Choice(["grpc", "rest"]), default=None,
+              help="Default: rest for http:// URLs, grpc for host:port.")
+@click.option("--signature", type=click.Choice(["serving_default", "predict_raw"]), default="serving_default",
+              show_default=True, help="serving_default sends tf.Examples; predict_raw sends one tensor per feature.")
+@click.option("--version", type=click.IntRange(min=0), default=None, help="Ask this model version.")
+@click.option("--label", default=None, help="Ask the version with this label.")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=10.0, show_default=True,
+              help="Seconds per attempt; an unavailable server is retried for up to 10 s more.")
+@click.option("--allow-missing-optional", is_flag=True,
+              help="Let the rows file lack columns of model inputs: read as missing in every row. The model "
+                   "refuses rows missing a required input (TF Serving's metadata does not say which inputs are "
+                   "optional, so without this flag every input needs a column).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON object instead of a table.")
+def predict(target: str, model: str, rows_path: Path, protocol: str | None, signature: str, version: int | None,
+            label: str | None, timeout: float, allow_missing_optional: bool, as_json: bool) -> None:
+    """Predictions for raw rows from a TF Serving server.
+
+    Any TF Serving compatible server: `tfxp serve` or TF Serving itself, any model
+    this pipeline pushes. The model's inputs and outputs come from its metadata:
+    every input needs a column in the rows file (a blank cell is a missing value);
+    one result per row, one column per output value.
+    """
+    from tfxp.serving import client as client_lib
+
+    if version is not None and label is not None:
+        raise click.UsageError("give --version or --label, not both")
+    try:
+        kind, address = client_lib.parse_target(target, protocol)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--server") from None
+    rows_file = read_rows_option(rows_path)
+    factory = client_lib.RestClient if kind == "rest" else client_lib.GrpcClient
+    try:
+        with factory(address, model, version=version, label=label, timeout=timeout, signature=signature) as client:
+            # The inputs are the served model's (its predict_raw signature). Its metadata does not
+            # say which are optional (optional=None): every one needs a column unless the flag
+            # lets them be missing, and then the model itself refuses a row missing a required one.
+            rows = check_model_columns(rows_file, list(client.model_inputs()), None, allow_missing_optional)
+            results = client.predict(rows)
+            outputs = list(client.outputs())
+            served = client.last_version  # gRPC answers name it
+            if served is None:  # REST answers don't: the version the metadata came from
+                served = client.model_metadata().version
+            if served is None:
+                served = _latest_version(client)
+    except client_lib.RowError as exc:
+        raise click.BadParameter(str(exc), param_hint="--rows") from None
+    except client_lib.ServingClientError as exc:
+        click.echo(f"error: {exc.code}: {exc.message}", err=True)
+        sys.exit(ExitCode.FAILURE)
+    _print_predictions(model, served, kind, signature, outputs, results, as_json)
+
+
+def _latest_version(client) -> int | None:
+    """The highest AVAILABLE version, when neither the answer nor the metadata named one."""
+    from tfxp.serving.client import ServingClientError
+
+    try:
+        versions = [s["version"] for s in client.status() if s["state"] == "AVAILABLE"]
+    except ServingClientError:
+        return None
+    return max(versions, default=None)
+
+
+def _print_predictions(model: str, version: int | None, protocol: str, signature: str, outputs: list[str],
+                       results: list, as_json: bool) -> None:
+    """One line (JSON) or a table row per input row: `row` and each output value.
+
+    `results`: `ServingClient.predict`'s, one per row: a value ([N] output), a list
+    of K values ([N, K]), or {output: value} for several outputs (`outputs`, by name).
+    """
+    if as_json:
+        click.echo(json.dumps({"model": model, "version": version, "protocol": protocol, "signature": signature,
+                               "outputs": outputs, "predictions": json_safe(results)}, allow_nan=False))
+        return
+    from tabulate import tabulate
+
+    headers, table = ["row"], []
+    for index, result in enumerate(results):
+        named = result if isinstance(result, dict) else {outputs[0] if len(outputs) == 1 else "prediction": result}
+        cells = [(name, value) for name in sorted(named) for name, value in table_cells(name, named[name])]
+        if index == 0:
+            headers += [name for name, _ in cells]
+        table.append([index] + [value for _, value in cells])
+    click.echo(tabulate(table, headers=headers, floatfmt=".6g"))
+
+
+
+@click.command(epilog=epilog("serve"))
+@click.option("--model-base-path", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Serve one model from DIR/<version>/ (e.g. output/serving/taxi).")
+@click.option("--model-name", default=None, help="Name of that model. Default: the base path's folder name.")
+@click.option("--model-config-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="A text ModelServerConfig naming several models (instead of --model-base-path).")
+@click.option("--model-config-file-poll-wait-seconds", "config_poll_seconds", type=click.FloatRange(min=0),
+              default=0.0, show_default=True,
+              help="Re-read --model-config-file every N seconds and apply what changed (models, version policies, "
+                   "labels); 0 reads it once. TF Serving's --model_config_file_poll_wait_seconds.")
+@click.option("--disable-reload-config-request", is_flag=True,
+              help="Answer gRPC ModelService/HandleReloadConfigRequest with UNIMPLEMENTED. Without it (as in TF "
+                   "Serving) any client that reaches the gRPC port can make the server load any path it can read.")
+@click.option("--rest-port", type=click.IntRange(0, 65535), default=8501, show_default=True, help="0 picks a free port.")
+@click.option("--grpc-port", type=click.IntRange(0, 65535), default=8500, show_default=True, help="0 picks a free port.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind; 0.0.0.0 for all interfaces.")
+@click.option("--poll-seconds", type=float, default=1.0, show_default=True,
+              help="File system poll for new versions; 0 loads once, < 0 never.")
+@click.option("--enable-signature-method-name-check", is_flag=True,
+              help="Classify and Regress run only signatures with their method names (TF Serving's flag, off by "
+                   "default there too: TF2 SavedModels name every signature a predict method).")
+@click.option("--enable-batching", is_flag=True, help="Batch concurrent requests together.")
+@click.option("--batching-parameters-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="Text BatchingParameters (needs --enable-batching).")
+@click.option("--request-log", "request_log", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Write sampled requests as PredictionLog TFRecords here.")
+@click.option("--log-sampling", type=click.FloatRange(0, 1), default=None,
+              help="Fraction of requests logged (needs --request-log). Default with --request-log: 1.")
+@click.option("--max-request-bytes", type=click.IntRange(min=1), default=64 * 1024 * 1024, show_default=True)
+@click.option("--request-timeout", type=click.FloatRange(min=0, min_open=True), default=30.0, show_default=True,
+              help="Seconds a REST request may take.")
+@click.option("--log-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              show_default="$XDG_STATE_HOME/tfxp/serve.log, else ~/.local/state/tfxp/serve.log",
+              help="Appended to: TensorFlow's own log lines (C++ included), every logged line with tracebacks. "
+                   "The console gets only the server's lines: versions loaded, unloaded or failed, warnings.")
+def serve(model_base_path: Path | None, model_name: str | None, model_config_file: Path | None,
+          config_poll_seconds: float, disable_reload_config_request: bool, rest_port: int,
+          grpc_port: int, host: str, poll_seconds: float, enable_signature_method_name_check: bool,
+          enable_batching: bool,
+          batching_parameters_file: Path | None, request_log: Path | None, log_sampling: float | None,
+          max_request_bytes: int, request_timeout: float, log_file: Path | None) -> None:
+    """Serve pushed models over TF Serving's REST and gRPC APIs.
+
+    Runs until interrupted. Both ports are bound before models load, so a
+    port in use fails at once.
+    """
+    from tfxp.serving.options import ServerOptions
+
+    if (model_base_path is None) == (model_config_file is None):
+        raise click.UsageError("give exactly one of --model-base-path and --model-config-file")
+    if model_config_file is not None and model_name is not None:
+        raise click.UsageError("--model-name goes with --model-base-path; the config file names its models")
+    if config_poll_seconds and model_config_file is None:
+        raise click.UsageError("--model-config-file-poll-wait-seconds needs --model-config-file")
+    if batching_parameters_file is not None and not enable_batching:
+        raise click.UsageError("--batching-parameters-file needs --enable-batching")
+    if log_sampling is not None and request_log is None:
+        raise click.UsageError("--log-sampling needs --request-log")
+    if rest_port and rest_port == grpc_port:
+        raise click.UsageError("--rest-port and --grpc-port must differ")
+    name = model_name
+    if model_base_path is not None:
+        name = model_name or model_base_path.resolve().name
+        if not _valid_model_name(name):
+            raise click.BadParameter(f"{name!r}: use letters, digits, '.', '-' and '_', starting with a letter "
+                                     "or digit", param_hint="--model-name")
+    options = ServerOptions(
+        model_base_path=model_base_path,
+        model_name=name or ServerOptions.model_name,
+        model_config_file=model_config_file,
+        model_config_file_poll_seconds=config_poll_seconds,
+        enable_reload_config_request=not disable_reload_config_request,
+        host=host,
+        rest_port=rest_port,
+        grpc_port=grpc_port,
+        poll_seconds=poll_seconds,
+        enable_signature_method_name_check=enable_signature_method_name_check,
+        enable_batching=enable_batching,
+        batching_parameters_file=batching_parameters_file,
+        request_log_dir=request_log,
+        log_sampling=(1.0 if log_sampling is None else log_sampling) if request_log is not None else 0.0,
+        max_request_bytes=max_request_bytes,
+        request_timeout_seconds=request_timeout,
+    )
+    if log_file is None:  # the XDG base directory spec's place for logs: writable, not the model folders
+        import os
+
+        log_file = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "tfxp" / "serve.log"
+    _run_server(options, log_file)
+
+
+def _run_server(options, log_file: Path) -> None:
+    """Runs the server with library output (TF's C++ log lines included) in `log_file`.
+
+    The console keeps the server's own lines (serving.server.console_handler) and
+    its start-up line; a failure to start exits 1 with its reason.
+    """
+    import logging
+    import os
+
+    from tfxp.pipeline.console import library_output_to
+
+    # TF's C++ warnings and errors belong in the log file; quiet_libraries' default would drop them.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+    try:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        click.echo(f"error: can't create the log file's folder: {exc} (give --log-file)", err=True)
+        sys.exit(ExitCode.FAILURE)
+    failure = None
+    with library_output_to(log_file):
+        from tfxp.serving import server
+
+        console = server.console_handler(sys.stderr)  # the console, while descriptor 2 is the log file
+        serving_log = logging.getLogger("tfxp.serving")
+        serving_log.addHandler(console)
+        click.echo(f"tfxp serve: log file {log_file} (TensorFlow's own log lines, tracebacks)", err=True)
+        try:
+            server.run(options)
+        except (OSError, ValueError) as exc:
+            # Bad config files (ValueError, incl. serving.config.ConfigError) and busy ports (OSError).
+            logging.getLogger(__name__).error("tfxp serve could not start: %s", exc)
+            failure = exc
+        finally:
+            serving_log.removeHandler(console)
+    if failure is not None:
+        click.echo(f"error: {failure}", err=True)
+        sys.exit(ExitCode.FAILURE)
+
+
+def _valid_model_name(name: str) -> bool:
+    # The server's rule (serving/server.py), checked here so a bad name is a usage error, not a crash.
+    return re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name) is not None

@@ -1,0 +1,573 @@
+"""The parity gate: a TFLite variant against the SavedModel's `predict_raw` on the same raw rows.
+
+Run with the TFLite interpreter (tflite_runtime, as apps run it) on eval rows
+and on the missing-value contract rows (`contract_rows`: one eval row edited per
+input, blank or set to values the data never holds). Outputs are compared
+elementwise whatever the task (binary `probability` [N], multiclass
+`probabilities` [N, K], regression `prediction` [N]):
+
+- `float`: every output value within MAX_ABS_DIFF x max(1, |predict_raw's|) of
+  predict_raw's, on the eval rows and the contract rows;
+- every variant: the task's quality metric on the eval rows within a tolerance of
+  the SavedModel's own value on the same rows and labels — binary AUC
+  (MAX_AUC_DELTA), multiclass accuracy (MAX_ACCURACY_DELTA plus
+  ACCURACY_NOISE_ROWS rows' worth), regression RMSE (MAX_RMSE_DELTA, relative).
+  For `float` it follows from the elementwise gate; an undefined metric (e.g. one
+  class only in the rows) fails only the quantized variants, which have no
+  elementwise gate on the eval rows;
+- quantized variants on the contract rows: each value within
+  QUANT_CONTRACT_MAX_DIFF x max(spread, |predict_raw's - center|), where spread and
+  center are 1 and 0 for probabilities, and the std and mean of predict_raw's
+  predictions on the eval rows for regression (`output_scale`);
+- every variant: NaN in every output value exactly where `predict_raw` has no
+  answer (it refuses the row);
+- `serving_bytes`, when present, gives `serving_default`'s answers (BYTES_MAX_DIFF).
+
+The labels come from the SavedModel itself: its `transform_features` signature
+runs the Trainer's tf.Transform graph (label hook included) on tf.Examples built
+from the raw rows and returns the transformed label (`models.features.LABEL_KEY`),
+so no label logic is re-implemented here.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from tfxp import rows as R
+from tfxp.mobile import runtime
+from tfxp.mobile.errors import ConversionError
+from tfxp.mobile.graph import unanswerable
+from tfxp.mobile.preprocessing_params import (
+    DTYPE_NAMES,
+    FeatureParams,
+    contract_params,
+    find_transform_output,
+    input_spec,
+    unseen_value,
+)
+from tfxp.mobile.runtime import BYTES_SIGNATURE, FLOAT, SIGNATURE
+from tfxp.models import features as F
+
+if TYPE_CHECKING:
+    import tensorflow_transform as tft
+
+# Float variant, elementwise, scaled by max(1, |reference|): float32 rounding grows with the
+# value, and a regression output is in the label's units (measured on the test models: taxi
+# probabilities 1.2e-7; multiclass probabilities <= 5.7e-7; regression predictions ~50: 7.6e-6
+# absolute, <= 1.7e-7 scaled; contract rows with x = 1e30: 1e24 absolute, 1.5e-7 scaled).
+MAX_ABS_DIFF = 1e-5
+# Quality metrics of every variant against the SavedModel's on the same rows and labels.
+# Binary: AUC (measured: 4e-5 for the quantized taxi model).
+MAX_AUC_DELTA = 0.005
+# Multiclass: accuracy, within MAX_ACCURACY_DELTA + ACCURACY_NOISE_ROWS / (labeled rows).
+# Quantization moves probabilities by up to ~0.05 (mean ~1e-3), which changes the arg max of the
+# rows whose top two classes are that close: measured, a net change of 0 or 1 row of 200 (|delta|
+# <= 0.005) over four generated models. The 2 rows' allowance keeps that noise from failing the
+# gate on small eval splits (a 334-row data set leaves ~110 eval rows, where one row is 0.009).
+MAX_ACCURACY_DELTA = 0.01
+ACCURACY_NOISE_ROWS = 2
+# Regression: |RMSE - SavedModel's RMSE| <= this x SavedModel's RMSE (relative: RMSE is in the
+# label's units). Measured: 9e-4 to 3.6e-3 for the quantized generated models (float: 6e-8).
+MAX_RMSE_DELTA = 0.01
+# serving_bytes must match serving_default: same ids, same graph after the lookups (measured: 0).
+BYTES_MAX_DIFF = 1e-6
+# Quantized variants on the rows with missing and invalid values (no metric on a hundred
+# edited rows): each value within this x `output_scale` (probabilities: 1). Int8 weights move
+# an output by a share of what the layers add to it: of the predictions' spread on ordinary
+# rows, of the output itself on rows of extreme values (x = 1e30 gives predictions ~1e31).
+# Measured on the contract rows: taxi probabilities 2.4e-4, multiclass <= 0.025, regression
+# <= 0.008 of the scale; on eval rows, which any contract row could resemble: taxi 0.012,
+# multiclass up to 0.053, regression up to 0.03. So 0.1: about twice the largest seen, while a
+# wrong missing-value default or out-of-vocabulary id still shows.
+QUANT_CONTRACT_MAX_DIFF = 0.1
+# Rows per SavedModel call in parity checks.
+_REFERENCE_BATCH = 1024
+
+# The metrics `quality` measures per task, and the one each task is gated on (ParityReport.metric).
+TASK_METRICS = {F.Task.BINARY: ("auc", "accuracy"), F.Task.MULTICLASS: ("accuracy",),
+                F.Task.REGRESSION: ("rmse", "mae")}
+GATED_METRIC = {F.Task.BINARY: "auc", F.Task.MULTICLASS: "accuracy", F.Task.REGRESSION: "rmse"}
+_METRIC_TEXT = {"auc": "AUC", "accuracy": "accuracy", "rmse": "RMSE"}
+# A transformed label that could not be computed (the row failed transform_features) or is
+# outside the classes (tfxp.models.preprocessing.transformed_label maps those to -1).
+NO_CLASS = -1
+
+# -- the task's metrics -----------------------------------------------------------------------
+
+
+def auc(y: np.ndarray, p: np.ndarray) -> float | None:
+    """ROC AUC of probabilities `p` (float [N]) against 0/1 labels `y` (int [N]) on the rows where p is
+    finite and y is 0 or 1.
+
+    None when no row is left or they hold one class only (AUC undefined).
+    """
+    from sklearn.metrics import roc_auc_score
+
+    y, p = np.asarray(y), np.asarray(p)
+    keep = np.isfinite(p) & ((y == 0) | (y == 1))
+    if keep.sum() == 0 or len(set(y[keep].tolist())) < 2:
+        return None
+    return float(roc_auc_score(y[keep], p[keep]))
+
+
+def labeled(task: F.Task, y: np.ndarray, outputs: np.ndarray) -> np.ndarray:
+    """bool [N]: rows with a label (`labels`) and an answer (every output value finite)."""
+    answered = _per_row(np.isfinite(outputs)).all(axis=1)
+    if task is F.Task.REGRESSION:
+        return answered & np.isfinite(y)
+    return answered & (y >= 0)
+
+
+def quality(task: F.Task, y: np.ndarray, outputs: np.ndarray) -> dict[str, float | None]:
+    """The task's metrics of `outputs` against labels `y`, on the labeled rows with an answer.
+
+    `y`: `labels(...)` — int64 [N] (binary 0/1, multiclass class index; NO_CLASS: no label)
+    or float32 [N] (regression; NaN: no label). `outputs`: float [N] (binary probability,
+    regression prediction) or [N, K] (multiclass probabilities), NaN where there is no answer.
+    Returns binary {"auc", "accuracy"} (threshold 0.5), multiclass {"accuracy"} (arg max),
+    regression {"rmse", "mae"}; a metric without rows to measure is None.
+    """
+    y, outputs = np.asarray(y), np.asarray(outputs)
+    keep = labeled(task, y, outputs)
+    if task is F.Task.BINARY:
+        accuracy = float(np.mean((outputs[keep] > 0.5) == (y[keep] == 1))) if keep.any() else None
+        return {"auc": auc(y, outputs), "accuracy": accuracy}
+    if task is F.Task.MULTICLASS:
+        hits = np.argmax(outputs[keep], axis=1) == y[keep] if keep.any() else np.zeros([0], bool)
+        return {"accuracy": float(np.mean(hits)) if keep.any() else None}
+    if not keep.any():
+        return {"rmse": None, "mae": None}
+    error = outputs[keep].astype(np.float64) - y[keep].astype(np.float64)
+    return {"rmse": float(np.sqrt(np.mean(error**2))), "mae": float(np.mean(np.abs(error)))}
+
+
+def _metric_delta(metric: str, value: float | None, reference: float | None) -> float | None:
+    """|value - reference|; relative to the reference for RMSE (it is in the label's units)."""
+    if value is None or reference is None:
+        return None
+    if metric == "rmse":
+        return abs(value - reference) / reference if reference > 0 else abs(value - reference)
+    return abs(value - reference)
+
+
+# -- the reference: the SavedModel's predict_raw and transform_features --------------------------
+
+
+def raw_example_features(tft_output: tft.TFTransformOutput) -> dict[str, str]:
+    """{column: "int64" | "float32" | "string"} of the raw schema (label and unused columns included):
+    what a tf.Example for `transform_features` holds."""
+    return {name: DTYPE_NAMES[_feature_dtype(spec.dtype)] for name, spec in tft_output.raw_feature_spec().items()}
+
+
+def _feature_dtype(dtype: Any) -> F.DType:
+    name = getattr(dtype, "name", str(dtype))
+    try:
+        return {"int64": F.DType.INT, "float32": F.DType.FLOAT, "string": F.DType.STRING}[name]
+    except KeyError:
+        raise ConversionError(f"raw schema dtype {name} is not one rows hold (int64, float32, string)") from None
+
+
+class SavedModelReference:
+    """The SavedModel side of the gate, loaded once: `predict_raw`'s outputs and `transform_features`' labels.
+
+    `params`: `contract_params(...)` of the model's inputs; `problem`: the model's Problem;
+    `raw_features`: `raw_example_features(...)`. Each defaults to what the SavedModel carries
+    (`load_problem`, its copy of the Transform output; ConversionError if it has none).
+    """
+
+    def __init__(self, saved_model_dir: str | Path, params: Sequence[FeatureParams] | None = None,
+                 problem: F.Problem | None = None, raw_features: Mapping[str, str] | None = None):
+        import tensorflow as tf
+
+        from tfxp.models.signatures import PREDICT_RAW, TRANSFORM_FEATURES, load_problem
+
+        self.problem = problem or load_problem(str(saved_model_dir))
+        if params is None or raw_features is None:
+            import tensorflow_transform as tft
+
+            tft_output = tft.TFTransformOutput(find_transform_output(saved_model_dir))
+            params = params if params is not None else contract_params(tft_output, self.problem)
+            raw_features = raw_features if raw_features is not None else raw_example_features(tft_output)
+        self.params = list(params)
+        self.raw_features = dict(raw_features)
+        # Keep the loaded object: its signatures read variables it owns.
+        self._loaded = tf.saved_model.load(str(saved_model_dir))
+        missing = {PREDICT_RAW, TRANSFORM_FEATURES} - set(self._loaded.signatures)
+        if missing:
+            raise ConversionError(f"{saved_model_dir} has no {', '.join(sorted(missing))} signature: "
+                                  "not a SavedModel of this project's Trainer")
+        self._predict_raw = self._loaded.signatures[PREDICT_RAW]
+        self._transform = self._loaded.signatures[TRANSFORM_FEATURES]
+
+    def outputs(self, rows: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        """`predict_raw`'s output for raw rows: float32 [N] (binary, regression) or [N, K] (multiclass),
+        NaN in every value of an `unanswerable` row.
+
+        Those rows are not sent: `predict_raw` refuses them (InvalidArgumentError, a
+        whole batch at a time), and the contract's answer for them is NaN. Raises
+        RowError for a value that is not of its input's dtype.
+        """
+        import tensorflow as tf
+
+        cols = runtime.columns(rows, input_spec(self.params))
+        out = np.full(_output_shape(self.problem, len(rows)), np.nan, np.float32)
+        keep = np.flatnonzero(~unanswerable(cols, self.params)) if rows else np.zeros([0], np.int64)
+        for start in range(0, len(keep), _REFERENCE_BATCH):
+            index = keep[start:start + _REFERENCE_BATCH]
+            batch = {name: tf.constant(values[index]) for name, values in cols.items()}
+            out[index] = self._predict_raw(**batch)[self.problem.output].numpy().reshape(out[index].shape)
+        return out
+
+    def labels(self, rows: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        """The transformed label of raw rows, by the model's own `transform_features` signature.
+
+        Each row becomes a tf.Example of the raw schema's columns (`tfxp.rows.encode_examples`:
+        blank cells are absent values), which the Trainer's tf.Transform graph turns into
+        `F.LABEL_KEY`. Returns int64 [N] (binary 0/1, multiclass class index; NO_CLASS for a
+        value outside the classes) or float32 [N] (regression). A row the transform refuses
+        (a required column blank) has no label: NO_CLASS, or NaN for regression.
+        Raises RowError for a cell its column's dtype cannot hold.
+        """
+        import tensorflow as tf
+
+        regression = self.problem.label.task is F.Task.REGRESSION
+        out = np.full([len(rows)], np.nan if regression else NO_CLASS, np.float32 if regression else np.int64)
+        examples = R.encode_examples(rows, self.raw_features)
+        for start in range(0, len(examples), _REFERENCE_BATCH):
+            chunk = examples[start:start + _REFERENCE_BATCH]
+            try:
+                out[start:start + len(chunk)] = self._label(chunk)
+            except tf.errors.InvalidArgumentError:
+                # parse_example refuses the whole batch for one row lacking a required column:
+                # label the rows one by one, leaving the refused ones without a label.
+                for i, example in enumerate(chunk):
+                    try:
+                        out[start + i] = self._label([example])[0]
+                    except tf.errors.InvalidArgumentError:
+                        pass
+        return out
+
+    def _label(self, examples: list[bytes]) -> np.ndarray:
+        import tensorflow as tf
+
+        from tfxp.models.signatures import EXAMPLES_INPUT
+
+        transformed = self._transform(**{EXAMPLES_INPUT: tf.constant(examples, tf.string)})
+        if F.LABEL_KEY not in transformed:
+            raise ConversionError(f"transform_features gives no {F.LABEL_KEY!r}: the Transform graph has no label")
+        return transformed[F.LABEL_KEY].numpy().reshape(-1)
+
+
+def _output_shape(problem: F.Problem, rows: int) -> list[int]:
+    """[rows] or, for a multiclass problem, [rows, K]."""
+    return [rows, problem.label.num_classes] if problem.label.task is F.Task.MULTICLASS else [rows]
+
+
+def reference_outputs(saved_model_dir: str | Path, rows: Sequence[Mapping[str, Any]],
+                      params: Sequence[FeatureParams] | None = None) -> np.ndarray:
+    """The SavedModel's `predict_raw` outputs for raw rows (`SavedModelReference.outputs`):
+    float32 [N] or [N, K], NaN for `unanswerable` rows."""
+    return SavedModelReference(saved_model_dir, params).outputs(rows)
+
+
+# Binary models answer one probability per row; the name callers of the binary-only gate used.
+reference_probabilities = reference_outputs
+
+
+def labels(saved_model_dir: str | Path, rows: Sequence[Mapping[str, Any]]) -> np.ndarray:
+    """The transformed label of raw rows by the SavedModel's `transform_features` signature
+    (`SavedModelReference.labels`): int64 [N] (NO_CLASS: none) or float32 [N] (regression; NaN: none)."""
+    return SavedModelReference(saved_model_dir).labels(rows)
+
+
+def check_label_column(rows: Sequence[Mapping[str, Any]], problem: F.Problem) -> None:
+    """Raises ValueError naming the label column when no row holds it: the gate would measure
+    every variant against labels of blank cells."""
+    column = problem.label.column
+    if rows and not any(column in row for row in rows):
+        raise ValueError(f"the eval rows have no {column!r} column, the label the parity gate measures "
+                         f"the {GATED_METRIC[problem.label.task]} against")
+
+
+# -- the missing-value contract rows ------------------------------------------------------------
+
+
+def contract_rows(rows: Sequence[Mapping[str, Any]], params: Sequence[FeatureParams]) -> list[dict]:
+    """Rows with missing and invalid values, each one edit of the first answerable row.
+
+    Per input: left blank; then values a client may send that the data never
+    holds (infinities, huge and negative numbers, unseen and odd strings). The
+    parity gate runs every variant on them besides the eval rows: rows the
+    contract leaves unanswered must be NaN, the others must match `predict_raw`.
+    Returns [] when `rows` has no answerable row.
+    """
+    if not rows:
+        return []
+    cols = runtime.columns(rows, input_spec(params))
+    answerable = np.flatnonzero(~unanswerable(cols, params))
+    if not len(answerable):
+        return []
+    base = dict(rows[int(answerable[0])])
+    edits: list[dict] = [{p.name: "" for p in params if p.optional}, {p.name: "" for p in params if not p.optional}]
+    for p in params:
+        edits.append({p.name: ""})
+        edits += [{p.name: value} for value in _odd_values(p)]
+    return [dict(base, **edit) for edit in edits if edit]
+
+
+def _odd_values(p: FeatureParams) -> list[str]:
+    """Values of `p`'s dtype outside anything the training data holds (not its missing marker)."""
+    if p.dtype is F.DType.FLOAT:
+        return ["inf", "-inf", "1e30", "-1e30", "0", "-0.5"]
+    if p.dtype is F.DType.INT:
+        odd = ["0", "-7", str(2**62), str(-(2**62)), str(2**63 - 1)]
+        return odd + ([str(p.size), "99"] if p.kind is F.Kind.CATEGORICAL_INT else [])
+    # (A blank or all-whitespace cell is missing, as tfxp.rows.parse_value reads it.)
+    near_key = (p.vocabulary[0] if p.vocabulary else "x") + " "
+    return [unseen_value(p), "X" * 300, "Taxi Café 出租车", near_key]
+
+
+# -- the gate -----------------------------------------------------------------------------------
+
+
+@dataclass
+class ParityReport:
+    """A TFLite variant against the SavedModel's predict_raw on the same raw rows.
+
+    `rows`: eval rows (the gate's metrics); `contract_rows`: `contract_rows(...)`
+    checked besides them; `unanswered`: rows of both without an answer by the contract.
+    Differences are over every output value (K per row for multiclass). `metric`: the
+    task's gated metric (`GATED_METRIC`), `metrics` / `reference_metrics`: all of the
+    task's metrics (`quality`) of the variant and of predict_raw, on `labeled_rows`.
+    `auc`, `reference_auc`, `auc_delta`: binary only; `accuracy`: binary and multiclass.
+    """
+
+    variant: str
+    gate: str
+    rows: int
+    passed: bool
+    reasons: list[str]
+    max_abs_diff: float | None
+    mean_abs_diff: float | None
+    auc: float | None
+    reference_auc: float | None
+    auc_delta: float | None
+    accuracy: float | None
+    task: str = F.Task.BINARY.value
+    output: str = F.OUTPUTS[F.Task.BINARY]
+    # max |d| / scale, the scale of the variant's gate: float, max(1, |reference|); quantized, `output_scale`.
+    max_scaled_diff: float | None = None
+    metric: str | None = None
+    metric_value: float | None = None
+    reference_metric_value: float | None = None
+    metric_delta: float | None = None  # relative for rmse
+    metrics: dict = field(default_factory=dict)
+    reference_metrics: dict = field(default_factory=dict)
+    labeled_rows: int = 0
+    bytes_signature_max_abs_diff: float | None = None  # serving_bytes vs serving_default
+    contract_rows: int = 0
+    contract_max_abs_diff: float | None = None
+    contract_max_scaled_diff: float | None = None  # what the contract-rows gate bounds
+    unanswered: int = 0
+
+    def to_dict(self) -> dict:
+        """JSON-safe fields (non-finite floats as None, in nested metric dicts too)."""
+        return {f.name: _json_safe(getattr(self, f.name)) for f in fields(self)}
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def parity(tflite_path: str | Path, saved_model_dir: str | Path, rows: Sequence[Mapping[str, Any]], *,
+           params: Sequence[FeatureParams], problem: F.Problem | None = None, variant: str = FLOAT,
+           reference: np.ndarray | None = None, contract: Sequence[Mapping[str, Any]] | None = None,
+           contract_reference: np.ndarray | None = None, y: np.ndarray | None = None,
+           saved_model: SavedModelReference | None = None, max_abs_diff: float = MAX_ABS_DIFF,
+           max_auc_delta: float = MAX_AUC_DELTA, max_accuracy_delta: float = MAX_ACCURACY_DELTA,
+           max_rmse_delta: float = MAX_RMSE_DELTA) -> ParityReport:
+    """Runs the .tflite with the TFLite interpreter (tflite_runtime) on raw rows and compares with predict_raw.
+
+    `rows`: raw eval rows (CSV strings or JSON values) holding the model's inputs and the
+    label's columns; `params`: the model's inputs (`extract_preprocessing` /
+    `contract_params`); `problem`: the model's Problem (default: the SavedModel's).
+    The gate (module docstring): "float" -> every output value within max_abs_diff x
+    max(1, |reference|) on eval and contract rows; every variant -> its task's metric
+    within max_auc_delta (binary AUC), max_accuracy_delta + ACCURACY_NOISE_ROWS / labeled
+    rows (multiclass accuracy) or max_rmse_delta x the SavedModel's RMSE (regression) of
+    the SavedModel's on the same rows; NaN exactly where the reference is NaN (the missing-value contract); quantized
+    variants on the contract rows within QUANT_CONTRACT_MAX_DIFF x `output_scale`.
+    `reference` / `contract_reference` / `y`: precomputed `SavedModelReference.outputs`
+    of `rows` / of `contract` and `.labels` of `rows`; `contract` defaults to
+    `contract_rows(rows, params)`; `saved_model`: a loaded reference to compute missing ones.
+    When the model also has `serving_bytes`, that signature must give the same outputs as
+    `serving_default` (within BYTES_MAX_DIFF) on all rows. A failed gate is
+    `passed=False` with `reasons`, not an exception. Raises RowError for a cell its
+    column's dtype cannot hold.
+    """
+    rows = list(rows)
+    contract = contract_rows(rows, params) if contract is None else list(contract)
+    if reference is None or contract_reference is None or y is None:
+        saved_model = saved_model or SavedModelReference(saved_model_dir, params, problem)
+        problem = problem or saved_model.problem
+        reference = saved_model.outputs(rows) if reference is None else reference
+        contract_reference = saved_model.outputs(contract) if contract_reference is None else contract_reference
+        y = saved_model.labels(rows) if y is None else y
+    if problem is None:
+        from tfxp.models.signatures import load_problem
+
+        problem = load_problem(str(saved_model_dir))
+    task, output = problem.label.task, problem.output
+    model = runtime.TFLiteModel(tflite_path, output=output)
+    cols = runtime.columns(rows + contract, input_spec(params))
+    everything = _run(model, cols, problem)
+    got, got_contract = everything[:len(rows)], everything[len(rows):]
+    reasons: list[str] = []
+    # Each variant's differences are measured in its own scale (module docstring): float32 rounding
+    # for `float`, the output's spread for quantized variants.
+    if variant == FLOAT:
+        bound, scale_text = max_abs_diff, " x max(1, |SavedModel's|)"
+
+        def scale(values: np.ndarray) -> np.ndarray:
+            return _magnitude(values)
+    else:
+        spread, center = output_scale(task, reference)
+        bound = QUANT_CONTRACT_MAX_DIFF
+        scale_text = f" x max({spread:.3g}, |SavedModel's - {center:.3g}|)" if task is F.Task.REGRESSION else ""
+
+        def scale(values: np.ndarray) -> np.ndarray:
+            return np.maximum(spread, np.abs(np.nan_to_num(np.asarray(values, np.float64)) - center))
+    max_diff, mean_diff = _diff(got, reference)
+    scaled, _ = _diff(got, reference, scale(reference))
+    contract_diff, _ = _diff(got_contract, contract_reference)
+    contract_scaled, _ = _diff(got_contract, contract_reference, scale(contract_reference))
+    bytes_diff = None
+    if BYTES_SIGNATURE in model.signatures and len(everything):
+        as_bytes = _run(runtime.TFLiteModel(tflite_path, signature=BYTES_SIGNATURE, output=output), cols, problem)
+        bytes_diff, _ = _diff(as_bytes, everything)
+        bytes_scaled, _ = _diff(as_bytes, everything, _magnitude(everything))
+        if not bytes_scaled <= BYTES_MAX_DIFF:
+            reasons.append(f"{BYTES_SIGNATURE} differs from {SIGNATURE} by up to {bytes_diff:.3g}")
+    reasons += _nan_mismatches(everything, np.concatenate([reference, contract_reference]), len(rows))
+    if not rows:
+        reasons.append("no rows to check parity on")
+
+    metric = GATED_METRIC[task]
+    metrics, reference_metrics = quality(task, y, got), quality(task, y, reference)
+    value, reference_value = metrics[metric], reference_metrics[metric]
+    delta = _metric_delta(metric, value, reference_value)
+    metric_bound = {"auc": max_auc_delta, "accuracy": max_accuracy_delta, "rmse": max_rmse_delta}[metric]
+    labeled_rows = int(labeled(task, y, reference).sum())
+    if metric == "accuracy" and labeled_rows:
+        metric_bound += ACCURACY_NOISE_ROWS / labeled_rows
+    text = _METRIC_TEXT[metric]
+    relative = " x SavedModel's" if metric == "rmse" else ""
+    gate = f"|{text} - SavedModel's| <= {metric_bound:.4g}{relative}"
+    if delta is None:
+        if rows and variant != FLOAT:
+            why = "both labels" if metric == "auc" else "a label"
+            reasons.append(f"{text} undefined: the rows need {why} and finite outputs "
+                           f"({labeled_rows} labeled rows with an answer)")
+    elif not delta <= metric_bound:
+        reasons.append(f"{text} {value:.5g} vs SavedModel {reference_value:.5g}: |delta| {delta:.5g} > "
+                       f"{metric_bound:.4g}{relative}")
+    if variant == FLOAT:
+        gate = f"max |d{output}| <= {bound:g}{scale_text}; " + gate
+        if scaled is not None and not scaled <= bound:
+            shown = "" if scaled == max_diff else f"{scale_text} (scaled: {scaled:.3g})"
+            reasons.append(f"max |{output} - SavedModel's| = {max_diff:.3g} > {bound:g}{shown}")
+    if contract_scaled is not None and not contract_scaled <= bound:
+        shown = "" if contract_scaled == contract_diff else f"{scale_text} (scaled: {contract_scaled:.3g})"
+        reasons.append(f"rows with missing and invalid values: max |{output} - SavedModel's| = "
+                       f"{contract_diff:.3g} > {bound:g}{shown}")
+    gate += f"; NaN exactly where predict_raw has no answer; contract rows max |d{output}| <= {bound:g}{scale_text}"
+    binary = task is F.Task.BINARY
+    return ParityReport(
+        variant=variant, gate=gate, rows=len(rows), passed=not reasons, reasons=reasons,
+        max_abs_diff=max_diff, mean_abs_diff=mean_diff,
+        auc=metrics["auc"] if binary else None, reference_auc=reference_metrics["auc"] if binary else None,
+        auc_delta=delta if binary else None, accuracy=metrics.get("accuracy"),
+        task=task.value, output=output, max_scaled_diff=scaled, metric=metric, metric_value=value,
+        reference_metric_value=reference_value, metric_delta=delta, metrics=metrics,
+        reference_metrics=reference_metrics, labeled_rows=labeled_rows,
+        bytes_signature_max_abs_diff=bytes_diff, contract_rows=len(contract), contract_max_abs_diff=contract_diff,
+        contract_max_scaled_diff=contract_scaled,
+        unanswered=int(_nan_rows(reference).sum() + _nan_rows(contract_reference).sum()))
+
+
+def output_scale(task: F.Task, reference: np.ndarray) -> tuple[float, float]:
+    """(spread, center) a quantized variant's errors are measured against: (1, 0) for probabilities;
+    for regression the std (1 when constant or absent) and mean of predict_raw's finite predictions
+    on the eval rows, since quantization errors scale with what the layers add to the output, not
+    with the label's mean."""
+    if task is not F.Task.REGRESSION:
+        return 1.0, 0.0
+    finite = reference[np.isfinite(reference)].astype(np.float64)
+    if not len(finite):
+        return 1.0, 0.0
+    std = float(np.std(finite))
+    return (std if std > 0 else 1.0), float(np.mean(finite))
+
+
+def _magnitude(values: np.ndarray) -> np.ndarray:
+    """max(1, |values|): float32 rounding error grows with the value (NaN and inf count as 1)."""
+    return np.maximum(1.0, np.abs(np.nan_to_num(np.asarray(values, np.float64), nan=0.0, posinf=0.0, neginf=0.0)))
+
+
+def _run(model: runtime.TFLiteModel, cols: Mapping[str, np.ndarray], problem: F.Problem) -> np.ndarray:
+    """The variant's output, [N] or [N, K] (the runtime may hand it back flattened)."""
+    rows = len(next(iter(cols.values()))) if cols else 0
+    return np.asarray(model.run(cols), np.float32).reshape(_output_shape(problem, rows))
+
+
+def _per_row(values: np.ndarray) -> np.ndarray:
+    """[N] or [N, K] -> [N, 1] or [N, K] (also for N = 0, where reshape(0, -1) is ambiguous)."""
+    values = np.asarray(values)
+    return values.reshape(len(values), -1) if values.size else values.reshape(len(values), 1)
+
+
+def _nan_rows(outputs: np.ndarray) -> np.ndarray:
+    """bool [N]: rows whose every output value is NaN (no answer)."""
+    return _per_row(np.isnan(outputs)).all(axis=1)
+
+
+def _nan_mismatches(got: np.ndarray, want: np.ndarray, eval_rows: int) -> list[str]:
+    """The missing-value contract: a variant answers NaN (in every output value) exactly for the rows
+    predict_raw leaves unanswered."""
+    got_any = _per_row(np.isnan(got)).any(axis=1)
+    got_all, want_none = _nan_rows(got), _nan_rows(want)
+    reasons = []
+    for name, bad in (("NaN where predict_raw answers", got_any & ~want_none),
+                      ("a number where predict_raw has no answer", ~got_all & want_none)):
+        index = np.flatnonzero(bad)
+        if len(index):
+            where = ", ".join(f"eval row {i}" if i < eval_rows else f"contract row {i - eval_rows}"
+                              for i in index[:5])
+            reasons.append(f"{name} in {len(index)} rows ({where}{', ...' if len(index) > 5 else ''})")
+    return reasons
+
+
+def _diff(got: np.ndarray, want: np.ndarray, scale: np.ndarray | float = 1.0) -> tuple[float | None, float | None]:
+    """(max, mean) |got - want| / scale over every output value (`scale`: a number, or one per value).
+
+    NaN in both, or the same infinity, counts as equal; NaN in one as infinitely different.
+    """
+    if not len(got):
+        return None, None
+    got, want = got.astype(np.float64), want.astype(np.float64)
+    same = (np.isnan(got) & np.isnan(want)) | (got == want)
+    with np.errstate(invalid="ignore"):
+        diff = np.where(same, 0.0, np.abs(got - want) / scale)
+    diff = np.where(np.isnan(diff), np.inf, diff)
+    return float(diff.max()), float(diff.mean())
