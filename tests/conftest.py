@@ -1,12 +1,13 @@
 """Shared fixtures: real taxi rows and a real tf.Transform output."""
 from __future__ import annotations
 
+import functools
 import json
 import os
 
 import pytest
 
-from taxi_data import load_schema, raw_feature_spec, read_csv_rows, to_instance
+from taxi_data import TAXI, load_schema, raw_feature_spec, read_csv_rows, to_instance
 
 
 @pytest.fixture(scope="session")
@@ -36,7 +37,8 @@ def transformed(tmp_path_factory, taxi_rows):
         with tft_beam.Context(temp_dir=os.path.join(out_dir, "tmp"), force_tf_compat_v1=True):
             data = p | "Create" >> beam.Create(instances, reshuffle=False)
             (transformed_data, _), transform_fn = (data, metadata) | tft_beam.AnalyzeAndTransformDataset(
-                preprocessing_fn, output_record_batches=False
+                functools.partial(preprocessing_fn, custom_config={"problem": TAXI.to_dict()}),
+                output_record_batches=False
             )
             transform_fn | tft_beam.WriteTransformFn(out_dir)
             _ = (
@@ -57,7 +59,7 @@ def _dataset(rows, batch_size):
 
     from tfxp.models import features as F
 
-    names = [F.transformed_name(f.name) for f in F.FEATURES]
+    names = [F.transformed_name(f.name) for f in TAXI.features]
     features = {n: np.array([np.asarray(r[n]).reshape(-1) for r in rows]) for n in names}
     labels = np.array([[r[F.LABEL_KEY]] for r in rows], dtype=np.float32)
     return tf.data.Dataset.from_tensor_slices((features, labels)).shuffle(4096, seed=1).batch(batch_size).repeat()
@@ -75,7 +77,7 @@ def trained_model(transformed, tmp_path_factory):
     from tfxp.models import features as F
 
     tft_output, _, rows = transformed
-    problem = F.taxi_problem()
+    problem = TAXI
     model = model_lib.build_model(problem, model_lib.vocabulary_id_spaces(tft_output, problem.features))
     metrics = model_lib.train(model, _dataset(rows[:1500], 64), _dataset(rows[1500:], 250), 200, 2,
                               str(tmp_path_factory.mktemp("logs")))

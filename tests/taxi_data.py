@@ -16,6 +16,27 @@ TAXI_CSV = PROJECT_ROOT / "tfxp" / "projects" / "taxi" / "data" / "taxi.csv"
 SCHEMA = PROJECT_ROOT / "tfxp" / "projects" / "taxi" / "schema.pbtxt"
 
 
+# The taxi project's problem (features in its project.yaml's CSV order), its output and label.
+from tfxp.projects import taxi_problem  # noqa: E402
+from tfxp.projects.taxi.label import TIP_FRACTION  # noqa: E402,F401
+
+TAXI = taxi_problem()
+OUTPUT = TAXI.output  # "probability"
+TIPS = TAXI.label.column  # "tips"
+
+
+def taxi_inputs() -> dict[str, str]:
+    """The taxi model's raw inputs, {name: dtype} (as tfxp.rows takes them)."""
+    return {f.name: f.dtype.value for f in TAXI.features}
+
+
+def taxi_columns() -> dict[str, str]:
+    """Every taxi CSV column but the label, {name: dtype}: the model's inputs and the ignored ones."""
+    from tfxp import project
+
+    return {c.name: c.dtype for c in project.load(TAXI_CSV.parent.parent).features}
+
+
 def read_csv_rows(path: Path = TAXI_CSV, limit: int | None = None) -> list[dict[str, str]]:
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tfxp import project as P
+from taxi_data import TAXI
 
 TAXI_DIR = Path(P.__file__).resolve().parent / "projects" / "taxi"
 
@@ -397,14 +398,19 @@ def test_the_format_in_the_module_docstring_is_a_valid_spec():
 
 
 def test_problem_dict_is_what_the_model_code_reads():
-    """Project -> tfxp.models.features.Problem (custom_config["problem"]): the taxi project gives the taxi
-    model's problem (features in CSV order rather than the old list's)."""
+    """Project -> tfxp.models.features.Problem (custom_config["problem"], the SavedModel's copy)."""
     from tfxp.models import features as F
 
-    problem = F.Problem.from_dict(json.loads(json.dumps(P.load(TAXI_DIR).to_problem_dict())))
-    taxi = F.taxi_problem()
-    assert sorted(problem.features, key=lambda f: f.name) == sorted(taxi.features, key=lambda f: f.name)
-    assert (problem.label, problem.slices) == (taxi.label, taxi.slices)
+    project = P.load(TAXI_DIR)
+    problem = F.Problem.from_dict(json.loads(json.dumps(project.to_problem_dict())))
+    assert problem == project.problem() == TAXI
+    assert [f.name for f in problem.features] == [c.name for c in project.inputs]
+    assert problem.by_name("trip_start_hour") == F.Feature("trip_start_hour", F.Kind.CATEGORICAL_INT, F.DType.INT, 24)
+    assert problem.by_name("pickup_latitude") == F.Feature("pickup_latitude", F.Kind.BUCKETIZED, F.DType.FLOAT, 10)
+    assert "trip_start_timestamp" not in {f.name for f in problem.features}  # ignored: not an input
+    assert problem.label == F.Label("tips", F.DType.FLOAT, F.Task.BINARY, ("0", "1"),
+                                    "tfxp.projects.taxi.label:big_tipper")
+    assert problem.slices == ("trip_start_hour", "payment_type") and problem.output == "probability"
     with pytest.raises(ValueError, match="dtype is unknown"):
         P.from_dict(
             P.load(TAXI_DIR).to_dict() | {"label": {"column": "tips", "task": "binary", "positive": "1"}}

@@ -184,6 +184,13 @@ class Project:
         """`<dir>/schema.pbtxt`, None when the project has no folder."""
         return self.dir / SCHEMA_FILE if self.dir is not None else None
 
+    def problem(self):
+        """What the model code learns (tfxp.models.features.Problem): the input columns (ignored ones
+        left out) as features, the label and task, the slices (see `to_problem_dict`)."""
+        from tfxp.models import features as F
+
+        return F.Problem.from_dict(self.to_problem_dict())
+
     def column(self, name: str) -> Column:
         """The feature column `name`. Raises KeyError (the label is not a feature column)."""
         for column in self.features:

@@ -12,6 +12,7 @@ import pytest
 from tfxp.mobile import convert as C
 from tfxp.mobile import graph, runtime
 from tfxp.models import features as F
+from taxi_data import TAXI, OUTPUT
 
 NON_BUILTIN_PREFIXES = ("Flex", "CUSTOM")
 
@@ -190,7 +191,7 @@ def test_missing_value_contract_is_the_same_in_every_variant(converted, eval_row
             with pytest.raises(tf.errors.InvalidArgumentError):
                 fn(**one)
         else:
-            assert np.isfinite(fn(**one)[F.OUTPUT].numpy()).all(), rows[i]
+            assert np.isfinite(fn(**one)[OUTPUT].numpy()).all(), rows[i]
     reference = C.reference_probabilities(saved_model, rows, params)
     assert np.array_equal(np.isnan(reference), no_answer)
     for variant, signature, model in _variants(result):
@@ -273,8 +274,8 @@ def test_model_spec_matches_the_interpreters(converted, transformed):
     spec = json.loads((out / "model_spec.json").read_text())
     assert spec == result.spec
     assert spec["model_name"] == "taxi" and spec["model_version"] == 3 and spec["signature"] == "serving_default"
-    assert [i["name"] for i in spec["inputs"]] == [f.name for f in F.FEATURES]
-    assert spec["output"]["name"] == F.OUTPUT and spec["output"]["dtype"] == "float32"
+    assert [i["name"] for i in spec["inputs"]] == [f.name for f in TAXI.features]
+    assert spec["output"]["name"] == OUTPUT and spec["output"]["dtype"] == "float32"
     markers = {"int64": -1, "float32": "NaN", "string": ""}
     for item in spec["inputs"]:
         assert item["missing_marker"] == markers[item["dtype"]]
@@ -294,7 +295,7 @@ def test_model_spec_matches_the_interpreters(converted, transformed):
             model = runtime.TFLiteModel(model_content=content, signature=signature)
             actual = model.input_details()  # shape [-1] / [-1, width]: dynamic batch
             assert actual == {i["name"]: {"dtype": i["dtype"], "shape": i["shape"]} for i in declared["inputs"]}
-            assert model.output_details() == {F.OUTPUT: {"dtype": "float32", "shape": [-1]}}
+            assert model.output_details() == {OUTPUT: {"dtype": "float32", "shape": [-1]}}
         assert variant["parity"]["passed"] and variant["metrics"]["rows"] == 500
         assert variant["parity"]["bytes_signature_max_abs_diff"] == 0.0
     tft_output = transformed[0]

@@ -8,7 +8,7 @@ import tensorflow as tf
 from tfxp.models import features as F
 from tfxp.models import signatures
 
-from taxi_data import raw_feature_spec, to_example
+from taxi_data import OUTPUT, TAXI, raw_feature_spec, to_example
 
 N_CHECK = 200
 
@@ -21,7 +21,7 @@ def saved(trained_model):
 def _raw_tensors(rows):
     """Dense raw tensors as a JSON/mobile client sends them: blanks become the missing markers."""
     out = {}
-    for feature in F.FEATURES:
+    for feature in TAXI.features:
         values = []
         for row in rows:
             text = row[feature.name]
@@ -51,7 +51,7 @@ def test_saved_model_has_the_three_signatures(saved):
                                       signatures.TRANSFORM_FEATURES, signatures.CLASSIFICATION,
                                       signatures.REGRESSION}
     raw_inputs = loaded.signatures[signatures.PREDICT_RAW].structured_input_signature[1]
-    assert set(raw_inputs) == {f.name for f in F.FEATURES}
+    assert set(raw_inputs) == {f.name for f in TAXI.features}
     examples_input = loaded.signatures[signatures.SERVING_DEFAULT].structured_input_signature[1]
     assert set(examples_input) == {signatures.EXAMPLES_INPUT}
 
@@ -64,8 +64,8 @@ def test_serving_default_and_predict_raw_agree_including_missing_values(saved, t
     spec = raw_feature_spec()
     from_examples = loaded.signatures[signatures.SERVING_DEFAULT](
         examples=tf.constant([to_example(r, spec) for r in rows])
-    )[F.OUTPUT].numpy()
-    from_raw = loaded.signatures[signatures.PREDICT_RAW](**_raw_tensors(rows))[F.OUTPUT].numpy()
+    )[OUTPUT].numpy()
+    from_raw = loaded.signatures[signatures.PREDICT_RAW](**_raw_tensors(rows))[OUTPUT].numpy()
     assert from_examples.shape == (N_CHECK,)
     np.testing.assert_allclose(from_raw, from_examples, atol=1e-6)
     assert 0.0 <= from_raw.min() and from_raw.max() <= 1.0
@@ -80,7 +80,7 @@ def test_every_optional_feature_missing_agrees(saved, taxi_rows):
     row = {k: ("" if k in optional else v) for k, v in taxi_rows[0].items()}
     from_examples = loaded.signatures[signatures.SERVING_DEFAULT](examples=tf.constant([to_example(row, spec)]))
     from_raw = loaded.signatures[signatures.PREDICT_RAW](**_raw_tensors([row]))
-    np.testing.assert_allclose(from_raw[F.OUTPUT].numpy(), from_examples[F.OUTPUT].numpy(), atol=1e-6)
+    np.testing.assert_allclose(from_raw[OUTPUT].numpy(), from_examples[OUTPUT].numpy(), atol=1e-6)
 
 
 def test_transform_features_matches_tf_transform_batch_output(saved, transformed, taxi_rows):
@@ -91,7 +91,7 @@ def test_transform_features_matches_tf_transform_batch_output(saved, transformed
     spec = raw_feature_spec()
     rows = taxi_rows[:N_CHECK]
     out = loaded.signatures[signatures.TRANSFORM_FEATURES](examples=tf.constant([to_example(r, spec) for r in rows]))
-    for name in [F.transformed_name(f.name) for f in F.FEATURES] + [F.LABEL_KEY]:
+    for name in [F.transformed_name(f.name) for f in TAXI.features] + [F.LABEL_KEY]:
         served = out[name].numpy().reshape(-1)
         batch = np.array([np.asarray(r[name]).reshape(-1)[0] for r in batch_rows[:N_CHECK]])
         np.testing.assert_allclose(served, batch, rtol=1e-5, atol=1e-5, err_msg=name)
@@ -105,9 +105,9 @@ def test_keras_reload_on_transformed_features_matches_serving_default(saved, tax
     examples = tf.constant([to_example(r, spec) for r in taxi_rows[:N_CHECK]])
     transformed = loaded.signatures[signatures.TRANSFORM_FEATURES](examples=examples)
     inputs = {F.transformed_name(f.name): tf.reshape(transformed[F.transformed_name(f.name)], [-1, 1])
-              for f in F.FEATURES}
+              for f in TAXI.features}
     via_keras = keras_model(inputs).numpy().reshape(-1)
-    via_signature = loaded.signatures[signatures.SERVING_DEFAULT](examples=examples)[F.OUTPUT].numpy()
+    via_signature = loaded.signatures[signatures.SERVING_DEFAULT](examples=examples)[OUTPUT].numpy()
     np.testing.assert_allclose(via_keras, via_signature, atol=1e-6)
 
 
@@ -121,7 +121,7 @@ def test_classification_and_regression_signatures_carry_tf_serving_methods(saved
     assert defs[signatures.SERVING_DEFAULT].method_name == "tensorflow/serving/predict"
     loaded = tf.saved_model.load(path)
     examples = tf.constant([to_example(r, raw_feature_spec()) for r in taxi_rows[:10]])
-    probability = loaded.signatures[signatures.SERVING_DEFAULT](examples=examples)[F.OUTPUT].numpy()
+    probability = loaded.signatures[signatures.SERVING_DEFAULT](examples=examples)[OUTPUT].numpy()
     scores = loaded.signatures[signatures.CLASSIFICATION](inputs=examples)["scores"].numpy()
     np.testing.assert_allclose(scores[:, 1], probability, atol=1e-6)
     np.testing.assert_allclose(scores.sum(axis=1), 1.0, atol=1e-6)
@@ -134,10 +134,10 @@ def test_serving_default_accepts_examples_without_columns_the_model_ignores(save
     loaded = tf.saved_model.load(path)
     spec = raw_feature_spec()
     full = [to_example(r, spec) for r in taxi_rows[:5]]
-    used = {f.name for f in F.FEATURES}
+    used = {f.name for f in TAXI.features}
     trimmed = [to_example(r, {k: v for k, v in spec.items() if k in used}) for r in taxi_rows[:5]]
-    a = loaded.signatures[signatures.SERVING_DEFAULT](examples=tf.constant(full))[F.OUTPUT].numpy()
-    b = loaded.signatures[signatures.SERVING_DEFAULT](examples=tf.constant(trimmed))[F.OUTPUT].numpy()
+    a = loaded.signatures[signatures.SERVING_DEFAULT](examples=tf.constant(full))[OUTPUT].numpy()
+    b = loaded.signatures[signatures.SERVING_DEFAULT](examples=tf.constant(trimmed))[OUTPUT].numpy()
     np.testing.assert_allclose(a, b, atol=1e-6)
 
 
@@ -145,8 +145,8 @@ def test_vocabulary_tables_have_a_row_per_id_transform_can_emit(saved, transform
     from tfxp.models import model as model_lib
 
     tft_output, _, _ = transformed
-    spaces = model_lib.vocabulary_id_spaces(tft_output, F.FEATURES)
-    vocabulary_features = [f for f in F.FEATURES if f.kind is F.Kind.VOCABULARY]
+    spaces = model_lib.vocabulary_id_spaces(tft_output, TAXI.features)
+    vocabulary_features = [f for f in TAXI.features if f.kind is F.Kind.VOCABULARY]
     assert set(spaces) == {f.name for f in vocabulary_features}
     for feature in vocabulary_features:
         assert spaces[feature.name] == max(tft_output.vocabulary_size_by_name(feature.name), 1) + F.OOV_BUCKETS
@@ -154,12 +154,12 @@ def test_vocabulary_tables_have_a_row_per_id_transform_can_emit(saved, transform
     # One shared table: a row range per categorical feature, nothing more.
     keras_model = tf.keras.models.load_model(saved[0], compile=False)
     table = keras_model.get_layer(model_lib.CATEGORICAL_TABLE)
-    small_ints = sum(f.size for f in F.FEATURES if f.kind not in (F.Kind.NUMERIC, F.Kind.VOCABULARY))
+    small_ints = sum(f.size for f in TAXI.features if f.kind not in (F.Kind.NUMERIC, F.Kind.VOCABULARY))
     assert table.input_dim == sum(spaces.values()) + small_ints
     # An unseen category maps to the last row (the OOV bucket), which exists.
     unseen = dict(taxi_rows[0], company="Never Seen Cab Co", payment_type="Barter")
     out = tf.saved_model.load(saved[0]).signatures[signatures.PREDICT_RAW](**_raw_tensors([unseen]))
-    assert np.isfinite(out[F.OUTPUT].numpy()).all()
+    assert np.isfinite(out[OUTPUT].numpy()).all()
 
 
 # -- predict_raw refuses what it cannot answer (issue 10, item 14) ---------------------------------
@@ -172,7 +172,11 @@ def _predict_raw_error(loaded, tensors) -> str:
 
 def _required_features() -> list[F.Feature]:
     spec = raw_feature_spec()
-    return [f for f in F.FEATURES if isinstance(spec[f.name], tf.io.FixedLenFeature)]
+    return [f for f in TAXI.features if isinstance(spec[f.name], tf.io.FixedLenFeature)]
+
+
+# predict_raw compares every input's length with the first input's (the project's CSV order).
+FIRST, SECOND = TAXI.features[0].name, TAXI.features[1].name
 
 
 def test_predict_raw_refuses_an_input_shorter_or_longer_than_the_others(saved, taxi_rows):
@@ -180,20 +184,20 @@ def test_predict_raw_refuses_an_input_shorter_or_longer_than_the_others(saved, t
     loaded = tf.saved_model.load(saved[0])
     tract = "17031081500"  # a census tract T, given for both rows (the column is blank in almost every CSV row)
     tensors = _raw_tensors([dict(r, pickup_census_tract=tract) for r in taxi_rows[:2]])
-    good = loaded.signatures[signatures.PREDICT_RAW](**tensors)[F.OUTPUT].numpy()
+    good = loaded.signatures[signatures.PREDICT_RAW](**tensors)[OUTPUT].numpy()
     assert good.shape == (2,)
     tract = tensors["pickup_census_tract"]
     for bad in (tract[1:], tf.concat([tract, tract[:1]], 0), tract[:0]):  # shorter, longer, empty
         message = _predict_raw_error(loaded, {**tensors, "pickup_census_tract": bad})
-        assert (f"predict_raw: input pickup_census_tract has {int(bad.shape[0])} values but input trip_miles "
+        assert (f"predict_raw: input pickup_census_tract has {int(bad.shape[0])} values but input {FIRST} "
                 "has 2: every input needs one value per row") in message
     # The first input is the reference length: a short one names the next input that differs.
-    message = _predict_raw_error(loaded, {**tensors, "trip_miles": tensors["trip_miles"][:1]})
-    assert "input fare has 2 values but input trip_miles has 1" in message
+    message = _predict_raw_error(loaded, {**tensors, FIRST: tensors[FIRST][:1]})
+    assert f"input {SECOND} has 2 values but input {FIRST} has 1" in message
     # A string and a float column too (every dtype is checked, not only the sparse-converted ones).
     for name in ("company", "dropoff_latitude", "payment_type"):
         message = _predict_raw_error(loaded, {**tensors, name: tf.concat([tensors[name]] * 2, 0)})
-        assert f"input {name} has 4 values but input trip_miles has 2" in message
+        assert f"input {name} has 4 values but input {FIRST} has 2" in message
 
 
 def test_predict_raw_refuses_rows_missing_a_required_input_as_serving_default_does(saved, taxi_rows):
@@ -226,7 +230,7 @@ def test_predict_raw_checks_run_before_the_transform(saved, taxi_rows):
     assert "out of bounds" not in message and "input dropoff_census_tract has 3 values" in message
     # An empty batch is still an answer (zero rows), as for serving_default.
     empty = {name: value[:0] for name, value in tensors.items()}
-    assert loaded.signatures[signatures.PREDICT_RAW](**empty)[F.OUTPUT].shape == (0,)
+    assert loaded.signatures[signatures.PREDICT_RAW](**empty)[OUTPUT].shape == (0,)
 
 
 def test_every_signature_refuses_an_infinite_float_the_schema_disallows(saved, taxi_rows):
@@ -243,5 +247,5 @@ def test_every_signature_refuses_an_infinite_float_the_schema_disallows(saved, t
     optional = [dict(taxi_rows[0], dropoff_latitude="-inf")]
     with pytest.raises(tf.errors.InvalidArgumentError, match="input dropoff_latitude is infinite"):
         loaded.signatures[signatures.SERVING_DEFAULT](examples=tf.constant([to_example(r, spec) for r in optional]))
-    good = loaded.signatures[signatures.SERVING_DEFAULT](examples=examples[:1])[F.OUTPUT].numpy()
+    good = loaded.signatures[signatures.SERVING_DEFAULT](examples=examples[:1])[OUTPUT].numpy()
     assert good.shape == (1,) and np.isfinite(good).all()

@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from tfxp.cli import COMMANDS as REGISTERED
 from tfxp.cli import load_command, main
 from tfxp.cli.exit_codes import EXIT_CODES, ExitCode, epilog
+from taxi_data import TAXI, TIPS, taxi_columns, taxi_inputs
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -125,11 +126,11 @@ def test_readme_rows_file_has_every_model_input():
     rows = client.read_rows(ROOT / "tfxp" / "projects" / "taxi" / "data" / "rows.jsonl")
     assert len(rows) >= 3
     for row in rows:
-        assert {f.name for f in F.FEATURES} <= set(row), set(row) ^ {f.name for f in F.FEATURES}
-        assert F.TIPS not in row  # serving needs no label
+        assert {f.name for f in TAXI.features} <= set(row), set(row) ^ {f.name for f in TAXI.features}
+        assert TIPS not in row  # serving needs no label
     # Both signatures' encodings accept every value (a bad one raises RowError).
-    assert len(client.encode_examples(rows)) == len(rows)
-    assert all(len(column) == len(rows) for column in client.raw_columns(rows).values())
+    assert len(client.encode_examples(rows, taxi_columns())) == len(rows)
+    assert all(len(column) == len(rows) for column in client.raw_columns(rows, taxi_inputs()).values())
 
 
 # -- the package layout: tfxp/cli/, one module per command group ---------------------------------------

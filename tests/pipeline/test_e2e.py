@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from pipeline_harness import tfxp_run, write_csv
-from taxi_data import read_csv_rows
+from taxi_data import OUTPUT, read_csv_rows
 
 pytestmark = pytest.mark.slow
 
@@ -138,7 +138,7 @@ def test_pushed_version_loads_predicts_and_carries_warmup(good_run, rows):
     path = summary["pushed_path"]
     loaded = tf.saved_model.load(path)
     examples = tf.constant([to_example(r, raw_feature_spec()) for r in rows[:20]])
-    probability = loaded.signatures["serving_default"](examples=examples)[F.OUTPUT].numpy()
+    probability = loaded.signatures["serving_default"](examples=examples)[OUTPUT].numpy()
     assert probability.shape == (20,) and ((probability >= 0) & (probability <= 1)).all()
 
     warmup = os.path.join(path, "assets.extra", "tf_serving_warmup_requests")
@@ -150,7 +150,7 @@ def test_pushed_version_loads_predicts_and_carries_warmup(good_run, rows):
     # The warmup request is a real, servable request for this version.
     tensor = tf.make_ndarray(request.inputs["examples"])
     out = loaded.signatures["serving_default"](examples=tf.constant(tensor))
-    assert out[F.OUTPUT].shape[0] == len(tensor) > 0
+    assert out[OUTPUT].shape[0] == len(tensor) > 0
     assert not [d for d in os.listdir(os.path.dirname(path)) if d.startswith(".")], "staging dir left behind"
 
 

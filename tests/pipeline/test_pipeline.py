@@ -5,6 +5,7 @@ import tfxp.models  # noqa: F401  (TF_USE_LEGACY_KERAS before TensorFlow)
 from tfxp.pipeline.config import EvalThresholds
 from tfxp.project import Gate
 from tfxp.pipeline.pipeline import eval_config
+from taxi_data import TAXI
 
 
 def _thresholds(config) -> dict:
@@ -18,7 +19,7 @@ def _thresholds(config) -> dict:
 def test_every_gate_has_a_value_and_a_change_threshold_on_the_overall_slice():
     import tensorflow_model_analysis as tfma
 
-    config = eval_config(EvalThresholds())
+    config = eval_config(EvalThresholds(), TAXI)
     gated = _thresholds(config)
     assert set(gated) == {"AUC", "BinaryAccuracy"}  # accuracy gates against the baseline too
     for name, thresholds in gated.items():
@@ -32,7 +33,7 @@ def test_every_gate_has_a_value_and_a_change_threshold_on_the_overall_slice():
 
 
 def test_gates_come_from_the_thresholds_config():
-    config = eval_config(EvalThresholds(gates=(Gate("Precision", bound=0.5, max_change=0.02),)))
+    config = eval_config(EvalThresholds(gates=(Gate("Precision", bound=0.5, max_change=0.02),)), TAXI)
     gated = _thresholds(config)
     assert list(gated) == ["Precision"]
     (threshold,) = gated["Precision"]
@@ -47,7 +48,7 @@ def test_multiclass_and_regression_get_their_metrics_and_gates():
 
     from tfxp.models import features as F
 
-    taxi = F.taxi_problem()
+    taxi = TAXI
     three = F.Problem(taxi.features, F.Label("species", F.DType.STRING, F.Task.MULTICLASS, ("a", "b", "c")))
     config = eval_config(EvalThresholds(gates=(Gate("SparseCategoricalAccuracy", bound=0.4, max_change=0.02),)),
                          three)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from pipeline_harness import tfxp_run, write_csv
-from taxi_data import raw_feature_spec, read_csv_rows, to_example
+from taxi_data import OUTPUT, TIP_FRACTION, raw_feature_spec, read_csv_rows, to_example
 
 pytestmark = pytest.mark.slow
 
@@ -42,9 +42,9 @@ def test_portable_runner_pushes_a_model_that_predicts(portable_run):
     assert set(BEAM_COMPONENTS) <= finished
     loaded = tf.saved_model.load(summary["pushed_path"])
     examples = tf.constant([to_example(r, raw_feature_spec()) for r in rows[:50]])
-    probability = loaded.signatures["serving_default"](examples=examples)[F.OUTPUT].numpy()
+    probability = loaded.signatures["serving_default"](examples=examples)[OUTPUT].numpy()
     assert probability.shape == (50,) and ((probability >= 0) & (probability <= 1)).all()
-    labels = [bool(r["fare"]) and float(r["tips"] or 0) > F.TIP_FRACTION * float(r["fare"]) for r in rows[:50]]
+    labels = [bool(r["fare"]) and float(r["tips"] or 0) > TIP_FRACTION * float(r["fare"]) for r in rows[:50]]
     assert len(set(labels)) == 2  # the check below means something
     assert probability[[i for i, y in enumerate(labels) if y]].mean() > probability[
         [i for i, y in enumerate(labels) if not y]].mean()

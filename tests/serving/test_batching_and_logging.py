@@ -13,7 +13,7 @@ import tensorflow as tf
 from tensorflow_serving.apis import classification_pb2, predict_pb2, prediction_log_pb2, prediction_service_pb2_grpc
 
 from serving_harness import MODEL_NAME, publish, start_server
-from taxi_data import raw_feature_spec, read_csv_rows, to_example
+from taxi_data import TAXI, raw_feature_spec, read_csv_rows, to_example
 
 
 @pytest.fixture(scope="module")
@@ -134,7 +134,7 @@ def _raw_request(rows):
     request.model_spec.name = MODEL_NAME
     request.model_spec.signature_name = "predict_raw"
     dtypes = {F.DType.INT: (tf.int64, int), F.DType.FLOAT: (tf.float32, float), F.DType.STRING: (tf.string, str)}
-    for feature in F.FEATURES:
+    for feature in TAXI.features:
         dtype, cast = dtypes[feature.dtype]
         values = [F.missing_value(feature.dtype) if r[feature.name] == "" else cast(float(r[feature.name]))
                   if feature.dtype is F.DType.INT else cast(r[feature.name]) for r in rows]

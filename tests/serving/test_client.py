@@ -14,7 +14,7 @@ import tensorflow as tf
 
 from tfxp import rows as R
 from tfxp.serving.client import GrpcClient, RestClient, ServingClientError, TensorInfo, connect
-from taxi_data import raw_feature_spec, read_csv_rows, to_example
+from taxi_data import TAXI, raw_feature_spec, read_csv_rows, to_example
 
 ROWS = 50
 
@@ -172,7 +172,7 @@ def test_predict_raw_refuses_columns_of_unequal_length_over_rest_and_grpc(served
     for name, bad in (("pickup_census_tract", good["pickup_census_tract"][:1]),
                       ("dropoff_census_tract", good["dropoff_census_tract"] * 2),  # "indices[2] ... out of bounds"
                       ("company", good["company"][:1])):
-        text = f"input {name} has {len(bad)} values but input trip_miles has 2"
+        text = f"input {name} has {len(bad)} values but input {TAXI.features[0].name} has 2"
         response = _rest_predict(served, {"signature_name": "predict_raw", "inputs": {**good, name: bad}})
         assert response.status_code == 400 and response.headers["Content-Type"].startswith("application/json")
         assert text in response.json()["error"], response.text

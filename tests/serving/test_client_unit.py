@@ -24,11 +24,11 @@ from tfxp import rows as R
 from tfxp.models import features as F
 from tfxp.pipeline.cli import main
 from tfxp.serving import client as C
-from taxi_data import TAXI_CSV, is_nan, raw_feature_spec, read_csv_rows, to_example
+from taxi_data import TAXI, TAXI_CSV, TIPS, is_nan, raw_feature_spec, read_csv_rows, taxi_columns, to_example
 
 _DT = {F.DType.INT: "DT_INT64", F.DType.FLOAT: "DT_FLOAT", F.DType.STRING: "DT_STRING"}
 # The raw inputs a served taxi model declares (its predict_raw signature).
-TAXI_INPUTS = {f.name: _DT[f.dtype] for f in F.FEATURES}
+TAXI_INPUTS = {f.name: _DT[f.dtype] for f in TAXI.features}
 # A model that is not the taxi model: the clients know it only from its metadata.
 PENGUIN_INPUTS = {"bill_length_mm": "DT_FLOAT", "island": "DT_STRING", "year": "DT_INT64"}
 PENGUIN_ROWS = [{"bill_length_mm": "39.1", "island": "Torgersen", "year": "2007", "species": "Adelie"},
@@ -78,28 +78,30 @@ def serve_log_in_tmp(monkeypatch, tmp_path):
 # -- the taxi model's rows, for callers written before the clients read metadata ----------------------------
 
 
-def test_taxi_helpers_keep_their_encodings(rows):
-    """`encode_examples(rows)` / `raw_columns(rows)` / MODEL_INPUTS without a model: the taxi model's features."""
+def test_row_helpers_encode_as_the_schema_parses(rows):
+    """`encode_examples(rows, features)` / `raw_columns(rows, inputs)`: tf.Examples equal to the ones the
+    test helper builds from the schema, one column per input in the inputs' order."""
     from tensorflow.core.example import example_pb2
 
     spec = dict(raw_feature_spec())
-    spec.pop(F.TIPS)
+    spec.pop(TIPS)
+    features = taxi_columns()
     for index, row in enumerate(rows[:50]):
-        ours = example_pb2.Example.FromString(C.encode_example(row, index))
+        ours = example_pb2.Example.FromString(C.encode_examples([row], features)[0])
         assert ours == example_pb2.Example.FromString(to_example(row, spec)), f"row {index}"
-    assert C.encode_examples(rows[:5]) == [C.encode_example(r) for r in rows[:5]]
-    columns = C.raw_columns(rows[:2])
-    assert list(columns) == [f.name for f in F.FEATURES] == list(C.MODEL_INPUTS)
+    columns = C.raw_columns(rows[:2], TAXI_INPUTS)
+    assert list(columns) == [f.name for f in TAXI.features]
     assert is_nan(columns["pickup_latitude"][0]) and columns["trip_start_hour"][0] == int(rows[0]["trip_start_hour"])
     assert C.RowError is R.RowError and C.read_rows_file is R.read_rows_file
     with pytest.raises(AttributeError):
-        C.NO_SUCH_NAME  # noqa: B018
+        C.MODEL_INPUTS  # noqa: B018  (clients read a model's inputs from its metadata)
 
 
 def test_tensor_protos_have_signature_dtypes():
     import tensorflow as tf
 
-    columns = C.raw_columns([{"fare": "12.45", "trip_seconds": "300", "company": "Taxi Affiliation"}, {}])
+    columns = C.raw_columns([{"fare": "12.45", "trip_seconds": "300", "company": "Taxi Affiliation"}, {}],
+                            TAXI_INPUTS)
     expected = {"DT_INT64": tf.int64, "DT_FLOAT": tf.float32, "DT_STRING": tf.string}
     for name, dtype in TAXI_INPUTS.items():
         proto = C.tensor_proto(columns[name], dtype)
@@ -154,7 +156,7 @@ def _signature_inputs(signature: str, inputs: dict) -> dict:
 def test_rest_examples_body_is_tf_serving_row_format(rows):
     from tfxp.serving.json_codec import decode_predict_request, parse_json
 
-    examples = C.encode_examples(rows[:3])
+    examples = C.encode_examples(rows[:3], TAXI_INPUTS)
     text = C.rest_predict_body(C.SERVING_DEFAULT, examples=examples)
     body = json.loads(text)
     assert body["signature_name"] == "serving_default"
@@ -831,8 +833,9 @@ def test_cli_and_rest_client_do_not_import_tensorflow(stub, tmp_path):
         "rows = client.read_rows(sys.argv[1])[:5]\n"
         "with client.RestClient(sys.argv[2], 'taxi') as rest:\n"
         "    assert rest.predict(rows) == [0.5] * 5\n"
-        "client.rest_predict_body('serving_default', examples=client.encode_examples(rows))\n"
-        "client.rest_predict_body('predict_raw', columns=client.raw_columns(rows))\n"
+        "inputs = {'fare': 'DT_FLOAT', 'company': 'DT_STRING', 'trip_seconds': 'DT_INT64'}\n"
+        "client.rest_predict_body('serving_default', examples=client.encode_examples(rows, inputs))\n"
+        "client.rest_predict_body('predict_raw', columns=client.raw_columns(rows, inputs))\n"
         "import json; print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in "
         "('tensorflow', 'tfx', 'apache_beam', 'tensorflow_transform', 'tensorflow_serving'))))"
     )

@@ -133,6 +133,7 @@ import sys
 from pathlib import Path
 from tfxp.serving import server
 from tfxp.serving.options import ServerOptions
+from taxi_data import TAXI
 server.run(ServerOptions(model_config_file=Path(sys.argv[1]), rest_port=int(sys.argv[2]), grpc_port=int(sys.argv[3])))
 """
 
@@ -207,9 +208,9 @@ def _taxi_rows(count: int = 2) -> tuple[list[dict], list[dict]]:
     markers = {F.DType.INT: F.MISSING_INT, F.DType.FLOAT: F.MISSING_FLOAT, F.DType.STRING: F.MISSING_STRING}
     types = {F.DType.INT: lambda t: int(float(t)), F.DType.FLOAT: float, F.DType.STRING: str}
     rows = read_csv_rows(limit=count)
-    instances = [{f.name: types[f.dtype](r[f.name]) if r[f.name] != "" else markers[f.dtype] for f in F.FEATURES}
+    instances = [{f.name: types[f.dtype](r[f.name]) if r[f.name] != "" else markers[f.dtype] for f in TAXI.features}
                  for r in rows]
-    examples = [{f.name: types[f.dtype](r[f.name]) for f in F.FEATURES if r[f.name] != ""} for r in rows]
+    examples = [{f.name: types[f.dtype](r[f.name]) for f in TAXI.features if r[f.name] != ""} for r in rows]
     return instances, examples
 
 

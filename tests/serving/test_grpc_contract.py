@@ -24,7 +24,7 @@ from tensorflow_serving.apis import (
 )
 
 from tfxp.models import features as F
-from taxi_data import raw_feature_spec, read_csv_rows, to_example
+from taxi_data import TAXI, raw_feature_spec, read_csv_rows, to_example
 
 TIMEOUT = 120
 TOL = 1e-6
@@ -87,7 +87,7 @@ def examples_tensor(examples: list[bytes]):
 def raw_tensors(rows, drop: str | None = None, **override) -> dict:
     """predict_raw inputs: one [-1] tensor per feature, blanks as NaN / -1 / ""."""
     out = {}
-    for feature in F.FEATURES:
+    for feature in TAXI.features:
         if feature.name == drop:
             continue
         if feature.name in override:
@@ -186,7 +186,7 @@ def test_predict_raw_named_tensors_match_serving_default(served, predictions, ro
 def test_predict_output_filter(served, predictions, examples, baseline):
     request = predict_request(served, {"examples": examples_tensor(examples)}, signature="transform_features")
     everything = predictions.Predict(request, timeout=TIMEOUT)
-    names = {F.transformed_name(f.name) for f in F.FEATURES}
+    names = {F.transformed_name(f.name) for f in TAXI.features}
     assert names <= set(everything.outputs)
     request.output_filter.append("fare_xf")
     filtered = predictions.Predict(request, timeout=TIMEOUT)
@@ -308,8 +308,8 @@ def test_get_model_metadata(served, predictions, version):
     assert sigs["serving_default"].inputs["examples"].dtype == types_pb2.DT_STRING
     assert [d.size for d in sigs["serving_default"].inputs["examples"].tensor_shape.dim] == [-1]
     assert sigs["serving_default"].outputs["probability"].dtype == types_pb2.DT_FLOAT
-    assert set(sigs["predict_raw"].inputs) == {f.name for f in F.FEATURES}
-    for feature in F.FEATURES:
+    assert set(sigs["predict_raw"].inputs) == {f.name for f in TAXI.features}
+    for feature in TAXI.features:
         assert sigs["predict_raw"].inputs[feature.name].dtype == RAW_DTYPES[feature.dtype], feature.name
     assert set(sigs["classification"].outputs) == {"classes", "scores"}
     assert set(sigs["regression"].outputs) == {"outputs"}
@@ -481,7 +481,7 @@ def test_rest_and_grpc_give_the_same_probabilities(served, predictions, rows, ex
     # REST prints the float32 in its shortest round-tripping form: same float32 as gRPC's.
     np.testing.assert_array_equal(rest.astype(np.float32), baseline.astype(np.float32))
 
-    raw = {f.name: [] for f in F.FEATURES}
+    raw = {f.name: [] for f in TAXI.features}
     for inputs in [raw_tensors(rows)]:
         for name, proto in inputs.items():
             raw[name] = [v.decode() if isinstance(v, bytes) else v.item() for v in tf.make_ndarray(proto)]

@@ -15,7 +15,7 @@ import requests
 
 from tfxp.models import features as F
 from serving_harness import start_server
-from taxi_data import raw_feature_spec, read_csv_rows, to_example
+from taxi_data import TAXI, TIPS, raw_feature_spec, read_csv_rows, to_example
 
 TIMEOUT = 120
 PREDICT = "tensorflow/serving/predict"
@@ -61,7 +61,7 @@ def b64_list(examples: list[bytes]) -> list[dict[str, str]]:
 def raw_instance(row: dict[str, str]) -> dict:
     """A CSV row as predict_raw's per-feature values, blanks as the missing markers (NaN / -1 / "")."""
     out = {}
-    for feature in F.FEATURES:
+    for feature in TAXI.features:
         text = row[feature.name]
         if feature.dtype is F.DType.STRING:
             out[feature.name] = text
@@ -77,7 +77,7 @@ def json_features(row: dict[str, str], skip: tuple[str, ...] = ()) -> dict:
     out = {}
     for name, spec in raw_feature_spec().items():
         text = row.get(name, "")
-        if text == "" or name in skip or name == F.TIPS:
+        if text == "" or name in skip or name == TIPS:
             continue
         if spec.dtype.name == "string":
             out[name] = text
@@ -199,8 +199,8 @@ def test_metadata_signature_defs(served, version, suffix):
     assert _tensor(serving_default["outputs"]["probability"]) == ("DT_FLOAT", ["-1"])
 
     raw = sigs["predict_raw"]
-    assert set(raw["inputs"]) == {f.name for f in F.FEATURES}
-    for feature in F.FEATURES:
+    assert set(raw["inputs"]) == {f.name for f in TAXI.features}
+    for feature in TAXI.features:
         assert _tensor(raw["inputs"][feature.name]) == (RAW_DTYPES[feature.dtype], ["-1"]), feature.name
     assert _tensor(raw["outputs"]["probability"]) == ("DT_FLOAT", ["-1"])
 
@@ -250,7 +250,7 @@ def test_predict_raw_row_and_columnar_agree_with_serving_default(served, rows, b
     assert row_response.status_code == 200, row_response.text
     row_values = assert_probabilities(row_response.json()["predictions"], len(rows))
 
-    columns = {f.name: [i[f.name] for i in instances] for f in F.FEATURES}
+    columns = {f.name: [i[f.name] for i in instances] for f in TAXI.features}
     text = json.dumps({"signature_name": "predict_raw", "inputs": columns})
     assert "NaN" in text  # missing floats travel as the NaN literal TF Serving accepts
     column_response = post(model_url(served, ":predict"), text)
@@ -377,7 +377,7 @@ def _predict_raw_instances(rows, drop: str | None = None, **override) -> list[di
 
 def _error_cases(examples, rows):
     good = b64_list(examples[:2])
-    raw_columns = {f.name: [raw_instance(r)[f.name] for r in rows[:2]] for f in F.FEATURES}
+    raw_columns = {f.name: [raw_instance(r)[f.name] for r in rows[:2]] for f in TAXI.features}
     yield "malformed json", ":predict", '{"instances": [', 400, ("JSON",)
     yield "empty body", ":predict", "", 400, ()
     yield "top level not an object", ":predict", "[1, 2]", 400, ()
@@ -414,7 +414,7 @@ def _error_cases(examples, rows):
         "signature_name": "no_such_signature", "examples": [{"fare": 1.0}]}, 400, ("no_such_signature",)
 
 
-_ERROR_IDS = [case[0] for case in _error_cases([b""] * 2, [{f.name: "1" for f in F.FEATURES}] * 2)]
+_ERROR_IDS = [case[0] for case in _error_cases([b""] * 2, [{f.name: "1" for f in TAXI.features}] * 2)]
 
 
 @pytest.mark.parametrize("case", _ERROR_IDS)

@@ -80,6 +80,12 @@ def run(project_dir: Path | None, data: Path | None, output: Path, name: str | N
         project, name=name, data=data, output=output, train_steps=train_steps,
         beam_args=(*direct_runner_args(beam_workers), *beam_args),
     )
+    from tfxp.pipeline.config import with_project_dependency
+
+    try:  # how Beam workers get this package: refused before any component runs
+        with_project_dependency(config.beam_args, config.project_root)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
     outcome = run_pipeline(config, on_event=report.print_event)
     if as_json:
         click.echo(json.dumps(report.as_json(outcome), indent=2, allow_nan=False))

@@ -48,14 +48,19 @@ class ModelSpecError(ValueError):
 
 
 def interpreter_class() -> type:
-    """tflite_runtime's Interpreter, else ai_edge_litert's (same API)."""
+    """tflite_runtime's Interpreter, else ai_edge_litert's, else TensorFlow's own tf.lite.Interpreter
+    (same API; TensorFlow is a dependency of the pipeline, so a wheel installed without the `mobile`
+    extra still converts, gates and pushes TFLite models — only slower to import)."""
     try:
         from tflite_runtime.interpreter import Interpreter
     except ImportError:
         try:
             from ai_edge_litert.interpreter import Interpreter
         except ImportError:
-            raise ImportError("no TFLite interpreter: install tflite-runtime or ai-edge-litert") from None
+            try:
+                from tensorflow.lite.python.interpreter import Interpreter
+            except ImportError:
+                raise ImportError("no TFLite interpreter: install tflite-runtime or ai-edge-litert") from None
     return Interpreter
 
 

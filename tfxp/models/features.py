@@ -1,7 +1,7 @@
-"""The single source of feature names, kinds and their preprocessing parameters.
+"""What the model code knows of a problem: feature kinds and dtypes, the label and task, output names.
 
-Every other module (preprocessing, model, signatures, schema checks, clients)
-reads features from here; nothing else spells a feature name.
+A project (tfxp/project.py) becomes a `Problem` (`Project.problem()`), which reaches the model code
+in TFX's `custom_config` and is saved with the model; no feature name is spelled in shared code.
 """
 from __future__ import annotations
 
@@ -121,54 +121,6 @@ OUTPUTS = {Task.BINARY: "probability", Task.MULTICLASS: "probabilities", Task.RE
 VOCAB_SIZE = 1000
 OOV_BUCKETS = 1
 BUCKETS = 10
-
-FEATURES: tuple[Feature, ...] = (
-    Feature("trip_miles", Kind.NUMERIC, DType.FLOAT),
-    Feature("fare", Kind.NUMERIC, DType.FLOAT),
-    Feature("trip_seconds", Kind.NUMERIC, DType.INT),
-    Feature("pickup_latitude", Kind.BUCKETIZED, DType.FLOAT, BUCKETS),
-    Feature("pickup_longitude", Kind.BUCKETIZED, DType.FLOAT, BUCKETS),
-    Feature("dropoff_latitude", Kind.BUCKETIZED, DType.FLOAT, BUCKETS),
-    Feature("dropoff_longitude", Kind.BUCKETIZED, DType.FLOAT, BUCKETS),
-    Feature("trip_start_hour", Kind.CATEGORICAL_INT, DType.INT, 24),
-    Feature("trip_start_day", Kind.CATEGORICAL_INT, DType.INT, 8),
-    Feature("trip_start_month", Kind.CATEGORICAL_INT, DType.INT, 13),
-    Feature("payment_type", Kind.VOCABULARY, DType.STRING),
-    Feature("company", Kind.VOCABULARY, DType.STRING),
-    Feature("pickup_census_tract", Kind.VOCABULARY, DType.INT),
-    Feature("dropoff_census_tract", Kind.VOCABULARY, DType.INT),
-    Feature("pickup_community_area", Kind.VOCABULARY, DType.INT),
-    Feature("dropoff_community_area", Kind.VOCABULARY, DType.INT),
-)
-
-# Raw columns: the label's inputs, and columns present in the CSV but unused by
-# the model (kept in the schema so validation still covers them).
-TIPS = "tips"
-FARE = "fare"
-UNUSED_COLUMNS: tuple[tuple[str, DType], ...] = (("trip_start_timestamp", DType.INT),)
-
-# The taxi label: 1 when the tip is more than 20% of the fare (tfxp/projects/taxi/label.py).
-TIP_FRACTION = 0.2
-
-# Serving output name, shared by the signatures and the clients.
-OUTPUT = "probability"
-
-# Slices the Evaluator reports besides the overall one.
-SLICE_COLUMNS: tuple[str, ...] = ("trip_start_hour", "payment_type")
-
-
-def taxi_problem() -> Problem:
-    """The embedded taxi project's problem (binary: big_tipper)."""
-    return Problem(FEATURES, Label(TIPS, DType.FLOAT, Task.BINARY, ("0", "1"), "tfxp.projects.taxi.label:big_tipper"),
-                   SLICE_COLUMNS)
-
-
-def by_name(name: str) -> Feature:
-    for feature in FEATURES:
-        if feature.name == name:
-            return feature
-    raise KeyError(name)
-
 
 def transformed_name(name: str) -> str:
     return f"{name}_xf"

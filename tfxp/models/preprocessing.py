@@ -85,10 +85,11 @@ def transformed_label(inputs: Mapping[str, Any], label: F.Label) -> tf.Tensor:
 
 
 def problem_of(custom_config: Mapping[str, Any] | None) -> F.Problem:
-    """The Problem a pipeline passes in `custom_config["problem"]`; the taxi problem without one."""
-    if custom_config and custom_config.get("problem"):
-        return F.Problem.from_dict(custom_config["problem"])
-    return F.taxi_problem()
+    """The Problem a pipeline passes in `custom_config["problem"]`. Raises ValueError without one."""
+    if not custom_config or not custom_config.get("problem"):
+        raise ValueError('custom_config["problem"] is missing: the pipeline passes the project\'s problem '
+                         "(tfxp.pipeline.pipeline.create_pipeline)")
+    return F.Problem.from_dict(custom_config["problem"])
 
 
 # Not autograph-converted: the function has no tensor-dependent Python control

@@ -39,10 +39,8 @@ _METHODS = {CLASSIFICATION: "tensorflow/serving/classify", REGRESSION: "tensorfl
 _TF_DTYPES = {F.DType.INT: tf.int64, F.DType.FLOAT: tf.float32, F.DType.STRING: tf.string}
 
 
-def raw_serving_spec(tf_transform_output: tft.TFTransformOutput, problem: F.Problem | None = None) -> dict:
-    """The raw spec minus the label; columns the model ignores get defaults so clients may omit them.
-    `problem`: the taxi problem when None."""
-    problem = problem or F.taxi_problem()
+def raw_serving_spec(tf_transform_output: tft.TFTransformOutput, problem: F.Problem) -> dict:
+    """The raw spec minus the label; columns the model ignores get defaults so clients may omit them."""
     spec = dict(tf_transform_output.raw_feature_spec())
     spec.pop(problem.label.column, None)
     used = {f.name for f in problem.features}
@@ -88,7 +86,7 @@ def finite_features(schema) -> frozenset[str]:
     return frozenset(names)
 
 
-def check_raw_inputs(raw: dict, raw_spec: dict, problem: F.Problem | None = None,
+def check_raw_inputs(raw: dict, raw_spec: dict, problem: F.Problem,
                      finite: frozenset[str] = frozenset()) -> list:
     """Assertions that make `predict_raw` refuse what it cannot answer; run them before the transform.
 
@@ -108,7 +106,6 @@ def check_raw_inputs(raw: dict, raw_spec: dict, problem: F.Problem | None = None
     - No `finite` feature is +-inf: the schema calls it an anomaly, and the model's
       answer would be NaN arithmetic (TF and TFLite even disagree on it).
     """
-    problem = problem or F.taxi_problem()
     names = [f.name for f in problem.features if f.name in raw]
     first = names[0]
     rows = tf.shape(raw[first], out_type=tf.int64)[0]
@@ -160,14 +157,13 @@ def check_parsed_finite(parsed: dict, finite: frozenset[str]) -> list:
     return checks
 
 
-def raw_tensors_to_features(raw: dict, raw_spec: dict, problem: F.Problem | None = None) -> dict:
+def raw_tensors_to_features(raw: dict, raw_spec: dict, problem: F.Problem) -> dict:
     """Turns dense raw tensors (with missing-value markers) into what parsing a tf.Example gives.
 
     Optional columns become [batch, 1] SparseTensors with absent entries dropped,
     exactly as `tf.io.parse_example` produces them for examples lacking the feature,
     so `predict_raw` and `serving_default` see identical transform inputs.
     """
-    problem = problem or F.taxi_problem()
     batch = tf.shape(next(iter(raw.values())), out_type=tf.int64)[0]
     features = {}
     for name, spec in raw_spec.items():
@@ -266,7 +262,7 @@ def build(model: tf.keras.Model, tf_transform_output: tft.TFTransformOutput, pro
 
 
 def save(model: tf.keras.Model, tf_transform_output: tft.TFTransformOutput, path: str,
-         problem: F.Problem | None = None) -> None:
+         problem: F.Problem) -> None:
     """Saves a Keras SavedModel whose signatures are the serving interface, with copies of the
     Transform output (`TRANSFORM_OUTPUT_DIR`) and the problem (`PROBLEM_FILE`) so converters and
     tools need only the SavedModel.
@@ -279,7 +275,6 @@ def save(model: tf.keras.Model, tf_transform_output: tft.TFTransformOutput, path
 
     from tfxp.pipeline.publish import copy_tree
 
-    problem = problem or F.taxi_problem()
     model.save(path, save_format="tf", signatures=build(model, tf_transform_output, problem), save_traces=False)
     _set_method_names(path)
     copy_tree(tf_transform_output.transform_savedmodel_dir.rstrip("/").rsplit("/", 1)[0],
@@ -289,13 +284,14 @@ def save(model: tf.keras.Model, tf_transform_output: tft.TFTransformOutput, path
 
 
 def load_problem(saved_model_dir: str) -> F.Problem:
-    """The Problem a SavedModel of this project was trained on (`PROBLEM_FILE`); the taxi problem for
-    models saved before the file existed."""
+    """The Problem a SavedModel of this project was trained on (`PROBLEM_FILE`). Raises
+    FileNotFoundError for a SavedModel without it."""
     import json
 
     path = f"{str(saved_model_dir).rstrip('/')}/{PROBLEM_FILE}"
     if not tf.io.gfile.exists(path):
-        return F.taxi_problem()
+        raise FileNotFoundError(f"{path}: no such file; the SavedModel was not saved by this project's "
+                                "Trainer (tfxp.models.signatures.save), so its problem is unknown")
     with tf.io.gfile.GFile(path) as f:
         return F.Problem.from_dict(json.load(f))
 

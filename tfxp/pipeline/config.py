@@ -5,9 +5,9 @@ import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tfxp.models import features as F
-from tfxp.models.features import Problem, taxi_problem
+from tfxp.models.features import Problem
 from tfxp.project import Gate, Project
+from tfxp.projects import TAXI, taxi_problem
 
 # The installed `tfxp` package: <checkout>/tfxp in an editable install, <site-packages>/tfxp from a
 # wheel. Everything a run reads from this project (the taxi project's data, schema and spec, the model
@@ -16,7 +16,7 @@ PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 # The folder holding the package: the checkout (setup.py, Dockerfile, README) in an editable install,
 # site-packages in a wheel install, where nothing but installed packages lives (see is_source_checkout).
 PROJECT_ROOT = PACKAGE_ROOT.parent
-TAXI_PROJECT = PACKAGE_ROOT / "projects" / "taxi"
+TAXI_PROJECT = TAXI
 DEFAULT_DATA = TAXI_PROJECT / "data" / "taxi.csv"
 DEFAULT_SCHEMA = TAXI_PROJECT / "schema.pbtxt"
 MODEL_CODE_DIR = PACKAGE_ROOT / "models"
@@ -258,7 +258,7 @@ class PipelineConfig:
         """The run configuration of a project: its name, data, schema, gates and problem; `overrides`
         (e.g. data, output, train_steps) win."""
         settings = {"name": project.name, "thresholds": EvalThresholds(gates=tuple(project.thresholds)),
-                    "problem": problem_of(project)}
+                    "problem": project.problem()}
         if project.data is not None:
             settings["data"] = project.data
         if project.schema_path is not None:
@@ -333,19 +333,3 @@ def model_code_fingerprint(code_dir: Path = MODEL_CODE_DIR) -> str:
         digest.update(path.name.encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
-
-
-_DTYPES = {"float": F.DType.FLOAT, "int": F.DType.INT, "string": F.DType.STRING}
-
-
-def problem_of(project: Project) -> Problem:
-    """What the model code learns from a project: its input columns (ignored ones left out) as
-    features, its label and task, and its slices."""
-    features = tuple(
-        F.Feature(c.name, F.Kind(c.kind), _DTYPES[c.dtype],
-                  c.buckets if c.kind == "bucketized" else c.size if c.kind == "categorical_int" else 0)
-        for c in project.inputs
-    )
-    label = project.label
-    return Problem(features, F.Label(label.column, _DTYPES[label.dtype or "string"], F.Task(label.task),
-                                     tuple(label.classes), label.hook), tuple(project.slices))

@@ -58,9 +58,8 @@ REPORTED_METRICS = {
 _PER_CLASS_METRICS = ("Precision", "Recall")
 
 
-def eval_config(thresholds: EvalThresholds, problem: F.Problem | None = None) -> tfma.EvalConfig:
-    """TFMA metrics for the problem's task, its slices and the blessing thresholds (taxi's problem by default)."""
-    problem = problem or F.taxi_problem()
+def eval_config(thresholds: EvalThresholds, problem: F.Problem) -> tfma.EvalConfig:
+    """TFMA metrics for the problem's task, its slices and the blessing thresholds."""
     task = problem.label.task
     gated = [_gated(gate) for gate in thresholds.gates]
     gated_names = {gate.metric for gate in thresholds.gates}

@@ -218,56 +218,14 @@ def _version(value: Any) -> int | None:
         return None
 
 
-# -- rows of the taxi model, for callers written before the clients read metadata -------------
+def raw_columns(rows: Sequence[Row], inputs: Mapping[str, Any]) -> dict[str, list]:
+    """`tfxp.rows.raw_columns`: the rows as one list per model input ({name: dtype})."""
+    return R.raw_columns(rows, inputs)
 
 
-def _taxi_features(with_unused: bool = False) -> dict[str, str]:
-    """The taxi model's raw inputs ({name: dtype}) from `tfxp.models.features` (imported only here)."""
-    from tfxp.models import features as F
-
-    columns = {f.name: R.dtype_name(f.dtype) for f in F.FEATURES}
-    if with_unused:
-        columns.update((name, R.dtype_name(dtype)) for name, dtype in F.UNUSED_COLUMNS)
-    return columns
-
-
-def raw_columns(rows: Sequence[Row], inputs: Mapping[str, Any] | None = None) -> dict[str, list]:
-    """`tfxp.rows.raw_columns`; without `inputs`, the taxi model's (clients use the served model's)."""
-    return R.raw_columns(rows, _taxi_features() if inputs is None else inputs)
-
-
-def encode_example(row: Row, index: int = 0, features: Mapping[str, Any] | None = None) -> bytes:
-    """`tfxp.rows.encode_example`; without `features`, the taxi model's inputs and unused schema columns."""
-    return R.encode_example(row, _taxi_features(with_unused=True) if features is None else features, index)
-
-
-def encode_examples(rows: Sequence[Row], features: Mapping[str, Any] | None = None) -> list[bytes]:
-    """Serialized tf.Examples, one per row (see `encode_example`)."""
-    features = _taxi_features(with_unused=True) if features is None else features
+def encode_examples(rows: Sequence[Row], features: Mapping[str, Any]) -> list[bytes]:
+    """Serialized tf.Examples, one per row (`tfxp.rows.encode_example`)."""
     return R.encode_examples(rows, features)
-
-
-def optional_features(schema_path: str | Path) -> frozenset[str]:
-    """Taxi model inputs a raw schema (schema.pbtxt) lets be absent: features without `shape`.
-
-    Kept for callers written before the clients read metadata; `tfxp predict` no
-    longer uses it (TF Serving metadata does not say which inputs are optional).
-    tensorflow_metadata's protos load without TensorFlow.
-    """
-    from google.protobuf import text_format
-    from tensorflow_metadata.proto.v0 import schema_pb2
-
-    schema = text_format.Parse(Path(schema_path).read_text(encoding="utf-8"), schema_pb2.Schema())
-    with_shape = {feature.name for feature in schema.feature if feature.HasField("shape")}
-    return frozenset(name for name in _taxi_features() if name not in with_shape)
-
-
-def __getattr__(name: str) -> Any:
-    # MODEL_INPUTS (the taxi model's inputs) is computed on use, so importing this module
-    # does not import tfxp.models. Clients read a model's inputs from its metadata instead.
-    if name == "MODEL_INPUTS":
-        return tuple(_taxi_features())
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # -- targets -----------------------------------------------------------------------------------
