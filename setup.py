@@ -3,6 +3,7 @@
 Ranges here are what the code supports; `requirements.lock` pins the exact,
 tested set (installed by `make`).
 """
+
 from setuptools import find_packages, setup
 
 setup(

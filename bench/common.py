@@ -8,6 +8,7 @@ Import it as `bench.common` after putting the project root on sys.path; the
 scripts do that themselves, because a script's own folder (bench/) on sys.path
 would let bench/pipeline.py shadow the project's `pipeline` package.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -63,8 +64,9 @@ def watch_peak_rss(pid: int, stop: threading.Event, peak: list[int]) -> None:
         stop.wait(RSS_POLL_SECONDS)
 
 
-def execute(command: list[str], stdout_log: Path, stderr_log: Path,
-            cwd: Path = PROJECT_ROOT) -> tuple[int, float, float]:
+def execute(
+    command: list[str], stdout_log: Path, stderr_log: Path, cwd: Path = PROJECT_ROOT
+) -> tuple[int, float, float]:
     """Runs command to completion: (exit code, wall seconds, peak tree RSS MB).
 
     Peak RSS is of the process plus all descendants (Beam's multi-processing

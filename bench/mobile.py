@@ -10,6 +10,7 @@ serving version with the same number:
 Writes bench/results/mobile.json and prints a table.
 Run: make bench-mobile  (= python bench/mobile.py [--output output --name taxi])
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,6 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # put the project root first so the shared helpers import as `bench.common`.
 sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 from bench.common import time_calls  # noqa: E402
+
 RESULTS = ROOT / "bench" / "results" / "mobile.json"
 
 
@@ -63,11 +65,18 @@ def main() -> int:
     rows = read_rows(DEFAULT_DATA)[-3000:]
     y = labels(saved_model, rows)
     spec = runtime.read_spec(mobile_dir)
-    results: dict = {"date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "version": version, "rows": len(rows),
-                     "variants": {}}
+    results: dict = {
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "version": version,
+        "rows": len(rows),
+        "variants": {},
+    }
 
     predict_raw = tf.saved_model.load(str(saved_model)).signatures["predict_raw"]
-    one = {k: tf.constant(v[:1]) for k, v in runtime.columns(rows[:1], runtime.MobileModel(mobile_dir, "float").inputs).items()}
+    one = {
+        k: tf.constant(v[:1])
+        for k, v in runtime.columns(rows[:1], runtime.MobileModel(mobile_dir, "float").inputs).items()
+    }
     saved_ms = _median_ms(lambda: predict_raw(**one), args.iterations)
     saved_auc = _auc(y, reference_probabilities(saved_model, rows))
     results["saved_model"] = {"single_row_ms": saved_ms, "auc": saved_auc}
@@ -79,25 +88,42 @@ def main() -> int:
             continue
         model = runtime.MobileModel(mobile_dir, variant)
         cols = runtime.columns(rows[:1], model.inputs)
-        ms = _median_ms(lambda: model.model.run(cols), args.iterations)
+        ms = _median_ms(lambda model=model, cols=cols: model.model.run(cols), args.iterations)
         probabilities = np.array(model.predict(rows))
         auc = _auc(y, probabilities)
         size = (mobile_dir / entry["file"]).stat().st_size
         sizes[variant] = size
-        results["variants"][variant] = {"bytes": size, "single_row_ms": ms, "latency_vs_saved_model": ms / saved_ms,
-                                        "auc": auc, "auc_delta": auc - saved_auc}
-        table.append([f"TFLite {variant}", f"{size:,}", f"{ms:.3f}", f"{ms / saved_ms:.2f}", f"{auc:.4f}",
-                      f"{auc - saved_auc:+.5f}"])
+        results["variants"][variant] = {
+            "bytes": size,
+            "single_row_ms": ms,
+            "latency_vs_saved_model": ms / saved_ms,
+            "auc": auc,
+            "auc_delta": auc - saved_auc,
+        }
+        table.append(
+            [
+                f"TFLite {variant}",
+                f"{size:,}",
+                f"{ms:.3f}",
+                f"{ms / saved_ms:.2f}",
+                f"{auc:.4f}",
+                f"{auc - saved_auc:+.5f}",
+            ]
+        )
 
     float_r, quant_r = results["variants"].get("float"), results["variants"].get("quant")
     results["targets"] = {
-        "quant_size_le_0.35x_float": None if not (float_r and quant_r) else {
-            "ratio": quant_r["bytes"] / float_r["bytes"], "met": quant_r["bytes"] / float_r["bytes"] <= 0.35},
+        "quant_size_le_0.35x_float": None
+        if not (float_r and quant_r)
+        else {"ratio": quant_r["bytes"] / float_r["bytes"], "met": quant_r["bytes"] / float_r["bytes"] <= 0.35},
         "tflite_latency_le_0.1x_saved_model": {
             name: {"ratio": r["latency_vs_saved_model"], "met": r["latency_vs_saved_model"] <= 0.1}
-            for name, r in results["variants"].items()},
-        "auc_delta_le_0.005": {name: {"delta": r["auc_delta"], "met": abs(r["auc_delta"]) <= 0.005}
-                               for name, r in results["variants"].items()},
+            for name, r in results["variants"].items()
+        },
+        "auc_delta_le_0.005": {
+            name: {"delta": r["auc_delta"], "met": abs(r["auc_delta"]) <= 0.005}
+            for name, r in results["variants"].items()
+        },
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2))

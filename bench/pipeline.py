@@ -34,6 +34,7 @@ Run:  make bench                      (= python bench/pipeline.py)
       python bench/pipeline.py --repeat 3
       python bench/pipeline.py --skip-example --train-steps 50   (quick, A only)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -58,6 +59,7 @@ from bench.common import (  # noqa: E402
     write_json,
 )
 from tfxp.pipeline.report import finite as _finite  # noqa: E402
+
 RESULTS_FILE = BENCH_DIR / "results" / "pipeline.json"
 EXAMPLE_SCRIPT = BENCH_DIR / "tfx_example.py"
 TARGET_WALL_RATIO = 0.5
@@ -89,6 +91,7 @@ class Run:
 
 
 # ---------------------------------------------------------------- running
+
 
 def _tfxp_command(args: argparse.Namespace, output_dir: Path) -> list[str]:
     # The venv's console script, next to this interpreter.
@@ -137,14 +140,19 @@ def _fill_from_example(run: Run, summary: dict | None) -> None:
         run.error = "example produced no evaluation metrics"
 
 
-def run_one(args: argparse.Namespace, side: str, phase: str, repeat: int,
-            output_dir: Path, log_dir: Path) -> Run:
+def run_one(args: argparse.Namespace, side: str, phase: str, repeat: int, output_dir: Path, log_dir: Path) -> Run:
     command = _tfxp_command(args, output_dir) if side == "A" else _example_command(args, output_dir)
     stem = f"{side}-{phase}"
-    run = Run(side=side, phase=phase, repeat=repeat, output_dir=str(output_dir), command=command,
-              stdout_log=str(log_dir / f"{stem}.stdout"), stderr_log=str(log_dir / f"{stem}.stderr"))
-    run.exit_code, run.wall_seconds, run.peak_rss_mb = _execute(
-        command, Path(run.stdout_log), Path(run.stderr_log))
+    run = Run(
+        side=side,
+        phase=phase,
+        repeat=repeat,
+        output_dir=str(output_dir),
+        command=command,
+        stdout_log=str(log_dir / f"{stem}.stdout"),
+        stderr_log=str(log_dir / f"{stem}.stderr"),
+    )
+    run.exit_code, run.wall_seconds, run.peak_rss_mb = _execute(command, Path(run.stdout_log), Path(run.stderr_log))
     stdout = Path(run.stdout_log).read_text(errors="replace")
     if side == "A":
         _fill_from_tfxp(run, _last_json_object(stdout))
@@ -157,6 +165,7 @@ def run_one(args: argparse.Namespace, side: str, phase: str, repeat: int,
 
 
 # ---------------------------------------------------------------- summarising
+
 
 def medians(runs: list[Run]) -> dict[str, dict[str, dict[str, float | None]]]:
     """{side: {phase: {measure: median over successful repeats}}}."""
@@ -199,10 +208,18 @@ def _eval(med: dict, side: str, key: str) -> float | None:
 def comparison(med: dict) -> dict[str, dict]:
     """Rows of the table: A value, B value, A/B ratio, target and whether met."""
     rows = {
-        "first_run_wall_seconds": (_get(med, "A", "first", "wall_seconds"),
-                                   _get(med, "B", "first", "wall_seconds"), "<=", TARGET_WALL_RATIO),
-        "cached_rerun_wall_seconds": (_get(med, "A", "cached", "wall_seconds"),
-                                      _get(med, "B", "cached", "wall_seconds"), "<=", TARGET_WALL_RATIO),
+        "first_run_wall_seconds": (
+            _get(med, "A", "first", "wall_seconds"),
+            _get(med, "B", "first", "wall_seconds"),
+            "<=",
+            TARGET_WALL_RATIO,
+        ),
+        "cached_rerun_wall_seconds": (
+            _get(med, "A", "cached", "wall_seconds"),
+            _get(med, "B", "cached", "wall_seconds"),
+            "<=",
+            TARGET_WALL_RATIO,
+        ),
         "peak_rss_mb": (_peak_rss(med, "A"), _peak_rss(med, "B"), None, None),
         "eval_binary_accuracy": (_eval(med, "A", "binary_accuracy"), _eval(med, "B", "binary_accuracy"), ">=", 1.0),
         "eval_auc": (_eval(med, "A", "auc"), _eval(med, "B", "auc"), None, None),
@@ -213,8 +230,13 @@ def comparison(med: dict) -> dict[str, dict]:
         met = None
         if op is not None and ratio is not None:
             met = ratio <= bound if op == "<=" else a >= b
-        out[name] = {"this_pipeline": a, "tfx_example": b, "ratio": ratio,
-                     "target": _target_text(op, bound), "met": met}
+        out[name] = {
+            "this_pipeline": a,
+            "tfx_example": b,
+            "ratio": ratio,
+            "target": _target_text(op, bound),
+            "met": met,
+        }
     return out
 
 
@@ -238,13 +260,18 @@ def targets(table: dict[str, dict]) -> dict[str, dict]:
     """The issue's three targets, each with the measured ratio and met/not met."""
     return {
         "first_run_wall_le_half_example": {
-            "ratio": table["first_run_wall_seconds"]["ratio"], "met": table["first_run_wall_seconds"]["met"]},
+            "ratio": table["first_run_wall_seconds"]["ratio"],
+            "met": table["first_run_wall_seconds"]["met"],
+        },
         "eval_accuracy_ge_example": {
             "this_pipeline": table["eval_binary_accuracy"]["this_pipeline"],
             "tfx_example": table["eval_binary_accuracy"]["tfx_example"],
-            "met": table["eval_binary_accuracy"]["met"]},
+            "met": table["eval_binary_accuracy"]["met"],
+        },
         "cached_rerun_wall_le_half_example": {
-            "ratio": table["cached_rerun_wall_seconds"]["ratio"], "met": table["cached_rerun_wall_seconds"]["met"]},
+            "ratio": table["cached_rerun_wall_seconds"]["ratio"],
+            "met": table["cached_rerun_wall_seconds"]["met"],
+        },
     }
 
 
@@ -283,33 +310,75 @@ def print_table(results: dict) -> None:
     for key, (label, fmt) in labels.items():
         row = results["comparison"][key]
         met = "-" if row["met"] is None else ("yes" if row["met"] else "no")
-        rows.append([label, _fmt(row["this_pipeline"], fmt), _fmt(row["tfx_example"], fmt),
-                     _fmt(row["ratio"], ".2f"), row["target"] or "-", met])
-    print(tabulate(rows, headers=["", SIDES["A"], SIDES["B"], "ratio", "target", "met"],
-                   colalign=("left", "right", "right", "right", "left", "left"), disable_numparse=True))
+        rows.append(
+            [
+                label,
+                _fmt(row["this_pipeline"], fmt),
+                _fmt(row["tfx_example"], fmt),
+                _fmt(row["ratio"], ".2f"),
+                row["target"] or "-",
+                met,
+            ]
+        )
+    print(
+        tabulate(
+            rows,
+            headers=["", SIDES["A"], SIDES["B"], "ratio", "target", "met"],
+            colalign=("left", "right", "right", "right", "left", "left"),
+            disable_numparse=True,
+        )
+    )
     components = results["this_pipeline_first_run_components"]
     if components:
         print("\nthis pipeline, first run, per component:")
-        print(tabulate([[c.get("id"), c.get("status"), c.get("seconds")] for c in components],
-                       headers=["component", "status", "s"], floatfmt=".1f"))
+        print(
+            tabulate(
+                [[c.get("id"), c.get("status"), c.get("seconds")] for c in components],
+                headers=["component", "status", "s"],
+                floatfmt=".1f",
+            )
+        )
 
 
 # ---------------------------------------------------------------- main
 
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description="Benchmark `tfxp run` against TFX's own Chicago taxi example (takes minutes).")
-    parser.add_argument("--workdir", type=Path, default=None,
-                        help="Where outputs and logs go (kept). Default: a new temporary directory.")
-    parser.add_argument("--repeat", type=int, default=1, metavar="N",
-                        help="Repeat the whole set N times and report medians (default 1).")
-    parser.add_argument("--data", type=Path, default=None,
-                        help="Passed to `tfxp run --data`; the example gets its folder. Default: each side's own "
-                             "embedded taxi CSV (the same file).")
-    parser.add_argument("--train-steps", type=int, default=None, metavar="N",
-                        help="Passed to `tfxp run --train-steps` only; the example keeps its own 1000.")
-    parser.add_argument("--skip-example", action="store_true",
-                        help="Run only this pipeline (quick iteration); ratios and targets are then null.")
+        description="Benchmark `tfxp run` against TFX's own Chicago taxi example (takes minutes)."
+    )
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=None,
+        help="Where outputs and logs go (kept). Default: a new temporary directory.",
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        metavar="N",
+        help="Repeat the whole set N times and report medians (default 1).",
+    )
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help="Passed to `tfxp run --data`; the example gets its folder. Default: each side's own "
+        "embedded taxi CSV (the same file).",
+    )
+    parser.add_argument(
+        "--train-steps",
+        type=int,
+        default=None,
+        metavar="N",
+        help="Passed to `tfxp run --train-steps` only; the example keeps its own 1000.",
+    )
+    parser.add_argument(
+        "--skip-example",
+        action="store_true",
+        help="Run only this pipeline (quick iteration); ratios and targets are then null.",
+    )
     args = parser.parse_args(argv)
     if args.repeat < 1:
         parser.error("--repeat must be >= 1")
@@ -323,8 +392,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def _describe(run: Run) -> str:
     status = "ok" if run.ok else f"FAILED ({run.error})"
     acc = "-" if run.binary_accuracy is None else f"{run.binary_accuracy:.4f}"
-    return (f"  {SIDES[run.side]:<14} {run.phase:<7} {run.wall_seconds:8.1f} s  "
-            f"peak {run.peak_rss_mb:7.0f} MB  accuracy {acc}  exit {run.exit_code}  {status}")
+    return (
+        f"  {SIDES[run.side]:<14} {run.phase:<7} {run.wall_seconds:8.1f} s  "
+        f"peak {run.peak_rss_mb:7.0f} MB  accuracy {acc}  exit {run.exit_code}  {status}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -334,8 +405,11 @@ def main(argv: list[str] | None = None) -> int:
     header = {
         "machine": machine_info(),
         "config": {
-            "repeat": args.repeat, "data": str(args.data) if args.data else None,
-            "train_steps": args.train_steps, "skip_example": args.skip_example, "workdir": str(workdir),
+            "repeat": args.repeat,
+            "data": str(args.data) if args.data else None,
+            "train_steps": args.train_steps,
+            "skip_example": args.skip_example,
+            "workdir": str(workdir),
         },
     }
     schedule = [(s, p) for s, p in SCHEDULE if not (args.skip_example and s == "B")]

@@ -47,6 +47,7 @@ Run:  make bench-scale          (= python bench/scale.py; ~30 min on 2 cores; wi
       python bench/scale.py --sizes 3000,6000 --example-sizes 3000 --train-steps 20 \\
           --output /tmp/scale.json --plot /tmp/scale.png      (a smoke test, a few minutes)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -88,9 +89,17 @@ TARGET_RSS_RATIO = 1.0
 REFERENCE_EXAMPLE = {
     15_000: {"wall_seconds": 166.0, "peak_rss_mb": None},
     150_000: {"wall_seconds": 200.0, "peak_rss_mb": None},
-    1_500_000: {"wall_seconds": 639.0, "peak_rss_mb": 4.1 * 1024,
-                "components_seconds": {"CsvExampleGen": 313, "Evaluator": 121, "Transform": 117,
-                                       "StatisticsGen": 37, "Trainer": 35}},
+    1_500_000: {
+        "wall_seconds": 639.0,
+        "peak_rss_mb": 4.1 * 1024,
+        "components_seconds": {
+            "CsvExampleGen": 313,
+            "Evaluator": 121,
+            "Transform": 117,
+            "StatisticsGen": 37,
+            "Trainer": 35,
+        },
+    },
 }
 
 # ---------------------------------------------------------------- data
@@ -128,8 +137,11 @@ def _schema_columns(schema_path: Path) -> dict[str, dict]:
     columns = {}
     for feature in schema.feature:
         is_int = feature.type == schema_pb2.INT
-        domain = feature.int_domain if feature.HasField("int_domain") else (
-            feature.float_domain if feature.HasField("float_domain") else None)
+        domain = (
+            feature.int_domain
+            if feature.HasField("int_domain")
+            else (feature.float_domain if feature.HasField("float_domain") else None)
+        )
         low = domain.min if domain is not None and domain.HasField("min") else None
         high = domain.max if domain is not None and domain.HasField("max") else None
         columns[feature.name] = {"int": is_int, "min": low, "max": high}
@@ -174,8 +186,9 @@ def _keep_label(new: dict, tips, fare, tips_max: float | None) -> int:
     return int(np.count_nonzero(flipped))
 
 
-def generate_csv(rows: int, seed: int, target: Path, source: Path = SOURCE_CSV,
-                 schema_path: Path = SCHEMA_FILE) -> dict:
+def generate_csv(
+    rows: int, seed: int, target: Path, source: Path = SOURCE_CSV, schema_path: Path = SCHEMA_FILE
+) -> dict:
     """Writes `rows` resampled, noised rows of `source` to target; returns facts about them."""
     import numpy as np
     import pandas as pd
@@ -211,15 +224,19 @@ def generate_csv(rows: int, seed: int, target: Path, source: Path = SOURCE_CSV,
                     values = inside
                 new[c] = np.rint(values) if decimals[c] is None else np.round(values, decimals[c])
             if "tips" in new and "fare" in new:
-                label_adjusted += _keep_label(new, numbers["tips"][index], numbers["fare"][index],
-                                              schema["tips"]["max"])
+                label_adjusted += _keep_label(
+                    new, numbers["tips"][index], numbers["fare"][index], schema["tips"]["max"]
+                )
             for c in noised:
                 chunk[c] = _format(new[c], decimals[c], np.isnan(new[c]))
             pd.DataFrame(chunk, columns=columns).to_csv(out, header=written == 0, index=False)
             written += size
-    return {"rows": rows, "clipped_values": clipped,
-            # Rows whose rounded tips needed a cent's nudge to keep the sampled row's label.
-            "label_adjusted_fraction": label_adjusted / rows if rows else 0.0}
+    return {
+        "rows": rows,
+        "clipped_values": clipped,
+        # Rows whose rounded tips needed a cent's nudge to keep the sampled row's label.
+        "label_adjusted_fraction": label_adjusted / rows if rows else 0.0,
+    }
 
 
 def dataset(data_root: Path, rows: int, seed: int) -> tuple[Path, dict]:
@@ -231,8 +248,14 @@ def dataset(data_root: Path, rows: int, seed: int) -> tuple[Path, dict]:
     folder = data_root / f"taxi-{rows}-seed{seed}"
     csv_file = folder / "data.csv"
     meta_file = data_root / f"taxi-{rows}-seed{seed}.json"
-    key = {"rows": rows, "seed": seed, "generator_version": GENERATOR_VERSION,
-           "source_sha256": _sha256(SOURCE_CSV), "schema_sha256": _sha256(SCHEMA_FILE), "noise": NOISE}
+    key = {
+        "rows": rows,
+        "seed": seed,
+        "generator_version": GENERATOR_VERSION,
+        "source_sha256": _sha256(SOURCE_CSV),
+        "schema_sha256": _sha256(SCHEMA_FILE),
+        "noise": NOISE,
+    }
     if meta_file.exists() and csv_file.exists():
         meta = json.loads(meta_file.read_text())
         if all(meta.get(k) == v for k, v in key.items()) and meta.get("bytes") == csv_file.stat().st_size:
@@ -244,13 +267,19 @@ def dataset(data_root: Path, rows: int, seed: int) -> tuple[Path, dict]:
     for stray in folder.iterdir():
         stray.unlink()
     tmp.replace(csv_file)
-    meta = {**key, **facts, "path": str(csv_file), "bytes": csv_file.stat().st_size,
-            "generate_seconds": round(time.perf_counter() - started, 2)}
+    meta = {
+        **key,
+        **facts,
+        "path": str(csv_file),
+        "bytes": csv_file.stat().st_size,
+        "generate_seconds": round(time.perf_counter() - started, 2),
+    }
     write_json(meta_file, meta)
     return folder, {**meta, "reused": False}
 
 
 # ---------------------------------------------------------------- running
+
 
 @dataclass
 class Run:
@@ -282,8 +311,19 @@ def _tfxp() -> str:
 
 
 def ours_command(data_dir: Path, output_dir: Path, train_steps: int, workers: int) -> list[str]:
-    return [_tfxp(), "run", "--data", str(data_dir), "--output", str(output_dir), "--json",
-            "--train-steps", str(train_steps), "--beam-workers", str(workers)]
+    return [
+        _tfxp(),
+        "run",
+        "--data",
+        str(data_dir),
+        "--output",
+        str(output_dir),
+        "--json",
+        "--train-steps",
+        str(train_steps),
+        "--beam-workers",
+        str(workers),
+    ]
 
 
 def example_command(data_dir: Path, output_dir: Path) -> list[str]:
@@ -315,10 +355,16 @@ def example_components(output_dir: Path) -> list[dict]:
             newest = max(executions, key=lambda e: e.id)
             state = pb.Execution.State.Name(newest.last_known_state)
             seconds = (newest.last_update_time_since_epoch - newest.create_time_since_epoch) / 1000
-            found.append((newest.create_time_since_epoch, {
-                "id": context.name.split(".", 1)[-1],
-                "status": {"COMPLETE": "finished", "CACHED": "cached"}.get(state, state.lower()),
-                "seconds": round(seconds, 2)}))
+            found.append(
+                (
+                    newest.create_time_since_epoch,
+                    {
+                        "id": context.name.split(".", 1)[-1],
+                        "status": {"COMPLETE": "finished", "CACHED": "cached"}.get(state, state.lower()),
+                        "seconds": round(seconds, 2),
+                    },
+                )
+            )
     except Exception:  # noqa: BLE001 - nice to have; the total is what matters
         return []
     return [c for _, c in sorted(found, key=lambda item: item[0])]
@@ -358,16 +404,26 @@ def _fill_from_example(run: Run, summary: dict | None) -> None:
     run.result = "ok" if run.exit_code == 0 and run.error is None else "failed"
 
 
-def run_one(side: str, rows: int, workers: int | None, data_dir: Path, runs_dir: Path,
-            train_steps: int) -> Run:
+def run_one(side: str, rows: int, workers: int | None, data_dir: Path, runs_dir: Path, train_steps: int) -> Run:
     name = f"{rows}-ours-w{workers}" if side == "ours" else f"{rows}-example"
     # mkdtemp: a fresh directory even when --work-dir was used before.
     run_dir = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=runs_dir))
     output_dir = run_dir / "out"
-    command = (ours_command(data_dir, output_dir, train_steps, workers) if side == "ours"
-               else example_command(data_dir, output_dir))
-    run = Run(side=side, rows=rows, beam_workers=workers, data_dir=str(data_dir), output_dir=str(output_dir),
-              command=command, stdout_log=str(run_dir / "stdout.log"), stderr_log=str(run_dir / "stderr.log"))
+    command = (
+        ours_command(data_dir, output_dir, train_steps, workers)
+        if side == "ours"
+        else example_command(data_dir, output_dir)
+    )
+    run = Run(
+        side=side,
+        rows=rows,
+        beam_workers=workers,
+        data_dir=str(data_dir),
+        output_dir=str(output_dir),
+        command=command,
+        stdout_log=str(run_dir / "stdout.log"),
+        stderr_log=str(run_dir / "stderr.log"),
+    )
     run.exit_code, run.wall_seconds, run.peak_rss_mb = execute(command, Path(run.stdout_log), Path(run.stderr_log))
     stdout = Path(run.stdout_log).read_text(errors="replace")
     if side == "ours":
@@ -382,6 +438,7 @@ def run_one(side: str, rows: int, workers: int | None, data_dir: Path, runs_dir:
 
 
 # ---------------------------------------------------------------- summarising
+
 
 def _ratio(a: float | None, b: float | None) -> float | None:
     return a / b if a is not None and b else None
@@ -399,18 +456,22 @@ def comparison(runs: list[Run]) -> list[dict]:
         example = _find(runs, "example", run.rows)
         example_ok = example is not None and example.ok
         both = run.ok and example_ok
-        rows.append({
-            "rows": run.rows, "beam_workers": run.beam_workers, "ours_ok": run.ok,
-            "example_ok": example.ok if example else None,
-            "ours_wall_seconds": run.wall_seconds,
-            "example_wall_seconds": example.wall_seconds if example_ok else None,
-            "wall_ratio": _ratio(run.wall_seconds, example.wall_seconds) if both else None,
-            "ours_peak_rss_mb": run.peak_rss_mb,
-            "example_peak_rss_mb": example.peak_rss_mb if example_ok else None,
-            "peak_rss_ratio": _ratio(run.peak_rss_mb, example.peak_rss_mb) if both else None,
-            "ours_rows_per_second": run.rows_per_second,
-            "example_rows_per_second": example.rows_per_second if example_ok else None,
-        })
+        rows.append(
+            {
+                "rows": run.rows,
+                "beam_workers": run.beam_workers,
+                "ours_ok": run.ok,
+                "example_ok": example.ok if example else None,
+                "ours_wall_seconds": run.wall_seconds,
+                "example_wall_seconds": example.wall_seconds if example_ok else None,
+                "wall_ratio": _ratio(run.wall_seconds, example.wall_seconds) if both else None,
+                "ours_peak_rss_mb": run.peak_rss_mb,
+                "example_peak_rss_mb": example.peak_rss_mb if example_ok else None,
+                "peak_rss_ratio": _ratio(run.peak_rss_mb, example.peak_rss_mb) if both else None,
+                "ours_rows_per_second": run.rows_per_second,
+                "example_rows_per_second": example.rows_per_second if example_ok else None,
+            }
+        )
     return rows
 
 
@@ -433,21 +494,40 @@ def targets(runs: list[Run], worker_counts: list[int]) -> dict:
     for workers in worker_counts:
         ours_runs = [r for r in runs if r.side == "ours" and r.beam_workers == workers]
         for run in ours_runs:
-            for name, key, bound in (("wall_le_half_example", "wall_seconds", TARGET_WALL_RATIO),
-                                     ("peak_rss_le_example", "peak_rss_mb", TARGET_RSS_RATIO)):
+            for name, key, bound in (
+                ("wall_le_half_example", "wall_seconds", TARGET_WALL_RATIO),
+                ("peak_rss_le_example", "peak_rss_mb", TARGET_RSS_RATIO),
+            ):
                 example_value, source = _comparator(runs, run.rows, key)
                 if example_value is None:
                     continue
                 ratio = _ratio(getattr(run, key), example_value) if run.ok else None
-                checks.append({
-                    "target": name, "rows": run.rows, "beam_workers": workers,
-                    "issue_target": run.rows in TARGET_SIZES, "ours": getattr(run, key),
-                    "example": example_value, "example_source": source, "ratio": ratio,
-                    "bound": bound, "met": (ratio <= bound) if ratio is not None else False})
+                checks.append(
+                    {
+                        "target": name,
+                        "rows": run.rows,
+                        "beam_workers": workers,
+                        "issue_target": run.rows in TARGET_SIZES,
+                        "ours": getattr(run, key),
+                        "example": example_value,
+                        "example_source": source,
+                        "ratio": ratio,
+                        "bound": bound,
+                        "met": (ratio <= bound) if ratio is not None else False,
+                    }
+                )
         if ours_runs:
             failed = [r.rows for r in ours_runs if not r.ok]
-            checks.append({"target": "no_failed_run", "rows": None, "beam_workers": workers,
-                           "issue_target": True, "failed_sizes": failed, "met": not failed})
+            checks.append(
+                {
+                    "target": "no_failed_run",
+                    "rows": None,
+                    "beam_workers": workers,
+                    "issue_target": True,
+                    "failed_sizes": failed,
+                    "met": not failed,
+                }
+            )
     met_by_workers = {}
     for workers in worker_counts:
         issue_checks = [c for c in checks if c["beam_workers"] == workers and c["issue_target"]]
@@ -504,27 +584,40 @@ def growth(runs: list[Run], workers: int) -> dict:
             "growth_factor": _ratio(points[large], points[small]) if large != small else None,
             "rows_factor": large / small,
             # Marginal cost: extra seconds per extra million rows between the smallest and largest size.
-            "seconds_per_million_rows": ((points[large] - points[small]) / (large - small) * 1e6
-                                         if large != small else None),
+            "seconds_per_million_rows": (
+                (points[large] - points[small]) / (large - small) * 1e6 if large != small else None
+            ),
             "share_of_largest_wall": _ratio(points[large], largest_wall) if not name.startswith("(") else None,
         }
-    candidates = {n: c for n, c in components.items()
-                  if not n.startswith("(") and c["exponent"] is not None
-                  and max(c["seconds_by_rows"].values()) >= MIN_SECONDS_FOR_GROWTH}
+    candidates = {
+        n: c
+        for n, c in components.items()
+        if not n.startswith("(")
+        and c["exponent"] is not None
+        and max(c["seconds_by_rows"].values()) >= MIN_SECONDS_FOR_GROWTH
+    }
     worst = max(candidates, key=lambda n: candidates[n]["exponent"], default=None)
     most_seconds = max(candidates, key=lambda n: candidates[n]["seconds_per_million_rows"] or 0, default=None)
     return {
         "beam_workers": workers,
         "components": components,
-        "grows_worst": None if worst is None else {
-            "component": worst, "exponent": candidates[worst]["exponent"],
-            "growth_factor": candidates[worst]["growth_factor"], "rows_factor": candidates[worst]["rows_factor"],
+        "grows_worst": None
+        if worst is None
+        else {
+            "component": worst,
+            "exponent": candidates[worst]["exponent"],
+            "growth_factor": candidates[worst]["growth_factor"],
+            "rows_factor": candidates[worst]["rows_factor"],
             "seconds_by_rows": candidates[worst]["seconds_by_rows"],
             "measure": "slope of a least-squares fit of log(seconds) on log(rows) over successful runs "
-                       f"(components reaching >= {MIN_SECONDS_FOR_GROWTH:g} s)"},
-        "most_added_seconds": None if most_seconds is None else {
+            f"(components reaching >= {MIN_SECONDS_FOR_GROWTH:g} s)",
+        },
+        "most_added_seconds": None
+        if most_seconds is None
+        else {
             "component": most_seconds,
-            "seconds_per_million_rows": candidates[most_seconds]["seconds_per_million_rows"]},
+            "seconds_per_million_rows": candidates[most_seconds]["seconds_per_million_rows"],
+        },
     }
 
 
@@ -540,20 +633,23 @@ def fastest_workers(runs: list[Run]) -> dict[str, int]:
 
 def build_results(header: dict, datasets: dict, runs: list[Run], worker_counts: list[int]) -> dict:
     growths = {str(w): growth(runs, w) for w in worker_counts}
-    return finite({
-        **header,
-        "datasets": datasets,
-        "runs": [asdict(r) for r in runs],
-        "comparison": comparison(runs),
-        "targets": targets(runs, worker_counts),
-        "growth": growths,
-        # For the first --beam-workers value (the default configuration).
-        "grows_worst": growths[str(worker_counts[0])]["grows_worst"],
-        "fastest_beam_workers": fastest_workers(runs),
-    })
+    return finite(
+        {
+            **header,
+            "datasets": datasets,
+            "runs": [asdict(r) for r in runs],
+            "comparison": comparison(runs),
+            "targets": targets(runs, worker_counts),
+            "growth": growths,
+            # For the first --beam-workers value (the default configuration).
+            "grows_worst": growths[str(worker_counts[0])]["grows_worst"],
+            "fastest_beam_workers": fastest_workers(runs),
+        }
+    )
 
 
 # ---------------------------------------------------------------- output
+
 
 def _fmt(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
@@ -570,33 +666,74 @@ def print_table(results: dict) -> None:
         if row["example_peak_rss_mb"] is None and reference.get("peak_rss_mb") is not None:
             example_rss = f"({reference['peak_rss_mb']:.0f} ref)"
         example_wall_value = row["example_wall_seconds"] or reference.get("wall_seconds")
-        ratio = row["wall_ratio"] if row["wall_ratio"] is not None else (
-            _ratio(row["ours_wall_seconds"], example_wall_value) if row["ours_ok"] else None)
-        rows.append([f"{row['rows']:,}", row["beam_workers"], _fmt(row["ours_wall_seconds"], ".1f"), example_wall,
-                     _fmt(ratio, ".2f"), _fmt(row["ours_peak_rss_mb"], ".0f"), example_rss,
-                     _fmt(row["ours_rows_per_second"], ",.0f"), _fmt(row["example_rows_per_second"], ",.0f"),
-                     "ok" if row["ours_ok"] else "FAILED"])
-    print(tabulate(rows, headers=["rows", "workers", "ours wall s", "example wall s", "ratio", "ours peak MB",
-                                  "example peak MB", "ours rows/s", "example rows/s", "ours"],
-                   colalign=("right",) * 9 + ("left",), disable_numparse=True))
+        ratio = (
+            row["wall_ratio"]
+            if row["wall_ratio"] is not None
+            else (_ratio(row["ours_wall_seconds"], example_wall_value) if row["ours_ok"] else None)
+        )
+        rows.append(
+            [
+                f"{row['rows']:,}",
+                row["beam_workers"],
+                _fmt(row["ours_wall_seconds"], ".1f"),
+                example_wall,
+                _fmt(ratio, ".2f"),
+                _fmt(row["ours_peak_rss_mb"], ".0f"),
+                example_rss,
+                _fmt(row["ours_rows_per_second"], ",.0f"),
+                _fmt(row["example_rows_per_second"], ",.0f"),
+                "ok" if row["ours_ok"] else "FAILED",
+            ]
+        )
+    print(
+        tabulate(
+            rows,
+            headers=[
+                "rows",
+                "workers",
+                "ours wall s",
+                "example wall s",
+                "ratio",
+                "ours peak MB",
+                "example peak MB",
+                "ours rows/s",
+                "example rows/s",
+                "ours",
+            ],
+            colalign=("right",) * 9 + ("left",),
+            disable_numparse=True,
+        )
+    )
     print("(ref = the issue's figure for TFX's example on this machine, used where it was not run here)")
     for workers, grown in results["growth"].items():
         components = grown["components"]
         if not components:
             continue
         sizes = sorted({int(r) for c in components.values() for r in c["seconds_by_rows"]})
-        table = [[name, *[_fmt(c["seconds_by_rows"].get(str(r)), ".1f") for r in sizes], _fmt(c["exponent"], ".2f")]
-                 for name, c in components.items()]
+        table = [
+            [name, *[_fmt(c["seconds_by_rows"].get(str(r)), ".1f") for r in sizes], _fmt(c["exponent"], ".2f")]
+            for name, c in components.items()
+        ]
         print(f"\nours, --beam-workers {workers}, seconds per component:")
-        print(tabulate(table, headers=["component", *[f"{r:,}" for r in sizes], "exponent"],
-                       colalign=("left",) + ("right",) * (len(sizes) + 1), disable_numparse=True))
+        print(
+            tabulate(
+                table,
+                headers=["component", *[f"{r:,}" for r in sizes], "exponent"],
+                colalign=("left",) + ("right",) * (len(sizes) + 1),
+                disable_numparse=True,
+            )
+        )
         worst = grown["grows_worst"]
         if worst:
-            print(f"grows worst: {worst['component']} (seconds ~ rows^{worst['exponent']:.2f}, "
-                  f"x{worst['growth_factor']:.1f} for x{worst['rows_factor']:.0f} rows)")
+            print(
+                f"grows worst: {worst['component']} (seconds ~ rows^{worst['exponent']:.2f}, "
+                f"x{worst['growth_factor']:.1f} for x{worst['rows_factor']:.0f} rows)"
+            )
     met = results["targets"]["met_by_beam_workers"]
-    print("\nissue targets met (null = not every target size was run): "
-          + ", ".join(f"--beam-workers {w}: {json.dumps(v)}" for w, v in met.items()))
+    print(
+        "\nissue targets met (null = not every target size was run): "
+        + ", ".join(f"--beam-workers {w}: {json.dumps(v)}" for w, v in met.items())
+    )
 
 
 def plot(results: dict, path: Path) -> None:
@@ -611,11 +748,10 @@ def plot(results: dict, path: Path) -> None:
     fig, axes = plt.subplots(1, len(panels), figsize=(7.5 * len(panels), 7.5), squeeze=False, sharey=True)
     examples = [r for r in results["runs"] if r["side"] == "example" and r["ok"]]
     measured_sizes = {r["rows"] for r in examples}
-    references = [(rows, ref["wall_seconds"]) for rows, ref in REFERENCE_EXAMPLE.items()
-                  if rows not in measured_sizes]
+    references = [(rows, ref["wall_seconds"]) for rows, ref in REFERENCE_EXAMPLE.items() if rows not in measured_sizes]
     ours_sizes = [r["rows"] for r in results["runs"] if r["side"] == "ours"]
     span = (min(ours_sizes + list(measured_sizes), default=1), max(ours_sizes + list(measured_sizes), default=1))
-    for ax, workers in zip(axes[0], panels):
+    for ax, workers in zip(axes[0], panels, strict=True):
         components = growths[workers]["components"] if workers in growths else {}
         colors = plt.get_cmap("tab10")
         drawn = 0
@@ -623,10 +759,11 @@ def plot(results: dict, path: Path) -> None:
             points = sorted((int(r), s) for r, s in comp["seconds_by_rows"].items() if s and s > 0)
             if not points or (not name.startswith("(") and max(s for _, s in points) < 0.5):
                 continue  # sub-second components would only clutter the plot
-            xs, ys = zip(*points)
+            xs, ys = zip(*points, strict=True)
             exponent = comp["exponent"]
             label = f"{'ours, ' if name.startswith('(') else ''}{name.strip('()')}" + (
-                f"  (~rows^{exponent:.2f})" if exponent is not None else "")
+                f"  (~rows^{exponent:.2f})" if exponent is not None else ""
+            )
             if name == "(total wall)":
                 ax.plot(xs, ys, "-o", color="black", linewidth=2.5, label=label, zorder=3)
             elif name == "(outside components)":
@@ -635,12 +772,28 @@ def plot(results: dict, path: Path) -> None:
                 ax.plot(xs, ys, "-o", color=colors(drawn % 10), markersize=4, label=label)
                 drawn += 1
         if examples:
-            ax.plot([r["rows"] for r in examples], [r["wall_seconds"] for r in examples], "X", color="crimson",
-                    markersize=12, linestyle="none", label="TFX example, total (measured)", zorder=4)
+            ax.plot(
+                [r["rows"] for r in examples],
+                [r["wall_seconds"] for r in examples],
+                "X",
+                color="crimson",
+                markersize=12,
+                linestyle="none",
+                label="TFX example, total (measured)",
+                zorder=4,
+            )
         shown_refs = [(r, s) for r, s in references if span[0] / 2 <= r <= span[1] * 2]
         if shown_refs:
-            ax.plot(*zip(*shown_refs), "X", markerfacecolor="none", markeredgecolor="crimson", markersize=12,
-                    linestyle="none", label="TFX example, total (issue's reference)", zorder=4)
+            ax.plot(
+                *zip(*shown_refs, strict=True),
+                "X",
+                markerfacecolor="none",
+                markeredgecolor="crimson",
+                markersize=12,
+                linestyle="none",
+                label="TFX example, total (issue's reference)",
+                zorder=4,
+            )
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("rows")
@@ -659,6 +812,7 @@ def plot(results: dict, path: Path) -> None:
 
 # ---------------------------------------------------------------- main
 
+
 def _int_list(text: str) -> list[int]:
     try:
         values = [int(v.replace("_", "")) for v in text.split(",") if v.strip()]
@@ -671,25 +825,59 @@ def _int_list(text: str) -> list[int]:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description="How `tfxp run` scales with rows, against TFX's taxi example (~30 minutes; ~60 with --beam-workers 1,2 --with-example-1.5m).")
-    parser.add_argument("--sizes", type=_int_list, default=list(DEFAULT_SIZES), metavar="N,N,...",
-                        help="Row counts for this pipeline (default 15000,150000,1500000).")
-    parser.add_argument("--train-steps", type=int, default=300, metavar="N",
-                        help="`tfxp run --train-steps`, the same at every size (default 300).")
-    parser.add_argument("--beam-workers", type=_int_list, default=[1], metavar="N[,N...]",
-                        help="`tfxp run --beam-workers` (1: in-memory DirectRunner; N>1: multi-processing with N "
-                             "workers). A list runs ours once per value per size; the first one is the "
-                             "configuration the targets' summary and grows_worst refer to (default 1).")
-    parser.add_argument("--example-sizes", type=_int_list, default=list(DEFAULT_EXAMPLE_SIZES), metavar="N,N,...",
-                        help="Row counts TFX's example runs at (default 150000).")
-    parser.add_argument("--with-example-1.5m", dest="with_example_large", action="store_true",
-                        help="Also run TFX's example on 1,500,000 rows (about 11 minutes more).")
+        description="How `tfxp run` scales with rows, against TFX's taxi example "
+        "(~30 minutes; ~60 with --beam-workers 1,2 --with-example-1.5m)."
+    )
+    parser.add_argument(
+        "--sizes",
+        type=_int_list,
+        default=list(DEFAULT_SIZES),
+        metavar="N,N,...",
+        help="Row counts for this pipeline (default 15000,150000,1500000).",
+    )
+    parser.add_argument(
+        "--train-steps",
+        type=int,
+        default=300,
+        metavar="N",
+        help="`tfxp run --train-steps`, the same at every size (default 300).",
+    )
+    parser.add_argument(
+        "--beam-workers",
+        type=_int_list,
+        default=[1],
+        metavar="N[,N...]",
+        help="`tfxp run --beam-workers` (1: in-memory DirectRunner; N>1: multi-processing with N "
+        "workers). A list runs ours once per value per size; the first one is the "
+        "configuration the targets' summary and grows_worst refer to (default 1).",
+    )
+    parser.add_argument(
+        "--example-sizes",
+        type=_int_list,
+        default=list(DEFAULT_EXAMPLE_SIZES),
+        metavar="N,N,...",
+        help="Row counts TFX's example runs at (default 150000).",
+    )
+    parser.add_argument(
+        "--with-example-1.5m",
+        dest="with_example_large",
+        action="store_true",
+        help="Also run TFX's example on 1,500,000 rows (about 11 minutes more).",
+    )
     parser.add_argument("--skip-example", action="store_true", help="Do not run TFX's example at all.")
     parser.add_argument("--seed", type=int, default=1, help="Seed of the data generator (default 1).")
-    parser.add_argument("--work-dir", type=Path, default=None,
-                        help="Where data, run outputs and logs go (kept). Default: a new temporary directory.")
-    parser.add_argument("--data-dir", type=Path, default=None,
-                        help="Cache of generated CSVs, reused across invocations. Default: WORK_DIR/data.")
+    parser.add_argument(
+        "--work-dir",
+        type=Path,
+        default=None,
+        help="Where data, run outputs and logs go (kept). Default: a new temporary directory.",
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="Cache of generated CSVs, reused across invocations. Default: WORK_DIR/data.",
+    )
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="Results JSON (default %(default)s).")
     parser.add_argument("--plot", type=Path, default=DEFAULT_PLOT, help="Plot PNG (default %(default)s).")
     args = parser.parse_args(argv)
@@ -705,8 +893,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def _describe(run: Run) -> str:
     who = f"ours (workers {run.beam_workers})" if run.side == "ours" else "TFX example"
     status = "ok" if run.ok else f"FAILED ({run.error})"
-    return (f"  {who:<19} {run.rows:>10,} rows {run.wall_seconds:8.1f} s  {run.rows_per_second:9,.0f} rows/s  "
-            f"peak {run.peak_rss_mb:7.0f} MB  exit {run.exit_code}  {status}")
+    return (
+        f"  {who:<19} {run.rows:>10,} rows {run.wall_seconds:8.1f} s  {run.rows_per_second:9,.0f} rows/s  "
+        f"peak {run.peak_rss_mb:7.0f} MB  exit {run.exit_code}  {status}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -719,13 +909,21 @@ def main(argv: list[str] | None = None) -> int:
     header = {
         "machine": machine_info(),
         "config": {
-            "sizes": args.sizes, "train_steps": args.train_steps, "beam_workers": args.beam_workers,
-            "example_sizes": args.example_sizes, "skip_example": args.skip_example, "seed": args.seed,
-            "work_dir": str(work_dir), "data_dir": str(data_root),
+            "sizes": args.sizes,
+            "train_steps": args.train_steps,
+            "beam_workers": args.beam_workers,
+            "example_sizes": args.example_sizes,
+            "skip_example": args.skip_example,
+            "seed": args.seed,
+            "work_dir": str(work_dir),
+            "data_dir": str(data_root),
             "example_train_steps": "its own (1000)",
             "reference_example": {str(k): v for k, v in REFERENCE_EXAMPLE.items()},
-            "targets": {"sizes": list(TARGET_SIZES), "wall_ratio_max": TARGET_WALL_RATIO,
-                        "peak_rss_ratio_max": TARGET_RSS_RATIO},
+            "targets": {
+                "sizes": list(TARGET_SIZES),
+                "wall_ratio_max": TARGET_WALL_RATIO,
+                "peak_rss_ratio_max": TARGET_RSS_RATIO,
+            },
         },
     }
     datasets: dict[str, dict] = {}
@@ -740,14 +938,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"data: {rows:,} rows ...", flush=True)
         data_dir, meta = dataset(data_root, rows, args.seed)
         datasets[str(rows)] = meta
-        print(f"  {meta['path']} ({meta['bytes'] / 2**20:.0f} MB, "
-              + ("reused)" if meta["reused"] else f"generated in {meta['generate_seconds']:.0f} s)"), flush=True)
+        print(
+            f"  {meta['path']} ({meta['bytes'] / 2**20:.0f} MB, "
+            + ("reused)" if meta["reused"] else f"generated in {meta['generate_seconds']:.0f} s)"),
+            flush=True,
+        )
         schedule = [("ours", w) for w in args.beam_workers] if rows in args.sizes else []
         if rows in args.example_sizes:
             schedule.append(("example", None))
         for side, workers in schedule:
-            print(f"{rows:,} rows: {'ours, --beam-workers ' + str(workers) if side == 'ours' else 'TFX example'} ...",
-                  flush=True)
+            print(
+                f"{rows:,} rows: {'ours, --beam-workers ' + str(workers) if side == 'ours' else 'TFX example'} ...",
+                flush=True,
+            )
             run = run_one(side, rows, workers, data_dir, runs_dir, args.train_steps)
             runs.append(run)
             print(_describe(run), flush=True)

@@ -17,6 +17,7 @@ on 2 cores they compete for CPU exactly as a co-located client would.
 Writes bench/results/serving.json and prints a table.
 Run: make bench-serving  (= python bench/serving.py [--model-base-path output/serving/taxi])
 """
+
 from __future__ import annotations
 
 import argparse
@@ -90,25 +91,28 @@ def in_process(base_path: Path, examples: list[bytes], iterations: int) -> dict:
     servable = Servable("taxi", int(name), path)
     engine_one = {"examples": np.array(examples[:1], dtype=object)}
     engine = time_calls(lambda: servable.run("serving_default", engine_one), iterations)
-    return {"version": int(name), "single": _percentiles(latencies),
-            "one_at_a_time_rows_per_s": _rate(lambda: fn(examples=one)),
-            "batch64_rows_per_s": 64 * _rate(lambda: fn(examples=batch)),
-            "engine_single": _percentiles(engine)}
+    return {
+        "version": int(name),
+        "single": _percentiles(latencies),
+        "one_at_a_time_rows_per_s": _rate(lambda: fn(examples=one)),
+        "batch64_rows_per_s": 64 * _rate(lambda: fn(examples=batch)),
+        "engine_single": _percentiles(engine),
+    }
 
 
 class Server:
     def __init__(self, base_path: Path, batching_file: Path | None):
         self.rest_port, self.grpc_port = _free_port(), _free_port()
         code = (
-            "from tfxp.serving.server import run; from tfxp.serving.options import ServerOptions; from pathlib import Path; "
+            "from tfxp.serving.server import run; from tfxp.serving.options import ServerOptions; "
+            "from pathlib import Path; "
             f"run(ServerOptions(model_base_path=Path({str(base_path)!r}), model_name='taxi', "
             f"rest_port={self.rest_port}, grpc_port={self.grpc_port}, poll_seconds=0, "
             f"enable_batching={batching_file is not None}, "
             f"batching_parameters_file={None if batching_file is None else repr(str(batching_file))}))"
         )
         self.log = tempfile.NamedTemporaryFile(prefix="bench-serving-", suffix=".log", delete=False)
-        self.proc = subprocess.Popen([sys.executable, "-c", code], stdout=self.log, stderr=subprocess.STDOUT,
-                                     cwd=ROOT)
+        self.proc = subprocess.Popen([sys.executable, "-c", code], stdout=self.log, stderr=subprocess.STDOUT, cwd=ROOT)
         import requests
 
         deadline = time.monotonic() + 180
@@ -136,6 +140,7 @@ def _rest_caller(port: int, examples: list[bytes]):
         r = session.post(url, data=body, timeout=30)
         if r.status_code != 200:
             raise RuntimeError(r.text)
+
     return call
 
 
@@ -151,6 +156,7 @@ def _grpc_caller(port: int, examples: list[bytes]):
 
     def call() -> None:
         stub.Predict(request, timeout=30)
+
     return call
 
 
@@ -197,19 +203,24 @@ def main() -> int:
     from tabulate import tabulate
 
     examples = _examples(64)
-    results: dict = {"date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "cpu_count": os.cpu_count(),
-                     "model_base_path": str(args.model_base_path)}
+    results: dict = {
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "cpu_count": os.cpu_count(),
+        "model_base_path": str(args.model_base_path),
+    }
     results["in_process"] = in_process(args.model_base_path, examples, args.iterations)
 
     batching = Path(tempfile.mkdtemp()) / "batching.config"
-    batching.write_text("max_batch_size { value: 64 }\nbatch_timeout_micros { value: 2000 }\n"
-                        f"num_batch_threads {{ value: {os.cpu_count() or 1} }}\nmax_enqueued_batches {{ value: 100 }}\n")
+    batching.write_text(
+        "max_batch_size { value: 64 }\nbatch_timeout_micros { value: 2000 }\n"
+        f"num_batch_threads {{ value: {os.cpu_count() or 1} }}\nmax_enqueued_batches {{ value: 100 }}\n"
+    )
     for mode, batching_file in (("unbatched", None), ("batched", batching)):
         server = Server(args.model_base_path, batching_file)
         try:
             makers = {
-                "rest": lambda: _rest_caller(server.rest_port, examples[:1]),
-                "grpc": lambda: _grpc_caller(server.grpc_port, examples[:1]),
+                "rest": lambda server=server: _rest_caller(server.rest_port, examples[:1]),
+                "grpc": lambda server=server: _grpc_caller(server.grpc_port, examples[:1]),
             }
             for protocol, make in makers.items():
                 entry = results.setdefault(protocol, {}).setdefault(mode, {})
@@ -220,7 +231,9 @@ def main() -> int:
             if mode == "unbatched":
                 # Client-side batches for comparison: 64 rows per request, no server batching.
                 entry = results["grpc"]["unbatched"]
-                result = throughput(lambda: _grpc_caller(server.grpc_port, examples[:64]), 16, args.seconds)
+                result = throughput(
+                    lambda server=server: _grpc_caller(server.grpc_port, examples[:64]), 16, args.seconds
+                )
                 entry["concurrency_16_rows_64"] = {**result, "rows_per_s": 64 * result["requests_per_s"]}
         finally:
             server.stop()
@@ -228,8 +241,9 @@ def main() -> int:
     floor = results["in_process"]["single"]["p50_ms"]
     engine = results["in_process"]["engine_single"]["p50_ms"]
     grpc_p50 = results["grpc"]["unbatched"]["concurrency_1"]["p50_ms"]
-    best_batched = max(results[p]["batched"][f"concurrency_{c}"]["requests_per_s"]
-                       for p in ("rest", "grpc") for c in (16, 32))
+    best_batched = max(
+        results[p]["batched"][f"concurrency_{c}"]["requests_per_s"] for p in ("rest", "grpc") for c in (16, 32)
+    )
     one_at_a_time = results["in_process"]["one_at_a_time_rows_per_s"]
     in_process_tp = results["in_process"]["batch64_rows_per_s"]
     client_batched = results["grpc"]["unbatched"]["concurrency_16_rows_64"]["rows_per_s"]
@@ -237,7 +251,10 @@ def main() -> int:
     results["targets"] = {
         "grpc_p50_vs_in_process": {"ratio": grpc_p50 / floor, "target": "<= 2.0", "met": grpc_p50 / floor <= 2.0},
         "best_batched_1_row_vs_in_process_one_at_a_time": {
-            "ratio": best_batched / one_at_a_time, "target": ">= 1.0", "met": best_batched >= one_at_a_time},
+            "ratio": best_batched / one_at_a_time,
+            "target": ">= 1.0",
+            "met": best_batched >= one_at_a_time,
+        },
     }
     results["for_information"] = {
         "grpc_p50_vs_engine": grpc_p50 / engine,
@@ -246,18 +263,36 @@ def main() -> int:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2))
 
-    rows = [["in-process signature call, 1 row", f"{floor:.2f}", f"{results['in_process']['single']['p99_ms']:.2f}",
-             f"{one_at_a_time:,.0f}", "-"],
-            ["in-process, batch 64 (rows/s)", "-", "-", f"{in_process_tp:,.0f}", "-"],
-            ["server engine (Servable.run), 1 row", f"{engine:.2f}",
-             f"{results['in_process']['engine_single']['p99_ms']:.2f}", "-", "-"]]
+    rows = [
+        [
+            "in-process signature call, 1 row",
+            f"{floor:.2f}",
+            f"{results['in_process']['single']['p99_ms']:.2f}",
+            f"{one_at_a_time:,.0f}",
+            "-",
+        ],
+        ["in-process, batch 64 (rows/s)", "-", "-", f"{in_process_tp:,.0f}", "-"],
+        [
+            "server engine (Servable.run), 1 row",
+            f"{engine:.2f}",
+            f"{results['in_process']['engine_single']['p99_ms']:.2f}",
+            "-",
+            "-",
+        ],
+    ]
     for protocol in ("rest", "grpc"):
         c1 = results[protocol]["unbatched"]["concurrency_1"]
         rows.append([f"{protocol} c=1", f"{c1['p50_ms']:.2f}", f"{c1['p99_ms']:.2f}", "-", "-"])
         for c in (16, 32):
-            rows.append([f"{protocol} c={c}", "-", "-",
-                         f"{results[protocol]['unbatched'][f'concurrency_{c}']['requests_per_s']:,.0f}",
-                         f"{results[protocol]['batched'][f'concurrency_{c}']['requests_per_s']:,.0f}"])
+            rows.append(
+                [
+                    f"{protocol} c={c}",
+                    "-",
+                    "-",
+                    f"{results[protocol]['unbatched'][f'concurrency_{c}']['requests_per_s']:,.0f}",
+                    f"{results[protocol]['batched'][f'concurrency_{c}']['requests_per_s']:,.0f}",
+                ]
+            )
     rows.append(["grpc c=16, 64 rows/request", "-", "-", f"{client_batched:,.0f}", "-"])
     print(tabulate(rows, headers=["", "p50 ms", "p99 ms", "rows/s unbatched", "rows/s batched"]))
     for name, target in results["targets"].items():

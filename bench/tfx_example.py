@@ -7,6 +7,7 @@ the evaluation metrics.
 
 Usage: python bench/tfx_example.py OUTPUT_DIR [--data DIR] [--beam-arg ARG ...]
 """
+
 from __future__ import annotations
 
 import argparse

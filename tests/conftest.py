@@ -1,4 +1,5 @@
 """Shared fixtures: real taxi rows and a real tf.Transform output."""
+
 from __future__ import annotations
 
 import functools
@@ -6,7 +7,6 @@ import json
 import os
 
 import pytest
-
 from taxi_data import TAXI, load_schema, raw_feature_spec, read_csv_rows, to_instance
 
 
@@ -38,7 +38,7 @@ def transformed(tmp_path_factory, taxi_rows):
             data = p | "Create" >> beam.Create(instances, reshuffle=False)
             (transformed_data, _), transform_fn = (data, metadata) | tft_beam.AnalyzeAndTransformDataset(
                 functools.partial(preprocessing_fn, custom_config={"problem": TAXI.to_dict()}),
-                output_record_batches=False
+                output_record_batches=False,
             )
             transform_fn | tft_beam.WriteTransformFn(out_dir)
             _ = (
@@ -71,16 +71,14 @@ def trained_model(transformed, tmp_path_factory):
 
     Returns (SavedModel path, eval metrics on the other 500 rows).
     """
-    from tfxp.models import model as model_lib
-    from tfxp.models import signatures
-
-    from tfxp.models import features as F
+    from tfxp.models import model as model_lib, signatures
 
     tft_output, _, rows = transformed
     problem = TAXI
     model = model_lib.build_model(problem, model_lib.vocabulary_id_spaces(tft_output, problem.features))
-    metrics = model_lib.train(model, _dataset(rows[:1500], 64), _dataset(rows[1500:], 250), 200, 2,
-                              str(tmp_path_factory.mktemp("logs")))
+    metrics = model_lib.train(
+        model, _dataset(rows[:1500], 64), _dataset(rows[1500:], 250), 200, 2, str(tmp_path_factory.mktemp("logs"))
+    )
     path = str(tmp_path_factory.mktemp("model") / "saved")
     signatures.save(model, tft_output, path, problem)
     return path, metrics

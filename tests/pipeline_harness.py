@@ -1,4 +1,5 @@
 """Running `tfxp run` in a subprocess, as users do (TFX's Beam executors parse sys.argv, so not in pytest's process)."""
+
 from __future__ import annotations
 
 import csv
@@ -20,19 +21,38 @@ def write_csv(path: Path, rows: list[dict]) -> Path:
     return path
 
 
-def start_tfxp_run(data: Path, output: Path, *extra: str, name: str, train_steps: int,
-                   env: dict | None = None) -> subprocess.Popen:
+def start_tfxp_run(
+    data: Path, output: Path, *extra: str, name: str, train_steps: int, env: dict | None = None
+) -> subprocess.Popen:
     """`tfxp run --json` started in a subprocess (text stdout and stderr piped); `env` adds variables."""
     full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "TF_USE_LEGACY_KERAS": "1", **(env or {})}
     return subprocess.Popen(
-        [sys.executable, "-m", "tfxp.pipeline.cli", "run", "--data", str(data), "--output", str(output),
-         "--name", name, "--train-steps", str(train_steps), "--json", *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=full_env,
+        [
+            sys.executable,
+            "-m",
+            "tfxp.pipeline.cli",
+            "run",
+            "--data",
+            str(data),
+            "--output",
+            str(output),
+            "--name",
+            name,
+            "--train-steps",
+            str(train_steps),
+            "--json",
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=full_env,
     )
 
 
-def tfxp_run(data: Path, output: Path, *extra: str, name: str, train_steps: int,
-             env: dict | None = None) -> tuple[int, dict, str]:
+def tfxp_run(
+    data: Path, output: Path, *extra: str, name: str, train_steps: int, env: dict | None = None
+) -> tuple[int, dict, str]:
     """(exit code, --json summary, stderr) of one `tfxp run`; `env` adds environment variables."""
     proc = start_tfxp_run(data, output, *extra, name=name, train_steps=train_steps, env=env)
     try:

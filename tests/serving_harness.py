@@ -1,4 +1,5 @@
 """Running the project's model server in tests: publish versions, start/stop a server thread."""
+
 from __future__ import annotations
 
 import asyncio
@@ -36,9 +37,8 @@ def publish(model_dir: str, base_path: Path, version: int) -> Path:
 
 def _add_warmup(staging: str) -> None:
     import tensorflow as tf
-    from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
-
     from taxi_data import raw_feature_spec, read_csv_rows, to_example
+    from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 
     request = predict_pb2.PredictRequest()
     request.model_spec.name = MODEL_NAME
@@ -47,8 +47,11 @@ def _add_warmup(staging: str) -> None:
     request.inputs["examples"].CopyFrom(tf.make_tensor_proto(examples, dtype=tf.string))
     os.makedirs(os.path.join(staging, "assets.extra"), exist_ok=True)  # the model's transform_output is there
     with tf.io.TFRecordWriter(os.path.join(staging, "assets.extra", "tf_serving_warmup_requests")) as writer:
-        writer.write(prediction_log_pb2.PredictionLog(
-            predict_log=prediction_log_pb2.PredictLog(request=request)).SerializeToString())
+        writer.write(
+            prediction_log_pb2.PredictionLog(
+                predict_log=prediction_log_pb2.PredictLog(request=request)
+            ).SerializeToString()
+        )
 
 
 class BackgroundServer:
@@ -87,6 +90,12 @@ class BackgroundServer:
 def start_server(base_path: Path, **overrides) -> BackgroundServer:
     from tfxp.serving.options import ServerOptions
 
-    options = ServerOptions(model_base_path=base_path, model_name=MODEL_NAME, rest_port=0, grpc_port=0,
-                            poll_seconds=overrides.pop("poll_seconds", 0.2), **overrides)
+    options = ServerOptions(
+        model_base_path=base_path,
+        model_name=MODEL_NAME,
+        rest_port=0,
+        grpc_port=0,
+        poll_seconds=overrides.pop("poll_seconds", 0.2),
+        **overrides,
+    )
     return BackgroundServer(options)

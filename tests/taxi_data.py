@@ -1,8 +1,8 @@
 """Test helpers for real taxi data: CSV rows, the curated schema, tf.Example and tf.Transform forms."""
+
 from __future__ import annotations
 
 import csv
-import json
 import math
 import os
 from pathlib import Path

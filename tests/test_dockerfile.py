@@ -1,4 +1,5 @@
 """The pipeline image installs exactly what `make` installs: same pip, same lock, same project install."""
+
 from __future__ import annotations
 
 import re

@@ -1,4 +1,5 @@
 """tfxp.files: the one version-name rule of the publisher and the server; tree copies."""
+
 from __future__ import annotations
 
 import json
@@ -21,10 +22,22 @@ def test_publisher_and_server_share_one_version_rule():
     assert repository.parse_version is files.parse_version
 
 
-@pytest.mark.parametrize("name, version", [
-    ("1", 1), ("00000123", 123), (str(2**63 - 1), 2**63 - 1), ("0" * 5000 + "7", 7),
-    (str(2**63), None), ("9" * 5000, None), ("\u00b2", None), ("-1", None), (" 1", None), ("", None), ("1a", None),
-])
+@pytest.mark.parametrize(
+    "name, version",
+    [
+        ("1", 1),
+        ("00000123", 123),
+        (str(2**63 - 1), 2**63 - 1),
+        ("0" * 5000 + "7", 7),
+        (str(2**63), None),
+        ("9" * 5000, None),
+        ("\u00b2", None),
+        ("-1", None),
+        (" 1", None),
+        ("", None),
+        ("1a", None),
+    ],
+)
 def test_version_names(name, version):
     assert files.parse_version(name) == version
     assert files.is_version_name(name) is (version is not None)
@@ -58,15 +71,19 @@ def test_copy_tree_copies_nested_files_and_refuses_a_missing_source(tmp_path):
 
 def test_model_code_does_not_import_the_publisher():
     """models/signatures.py used to import tfxp.pipeline.publish (and with it the pipeline) for copy_tree."""
-    code = ("import json, sys\nimport tfxp.models.signatures\nimport tfxp.files\n"
-            "print(json.dumps([m for m in sys.modules if m.startswith('tfxp.pipeline')]))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=PROJECT_ROOT).stdout
+    code = (
+        "import json, sys\nimport tfxp.models.signatures\nimport tfxp.files\n"
+        "print(json.dumps([m for m in sys.modules if m.startswith('tfxp.pipeline')]))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=PROJECT_ROOT
+    ).stdout
     assert json.loads(out.strip().splitlines()[-1]) == []
 
 
 def test_files_module_is_tensorflow_free():
     code = "import json, sys\nimport tfxp.files\nprint(json.dumps('tensorflow' in sys.modules))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=PROJECT_ROOT).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=PROJECT_ROOT
+    ).stdout
     assert json.loads(out.strip().splitlines()[-1]) is False

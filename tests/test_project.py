@@ -11,9 +11,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from taxi_data import TAXI
 
 from tfxp import project as P
-from taxi_data import TAXI
 
 TAXI_DIR = Path(P.__file__).resolve().parent / "projects" / "taxi"
 
@@ -150,8 +150,15 @@ def test_dump_reads_back_the_same_project_with_awkward_values(tmp_path):
         "name": "awkward",
         "label": {"column": "on", "task": "multiclass", "classes": ["no", "1.0", "[x]", "a,b"]},
         # Names TensorFlow refuses as model inputs can still be validated (ignored) columns.
-        "features": [{"name": n, "dtype": "string", "kind": "vocabulary" if P.TF_NAME.fullmatch(n) else "ignored",
-                      "required": True} for n in names],
+        "features": [
+            {
+                "name": n,
+                "dtype": "string",
+                "kind": "vocabulary" if P.TF_NAME.fullmatch(n) else "ignored",
+                "required": True,
+            }
+            for n in names
+        ],
         "slices": ["yes", "null"],
         "thresholds": [{"metric": "SparseCategoricalAccuracy", "bound": 0.25, "max_change": 0.02}],
     }
@@ -408,8 +415,9 @@ def test_problem_dict_is_what_the_model_code_reads():
     assert problem.by_name("trip_start_hour") == F.Feature("trip_start_hour", F.Kind.CATEGORICAL_INT, F.DType.INT, 24)
     assert problem.by_name("pickup_latitude") == F.Feature("pickup_latitude", F.Kind.BUCKETIZED, F.DType.FLOAT, 10)
     assert "trip_start_timestamp" not in {f.name for f in problem.features}  # ignored: not an input
-    assert problem.label == F.Label("tips", F.DType.FLOAT, F.Task.BINARY, ("0", "1"),
-                                    "tfxp.projects.taxi.label:big_tipper")
+    assert problem.label == F.Label(
+        "tips", F.DType.FLOAT, F.Task.BINARY, ("0", "1"), "tfxp.projects.taxi.label:big_tipper"
+    )
     assert problem.slices == ("trip_start_hour", "payment_type") and problem.output == "probability"
     with pytest.raises(ValueError, match="dtype is unknown"):
         P.from_dict(

@@ -8,6 +8,7 @@ model, serving signatures), `tfxp.serving` (a TF Serving-compatible server and c
 TF 2.16's `tf.keras` is Keras 3, while tf.Transform and TFMA 1.16 expect Keras 2: the switch must be set
 before TensorFlow is first imported, and every entry point imports this package first.
 """
+
 import os
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")

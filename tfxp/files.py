@@ -4,6 +4,7 @@ TF-free at import: `tfxp.models.signatures` (in the Trainer), `tfxp.pipeline.pub
 Pusher) and `tfxp.serving.repository` (in the server) all import it; `copy_tree` loads
 TensorFlow only when called, for `tf.io.gfile` (gs:// URIs).
 """
+
 from __future__ import annotations
 
 INT64_MAX = 2**63 - 1
@@ -54,7 +55,7 @@ def copy_tree(source: str, target: str) -> None:
         # gfile.walk yields nothing for a missing directory: the copy would "succeed" empty.
         raise tf.errors.NotFoundError(None, None, f"copy_tree: no directory {source}")
     for directory, _, files in tf.io.gfile.walk(source):
-        relative = directory[len(source):].strip("/")
+        relative = directory[len(source) :].strip("/")
         destination = f"{target.rstrip('/')}/{relative}" if relative else target
         tf.io.gfile.makedirs(destination)
         for name in files:

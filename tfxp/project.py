@@ -448,8 +448,11 @@ def _parse_column(r: _Reader, raw: Any, i: int) -> Column:
     if kind != "ignored" and not TF_NAME.fullmatch(name):
         # A model input names a signature input, a Keras Input and ops: TensorFlow refuses other names
         # (e.g. "mean radius": "not a valid root scope name").
-        raise r.error(f"{path}.name", "a model input's name must be letters, digits and _ . - / (not starting "
-                                      "with _ - /): rename the CSV column, or make the column kind: ignored")
+        raise r.error(
+            f"{path}.name",
+            "a model input's name must be letters, digits and _ . - / (not starting "
+            "with _ - /): rename the CSV column, or make the column kind: ignored",
+        )
     required = r.boolean(d["required"], f"{path}.required") if "required" in d else True
     buckets = size = 0
     if d.get("buckets") is not None:

@@ -20,15 +20,17 @@ declared here, in a private descriptor pool (the same message names and field
 numbers, so the bytes are tf.Examples; tests/test_rows.py checks them against TF's
 `example_pb2`). numpy is not needed either.
 """
+
 from __future__ import annotations
 
 import csv
 import json
 import math
 import struct
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 DT_FLOAT = "DT_FLOAT"
 DT_INT64 = "DT_INT64"
@@ -43,9 +45,18 @@ _MISSING: dict[str, int | float | str] = {DT_INT64: MISSING_INT, DT_FLOAT: MISSI
 # Every spelling of a row dtype this project writes: TF Serving metadata, model_spec.json /
 # models.features.DType values, project.yaml, TFDV schema types.
 _DTYPE_ALIASES: dict[str, str] = {
-    DT_FLOAT: DT_FLOAT, "float32": DT_FLOAT, "float": DT_FLOAT, "FLOAT": DT_FLOAT,
-    DT_INT64: DT_INT64, "int64": DT_INT64, "int": DT_INT64, "INT": DT_INT64,
-    DT_STRING: DT_STRING, "string": DT_STRING, "bytes": DT_STRING, "BYTES": DT_STRING,
+    DT_FLOAT: DT_FLOAT,
+    "float32": DT_FLOAT,
+    "float": DT_FLOAT,
+    "FLOAT": DT_FLOAT,
+    DT_INT64: DT_INT64,
+    "int64": DT_INT64,
+    "int": DT_INT64,
+    "INT": DT_INT64,
+    DT_STRING: DT_STRING,
+    "string": DT_STRING,
+    "bytes": DT_STRING,
+    "BYTES": DT_STRING,
 }
 # As error messages name them for people writing CSV files.
 _SHOWN = {DT_FLOAT: "float32", DT_INT64: "int64", DT_STRING: "string"}
@@ -162,8 +173,7 @@ def _example_class() -> type:
     from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
     Field = descriptor_pb2.FieldDescriptorProto
-    file = descriptor_pb2.FileDescriptorProto(name="tfxp/rows/example.proto", package="tensorflow",
-                                              syntax="proto3")
+    file = descriptor_pb2.FileDescriptorProto(name="tfxp/rows/example.proto", package="tensorflow", syntax="proto3")
 
     def message(container: Any, name: str, *fields: tuple[str, int, int, int, str]) -> Any:
         proto = container.add(name=name)
@@ -178,17 +188,25 @@ def _example_class() -> type:
     # Numbers are packed, as feature.proto declares them ([packed = true]; proto3's default too).
     for name, kind in (("FloatList", Field.TYPE_FLOAT), ("Int64List", Field.TYPE_INT64)):
         message(file.message_type, name, ("value", 1, kind, repeated, "")).field[0].options.packed = True
-    feature = message(file.message_type, "Feature",
-                      ("bytes_list", 1, Field.TYPE_MESSAGE, optional, ".tensorflow.BytesList"),
-                      ("float_list", 2, Field.TYPE_MESSAGE, optional, ".tensorflow.FloatList"),
-                      ("int64_list", 3, Field.TYPE_MESSAGE, optional, ".tensorflow.Int64List"))
+    feature = message(
+        file.message_type,
+        "Feature",
+        ("bytes_list", 1, Field.TYPE_MESSAGE, optional, ".tensorflow.BytesList"),
+        ("float_list", 2, Field.TYPE_MESSAGE, optional, ".tensorflow.FloatList"),
+        ("int64_list", 3, Field.TYPE_MESSAGE, optional, ".tensorflow.Int64List"),
+    )
     feature.oneof_decl.add(name="kind")
     for field in feature.field:
         field.oneof_index = 0
-    features = message(file.message_type, "Features",
-                       ("feature", 1, Field.TYPE_MESSAGE, repeated, ".tensorflow.Features.FeatureEntry"))
-    entry = message(features.nested_type, "FeatureEntry", ("key", 1, Field.TYPE_STRING, optional, ""),
-                    ("value", 2, Field.TYPE_MESSAGE, optional, ".tensorflow.Feature"))
+    features = message(
+        file.message_type, "Features", ("feature", 1, Field.TYPE_MESSAGE, repeated, ".tensorflow.Features.FeatureEntry")
+    )
+    entry = message(
+        features.nested_type,
+        "FeatureEntry",
+        ("key", 1, Field.TYPE_STRING, optional, ""),
+        ("value", 2, Field.TYPE_MESSAGE, optional, ".tensorflow.Feature"),
+    )
     entry.options.map_entry = True  # map<string, Feature> feature = 1
     message(file.message_type, "Example", ("features", 1, Field.TYPE_MESSAGE, optional, ".tensorflow.Features"))
 
@@ -320,8 +338,10 @@ class MissingColumnsError(ValueError):
         self.optional_known = optional_known
         message = f"{path} has no column for the model inputs {', '.join(self.missing)}"
         if optional_known:
-            parts = [f"required: {', '.join(self.required)}" if self.required else "",
-                     f"optional: {', '.join(self.optional)}" if self.optional else ""]
+            parts = [
+                f"required: {', '.join(self.required)}" if self.required else "",
+                f"optional: {', '.join(self.optional)}" if self.optional else "",
+            ]
             message += f" ({'; '.join(p for p in parts if p)})"
         super().__init__(message)
 
@@ -364,7 +384,7 @@ def _read_csv(path: Path) -> RowsFile:
                 continue  # a blank line, as csv.DictReader skips it
             if len(cells) != len(header):
                 raise ValueError(f"{path}:{reader.line_num}: {len(cells)} cells, the header has {len(header)}")
-            rows.append(dict(zip(header, cells)))
+            rows.append(dict(zip(header, cells, strict=True)))
     return RowsFile(path, rows, tuple(header))
 
 
@@ -386,8 +406,12 @@ def _read_jsonl(path: Path) -> RowsFile:
     return RowsFile(path, rows, tuple(columns))
 
 
-def check_columns(rows_file: RowsFile, inputs: Sequence[str], optional: Iterable[str] | None = (),
-                  allow_missing_optional: bool = False) -> None:
+def check_columns(
+    rows_file: RowsFile,
+    inputs: Sequence[str],
+    optional: Iterable[str] | None = (),
+    allow_missing_optional: bool = False,
+) -> None:
     """Refuses a rows file that has no column for some model `inputs`.
 
     A file without a column for an input (a CSV header of `foo,bar`, a typo in a

@@ -1,4 +1,5 @@
 """A real conversion of the session's trained model, gated on 500 real rows it never saw."""
+
 from __future__ import annotations
 
 import json
@@ -31,8 +32,9 @@ def converted(trained_model, eval_rows, tmp_path_factory):
     from tfxp.mobile import convert
 
     out = tmp_path_factory.mktemp("mobile") / MODEL_NAME / str(MODEL_VERSION)
-    result = convert.convert(trained_model[0], out, eval_rows=eval_rows,
-                             model_version=MODEL_VERSION, model_name=MODEL_NAME)
+    result = convert.convert(
+        trained_model[0], out, eval_rows=eval_rows, model_version=MODEL_VERSION, model_name=MODEL_NAME
+    )
     return result, trained_model[0]
 
 
@@ -43,9 +45,18 @@ def odd_rows(eval_rows) -> list[dict[str, str]]:
     Every row has an answer: rows without one (a required cell blank) are `contract_rows`' business.
     """
     base = eval_rows[:8]
-    blank_optional = ("trip_seconds", "pickup_latitude", "pickup_longitude", "dropoff_latitude", "dropoff_longitude",
-                      "company", "pickup_census_tract", "dropoff_census_tract", "pickup_community_area",
-                      "dropoff_community_area")
+    blank_optional = (
+        "trip_seconds",
+        "pickup_latitude",
+        "pickup_longitude",
+        "dropoff_latitude",
+        "dropoff_longitude",
+        "company",
+        "pickup_census_tract",
+        "dropoff_census_tract",
+        "pickup_community_area",
+        "dropoff_community_area",
+    )
     return [
         dict(base[0], company="Never Seen Cab Co."),
         dict(base[1], payment_type="Bitcoin"),
@@ -54,12 +65,26 @@ def odd_rows(eval_rows) -> list[dict[str, str]]:
         dict(base[4], **{name: "" for name in blank_optional}),
         dict(base[5], company="", trip_seconds="", dropoff_census_tract=""),
         # Required ints outside their categories (clipped by the transform), a payment type near a known one.
-        dict(base[6], trip_start_hour="30", trip_start_day="0", trip_start_month="13",
-             payment_type=base[6]["payment_type"] + " "),
+        dict(
+            base[6],
+            trip_start_hour="30",
+            trip_start_day="0",
+            trip_start_month="13",
+            payment_type=base[6]["payment_type"] + " ",
+        ),
         # Everything unseen or missing at once.
-        dict(base[7], company="Brand New Taxi", payment_type="Crypto", pickup_census_tract="",
-             dropoff_census_tract="17000000001", pickup_community_area="", dropoff_community_area="0",
-             pickup_latitude="", dropoff_longitude="", trip_seconds="-7"),
+        dict(
+            base[7],
+            company="Brand New Taxi",
+            payment_type="Crypto",
+            pickup_census_tract="",
+            dropoff_census_tract="17000000001",
+            pickup_community_area="",
+            dropoff_community_area="0",
+            pickup_latitude="",
+            dropoff_longitude="",
+            trip_seconds="-7",
+        ),
     ]
 
 
@@ -108,8 +133,13 @@ def generated_rows(task: str, n: int = GENERATED_ROWS, seed: int = 11) -> list[d
     effect = np.array([COLOR_EFFECT[c] for c in color])
     rows = []
     for i in range(n):
-        row = {"row_id": str(i), "x1": repr(float(np.float32(x1[i]))), "x2": repr(float(np.float32(x2[i]))),
-               "x3": "" if i % 10 == 3 else repr(float(np.float32(x3[i]))), "color": str(color[i])}
+        row = {
+            "row_id": str(i),
+            "x1": repr(float(np.float32(x1[i]))),
+            "x2": repr(float(np.float32(x2[i]))),
+            "x3": "" if i % 10 == 3 else repr(float(np.float32(x3[i]))),
+            "color": str(color[i]),
+        }
         if task == "multiclass":
             score = x1[i] + 0.8 * x2[i] + effect[i]
             row["grade"] = GRADES[0] if score < -0.6 else GRADES[2] if score > 0.6 else GRADES[1]
@@ -128,9 +158,14 @@ def generated_schema(task: str):
 
     schema = schema_pb2.Schema()
     label = ("grade", schema_pb2.BYTES) if task == "multiclass" else ("target", schema_pb2.FLOAT)
-    for name, kind, required in (("x1", schema_pb2.FLOAT, True), ("x2", schema_pb2.FLOAT, True),
-                                 ("x3", schema_pb2.FLOAT, False), ("color", schema_pb2.BYTES, True),
-                                 ("row_id", schema_pb2.INT, True), (*label, True)):
+    for name, kind, required in (
+        ("x1", schema_pb2.FLOAT, True),
+        ("x2", schema_pb2.FLOAT, True),
+        ("x3", schema_pb2.FLOAT, False),
+        ("color", schema_pb2.BYTES, True),
+        ("row_id", schema_pb2.INT, True),
+        (*label, True),
+    ):
         feature = schema.feature.add(name=name, type=kind)
         if required:
             feature.shape.dim.add(size=1)
@@ -164,11 +199,14 @@ def _transform_generated(task: str, rows, out_dir: str):
         with tft_beam.Context(temp_dir=os.path.join(out_dir, "tmp"), force_tf_compat_v1=True):
             data = p | "Create" >> beam.Create([to_instance(r, spec) for r in rows], reshuffle=False)
             (transformed, _), transform_fn = (data, metadata) | tft_beam.AnalyzeAndTransformDataset(
-                fn, output_record_batches=False)
+                fn, output_record_batches=False
+            )
             transform_fn | tft_beam.WriteTransformFn(out_dir)
-            _ = (transformed
-                 | beam.Map(lambda d: json.dumps({k: np.asarray(v).tolist() for k, v in d.items()}))
-                 | beam.io.WriteToText(os.path.join(out_dir, "transformed.jsonl"), shard_name_template=""))
+            _ = (
+                transformed
+                | beam.Map(lambda d: json.dumps({k: np.asarray(v).tolist() for k, v in d.items()}))
+                | beam.io.WriteToText(os.path.join(out_dir, "transformed.jsonl"), shard_name_template="")
+            )
     metadata_io.write_metadata(metadata, os.path.join(out_dir, tft.TFTransformOutput.RAW_METADATA_DIR))
     with open(os.path.join(out_dir, "transformed.jsonl")) as f:
         transformed_rows = [json.loads(line) for line in f]
@@ -180,9 +218,7 @@ def _train_generated(task: str, tft_output, transformed_rows, path: str) -> dict
     import numpy as np
     import tensorflow as tf
 
-    from tfxp.models import features as F
-    from tfxp.models import model as model_lib
-    from tfxp.models import signatures
+    from tfxp.models import features as F, model as model_lib, signatures
 
     problem = generated_problem(task)
     names = [F.transformed_name(f.name) for f in problem.features]
@@ -191,8 +227,9 @@ def _train_generated(task: str, tft_output, transformed_rows, path: str) -> dict
     labels = np.array([[r[F.LABEL_KEY]] for r in transformed_rows], dtype=dtype)
     data = tf.data.Dataset.from_tensor_slices((features, labels)).shuffle(1024, seed=1).batch(64).repeat()
     scale = (float(labels.mean()), float(labels.std())) if problem.label.task is F.Task.REGRESSION else (0.0, 1.0)
-    model = model_lib.build_model(problem, model_lib.vocabulary_id_spaces(tft_output, problem.features),
-                                  label_scale=scale)
+    model = model_lib.build_model(
+        problem, model_lib.vocabulary_id_spaces(tft_output, problem.features), label_scale=scale
+    )
     metrics = model_lib.train(model, data, data, 300, 4, task=problem.label.task)
     signatures.save(model, tft_output, path, problem)
     return metrics
@@ -214,8 +251,16 @@ def generated(request, tmp_path_factory):
     tft_output, transformed_rows = _transform_generated(task, train_rows, str(base / "transform"))
     saved_model = str(base / "serving" / task / "1")
     metrics = _train_generated(task, tft_output, transformed_rows, saved_model)
-    result = convert.convert(saved_model, base / "mobile" / task / "1", eval_rows=rows_for_eval, model_version=1,
-                             model_name=task)
-    return types.SimpleNamespace(task=task, problem=generated_problem(task), tft_output=tft_output,
-                                 saved_model=saved_model, train_metrics=metrics, train_rows=train_rows,
-                                 eval_rows=rows_for_eval, result=result)
+    result = convert.convert(
+        saved_model, base / "mobile" / task / "1", eval_rows=rows_for_eval, model_version=1, model_name=task
+    )
+    return types.SimpleNamespace(
+        task=task,
+        problem=generated_problem(task),
+        tft_output=tft_output,
+        saved_model=saved_model,
+        train_metrics=metrics,
+        train_rows=train_rows,
+        eval_rows=rows_for_eval,
+        result=result,
+    )

@@ -1,4 +1,5 @@
 """Real conversion of a trained model to builtin-ops TFLite, checked with the real TFLite interpreter."""
+
 from __future__ import annotations
 
 import hashlib
@@ -8,11 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from taxi_data import OUTPUT, TAXI
 
-from tfxp.mobile import convert as C
-from tfxp.mobile import graph, runtime
+from tfxp.mobile import convert as C, graph, runtime
 from tfxp.models import features as F
-from taxi_data import TAXI, OUTPUT
 
 NON_BUILTIN_PREFIXES = ("Flex", "CUSTOM")
 
@@ -100,8 +100,7 @@ def test_parity_function_on_each_file(converted, eval_rows):
     out = Path(result.output_dir)
     params = result.params
     reference = C.reference_probabilities(saved_model, eval_rows, params)
-    report = C.parity(out / "model.tflite", saved_model, eval_rows, params=params, variant="float",
-                      reference=reference)
+    report = C.parity(out / "model.tflite", saved_model, eval_rows, params=params, variant="float", reference=reference)
     assert report.passed and report.max_abs_diff <= 1e-5
     assert report.contract_rows == len(C.contract_rows(eval_rows, params)) > 80
     assert report.contract_max_abs_diff <= 1e-5 and report.unanswered >= 19
@@ -109,8 +108,9 @@ def test_parity_function_on_each_file(converted, eval_rows):
     assert report.passed and abs(report.auc - report.reference_auc) <= 0.005
     assert report.contract_max_abs_diff <= C.QUANT_CONTRACT_MAX_DIFF
     # A deliberately wrong model for the float gate: the quantized weights are not within 1e-5.
-    report = C.parity(out / "model_quant.tflite", saved_model, eval_rows, params=params, variant="float",
-                      reference=reference)
+    report = C.parity(
+        out / "model_quant.tflite", saved_model, eval_rows, params=params, variant="float", reference=reference
+    )
     assert not report.passed and any("max |probability" in r for r in report.reasons)
 
 
@@ -150,8 +150,7 @@ def test_unseen_categories_and_missing_values_match_predict_raw(converted, trans
     assert np.isfinite(reference).all()
     got = runtime.TFLiteModel(out / "model.tflite").run(runtime.columns(odd_rows, C.input_spec(result.params)))
     np.testing.assert_allclose(got, reference, rtol=0, atol=1e-5)
-    quant = runtime.TFLiteModel(out / "model_quant.tflite").run(
-        runtime.columns(odd_rows, C.input_spec(result.params)))
+    quant = runtime.TFLiteModel(out / "model_quant.tflite").run(runtime.columns(odd_rows, C.input_spec(result.params)))
     np.testing.assert_allclose(quant, reference, rtol=0, atol=0.05)
 
 
@@ -159,8 +158,11 @@ def _variants(result):
     """(variant, signature, TFLiteModel) for every written variant and signature."""
     for variant in result.variants.values():
         for signature in ("serving_default", "serving_bytes"):
-            yield variant.name, signature, runtime.TFLiteModel(Path(result.output_dir) / variant.file,
-                                                               signature=signature)
+            yield (
+                variant.name,
+                signature,
+                runtime.TFLiteModel(Path(result.output_dir) / variant.file, signature=signature),
+            )
 
 
 def test_missing_value_contract_is_the_same_in_every_variant(converted, eval_rows):
@@ -177,8 +179,14 @@ def test_missing_value_contract_is_the_same_in_every_variant(converted, eval_row
     cols = runtime.columns(rows, C.input_spec(result.params))
     no_answer = C.unanswerable(cols, params)
     required = [p.name for p in params if not p.optional]
-    assert set(required) == {"trip_miles", "fare", "trip_start_hour", "trip_start_day", "trip_start_month",
-                             "payment_type"}
+    assert set(required) == {
+        "trip_miles",
+        "fare",
+        "trip_start_hour",
+        "trip_start_day",
+        "trip_start_month",
+        "payment_type",
+    }
     for name in required:  # each required input blank is a row without an answer
         assert any(no_answer[i] and r[name] == "" for i, r in enumerate(rows)), name
     assert any(no_answer[i] and r["fare"] == "inf" for i, r in enumerate(rows))
@@ -186,7 +194,7 @@ def test_missing_value_contract_is_the_same_in_every_variant(converted, eval_row
     # predict_raw itself refuses exactly those rows (so the server answers 400 there).
     fn = tf.saved_model.load(saved_model).signatures["predict_raw"]
     for i in range(len(rows)):
-        one = {name: tf.constant(values[i:i + 1]) for name, values in cols.items()}
+        one = {name: tf.constant(values[i : i + 1]) for name, values in cols.items()}
         if no_answer[i]:
             with pytest.raises(tf.errors.InvalidArgumentError):
                 fn(**one)
@@ -196,11 +204,15 @@ def test_missing_value_contract_is_the_same_in_every_variant(converted, eval_row
     assert np.array_equal(np.isnan(reference), no_answer)
     for variant, signature, model in _variants(result):
         got = model.run(cols)
-        assert np.array_equal(np.isnan(got), no_answer), (variant, signature,
-                                                          np.flatnonzero(np.isnan(got) != no_answer))
+        assert np.array_equal(np.isnan(got), no_answer), (
+            variant,
+            signature,
+            np.flatnonzero(np.isnan(got) != no_answer),
+        )
         bound = 1e-5 if variant == "float" else C.QUANT_CONTRACT_MAX_DIFF
-        np.testing.assert_allclose(got[~no_answer], reference[~no_answer], rtol=0, atol=bound,
-                                   err_msg=f"{variant} {signature}")
+        np.testing.assert_allclose(
+            got[~no_answer], reference[~no_answer], rtol=0, atol=bound, err_msg=f"{variant} {signature}"
+        )
 
 
 def test_a_variant_breaking_the_contract_is_not_written(trained_model, eval_rows, tmp_path, monkeypatch):
@@ -227,8 +239,10 @@ def test_inputs_of_unequal_lengths_are_refused(converted, eval_rows):
     cols = runtime.columns(eval_rows[:2], C.input_spec(result.params))
     for _variant, _signature, model in _variants(result):
         # What an app hands the interpreter: serving_bytes takes strings as uint8 [rows, width].
-        native = {name: runtime.encode_bytes(values, model._byte_widths[name]) if name in model._byte_widths
-                  else values for name, values in cols.items()}
+        native = {
+            name: runtime.encode_bytes(values, model._byte_widths[name]) if name in model._byte_widths else values
+            for name, values in cols.items()
+        }
         for short in ("pickup_census_tract", "company", "trip_miles"):
             with pytest.raises(ValueError, match="every input needs one value per row"):
                 model.run(dict(cols, **{short: cols[short][:1]}))
@@ -250,16 +264,23 @@ def test_int64_values_beyond_int32_stay_out_of_vocabulary(converted, eval_rows):
     assert any(p.vocabulary[:1] == [0] for p in int_vocabularies)  # the case that was fused
     reference = C.reference_probabilities(saved_model, rows, result.params)
     got = runtime.TFLiteModel(Path(result.output_dir) / "model.tflite").run(
-        runtime.columns(rows, C.input_spec(result.params)))
+        runtime.columns(rows, C.input_spec(result.params))
+    )
     np.testing.assert_allclose(got, reference, rtol=0, atol=1e-5)
 
 
 def test_blank_required_values_give_nan(converted, eval_rows):
     """A row missing a required value (fare, trip_start_hour, payment_type...) has no answer: NaN in every variant."""
     result, _ = converted
-    rows = [dict(eval_rows[0], fare=""), dict(eval_rows[1], trip_miles="nan"), eval_rows[2],
-            dict(eval_rows[3], trip_start_hour=""), dict(eval_rows[4], payment_type=""),
-            dict(eval_rows[5], fare="-inf"), dict(eval_rows[6], company="")]
+    rows = [
+        dict(eval_rows[0], fare=""),
+        dict(eval_rows[1], trip_miles="nan"),
+        eval_rows[2],
+        dict(eval_rows[3], trip_start_hour=""),
+        dict(eval_rows[4], payment_type=""),
+        dict(eval_rows[5], fare="-inf"),
+        dict(eval_rows[6], company=""),
+    ]
     for variant, signature, model in _variants(result):
         got = model.run(runtime.columns(rows, C.input_spec(result.params)))
         assert [math.isnan(p) for p in got] == [True, True, False, True, True, True, False], (variant, signature)
@@ -281,12 +302,16 @@ def test_model_spec_matches_the_interpreters(converted, transformed):
         assert item["missing_marker"] == markers[item["dtype"]]
         assert item["shape"] == [-1] and item["meaning"].startswith(item["name"])
     assert spec["signatures"]["serving_default"]["inputs"] == [
-        {"name": i["name"], "dtype": i["dtype"], "shape": i["shape"]} for i in spec["inputs"]]
+        {"name": i["name"], "dtype": i["dtype"], "shape": i["shape"]} for i in spec["inputs"]
+    ]
     widths = {p.name: p.byte_width for p in result.params if p.dtype is F.DType.STRING}
     assert set(widths) == {"payment_type", "company"}
     for item in spec["signatures"]["serving_bytes"]["inputs"]:
-        want = ("uint8", [-1, widths[item["name"]]]) if item["name"] in widths else (
-            next(i["dtype"] for i in spec["inputs"] if i["name"] == item["name"]), [-1])
+        want = (
+            ("uint8", [-1, widths[item["name"]]])
+            if item["name"] in widths
+            else (next(i["dtype"] for i in spec["inputs"] if i["name"] == item["name"]), [-1])
+        )
         assert (item["dtype"], item["shape"]) == want
     for variant in spec["variants"].values():
         content = (out / variant["file"]).read_bytes()
@@ -312,8 +337,10 @@ def test_model_spec_describes_the_binary_task(converted):
     assert spec["label"] == {"column": "tips", "hook": "tfxp.projects.taxi.label:big_tipper"}
     output = spec["output"]
     assert (output["name"], output["shape"], output["classes"]) == ("probability", [-1], ["0", "1"])
-    assert output["meaning"].startswith("probability of the positive class ('1') of the label derived from the raw "
-                                        "row by the label hook tfxp.projects.taxi.label:big_tipper")
+    assert output["meaning"].startswith(
+        "probability of the positive class ('1') of the label derived from the raw "
+        "row by the label hook tfxp.projects.taxi.label:big_tipper"
+    )
     assert set(spec["reference"]) == {"signature", "rows", "auc", "accuracy"}
     assert spec["reference"]["auc"] == result.variants["float"].parity.reference_auc > 0.8
     for variant in spec["variants"].values():
@@ -326,9 +353,15 @@ def test_a_variant_failing_its_gate_is_not_written(trained_model, transform_dir,
     out.mkdir()
     (out / "model.tflite").write_bytes(b"stale file from an older conversion")
     # Impossible tolerances: no variant can pass.
-    result = C.convert(trained_model[0], out, transform_output_dir=transform_dir, eval_rows=eval_rows[:200],
-                       model_version=4,
-                       max_abs_diff=-1.0, max_auc_delta=-1.0)
+    result = C.convert(
+        trained_model[0],
+        out,
+        transform_output_dir=transform_dir,
+        eval_rows=eval_rows[:200],
+        model_version=4,
+        max_abs_diff=-1.0,
+        max_auc_delta=-1.0,
+    )
     assert not result.ok and result.written == []
     assert set(result.rejected) == {"float", "quant"}
     assert any("max |probability" in r for r in result.rejected["float"])

@@ -1,4 +1,5 @@
 """The reference on-device runtime (tflite_runtime, no TensorFlow) and `tfxp mobile-predict` / `tfxp convert`."""
+
 from __future__ import annotations
 
 import csv
@@ -42,7 +43,8 @@ def test_runtime_predictions_equal_the_converters_check(converted, eval_rows):
         assert model.version == 3 and model.variant == variant
         got = np.asarray(model.predict(eval_rows), np.float32)
         direct = runtime.TFLiteModel(Path(result.output_dir) / runtime.VARIANT_FILES[variant]).run(
-            runtime.columns(eval_rows, model.inputs))
+            runtime.columns(eval_rows, model.inputs)
+        )
         np.testing.assert_array_equal(got, direct)
         report = result.variants[variant].parity
         assert C._auc(labels, got) == report.auc
@@ -151,8 +153,9 @@ def test_tfxp_mobile_predict(converted, eval_rows, odd_rows, tmp_path):
     assert answer["predictions"] == MobileModel(result.output_dir).predict(rows)
     jsonl = tmp_path / "rows.jsonl"
     jsonl.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    out = runner.invoke(main, ["mobile-predict", "--model", result.output_dir, "--rows", str(jsonl),
-                               "--variant", "float"])
+    out = runner.invoke(
+        main, ["mobile-predict", "--model", result.output_dir, "--rows", str(jsonl), "--variant", "float"]
+    )
     assert out.exit_code == 0, out.output
     assert "probability" in out.output and len(out.output.strip().splitlines()) == len(rows) + 2
     bad = _write_csv(tmp_path / "bad.csv", [dict(eval_rows[0], trip_start_day="Monday")])
@@ -169,8 +172,9 @@ def test_tfxp_convert(trained_model, transform_dir, eval_rows, tmp_path):
     rows = _write_csv(tmp_path / "eval.csv", eval_rows[:300])
     out = tmp_path / "mobile" / "taxi" / "17"
     # No --transform-output: the SavedModel carries its Transform output.
-    result = CliRunner().invoke(main, ["convert", "--saved-model", str(pushed),
-                                       "--output", str(out), "--rows", str(rows), "--json"])
+    result = CliRunner().invoke(
+        main, ["convert", "--saved-model", str(pushed), "--output", str(out), "--rows", str(rows), "--json"]
+    )
     assert result.exit_code == 0, result.output
     answer = json.loads(result.output)
     assert answer["model_version"] == 17 and answer["variants"]["float"]["written"]
@@ -179,10 +183,12 @@ def test_tfxp_convert(trained_model, transform_dir, eval_rows, tmp_path):
     assert spec["model_name"] == "taxi" and spec["model_version"] == 17
     assert len(MobileModel(out).predict(eval_rows[:3])) == 3
     # A rows file lacking the label or an input would gate parity on blanks: refused, named (exit 2).
-    no_label = _write_csv(tmp_path / "no_label.csv", [{k: v for k, v in r.items() if k != "tips"}
-                                                      for r in eval_rows[:5]])
-    refused = CliRunner().invoke(main, ["convert", "--saved-model", str(pushed), "--output",
-                                        str(tmp_path / "refused"), "--rows", str(no_label)])
+    no_label = _write_csv(
+        tmp_path / "no_label.csv", [{k: v for k, v in r.items() if k != "tips"} for r in eval_rows[:5]]
+    )
+    refused = CliRunner().invoke(
+        main, ["convert", "--saved-model", str(pushed), "--output", str(tmp_path / "refused"), "--rows", str(no_label)]
+    )
     assert refused.exit_code == 2 and "tips" in refused.output, refused.output
     assert not (tmp_path / "refused").exists()
     # A SavedModel without the copy needs --transform-output, and says so.
@@ -190,9 +196,24 @@ def test_tfxp_convert(trained_model, transform_dir, eval_rows, tmp_path):
     usage = CliRunner().invoke(main, ["convert", "--saved-model", str(pushed), "--output", str(out)])
     assert usage.exit_code == 2 and "--transform-output" in usage.output, usage.output
     # As users run it: the converter's C++ log lines go to <output>.log, not the console.
-    explicit = subprocess.run([sys.executable, "-m", "tfxp.pipeline.cli", "convert", "--saved-model", str(pushed),
-                               "--transform-output", transform_dir, "--output", str(tmp_path / "explicit"), "--json"],
-                              capture_output=True, text=True, timeout=300)
+    explicit = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tfxp.pipeline.cli",
+            "convert",
+            "--saved-model",
+            str(pushed),
+            "--transform-output",
+            transform_dir,
+            "--output",
+            str(tmp_path / "explicit"),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert explicit.returncode == 0, explicit.stderr[-3000:]
     assert explicit.stderr == ""
     assert "tf_tfl_flatbuffer_helpers" in (tmp_path / "explicit.log").read_text()
@@ -206,8 +227,9 @@ def test_help_of_mobile_commands_does_not_import_tensorflow():
         "import json; print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in "
         "('tensorflow', 'tfx', 'tensorflow_transform', 'tflite_runtime'))))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=PROJECT_ROOT, env={**os.environ}).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=PROJECT_ROOT, env={**os.environ}
+    ).stdout
     lines = out.strip().splitlines()
     assert "Exit codes" in out and json.loads(lines[-1]) == []
 
@@ -217,8 +239,9 @@ def test_nan_is_null_in_json_output(converted, eval_rows, tmp_path):
     result, _ = converted
     path = _write_csv(tmp_path / "rows.csv", [dict(eval_rows[0], fare=""), eval_rows[1]])
     for variant in ([], ["--variant", "float"], ["--variant", "quant"]):
-        out = CliRunner().invoke(main, ["mobile-predict", "--model", result.output_dir, "--rows", str(path),
-                                        "--json", *variant])
+        out = CliRunner().invoke(
+            main, ["mobile-predict", "--model", result.output_dir, "--rows", str(path), "--json", *variant]
+        )
         assert out.exit_code == 0, out.output
         first, second = json.loads(out.output)["predictions"]
         assert first is None and 0 <= second <= 1, variant
@@ -226,8 +249,9 @@ def test_nan_is_null_in_json_output(converted, eval_rows, tmp_path):
 
 
 def _mobile_predict(model_dir, path, *extra):
-    return CliRunner().invoke(main, ["mobile-predict", "--model", str(model_dir), "--rows", str(path), "--json",
-                                     *extra])
+    return CliRunner().invoke(
+        main, ["mobile-predict", "--model", str(model_dir), "--rows", str(path), "--json", *extra]
+    )
 
 
 def test_mobile_predict_refuses_a_rows_file_without_model_inputs(converted, eval_rows, tmp_path):
@@ -257,8 +281,9 @@ def test_mobile_predict_refuses_a_rows_file_without_model_inputs(converted, eval
     assert out.exit_code == 2 and "required: fare" in out.output
     # JSONL: a key no row has is a missing column; a key some rows lack is a missing value there.
     jsonl = tmp_path / "rows.jsonl"
-    jsonl.write_text(json.dumps({k: v for k, v in eval_rows[0].items() if k != "company"}) + "\n"
-                     + json.dumps(eval_rows[1]) + "\n")
+    jsonl.write_text(
+        json.dumps({k: v for k, v in eval_rows[0].items() if k != "company"}) + "\n" + json.dumps(eval_rows[1]) + "\n"
+    )
     out = _mobile_predict(result.output_dir, jsonl)
     assert out.exit_code == 0, out.output
     jsonl.write_text(json.dumps({k: v for k, v in eval_rows[0].items() if k != "company"}) + "\n")

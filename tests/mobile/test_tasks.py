@@ -4,6 +4,7 @@ Each `generated` model (tests/mobile/conftest.py) went through the real tf.Trans
 project's preprocessing_fn, tfxp.models.model training and signatures.save, then `convert` on
 200 rows neither saw. Everything the converter knows of the task it read from the SavedModel.
 """
+
 from __future__ import annotations
 
 import json
@@ -13,8 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tfxp.mobile import convert as C
-from tfxp.mobile import runtime
+from tfxp.mobile import convert as C, runtime
 from tfxp.models import features as F
 
 K = 3  # the generated multiclass label's classes (conftest.GRADES)
@@ -32,8 +32,13 @@ def _variants(generated):
     result = generated.result
     for variant in result.variants.values():
         for signature in ("serving_default", "serving_bytes"):
-            yield variant.name, signature, runtime.TFLiteModel(Path(result.output_dir) / variant.file,
-                                                               signature=signature, output=generated.problem.output)
+            yield (
+                variant.name,
+                signature,
+                runtime.TFLiteModel(
+                    Path(result.output_dir) / variant.file, signature=signature, output=generated.problem.output
+                ),
+            )
 
 
 def test_the_problem_comes_from_the_saved_model(generated):
@@ -79,8 +84,9 @@ def test_outputs_are_shaped_by_the_task(generated):
         assert model.output_details() == {want[0]: {"dtype": "float32", "shape": want[1]}}, (variant, signature)
         got = _outputs(model, cols, generated.task)
         atol = 1e-5 if variant == "float" else 0.1 * (1 if generated.task == "multiclass" else reference.std())
-        np.testing.assert_allclose(got, reference, rtol=1e-5 if variant == "float" else 0, atol=atol,
-                                   err_msg=f"{variant} {signature}")
+        np.testing.assert_allclose(
+            got, reference, rtol=1e-5 if variant == "float" else 0, atol=atol, err_msg=f"{variant} {signature}"
+        )
         if generated.task == "multiclass":
             np.testing.assert_allclose(got.sum(axis=1), 1.0, atol=1e-5)
         else:
@@ -103,7 +109,7 @@ def test_labels_come_from_the_models_transform(generated):
         np.testing.assert_array_equal(y, np.array([float(r["target"]) for r in rows], np.float32))
     # A row the transform refuses (a required column blank) has no label; the others keep theirs.
     refused = C.labels(generated.saved_model, [dict(rows[0], row_id=""), rows[1]])
-    assert (math.isnan(refused[0]) if generated.task == "regression" else refused[0] == C.NO_CLASS)
+    assert math.isnan(refused[0]) if generated.task == "regression" else refused[0] == C.NO_CLASS
     assert refused[1] == y[1]
 
 
@@ -123,7 +129,7 @@ def test_missing_value_contract_holds_for_every_value_of_every_variant(generated
     assert any(no_answer[i] and r["x3"] == "inf" for i, r in enumerate(rows))  # finite: no answer
     fn = tf.saved_model.load(generated.saved_model).signatures["predict_raw"]
     for i in range(len(rows)):  # predict_raw itself refuses exactly those rows
-        one = {name: tf.constant(values[i:i + 1]) for name, values in cols.items()}
+        one = {name: tf.constant(values[i : i + 1]) for name, values in cols.items()}
         if no_answer[i]:
             with pytest.raises(tf.errors.InvalidArgumentError):
                 fn(**one)
@@ -173,8 +179,15 @@ def test_model_spec_describes_the_task(generated):
 def test_a_variant_failing_its_tasks_gate_is_not_written(generated, tmp_path):
     """Impossible tolerances: the task's metric (accuracy / RMSE) fails every variant; elementwise parity
     fails the float one."""
-    result = C.convert(generated.saved_model, tmp_path, eval_rows=generated.eval_rows[:100], model_version=2,
-                       max_abs_diff=-1.0, max_accuracy_delta=-1.0, max_rmse_delta=-1.0)
+    result = C.convert(
+        generated.saved_model,
+        tmp_path,
+        eval_rows=generated.eval_rows[:100],
+        model_version=2,
+        max_abs_diff=-1.0,
+        max_accuracy_delta=-1.0,
+        max_rmse_delta=-1.0,
+    )
     assert result.written == [] and sorted(p.name for p in tmp_path.iterdir()) == ["model_spec.json"]
     metric_text = {"multiclass": "accuracy", "regression": "RMSE"}[generated.task]
     output = generated.problem.output
@@ -196,11 +209,15 @@ def test_preprocessing_rebuilt_from_the_transform_is_exact(generated):
     import tensorflow as tf
 
     result = generated.result
-    module = C.build_module(tf.keras.models.load_model(generated.saved_model, compile=False), result.params,
-                            result.problem)
+    module = C.build_module(
+        tf.keras.models.load_model(generated.saved_model, compile=False), result.params, result.problem
+    )
     probe = C.TransformProbe(generated.tft_output, result.problem)
-    odd = [dict(generated.eval_rows[0], color="purple"), dict(generated.eval_rows[1], x3=""),
-           dict(generated.eval_rows[2], x2="1e30", x1="-1e30")]
+    odd = [
+        dict(generated.eval_rows[0], color="purple"),
+        dict(generated.eval_rows[1], x3=""),
+        dict(generated.eval_rows[2], x2="1e30", x1="-1e30"),
+    ]
     cols = runtime.columns(generated.train_rows + generated.eval_rows + odd, C.input_spec(result.params))
     want = probe.columns(cols)
     got = {name: value.numpy().reshape(-1) for name, value in module.preprocess(cols).items()}

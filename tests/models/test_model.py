@@ -1,14 +1,13 @@
 """The Keras model trained for real, saved with its signatures, reloaded; signatures agree."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import tensorflow as tf
-
-from tfxp.models import features as F
-from tfxp.models import signatures
-
 from taxi_data import OUTPUT, TAXI, raw_feature_spec, to_example
+
+from tfxp.models import features as F, signatures
 
 N_CHECK = 200
 
@@ -47,9 +46,13 @@ def test_training_learns(saved):
 def test_saved_model_has_the_three_signatures(saved):
     path, _ = saved
     loaded = tf.saved_model.load(path)
-    assert set(loaded.signatures) == {signatures.SERVING_DEFAULT, signatures.PREDICT_RAW,
-                                      signatures.TRANSFORM_FEATURES, signatures.CLASSIFICATION,
-                                      signatures.REGRESSION}
+    assert set(loaded.signatures) == {
+        signatures.SERVING_DEFAULT,
+        signatures.PREDICT_RAW,
+        signatures.TRANSFORM_FEATURES,
+        signatures.CLASSIFICATION,
+        signatures.REGRESSION,
+    }
     raw_inputs = loaded.signatures[signatures.PREDICT_RAW].structured_input_signature[1]
     assert set(raw_inputs) == {f.name for f in TAXI.features}
     examples_input = loaded.signatures[signatures.SERVING_DEFAULT].structured_input_signature[1]
@@ -104,8 +107,9 @@ def test_keras_reload_on_transformed_features_matches_serving_default(saved, tax
     spec = raw_feature_spec()
     examples = tf.constant([to_example(r, spec) for r in taxi_rows[:N_CHECK]])
     transformed = loaded.signatures[signatures.TRANSFORM_FEATURES](examples=examples)
-    inputs = {F.transformed_name(f.name): tf.reshape(transformed[F.transformed_name(f.name)], [-1, 1])
-              for f in TAXI.features}
+    inputs = {
+        F.transformed_name(f.name): tf.reshape(transformed[F.transformed_name(f.name)], [-1, 1]) for f in TAXI.features
+    }
     via_keras = keras_model(inputs).numpy().reshape(-1)
     via_signature = loaded.signatures[signatures.SERVING_DEFAULT](examples=examples)[OUTPUT].numpy()
     np.testing.assert_allclose(via_keras, via_signature, atol=1e-6)
@@ -164,6 +168,7 @@ def test_vocabulary_tables_have_a_row_per_id_transform_can_emit(saved, transform
 
 # -- predict_raw refuses what it cannot answer (issue 10, item 14) ---------------------------------
 
+
 def _predict_raw_error(loaded, tensors) -> str:
     with pytest.raises(tf.errors.InvalidArgumentError) as info:
         loaded.signatures[signatures.PREDICT_RAW](**tensors)
@@ -189,8 +194,10 @@ def test_predict_raw_refuses_an_input_shorter_or_longer_than_the_others(saved, t
     tract = tensors["pickup_census_tract"]
     for bad in (tract[1:], tf.concat([tract, tract[:1]], 0), tract[:0]):  # shorter, longer, empty
         message = _predict_raw_error(loaded, {**tensors, "pickup_census_tract": bad})
-        assert (f"predict_raw: input pickup_census_tract has {int(bad.shape[0])} values but input {FIRST} "
-                "has 2: every input needs one value per row") in message
+        assert (
+            f"predict_raw: input pickup_census_tract has {int(bad.shape[0])} values but input {FIRST} "
+            "has 2: every input needs one value per row"
+        ) in message
     # The first input is the reference length: a short one names the next input that differs.
     message = _predict_raw_error(loaded, {**tensors, FIRST: tensors[FIRST][:1]})
     assert f"input {SECOND} has 2 values but input {FIRST} has 1" in message
@@ -205,14 +212,21 @@ def test_predict_raw_refuses_rows_missing_a_required_input_as_serving_default_do
     spec = raw_feature_spec()
     rows = taxi_rows[:3]
     required = _required_features()
-    assert {f.name for f in required} == {"trip_miles", "fare", "trip_start_hour", "trip_start_day",
-                                          "trip_start_month", "payment_type"}
+    assert {f.name for f in required} == {
+        "trip_miles",
+        "fare",
+        "trip_start_hour",
+        "trip_start_day",
+        "trip_start_month",
+        "payment_type",
+    }
     markers = {F.DType.FLOAT: "NaN", F.DType.INT: "-1", F.DType.STRING: "empty string"}
     for feature in required:
         blank = [rows[0], dict(rows[1], **{feature.name: ""}), dict(rows[2], **{feature.name: ""})]
         message = _predict_raw_error(loaded, _raw_tensors(blank))
-        assert (f"predict_raw: required input {feature.name} is missing (the marker {markers[feature.dtype]}) "
-                "in rows [1 2]") in message, message
+        assert (
+            f"predict_raw: required input {feature.name} is missing (the marker {markers[feature.dtype]}) in rows [1 2]"
+        ) in message, message
         # serving_default refuses the same rows, naming the same feature.
         with pytest.raises(tf.errors.InvalidArgumentError, match=feature.name):
             loaded.signatures[signatures.SERVING_DEFAULT](examples=tf.constant([to_example(r, spec) for r in blank]))
@@ -239,8 +253,11 @@ def test_every_signature_refuses_an_infinite_float_the_schema_disallows(saved, t
     spec = raw_feature_spec()
     rows = [taxi_rows[0], dict(taxi_rows[1], fare="inf")]
     examples = tf.constant([to_example(r, spec) for r in rows])
-    for name, key in ((signatures.SERVING_DEFAULT, "examples"), (signatures.CLASSIFICATION, "inputs"),
-                      (signatures.REGRESSION, "inputs")):
+    for name, key in (
+        (signatures.SERVING_DEFAULT, "examples"),
+        (signatures.CLASSIFICATION, "inputs"),
+        (signatures.REGRESSION, "inputs"),
+    ):
         with pytest.raises(tf.errors.InvalidArgumentError, match="input fare is infinite"):
             loaded.signatures[name](**{key: examples})
     # An optional float (sparse after parsing) is checked too; finite rows still answer.

@@ -1,10 +1,11 @@
 """preprocessing_fn run through real tf.Transform (Beam) on 2,000 real taxi rows."""
+
 from __future__ import annotations
 
 import numpy as np
+from taxi_data import TAXI, TIP_FRACTION
 
 from tfxp.models import features as F
-from taxi_data import TAXI, TIP_FRACTION
 
 
 def _column(rows, name):
@@ -30,7 +31,7 @@ def test_numeric_features_are_z_scored(transformed):
 def test_label_is_tip_above_twenty_percent_of_fare(transformed):
     _, instances, rows = transformed
     # Row order is preserved by the in-memory runner with reshuffle=False.
-    for instance, row in zip(instances, rows):
+    for instance, row in zip(instances, rows, strict=True):
         # float32, as in the graph: 5.01 > 0.2 * 25.05 differs between float32 and float64.
         fare = np.float32(instance["fare"][0])
         tips = np.float32(instance["tips"][0])
@@ -62,7 +63,7 @@ def test_vocabulary_ranks_most_frequent_value_first(transformed):
         counts[value] = counts.get(value, 0) + 1
     assert vocab[0] == max(counts, key=counts.get)
     ids = _column(rows, F.transformed_name("payment_type"))
-    cash = [r for r, i in zip(ids, instances) if i["payment_type"][0] == vocab[0]]
+    cash = [r for r, i in zip(ids, instances, strict=True) if i["payment_type"][0] == vocab[0]]
     assert set(cash) == {0}
 
 

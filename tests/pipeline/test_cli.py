@@ -1,4 +1,5 @@
 """The `tfxp` command line: fast help, usage errors, exit codes documented."""
+
 from __future__ import annotations
 
 import json
@@ -10,11 +11,10 @@ from pathlib import Path
 import click
 import pytest
 from click.testing import CliRunner
-
-from tfxp.cli import COMMANDS as REGISTERED
-from tfxp.cli import load_command, main
-from tfxp.cli.exit_codes import EXIT_CODES, ExitCode, epilog
 from taxi_data import TAXI, TIPS, taxi_columns, taxi_inputs
+
+from tfxp.cli import COMMANDS as REGISTERED, load_command, main
+from tfxp.cli.exit_codes import EXIT_CODES, ExitCode, epilog
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -28,8 +28,18 @@ def _commands(group: click.Group = main) -> dict[str, click.Command]:
 def test_help_lists_commands_and_exit_codes():
     result = CliRunner().invoke(main, ["run", "--help"])
     assert result.exit_code == 0
-    for text in ("--data", "--output", "--name", "--train-steps", "--beam-workers", "--beam-arg", "--json",
-                 "Exit codes", "3  bad data", "another tfxp run holds --output"):
+    for text in (
+        "--data",
+        "--output",
+        "--name",
+        "--train-steps",
+        "--beam-workers",
+        "--beam-arg",
+        "--json",
+        "Exit codes",
+        "3  bad data",
+        "another tfxp run holds --output",
+    ):
         assert text in result.output
     compile_help = CliRunner().invoke(main, ["compile", "--help"])
     assert compile_help.exit_code == 0
@@ -52,9 +62,18 @@ def _heavy_modules_imported(*argvs: list[str]) -> list[str]:
 
 def test_help_does_not_import_tensorflow_or_tfx():
     # --help must answer in well under a second: it may not load TF (~12 s, 1 GB).
-    assert _heavy_modules_imported(["run", "--help"], ["compile", "--help"], ["schema", "infer", "--help"],
-                                   ["serve", "--help"], ["predict", "--help"], ["convert", "--help"],
-                                   ["mobile-predict", "--help"]) == []
+    assert (
+        _heavy_modules_imported(
+            ["run", "--help"],
+            ["compile", "--help"],
+            ["schema", "infer", "--help"],
+            ["serve", "--help"],
+            ["predict", "--help"],
+            ["convert", "--help"],
+            ["mobile-predict", "--help"],
+        )
+        == []
+    )
 
 
 def test_usage_errors_exit_2():
@@ -119,7 +138,6 @@ def test_version_and_top_level_help_do_not_import_tensorflow():
 
 def test_readme_rows_file_has_every_model_input():
     # README's `tfxp predict ... --rows tfxp/projects/taxi/data/rows.jsonl` example must work as shipped.
-    from tfxp.models import features as F
     from tfxp.serving import client
 
     assert "--rows tfxp/projects/taxi/data/rows.jsonl" in (ROOT / "README.md").read_text(encoding="utf-8")
@@ -142,8 +160,7 @@ def test_python_dash_m_runs_the_cli(module):
     proc = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert "Commands:" in proc.stdout and "mobile-predict" in proc.stdout
-    proc = subprocess.run([sys.executable, "-m", module, "no-such-command"], capture_output=True, text=True,
-                          timeout=60)
+    proc = subprocess.run([sys.executable, "-m", module, "no-such-command"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == ExitCode.USAGE and "No such command" in proc.stderr
 
 
@@ -220,8 +237,12 @@ def test_run_exits_with_the_runners_codes():
     from tfxp.pipeline.runner import ExitCode as RunnerExitCode
 
     assert {code.name: int(code) for code in RunnerExitCode} == {
-        "PUSHED": ExitCode.OK, "FAILURE": ExitCode.FAILURE, "USAGE": ExitCode.USAGE,
-        "ANOMALIES": ExitCode.CHECK_FAILED, "NOT_BLESSED": ExitCode.NOT_BLESSED}
+        "PUSHED": ExitCode.OK,
+        "FAILURE": ExitCode.FAILURE,
+        "USAGE": ExitCode.USAGE,
+        "ANOMALIES": ExitCode.CHECK_FAILED,
+        "NOT_BLESSED": ExitCode.NOT_BLESSED,
+    }
     assert {int(code) for code in RunnerExitCode} == {int(code) for code in EXIT_CODES["run"]}
 
 
@@ -239,7 +260,11 @@ def test_no_exit_code_is_a_bare_number():
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Call) and ast.unparse(node.func) in ("sys.exit", "exit", "SystemExit"):
                 calls += 1
-                numbers = [n for arg in node.args for n in ast.walk(arg)
-                           if isinstance(n, ast.Constant) and isinstance(n.value, int)]
+                numbers = [
+                    n
+                    for arg in node.args
+                    for n in ast.walk(arg)
+                    if isinstance(n, ast.Constant) and isinstance(n.value, int)
+                ]
                 assert node.args and not numbers, f"{path.name}:{node.lineno}: {ast.unparse(node)}"
     assert calls >= 6

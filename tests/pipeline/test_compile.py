@@ -1,4 +1,5 @@
 """`tfxp compile --target vertex`: the local pipeline, compiled offline into a Vertex AI PipelineJob JSON."""
+
 from __future__ import annotations
 
 import json
@@ -11,11 +12,18 @@ import pytest
 
 from tfxp.pipeline.config import PipelineConfig, RemoteLayout, VertexTraining
 
-PROJECT, REGION, ROOT, IMAGE = "proj-1", "europe-west4", "gs://bucket/root", "europe-docker.pkg.dev/proj-1/tfxp/pipeline:7"
+PROJECT, REGION, ROOT, IMAGE = (
+    "proj-1",
+    "europe-west4",
+    "gs://bucket/root",
+    "europe-docker.pkg.dev/proj-1/tfxp/pipeline:7",
+)
 BEAM_COMPONENTS = ("CsvExampleGen", "StatisticsGen", "Transform", "Evaluator")
 # Vertex AI runs the baseline resolver as two metadata queries.
-RESOLVER_TASKS = {"baseline_resolver-model-resolver": "baseline_resolver",
-                  "baseline_resolver-model-blessing-resolver": "baseline_resolver"}
+RESOLVER_TASKS = {
+    "baseline_resolver-model-resolver": "baseline_resolver",
+    "baseline_resolver-model-blessing-resolver": "baseline_resolver",
+}
 
 
 def _compile(tmp_path: Path, name: str, **config) -> dict:
@@ -38,8 +46,12 @@ def compiled(tmp_path_factory) -> dict:
 @pytest.fixture(scope="module")
 def compiled_cloud(tmp_path_factory) -> dict:
     """With Dataflow for Beam and Vertex AI Training for the Trainer."""
-    return _compile(tmp_path_factory.mktemp("vertex"), "cloud.json", dataflow=True,
-                    vertex_training=VertexTraining(PROJECT, REGION, IMAGE, "n1-highmem-8"))
+    return _compile(
+        tmp_path_factory.mktemp("vertex"),
+        "cloud.json",
+        dataflow=True,
+        vertex_training=VertexTraining(PROJECT, REGION, IMAGE, "n1-highmem-8"),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -61,8 +73,11 @@ def _compiled_edges(job: dict) -> set[tuple[str, str]]:
     edges = set()
     for name, task in _tasks(job).items():
         producers = set(task.get("dependentTasks", []))
-        producers |= {a["taskOutputArtifact"]["producerTask"] for a in task.get("inputs", {}).get("artifacts", {}).values()
-                      if "taskOutputArtifact" in a}
+        producers |= {
+            a["taskOutputArtifact"]["producerTask"]
+            for a in task.get("inputs", {}).get("artifacts", {}).values()
+            if "taskOutputArtifact" in a
+        }
         edges |= {(_node(p), _node(name)) for p in producers if _node(p) != _node(name)}
     return edges
 
@@ -93,21 +108,33 @@ def test_image_pipeline_root_and_paths_inside_the_image(compiled):
     images = {e["container"]["image"] for e in executors.values() if "container" in e}
     assert images == {IMAGE}
     assert compiled["runtimeConfig"]["gcsOutputDirectory"] == ROOT
-    assert _parameter(compiled, "ImportSchemaGen", "schema_file")["stringValue"] == "/pipeline/tfxp/projects/taxi/schema.pbtxt"
+    assert (
+        _parameter(compiled, "ImportSchemaGen", "schema_file")["stringValue"]
+        == "/pipeline/tfxp/projects/taxi/schema.pbtxt"
+    )
     assert _parameter(compiled, "CsvExampleGen", "input_base")["stringValue"] == "/pipeline/tfxp/projects/taxi/data"
     assert _parameter(compiled, "Pusher", "serving_dir")["stringValue"] == f"{ROOT}/serving/taxi"
     assert _parameter(compiled, "MobilePusher", "mobile_dir")["stringValue"] == f"{ROOT}/mobile/taxi"
     # User code by dotted name, baked into the image: nothing to upload.
     assert _parameter(compiled, "Trainer", "run_fn")["stringValue"] == "tfxp.models.model.run_fn"
-    assert _parameter(compiled, "Transform", "preprocessing_fn")["stringValue"] == "tfxp.models.preprocessing.preprocessing_fn"
+    assert (
+        _parameter(compiled, "Transform", "preprocessing_fn")["stringValue"]
+        == "tfxp.models.preprocessing.preprocessing_fn"
+    )
     assert "module_file" not in json.dumps(_tasks(compiled))
     # Without --dataflow, Beam runs in each component's container.
     assert "--direct_running_mode=in_memory" in _executor_args(compiled, "Transform")
 
 
 def test_dataflow_args_on_every_beam_component(compiled_cloud):
-    expected = {"--runner=DataflowRunner", f"--project={PROJECT}", f"--region={REGION}",
-                f"--temp_location={ROOT}/tmp", f"--sdk_container_image={IMAGE}", "--sdk_location=container"}
+    expected = {
+        "--runner=DataflowRunner",
+        f"--project={PROJECT}",
+        f"--region={REGION}",
+        f"--temp_location={ROOT}/tmp",
+        f"--sdk_container_image={IMAGE}",
+        "--sdk_location=container",
+    }
     for task in BEAM_COMPONENTS:
         args = _executor_args(compiled_cloud, task)
         assert expected <= set(args), task
@@ -131,18 +158,34 @@ def test_compiling_twice_gives_the_same_spec(compiled, tmp_path):
     assert again == compiled
 
 
-
 def _tfxp(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", TF_USE_LEGACY_KERAS="1")
-    return subprocess.run([sys.executable, "-m", "tfxp.pipeline.cli", *args], capture_output=True, text=True, env=env,
-                          cwd=cwd, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "tfxp.pipeline.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=300,
+    )
 
 
 def test_tfxp_compile_cli(tmp_path):
     common = ["compile", "--target", "vertex", "--project", PROJECT, "--region", REGION, "--image", IMAGE]
     out = tmp_path / "job.json"
-    proc = _tfxp(*common, "--pipeline-root", ROOT, "--output", str(out), "--data", "gs://bucket/data/",
-                 "--dataflow", "--vertex-training", "--json", cwd=tmp_path)
+    proc = _tfxp(
+        *common,
+        "--pipeline-root",
+        ROOT,
+        "--output",
+        str(out),
+        "--data",
+        "gs://bucket/data/",
+        "--dataflow",
+        "--vertex-training",
+        "--json",
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     answer = json.loads(proc.stdout)
     assert answer["output"] == str(out) and answer["dataflow"] and answer["vertex_training"]

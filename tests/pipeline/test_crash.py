@@ -7,6 +7,7 @@ completes with the one serving version the crashed runs published, and a
 re-run is fully cached. No run may leave a duplicate version, a permanent
 error or, once a later push has run, a staging directory.
 """
+
 from __future__ import annotations
 
 import json
@@ -15,10 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-from tfxp.pipeline.publish import PUSH_RECORD, STAGING_PREFIX
 from pipeline_harness import start_tfxp_run, tfxp_run, write_csv
 from taxi_data import read_csv_rows
+
+from tfxp.pipeline.publish import PUSH_RECORD, STAGING_PREFIX
 
 pytestmark = pytest.mark.slow
 
@@ -65,24 +66,34 @@ def _killed_run(workdir: Path, failpoint: str) -> Killed:
     # one): keep them in pytest's folder, not /tmp.
     tmp = workdir / "tmp"
     tmp.mkdir(exist_ok=True)
-    proc = start_tfxp_run(workdir / "data" / "taxi.csv", out, name=NAME, train_steps=TRAIN_STEPS,
-                          env={"TFXP_FAILPOINT": failpoint, "TMPDIR": str(tmp)})
+    proc = start_tfxp_run(
+        workdir / "data" / "taxi.csv",
+        out,
+        name=NAME,
+        train_steps=TRAIN_STEPS,
+        env={"TFXP_FAILPOINT": failpoint, "TMPDIR": str(tmp)},
+    )
     try:
         _, stderr = proc.communicate(timeout=900)
     except BaseException:
         proc.kill()
         proc.communicate()
         raise
-    return Killed(proc.returncode, _entries(out / "serving" / NAME), _entries(out / "mobile" / NAME),
-                  f"{stderr[-2000:]}\n--- log ---\n{_log_tail(out)}")
+    return Killed(
+        proc.returncode,
+        _entries(out / "serving" / NAME),
+        _entries(out / "mobile" / NAME),
+        f"{stderr[-2000:]}\n--- log ---\n{_log_tail(out)}",
+    )
 
 
 @pytest.fixture(scope="module")
 def mid_transform(workdir) -> Killed:
     out = workdir / "out"
     (workdir / "tmp").mkdir(exist_ok=True)
-    proc = start_tfxp_run(workdir / "data" / "taxi.csv", out, name=NAME, train_steps=TRAIN_STEPS,
-                          env={"TMPDIR": str(workdir / "tmp")})
+    proc = start_tfxp_run(
+        workdir / "data" / "taxi.csv", out, name=NAME, train_steps=TRAIN_STEPS, env={"TMPDIR": str(workdir / "tmp")}
+    )
     seen = []
     try:
         for line in proc.stderr:  # progress lines: "  Transform            started"
@@ -177,8 +188,12 @@ def test_rerun_after_the_crashes_completes_with_the_same_version(recovered, afte
     assert summary["mobile_pushed"] is True and summary["mobile_path"] == str(out / "mobile" / NAME / version)
     assert _entries(out / "serving" / NAME) == [version]
     assert _entries(out / "mobile" / NAME) == [version]
-    assert not [d for base in ("serving", "mobile") for d, _, _ in os.walk(out / base)
-                if os.path.basename(d).startswith(STAGING_PREFIX)]
+    assert not [
+        d
+        for base in ("serving", "mobile")
+        for d, _, _ in os.walk(out / base)
+        if os.path.basename(d).startswith(STAGING_PREFIX)
+    ]
 
     model_uri = MetadataReader(out / "metadata" / NAME / "metadata.db").latest(NAME, "Trainer").output("model").uri
     for path in (summary["pushed_path"], summary["mobile_path"]):

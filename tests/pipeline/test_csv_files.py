@@ -1,10 +1,12 @@
 """CSV input checks: valid dialects are read, files that can't be one dataset are refused with file and line."""
+
 from __future__ import annotations
 
 import csv
 import gzip
 
 import pytest
+from taxi_data import read_csv_rows
 
 from tfxp.pipeline.csv_files import (
     DataFileError,
@@ -14,7 +16,6 @@ from tfxp.pipeline.csv_files import (
     list_csv_files,
     parse_header,
 )
-from taxi_data import read_csv_rows
 
 HEADER = ["a", "b", "c"]
 
@@ -36,14 +37,17 @@ def _refused(path, line: int | None, *words: str, expected_header=None) -> DataF
     return error
 
 
-@pytest.mark.parametrize("text", [
-    "a,b,c\n1,2,x\n",
-    "\ufeffa,b,c\r\n1,2,x\r\n",  # Excel's "CSV UTF-8": a byte-order mark, CRLF
-    '"a","b","c"\n"1","2","x"\n',  # R's write.csv / pandas QUOTE_ALL
-    '\ufeff"a","b","c"\n"1","2","x, with a comma"\n',
-    'a,b,c\n1,2,"two\nlines"\n',  # a quoted cell across lines: CsvExampleGen joins them too
-    "a,b,c\n\n1,2,x\n\n",  # blank lines are skipped, as CsvExampleGen does
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a,b,c\n1,2,x\n",
+        "\ufeffa,b,c\r\n1,2,x\r\n",  # Excel's "CSV UTF-8": a byte-order mark, CRLF
+        '"a","b","c"\n"1","2","x"\n',  # R's write.csv / pandas QUOTE_ALL
+        '\ufeff"a","b","c"\n"1","2","x, with a comma"\n',
+        'a,b,c\n1,2,"two\nlines"\n',  # a quoted cell across lines: CsvExampleGen joins them too
+        "a,b,c\n\n1,2,x\n\n",  # blank lines are skipped, as CsvExampleGen does
+    ],
+)
 def test_valid_dialects_give_the_plain_header(tmp_path, text):
     found = check_file(_write(tmp_path / "d.csv", text))
     assert found.header == HEADER
@@ -80,11 +84,14 @@ def test_compressed_and_empty_files(tmp_path):
     _refused(_write(tmp_path / "blank-header.csv", "\n1,2,3\n"), 1, "header")
 
 
-@pytest.mark.parametrize("header, words", [
-    ("a,b,a", ["duplicate", "a"]),
-    ("a,,c", ["no name"]),
-    ("a;b;c", ["delimited"]),
-])
+@pytest.mark.parametrize(
+    "header, words",
+    [
+        ("a,b,a", ["duplicate", "a"]),
+        ("a,,c", ["no name"]),
+        ("a;b;c", ["delimited"]),
+    ],
+)
 def test_headers_that_cannot_name_columns(tmp_path, header, words):
     _refused(_write(tmp_path / "d.csv", f"{header}\n1\n"), 1, *words)
 

@@ -5,6 +5,7 @@ the same rows run end to end and push, while a second run on the same output is
 refused at once; then NaN/inf cells, a one-row file (an empty split), a header-only
 file and unreadable files are refused (exit 3) without replacing the pushed model.
 """
+
 from __future__ import annotations
 
 import csv
@@ -16,7 +17,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from pipeline_harness import start_tfxp_run, tfxp_run, write_csv
 from taxi_data import read_csv_rows
 
@@ -60,7 +60,7 @@ def dialect_run(workdir, rows):
     """A folder with Excel's "CSV UTF-8" (BOM) and R's write.csv (all quoted) halves; a second run races it."""
     data = workdir / "data" / "dialects"
     _write_dialect(data / "excel.csv", rows[: ROWS // 2], "utf-8-sig", csv.QUOTE_MINIMAL)
-    _write_dialect(data / "r.csv", rows[ROWS // 2:], "utf-8", csv.QUOTE_ALL)
+    _write_dialect(data / "r.csv", rows[ROWS // 2 :], "utf-8", csv.QUOTE_ALL)
     out = workdir / "out"
     first = start_tfxp_run(data, out, name=NAME, train_steps=TRAIN_STEPS)
     try:
@@ -179,7 +179,20 @@ def test_a_folder_without_csv_is_a_usage_error(tmp_path):
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "notes.txt").write_text("a,b\n1,2\n")
     started = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "tfxp.pipeline.cli", "run", "--data", str(tmp_path / "data"),
-                           "--output", str(tmp_path / "out")], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tfxp.pipeline.cli",
+            "run",
+            "--data",
+            str(tmp_path / "data"),
+            "--output",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 2 and "*.csv" in proc.stderr
     assert time.monotonic() - started < 10

@@ -5,6 +5,7 @@ cached; broken data stops at the data gate (exit 3); a model trained on shuffled
 labels is not blessed (exit 4); an undertrained model, worse than the pushed one on
 the same data, is not blessed against that baseline (exit 4). No failure pushes.
 """
+
 from __future__ import annotations
 
 import os
@@ -13,7 +14,6 @@ import re
 from pathlib import Path
 
 import pytest
-
 from pipeline_harness import tfxp_run, write_csv
 from taxi_data import OUTPUT, read_csv_rows
 
@@ -23,8 +23,17 @@ NAME = "taxi"
 ROWS = 3000
 TRAIN_STEPS = 120
 ALL_NODES = [
-    "CsvExampleGen", "ImportSchemaGen", "StatisticsGen", "ExampleValidator", "DataGate",
-    "Transform", "Trainer", "baseline_resolver", "Evaluator", "Pusher", "MobilePusher",
+    "CsvExampleGen",
+    "ImportSchemaGen",
+    "StatisticsGen",
+    "ExampleValidator",
+    "DataGate",
+    "Transform",
+    "Trainer",
+    "baseline_resolver",
+    "Evaluator",
+    "Pusher",
+    "MobilePusher",
 ]
 
 
@@ -75,7 +84,7 @@ def bad_model_run(workdir, rows, broken_run):
     shuffled = [dict(r) for r in rows]
     tips = [r["tips"] for r in shuffled]
     random.Random(7).shuffle(tips)
-    for row, tip in zip(shuffled, tips):
+    for row, tip in zip(shuffled, tips, strict=True):
         row["tips"] = tip
     data = write_csv(workdir / "data" / "shuffled" / "taxi.csv", shuffled)
     before = _versions(workdir / "out")
@@ -129,10 +138,8 @@ def test_mlmd_records_every_component(good_run, workdir):
 
 def test_pushed_version_loads_predicts_and_carries_warmup(good_run, rows):
     import tensorflow as tf
-    from tensorflow_serving.apis import prediction_log_pb2
-
-    from tfxp.models import features as F
     from taxi_data import raw_feature_spec, to_example
+    from tensorflow_serving.apis import prediction_log_pb2
 
     _, summary, _ = good_run
     path = summary["pushed_path"]
@@ -197,4 +204,3 @@ def test_a_model_worse_than_the_pushed_one_is_not_pushed(undertrained_run, good_
     assert {"auc (change vs baseline)", "binary_accuracy (change vs baseline)"} <= failed, summary["failures"]
     assert "binary_accuracy (change vs baseline)" in summary["error"]
     assert _versions(workdir / "out") == before == [good_run[1]["pushed_version"]]
-

@@ -1,4 +1,5 @@
 """The project's CsvExampleGen: header parsed as CSV, schema FLOAT columns kept FLOAT."""
+
 from __future__ import annotations
 
 from google.protobuf import json_format
@@ -20,8 +21,12 @@ def test_float_columns_travel_in_custom_config_as_tfx_passes_it():
 
 
 def test_only_int_guesses_of_float_columns_change():
-    infos = [csv_decoder.ColumnInfo("tips", INT), csv_decoder.ColumnInfo("hour", INT),
-             csv_decoder.ColumnInfo("fare", STRING), csv_decoder.ColumnInfo("miles", FLOAT)]
+    infos = [
+        csv_decoder.ColumnInfo("tips", INT),
+        csv_decoder.ColumnInfo("hour", INT),
+        csv_decoder.ColumnInfo("fare", STRING),
+        csv_decoder.ColumnInfo("miles", FLOAT),
+    ]
     widened = _as_schema_floats(infos, frozenset({"tips", "fare", "miles"}))
     assert [(i.name, i.type) for i in widened] == [("tips", FLOAT), ("hour", INT), ("fare", STRING), ("miles", FLOAT)]
 

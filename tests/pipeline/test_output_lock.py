@@ -1,4 +1,5 @@
 """One run per output folder: a second holder is refused at once, and a dead holder's lock is gone."""
+
 from __future__ import annotations
 
 import subprocess
@@ -21,8 +22,10 @@ def test_second_holder_is_refused_naming_the_first(tmp_path):
 
 
 def test_a_killed_holder_leaves_no_lock(tmp_path):
-    code = ("import os, signal, sys; from pathlib import Path; from tfxp.pipeline.output_lock import hold_output\n"
-            f"with hold_output(Path({str(tmp_path / 'out')!r})):\n    os.kill(os.getpid(), signal.SIGKILL)")
+    code = (
+        "import os, signal, sys; from pathlib import Path; from tfxp.pipeline.output_lock import hold_output\n"
+        f"with hold_output(Path({str(tmp_path / 'out')!r})):\n    os.kill(os.getpid(), signal.SIGKILL)"
+    )
     proc = subprocess.run([sys.executable, "-c", code])
     assert proc.returncode == -9
     with hold_output(tmp_path / "out"):

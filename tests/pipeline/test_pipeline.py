@@ -1,11 +1,13 @@
 """The DAG's TFMA configuration: every gated metric has a floor and a change threshold against the baseline."""
+
 from __future__ import annotations
+
+from taxi_data import TAXI
 
 import tfxp.models  # noqa: F401  (TF_USE_LEGACY_KERAS before TensorFlow)
 from tfxp.pipeline.config import EvalThresholds
-from tfxp.project import Gate
 from tfxp.pipeline.pipeline import eval_config
-from taxi_data import TAXI
+from tfxp.project import Gate
 
 
 def _thresholds(config) -> dict:
@@ -50,8 +52,7 @@ def test_multiclass_and_regression_get_their_metrics_and_gates():
 
     taxi = TAXI
     three = F.Problem(taxi.features, F.Label("species", F.DType.STRING, F.Task.MULTICLASS, ("a", "b", "c")))
-    config = eval_config(EvalThresholds(gates=(Gate("SparseCategoricalAccuracy", bound=0.4, max_change=0.02),)),
-                         three)
+    config = eval_config(EvalThresholds(gates=(Gate("SparseCategoricalAccuracy", bound=0.4, max_change=0.02),)), three)
     assert list(_thresholds(config)) == ["SparseCategoricalAccuracy"]
     per_class = config.metrics_specs[1]
     assert [m.class_name for m in per_class.metrics] == ["Precision", "Recall"]
@@ -59,8 +60,9 @@ def test_multiclass_and_regression_get_their_metrics_and_gates():
     assert config.slicing_specs[1:] == []  # no slices given
 
     value = F.Problem(taxi.features, F.Label("tips", F.DType.FLOAT, F.Task.REGRESSION), ("payment_type",))
-    config = eval_config(EvalThresholds(gates=(
-        Gate("RootMeanSquaredError", bound=3.0, max_change=0.05, higher_is_better=False),)), value)
+    config = eval_config(
+        EvalThresholds(gates=(Gate("RootMeanSquaredError", bound=3.0, max_change=0.05, higher_is_better=False),)), value
+    )
     (threshold,) = _thresholds(config)["RootMeanSquaredError"]
     assert threshold.value_threshold.upper_bound.value == 3.0
     assert threshold.change_threshold.direction == tfma.MetricDirection.LOWER_IS_BETTER

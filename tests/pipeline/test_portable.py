@@ -4,20 +4,23 @@ PortableRunner with an embedded job server and LOOPBACK workers runs every Beam
 component through the Fn API in this machine's processes, so it needs no
 download and no container. The run must push a model that loads and predicts.
 """
+
 from __future__ import annotations
 
 import glob
 from pathlib import Path
 
 import pytest
-
 from pipeline_harness import tfxp_run, write_csv
 from taxi_data import OUTPUT, TIP_FRACTION, raw_feature_spec, read_csv_rows, to_example
 
 pytestmark = pytest.mark.slow
 
-PORTABLE = ("--beam-arg=--runner=PortableRunner", "--beam-arg=--job_endpoint=embed",
-            "--beam-arg=--environment_type=LOOPBACK")
+PORTABLE = (
+    "--beam-arg=--runner=PortableRunner",
+    "--beam-arg=--job_endpoint=embed",
+    "--beam-arg=--environment_type=LOOPBACK",
+)
 BEAM_COMPONENTS = ("CsvExampleGen", "StatisticsGen", "Transform", "Evaluator")
 
 
@@ -33,8 +36,6 @@ def portable_run(tmp_path_factory):
 def test_portable_runner_pushes_a_model_that_predicts(portable_run):
     import tensorflow as tf
 
-    from tfxp.models import features as F
-
     code, summary, rows, _ = portable_run
     assert code == 0, summary.get("error")
     assert summary["result"] == "pushed" and summary["blessed"] is True
@@ -46,8 +47,10 @@ def test_portable_runner_pushes_a_model_that_predicts(portable_run):
     assert probability.shape == (50,) and ((probability >= 0) & (probability <= 1)).all()
     labels = [bool(r["fare"]) and float(r["tips"] or 0) > TIP_FRACTION * float(r["fare"]) for r in rows[:50]]
     assert len(set(labels)) == 2  # the check below means something
-    assert probability[[i for i, y in enumerate(labels) if y]].mean() > probability[
-        [i for i, y in enumerate(labels) if not y]].mean()
+    assert (
+        probability[[i for i, y in enumerate(labels) if y]].mean()
+        > probability[[i for i, y in enumerate(labels) if not y]].mean()
+    )
 
 
 def test_the_beam_work_ran_as_portable_jobs(portable_run):

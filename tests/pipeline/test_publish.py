@@ -1,4 +1,5 @@
 """Atomic version publishing: a version directory appears complete or not at all."""
+
 from __future__ import annotations
 
 import os
@@ -162,8 +163,10 @@ def test_a_push_killed_before_its_rename_is_completed_by_the_next(tmp_path):
     # A real SIGKILL at the fail point, in a child process; then the same push here.
     base = tmp_path / "serving"
     src = str(_model_dir(tmp_path))
-    code = ("from tfxp.pipeline.publish import publish_version; "
-            f"publish_version({src!r}, {str(base)!r}, source_id={MODEL_URI!r})")
+    code = (
+        "from tfxp.pipeline.publish import publish_version; "
+        f"publish_version({src!r}, {str(base)!r}, source_id={MODEL_URI!r})"
+    )
     env = dict(os.environ, TFXP_FAILPOINT="publish:staged")
     assert subprocess.run([sys.executable, "-c", code], env=env, cwd=PROJECT_ROOT).returncode == -9
     [staging] = os.listdir(base)
@@ -249,8 +252,14 @@ def test_object_store_resumes_an_interrupted_upload(tmp_path):
 def test_object_store_uploads_the_files_a_loader_looks_for_last():
     from tfxp.pipeline.publish import upload_order
 
-    files = ["saved_model.pb", "variables/variables.index", "assets.extra/tf_serving_warmup_requests",
-             "model_spec.json", "model.tflite", "variables/variables.data-00000-of-00001"]
+    files = [
+        "saved_model.pb",
+        "variables/variables.index",
+        "assets.extra/tf_serving_warmup_requests",
+        "model_spec.json",
+        "model.tflite",
+        "variables/variables.data-00000-of-00001",
+    ]
     order = upload_order(files)
     assert set(order[-2:]) == {"saved_model.pb", "model_spec.json"}
     assert sorted(order) == sorted(files)

@@ -4,6 +4,7 @@ Summaries are built by hand (no pipeline run): `explain_undefined` gets what
 `summary._metrics` reads from TFMA, with TFMA's own quirks (AUC 0.0 on a one-class
 slice, NaN precision when nothing is predicted positive).
 """
+
 from __future__ import annotations
 
 import json
@@ -26,12 +27,31 @@ from tfxp.pipeline.summary import (
 NAN = float("nan")
 
 
-def tfma_slice(count: float, auc: float, accuracy: float, precision: float, recall: float, calibration: float,
-               tp: float, fp: float, tn: float, fn: float) -> dict[str, float]:
+def tfma_slice(
+    count: float,
+    auc: float,
+    accuracy: float,
+    precision: float,
+    recall: float,
+    calibration: float,
+    tp: float,
+    fp: float,
+    tn: float,
+    fn: float,
+) -> dict[str, float]:
     """One slice as TFMA reports it: every value a double."""
-    return {"example_count": count, "auc": auc, "binary_accuracy": accuracy, "precision": precision,
-            "recall": recall, "calibration": calibration, "true_positives": tp, "false_positives": fp,
-            "true_negatives": tn, "false_negatives": fn}
+    return {
+        "example_count": count,
+        "auc": auc,
+        "binary_accuracy": accuracy,
+        "precision": precision,
+        "recall": recall,
+        "calibration": calibration,
+        "true_positives": tp,
+        "false_positives": fp,
+        "true_negatives": tn,
+        "false_negatives": fn,
+    }
 
 
 # Shaped like a real 3,000-row run: Dispute trips never tip, so that slice has one
@@ -51,8 +71,10 @@ def test_tfma_zero_auc_on_one_class_slice_is_undefined():
     metrics, undefined = explain_undefined(TFMA_METRICS)
     assert metrics["payment_type=Dispute"]["auc"] is None
     assert undefined["payment_type=Dispute"] == {
-        "auc": ONE_CLASS, "precision": NO_POSITIVE_PREDICTIONS,
-        "recall": NO_POSITIVE_LABELS, "calibration": NO_POSITIVE_LABELS,
+        "auc": ONE_CLASS,
+        "precision": NO_POSITIVE_PREDICTIONS,
+        "recall": NO_POSITIVE_LABELS,
+        "calibration": NO_POSITIVE_LABELS,
     }
     # Accuracy is defined on any non-empty slice.
     assert metrics["payment_type=Dispute"]["binary_accuracy"] == 1.0
@@ -81,26 +103,45 @@ def test_counts_become_integers_and_stay_in_the_metrics():
     metrics, _ = explain_undefined(TFMA_METRICS)
     overall = metrics["Overall"]
     assert overall["example_count"] == 4966 and isinstance(overall["example_count"], int)
-    assert (overall["true_positives"], overall["false_positives"], overall["true_negatives"],
-            overall["false_negatives"]) == (580, 263, 3721, 402)
+    assert (
+        overall["true_positives"],
+        overall["false_positives"],
+        overall["true_negatives"],
+        overall["false_negatives"],
+    ) == (580, 263, 3721, 402)
     assert all(isinstance(overall[k], int) for k in ("true_positives", "false_negatives"))
 
 
 def test_without_counts_a_nan_is_explained_by_the_metric_and_auc_is_left_alone():
     # A run from before the confusion counts were in eval_config.
-    old = {"payment_type=Cash": {"example_count": 674.0, "auc": 0.0, "binary_accuracy": 1.0,
-                                 "precision": NAN, "recall": NAN, "calibration": NAN}}
+    old = {
+        "payment_type=Cash": {
+            "example_count": 674.0,
+            "auc": 0.0,
+            "binary_accuracy": 1.0,
+            "precision": NAN,
+            "recall": NAN,
+            "calibration": NAN,
+        }
+    }
     metrics, undefined = explain_undefined(old)
-    assert undefined == {"payment_type=Cash": {"precision": NO_POSITIVE_PREDICTIONS,
-                                               "recall": NO_POSITIVE_LABELS, "calibration": NO_POSITIVE_LABELS}}
+    assert undefined == {
+        "payment_type=Cash": {
+            "precision": NO_POSITIVE_PREDICTIONS,
+            "recall": NO_POSITIVE_LABELS,
+            "calibration": NO_POSITIVE_LABELS,
+        }
+    }
     assert metrics["payment_type=Cash"]["auc"] == 0.0  # no counts: nothing says it is 0/0
 
 
 def test_other_nans_and_empty_slices():
-    metrics, undefined = explain_undefined({
-        "empty": tfma_slice(0.0, 0.0, NAN, NAN, NAN, NAN, 0.0, 0.0, 0.0, 0.0),
-        "odd": {**tfma_slice(5.0, 0.9, 0.8, 0.5, 0.5, 1.0, 1.0, 1.0, 2.0, 1.0), "binary_accuracy": NAN},
-    })
+    metrics, undefined = explain_undefined(
+        {
+            "empty": tfma_slice(0.0, 0.0, NAN, NAN, NAN, NAN, 0.0, 0.0, 0.0, 0.0),
+            "odd": {**tfma_slice(5.0, 0.9, 0.8, 0.5, 0.5, 1.0, 1.0, 1.0, 2.0, 1.0), "binary_accuracy": NAN},
+        }
+    )
     assert set(undefined["empty"].values()) == {NO_EXAMPLES}
     assert set(undefined["empty"]) == {"auc", "binary_accuracy", "precision", "recall", "calibration"}
     assert metrics["empty"]["example_count"] == 0
@@ -109,8 +150,15 @@ def test_other_nans_and_empty_slices():
 
 def _summary(metrics: dict) -> Summary:
     cleaned, undefined = explain_undefined(metrics)
-    return Summary(pipeline="taxi", rows={"train": 9934, "eval": 4966}, metrics=cleaned,
-                   undefined_metrics=undefined, blessed=True, pushed=True, pushed_path="out/serving/taxi/1")
+    return Summary(
+        pipeline="taxi",
+        rows={"train": 9934, "eval": 4966},
+        metrics=cleaned,
+        undefined_metrics=undefined,
+        blessed=True,
+        pushed=True,
+        pushed_path="out/serving/taxi/1",
+    )
 
 
 def _printed(summary: Summary, capsys) -> str:
@@ -120,7 +168,7 @@ def _printed(summary: Summary, capsys) -> str:
 
 def _table_row(out: str, slice_name: str) -> list[str]:
     line = next(line for line in out.splitlines() if line.startswith(slice_name + " "))
-    return line[len(slice_name):].split()
+    return line[len(slice_name) :].split()
 
 
 def test_console_prints_dash_counts_as_integers_and_says_why(capsys):
@@ -130,9 +178,16 @@ def test_console_prints_dash_counts_as_integers_and_says_why(capsys):
     assert _table_row(out, "payment_type=Dispute") == ["2", "-", "1.0000", "-", "-", "-"]
     assert _table_row(out, "trip_start_hour=4") == ["10", "0.7778", "0.7000", "-", "0.0000", "1.3724"]
     header = next(line for line in out.splitlines() if line.startswith("slice"))
-    assert header.split() == ["slice", "example_count", "auc", "binary_accuracy", "precision", "recall",
-                              "calibration"]  # the confusion counts are not columns
-    notes = out[out.index('"-" = undefined:'):]
+    assert header.split() == [
+        "slice",
+        "example_count",
+        "auc",
+        "binary_accuracy",
+        "precision",
+        "recall",
+        "calibration",
+    ]  # the confusion counts are not columns
+    notes = out[out.index('"-" = undefined:') :]
     assert "  auc: one class only on payment_type=Dispute\n" in notes
     assert "  precision: no positive predictions on payment_type=Dispute, trip_start_hour=4\n" in notes
     assert "  recall, calibration: no positive labels on payment_type=Dispute\n" in notes
@@ -184,8 +239,14 @@ def test_a_model_pushed_before_and_a_newer_served_version_are_said(capsys):
     from tfxp.pipeline.runner import ExitCode, Outcome
     from tfxp.pipeline.summary import Summary
 
-    summary = Summary("taxi", pushed=True, pushed_path="/o/serving/taxi/100", pushed_version="100",
-                      pushed_earlier=True, served_version="200")
+    summary = Summary(
+        "taxi",
+        pushed=True,
+        pushed_path="/o/serving/taxi/100",
+        pushed_version="100",
+        pushed_earlier=True,
+        served_version="200",
+    )
     print_summary(Outcome(ExitCode.PUSHED, summary))
     out = capsys.readouterr().out
     assert "this model was pushed before; no new version" in out

@@ -1,4 +1,5 @@
 """`tfxp schema infer`: SchemaGen's starting schema for new data."""
+
 from __future__ import annotations
 
 import csv
@@ -6,9 +7,8 @@ import subprocess
 import sys
 
 from google.protobuf import text_format
-from tensorflow_metadata.proto.v0 import schema_pb2
-
 from taxi_data import read_csv_rows
+from tensorflow_metadata.proto.v0 import schema_pb2
 
 
 def test_infers_types_and_domains_from_a_csv(tmp_path):
@@ -25,8 +25,12 @@ def test_infers_types_and_domains_from_a_csv(tmp_path):
     out = tmp_path / "schema.pbtxt"
     # Through the CLI in its own process: TFX's Beam executors parse sys.argv with
     # absl flags, and pytest's own arguments (e.g. "-v") are not theirs to read.
-    proc = subprocess.run([sys.executable, "-m", "tfxp.pipeline.cli", "schema", "infer", "--data", str(data),
-                           "--output", str(out)], capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", "tfxp.pipeline.cli", "schema", "infer", "--data", str(data), "--output", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
 
     schema = text_format.Parse(out.read_text(), schema_pb2.Schema())

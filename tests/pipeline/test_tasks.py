@@ -5,9 +5,9 @@ scikit-learn ships the data as package files: breast_cancer (binary, 569 rows), 
 served by a real server on loopback -> :predict (REST and gRPC clients), :classify or :regress
 (REST and gRPC) -> the pushed TFLite model agrees with the SavedModel.
 """
+
 from __future__ import annotations
 
-import base64
 import csv
 import gzip
 import json
@@ -37,14 +37,20 @@ def _breast_cancer(folder: Path) -> Path:
     """569 rows, 30 measurements; the label is the diagnosis as words (the positive class: malignant)."""
     lines = list(csv.reader(open(SKLEARN_DATA / "breast_cancer.csv")))[1:]  # first line: counts, class names
     names = ["malignant", "benign"]  # sklearn's target 0 and 1
-    return _write(folder / "breast_cancer.csv", [f"x{i:02d}" for i in range(30)] + ["diagnosis"],
-                  [r[:-1] + [names[int(r[-1])]] for r in lines])
+    return _write(
+        folder / "breast_cancer.csv",
+        [f"x{i:02d}" for i in range(30)] + ["diagnosis"],
+        [r[:-1] + [names[int(r[-1])]] for r in lines],
+    )
 
 
 def _wine(folder: Path) -> Path:
     lines = list(csv.reader(open(SKLEARN_DATA / "wine_data.csv")))[1:]
-    return _write(folder / "wine.csv", [f"x{i:02d}" for i in range(13)] + ["cultivar"],
-                  [r[:-1] + [f"class_{r[-1]}"] for r in lines])
+    return _write(
+        folder / "wine.csv",
+        [f"x{i:02d}" for i in range(13)] + ["cultivar"],
+        [r[:-1] + [f"class_{r[-1]}"] for r in lines],
+    )
 
 
 def _diabetes(folder: Path) -> Path:
@@ -64,8 +70,9 @@ TASKS = {
 
 def _tfxp(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    return subprocess.run([sys.executable, "-m", "tfxp.cli", *args], capture_output=True, text=True, cwd=cwd,
-                          env=env, timeout=900)
+    return subprocess.run(
+        [sys.executable, "-m", "tfxp.cli", *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=900
+    )
 
 
 @pytest.fixture(scope="module", params=list(TASKS))
@@ -78,8 +85,7 @@ def pushed(request, tmp_path_factory):
     init = _tfxp("init", "--data", str(data), "--label", label, "--dir", "project", *extra, cwd=work)
     assert init.returncode == 0, init.stderr[-3000:]
     assert f"-> {task}" in init.stdout, init.stdout  # the decision is printed, with its reason
-    run = _tfxp("run", "--project", "project", "--output", "out", "--train-steps", str(TRAIN_STEPS), "--json",
-                cwd=work)
+    run = _tfxp("run", "--project", "project", "--output", "out", "--train-steps", str(TRAIN_STEPS), "--json", cwd=work)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     summary = json.loads(run.stdout)
     rows = list(csv.DictReader(open(data)))
@@ -104,12 +110,14 @@ def test_the_run_is_gated_on_the_tasks_metrics_and_pushed(pushed):
 
 
 def _served(summary):
-    from tfxp.serving.options import ServerOptions
     from serving_harness import BackgroundServer
 
+    from tfxp.serving.options import ServerOptions
+
     base = Path(summary["pushed_path"]).parent
-    return BackgroundServer(ServerOptions(model_base_path=base, model_name=base.name, rest_port=0, grpc_port=0,
-                                          poll_seconds=0))
+    return BackgroundServer(
+        ServerOptions(model_base_path=base, model_name=base.name, rest_port=0, grpc_port=0, poll_seconds=0)
+    )
 
 
 def _example_json(row: dict, features: dict[str, str]) -> dict:
@@ -156,7 +164,11 @@ def test_served_over_rest_and_grpc_with_the_tasks_api(pushed):
         else:
             assert np.array(by_rest).shape == (8,)
         if task in ("binary", "multiclass"):
-            answer = requests.post(f"{rest}/v1/models/{name}:classify", json={"signature_name": "classification", "examples": examples}, timeout=30)
+            answer = requests.post(
+                f"{rest}/v1/models/{name}:classify",
+                json={"signature_name": "classification", "examples": examples},
+                timeout=30,
+            )
             assert answer.status_code == 200, answer.text
             results = answer.json()["results"]
             classes = ["benign", "malignant"] if task == "binary" else ["class_0", "class_1", "class_2"]
@@ -165,7 +177,8 @@ def test_served_over_rest_and_grpc_with_the_tasks_api(pushed):
             request.model_spec.name = name
             request.model_spec.signature_name = "classification"
             request.input.example_list.examples.extend(
-                tf.train.Example.FromString(e) for e in tf.make_ndarray(serialized))
+                tf.train.Example.FromString(e) for e in tf.make_ndarray(serialized)
+            )
             response = stub.Classify(request, timeout=30)
             scores = [[c.score for c in r.classes] for r in response.result.classifications]
             np.testing.assert_allclose(scores, [[s for _, s in r] for r in results], rtol=1e-5)
@@ -174,20 +187,27 @@ def test_served_over_rest_and_grpc_with_the_tasks_api(pushed):
             else:
                 np.testing.assert_allclose(np.array(scores)[:, 1], by_rest, rtol=1e-5)
         if task == "regression":
-            answer = requests.post(f"{rest}/v1/models/{name}:regress",
-                                   json={"signature_name": "regression", "examples": examples}, timeout=30)
+            answer = requests.post(
+                f"{rest}/v1/models/{name}:regress",
+                json={"signature_name": "regression", "examples": examples},
+                timeout=30,
+            )
             assert answer.status_code == 200, answer.text
             np.testing.assert_allclose(answer.json()["results"], by_rest, rtol=1e-5)
             request = regression_pb2.RegressionRequest()
             request.model_spec.name = name
             request.model_spec.signature_name = "regression"
             request.input.example_list.examples.extend(
-                tf.train.Example.FromString(e) for e in tf.make_ndarray(serialized))
+                tf.train.Example.FromString(e) for e in tf.make_ndarray(serialized)
+            )
             response = stub.Regress(request, timeout=30)
             np.testing.assert_allclose([r.value for r in response.result.regressions], by_rest, rtol=1e-5)
         if task == "multiclass":  # no regression signature: TF Serving's :regress refuses, naming it
-            answer = requests.post(f"{rest}/v1/models/{name}:regress",
-                                   json={"signature_name": "regression", "examples": examples}, timeout=30)
+            answer = requests.post(
+                f"{rest}/v1/models/{name}:regress",
+                json={"signature_name": "regression", "examples": examples},
+                timeout=30,
+            )
             assert answer.status_code == 400 and "regression" in answer.json()["error"]
     finally:
         server.stop()

@@ -5,12 +5,12 @@ to run the contract tests against another server (e.g. the real tensorflow/servi
 container started from serving/deploy/, serving this project's pushed model as
 `taxi`); tests that must write model directories are skipped then.
 """
+
 from __future__ import annotations
 
 import os
 
 import pytest
-
 from serving_harness import FIRST_VERSION, MODEL_NAME, ServerHandle, publish, start_server  # noqa: F401
 from taxi_data import raw_feature_spec, read_csv_rows, to_example
 
@@ -46,9 +46,15 @@ def served(model_dir, tmp_path_factory):
     publish(model_dir, base, FIRST_VERSION)
     background = start_server(base)
     try:
-        yield ServerHandle(f"http://127.0.0.1:{background.server.rest_port}",
-                           f"127.0.0.1:{background.server.grpc_port}", MODEL_NAME, base, FIRST_VERSION,
-                           background.server, background.loop)
+        yield ServerHandle(
+            f"http://127.0.0.1:{background.server.rest_port}",
+            f"127.0.0.1:{background.server.grpc_port}",
+            MODEL_NAME,
+            base,
+            FIRST_VERSION,
+            background.server,
+            background.loop,
+        )
     finally:
         background.stop()
 

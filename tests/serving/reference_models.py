@@ -19,6 +19,7 @@ polling server never sees half a model; an existing version dir is never replace
 Expected answers (TF Serving's own test expectations, same file) are the `*_REST_*` constants and
 `half_plus_two_tf1_metadata()`.
 """
+
 from __future__ import annotations
 
 import os
@@ -65,8 +66,11 @@ CLASSIFY_REST_REQUEST = {"signature_name": "classify_x_to_y", "examples": [{"x":
 CLASSIFY_REST_RESPONSE = {"results": [[["", 3.0]]]}  # no classes output: label ""
 REGRESS_REST_REQUEST = {"signature_name": "regress_x_to_y", "examples": [{"x": 2.0}]}
 REGRESS_REST_RESPONSE = {"results": [3.0]}
-STATUS_REST_RESPONSE = {"model_version_status": [
-    {"version": str(VERSION), "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}]}
+STATUS_REST_RESPONSE = {
+    "model_version_status": [
+        {"version": str(VERSION), "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}
+    ]
+}
 # The gRPC tests (VerifyPredictRequest, _TestClassify, _TestRegress) send x = 2.0 and expect 3.0.
 
 
@@ -81,6 +85,7 @@ def half_plus_two_tf1_metadata(model_name: str = "default", version: int = VERSI
     As TF Serving 2.16.1's `servables/tensorflow/testdata/half_plus_two_model_metadata.json`, which
     `testGetModelMetadataREST` compares (after sorting) with `GET /v1/models/default/metadata`.
     """
+
     def info(name: str, dtype: str, known: bool) -> dict:
         if not known:  # the tf_example placeholder has no shape
             return {"dtype": dtype, "tensor_shape": {"dim": [], "unknown_rank": True}, "name": name}
@@ -90,8 +95,10 @@ def half_plus_two_tf1_metadata(model_name: str = "default", version: int = VERSI
     signature_defs = {}
     for key, (method, inputs, outputs) in HALF_PLUS_TWO_TF1_SIGNATURES.items():
         signature_defs[key] = {
-            "inputs": {k: info(t, "DT_STRING" if t == "tf_example:0" else "DT_FLOAT", t != "tf_example:0")
-                       for k, t in inputs.items()},
+            "inputs": {
+                k: info(t, "DT_STRING" if t == "tf_example:0" else "DT_FLOAT", t != "tf_example:0")
+                for k, t in inputs.items()
+            },
             "outputs": {k: info(t, "DT_FLOAT", True) for k, t in outputs.items()},
             "method_name": method,
             "defaults": {},
@@ -116,8 +123,9 @@ def example_bytes(x: float | None = None, x2: float | None = None) -> bytes:
 # --------------------------------------------------------------------------- builders
 
 
-def write_half_plus_two_tf1(folder: str | os.PathLike, name: str = "half_plus_two",
-                            version_dir: str = VERSION_DIR, b: float = 2.0) -> Path:
+def write_half_plus_two_tf1(
+    folder: str | os.PathLike, name: str = "half_plus_two", version_dir: str = VERSION_DIR, b: float = 2.0
+) -> Path:
     """TF Serving's TF1 half_plus_two, as `saved_model_half_plus_two.py` builds it, in `<folder>/<name>/<version_dir>`.
 
     Graph (tf.compat.v1, no resource variables): `tf_example` (string placeholder, unknown rank) ->
@@ -136,7 +144,8 @@ def write_half_plus_two_tf1(folder: str | os.PathLike, name: str = "half_plus_tw
 
     def signature(inputs: dict, outputs: dict, method: str):
         return signature_def_utils.build_signature_def(
-            {k: build_info(t) for k, t in inputs.items()}, {k: build_info(t) for k, t in outputs.items()}, method)
+            {k: build_info(t) for k, t in inputs.items()}, {k: build_info(t) for k, t in outputs.items()}, method
+        )
 
     def write(export_dir: str) -> None:
         with tempfile.TemporaryDirectory() as original_assets, tf.Graph().as_default() as graph:
@@ -161,23 +170,27 @@ def write_half_plus_two_tf1(folder: str | os.PathLike, name: str = "half_plus_tw
                 y3 = tf.identity(tf.add(tf.multiply(a2, x2), c2), name="y3")
 
                 v1.add_to_collection(v1.GraphKeys.ASSET_FILEPATHS, tf.constant(asset_path))
-                filename = v1.Variable("foo.txt", name="filename_tensor", trainable=False, collections=[],
-                                       use_resource=False)
+                filename = v1.Variable(
+                    "foo.txt", name="filename_tensor", trainable=False, collections=[], use_resource=False
+                )
                 assign_filename = filename.assign("foo.txt")
 
                 tensors = {"tf_example:0": serialized, "x:0": x, "x2:0": x2, "y:0": y, "y2:0": y2, "y3:0": y3}
                 signature_defs = {
-                    key: signature({k: tensors[t] for k, t in inputs.items()},
-                                   {k: tensors[t] for k, t in outputs.items()}, method)
+                    key: signature(
+                        {k: tensors[t] for k, t in inputs.items()}, {k: tensors[t] for k, t in outputs.items()}, method
+                    )
                     for key, (method, inputs, outputs) in HALF_PLUS_TWO_TF1_SIGNATURES.items()
                 }
                 sess.run(v1.global_variables_initializer())
                 builder = v1.saved_model.Builder(export_dir)
                 builder.add_meta_graph_and_variables(
-                    sess, [v1.saved_model.tag_constants.SERVING],
+                    sess,
+                    [v1.saved_model.tag_constants.SERVING],
                     signature_def_map=signature_defs,
                     assets_collection=v1.get_collection(v1.GraphKeys.ASSET_FILEPATHS),
-                    main_op=tf.group(assign_filename))
+                    main_op=tf.group(assign_filename),
+                )
                 builder.save()
 
     return _publish(folder, name, version_dir, write)
@@ -193,17 +206,25 @@ def parse_example_v1(tf, serialized) -> dict:
     with tf.name_scope("ParseExample"):
         dense_defaults = [tf.constant([], dtype=tf.float32), tf.constant([0.0], dtype=tf.float32, name="key_x2")]
         dense_keys = [tf.constant("x"), tf.constant("x2")]
-        result = tf.raw_ops.ParseExample(serialized=serialized, names=tf.constant([], dtype=tf.string),
-                                         sparse_keys=[], dense_keys=dense_keys, dense_defaults=dense_defaults,
-                                         sparse_types=[], dense_shapes=[[1], [1]], name="ParseExample")
-    return dict(zip(("x", "x2"), result.dense_values))
+        result = tf.raw_ops.ParseExample(
+            serialized=serialized,
+            names=tf.constant([], dtype=tf.string),
+            sparse_keys=[],
+            dense_keys=dense_keys,
+            dense_defaults=dense_defaults,
+            sparse_types=[],
+            dense_shapes=[[1], [1]],
+            name="ParseExample",
+        )
+    return dict(zip(("x", "x2"), result.dense_values, strict=True))
 
 
 _parse_example_v1 = parse_example_v1  # the name test_rest_conformance.py used first
 
 
-def write_half_plus_two_tf2(folder: str | os.PathLike, name: str = "half_plus_two_tf2",
-                            version_dir: str = VERSION_DIR) -> Path:
+def write_half_plus_two_tf2(
+    folder: str | os.PathLike, name: str = "half_plus_two_tf2", version_dir: str = VERSION_DIR
+) -> Path:
     """TF Serving's native TF2 half_plus_two (`HalfPlusTwoModel`), saved with `tf.saved_model.save`.
 
     `serving_default`: x float32 [1] -> y = 0.5 * x + 2. Regress/classify signatures parse tf.Examples
@@ -280,8 +301,9 @@ def _half_plus_two_module(tf, asset_path: str):
     return HalfPlusTwoModel()
 
 
-def write_tf_saved_model_save(folder: str | os.PathLike, name: str = "tf_saved_model_save",
-                              version_dir: str = VERSION_DIR) -> Path:
+def write_tf_saved_model_save(
+    folder: str | os.PathLike, name: str = "tf_saved_model_save", version_dir: str = VERSION_DIR
+) -> Path:
     """`test_tf_saved_model_save`: a tf.train.Checkpoint with v1 = 3, v2 = 2 and f(x) = {"y": v1 * v2 * x}.
 
     `serving_default`: x float32 of unknown rank -> y = 6 * x, same shape (TF Serving expects 12 for 2).
@@ -299,8 +321,9 @@ def write_tf_saved_model_save(folder: str | os.PathLike, name: str = "tf_saved_m
     return _publish(folder, name, version_dir, write)
 
 
-def write_keras_sequential(folder: str | os.PathLike, name: str = "keras_sequential",
-                           version_dir: str = VERSION_DIR) -> Path:
+def write_keras_sequential(
+    folder: str | os.PathLike, name: str = "keras_sequential", version_dir: str = VERSION_DIR
+) -> Path:
     """`test_(distrat_)sequential_keras_saved_model_save` in tf_keras, saved with `tf.saved_model.save`.
 
     Input `x` float32 [None, 1] -> Dense(1, kernel ones, bias zeros) -> Lambda identity named `y`;
@@ -311,11 +334,13 @@ def write_keras_sequential(folder: str | os.PathLike, name: str = "keras_sequent
     import tf_keras as keras
 
     def write(export_dir: str) -> None:
-        model = keras.models.Sequential([
-            keras.layers.Input(dtype="float32", shape=(1,), name="x"),
-            keras.layers.Dense(1, kernel_initializer="ones", bias_initializer="zeros"),
-            keras.layers.Lambda(lambda t: t, name="y"),
-        ])
+        model = keras.models.Sequential(
+            [
+                keras.layers.Input(dtype="float32", shape=(1,), name="x"),
+                keras.layers.Dense(1, kernel_initializer="ones", bias_initializer="zeros"),
+                keras.layers.Lambda(lambda t: t, name="y"),
+            ]
+        )
         tf.saved_model.save(model, export_dir)
 
     return _publish(folder, name, version_dir, write)
@@ -332,7 +357,8 @@ def model_config_text(base_paths: dict[str, Path]) -> str:
     """A text ModelServerConfig (`--model_config_file`) serving each {name: base path}."""
     entries = "".join(
         f'  config {{\n    name: "{name}"\n    base_path: "{path}"\n    model_platform: "tensorflow"\n  }}\n'
-        for name, path in base_paths.items())
+        for name, path in base_paths.items()
+    )
     return f"model_config_list {{\n{entries}}}\n"
 
 

@@ -1,4 +1,5 @@
 """Server-side batching and sampled request logging, through a real server."""
+
 from __future__ import annotations
 
 import glob
@@ -10,10 +11,9 @@ import numpy as np
 import pytest
 import requests
 import tensorflow as tf
-from tensorflow_serving.apis import classification_pb2, predict_pb2, prediction_log_pb2, prediction_service_pb2_grpc
-
 from serving_harness import MODEL_NAME, publish, start_server
 from taxi_data import TAXI, raw_feature_spec, read_csv_rows, to_example
+from tensorflow_serving.apis import classification_pb2, predict_pb2, prediction_log_pb2, prediction_service_pb2_grpc
 
 
 @pytest.fixture(scope="module")
@@ -39,16 +39,19 @@ def test_concurrent_requests_are_batched_and_answered_correctly(model_dir, tmp_p
     base = tmp_path / MODEL_NAME
     publish(model_dir, base, 1)
     params = tmp_path / "batching.config"
-    params.write_text("max_batch_size { value: 64 }\nbatch_timeout_micros { value: 20000 }\n"
-                      "num_batch_threads { value: 2 }\nmax_enqueued_batches { value: 100 }\n")
+    params.write_text(
+        "max_batch_size { value: 64 }\nbatch_timeout_micros { value: 20000 }\n"
+        "num_batch_threads { value: 2 }\nmax_enqueued_batches { value: 100 }\n"
+    )
     server = start_server(base, enable_batching=True, batching_parameters_file=params)
     rest_url = f"http://127.0.0.1:{server.server.rest_port}"
     stub = prediction_service_pb2_grpc.PredictionServiceStub(
-        grpc.insecure_channel(f"127.0.0.1:{server.server.grpc_port}"))
+        grpc.insecure_channel(f"127.0.0.1:{server.server.grpc_port}")
+    )
     try:
         expected = tf.make_ndarray(stub.Predict(_request(examples), timeout=30).outputs["probability"])
         before = _histogram_count(rest_url, "tensorflow_serving_batching_processed_batch_size")
-        chunks = [examples[i:i + 2] for i in range(0, 64, 2)]  # 32 requests of 2 rows
+        chunks = [examples[i : i + 2] for i in range(0, 64, 2)]  # 32 requests of 2 rows
 
         def call(i):
             if i == 7:  # a bad request in the same burst must not fail its batch mates
@@ -62,7 +65,7 @@ def test_concurrent_requests_are_batched_and_answered_correctly(model_dir, tmp_p
         assert results[7] == grpc.StatusCode.FAILED_PRECONDITION  # TF Serving: unknown signature in Predict
         for i, result in enumerate(results):
             if i != 7:
-                np.testing.assert_allclose(result, expected[2 * i: 2 * i + 2], atol=1e-6)
+                np.testing.assert_allclose(result, expected[2 * i : 2 * i + 2], atol=1e-6)
         batches = _histogram_count(rest_url, "tensorflow_serving_batching_processed_batch_size") - before
         assert 0 < batches < 31, f"{batches} batches for 31 requests: nothing was merged"
     finally:
@@ -74,12 +77,15 @@ def test_concurrent_classify_requests_are_batched(model_dir, tmp_path, examples)
     base = tmp_path / MODEL_NAME
     publish(model_dir, base, 1)
     params = tmp_path / "batching.config"
-    params.write_text("max_batch_size { value: 64 }\nbatch_timeout_micros { value: 20000 }\n"
-                      "num_batch_threads { value: 2 }\nmax_enqueued_batches { value: 100 }\n")
+    params.write_text(
+        "max_batch_size { value: 64 }\nbatch_timeout_micros { value: 20000 }\n"
+        "num_batch_threads { value: 2 }\nmax_enqueued_batches { value: 100 }\n"
+    )
     server = start_server(base, enable_batching=True, batching_parameters_file=params)
     rest_url = f"http://127.0.0.1:{server.server.rest_port}"
     stub = prediction_service_pb2_grpc.PredictionServiceStub(
-        grpc.insecure_channel(f"127.0.0.1:{server.server.grpc_port}"))
+        grpc.insecure_channel(f"127.0.0.1:{server.server.grpc_port}")
+    )
 
     def classify(chunk):
         request = classification_pb2.ClassificationRequest()
@@ -93,14 +99,17 @@ def test_concurrent_classify_requests_are_batched(model_dir, tmp_path, examples)
         expected = classify(examples)
         before = _histogram_count(rest_url, "tensorflow_serving_batching_processed_batch_size")
         with ThreadPoolExecutor(16) as pool:
-            results = list(pool.map(classify, [examples[i:i + 4] for i in range(0, 64, 4)]))
+            results = list(pool.map(classify, [examples[i : i + 4] for i in range(0, 64, 4)]))
         batches = _histogram_count(rest_url, "tensorflow_serving_batching_processed_batch_size") - before
     finally:
         server.stop()
     for i, rows in enumerate(results):
         assert [[label for label, _ in row] for row in rows] == [["0", "1"]] * 4
-        np.testing.assert_allclose([[s for _, s in row] for row in rows],
-                                   [[s for _, s in row] for row in expected[4 * i: 4 * i + 4]], atol=1e-6)
+        np.testing.assert_allclose(
+            [[s for _, s in row] for row in rows],
+            [[s for _, s in row] for row in expected[4 * i : 4 * i + 4]],
+            atol=1e-6,
+        )
     assert 0 < batches < 16, f"{batches} batches for 16 requests: nothing was merged"
 
 
@@ -110,10 +119,11 @@ def test_sampled_requests_are_logged_as_prediction_logs(model_dir, tmp_path, exa
     log_dir = tmp_path / "request-log"
     server = start_server(base, request_log_dir=log_dir, log_sampling=1.0)
     stub = prediction_service_pb2_grpc.PredictionServiceStub(
-        grpc.insecure_channel(f"127.0.0.1:{server.server.grpc_port}"))
+        grpc.insecure_channel(f"127.0.0.1:{server.server.grpc_port}")
+    )
     try:
         for i in range(3):
-            stub.Predict(_request(examples[i:i + 4]), timeout=30)
+            stub.Predict(_request(examples[i : i + 4]), timeout=30)
     finally:
         server.stop()
     records = [r.numpy() for r in tf.data.TFRecordDataset(sorted(glob.glob(str(log_dir / "*.tfrecord"))))]
@@ -136,8 +146,14 @@ def _raw_request(rows):
     dtypes = {F.DType.INT: (tf.int64, int), F.DType.FLOAT: (tf.float32, float), F.DType.STRING: (tf.string, str)}
     for feature in TAXI.features:
         dtype, cast = dtypes[feature.dtype]
-        values = [F.missing_value(feature.dtype) if r[feature.name] == "" else cast(float(r[feature.name]))
-                  if feature.dtype is F.DType.INT else cast(r[feature.name]) for r in rows]
+        values = [
+            F.missing_value(feature.dtype)
+            if r[feature.name] == ""
+            else cast(float(r[feature.name]))
+            if feature.dtype is F.DType.INT
+            else cast(r[feature.name])
+            for r in rows
+        ]
         request.inputs[feature.name].CopyFrom(tf.make_tensor_proto(values, dtype=dtype))
     return request
 
@@ -147,17 +163,20 @@ def test_a_request_the_model_refuses_does_not_fail_its_batch_mates(model_dir, tm
     base = tmp_path / MODEL_NAME
     publish(model_dir, base, 1)
     params = tmp_path / "batching.config"
-    params.write_text("max_batch_size { value: 64 }\nbatch_timeout_micros { value: 50000 }\n"
-                      "num_batch_threads { value: 2 }\nmax_enqueued_batches { value: 100 }\n")
+    params.write_text(
+        "max_batch_size { value: 64 }\nbatch_timeout_micros { value: 50000 }\n"
+        "num_batch_threads { value: 2 }\nmax_enqueued_batches { value: 100 }\n"
+    )
     server = start_server(base, enable_batching=True, batching_parameters_file=params)
     stub = prediction_service_pb2_grpc.PredictionServiceStub(
-        grpc.insecure_channel(f"127.0.0.1:{server.server.grpc_port}"))
+        grpc.insecure_channel(f"127.0.0.1:{server.server.grpc_port}")
+    )
     rows = read_csv_rows(limit=32)
     try:
         expected = tf.make_ndarray(stub.Predict(_raw_request(rows), timeout=30).outputs["probability"])
 
         def call(i):
-            pair = rows[2 * i: 2 * i + 2]
+            pair = rows[2 * i : 2 * i + 2]
             if i == 5:  # a required input missing: the model's own check refuses it
                 pair = [pair[0], dict(pair[1], fare="")]
                 with pytest.raises(grpc.RpcError) as info:
@@ -171,6 +190,6 @@ def test_a_request_the_model_refuses_does_not_fail_its_batch_mates(model_dir, tm
         assert code == grpc.StatusCode.INVALID_ARGUMENT and "required input fare is missing" in details
         for i, result in enumerate(results):
             if i != 5:
-                np.testing.assert_allclose(result, expected[2 * i: 2 * i + 2], atol=1e-6)
+                np.testing.assert_allclose(result, expected[2 * i : 2 * i + 2], atol=1e-6)
     finally:
         server.stop()

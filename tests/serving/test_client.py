@@ -1,4 +1,5 @@
 """RestClient and GrpcClient against a real server (or an external TF Serving)."""
+
 from __future__ import annotations
 
 import json
@@ -11,10 +12,10 @@ import time
 import numpy as np
 import pytest
 import tensorflow as tf
+from taxi_data import TAXI, raw_feature_spec, read_csv_rows, to_example
 
 from tfxp import rows as R
 from tfxp.serving.client import GrpcClient, RestClient, ServingClientError, TensorInfo, connect
-from taxi_data import TAXI, raw_feature_spec, read_csv_rows, to_example
 
 ROWS = 50
 
@@ -94,8 +95,10 @@ def test_unavailable_server_is_retried_then_reported():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # closed once the block ends: nothing listens
-    for client in (RestClient(f"http://127.0.0.1:{port}", "taxi", retry_seconds=0.6, timeout=2),
-                   GrpcClient(f"127.0.0.1:{port}", "taxi", retry_seconds=0.6, timeout=2)):
+    for client in (
+        RestClient(f"http://127.0.0.1:{port}", "taxi", retry_seconds=0.6, timeout=2),
+        GrpcClient(f"127.0.0.1:{port}", "taxi", retry_seconds=0.6, timeout=2),
+    ):
         started = time.monotonic()
         with client, pytest.raises(ServingClientError) as info:
             client.predict([{"fare": "1"}])
@@ -112,13 +115,33 @@ def test_connect_chooses_the_protocol_from_the_target(served):
 def test_tfxp_predict_command(served, rows, expected, tmp_path, protocol):
     csv_path = tmp_path / "rows.csv"
     header = list(rows[0])
-    csv_path.write_text(",".join(header) + "\n" + "\n".join(
-        ",".join(f'"{r[h]}"' if "," in r[h] else r[h] for h in header) for r in rows[:10]) + "\n")
+    csv_path.write_text(
+        ",".join(header)
+        + "\n"
+        + "\n".join(",".join(f'"{r[h]}"' if "," in r[h] else r[h] for h in header) for r in rows[:10])
+        + "\n"
+    )
     server = served.rest_url if protocol == "rest" else served.grpc_target
     proc = subprocess.run(
-        [sys.executable, "-m", "tfxp.pipeline.cli", "predict", "--server", server, "--model", served.model,
-         "--rows", str(csv_path), "--protocol", protocol, "--json"],
-        capture_output=True, text=True, timeout=120, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+        [
+            sys.executable,
+            "-m",
+            "tfxp.pipeline.cli",
+            "predict",
+            "--server",
+            server,
+            "--model",
+            served.model,
+            "--rows",
+            str(csv_path),
+            "--protocol",
+            protocol,
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
     )
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
@@ -129,6 +152,7 @@ def test_tfxp_predict_command(served, rows, expected, tmp_path, protocol):
 
 # -- predict_raw refuses what it cannot answer, on every path (issue 10, item 14) -------------------------
 
+
 def _raw_columns(served, rows) -> dict:
     """`predict_raw` columns of rows, for the inputs the served model declares."""
     with RestClient(served.rest_url, served.model) as client:
@@ -138,8 +162,9 @@ def _raw_columns(served, rows) -> dict:
 def _rest_predict(served, body: dict):
     import requests
 
-    return requests.post(f"{served.rest_url}/v1/models/{served.model}:predict",
-                         data=json.dumps(body, allow_nan=True), timeout=30)
+    return requests.post(
+        f"{served.rest_url}/v1/models/{served.model}:predict", data=json.dumps(body, allow_nan=True), timeout=30
+    )
 
 
 def _grpc_predict(served, columns: dict):
@@ -169,9 +194,11 @@ def test_predict_raw_refuses_columns_of_unequal_length_over_rest_and_grpc(served
     good = _raw_columns(served, [dict(r, pickup_census_tract="17031081500") for r in rows[:2]])
     response = _rest_predict(served, {"signature_name": "predict_raw", "inputs": good})
     assert response.status_code == 200, response.text
-    for name, bad in (("pickup_census_tract", good["pickup_census_tract"][:1]),
-                      ("dropoff_census_tract", good["dropoff_census_tract"] * 2),  # "indices[2] ... out of bounds"
-                      ("company", good["company"][:1])):
+    for name, bad in (
+        ("pickup_census_tract", good["pickup_census_tract"][:1]),
+        ("dropoff_census_tract", good["dropoff_census_tract"] * 2),  # "indices[2] ... out of bounds"
+        ("company", good["company"][:1]),
+    ):
         text = f"input {name} has {len(bad)} values but input {TAXI.features[0].name} has 2"
         response = _rest_predict(served, {"signature_name": "predict_raw", "inputs": {**good, name: bad}})
         assert response.status_code == 400 and response.headers["Content-Type"].startswith("application/json")
@@ -210,9 +237,25 @@ def test_tfxp_predict_refuses_a_rows_file_without_model_inputs(served, tmp_path)
     path = tmp_path / "foo.csv"
     path.write_text("foo,bar\n1,2\n")
     proc = subprocess.run(
-        [sys.executable, "-m", "tfxp.pipeline.cli", "predict", "--server", served.rest_url, "--model", served.model,
-         "--rows", str(path), "--signature", "predict_raw"],
-        capture_output=True, text=True, timeout=120, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+        [
+            sys.executable,
+            "-m",
+            "tfxp.pipeline.cli",
+            "predict",
+            "--server",
+            served.rest_url,
+            "--model",
+            served.model,
+            "--rows",
+            str(path),
+            "--signature",
+            "predict_raw",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+    )
     assert proc.returncode == 2 and proc.stdout == ""
     with RestClient(served.rest_url, served.model) as client:
         inputs = ", ".join(client.model_inputs())  # by name: the metadata's, not a feature list's order
@@ -220,6 +263,7 @@ def test_tfxp_predict_refuses_a_rows_file_without_model_inputs(served, tmp_path)
 
 
 # -- a new version: the clients read its metadata (issue 11) ------------------------------------------------
+
 
 def test_grpc_client_reads_the_metadata_of_a_new_version_that_answers(own_server_only, model_dir, rows, tmp_path):
     """A client keeps the metadata it read until another version answers: then it reads that version's."""
@@ -245,8 +289,8 @@ def test_grpc_client_reads_the_metadata_of_a_new_version_that_answers(own_server
 
 # -- a server restart costs only the outage (issue 10, item 17) -------------------------------------------
 
-def test_clients_answer_right_after_a_server_restart_on_the_same_ports(own_server_only, model_dir, rows,
-                                                                       tmp_path):
+
+def test_clients_answer_right_after_a_server_restart_on_the_same_ports(own_server_only, model_dir, rows, tmp_path):
     """gRPC's default reconnect backoff (1 s, x1.6) failed calls ~9 s beyond the outage; 3 retries gave up.
 
     A real server is stopped and, after an outage, started again on the same ports. Clients
@@ -256,18 +300,20 @@ def test_clients_answer_right_after_a_server_restart_on_the_same_ports(own_serve
     import threading
 
     import grpc
+    from serving_harness import FIRST_VERSION, MODEL_NAME, BackgroundServer, publish
     from tensorflow_serving.apis import get_model_status_pb2, model_service_pb2_grpc
 
     from tfxp.serving.options import ServerOptions
-    from serving_harness import FIRST_VERSION, MODEL_NAME, BackgroundServer, publish
 
     base = tmp_path / MODEL_NAME
     publish(model_dir, base, FIRST_VERSION)
     options = ServerOptions(model_base_path=base, model_name=MODEL_NAME, rest_port=0, grpc_port=0, poll_seconds=0)
     first = BackgroundServer(options)
     rest_port, grpc_port = first.server.rest_port, first.server.grpc_port
-    clients = {"grpc": GrpcClient(f"127.0.0.1:{grpc_port}", MODEL_NAME, retry_seconds=60),
-               "rest": RestClient(f"http://127.0.0.1:{rest_port}", MODEL_NAME, retry_seconds=60)}
+    clients = {
+        "grpc": GrpcClient(f"127.0.0.1:{grpc_port}", MODEL_NAME, retry_seconds=60),
+        "rest": RestClient(f"http://127.0.0.1:{rest_port}", MODEL_NAME, retry_seconds=60),
+    }
     for client in clients.values():
         assert len(client.predict(rows[:2])) == 2  # connected before the outage
     first.stop()
@@ -286,8 +332,11 @@ def test_clients_answer_right_after_a_server_restart_on_the_same_ports(own_serve
 
     def restart() -> None:
         time.sleep(4.0)  # the outage (plus the model's load): the default backoff has grown to ~4 s by then
-        times["second"] = BackgroundServer(ServerOptions(
-            model_base_path=base, model_name=MODEL_NAME, rest_port=rest_port, grpc_port=grpc_port, poll_seconds=0))
+        times["second"] = BackgroundServer(
+            ServerOptions(
+                model_base_path=base, model_name=MODEL_NAME, rest_port=rest_port, grpc_port=grpc_port, poll_seconds=0
+            )
+        )
         while not fresh_connection_answers():
             time.sleep(0.01)
         times["up"] = time.monotonic()

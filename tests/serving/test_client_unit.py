@@ -4,6 +4,7 @@ Real protobufs and real TensorFlow parsing check the encodings; tiny loopback
 stubs (http.server, a grpc servicer) answer with TF Serving's metadata and
 predict layouts and check URLs, request bodies, retries and error mapping.
 """
+
 from __future__ import annotations
 
 import base64
@@ -18,21 +19,23 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from taxi_data import TAXI, TAXI_CSV, TIPS, is_nan, raw_feature_spec, read_csv_rows, taxi_columns, to_example
 
 import tfxp.models  # noqa: F401  (TF_USE_LEGACY_KERAS before TensorFlow)
 from tfxp import rows as R
 from tfxp.models import features as F
 from tfxp.pipeline.cli import main
 from tfxp.serving import client as C
-from taxi_data import TAXI, TAXI_CSV, TIPS, is_nan, raw_feature_spec, read_csv_rows, taxi_columns, to_example
 
 _DT = {F.DType.INT: "DT_INT64", F.DType.FLOAT: "DT_FLOAT", F.DType.STRING: "DT_STRING"}
 # The raw inputs a served taxi model declares (its predict_raw signature).
 TAXI_INPUTS = {f.name: _DT[f.dtype] for f in TAXI.features}
 # A model that is not the taxi model: the clients know it only from its metadata.
 PENGUIN_INPUTS = {"bill_length_mm": "DT_FLOAT", "island": "DT_STRING", "year": "DT_INT64"}
-PENGUIN_ROWS = [{"bill_length_mm": "39.1", "island": "Torgersen", "year": "2007", "species": "Adelie"},
-                {"bill_length_mm": "", "island": "Biscoe", "year": "2008", "species": "Gentoo"}]
+PENGUIN_ROWS = [
+    {"bill_length_mm": "39.1", "island": "Torgersen", "year": "2007", "species": "Adelie"},
+    {"bill_length_mm": "", "island": "Biscoe", "year": "2008", "species": "Gentoo"},
+]
 
 
 def metadata_answer(inputs=None, outputs=None, version=4, model="taxi", signatures=None) -> dict:
@@ -40,6 +43,7 @@ def metadata_answer(inputs=None, outputs=None, version=4, model="taxi", signatur
 
     `outputs`: {name: (dtype, shape)} of both signatures, default the binary `probability` [-1].
     """
+
     def info(dtype, shape, name):
         dims = [{"size": str(d), "name": ""} for d in shape]
         return {"dtype": dtype, "tensor_shape": {"dim": dims, "unknown_rank": False}, "name": name}
@@ -47,16 +51,23 @@ def metadata_answer(inputs=None, outputs=None, version=4, model="taxi", signatur
     outputs = outputs or {"probability": ("DT_FLOAT", (-1,))}
     out = {name: info(dtype, shape, f"out_{name}:0") for name, (dtype, shape) in outputs.items()}
     defs = {
-        "serving_default": {"inputs": {"examples": info("DT_STRING", (-1,), "examples:0")}, "outputs": out,
-                            "method_name": "tensorflow/serving/predict"},
-        "predict_raw": {"inputs": {name: info(dtype, (-1,), f"{name}:0")
-                                   for name, dtype in (inputs or TAXI_INPUTS).items()},
-                        "outputs": out, "method_name": "tensorflow/serving/predict"},
+        "serving_default": {
+            "inputs": {"examples": info("DT_STRING", (-1,), "examples:0")},
+            "outputs": out,
+            "method_name": "tensorflow/serving/predict",
+        },
+        "predict_raw": {
+            "inputs": {name: info(dtype, (-1,), f"{name}:0") for name, dtype in (inputs or TAXI_INPUTS).items()},
+            "outputs": out,
+            "method_name": "tensorflow/serving/predict",
+        },
     }
     if signatures is not None:
         defs = {name: defs[name] for name in signatures}
-    return {"model_spec": {"name": model, "signature_name": "", "version": str(version)},
-            "metadata": {"signature_def": {"signature_def": defs}}}
+    return {
+        "model_spec": {"name": model, "signature_name": "", "version": str(version)},
+        "metadata": {"signature_def": {"signature_def": defs}},
+    }
 
 
 @pytest.fixture(scope="module")
@@ -100,8 +111,7 @@ def test_row_helpers_encode_as_the_schema_parses(rows):
 def test_tensor_protos_have_signature_dtypes():
     import tensorflow as tf
 
-    columns = C.raw_columns([{"fare": "12.45", "trip_seconds": "300", "company": "Taxi Affiliation"}, {}],
-                            TAXI_INPUTS)
+    columns = C.raw_columns([{"fare": "12.45", "trip_seconds": "300", "company": "Taxi Affiliation"}, {}], TAXI_INPUTS)
     expected = {"DT_INT64": tf.int64, "DT_FLOAT": tf.float32, "DT_STRING": tf.string}
     for name, dtype in TAXI_INPUTS.items():
         proto = C.tensor_proto(columns[name], dtype)
@@ -138,7 +148,10 @@ def test_signature_names_match_models_signatures():
     from tfxp.models import signatures
 
     assert (C.SERVING_DEFAULT, C.PREDICT_RAW, C.EXAMPLES_INPUT) == (
-        signatures.SERVING_DEFAULT, signatures.PREDICT_RAW, signatures.EXAMPLES_INPUT)
+        signatures.SERVING_DEFAULT,
+        signatures.PREDICT_RAW,
+        signatures.EXAMPLES_INPUT,
+    )
 
 
 # -- REST bodies and answers ---------------------------------------------------------------------------
@@ -182,15 +195,24 @@ def _signature(outputs: dict) -> C.Signature:
     return C.Signature({}, {name: C.TensorInfo(dtype, shape) for name, (dtype, shape) in outputs.items()})
 
 
-@pytest.mark.parametrize("payload, outputs, expected", [
-    ([0.25, 1], {"probability": ("DT_FLOAT", (-1,))}, {"probability": [0.25, 1.0]}),  # 1 written for 1.0
-    ([[0.1, 0.9], [1, 0]], {"probabilities": ("DT_FLOAT", (-1, 2))}, {"probabilities": [[0.1, 0.9], [1.0, 0.0]]}),
-    ({"a": [1, 2], "b": ["x", "y"]}, {"a": ("DT_INT64", (-1,)), "b": ("DT_STRING", (-1,))},
-     {"a": [1, 2], "b": ["x", "y"]}),  # columnar, several outputs
-    ([{"a": 1.5, "b_bytes": {"b64": "/w=="}}], {"a": ("DT_FLOAT", (-1,)), "b_bytes": ("DT_STRING", (-1,))},
-     {"a": [1.5], "b_bytes": [b"\xff"]}),  # row format, several outputs
-    ([float("nan")], {"prediction": ("DT_FLOAT", (-1,))}, {"prediction": [float("nan")]}),
-])
+@pytest.mark.parametrize(
+    "payload, outputs, expected",
+    [
+        ([0.25, 1], {"probability": ("DT_FLOAT", (-1,))}, {"probability": [0.25, 1.0]}),  # 1 written for 1.0
+        ([[0.1, 0.9], [1, 0]], {"probabilities": ("DT_FLOAT", (-1, 2))}, {"probabilities": [[0.1, 0.9], [1.0, 0.0]]}),
+        (
+            {"a": [1, 2], "b": ["x", "y"]},
+            {"a": ("DT_INT64", (-1,)), "b": ("DT_STRING", (-1,))},
+            {"a": [1, 2], "b": ["x", "y"]},
+        ),  # columnar, several outputs
+        (
+            [{"a": 1.5, "b_bytes": {"b64": "/w=="}}],
+            {"a": ("DT_FLOAT", (-1,)), "b_bytes": ("DT_STRING", (-1,))},
+            {"a": [1.5], "b_bytes": [b"\xff"]},
+        ),  # row format, several outputs
+        ([float("nan")], {"prediction": ("DT_FLOAT", (-1,))}, {"prediction": [float("nan")]}),
+    ],
+)
 def test_rest_outputs_read_tf_serving_layouts(payload, outputs, expected):
     got = C.rest_outputs(payload, _signature(outputs))
     assert repr(got) == repr(expected)  # NaN matches NaN, and 1.0 is not 1
@@ -206,24 +228,36 @@ def test_rest_outputs_refuse_other_layouts(payload):
 # -- targets -----------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("target, protocol, expected", [
-    ("http://localhost:8501", None, ("rest", "http://localhost:8501")),
-    ("https://models.example.com:443/", None, ("rest", "https://models.example.com:443")),
-    ("localhost:8500", None, ("grpc", "localhost:8500")),
-    ("grpc://10.0.0.1:8500", None, ("grpc", "10.0.0.1:8500")),
-    ("localhost:8501", "rest", ("rest", "http://localhost:8501")),
-    ("http://localhost:8501", "rest", ("rest", "http://localhost:8501")),
-    ("[::1]:8500", "grpc", ("grpc", "[::1]:8500")),
-])
+@pytest.mark.parametrize(
+    "target, protocol, expected",
+    [
+        ("http://localhost:8501", None, ("rest", "http://localhost:8501")),
+        ("https://models.example.com:443/", None, ("rest", "https://models.example.com:443")),
+        ("localhost:8500", None, ("grpc", "localhost:8500")),
+        ("grpc://10.0.0.1:8500", None, ("grpc", "10.0.0.1:8500")),
+        ("localhost:8501", "rest", ("rest", "http://localhost:8501")),
+        ("http://localhost:8501", "rest", ("rest", "http://localhost:8501")),
+        ("[::1]:8500", "grpc", ("grpc", "[::1]:8500")),
+    ],
+)
 def test_parse_target(target, protocol, expected):
     assert C.parse_target(target, protocol) == expected
 
 
-@pytest.mark.parametrize("target, protocol", [
-    ("localhost", None), ("http://localhost", None), ("localhost:http", None), ("ftp://h:1", None),
-    ("http://localhost:8501", "grpc"), ("grpc://h:8500", "rest"), ("h:8500", "udp"), ("h:70000", None),
-    ("http://h:8501/v1/models", None),
-])
+@pytest.mark.parametrize(
+    "target, protocol",
+    [
+        ("localhost", None),
+        ("http://localhost", None),
+        ("localhost:http", None),
+        ("ftp://h:1", None),
+        ("http://localhost:8501", "grpc"),
+        ("grpc://h:8500", "rest"),
+        ("h:8500", "udp"),
+        ("h:70000", None),
+        ("http://h:8501/v1/models", None),
+    ],
+)
 def test_parse_target_rejects(target, protocol):
     with pytest.raises(ValueError):
         C.parse_target(target, protocol)
@@ -316,8 +350,10 @@ def test_rest_client_sends_the_inputs_the_metadata_declares(stub, signature):
     """A model that is not the taxi model: inputs, dtypes and missing markers come from its metadata."""
     from tensorflow.core.example import example_pb2
 
-    server = stub((200, {"predictions": [0.5, 0.5], "outputs": [0.5, 0.5]}),
-                  metadata=[(200, metadata_answer(PENGUIN_INPUTS, model="penguins"))])
+    server = stub(
+        (200, {"predictions": [0.5, 0.5], "outputs": [0.5, 0.5]}),
+        metadata=[(200, metadata_answer(PENGUIN_INPUTS, model="penguins"))],
+    )
     with C.RestClient(server.url, "penguins", signature=signature) as client:
         assert client.model_inputs() == PENGUIN_INPUTS
         assert client.predict(PENGUIN_ROWS) == [0.5, 0.5]
@@ -327,8 +363,9 @@ def test_rest_client_sends_the_inputs_the_metadata_declares(stub, signature):
         assert body["inputs"]["island"] == ["Torgersen", "Biscoe"] and body["inputs"]["year"] == [2007, 2008]
         assert set(body["inputs"]) == set(PENGUIN_INPUTS)  # the label column is not sent
         return
-    first, second = (example_pb2.Example.FromString(base64.b64decode(i["b64"])).features.feature
-                     for i in body["instances"])
+    first, second = (
+        example_pb2.Example.FromString(base64.b64decode(i["b64"])).features.feature for i in body["instances"]
+    )
     assert set(first) == set(PENGUIN_INPUTS)
     assert first["bill_length_mm"].float_list.value == [pytest.approx(39.1)]
     assert first["island"].bytes_list.value == [b"Torgersen"] and first["year"].int64_list.value == [2007]
@@ -343,8 +380,11 @@ def test_rest_results_are_shaped_by_the_outputs(stub, signature, key):
         assert client.predict(PENGUIN_ROWS) == [[0.1, 0.2, 0.7], [1.0, 0.0, 0.0]]
         assert client.outputs() == {"probabilities": C.TensorInfo("DT_FLOAT", (-1, 3))}
     several = metadata_answer(PENGUIN_INPUTS, {"prediction": ("DT_FLOAT", (-1,)), "bucket": ("DT_INT64", (-1,))})
-    answer = ([{"prediction": 1, "bucket": 3}, {"prediction": 2.5, "bucket": 4}] if key == "predictions"
-              else {"prediction": [1, 2.5], "bucket": [3, 4]})
+    answer = (
+        [{"prediction": 1, "bucket": 3}, {"prediction": 2.5, "bucket": 4}]
+        if key == "predictions"
+        else {"prediction": [1, 2.5], "bucket": [3, 4]}
+    )
     server = stub((200, {key: answer}), metadata=[(200, several)])
     with C.RestClient(server.url, "penguins", signature=signature) as client:
         got = client.predict(PENGUIN_ROWS)
@@ -366,9 +406,11 @@ def test_rest_metadata_is_read_once_per_client(stub, rows):
 def test_rest_reads_the_metadata_again_when_another_version_refuses_the_request(stub):
     """Version 5 replaced 4 with another input: the refused request is rebuilt from 5's metadata, once."""
     renamed = {**PENGUIN_INPUTS, "flipper_length_mm": "DT_FLOAT"}
-    server = stub((400, {"error": "predict_raw: missing input flipper_length_mm"}), (200, {"outputs": [0.5, 0.5]}),
-                  metadata=[(200, metadata_answer(PENGUIN_INPUTS, version=4)),
-                            (200, metadata_answer(renamed, version=5))])
+    server = stub(
+        (400, {"error": "predict_raw: missing input flipper_length_mm"}),
+        (200, {"outputs": [0.5, 0.5]}),
+        metadata=[(200, metadata_answer(PENGUIN_INPUTS, version=4)), (200, metadata_answer(renamed, version=5))],
+    )
     with C.RestClient(server.url, "penguins", signature="predict_raw") as client:
         assert client.predict(PENGUIN_ROWS) == [0.5, 0.5]
         assert client.model_metadata().version == 5
@@ -388,11 +430,14 @@ def test_rest_reads_the_metadata_again_when_another_version_refuses_the_request(
     assert len(server.metadata_requests) == 1
 
 
-@pytest.mark.parametrize("metadata, match", [
-    (metadata_answer(signatures=["serving_default"]), "has no 'predict_raw' signature .*it has serving_default"),
-    (metadata_answer({"x": "DT_BOOL"}), "predict_raw input x is DT_BOOL"),
-    (metadata_answer(signatures=[]), "has no 'serving_default' signature .*it has none"),
-])
+@pytest.mark.parametrize(
+    "metadata, match",
+    [
+        (metadata_answer(signatures=["serving_default"]), "has no 'predict_raw' signature .*it has serving_default"),
+        (metadata_answer({"x": "DT_BOOL"}), "predict_raw input x is DT_BOOL"),
+        (metadata_answer(signatures=[]), "has no 'serving_default' signature .*it has none"),
+    ],
+)
 def test_models_the_client_cannot_feed_are_refused_before_predicting(stub, rows, metadata, match):
     server = stub((200, {"predictions": [0.5]}), metadata=[(200, metadata)])
     with C.RestClient(server.url, "taxi") as client, pytest.raises(C.ModelMetadataError, match=match) as raised:
@@ -409,17 +454,35 @@ def test_bad_row_values_are_refused_before_predicting(stub):
 
 
 def test_rest_status_and_metadata(stub):
-    signature_def = {"signature_def": {"serving_default": {
-        "inputs": {"examples": {"dtype": "DT_STRING", "tensor_shape": {"dim": [{"size": "-1"}]}, "name": "x:0"}},
-        "outputs": {"probability": {"dtype": "DT_FLOAT", "name": "y:0"}}, "method_name": "tensorflow/serving/predict"}}}
-    server = stub((200, {"model_version_status": [{"version": "2", "state": "AVAILABLE",
-                                                   "status": {"error_code": "OK", "error_message": ""}}]}),
-                  metadata=[(200, {"model_spec": {"name": "taxi", "version": "2"},
-                                   "metadata": {"signature_def": signature_def}})])
+    signature_def = {
+        "signature_def": {
+            "serving_default": {
+                "inputs": {
+                    "examples": {"dtype": "DT_STRING", "tensor_shape": {"dim": [{"size": "-1"}]}, "name": "x:0"}
+                },
+                "outputs": {"probability": {"dtype": "DT_FLOAT", "name": "y:0"}},
+                "method_name": "tensorflow/serving/predict",
+            }
+        }
+    }
+    server = stub(
+        (
+            200,
+            {
+                "model_version_status": [
+                    {"version": "2", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}
+                ]
+            },
+        ),
+        metadata=[
+            (200, {"model_spec": {"name": "taxi", "version": "2"}, "metadata": {"signature_def": signature_def}})
+        ],
+    )
     with C.RestClient(server.url, "taxi") as client:
         assert client.status() == [{"version": 2, "state": "AVAILABLE"}]
-        assert client.metadata() == {"serving_default": {"inputs": {"examples": "DT_STRING"},
-                                                         "outputs": {"probability": "DT_FLOAT"}}}
+        assert client.metadata() == {
+            "serving_default": {"inputs": {"examples": "DT_STRING"}, "outputs": {"probability": "DT_FLOAT"}}
+        }
         metadata = client.model_metadata()
     assert metadata.version == 2
     assert metadata.signatures["serving_default"].inputs["examples"] == C.TensorInfo("DT_STRING", (-1,))
@@ -504,12 +567,22 @@ def grpc_stub():
     import numpy as np
     import tensorflow as tf
     from google.protobuf import json_format
-    from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb2, model_service_pb2_grpc,
-                                         predict_pb2, prediction_service_pb2_grpc)
+    from tensorflow_serving.apis import (
+        get_model_metadata_pb2,
+        get_model_status_pb2,
+        model_service_pb2_grpc,
+        predict_pb2,
+        prediction_service_pb2_grpc,
+    )
 
-    seen = {"predict": [], "failures": [], "metadata_calls": 0, "version": 7,
-            "metadata": metadata_answer(version=7),
-            "outputs": lambda batch: {"probability": np.full([batch], 0.5, np.float32)}}
+    seen = {
+        "predict": [],
+        "failures": [],
+        "metadata_calls": 0,
+        "version": 7,
+        "metadata": metadata_answer(version=7),
+        "outputs": lambda batch: {"probability": np.full([batch], 0.5, np.float32)},
+    }
 
     class Prediction(prediction_service_pb2_grpc.PredictionServiceServicer):
         def Predict(self, request, context):
@@ -528,8 +601,9 @@ def grpc_stub():
         def GetModelMetadata(self, request, context):
             seen["metadata_calls"] += 1
             answer = seen["metadata"]
-            signature_map = json_format.ParseDict(answer["metadata"]["signature_def"],
-                                                  get_model_metadata_pb2.SignatureDefMap())
+            signature_map = json_format.ParseDict(
+                answer["metadata"]["signature_def"], get_model_metadata_pb2.SignatureDefMap()
+            )
             response = get_model_metadata_pb2.GetModelMetadataResponse()
             response.model_spec.name = request.model_spec.name
             response.model_spec.version.value = int(answer["model_spec"]["version"])
@@ -623,8 +697,9 @@ def test_grpc_status_and_metadata(grpc_stub):
     grpc_stub["metadata"] = metadata_answer({"fare": "DT_FLOAT"}, version=7, signatures=["predict_raw"])
     with C.GrpcClient(grpc_stub["target"], "taxi") as client:
         assert client.status() == [{"version": 7, "state": "AVAILABLE"}]
-        assert client.metadata() == {"predict_raw": {"inputs": {"fare": "DT_FLOAT"},
-                                                     "outputs": {"probability": "DT_FLOAT"}}}
+        assert client.metadata() == {
+            "predict_raw": {"inputs": {"fare": "DT_FLOAT"}, "outputs": {"probability": "DT_FLOAT"}}
+        }
         assert client.model_metadata().signatures["predict_raw"].inputs["fare"] == C.TensorInfo("DT_FLOAT", (-1,))
         assert client.model_metadata().version == 7
 
@@ -635,19 +710,33 @@ def test_grpc_status_and_metadata(grpc_stub):
 def test_predict_help():
     result = CliRunner().invoke(main, ["predict", "--help"])
     assert result.exit_code == 0
-    for text in ("--server", "--model", "--rows", "--protocol", "--signature", "--version", "--label",
-                 "--timeout", "--allow-missing-optional", "--json", "Exit codes"):
+    for text in (
+        "--server",
+        "--model",
+        "--rows",
+        "--protocol",
+        "--signature",
+        "--version",
+        "--label",
+        "--timeout",
+        "--allow-missing-optional",
+        "--json",
+        "Exit codes",
+    ):
         assert text in result.output
 
 
-@pytest.mark.parametrize("extra, hint", [
-    (["--version", "1", "--label", "a"], "--label"),
-    (["--server", "localhost"], "--server"),
-    (["--server", "http://h:1", "--protocol", "grpc"], "--server"),
-    (["--signature", "classification"], "--signature"),
-    (["--timeout", "0"], "--timeout"),
-    (["--version", "-1"], "--version"),
-])
+@pytest.mark.parametrize(
+    "extra, hint",
+    [
+        (["--version", "1", "--label", "a"], "--label"),
+        (["--server", "localhost"], "--server"),
+        (["--server", "http://h:1", "--protocol", "grpc"], "--server"),
+        (["--signature", "classification"], "--signature"),
+        (["--timeout", "0"], "--timeout"),
+        (["--version", "-1"], "--version"),
+    ],
+)
 def test_predict_usage_errors_exit_2(extra, hint):
     args = ["predict", "--server", "h:1", "--model", "taxi", "--rows", str(TAXI_CSV)]
     result = CliRunner().invoke(main, args + extra)
@@ -675,8 +764,10 @@ def test_predict_refuses_a_rows_file_without_model_inputs(stub, tmp_path, signat
     """Issue 10 item 15: `foo,bar` rows were sent as all-missing rows and answered (exit 0). The inputs
     come from the model's metadata, which does not say which are optional: every one needs a column,
     unless --allow-missing-optional, and then the model refuses rows missing a required one."""
-    server = stub((200, {"predictions": [0.5], "outputs": [0.5]}),
-                  metadata=[(200, metadata_answer(PENGUIN_INPUTS, model="penguins"))])
+    server = stub(
+        (200, {"predictions": [0.5], "outputs": [0.5]}),
+        metadata=[(200, metadata_answer(PENGUIN_INPUTS, model="penguins"))],
+    )
     base = ["predict", "--server", server.url, "--model", "penguins", "--signature", signature, "--json"]
     foo = tmp_path / "foo.csv"
     foo.write_text("foo,bar\n1,2\n")
@@ -707,9 +798,14 @@ def test_predict_prints_table_and_json(stub, tmp_path):
     assert [r[1] for r in server.requests] == ["/v1/models/taxi:predict"]
     result = CliRunner().invoke(main, args + ["--json"])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output) == {"model": "taxi", "version": 4, "protocol": "rest",
-                                         "signature": "serving_default", "outputs": ["probability"],
-                                         "predictions": [0.125, 0.875]}
+    assert json.loads(result.output) == {
+        "model": "taxi",
+        "version": 4,
+        "protocol": "rest",
+        "signature": "serving_default",
+        "outputs": ["probability"],
+        "predictions": [0.125, 0.875],
+    }
 
 
 def test_predict_prints_multiclass_and_several_outputs(stub, tmp_path):
@@ -726,8 +822,10 @@ def test_predict_prints_multiclass_and_several_outputs(stub, tmp_path):
     assert result["outputs"] == ["probabilities"]
     assert result["predictions"] == [[0.1, 0.2, 0.7], [None, 0.0, 1.0]]  # NaN is not JSON: null
     several = metadata_answer(PENGUIN_INPUTS, {"prediction": ("DT_FLOAT", (-1,)), "bucket": ("DT_INT64", (-1,))})
-    server = stub((200, {"predictions": [{"prediction": 1.5, "bucket": 3}, {"prediction": 2, "bucket": 4}]}),
-                  metadata=[(200, several)])
+    server = stub(
+        (200, {"predictions": [{"prediction": 1.5, "bucket": 3}, {"prediction": 2, "bucket": 4}]}),
+        metadata=[(200, several)],
+    )
     args[2] = server.url
     table = CliRunner().invoke(main, args)
     assert table.output.splitlines()[0].split() == ["row", "bucket", "prediction"]
@@ -764,11 +862,33 @@ def test_serve_maps_flags_to_options(captured_run, tmp_path):
     base = tmp_path / "serving" / "taxi"
     batching = tmp_path / "batching.config"
     batching.write_text("max_batch_size { value: 64 }\n")
-    result = CliRunner().invoke(main, [
-        "serve", "--model-base-path", str(base) + "/", "--rest-port", "0", "--grpc-port", "0", "--host", "0.0.0.0",
-        "--poll-seconds", "0.5", "--enable-batching", "--batching-parameters-file", str(batching),
-        "--request-log", str(tmp_path / "log"), "--log-sampling", "0.25", "--max-request-bytes", "1024",
-        "--request-timeout", "5"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "serve",
+            "--model-base-path",
+            str(base) + "/",
+            "--rest-port",
+            "0",
+            "--grpc-port",
+            "0",
+            "--host",
+            "0.0.0.0",
+            "--poll-seconds",
+            "0.5",
+            "--enable-batching",
+            "--batching-parameters-file",
+            str(batching),
+            "--request-log",
+            str(tmp_path / "log"),
+            "--log-sampling",
+            "0.25",
+            "--max-request-bytes",
+            "1024",
+            "--request-timeout",
+            "5",
+        ],
+    )
     assert result.exit_code == 0, result.output
     (options,) = captured_run
     assert options.model_base_path == base and options.model_name == "taxi" and options.model_config_file is None
@@ -782,8 +902,15 @@ def test_serve_defaults(captured_run, tmp_path):
     config = tmp_path / "models.config"
     config.write_text("model_config_list {}\n")
     assert CliRunner().invoke(main, ["serve", "--model-config-file", str(config)]).exit_code == 0
-    assert CliRunner().invoke(main, ["serve", "--model-base-path", str(tmp_path), "--model-name", "m",
-                                     "--request-log", str(tmp_path / "log")]).exit_code == 0
+    assert (
+        CliRunner()
+        .invoke(
+            main,
+            ["serve", "--model-base-path", str(tmp_path), "--model-name", "m", "--request-log", str(tmp_path / "log")],
+        )
+        .exit_code
+        == 0
+    )
     from_config, named = captured_run
     assert from_config.model_config_file == config and from_config.model_base_path is None
     assert (from_config.rest_port, from_config.grpc_port, from_config.host) == (8501, 8500, "127.0.0.1")
@@ -791,17 +918,20 @@ def test_serve_defaults(captured_run, tmp_path):
     assert named.model_name == "m" and named.log_sampling == 1.0
 
 
-@pytest.mark.parametrize("args", [
-    [],
-    ["--model-base-path", "{tmp}", "--model-config-file", "{config}"],
-    ["--model-config-file", "{config}", "--model-name", "x"],
-    ["--model-base-path", "{tmp}", "--batching-parameters-file", "{config}"],
-    ["--model-base-path", "{tmp}", "--request-log", "{tmp}/log", "--log-sampling", "1.5"],
-    ["--model-base-path", "{tmp}", "--log-sampling", "0.5"],
-    ["--model-base-path", "{tmp}", "--model-name", "../x"],
-    ["--model-base-path", "{tmp}", "--rest-port", "9000", "--grpc-port", "9000"],
-    ["--model-base-path", "{tmp}", "--rest-port", "70000"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        [],
+        ["--model-base-path", "{tmp}", "--model-config-file", "{config}"],
+        ["--model-config-file", "{config}", "--model-name", "x"],
+        ["--model-base-path", "{tmp}", "--batching-parameters-file", "{config}"],
+        ["--model-base-path", "{tmp}", "--request-log", "{tmp}/log", "--log-sampling", "1.5"],
+        ["--model-base-path", "{tmp}", "--log-sampling", "0.5"],
+        ["--model-base-path", "{tmp}", "--model-name", "../x"],
+        ["--model-base-path", "{tmp}", "--rest-port", "9000", "--grpc-port", "9000"],
+        ["--model-base-path", "{tmp}", "--rest-port", "70000"],
+    ],
+)
 def test_serve_usage_errors_exit_2(captured_run, tmp_path, args):
     config = tmp_path / "models.config"
     config.write_text("")
@@ -839,7 +969,12 @@ def test_cli_and_rest_client_do_not_import_tensorflow(stub, tmp_path):
         "import json; print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in "
         "('tensorflow', 'tfx', 'apache_beam', 'tensorflow_transform', 'tensorflow_serving'))))"
     )
-    out = subprocess.run([sys.executable, "-c", code, str(TAXI_CSV), server.url], capture_output=True, text=True,
-                         check=True, cwd=Path(__file__).resolve().parents[2]).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(TAXI_CSV), server.url],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[2],
+    ).stdout
     assert json.loads(out.strip().splitlines()[-1]) == []
     assert len(server.requests) == 1 and len(server.metadata_requests) == 1

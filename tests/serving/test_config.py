@@ -1,4 +1,5 @@
 """serving.config: TF Serving's config files, parsed for real; the deploy files agree with each other."""
+
 from __future__ import annotations
 
 import os
@@ -36,7 +37,7 @@ def write(tmp_path: Path, text: str, name: str = "test.config") -> Path:
 
 
 def one_model(tmp_path: Path, body: str) -> model_server_config_pb2.ModelConfig:
-    path = write(tmp_path, "model_config_list { config { %s } }" % body)
+    path = write(tmp_path, f"model_config_list {{ config {{ {body} }} }}")
     return load_model_server_config(path).model_config_list.config[0]
 
 
@@ -80,7 +81,8 @@ def test_shipped_monitoring_config():
 
 @pytest.mark.parametrize("name", ["../x", "a/b", ".hidden", "-x", "a b", "x\\y"])
 def test_bad_model_name(tmp_path, name):
-    path = write(tmp_path, 'model_config_list { config { name: "%s" base_path: "/m" } }' % name.replace("\\", "\\\\"))
+    escaped = name.replace("\\", "\\\\")
+    path = write(tmp_path, f'model_config_list {{ config {{ name: "{escaped}" base_path: "/m" }} }}')
     with pytest.raises(ConfigError, match="invalid model name") as e:
         load_model_server_config(path)
     assert str(path) in str(e.value)
@@ -113,8 +115,9 @@ def test_unsupported_platform(tmp_path):
 
 
 def test_duplicate_model(tmp_path):
-    path = write(tmp_path, 'model_config_list { config { name: "t" base_path: "/a" } '
-                           'config { name: "t" base_path: "/b" } }')
+    path = write(
+        tmp_path, 'model_config_list { config { name: "t" base_path: "/a" } config { name: "t" base_path: "/b" } }'
+    )
     with pytest.raises(ConfigError, match="more than once"):
         load_model_server_config(path)
 
@@ -125,8 +128,10 @@ def test_negative_label(tmp_path):
 
 
 def test_labels(tmp_path):
-    model = one_model(tmp_path, 'name: "t" base_path: "/m" '
-                                'version_labels { key: "stable" value: 3 } version_labels { key: "canary" value: 4 }')
+    model = one_model(
+        tmp_path,
+        'name: "t" base_path: "/m" version_labels { key: "stable" value: 3 } version_labels { key: "canary" value: 4 }',
+    )
     assert version_labels(model) == {"stable": 3, "canary": 4}
 
 
@@ -139,27 +144,32 @@ def test_relative_base_path_resolves_against_config_dir(tmp_path, monkeypatch):
     conf_dir = tmp_path / "conf"
     conf_dir.mkdir()
     monkeypatch.chdir(tmp_path)  # the working directory must not matter
-    path = write(conf_dir, 'model_config_list { '
-                           'config { name: "a" base_path: "../models/a" } '
-                           'config { name: "b" base_path: "models/b" } '
-                           'config { name: "c" base_path: "/abs/c" } '
-                           'config { name: "d" base_path: "gs://bucket/serving/d" } }')
+    path = write(
+        conf_dir,
+        "model_config_list { "
+        'config { name: "a" base_path: "../models/a" } '
+        'config { name: "b" base_path: "models/b" } '
+        'config { name: "c" base_path: "/abs/c" } '
+        'config { name: "d" base_path: "gs://bucket/serving/d" } }',
+    )
     paths = [m.base_path for m in load_model_server_config(os.path.relpath(path)).model_config_list.config]
     assert paths == [str(tmp_path / "models" / "a"), str(conf_dir / "models" / "b"), "/abs/c", "gs://bucket/serving/d"]
 
 
 def test_validate_in_memory_config_for_reload():
-    config = text_format.Parse('model_config_list { config { name: "../x" base_path: "/m" } }',
-                               model_server_config_pb2.ModelServerConfig())
+    config = text_format.Parse(
+        'model_config_list { config { name: "../x" base_path: "/m" } }', model_server_config_pb2.ModelServerConfig()
+    )
     with pytest.raises(ConfigError, match="invalid model name"):
         validate_model_server_config(config, source="HandleReloadConfigRequest")
-    ok = text_format.Parse('model_config_list { config { name: "t" base_path: "rel" } }',
-                           model_server_config_pb2.ModelServerConfig())
+    ok = text_format.Parse(
+        'model_config_list { config { name: "t" base_path: "rel" } }', model_server_config_pb2.ModelServerConfig()
+    )
     assert validate_model_server_config(ok).model_config_list.config[0].base_path == "rel"
 
 
 def test_custom_model_config_rejected(tmp_path):
-    path = write(tmp_path, 'custom_model_config { }')
+    path = write(tmp_path, "custom_model_config { }")
     with pytest.raises(ConfigError, match="custom_model_config"):
         load_model_server_config(path)
 
@@ -167,14 +177,19 @@ def test_custom_model_config_rejected(tmp_path):
 # ------------------------------------------------------------------ version policy
 
 
-@pytest.mark.parametrize("policy, expected", [
-    ("", VersionPolicy(kind="latest", num_versions=1)),
-    ("model_version_policy { latest { } }", VersionPolicy(kind="latest", num_versions=1)),
-    ("model_version_policy { latest { num_versions: 3 } }", VersionPolicy(kind="latest", num_versions=3)),
-    ("model_version_policy { all { } }", VersionPolicy(kind="all")),
-    ("model_version_policy { specific { versions: 5 versions: 7 } }",
-     VersionPolicy(kind="specific", versions=frozenset({5, 7}))),
-])
+@pytest.mark.parametrize(
+    "policy, expected",
+    [
+        ("", VersionPolicy(kind="latest", num_versions=1)),
+        ("model_version_policy { latest { } }", VersionPolicy(kind="latest", num_versions=1)),
+        ("model_version_policy { latest { num_versions: 3 } }", VersionPolicy(kind="latest", num_versions=3)),
+        ("model_version_policy { all { } }", VersionPolicy(kind="all")),
+        (
+            "model_version_policy { specific { versions: 5 versions: 7 } }",
+            VersionPolicy(kind="specific", versions=frozenset({5, 7})),
+        ),
+    ],
+)
 def test_version_policy(tmp_path, policy, expected):
     assert version_policy(one_model(tmp_path, f'name: "t" base_path: "/m" {policy}')) == expected
 
@@ -202,13 +217,17 @@ def test_policy_select():
 
 def test_batching_defaults(tmp_path):
     settings = load_batching_parameters(write(tmp_path, "# nothing set\n"))
-    assert settings == BatchingSettings(max_batch_size=1000, batch_timeout_micros=0,
-                                        num_batch_threads=os.cpu_count() or 1, max_enqueued_batches=10)
+    assert settings == BatchingSettings(
+        max_batch_size=1000, batch_timeout_micros=0, num_batch_threads=os.cpu_count() or 1, max_enqueued_batches=10
+    )
     assert settings.thread_pool_name == "batch_threads" and settings.pad_variable_length_inputs is False
 
 
 def test_batching_all_fields(tmp_path):
-    settings = load_batching_parameters(write(tmp_path, """
+    settings = load_batching_parameters(
+        write(
+            tmp_path,
+            """
         max_batch_size { value: 32 }
         batch_timeout_micros { value: 0 }
         max_enqueued_batches { value: 5 }
@@ -216,13 +235,17 @@ def test_batching_all_fields(tmp_path):
         thread_pool_name { value: "pool" }
         allowed_batch_sizes: [4, 32]
         pad_variable_length_inputs: true
-    """))
+    """,
+        )
+    )
     assert settings == BatchingSettings(32, 0, 2, 5, "pool", (4, 32), True)
 
 
 def test_batching_message_matches_tf_serving():
-    fields = {f.name: (f.number, f.message_type.full_name if f.message_type else f.type)
-              for f in BatchingParameters.DESCRIPTOR.fields}
+    fields = {
+        f.name: (f.number, f.message_type.full_name if f.message_type else f.type)
+        for f in BatchingParameters.DESCRIPTOR.fields
+    }
     assert BatchingParameters.DESCRIPTOR.full_name == "tensorflow.serving.BatchingParameters"
     assert fields["max_batch_size"] == (1, "google.protobuf.Int64Value")
     assert fields["max_enqueued_batches"] == (3, "google.protobuf.Int64Value")
@@ -234,19 +257,22 @@ def test_batching_message_matches_tf_serving():
     assert MonitoringConfig.DESCRIPTOR.full_name == "tensorflow.serving.MonitoringConfig"
 
 
-@pytest.mark.parametrize("text, problem", [
-    ("max_batch_size { value: 0 }", "max_batch_size must be positive"),
-    ("max_batch_size { value: -4 }", "max_batch_size must be positive"),
-    ("num_batch_threads { value: 0 }", "num_batch_threads must be positive"),
-    ("max_enqueued_batches { value: 0 }", "max_enqueued_batches must be positive"),
-    ("batch_timeout_micros { value: -1 }", "batch_timeout_micros must be >= 0"),
-    ("max_batch_size { value: 64 } allowed_batch_sizes: [8, 32]", "must equal max_batch_size"),
-    ("max_batch_size { value: 64 } allowed_batch_sizes: [32, 8, 64]", "positive and increasing"),
-    ("max_batch_size { value: 64 } allowed_batch_sizes: [8, 8, 64]", "positive and increasing"),
-    ("max_batch_size { value: 64 } allowed_batch_sizes: [0, 64]", "positive and increasing"),
-    ("max_batch_size: 64", "max_batch_size"),  # a wrapper, not a scalar, in TF Serving's format
-    ("batch_size { value: 8 }", "batch_size"),  # unknown field
-])
+@pytest.mark.parametrize(
+    "text, problem",
+    [
+        ("max_batch_size { value: 0 }", "max_batch_size must be positive"),
+        ("max_batch_size { value: -4 }", "max_batch_size must be positive"),
+        ("num_batch_threads { value: 0 }", "num_batch_threads must be positive"),
+        ("max_enqueued_batches { value: 0 }", "max_enqueued_batches must be positive"),
+        ("batch_timeout_micros { value: -1 }", "batch_timeout_micros must be >= 0"),
+        ("max_batch_size { value: 64 } allowed_batch_sizes: [8, 32]", "must equal max_batch_size"),
+        ("max_batch_size { value: 64 } allowed_batch_sizes: [32, 8, 64]", "positive and increasing"),
+        ("max_batch_size { value: 64 } allowed_batch_sizes: [8, 8, 64]", "positive and increasing"),
+        ("max_batch_size { value: 64 } allowed_batch_sizes: [0, 64]", "positive and increasing"),
+        ("max_batch_size: 64", "max_batch_size"),  # a wrapper, not a scalar, in TF Serving's format
+        ("batch_size { value: 8 }", "batch_size"),  # unknown field
+    ],
+)
 def test_bad_batching(tmp_path, text, problem):
     path = write(tmp_path, text)
     with pytest.raises(ConfigError, match=problem) as e:
@@ -304,10 +330,17 @@ def test_same_image_and_ports():
 def test_same_server_flags():
     compose_flags, k8s_flags = compose_service()["command"], k8s_container()["args"]
     assert compose_flags == k8s_flags
-    for flag in ("--port=8500", "--rest_api_port=8501", "--model_config_file=/config/models.config",
-                 "--model_config_file_poll_wait_seconds=60", "--file_system_poll_wait_seconds=1",
-                 "--enable_batching", "--batching_parameters_file=/config/batching.config",
-                 "--monitoring_config_file=/config/monitoring.config", "--rest_api_timeout_in_ms=30000"):
+    for flag in (
+        "--port=8500",
+        "--rest_api_port=8501",
+        "--model_config_file=/config/models.config",
+        "--model_config_file_poll_wait_seconds=60",
+        "--file_system_poll_wait_seconds=1",
+        "--enable_batching",
+        "--batching_parameters_file=/config/batching.config",
+        "--monitoring_config_file=/config/monitoring.config",
+        "--rest_api_timeout_in_ms=30000",
+    ):
         assert flag in compose_flags
 
 
@@ -335,5 +368,9 @@ def test_k8s_configmap_matches_config_files(tmp_path):
     for name, text in data.items():
         write(tmp_path, text, name)
     assert load_model_server_config(tmp_path / "models.config") == load_model_server_config(DEPLOY / "models.config")
-    assert load_batching_parameters(tmp_path / "batching.config") == load_batching_parameters(DEPLOY / "batching.config")
-    assert load_monitoring_config(tmp_path / "monitoring.config") == load_monitoring_config(DEPLOY / "monitoring.config")
+    assert load_batching_parameters(tmp_path / "batching.config") == load_batching_parameters(
+        DEPLOY / "batching.config"
+    )
+    assert load_monitoring_config(tmp_path / "monitoring.config") == load_monitoring_config(
+        DEPLOY / "monitoring.config"
+    )

@@ -6,6 +6,7 @@ Classify/Regress on TF2 models whose signatures are all predict methods, the ord
 (classifier.cc, regressor.cc). Runners that return crafted outputs stand in for a model where a real
 one can't produce the case (our own layer; the repository and servable are real).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -39,8 +40,10 @@ class _Model(tf.Module):
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="inputs")])
     def classify(self, serialized):
         y = 2.0 * self._x(serialized) + 1.0
-        return {"scores": tf.concat([y, -y], axis=1),
-                "classes": tf.tile(tf.constant([["pos", "neg"]]), [tf.shape(y)[0], 1])}
+        return {
+            "scores": tf.concat([y, -y], axis=1),
+            "classes": tf.tile(tf.constant([["pos", "neg"]]), [tf.shape(y)[0], 1]),
+        }
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="inputs")])
     def regress(self, serialized):
@@ -54,9 +57,16 @@ def repository(tmp_path_factory):
     base = tmp_path_factory.mktemp("dataplane") / MODEL
     module = _Model()
     path = base / "1"
-    tf.saved_model.save(module, str(path), signatures={
-        "serving_default": module.predict, "custom": module.predict,
-        "classify_xy": module.classify, "regress_xy": module.regress})
+    tf.saved_model.save(
+        module,
+        str(path),
+        signatures={
+            "serving_default": module.predict,
+            "custom": module.predict,
+            "classify_xy": module.classify,
+            "regress_xy": module.regress,
+        },
+    )
     saved = saved_model_pb2.SavedModel.FromString((path / "saved_model.pb").read_bytes())
     saved.meta_graphs[0].signature_def["custom"].method_name = CUSTOM_METHOD
     (path / "saved_model.pb").write_bytes(saved.SerializeToString())
@@ -68,8 +78,12 @@ def repository(tmp_path_factory):
 
 
 def examples(*xs: float) -> list[bytes]:
-    return [tf.train.Example(features=tf.train.Features(feature={
-        "x": tf.train.Feature(float_list=tf.train.FloatList(value=[x]))})).SerializeToString() for x in xs]
+    return [
+        tf.train.Example(
+            features=tf.train.Features(feature={"x": tf.train.Feature(float_list=tf.train.FloatList(value=[x]))})
+        ).SerializeToString()
+        for x in xs
+    ]
 
 
 @contextlib.contextmanager
@@ -102,8 +116,9 @@ def test_classify_and_regress_run_predict_method_signatures_by_default(repositor
 def test_method_name_check_on(repository):
     """--enable_signature_method_name_check=true: classifier.cc / regressor.cc / predict_util.cc messages."""
     plane = DataPlane(repository, signature_method_name_check=True)
-    with raises(Code.INVALID_ARGUMENT, f"Expected classification signature method_name to be {CLASSIFY}. "
-                                       f"Was: {PREDICT}"):
+    with raises(
+        Code.INVALID_ARGUMENT, f"Expected classification signature method_name to be {CLASSIFY}. Was: {PREDICT}"
+    ):
         plane.classify(spec("classify_xy"), examples(1.0))
     with raises(Code.INVALID_ARGUMENT, f"Expected regression signature method_name to be {REGRESS}. Was: {PREDICT}"):
         plane.regress(spec("regress_xy"), examples(1.0))
@@ -145,9 +160,13 @@ def test_examples_are_read_after_the_signature_is_checked(repository):
 def test_model_spec_without_name(repository):
     """server_core.cc ServableRequestFromModelSpec: INVALID_ARGUMENT, before any lookup."""
     plane = DataPlane(repository)
-    for call in (lambda: plane.predict(spec(name=""), {}), lambda: plane.classify(spec(name=""), examples(1.0)),
-                 lambda: plane.regress(spec(name=""), examples(1.0)), lambda: plane.metadata(spec(name="")),
-                 lambda: plane.multi_inference([], examples(1.0))):
+    for call in (
+        lambda: plane.predict(spec(name=""), {}),
+        lambda: plane.classify(spec(name=""), examples(1.0)),
+        lambda: plane.regress(spec(name=""), examples(1.0)),
+        lambda: plane.metadata(spec(name="")),
+        lambda: plane.multi_inference([], examples(1.0)),
+    ):
         with raises(Code.INVALID_ARGUMENT, "ModelSpec has no name specified."):
             call()
     with raises(Code.NOT_FOUND, "other"):
@@ -177,8 +196,9 @@ def test_predict_decoder_runs_after_the_signature_is_found(repository):
 
 def test_multi_inference_results_in_task_order(repository):
     plane = DataPlane(repository)
-    results = plane.multi_inference([InferenceTask(spec("regress_xy"), REGRESS),
-                                     InferenceTask(spec("classify_xy"), CLASSIFY)], examples(1.0))
+    results = plane.multi_inference(
+        [InferenceTask(spec("regress_xy"), REGRESS), InferenceTask(spec("classify_xy"), CLASSIFY)], examples(1.0)
+    )
     assert [r.signature_name for r in results] == ["regress_xy", "classify_xy"]
     assert results[0].value == [3.0]
     assert results[1].value == [[("pos", 3.0), ("neg", -3.0)]]
@@ -189,9 +209,11 @@ def test_multi_inference_results_in_task_order(repository):
 
 def _crafted(outputs: dict):
     """A runner returning fixed outputs (the servable's own checks still run first)."""
+
     def runner(servable, signature, inputs, output_filter=()):
         direct_runner(servable, signature, inputs, output_filter)
         return outputs
+
     return runner
 
 
@@ -205,13 +227,18 @@ def test_classification_without_scores_has_zero_scores(repository):
     assert plane.classify(spec("classify_xy"), examples(1.0)).value == [[("a", 0.0), ("b", 0.0)]]
 
 
-@pytest.mark.parametrize("outputs, needle", [
-    ({"scores": np.zeros((2, 2), np.float32)}, "Expected scores output batch size of 1. Got: 2"),
-    ({"scores": np.zeros((1, 2), np.float64)}, "Expected scores Tensor of DT_FLOAT. Got: DT_DOUBLE"),
-    ({"classes": np.array([[b"a"]], dtype=object), "scores": np.zeros((1, 2), np.float32)},
-     "Tensors class and score should match in dim_size(1). Got 1 vs. 2"),
-    ({"classes": np.array([b"a"], dtype=object)}, "Expected Tensor shape: [batch_size num_classes] but got [1]"),
-])
+@pytest.mark.parametrize(
+    "outputs, needle",
+    [
+        ({"scores": np.zeros((2, 2), np.float32)}, "Expected scores output batch size of 1. Got: 2"),
+        ({"scores": np.zeros((1, 2), np.float64)}, "Expected scores Tensor of DT_FLOAT. Got: DT_DOUBLE"),
+        (
+            {"classes": np.array([[b"a"]], dtype=object), "scores": np.zeros((1, 2), np.float32)},
+            "Tensors class and score should match in dim_size(1). Got 1 vs. 2",
+        ),
+        ({"classes": np.array([b"a"], dtype=object)}, "Expected Tensor shape: [batch_size num_classes] but got [1]"),
+    ],
+)
 def test_classification_output_checks(repository, outputs, needle):
     plane = DataPlane(repository, runner=_crafted(outputs))
     with raises(Code.INVALID_ARGUMENT, needle):
@@ -225,20 +252,26 @@ def test_class_label_that_is_not_utf8_is_refused(repository):
         plane.classify(spec("classify_xy"), examples(1.0))
 
 
-@pytest.mark.parametrize("outputs, expected", [
-    (np.array([1.5, 2.5], np.float32), [1.5, 2.5]),
-    (np.array([[1.5], [2.5]], np.float32), [1.5, 2.5]),
-])
+@pytest.mark.parametrize(
+    "outputs, expected",
+    [
+        (np.array([1.5, 2.5], np.float32), [1.5, 2.5]),
+        (np.array([[1.5], [2.5]], np.float32), [1.5, 2.5]),
+    ],
+)
 def test_regression_shapes(repository, outputs, expected):
     plane = DataPlane(repository, runner=_crafted({"outputs": outputs}))
     assert plane.regress(spec("regress_xy"), examples(1.0, 2.0)).value == expected
 
 
-@pytest.mark.parametrize("outputs, needle", [
-    (np.array(1.0, np.float32), "[batch_size, 1] but got []"),
-    (np.array([1.0, 2.0, 3.0], np.float32), "Input batch size did not match output batch size: 2 vs. 3"),
-    (np.array([1, 2], np.int64), "Expected output Tensor of DT_FLOAT.  Got: DT_INT64"),
-])
+@pytest.mark.parametrize(
+    "outputs, needle",
+    [
+        (np.array(1.0, np.float32), "[batch_size, 1] but got []"),
+        (np.array([1.0, 2.0, 3.0], np.float32), "Input batch size did not match output batch size: 2 vs. 3"),
+        (np.array([1, 2], np.int64), "Expected output Tensor of DT_FLOAT.  Got: DT_INT64"),
+    ],
+)
 def test_regression_output_checks(repository, outputs, needle):
     plane = DataPlane(repository, runner=_crafted({"outputs": outputs}))
     with raises(Code.INVALID_ARGUMENT, needle):
@@ -248,13 +281,22 @@ def test_regression_output_checks(repository, outputs, needle):
 # --------------------------------------------------------------------------- TensorFlow's errors
 
 
-@pytest.mark.parametrize("error, code", [
-    (tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor"), Code.RESOURCE_EXHAUSTED),
-    (tf.errors.FailedPreconditionError(None, None, "Table not initialized."), Code.FAILED_PRECONDITION),
-    (tf.errors.InvalidArgumentError(None, None, "Graph execution error:\n\nDetected at node 'x'\n"
-                                                "Feature: x (data type: float) is required but could not be found."),
-     Code.INVALID_ARGUMENT),
-])
+@pytest.mark.parametrize(
+    "error, code",
+    [
+        (tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor"), Code.RESOURCE_EXHAUSTED),
+        (tf.errors.FailedPreconditionError(None, None, "Table not initialized."), Code.FAILED_PRECONDITION),
+        (
+            tf.errors.InvalidArgumentError(
+                None,
+                None,
+                "Graph execution error:\n\nDetected at node 'x'\n"
+                "Feature: x (data type: float) is required but could not be found.",
+            ),
+            Code.INVALID_ARGUMENT,
+        ),
+    ],
+)
 def test_tensorflow_errors_keep_their_status(error, code):
     """TF Serving returns Session::Run's status as is; the message is the line that says what went wrong."""
     mapped = from_tensorflow_error(error)

@@ -27,6 +27,7 @@ a 16 MB body is decoded (item 11), a declared Content-Length over the body limit
 
 Failures are grouped by kind (mutation x outcome); the message lists one shortest reproducer per kind.
 """
+
 from __future__ import annotations
 
 import base64
@@ -43,14 +44,16 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
 
 import grpc
 import numpy as np
 import pytest
+import reference_models as rm  # beside this file; conftest.py puts this folder on sys.path
 import requests
+from serving_harness import FIRST_VERSION, MODEL_NAME, publish
 from tensorflow.core.framework import tensor_pb2, types_pb2
 from tensorflow_serving.apis import (
     classification_pb2,
@@ -60,9 +63,6 @@ from tensorflow_serving.apis import (
     predict_pb2,
     regression_pb2,
 )
-
-import reference_models as rm  # beside this file; conftest.py puts this folder on sys.path
-from serving_harness import FIRST_VERSION, MODEL_NAME, publish
 
 pytestmark = pytest.mark.slow
 
@@ -78,8 +78,12 @@ CLAIM_GROWTH_LIMIT = 100 * 2**20  # peak RSS growth for requests declaring 10^8 
 CLIENT_TIMEOUT = 60.0
 REFERENCE_MODELS = ("half_plus_two", "half_plus_two_tf2", "tf_saved_model_save", "keras_sequential")
 ALLOWED_5XX = {503, 504}  # UNAVAILABLE, DEADLINE_EXCEEDED (TF Serving's REST mapping)
-BAD_GRPC_CODES = {grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL, grpc.StatusCode.DATA_LOSS,
-                  grpc.StatusCode.UNAVAILABLE}
+BAD_GRPC_CODES = {
+    grpc.StatusCode.UNKNOWN,
+    grpc.StatusCode.INTERNAL,
+    grpc.StatusCode.DATA_LOSS,
+    grpc.StatusCode.UNAVAILABLE,
+}
 MONITORING_PATH = "/monitoring/prometheus/metrics"
 # Methods HTTP parsers know (RFC 9110 and WebDAV); others ("FOO", "get") are refused before routing.
 HTTP_METHODS = {"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "TRACE", "PATCH", "PROPFIND", "M-SEARCH"}
@@ -133,7 +137,6 @@ import sys
 from pathlib import Path
 from tfxp.serving import server
 from tfxp.serving.options import ServerOptions
-from taxi_data import TAXI
 server.run(ServerOptions(model_config_file=Path(sys.argv[1]), rest_port=int(sys.argv[2]), grpc_port=int(sys.argv[3])))
 """
 
@@ -157,8 +160,12 @@ def target(tmp_path_factory, request) -> Iterator[Target]:
     rest_port, grpc_port = _free_port(), _free_port()
     log_path = folder / "server.log"
     with open(log_path, "wb") as log:
-        process = subprocess.Popen([sys.executable, "-c", SERVE, str(config), str(rest_port), str(grpc_port)],
-                                   stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        process = subprocess.Popen(
+            [sys.executable, "-c", SERVE, str(config), str(rest_port), str(grpc_port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
     served = Target("127.0.0.1", rest_port, f"127.0.0.1:{grpc_port}", list(paths), process, log_path)
     try:
         deadline = time.monotonic() + 240
@@ -190,26 +197,30 @@ class Good:
 
 def _taxi_examples(count: int = 3) -> list[bytes]:
     from taxi_data import raw_feature_spec, read_csv_rows, to_example
-
     from tensorflow.core.example import example_pb2
 
     spec = raw_feature_spec()
     # Re-serialized deterministically (map order), so a seed always gives the same bytes.
-    return [example_pb2.Example.FromString(to_example(row, spec)).SerializeToString(deterministic=True)
-            for row in read_csv_rows(limit=count)]
+    return [
+        example_pb2.Example.FromString(to_example(row, spec)).SerializeToString(deterministic=True)
+        for row in read_csv_rows(limit=count)
+    ]
 
 
 def _taxi_rows(count: int = 2) -> tuple[list[dict], list[dict]]:
     """CSV rows as JSON objects: predict_raw instances (blanks as the missing markers NaN / -1 / "") and
     Classify/Regress examples (blank features left out, as in a tf.Example)."""
+    from taxi_data import TAXI, read_csv_rows
+
     from tfxp.models import features as F
-    from taxi_data import read_csv_rows
 
     markers = {F.DType.INT: F.MISSING_INT, F.DType.FLOAT: F.MISSING_FLOAT, F.DType.STRING: F.MISSING_STRING}
     types = {F.DType.INT: lambda t: int(float(t)), F.DType.FLOAT: float, F.DType.STRING: str}
     rows = read_csv_rows(limit=count)
-    instances = [{f.name: types[f.dtype](r[f.name]) if r[f.name] != "" else markers[f.dtype] for f in TAXI.features}
-                 for r in rows]
+    instances = [
+        {f.name: types[f.dtype](r[f.name]) if r[f.name] != "" else markers[f.dtype] for f in TAXI.features}
+        for r in rows
+    ]
     examples = [{f.name: types[f.dtype](r[f.name]) for f in TAXI.features if r[f.name] != ""} for r in rows]
     return instances, examples
 
@@ -217,28 +228,55 @@ def _taxi_rows(count: int = 2) -> tuple[list[dict], list[dict]]:
 def rest_goods(target: Target, session: requests.Session) -> list[Good]:
     def post(path: str, body: dict) -> Callable[[], object]:
         def call():
-            reply = session.post(f"{target.rest_url}/v1/models/{path}", data=json.dumps(body),
-                                 headers={"Content-Type": "application/json"}, timeout=CLIENT_TIMEOUT)
+            reply = session.post(
+                f"{target.rest_url}/v1/models/{path}",
+                data=json.dumps(body),
+                headers={"Content-Type": "application/json"},
+                timeout=CLIENT_TIMEOUT,
+            )
             return reply.status_code, reply.headers.get("Content-Type", "").split(";")[0], reply.json()
+
         return call
 
     ok = (200, "application/json")
     cases = {
-        "half_plus_two": [Good("rest predict half_plus_two [[1],[2],[5]]",
-                               post("half_plus_two:predict", {"instances": [[1.0], [2.0], [5.0]]}),
-                               (*ok, {"predictions": [[2.5], [3.0], [4.5]]}))],
-        "half_plus_two_tf2": [Good("rest predict half_plus_two_tf2 [2]",
-                                   post("half_plus_two_tf2:predict", {"instances": [2.0]}),
-                                   (*ok, {"predictions": [3.0]}))],
-        "keras_sequential": [Good("rest predict keras_sequential [[2]]",
-                                  post("keras_sequential:predict", {"instances": [[2.0]]}),
-                                  (*ok, {"predictions": [[2.0]]}))],
-        "tf_saved_model_save": [Good("rest predict tf_saved_model_save columnar [1, 2]",
-                                     post("tf_saved_model_save:predict", {"inputs": {"x": [1.0, 2.0]}}),
-                                     (*ok, {"outputs": [6.0, 12.0]}))],
-        MODEL_NAME: [Good("rest predict taxi examples",
-                          post(f"{MODEL_NAME}:predict",
-                               {"instances": [{"b64": base64.b64encode(e).decode()} for e in _taxi_examples()]}))],
+        "half_plus_two": [
+            Good(
+                "rest predict half_plus_two [[1],[2],[5]]",
+                post("half_plus_two:predict", {"instances": [[1.0], [2.0], [5.0]]}),
+                (*ok, {"predictions": [[2.5], [3.0], [4.5]]}),
+            )
+        ],
+        "half_plus_two_tf2": [
+            Good(
+                "rest predict half_plus_two_tf2 [2]",
+                post("half_plus_two_tf2:predict", {"instances": [2.0]}),
+                (*ok, {"predictions": [3.0]}),
+            )
+        ],
+        "keras_sequential": [
+            Good(
+                "rest predict keras_sequential [[2]]",
+                post("keras_sequential:predict", {"instances": [[2.0]]}),
+                (*ok, {"predictions": [[2.0]]}),
+            )
+        ],
+        "tf_saved_model_save": [
+            Good(
+                "rest predict tf_saved_model_save columnar [1, 2]",
+                post("tf_saved_model_save:predict", {"inputs": {"x": [1.0, 2.0]}}),
+                (*ok, {"outputs": [6.0, 12.0]}),
+            )
+        ],
+        MODEL_NAME: [
+            Good(
+                "rest predict taxi examples",
+                post(
+                    f"{MODEL_NAME}:predict",
+                    {"instances": [{"b64": base64.b64encode(e).decode()} for e in _taxi_examples()]},
+                ),
+            )
+        ],
     }
     return [g for model in target.models for g in cases.get(model, [])]
 
@@ -252,12 +290,16 @@ def grpc_goods(target: Target, channel: grpc.Channel) -> list[Good]:
         request.model_spec.signature_name = signature
         for key, value in inputs.items():
             request.inputs[key].CopyFrom(tf.make_tensor_proto(value))
-        stub = channel.unary_unary(PREDICTION_SERVICE + "Predict", request_serializer=None,
-                                   response_deserializer=predict_pb2.PredictResponse.FromString)
+        stub = channel.unary_unary(
+            PREDICTION_SERVICE + "Predict",
+            request_serializer=None,
+            response_deserializer=predict_pb2.PredictResponse.FromString,
+        )
 
         def call():
             response = stub(request.SerializeToString(), timeout=CLIENT_TIMEOUT)
             return {k: tf.make_ndarray(v).tolist() for k, v in response.outputs.items()}
+
         return call
 
     def regress(model: str, signature: str, x: float) -> Callable[[], object]:
@@ -265,24 +307,49 @@ def grpc_goods(target: Target, channel: grpc.Channel) -> list[Good]:
         request.model_spec.name = model
         request.model_spec.signature_name = signature
         request.input.example_list.examples.add().features.feature["x"].float_list.value.append(x)
-        stub = channel.unary_unary(PREDICTION_SERVICE + "Regress", request_serializer=None,
-                                   response_deserializer=regression_pb2.RegressionResponse.FromString)
+        stub = channel.unary_unary(
+            PREDICTION_SERVICE + "Regress",
+            request_serializer=None,
+            response_deserializer=regression_pb2.RegressionResponse.FromString,
+        )
         return lambda: [r.value for r in stub(request.SerializeToString(), timeout=CLIENT_TIMEOUT).result.regressions]
 
     cases = {
         "half_plus_two": [
-            Good("grpc predict half_plus_two [[2]]", predict("half_plus_two", {"x": np.float32([[2.0]])}),
-                 {"y": [[3.0]]}),
-            Good("grpc regress half_plus_two regress_x_to_y x=2", regress("half_plus_two", "regress_x_to_y", 2.0),
-                 [3.0])],
-        "half_plus_two_tf2": [Good("grpc predict half_plus_two_tf2 [2]",
-                                   predict("half_plus_two_tf2", {"x": np.float32([2.0])}), {"y": [3.0]})],
-        "keras_sequential": [Good("grpc predict keras_sequential [[2]]",
-                                  predict("keras_sequential", {"x": np.float32([[2.0]])}), {"y": [[2.0]]})],
-        "tf_saved_model_save": [Good("grpc predict tf_saved_model_save 2", predict(
-            "tf_saved_model_save", {"x": np.float32(2.0)}), {"y": 12.0})],
-        MODEL_NAME: [Good("grpc predict taxi examples",
-                          predict(MODEL_NAME, {"examples": np.array(_taxi_examples(), dtype=object)}))],
+            Good(
+                "grpc predict half_plus_two [[2]]", predict("half_plus_two", {"x": np.float32([[2.0]])}), {"y": [[3.0]]}
+            ),
+            Good(
+                "grpc regress half_plus_two regress_x_to_y x=2", regress("half_plus_two", "regress_x_to_y", 2.0), [3.0]
+            ),
+        ],
+        "half_plus_two_tf2": [
+            Good(
+                "grpc predict half_plus_two_tf2 [2]",
+                predict("half_plus_two_tf2", {"x": np.float32([2.0])}),
+                {"y": [3.0]},
+            )
+        ],
+        "keras_sequential": [
+            Good(
+                "grpc predict keras_sequential [[2]]",
+                predict("keras_sequential", {"x": np.float32([[2.0]])}),
+                {"y": [[2.0]]},
+            )
+        ],
+        "tf_saved_model_save": [
+            Good(
+                "grpc predict tf_saved_model_save 2",
+                predict("tf_saved_model_save", {"x": np.float32(2.0)}),
+                {"y": 12.0},
+            )
+        ],
+        MODEL_NAME: [
+            Good(
+                "grpc predict taxi examples",
+                predict(MODEL_NAME, {"examples": np.array(_taxi_examples(), dtype=object)}),
+            )
+        ],
     }
     return [g for model in target.models for g in cases.get(model, [])]
 
@@ -319,21 +386,98 @@ def to_json(value) -> str:
     return json.dumps(value)
 
 
-ODD_NUMBERS = ["0", "-0", "1", "-1", "16777217", "9007199254740993", "2147483648", "-2147483649",
-               "9223372036854775807", "9223372036854775808", "-9223372036854775809", "18446744073709551616",
-               "1e400", "-1e400", "1.7976931348623157e308", "-1.7976931348623157e308", "4.9e-324", "1e-400",
-               "NaN", "-NaN", "Infinity", "-Infinity", "Inf", "-Inf", "nan", "inf", "0.1", "1E+2", "1e2",
-               "-0.0", "00", "01", "+1", ".5", "5.", "0x10", "1_000", "9" * 4301, "-" + "9" * 400,
-               "1" + "0" * 309, "0." + "0" * 400 + "1"]
-ODD_STRINGS = ["", " ", "x", "\u0000", "\ud800", "\udfff", "\ud800\udc00", "\ud83d\ude00", "\ufeff", "\u202e",
-               "é", "e\u0301", "²", "١٢٣", "１２３", "\uffff", "\U0010ffff", "a" * 70_000, "\\", "\"", "%s%n",
-               "../../etc/passwd", "serving_default\u0000", "SERVING_DEFAULT", "serving_default ",
-               "__saved_model_init_op"]
+ODD_NUMBERS = [
+    "0",
+    "-0",
+    "1",
+    "-1",
+    "16777217",
+    "9007199254740993",
+    "2147483648",
+    "-2147483649",
+    "9223372036854775807",
+    "9223372036854775808",
+    "-9223372036854775809",
+    "18446744073709551616",
+    "1e400",
+    "-1e400",
+    "1.7976931348623157e308",
+    "-1.7976931348623157e308",
+    "4.9e-324",
+    "1e-400",
+    "NaN",
+    "-NaN",
+    "Infinity",
+    "-Infinity",
+    "Inf",
+    "-Inf",
+    "nan",
+    "inf",
+    "0.1",
+    "1E+2",
+    "1e2",
+    "-0.0",
+    "00",
+    "01",
+    "+1",
+    ".5",
+    "5.",
+    "0x10",
+    "1_000",
+    "9" * 4301,
+    "-" + "9" * 400,
+    "1" + "0" * 309,
+    "0." + "0" * 400 + "1",
+]
+ODD_STRINGS = [
+    "",
+    " ",
+    "x",
+    "\u0000",
+    "\ud800",
+    "\udfff",
+    "\ud800\udc00",
+    "\ud83d\ude00",
+    "\ufeff",
+    "\u202e",
+    "é",
+    "e\u0301",
+    "²",
+    "١٢٣",
+    "１２３",
+    "\uffff",
+    "\U0010ffff",
+    "a" * 70_000,
+    "\\",
+    '"',
+    "%s%n",
+    "../../etc/passwd",
+    "serving_default\u0000",
+    "SERVING_DEFAULT",
+    "serving_default ",
+    "__saved_model_init_op",
+]
 # Protobuf strings must be valid UTF-8 (invalid bytes are sent by GrpcFuzzer.raw instead).
 PROTO_STRINGS = [s for s in ODD_STRINGS if not any(0xD800 <= ord(c) <= 0xDFFF for c in s)]
 NAME_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789_.-"
-ODD_B64 = ["", "=", "====", "AA", "AA=", "AAA", "A===", "-_-_", "AA==AA==", "!!!!", "\u00e9", "AA\nAA", " AA== ",
-           "YQ", "YWJj\x00", "a" * 10_001]
+ODD_B64 = [
+    "",
+    "=",
+    "====",
+    "AA",
+    "AA=",
+    "AAA",
+    "A===",
+    "-_-_",
+    "AA==AA==",
+    "!!!!",
+    "\u00e9",
+    "AA\nAA",
+    " AA== ",
+    "YQ",
+    "YWJj\x00",
+    "a" * 10_001,
+]
 
 
 def odd_value(rng: random.Random, depth: int = 0):
@@ -432,8 +576,12 @@ def _clip(text: str, limit: int) -> str:
 
 def _pct(text: str) -> str:
     """Percent-encodes UTF-8 (surrogates kept as their 3-byte form, as a broken client would send)."""
-    return "".join(c if c.isascii() and (c.isalnum() or c in "-._~") else
-                   "".join(f"%{b:02X}" for b in c.encode("utf-8", "surrogatepass")) for c in text)
+    return "".join(
+        c
+        if c.isascii() and (c.isalnum() or c in "-._~")
+        else "".join(f"%{b:02X}" for b in c.encode("utf-8", "surrogatepass"))
+        for c in text
+    )
 
 
 def _valid_rest(models: list[str], examples: list[bytes], rows: tuple[list, list]) -> list[tuple[str, str, object]]:
@@ -443,26 +591,46 @@ def _valid_rest(models: list[str], examples: list[bytes], rows: tuple[list, list
     x_example = {"b64": base64.b64encode(rm.example_bytes(x=2.0)).decode()}
     per_model = {
         "half_plus_two": [
-            ("predict", {"instances": [[1.0], [2.0]]}), ("predict", rm.PREDICT_REST_REQUEST),
-            ("predict", {"inputs": {"x": [[2.0]]}}), ("predict", rm.PREDICT_COLUMNAR_REST_REQUEST),
+            ("predict", {"instances": [[1.0], [2.0]]}),
+            ("predict", rm.PREDICT_REST_REQUEST),
+            ("predict", {"inputs": {"x": [[2.0]]}}),
+            ("predict", rm.PREDICT_COLUMNAR_REST_REQUEST),
             ("predict", {"signature_name": "regress_x2_to_y3", "instances": [[1.0]]}),
             ("predict", {"signature_name": "classify_x_to_y", "instances": [x_example]}),
-            ("classify", rm.CLASSIFY_REST_REQUEST), ("regress", rm.REGRESS_REST_REQUEST),
-            ("regress", {"signature_name": "regress_x_to_y2", "context": {"x2": 1.0},
-                         "examples": [{"x": 1.0}, {"x": [3.0]}]})],
+            ("classify", rm.CLASSIFY_REST_REQUEST),
+            ("regress", rm.REGRESS_REST_REQUEST),
+            (
+                "regress",
+                {"signature_name": "regress_x_to_y2", "context": {"x2": 1.0}, "examples": [{"x": 1.0}, {"x": [3.0]}]},
+            ),
+        ],
         "half_plus_two_tf2": [
-            ("predict", {"instances": [2.0]}), ("predict", {"inputs": {"x": [2.0]}}),
+            ("predict", {"instances": [2.0]}),
+            ("predict", {"inputs": {"x": [2.0]}}),
             ("predict", {"signature_name": "classify_x2_to_y3", "inputs": [2.0]}),
-            ("classify", rm.CLASSIFY_REST_REQUEST), ("regress", rm.REGRESS_REST_REQUEST)],
+            ("classify", rm.CLASSIFY_REST_REQUEST),
+            ("regress", rm.REGRESS_REST_REQUEST),
+        ],
         "tf_saved_model_save": [("predict", {"inputs": 2.0}), ("predict", {"instances": [[1.0, 2.0]]})],
-        "keras_sequential": [("predict", {"instances": [[2.0]]}), ("predict", {"instances": [{"x": [2.0]}]}),
-                             ("predict", {"inputs": {"x": [[2.0], [3.0]]}})],
-        MODEL_NAME: [("predict", {"instances": b64}), ("predict", {"inputs": {"examples": b64}}),
-                     ("predict", {"signature_name": "predict_raw", "instances": instances}),
-                     ("predict", {"signature_name": "predict_raw",
-                                  "inputs": {k: [i[k] for i in instances] for k in (instances or [{}])[0]}}),
-                     ("classify", {"signature_name": "classification", "examples": json_examples}),
-                     ("regress", {"signature_name": "regression", "context": json_examples[0], "examples": [{}]})],
+        "keras_sequential": [
+            ("predict", {"instances": [[2.0]]}),
+            ("predict", {"instances": [{"x": [2.0]}]}),
+            ("predict", {"inputs": {"x": [[2.0], [3.0]]}}),
+        ],
+        MODEL_NAME: [
+            ("predict", {"instances": b64}),
+            ("predict", {"inputs": {"examples": b64}}),
+            ("predict", {"signature_name": "predict_raw", "instances": instances}),
+            (
+                "predict",
+                {
+                    "signature_name": "predict_raw",
+                    "inputs": {k: [i[k] for i in instances] for k in (instances or [{}])[0]},
+                },
+            ),
+            ("classify", {"signature_name": "classification", "examples": json_examples}),
+            ("regress", {"signature_name": "regression", "context": json_examples[0], "examples": [{}]}),
+        ],
     }
     return [(m, verb, body) for m in models for verb, body in per_model.get(m, [])]
 
@@ -475,9 +643,18 @@ class RestFuzzer:
         self.models = models
         self.valid = valid
         self.operators = [
-            (self.json_node, 20), (self.json_keys, 8), (self.json_numbers, 8), (self.text_bytes, 8),
-            (self.odd_body, 4), (self.url, 20), (self.method, 5), (self.headers, 5), (self.http_level, 3),
-            (self.get_routes, 6), (self.sizes, 1), (self.half_plus_two_numbers, 6),
+            (self.json_node, 20),
+            (self.json_keys, 8),
+            (self.json_numbers, 8),
+            (self.text_bytes, 8),
+            (self.odd_body, 4),
+            (self.url, 20),
+            (self.method, 5),
+            (self.headers, 5),
+            (self.http_level, 3),
+            (self.get_routes, 6),
+            (self.sizes, 1),
+            (self.half_plus_two_numbers, 6),
             (self.unequal_columns, 3 if MODEL_NAME in models else 0),
         ]
         self.weights = [w for _, w in self.operators]
@@ -510,9 +687,32 @@ class RestFuzzer:
         return _pct(text)
 
     def _version(self) -> str:
-        return self.rng.choice(["123", "1", "0", "-1", "+1", "00000123", "0001", "0x7b", "1e2", "1.0", "12a", "",
-                                " 1", "²", "١٢٣", "１２３", "9223372036854775807", "9223372036854775808",
-                                "18446744073709551616", "9" * 4301, "-0", "\ud800"])
+        return self.rng.choice(
+            [
+                "123",
+                "1",
+                "0",
+                "-1",
+                "+1",
+                "00000123",
+                "0001",
+                "0x7b",
+                "1e2",
+                "1.0",
+                "12a",
+                "",
+                " 1",
+                "²",
+                "١٢٣",
+                "１２３",
+                "9223372036854775807",
+                "9223372036854775808",
+                "18446744073709551616",
+                "9" * 4301,
+                "-0",
+                "\ud800",
+            ]
+        )
 
     def _label(self) -> str:
         return self.rng.choice(["stable", "canary", "", "\ud800", "\u0000", "l" * 5000, "a b", "..", "é"])
@@ -531,8 +731,25 @@ class RestFuzzer:
         if choice == 0:  # duplicate a key
             items.append(rng.choice(items))
         elif choice == 1:  # both formats / other top-level keys
-            items.append((rng.choice(["instances", "inputs", "examples", "context", "signature_name", "output_filter",
-                                      "Instances", "", "\ud800", "b64"]), odd_value(rng)))
+            items.append(
+                (
+                    rng.choice(
+                        [
+                            "instances",
+                            "inputs",
+                            "examples",
+                            "context",
+                            "signature_name",
+                            "output_filter",
+                            "Instances",
+                            "",
+                            "\ud800",
+                            "b64",
+                        ]
+                    ),
+                    odd_value(rng),
+                )
+            )
         elif choice == 2 and len(items) > 1:
             items.pop(rng.randrange(len(items)))
         elif choice == 3:
@@ -559,14 +776,14 @@ class RestFuzzer:
         data = to_json(body).encode()
         choice = rng.randrange(4)
         if choice == 0:  # truncated JSON
-            data = data[:rng.randrange(len(data))]
+            data = data[: rng.randrange(len(data))]
         elif choice == 1:  # invalid UTF-8 / control bytes
             at = rng.randrange(len(data) + 1)
             bad = rng.choice([b"\xff", b"\xc0\x80", b"\xed\xa0\x80", b"\x00", b"\x80", b"\xf4\x90\x80\x80"])
             data = data[:at] + bad + data[at:]
         elif choice == 2:  # a flipped byte
             at = rng.randrange(len(data))
-            data = data[:at] + bytes([data[at] ^ (1 << rng.randrange(8))]) + data[at + 1:]
+            data = data[:at] + bytes([data[at] ^ (1 << rng.randrange(8))]) + data[at + 1 :]
         else:  # trailing garbage
             data += rng.choice([b"}", b",", b" x", b"\x00", b"{}", b"]"])
         return self._post("text_bytes", model, verb, data)
@@ -574,10 +791,27 @@ class RestFuzzer:
     def odd_body(self) -> RestCase:
         model, verb, body = self._base()
         text = to_json(body)
-        data = self.rng.choice([
-            b"", b" ", b"null", b"[]", b"{}", b"1", b'"x"', b"true", b"\x00" * 8, b"\xef\xbb\xbf" + text.encode(),
-            text.encode("utf-16"), text.encode("utf-32"), b"{" * 100_000, b"[" * 100_000, b"\t\n\r " * 1000,
-            ("[" + text + "]").encode(), b'{"instances": [' + b"1," * 10_000 + b"1"])
+        data = self.rng.choice(
+            [
+                b"",
+                b" ",
+                b"null",
+                b"[]",
+                b"{}",
+                b"1",
+                b'"x"',
+                b"true",
+                b"\x00" * 8,
+                b"\xef\xbb\xbf" + text.encode(),
+                text.encode("utf-16"),
+                text.encode("utf-32"),
+                b"{" * 100_000,
+                b"[" * 100_000,
+                b"\t\n\r " * 1000,
+                ("[" + text + "]").encode(),
+                b'{"instances": [' + b"1," * 10_000 + b"1",
+            ]
+        )
         return self._post("odd_body", model, verb, data)
 
     def url(self) -> RestCase:
@@ -585,31 +819,89 @@ class RestFuzzer:
         model, verb, body = self._base()
         name = self._segment(self._name()) if rng.random() < 0.5 else _pct(model)
         version, label = self._segment(self._version()), self._segment(self._label())
-        middle = rng.choice(["", f"/versions/{version}", f"/labels/{label}", f"/versions/{version}/labels/{label}",
-                             f"/labels/{label}/versions/1", "/versions/", "/labels/", "/versions/123/"])
-        suffix = rng.choice([f":{verb}", f":{verb.upper()}", ":explain", ":", "::predict", f":{verb}/",
-                             f":{verb}:{verb}", "/metadata", f"/metadata:{verb}", f":{verb}?x=%zz", f":{verb}#f",
-                             "", "/"])
-        prefix = rng.choice(["/v1/models/"] * 6 + ["/V1/MODELS/", "/v1//models/", "//v1/models/", "/v1/models//",
-                                                   "/v2/models/", "/v1/model/", "/v1/models/%2e%2e/"])
+        middle = rng.choice(
+            [
+                "",
+                f"/versions/{version}",
+                f"/labels/{label}",
+                f"/versions/{version}/labels/{label}",
+                f"/labels/{label}/versions/1",
+                "/versions/",
+                "/labels/",
+                "/versions/123/",
+            ]
+        )
+        suffix = rng.choice(
+            [
+                f":{verb}",
+                f":{verb.upper()}",
+                ":explain",
+                ":",
+                "::predict",
+                f":{verb}/",
+                f":{verb}:{verb}",
+                "/metadata",
+                f"/metadata:{verb}",
+                f":{verb}?x=%zz",
+                f":{verb}#f",
+                "",
+                "/",
+            ]
+        )
+        prefix = rng.choice(
+            ["/v1/models/"] * 6
+            + [
+                "/V1/MODELS/",
+                "/v1//models/",
+                "//v1/models/",
+                "/v1/models//",
+                "/v2/models/",
+                "/v1/model/",
+                "/v1/models/%2e%2e/",
+            ]
+        )
         method = "POST" if ":" in suffix else rng.choice(["GET", "POST"])
         return RestCase("url", method, prefix + name + middle + suffix, to_json(body).encode())
 
     def method(self) -> RestCase:
         model, verb, body = self._base()
-        target = self.rng.choice([f"/v1/models/{model}:{verb}", f"/v1/models/{model}", f"/v1/models/{model}/metadata",
-                                  "/v1/models", "/v1/models/", "/v1", MONITORING_PATH])
-        method = self.rng.choice(["GET", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD", "TRACE", "FOO", "get", "post",
-                                  "M-SEARCH", "PROPFIND"])
+        target = self.rng.choice(
+            [
+                f"/v1/models/{model}:{verb}",
+                f"/v1/models/{model}",
+                f"/v1/models/{model}/metadata",
+                "/v1/models",
+                "/v1/models/",
+                "/v1",
+                MONITORING_PATH,
+            ]
+        )
+        method = self.rng.choice(
+            ["GET", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD", "TRACE", "FOO", "get", "post", "M-SEARCH", "PROPFIND"]
+        )
         return RestCase("method", method, target, to_json(body).encode() if self.rng.random() < 0.5 else b"")
 
     def headers(self) -> RestCase:
         rng = self.rng
         model, verb, body = self._base()
         data = to_json(body).encode()
-        headers = [("Content-Type", rng.choice(["application/json", "text/plain", "application/json; charset=utf-16",
-                                                "multipart/form-data; boundary=x", "application/x-www-form-urlencoded",
-                                                "", "application/json; charset=latin-1", "*/*"]))]
+        headers = [
+            (
+                "Content-Type",
+                rng.choice(
+                    [
+                        "application/json",
+                        "text/plain",
+                        "application/json; charset=utf-16",
+                        "multipart/form-data; boundary=x",
+                        "application/x-www-form-urlencoded",
+                        "",
+                        "application/json; charset=latin-1",
+                        "*/*",
+                    ]
+                ),
+            )
+        ]
         choice = rng.randrange(4)
         if choice == 0:
             headers.append(("Content-Encoding", rng.choice(["gzip", "deflate", "br", "identity", "x-foo"])))
@@ -627,34 +919,88 @@ class RestFuzzer:
         data = to_json(body).encode()
         choice = rng.randrange(6)
         if choice == 0:  # raw non-ASCII bytes in the request-target
-            return RestCase("http_level", "POST", f"/v1/models/{model}".encode() + rng.choice(
-                [b"\xff", b"\xed\xa0\x80", b"\xc3\xa9", b" x"]) + f":{verb}".encode(), data, http_level=True)
+            return RestCase(
+                "http_level",
+                "POST",
+                f"/v1/models/{model}".encode()
+                + rng.choice([b"\xff", b"\xed\xa0\x80", b"\xc3\xa9", b" x"])
+                + f":{verb}".encode(),
+                data,
+                http_level=True,
+            )
         if choice == 1:  # chunked, valid framing
-            chunked = b"".join(b"%x\r\n%s\r\n" % (len(data[i:i + 7]), data[i:i + 7]) for i in range(0, len(data), 7))
-            return RestCase("http_level", "POST", f"/v1/models/{model}:{verb}", chunked + b"0\r\n\r\n",
-                            [("Content-Type", "application/json"), ("Transfer-Encoding", "chunked")], http_level=True)
+            chunked = b"".join(
+                b"%x\r\n%s\r\n" % (len(data[i : i + 7]), data[i : i + 7]) for i in range(0, len(data), 7)
+            )
+            return RestCase(
+                "http_level",
+                "POST",
+                f"/v1/models/{model}:{verb}",
+                chunked + b"0\r\n\r\n",
+                [("Content-Type", "application/json"), ("Transfer-Encoding", "chunked")],
+                http_level=True,
+            )
         if choice == 2:  # chunked, broken framing
-            return RestCase("http_level", "POST", f"/v1/models/{model}:{verb}", b"zz\r\n" + data + b"\r\n0\r\n\r\n",
-                            [("Content-Type", "application/json"), ("Transfer-Encoding", "chunked")], http_level=True)
+            return RestCase(
+                "http_level",
+                "POST",
+                f"/v1/models/{model}:{verb}",
+                b"zz\r\n" + data + b"\r\n0\r\n\r\n",
+                [("Content-Type", "application/json"), ("Transfer-Encoding", "chunked")],
+                http_level=True,
+            )
         if choice == 3:  # header line too long / malformed header
-            return RestCase("http_level", "POST", f"/v1/models/{model}:{verb}", data,
-                            [("Content-Type", "application/json"), rng.choice([("X-Big", "a" * 20_000),
-                                                                              ("Bad Header", "x"), ("X-Nul", "\x00")])],
-                            http_level=True)
+            return RestCase(
+                "http_level",
+                "POST",
+                f"/v1/models/{model}:{verb}",
+                data,
+                [
+                    ("Content-Type", "application/json"),
+                    rng.choice([("X-Big", "a" * 20_000), ("Bad Header", "x"), ("X-Nul", "\x00")]),
+                ],
+                http_level=True,
+            )
         if choice == 4:  # body shorter than declared, then EOF
-            return RestCase("truncated_transfer", "POST", f"/v1/models/{model}:{verb}", data[:len(data) // 2],
-                            declared_length=len(data), half_close=True, http_level=True)
-        return RestCase("http_level", "POST", f"/v1/models/{model}:{verb}", data,  # conflicting lengths
-                        [("Content-Type", "application/json"), ("Content-Length", "1")], http_level=True)
+            return RestCase(
+                "truncated_transfer",
+                "POST",
+                f"/v1/models/{model}:{verb}",
+                data[: len(data) // 2],
+                declared_length=len(data),
+                half_close=True,
+                http_level=True,
+            )
+        return RestCase(
+            "http_level",
+            "POST",
+            f"/v1/models/{model}:{verb}",
+            data,  # conflicting lengths
+            [("Content-Type", "application/json"), ("Content-Length", "1")],
+            http_level=True,
+        )
 
     def get_routes(self) -> RestCase:
         rng = self.rng
         name = self._segment(self._name())
-        target = rng.choice([f"/v1/models/{name}", f"/v1/models/{name}/metadata",
-                             f"/v1/models/{name}/versions/{self._segment(self._version())}",
-                             f"/v1/models/{name}/labels/{self._segment(self._label())}/metadata",
-                             "/v1/models", "/v1/models/", "/v1", "/", "/v1/models/%", "/favicon.ico",
-                             "/v1/models/a/b/c/d", MONITORING_PATH, MONITORING_PATH + "/x", "/readyz"])
+        target = rng.choice(
+            [
+                f"/v1/models/{name}",
+                f"/v1/models/{name}/metadata",
+                f"/v1/models/{name}/versions/{self._segment(self._version())}",
+                f"/v1/models/{name}/labels/{self._segment(self._label())}/metadata",
+                "/v1/models",
+                "/v1/models/",
+                "/v1",
+                "/",
+                "/v1/models/%",
+                "/favicon.ico",
+                "/v1/models/a/b/c/d",
+                MONITORING_PATH,
+                MONITORING_PATH + "/x",
+                "/readyz",
+            ]
+        )
         return RestCase("get_routes", "GET", target, b"")
 
     def sizes(self) -> RestCase:
@@ -705,7 +1051,7 @@ class RestFuzzer:
             same = got == expected or (np.isnan(got) and np.isnan(expected))
             return None if same else f"x={token[:40]}: got {got}, TF Serving's float32 rounding gives {expected}"
 
-        return self._post("half_plus_two_numbers", model, "predict", '{"instances": [[%s]]}' % token, expect=expect)
+        return self._post("half_plus_two_numbers", model, "predict", f'{{"instances": [[{token}]]}}', expect=expect)
 
 
 def _get(value, path: tuple):
@@ -718,8 +1064,10 @@ def _rekey(value, rng: random.Random):
     if isinstance(value, list):
         return [_rekey(v, rng) for v in value]
     if isinstance(value, dict) and "b64" not in value:
-        return Pairs(tuple((rng.choice([k, k, k.upper(), "", "\ud800", k + "\u0000"]), v) for k, v in value.items())
-                     + ((rng.choice(list(value) or ["x"]), 1.0),) * rng.randrange(2))
+        return Pairs(
+            tuple((rng.choice([k, k, k.upper(), "", "\ud800", k + "\u0000"]), v) for k, v in value.items())
+            + ((rng.choice(list(value) or ["x"]), 1.0),) * rng.randrange(2)
+        )
     return value
 
 
@@ -782,7 +1130,7 @@ class RawHttp:
                 if response.will_close or case.half_close or case.refused_by_http_layer:
                     self.close()
                 return reply
-            except socket.timeout:
+            except TimeoutError:
                 self.close()
                 return Reply(0, "client timeout", b"")
             except (OSError, http.client.HTTPException):  # reset, closed, or not HTTP
@@ -843,8 +1191,19 @@ class GrpcCase:
 
 
 DTYPES = sorted(types_pb2.DataType.values()) + [22, 99, 150, 9999]
-VALUE_FIELDS = ["float_val", "double_val", "int_val", "int64_val", "string_val", "bool_val", "half_val",
-                "scomplex_val", "dcomplex_val", "uint32_val", "uint64_val"]
+VALUE_FIELDS = [
+    "float_val",
+    "double_val",
+    "int_val",
+    "int64_val",
+    "string_val",
+    "bool_val",
+    "half_val",
+    "scomplex_val",
+    "dcomplex_val",
+    "uint32_val",
+    "uint64_val",
+]
 
 
 def _tensor(dtype: int, dims: list[int], **values) -> tensor_pb2.TensorProto:
@@ -908,8 +1267,9 @@ def _valid_grpc(models: list[str], examples: list[bytes], instances: list[dict])
         if model == "half_plus_two":
             predict(model, x=_tensor(types_pb2.DT_FLOAT, [2, 1], float_val=[1.0, 2.0]))
             predict(model, "regress_x2_to_y3", inputs=_tensor(types_pb2.DT_FLOAT, [1, 1], float_val=[2.0]))
-            predict(model, "classify_x_to_y",
-                    inputs=_tensor(types_pb2.DT_STRING, [1], string_val=[rm.example_bytes(x=2.0)]))
+            predict(
+                model, "classify_x_to_y", inputs=_tensor(types_pb2.DT_STRING, [1], string_val=[rm.example_bytes(x=2.0)])
+            )
             infer("Classify", model, "classify_x_to_y", [{"x": 2.0}])
             infer("Regress", model, "regress_x_to_y", [{"x": 2.0}, {"x": 3.0, "x2": 1.0}])
             multi = inference_pb2.MultiInferenceRequest()
@@ -947,9 +1307,19 @@ class GrpcFuzzer:
         self.rng = rng
         self.models = models
         self.valid = valid
-        self.operators = [(self.spec, 15), (self.dtype, 12), (self.shape, 15), (self.values, 15), (self.keys, 8),
-                          (self.examples, 10), (self.multi, 6), (self.metadata, 4), (self.raw, 10), (self.health, 2),
-                          (self.unequal_batch, 3 if MODEL_NAME in models else 0)]
+        self.operators = [
+            (self.spec, 15),
+            (self.dtype, 12),
+            (self.shape, 15),
+            (self.values, 15),
+            (self.keys, 8),
+            (self.examples, 10),
+            (self.multi, 6),
+            (self.metadata, 4),
+            (self.raw, 10),
+            (self.health, 2),
+            (self.unequal_batch, 3 if MODEL_NAME in models else 0),
+        ]
         self.weights = [w for _, w in self.operators]
 
     def next(self) -> GrpcCase:
@@ -989,8 +1359,21 @@ class GrpcFuzzer:
             if rng.random() < 0.5:
                 owner.model_spec.SetInParent()  # present but empty
         elif choice == 1:
-            spec.name = rng.choice(["", " ", "nosuch", "\u00e9", "\U0001f600", "\u0000", "a" * 10_000, "..", "TAXI",
-                                    "half_plus_two\u0000", "m" + str(rng.randrange(10**9))])
+            spec.name = rng.choice(
+                [
+                    "",
+                    " ",
+                    "nosuch",
+                    "\u00e9",
+                    "\U0001f600",
+                    "\u0000",
+                    "a" * 10_000,
+                    "..",
+                    "TAXI",
+                    "half_plus_two\u0000",
+                    "m" + str(rng.randrange(10**9)),
+                ]
+            )
         elif choice == 2:
             spec.version.value = rng.choice([-1, 0, 1, 122, 123, 124, 2**63 - 1, -(2**63), 2**31])
         elif choice == 3:
@@ -1049,7 +1432,7 @@ class GrpcFuzzer:
                 if len(getattr(tensor, name)):
                     values = list(getattr(tensor, name))
                     tensor.ClearField(name)
-                    getattr(tensor, name).extend((values * 7)[:rng.choice([0, 1, len(values) + 1, 7])])
+                    getattr(tensor, name).extend((values * 7)[: rng.choice([0, 1, len(values) + 1, 7])])
         elif choice == 2:  # tensor_content of the wrong size
             tensor.tensor_content = bytes(rng.randrange(256) for _ in range(rng.choice([1, 3, 5, 7, 13])))
         elif choice == 3:  # tensor_content and typed values together
@@ -1155,8 +1538,9 @@ class GrpcFuzzer:
         method, request = self._base(("GetModelMetadata",))
         if method == "GetModelMetadata":
             request.ClearField("metadata_field")
-            request.metadata_field.extend(self.rng.choice([[], ["x"], ["signature_def"] * 2, ["\u00e9"],
-                                                           ["signature_def", "x"]]))
+            request.metadata_field.extend(
+                self.rng.choice([[], ["x"], ["signature_def"] * 2, ["\u00e9"], ["signature_def", "x"]])
+            )
         return self._case("metadata", method, request)
 
     def raw(self) -> GrpcCase:
@@ -1170,18 +1554,19 @@ class GrpcFuzzer:
             at = rng.randrange(len(data))
             data[at] ^= 1 << rng.randrange(8)
         elif choice == 1 and data:
-            del data[rng.randrange(len(data)):]
+            del data[rng.randrange(len(data)) :]
         elif choice == 2:
             data += bytes(rng.randrange(256) for _ in range(rng.randrange(1, 16)))
         elif choice == 3:  # the model name's bytes replaced by invalid UTF-8 of the same length
             name = request.model_spec.name.encode() if hasattr(request, "model_spec") else b""
             at = bytes(data).find(name) if name else -1
             if at >= 0:
-                data[at:at + len(name)] = (b"\xed\xa0\x80\xff" * len(name))[:len(name)]
+                data[at : at + len(name)] = (b"\xed\xa0\x80\xff" * len(name))[: len(name)]
         else:
             data = bytearray(b"\x0a\xff\xff\xff\xff\x0f")  # a length prefix claiming ~4 GB
-        return GrpcCase("raw", case.method, bytes(data), f"bytes {bytes(data)[:200].hex()} (from {case.text[:200]})",
-                        raw_bytes=True)
+        return GrpcCase(
+            "raw", case.method, bytes(data), f"bytes {bytes(data)[:200].hex()} (from {case.text[:200]})", raw_bytes=True
+        )
 
     def health(self) -> GrpcCase:
         from grpc_health.v1 import health_pb2
@@ -1271,7 +1656,7 @@ class ServerMemory:
     def growth(self) -> int:
         return max(self.peak, self.rss(), self.high_water_mark()) - self.start
 
-    def __enter__(self) -> "ServerMemory":
+    def __enter__(self) -> ServerMemory:
         self.reset_high_water_mark()
         self._sampler.start()
         return self
@@ -1292,17 +1677,28 @@ def check_good(goods: list[Good], index: int, findings: Findings, protocol: str,
     except Exception as exc:  # noqa: BLE001 - any failure of a good request is a finding
         answer = f"{type(exc).__name__}: {_clip(str(exc), 200)}"
     if not _close(answer, good.expected):
-        findings.add(protocol, "good_request", f"{good.name}: got {_clip(str(answer), 200)}, expected "
-                     f"{_clip(str(good.expected), 120)}", f"after {after}", 0)
+        findings.add(
+            protocol,
+            "good_request",
+            f"{good.name}: got {_clip(str(answer), 200)}, expected {_clip(str(good.expected), 120)}",
+            f"after {after}",
+            0,
+        )
 
 
 def _close(answer, expected) -> bool:
     if isinstance(expected, dict):
-        return isinstance(answer, dict) and answer.keys() == expected.keys() and all(
-            _close(answer[k], expected[k]) for k in expected)
+        return (
+            isinstance(answer, dict)
+            and answer.keys() == expected.keys()
+            and all(_close(answer[k], expected[k]) for k in expected)
+        )
     if isinstance(expected, (list, tuple)):
-        return isinstance(answer, (list, tuple)) and len(answer) == len(expected) and all(
-            _close(a, e) for a, e in zip(answer, expected))
+        return (
+            isinstance(answer, (list, tuple))
+            and len(answer) == len(expected)
+            and all(_close(a, e) for a, e in zip(answer, expected, strict=True))
+        )
     if isinstance(expected, float):
         return isinstance(answer, (int, float)) and math.isclose(answer, expected, rel_tol=1e-6, abs_tol=1e-6)
     return answer == expected
@@ -1323,8 +1719,10 @@ def clients(target: Target) -> Iterator[Clients]:
     Good requests without a fixed expectation (taxi) take this first answer as theirs.
     """
     session = requests.Session()
-    channel = grpc.insecure_channel(target.grpc_target, options=[
-        ("grpc.max_send_message_length", 2**31 - 1), ("grpc.max_receive_message_length", 2**31 - 1)])
+    channel = grpc.insecure_channel(
+        target.grpc_target,
+        options=[("grpc.max_send_message_length", 2**31 - 1), ("grpc.max_receive_message_length", 2**31 - 1)],
+    )
     grpc.channel_ready_future(channel).result(timeout=60)
     result = Clients(session, channel, rest_goods(target, session), grpc_goods(target, channel))
     failures = []
@@ -1365,8 +1763,9 @@ def run_rest(target: Target, fuzzer: RestFuzzer, goods: list[Good], findings: Fi
         http.close()
 
 
-def run_grpc(target: Target, fuzzer: GrpcFuzzer, goods: list[Good], findings: Findings, count: int,
-             channel: grpc.Channel) -> None:
+def run_grpc(
+    target: Target, fuzzer: GrpcFuzzer, goods: list[Good], findings: Findings, count: int, channel: grpc.Channel
+) -> None:
     callables: dict[str, Callable] = {}
     for index in range(count):
         if not target.alive():
@@ -1414,6 +1813,7 @@ def _refused(target: Target, rest_valid: list, grpc_valid: list, channel: grpc.C
 
 def _reporting(run: Callable, findings: Findings) -> Callable:
     """`run` whose exception (a fuzzer bug) becomes a finding instead of a silently shorter run."""
+
     def wrapped(*args):
         try:
             run(*args)
@@ -1421,6 +1821,7 @@ def _reporting(run: Callable, findings: Findings) -> Callable:
             import traceback
 
             findings.add("fuzzer", run.__name__, f"{type(exc).__name__}: {exc}", traceback.format_exc(), 0)
+
     return wrapped
 
 
@@ -1439,10 +1840,16 @@ def test_fuzz(target: Target, clients: Clients, capsys):
     grpc_fuzzer = GrpcFuzzer(random.Random(SEED + 1), target.models, grpc_valid)
     started = time.monotonic()
     with ServerMemory(target) as memory:
-        workers = [threading.Thread(target=_reporting(run_rest, findings),
-                                    args=(target, rest_fuzzer, clients.rest_good, findings, REST_REQUESTS)),
-                   threading.Thread(target=_reporting(run_grpc, findings), args=(
-                       target, grpc_fuzzer, clients.grpc_good, findings, GRPC_REQUESTS, clients.channel))]
+        workers = [
+            threading.Thread(
+                target=_reporting(run_rest, findings),
+                args=(target, rest_fuzzer, clients.rest_good, findings, REST_REQUESTS),
+            ),
+            threading.Thread(
+                target=_reporting(run_grpc, findings),
+                args=(target, grpc_fuzzer, clients.grpc_good, findings, GRPC_REQUESTS, clients.channel),
+            ),
+        ]
         for worker in workers:
             worker.start()
         for worker in workers:
@@ -1463,10 +1870,13 @@ def test_fuzz(target: Target, clients: Clients, capsys):
         f"{REST_REQUESTS} REST + {GRPC_REQUESTS} gRPC requests in {seconds:.1f} s",
         "REST statuses: " + ", ".join(f"{c}: {n}" for (p, c), n in sorted(findings.codes.items()) if p == "rest"),
         "gRPC codes: " + ", ".join(f"{c}: {n}" for (p, c), n in sorted(findings.codes.items()) if p == "grpc"),
-        (f"server RSS {memory.start / mb:.0f} MB at the start, peak +{memory.growth() / mb:.0f} MB; metrics page "
-         f"{len(page) / 1024:.0f} KB, {len(model_labels)} model_name values; "
-         f"{_tracebacks(target)} tracebacks in the server log") if target.process else "external server: "
-        "its memory, metrics and log are not checked",
+        (
+            f"server RSS {memory.start / mb:.0f} MB at the start, peak +{memory.growth() / mb:.0f} MB; metrics page "
+            f"{len(page) / 1024:.0f} KB, {len(model_labels)} model_name values; "
+            f"{_tracebacks(target)} tracebacks in the server log"
+        )
+        if target.process
+        else "external server: its memory, metrics and log are not checked",
         "seconds per mutation kind: " + ", ".join(f"{p}/{k} {t:.1f}" for (p, k), t in findings.seconds.most_common()),
     ]
     with capsys.disabled():
@@ -1477,16 +1887,19 @@ def test_fuzz(target: Target, clients: Clients, capsys):
         problems.append(f"server RSS grew {memory.growth() / mb:.0f} MB (limit {RSS_GROWTH_LIMIT / mb:.0f} MB)")
     crowded = {k: len(v) for k, v in labels.items() if len(v) > LABEL_VALUES_LIMIT}
     if len(page) >= METRICS_PAGE_LIMIT or len(model_labels) > len(target.models) + 2 or crowded:
-        problems.append(f"metrics page: {len(page) / 1024:.0f} KB, model_name values "
-                        f"{_clip(str(sorted(model_labels)), 300)}, labels with > {LABEL_VALUES_LIMIT} values: "
-                        f"{crowded} after requests naming hundreds of unknown models (item 12)")
+        problems.append(
+            f"metrics page: {len(page) / 1024:.0f} KB, model_name values "
+            f"{_clip(str(sorted(model_labels)), 300)}, labels with > {LABEL_VALUES_LIMIT} values: "
+            f"{crowded} after requests naming hundreds of unknown models (item 12)"
+        )
     if not target.alive():
         problems.append(f"the server exited:\n{_log_tail(target.log_path)}")
     assert not problems, "\n".join(summary + problems)
 
 
-@pytest.mark.parametrize("dtype, values", [(types_pb2.DT_FLOAT, {"float_val": [2.0]}),
-                                           (types_pb2.DT_STRING, {"string_val": [b"x"]})])
+@pytest.mark.parametrize(
+    "dtype, values", [(types_pb2.DT_FLOAT, {"float_val": [2.0]}), (types_pb2.DT_STRING, {"string_val": [b"x"]})]
+)
 def test_declared_shapes_are_checked_before_allocating(target: Target, clients: Clients, dtype, values):
     """Item 10: a 48-byte request claiming 10^8 elements must not make the server allocate them."""
     if target.process is None:
@@ -1502,7 +1915,8 @@ def test_declared_shapes_are_checked_before_allocating(target: Target, clients: 
             assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT, error.value.details()
     size = len(request.SerializeToString())
     assert memory.growth() < CLAIM_GROWTH_LIMIT, (
-        f"{size}-byte requests claiming 10^8 elements: server RSS +{memory.growth() / 2**20:.0f} MB")
+        f"{size}-byte requests claiming 10^8 elements: server RSS +{memory.growth() / 2**20:.0f} MB"
+    )
     findings = Findings()
     check_good(clients.grpc_good, 0, findings, "grpc", "the claims")
     assert not findings.kinds, findings.report()
@@ -1511,14 +1925,19 @@ def test_declared_shapes_are_checked_before_allocating(target: Target, clients: 
 def test_decoding_a_large_body_does_not_stall_other_requests(target: Target, clients: Clients):
     """Item 11: a good request while a 16 MB :classify body is decoded (and refused) answers promptly."""
     model = "half_plus_two" if "half_plus_two" in target.models else target.models[0]
-    body = ('{"signature_name": "serving_default", "examples": ['
-            + ",".join(['{"x": [1.0, 2.0, 3.0]}'] * 700_000) + "]}").encode()
+    body = (
+        '{"signature_name": "serving_default", "examples": [' + ",".join(['{"x": [1.0, 2.0, 3.0]}'] * 700_000) + "]}"
+    ).encode()
     reply: dict = {}
 
     def send_big():
         try:
-            answer = requests.post(f"{target.rest_url}/v1/models/{model}:classify", data=body,
-                                   headers={"Content-Type": "application/json"}, timeout=120)
+            answer = requests.post(
+                f"{target.rest_url}/v1/models/{model}:classify",
+                data=body,
+                headers={"Content-Type": "application/json"},
+                timeout=120,
+            )
             reply["status"] = answer.status_code
         except requests.RequestException as exc:
             reply["status"] = repr(exc)
@@ -1541,8 +1960,9 @@ def test_oversized_content_length_is_refused_without_waiting_for_the_body(target
     """A declared Content-Length over --max-request-bytes can be answered (413, JSON) before any body arrives."""
     if target.process is None:
         pytest.skip("our server's --max-request-bytes")
-    case = RestCase("content_length", "POST", "/v1/models/half_plus_two:predict", b'{"instances": [',
-                    declared_length=10**12)
+    case = RestCase(
+        "content_length", "POST", "/v1/models/half_plus_two:predict", b'{"instances": [', declared_length=10**12
+    )
     http = RawHttp(target.rest_host, target.rest_port)
     try:
         http.sock = socket.create_connection(http.address, timeout=5)

@@ -16,6 +16,7 @@ tensorflow/serving:2.16.1`). The test writes version 123 there and waits for it.
 deliberately differs (bounded fills, more values than the shape, unparseable requests, our own bugs) are
 skipped then.
 """
+
 from __future__ import annotations
 
 import logging
@@ -57,8 +58,10 @@ INVALID, NOT_FOUND = grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND
 
 def _feature_spec():
     """saved_model_half_plus_two.py _get_feature_spec."""
-    return {"x": tf.io.FixedLenFeature([1], tf.float32),
-            "x2": tf.io.FixedLenFeature([1], tf.float32, default_value=[0.0])}
+    return {
+        "x": tf.io.FixedLenFeature([1], tf.float32),
+        "x2": tf.io.FixedLenFeature([1], tf.float32, default_value=[0.0]),
+    }
 
 
 _EXAMPLES = tf.TensorSpec([None], tf.string, name="inputs")
@@ -153,25 +156,43 @@ class ConformanceModel(tf.Module):
     def typed_outputs(self, x):
         """One output per dtype a response can carry."""
         return {
-            "float": x, "double": tf.cast(x, tf.float64), "half": tf.cast(x, tf.float16),
-            "bfloat16": tf.cast(x, tf.bfloat16), "int32": tf.cast(x, tf.int32), "int64": tf.cast(x, tf.int64),
-            "int16": tf.cast(x, tf.int16), "int8": tf.cast(x, tf.int8), "uint8": tf.cast(tf.abs(x), tf.uint8),
-            "uint16": tf.cast(tf.abs(x), tf.uint16), "uint32": tf.cast(tf.abs(x), tf.uint32),
-            "uint64": tf.cast(tf.abs(x), tf.uint64), "bool": x > 0, "string": tf.strings.as_string(x),
+            "float": x,
+            "double": tf.cast(x, tf.float64),
+            "half": tf.cast(x, tf.float16),
+            "bfloat16": tf.cast(x, tf.bfloat16),
+            "int32": tf.cast(x, tf.int32),
+            "int64": tf.cast(x, tf.int64),
+            "int16": tf.cast(x, tf.int16),
+            "int8": tf.cast(x, tf.int8),
+            "uint8": tf.cast(tf.abs(x), tf.uint8),
+            "uint16": tf.cast(tf.abs(x), tf.uint16),
+            "uint32": tf.cast(tf.abs(x), tf.uint32),
+            "uint64": tf.cast(tf.abs(x), tf.uint64),
+            "bool": x > 0,
+            "string": tf.strings.as_string(x),
             "complex64": tf.complex(x, -x),
             "complex128": tf.complex(tf.cast(x, tf.float64), tf.ones_like(x, tf.float64)),
-            "matrix": tf.reshape(tf.tile(x, [3]), [3, -1]), "scalar": tf.reduce_sum(x),
+            "matrix": tf.reshape(tf.tile(x, [3]), [3, -1]),
+            "scalar": tf.reduce_sum(x),
         }
 
     def signatures(self) -> dict:
         return {
-            "serving_default": self.predict, "regress_x_to_y": self.regress_xy, "regress_x_to_y2": self.regress_xy2,
-            "regress_x2_to_y3": self.regress_x2y3, "classify_x_to_y": self.classify_xy,
-            "classify_x2_to_y3": self.classify_x2y3, "classify_labels": self.classify_labels,
-            "classify_classes_only": self.classify_classes_only, "classify_int_classes": self.classify_int_classes,
-            "classify_rank1_scores": self.classify_rank1_scores, "classify_mismatch": self.classify_mismatch,
-            "classify_scores_and_extra": self.classify_scores_and_extra, "regress_double": self.regress_double,
-            "regress_wide": self.regress_wide, "regress_two_outputs": self.regress_two_outputs,
+            "serving_default": self.predict,
+            "regress_x_to_y": self.regress_xy,
+            "regress_x_to_y2": self.regress_xy2,
+            "regress_x2_to_y3": self.regress_x2y3,
+            "classify_x_to_y": self.classify_xy,
+            "classify_x2_to_y3": self.classify_x2y3,
+            "classify_labels": self.classify_labels,
+            "classify_classes_only": self.classify_classes_only,
+            "classify_int_classes": self.classify_int_classes,
+            "classify_rank1_scores": self.classify_rank1_scores,
+            "classify_mismatch": self.classify_mismatch,
+            "classify_scores_and_extra": self.classify_scores_and_extra,
+            "regress_double": self.regress_double,
+            "regress_wide": self.regress_wide,
+            "regress_two_outputs": self.regress_two_outputs,
             "typed_outputs": self.typed_outputs,
         }
 
@@ -211,13 +232,15 @@ def target(tmp_path_factory):
         _wait_available(external)
         yield Target(external)
         return
-    from tfxp.serving.options import ServerOptions
     from serving_harness import BackgroundServer
+
+    from tfxp.serving.options import ServerOptions
 
     base = tmp_path_factory.mktemp("conformance") / MODEL
     write_model(base)
-    background = BackgroundServer(ServerOptions(model_base_path=base, model_name=MODEL, rest_port=0, grpc_port=0,
-                                                poll_seconds=0))
+    background = BackgroundServer(
+        ServerOptions(model_base_path=base, model_name=MODEL, rest_port=0, grpc_port=0, poll_seconds=0)
+    )
     try:
         yield Target(f"127.0.0.1:{background.server.grpc_port}", background)
     finally:
@@ -289,13 +312,14 @@ def _x_tensor(*values: float, shape=None) -> tensor_pb2.TensorProto:
     """As TF Serving's VerifyPredictRequest builds it: DT_FLOAT, float_val, an explicit shape."""
     proto = tensor_pb2.TensorProto(dtype=types_pb2.DT_FLOAT)
     proto.float_val.extend(values)
-    for size in (shape if shape is not None else [len(values)]):
+    for size in shape if shape is not None else [len(values)]:
         proto.tensor_shape.dim.add().size = size
     return proto
 
 
-def predict_request(inputs: dict, signature: str = "serving_default", output_filter=(),
-                    model: str | None = MODEL) -> predict_pb2.PredictRequest:
+def predict_request(
+    inputs: dict, signature: str = "serving_default", output_filter=(), model: str | None = MODEL
+) -> predict_pb2.PredictRequest:
     request = predict_pb2.PredictRequest()
     if model is not None:
         request.model_spec.name = model
@@ -317,7 +341,7 @@ def _add_examples(input_proto, xs, context: dict | None = None) -> None:
         examples = listed.examples
     for x in xs:
         example = examples.add()
-        for key, value in (x.items() if isinstance(x, dict) else [("x", x)]):
+        for key, value in x.items() if isinstance(x, dict) else [("x", x)]:
             example.features.feature[key].float_list.value.append(value)
 
 
@@ -379,14 +403,26 @@ def test_predict_default_signature_is_named_in_the_response(stub):
 def test_outputs_of_every_dtype_are_in_their_typed_fields(stub):
     """predict_util.cc answers with Tensor::AsProtoField: each dtype's own *_val field, all values."""
     x = np.array([1.5, -2.0, 3.0], dtype=np.float32)
-    response = stub.Predict(predict_request({"x": tf.make_tensor_proto(x)}, signature="typed_outputs"),
-                            timeout=TIMEOUT)
+    response = stub.Predict(predict_request({"x": tf.make_tensor_proto(x)}, signature="typed_outputs"), timeout=TIMEOUT)
     expected_fields = {
-        "float": "float_val", "double": "double_val", "half": "half_val", "bfloat16": "half_val",
-        "int32": "int_val", "int64": "int64_val", "int16": "int_val", "int8": "int_val", "uint8": "int_val",
-        "uint16": "int_val", "uint32": "uint32_val", "uint64": "uint64_val", "bool": "bool_val",
-        "string": "string_val", "complex64": "scomplex_val", "complex128": "dcomplex_val",
-        "matrix": "float_val", "scalar": "float_val",
+        "float": "float_val",
+        "double": "double_val",
+        "half": "half_val",
+        "bfloat16": "half_val",
+        "int32": "int_val",
+        "int64": "int64_val",
+        "int16": "int_val",
+        "int8": "int_val",
+        "uint8": "int_val",
+        "uint16": "int_val",
+        "uint32": "uint32_val",
+        "uint64": "uint64_val",
+        "bool": "bool_val",
+        "string": "string_val",
+        "complex64": "scomplex_val",
+        "complex128": "dcomplex_val",
+        "matrix": "float_val",
+        "scalar": "float_val",
     }
     direct = {k: v.numpy() for k, v in ConformanceModel().typed_outputs(tf.constant(x)).items()}
     assert set(response.outputs) == set(expected_fields)
@@ -407,19 +443,32 @@ def test_fill_conventions_of_tensor_from_proto(stub):
     assert list(response.outputs["y"].float_val) == [2.0]
     filled = tf.make_tensor_proto(2.0, dtype=tf.float32, shape=[4])
     assert len(filled.float_val) == 1
-    response = stub.Predict(predict_request({"x": filled}, signature="typed_outputs", output_filter=["float"]),
-                            timeout=TIMEOUT)
+    response = stub.Predict(
+        predict_request({"x": filled}, signature="typed_outputs", output_filter=["float"]), timeout=TIMEOUT
+    )
     assert list(response.outputs["float"].float_val) == [2.0] * 4
 
 
 def test_predict_errors(stub):
     """predict_impl_test.cc / predict_util.cc."""
-    rpc_error(stub.Predict, predict_request({"x": _x_tensor(2.0)}, signature="nope"),
-              grpc.StatusCode.FAILED_PRECONDITION, 'Serving signature key "nope" not found.')
-    rpc_error(stub.Predict, predict_request({"x": _x_tensor(2.0)}, output_filter=["output_filter"]),
-              INVALID, "output tensor alias not found in signature: output_filter")
-    rpc_error(stub.Predict, predict_request({"x": _x_tensor(2.0)}, output_filter=["y", "y"]),
-              INVALID, "duplicate output tensor alias: y")
+    rpc_error(
+        stub.Predict,
+        predict_request({"x": _x_tensor(2.0)}, signature="nope"),
+        grpc.StatusCode.FAILED_PRECONDITION,
+        'Serving signature key "nope" not found.',
+    )
+    rpc_error(
+        stub.Predict,
+        predict_request({"x": _x_tensor(2.0)}, output_filter=["output_filter"]),
+        INVALID,
+        "output tensor alias not found in signature: output_filter",
+    )
+    rpc_error(
+        stub.Predict,
+        predict_request({"x": _x_tensor(2.0)}, output_filter=["y", "y"]),
+        INVALID,
+        "duplicate output tensor alias: y",
+    )
     rpc_error(stub.Predict, predict_request({}), INVALID)  # EmptyInputList
     rpc_error(stub.Predict, predict_request({"key": tf.make_tensor_proto([b"any_key"])}), INVALID)
     rpc_error(stub.Predict, predict_request({"x": tf.make_tensor_proto([b"any_key"])}), INVALID)
@@ -517,8 +566,9 @@ def test_classify_fetches_only_classes_and_scores(stub):
 def test_example_list_with_context(stub):
     """ClassifierTest.ExampleListWithContext(_DuplicateFeatures): each example is parsed from the context's
     bytes followed by its own, so context features reach every example and the example's own win."""
-    response = stub.Regress(regress_request("regress_x_to_y", xs=({"x2": 1.0}, {"x": 6.0}), context={"x": 2.0}),
-                            timeout=TIMEOUT)
+    response = stub.Regress(
+        regress_request("regress_x_to_y", xs=({"x2": 1.0}, {"x": 6.0}), context={"x": 2.0}), timeout=TIMEOUT
+    )
     assert [r.value for r in response.result.regressions] == [3.0, 5.0]
 
 
@@ -536,8 +586,9 @@ def test_multi_inference_tf2(stub):
 
 def test_multi_inference_regress_signatures(stub):
     """MultipleValidRegressSignaturesTest: y = 0.5x + 2 and y2 = 0.5x + 3."""
-    response = stub.MultiInference(multi_request(("regress_x_to_y", REGRESS), ("regress_x_to_y2", REGRESS)),
-                                   timeout=TIMEOUT)
+    response = stub.MultiInference(
+        multi_request(("regress_x_to_y", REGRESS), ("regress_x_to_y2", REGRESS)), timeout=TIMEOUT
+    )
     assert [r.regression_result.regressions[0].value for r in response.results] == [3.0, 4.0]
 
 
@@ -548,19 +599,31 @@ _CLASSIFY_ERRORS = {
     # a predict signature whose input is not named "inputs"
     "no classification inputs": ("Classify", "serving_default", "No classification inputs found in SignatureDef"),
     "no regression inputs": ("Regress", "serving_default", "No regression inputs found in SignatureDef"),
-    "no classes or scores": ("Classify", "regress_x_to_y", "Expected classification signature outputs to "
-                                                           'contain at least one of "classes" or "scores"'),
+    "no classes or scores": (
+        "Classify",
+        "regress_x_to_y",
+        'Expected classification signature outputs to contain at least one of "classes" or "scores"',
+    ),
     "no regression outputs": ("Regress", "classify_x_to_y", "No regression outputs found in SignatureDef"),
     # MalformedScores
-    "rank-1 scores": ("Classify", "classify_rank1_scores",
-                      "Expected Tensor shape: [batch_size num_classes] but got [1]"),
+    "rank-1 scores": (
+        "Classify",
+        "classify_rank1_scores",
+        "Expected Tensor shape: [batch_size num_classes] but got [1]",
+    ),
     "int64 classes": ("Classify", "classify_int_classes", "Expected classes Tensor of DT_STRING. Got: DT_INT64"),
-    "classes and scores disagree": ("Classify", "classify_mismatch",
-                                    "Tensors class and score should match in dim_size(1). Got 2 vs. 3"),
+    "classes and scores disagree": (
+        "Classify",
+        "classify_mismatch",
+        "Tensors class and score should match in dim_size(1). Got 2 vs. 3",
+    ),
     # UnexpectedOutputTensorType / shape
     "double regression": ("Regress", "regress_double", "Expected output Tensor of DT_FLOAT.  Got: DT_DOUBLE"),
-    "wide regression": ("Regress", "regress_wide", "Expected output Tensor shape to be either [batch_size] or "
-                                                   "[batch_size, 1] but got [1,2]"),
+    "wide regression": (
+        "Regress",
+        "regress_wide",
+        "Expected output Tensor shape to be either [batch_size] or [batch_size, 1] but got [1,2]",
+    ),
     "two regression outputs": ("Regress", "regress_two_outputs", "Expected one output Tensor."),
     # the signature takes floats, not serialized examples: the model refuses them
     "float inputs": ("Classify", "classify_x2_to_y3", ""),
@@ -580,7 +643,8 @@ def test_classify_regress_errors(stub, case):
 def test_empty_input(stub, method, kind):
     """EmptyInput / EmptyExampleList / EmptyExampleListWithContext: "Input is empty"."""
     request = (classify_request if method == "Classify" else regress_request)(
-        "classify_x_to_y" if method == "Classify" else "regress_x_to_y", xs=())
+        "classify_x_to_y" if method == "Classify" else "regress_x_to_y", xs=()
+    )
     if kind == "no input":
         request.ClearField("input")
     elif kind == "empty example_list_with_context":
@@ -590,22 +654,38 @@ def test_empty_input(stub, method, kind):
 
 def _multi_errors():
     yield "MissingInputTest", multi_request(("regress_x_to_y", REGRESS), xs=()), INVALID, "Input is empty"
-    yield "UndefinedSignatureTest", multi_request(("ThisSignatureDoesNotExist", REGRESS)), INVALID, \
-        "signature not found"
+    yield (
+        "UndefinedSignatureTest",
+        multi_request(("ThisSignatureDoesNotExist", REGRESS)),
+        INVALID,
+        "signature not found",
+    )
     inconsistent = multi_request(("regress_x_to_y", REGRESS))
     task = inconsistent.tasks.add(method_name=REGRESS)
     task.model_spec.name, task.model_spec.signature_name = "ModelDoesNotExist", "regress_x_to_y"
     yield "InconsistentModelSpecsInRequestTest", inconsistent, INVALID, "must access the same model name"
-    yield "EvaluateDuplicateSignaturesTest", multi_request(("regress_x_to_y", REGRESS), ("regress_x_to_y", REGRESS)), \
-        INVALID, "Duplicate evaluation of signature: regress_x_to_y"
-    yield "UsupportedSignatureTypeTest", multi_request(("serving_default", PREDICT)), \
-        grpc.StatusCode.UNIMPLEMENTED, "Unsupported signature"
+    yield (
+        "EvaluateDuplicateSignaturesTest",
+        multi_request(("regress_x_to_y", REGRESS), ("regress_x_to_y", REGRESS)),
+        INVALID,
+        "Duplicate evaluation of signature: regress_x_to_y",
+    )
+    yield (
+        "UsupportedSignatureTypeTest",
+        multi_request(("serving_default", PREDICT)),
+        grpc.StatusCode.UNIMPLEMENTED,
+        "Unsupported signature",
+    )
     empty_name = multi_request(("regress_x_to_y", REGRESS), ("classify_x_to_y", CLASSIFY))
     empty_name.tasks[1].model_spec.name = ""
     yield "empty name in a later task", empty_name, INVALID, "Found ModelSpec with an empty model name."
     yield "no tasks", multi_request(), INVALID, "ModelSpec has no name specified."
-    yield "task checks (PreProcessRegression)", multi_request(("classify_x_to_y", REGRESS)), INVALID, \
-        "No regression outputs found"
+    yield (
+        "task checks (PreProcessRegression)",
+        multi_request(("classify_x_to_y", REGRESS)),
+        INVALID,
+        "No regression outputs found",
+    )
 
 
 @pytest.mark.parametrize("case", [c[0] for c in _multi_errors()])
@@ -630,8 +710,10 @@ def test_get_model_metadata(stub):
     assert signature_map.signature_def["classify_x_to_y"].method_name == PREDICT  # tf.saved_model.save's
 
 
-@pytest.mark.parametrize("fields, needle", [([], "must specify at least one metadata_field"),
-                                            (["some_stuff"], "Metadata field some_stuff is not supported")])
+@pytest.mark.parametrize(
+    "fields, needle",
+    [([], "must specify at least one metadata_field"), (["some_stuff"], "Metadata field some_stuff is not supported")],
+)
 def test_get_model_metadata_fields(stub, fields, needle):
     """EmptyOrInvalidMetadataFieldList."""
     request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=fields)
@@ -684,9 +766,14 @@ def _vm_peak_kib() -> int:
         return int(re.search(r"VmHWM:\s+(\d+)", f.read()).group(1))
 
 
-@pytest.mark.parametrize("dtype, field, value", [(types_pb2.DT_FLOAT, "float_val", [1.0]),
-                                                 (types_pb2.DT_STRING, "string_val", [b"a"]),
-                                                 (types_pb2.DT_INT64, "int64_val", [])])
+@pytest.mark.parametrize(
+    "dtype, field, value",
+    [
+        (types_pb2.DT_FLOAT, "float_val", [1.0]),
+        (types_pb2.DT_STRING, "string_val", [b"a"]),
+        (types_pb2.DT_INT64, "int64_val", []),
+    ],
+)
 def test_claimed_shape_is_checked_before_allocating(own, stub, dtype, field, value):
     """Issue 10: a 48-byte request claiming [10^8] with one value made the server allocate ~390 MB
     (DT_STRING: ~660 MB). Filling beyond what is sent is bounded (tensors.MAX_FILL_BYTES a request)."""
@@ -709,20 +796,32 @@ def test_fill_budget_is_per_request(own, stub):
 @pytest.mark.parametrize("dims", [[1] * 40, [0, 2**62]], ids=["rank 40", "[0, 2^62]"])
 def test_shapes_numpy_cannot_hold_are_invalid_argument(own, stub, dims):
     """TF takes up to 254 dims and empty tensors of any other dims; numpy arrays can't hold these."""
-    rpc_error(stub.Predict, predict_request({"x": _tensor(types_pb2.DT_FLOAT, dims)}), INVALID,
-              "tensor parsing error: x", "numpy")
+    rpc_error(
+        stub.Predict,
+        predict_request({"x": _tensor(types_pb2.DT_FLOAT, dims)}),
+        INVALID,
+        "tensor parsing error: x",
+        "numpy",
+    )
 
 
 def test_more_values_than_the_shape_holds_is_refused(own, stub):
     """TF keeps the first `count` values and drops the rest; we refuse rather than answer for other input."""
-    rpc_error(stub.Predict, predict_request({"x": _x_tensor(2.0, 5.0, shape=[1])}), INVALID,
-              "tensor parsing error: x", "2 values sent for shape [1]")
+    rpc_error(
+        stub.Predict,
+        predict_request({"x": _x_tensor(2.0, 5.0, shape=[1])}),
+        INVALID,
+        "tensor parsing error: x",
+        "2 values sent for shape [1]",
+    )
 
 
 def _raw_predict(channel):
-    return channel.unary_unary("/tensorflow.serving.PredictionService/Predict",
-                               request_serializer=lambda raw: raw,
-                               response_deserializer=predict_pb2.PredictResponse.FromString)
+    return channel.unary_unary(
+        "/tensorflow.serving.PredictionService/Predict",
+        request_serializer=lambda raw: raw,
+        response_deserializer=predict_pb2.PredictResponse.FromString,
+    )
 
 
 def test_string_field_that_is_not_utf8_is_invalid_argument(own, channel, stub):
@@ -744,8 +843,13 @@ def test_string_field_that_is_not_utf8_is_invalid_argument(own, channel, stub):
 def test_huge_echoed_name_gives_a_short_error(own, stub, char):
     """Errors echo request fields; past grpcio's metadata limit a client would see RESOURCE_EXHAUSTED
     instead of the status, so details are cut short (non-ASCII is percent-encoded, 3 bytes per byte)."""
-    details = rpc_error(stub.Predict, predict_request({"x": _x_tensor(2.0)}, signature=char * 20_000),
-                        grpc.StatusCode.FAILED_PRECONDITION, "Serving signature key", "more bytes)")
+    details = rpc_error(
+        stub.Predict,
+        predict_request({"x": _x_tensor(2.0)}, signature=char * 20_000),
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "Serving signature key",
+        "more bytes)",
+    )
     assert len(details.encode()) < 2200
     assert_still_serving(stub)
 
@@ -781,8 +885,7 @@ def test_our_bug_is_internal_with_traceback_in_the_log(own, plane_server, caplog
 
     stub = plane_server(DataPlane(own.background.server.repository, runner=broken_runner))
     with caplog.at_level(logging.ERROR, logger="tfxp.serving.grpc_server"):
-        details = rpc_error(stub.Predict, predict_request({"x": _x_tensor(2.0)}), grpc.StatusCode.INTERNAL,
-                            "KeyError")
+        details = rpc_error(stub.Predict, predict_request({"x": _x_tensor(2.0)}), grpc.StatusCode.INTERNAL, "KeyError")
     assert "see the server log" in details
     assert any(r.exc_info and r.exc_info[0] is KeyError for r in caplog.records), caplog.text
     assert "Traceback" in caplog.text
@@ -794,12 +897,24 @@ def test_signature_method_name_check(own, plane_server):
     from tfxp.serving.dataplane import DataPlane
 
     stub = plane_server(DataPlane(own.background.server.repository, signature_method_name_check=True))
-    rpc_error(stub.Classify, classify_request("classify_x_to_y"), INVALID,
-              f"Expected classification signature method_name to be {CLASSIFY}. Was: {PREDICT}")
-    rpc_error(stub.Regress, regress_request("regress_x_to_y"), INVALID,
-              f"Expected regression signature method_name to be {REGRESS}. Was: {PREDICT}")
-    rpc_error(stub.MultiInference, multi_request(("regress_x_to_y", REGRESS)), INVALID,
-              "Expected regression signature method_name")
+    rpc_error(
+        stub.Classify,
+        classify_request("classify_x_to_y"),
+        INVALID,
+        f"Expected classification signature method_name to be {CLASSIFY}. Was: {PREDICT}",
+    )
+    rpc_error(
+        stub.Regress,
+        regress_request("regress_x_to_y"),
+        INVALID,
+        f"Expected regression signature method_name to be {REGRESS}. Was: {PREDICT}",
+    )
+    rpc_error(
+        stub.MultiInference,
+        multi_request(("regress_x_to_y", REGRESS)),
+        INVALID,
+        "Expected regression signature method_name",
+    )
     assert_still_serving(stub)
 
 
@@ -818,9 +933,9 @@ def _fuzz_tensor(rng: random.Random) -> tensor_pb2.TensorProto:
     elif kind == 2:
         proto.string_val.extend(rng.randbytes(rng.randint(0, 5)) for _ in range(rng.randint(0, 3)))
     elif kind == 3:
-        proto.int64_val.extend(rng.randint(-2**63, 2**63 - 1) for _ in range(rng.randint(0, 3)))
+        proto.int64_val.extend(rng.randint(-(2**63), 2**63 - 1) for _ in range(rng.randint(0, 3)))
     elif kind == 4:
-        proto.half_val.extend(rng.randint(-2**31, 2**31 - 1) for _ in range(rng.randint(0, 3)))
+        proto.half_val.extend(rng.randint(-(2**31), 2**31 - 1) for _ in range(rng.randint(0, 3)))
     if rng.random() < 0.05:
         proto.tensor_shape.unknown_rank = True
     return proto
@@ -836,21 +951,31 @@ def _fuzz_request(rng: random.Random):
     method = rng.choice(["Predict", "Predict", "Classify", "Regress", "MultiInference", "GetModelMetadata"])
     if method == "Predict":
         inputs = {_fuzz_name(rng, ["x", "inputs"]): _fuzz_tensor(rng) for _ in range(rng.randint(0, 3))}
-        request = predict_request(inputs, signature=_fuzz_name(rng, signatures),
-                                  output_filter=[_fuzz_name(rng, ["y", "float"]) for _ in range(rng.randint(0, 2))],
-                                  model=rng.choice([MODEL, MODEL, "", None, "other"]))
+        request = predict_request(
+            inputs,
+            signature=_fuzz_name(rng, signatures),
+            output_filter=[_fuzz_name(rng, ["y", "float"]) for _ in range(rng.randint(0, 2))],
+            model=rng.choice([MODEL, MODEL, "", None, "other"]),
+        )
     elif method in ("Classify", "Regress"):
         build = classify_request if method == "Classify" else regress_request
         xs = [rng.choice([rng.uniform(-9, 9), {"x2": 1.0}, {"x": float("nan")}]) for _ in range(rng.randint(0, 3))]
-        request = build(_fuzz_name(rng, signatures), xs=xs, context=rng.choice([None, {"x": 1.0}]),
-                        model=rng.choice([MODEL, MODEL, "", None]))
+        request = build(
+            _fuzz_name(rng, signatures),
+            xs=xs,
+            context=rng.choice([None, {"x": 1.0}]),
+            model=rng.choice([MODEL, MODEL, "", None]),
+        )
     elif method == "MultiInference":
-        tasks = [(_fuzz_name(rng, signatures), rng.choice([CLASSIFY, REGRESS, PREDICT, ""]))
-                 for _ in range(rng.randint(0, 3))]
+        tasks = [
+            (_fuzz_name(rng, signatures), rng.choice([CLASSIFY, REGRESS, PREDICT, ""]))
+            for _ in range(rng.randint(0, 3))
+        ]
         request = multi_request(*tasks, xs=[rng.uniform(-9, 9) for _ in range(rng.randint(0, 2))])
     else:
         request = get_model_metadata_pb2.GetModelMetadataRequest(
-            metadata_field=[_fuzz_name(rng, ["signature_def"]) for _ in range(rng.randint(0, 2))])
+            metadata_field=[_fuzz_name(rng, ["signature_def"]) for _ in range(rng.randint(0, 2))]
+        )
         request.model_spec.name = rng.choice([MODEL, "", "zzz"])
     if rng.random() < 0.1 and method != "MultiInference" and request.HasField("model_spec"):
         request.model_spec.version.value = rng.choice([VERSION, 0, -1, 2**62])

@@ -1,6 +1,7 @@
 """gRPC contract: TF Serving's PredictionService and ModelService (plus gRPC health) over the
 official `tensorflow_serving.apis` stubs, against the served taxi model.
 """
+
 from __future__ import annotations
 
 import base64
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 import requests
 import tensorflow as tf
+from taxi_data import TAXI, raw_feature_spec, read_csv_rows, to_example
 from tensorflow.core.framework import tensor_pb2, types_pb2
 from tensorflow_serving.apis import (
     classification_pb2,
@@ -24,7 +26,6 @@ from tensorflow_serving.apis import (
 )
 
 from tfxp.models import features as F
-from taxi_data import TAXI, raw_feature_spec, read_csv_rows, to_example
 
 TIMEOUT = 120
 TOL = 1e-6
@@ -38,8 +39,10 @@ NP_DTYPES = {F.DType.INT: np.int64, F.DType.FLOAT: np.float32}
 
 @pytest.fixture(scope="module")
 def channel(served):
-    ch = grpc.insecure_channel(served.grpc_target, options=[
-        ("grpc.max_send_message_length", MAX_MESSAGE), ("grpc.max_receive_message_length", MAX_MESSAGE)])
+    ch = grpc.insecure_channel(
+        served.grpc_target,
+        options=[("grpc.max_send_message_length", MAX_MESSAGE), ("grpc.max_receive_message_length", MAX_MESSAGE)],
+    )
     grpc.channel_ready_future(ch).result(timeout=60)
     yield ch
     ch.close()
@@ -62,12 +65,14 @@ def version(served, models) -> int:
     request = get_model_status_pb2.GetModelStatusRequest()
     request.model_spec.name = served.model
     response = models.GetModelStatus(request, timeout=TIMEOUT)
-    return max(s.version for s in response.model_version_status
-               if s.state == get_model_status_pb2.ModelVersionStatus.AVAILABLE)
+    return max(
+        s.version for s in response.model_version_status if s.state == get_model_status_pb2.ModelVersionStatus.AVAILABLE
+    )
 
 
-def predict_request(served, inputs: dict, signature: str = "", version: int | None = None,
-                    model: str | None = None) -> predict_pb2.PredictRequest:
+def predict_request(
+    served, inputs: dict, signature: str = "", version: int | None = None, model: str | None = None
+) -> predict_pb2.PredictRequest:
     request = predict_pb2.PredictRequest()
     request.model_spec.name = served.model if model is None else model
     if signature:
@@ -75,8 +80,9 @@ def predict_request(served, inputs: dict, signature: str = "", version: int | No
     if version is not None:
         request.model_spec.version.value = version
     for key, value in inputs.items():
-        request.inputs[key].CopyFrom(value if isinstance(value, tensor_pb2.TensorProto)
-                                     else tf.make_tensor_proto(value))
+        request.inputs[key].CopyFrom(
+            value if isinstance(value, tensor_pb2.TensorProto) else tf.make_tensor_proto(value)
+        )
     return request
 
 
@@ -98,10 +104,12 @@ def raw_tensors(rows, drop: str | None = None, **override) -> dict:
             out[feature.name] = tf.make_tensor_proto([t.encode() for t in texts], dtype=tf.string)
         elif feature.dtype is F.DType.INT:
             out[feature.name] = tf.make_tensor_proto(
-                np.array([int(float(t)) if t else F.MISSING_INT for t in texts], dtype=np.int64))
+                np.array([int(float(t)) if t else F.MISSING_INT for t in texts], dtype=np.int64)
+            )
         else:
             out[feature.name] = tf.make_tensor_proto(
-                np.array([float(t) if t else F.MISSING_FLOAT for t in texts], dtype=np.float32))
+                np.array([float(t) if t else F.MISSING_FLOAT for t in texts], dtype=np.float32)
+            )
     return out
 
 
@@ -132,8 +140,9 @@ def baseline(served, predictions, examples) -> np.ndarray:
 
 
 def assert_still_serving(served, predictions, examples, baseline) -> None:
-    response = predictions.Predict(predict_request(served, {"examples": examples_tensor(examples[:3])}),
-                                   timeout=TIMEOUT)
+    response = predictions.Predict(
+        predict_request(served, {"examples": examples_tensor(examples[:3])}), timeout=TIMEOUT
+    )
     np.testing.assert_allclose(probabilities(response), baseline[:3], rtol=0, atol=TOL)
 
 
@@ -166,8 +175,9 @@ def test_predict_serving_default(served, predictions, version, examples, signatu
 
 
 def test_predict_specific_version(served, predictions, version, examples, baseline):
-    response = predictions.Predict(predict_request(served, {"examples": examples_tensor(examples)}, version=version),
-                                   timeout=TIMEOUT)
+    response = predictions.Predict(
+        predict_request(served, {"examples": examples_tensor(examples)}, version=version), timeout=TIMEOUT
+    )
     assert response.model_spec.version.value == version
     np.testing.assert_allclose(probabilities(response), baseline, rtol=0, atol=TOL)
 
@@ -191,8 +201,9 @@ def test_predict_output_filter(served, predictions, examples, baseline):
     request.output_filter.append("fare_xf")
     filtered = predictions.Predict(request, timeout=TIMEOUT)
     assert set(filtered.outputs) == {"fare_xf"}
-    np.testing.assert_array_equal(tf.make_ndarray(filtered.outputs["fare_xf"]),
-                                  tf.make_ndarray(everything.outputs["fare_xf"]))
+    np.testing.assert_array_equal(
+        tf.make_ndarray(filtered.outputs["fare_xf"]), tf.make_ndarray(everything.outputs["fare_xf"])
+    )
 
     request = predict_request(served, {"examples": examples_tensor(examples)})
     request.output_filter.append("probability")
@@ -215,8 +226,9 @@ def cash_rows() -> list[dict[str, str]]:
 def cash_probabilities(served, predictions, cash_rows) -> np.ndarray:
     spec = raw_feature_spec()
     examples = [to_example(r, spec) for r in cash_rows]
-    return probabilities(predictions.Predict(predict_request(served, {"examples": examples_tensor(examples)}),
-                                             timeout=TIMEOUT))
+    return probabilities(
+        predictions.Predict(predict_request(served, {"examples": examples_tensor(examples)}), timeout=TIMEOUT)
+    )
 
 
 def _fill_input(input_proto, rows, with_context: bool) -> None:
@@ -261,14 +273,15 @@ def test_regress(served, predictions, version, cash_rows, cash_probabilities, wi
     response = predictions.Regress(request, timeout=TIMEOUT)
     assert response.model_spec.version.value == version
     assert response.model_spec.signature_name == "regression"
-    np.testing.assert_allclose([r.value for r in response.result.regressions], cash_probabilities,
-                               rtol=0, atol=TOL)
+    np.testing.assert_allclose([r.value for r in response.result.regressions], cash_probabilities, rtol=0, atol=TOL)
 
 
 def test_multi_inference(served, predictions, version, cash_rows, cash_probabilities):
     request = inference_pb2.MultiInferenceRequest()
-    for signature, method in (("classification", "tensorflow/serving/classify"),
-                              ("regression", "tensorflow/serving/regress")):
+    for signature, method in (
+        ("classification", "tensorflow/serving/classify"),
+        ("regression", "tensorflow/serving/regress"),
+    ):
         task = request.tasks.add()
         task.model_spec.name = served.model
         task.model_spec.signature_name = signature
@@ -283,8 +296,9 @@ def test_multi_inference(served, predictions, version, cash_rows, cash_probabili
     _check_classifications(classify.classification_result, cash_probabilities)
     assert regress.WhichOneof("result") == "regression_result"
     assert regress.model_spec.signature_name == "regression"
-    np.testing.assert_allclose([r.value for r in regress.regression_result.regressions], cash_probabilities,
-                               rtol=0, atol=TOL)
+    np.testing.assert_allclose(
+        [r.value for r in regress.regression_result.regressions], cash_probabilities, rtol=0, atol=TOL
+    )
 
 
 # --------------------------------------------------------------------------- metadata, status, health
@@ -328,7 +342,8 @@ def test_get_model_status(served, models, version):
     request.model_spec.version.value = version
     response = models.GetModelStatus(request, timeout=TIMEOUT)
     assert [(s.version, s.state) for s in response.model_version_status] == [
-        (version, get_model_status_pb2.ModelVersionStatus.AVAILABLE)]
+        (version, get_model_status_pb2.ModelVersionStatus.AVAILABLE)
+    ]
 
 
 def test_get_model_status_errors(served, models, predictions, examples, baseline):
@@ -376,48 +391,121 @@ def _regress_request(served, rows, signature: str):
 
 def _error_cases(served, rows, examples):
     good = {"examples": examples_tensor(examples[:2])}
-    yield "unknown model", "Predict", predict_request(served, good, model="no_such_model"), \
-        grpc.StatusCode.NOT_FOUND, ("no_such_model",)
-    yield "unknown version", "Predict", predict_request(served, good, version=987654), \
-        grpc.StatusCode.NOT_FOUND, ("987654",)
+    yield (
+        "unknown model",
+        "Predict",
+        predict_request(served, good, model="no_such_model"),
+        grpc.StatusCode.NOT_FOUND,
+        ("no_such_model",),
+    )
+    yield (
+        "unknown version",
+        "Predict",
+        predict_request(served, good, version=987654),
+        grpc.StatusCode.NOT_FOUND,
+        ("987654",),
+    )
     # TF Serving (predict_util.cc RunPredict): FAILED_PRECONDITION 'Serving signature key "..." not found.'
-    yield "unknown signature (Predict)", "Predict", predict_request(served, good, signature="no_such_signature"), \
-        grpc.StatusCode.FAILED_PRECONDITION, ("no_such_signature",)
+    yield (
+        "unknown signature (Predict)",
+        "Predict",
+        predict_request(served, good, signature="no_such_signature"),
+        grpc.StatusCode.FAILED_PRECONDITION,
+        ("no_such_signature",),
+    )
     # TF Serving (classifier.cc / regressor.cc): INVALID_ARGUMENT "No signature was found with the name: ..."
-    yield "unknown signature (Classify)", "Classify", _classify_request(served, rows[:2], "no_such_signature"), \
-        grpc.StatusCode.INVALID_ARGUMENT, ("no_such_signature",)
-    yield "unknown model (Classify)", "Classify", _classify_request(served, rows[:2], "classification",
-                                                                    model="no_such_model"), \
-        grpc.StatusCode.NOT_FOUND, ("no_such_model",)
-    yield "missing input", "Predict", predict_request(served, raw_tensors(rows[:2], drop="trip_seconds"),
-                                                      signature="predict_raw"), \
-        grpc.StatusCode.INVALID_ARGUMENT, ("trip_seconds",)
+    yield (
+        "unknown signature (Classify)",
+        "Classify",
+        _classify_request(served, rows[:2], "no_such_signature"),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        ("no_such_signature",),
+    )
+    yield (
+        "unknown model (Classify)",
+        "Classify",
+        _classify_request(served, rows[:2], "classification", model="no_such_model"),
+        grpc.StatusCode.NOT_FOUND,
+        ("no_such_model",),
+    )
+    yield (
+        "missing input",
+        "Predict",
+        predict_request(served, raw_tensors(rows[:2], drop="trip_seconds"), signature="predict_raw"),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        ("trip_seconds",),
+    )
     yield "no inputs", "Predict", predict_request(served, {}), grpc.StatusCode.INVALID_ARGUMENT, ()
-    yield "unexpected input", "Predict", predict_request(served, {**good, "bogus": examples_tensor(examples[:2])}), \
-        grpc.StatusCode.INVALID_ARGUMENT, ("bogus",)
-    yield "string for int64", "Predict", predict_request(
-        served, raw_tensors(rows[:2], trip_seconds=tf.make_tensor_proto([b"1", b"2"], dtype=tf.string)),
-        signature="predict_raw"), grpc.StatusCode.INVALID_ARGUMENT, ()
-    yield "float for string", "Predict", predict_request(
-        served, {"examples": tf.make_tensor_proto(np.array([1.0, 2.0], dtype=np.float32))}), \
-        grpc.StatusCode.INVALID_ARGUMENT, ()
-    yield "not serialized examples", "Predict", predict_request(
-        served, {"examples": tf.make_tensor_proto([b"not an example"], dtype=tf.string)}), \
-        grpc.StatusCode.INVALID_ARGUMENT, ()
+    yield (
+        "unexpected input",
+        "Predict",
+        predict_request(served, {**good, "bogus": examples_tensor(examples[:2])}),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        ("bogus",),
+    )
+    yield (
+        "string for int64",
+        "Predict",
+        predict_request(
+            served,
+            raw_tensors(rows[:2], trip_seconds=tf.make_tensor_proto([b"1", b"2"], dtype=tf.string)),
+            signature="predict_raw",
+        ),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        (),
+    )
+    yield (
+        "float for string",
+        "Predict",
+        predict_request(served, {"examples": tf.make_tensor_proto(np.array([1.0, 2.0], dtype=np.float32))}),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        (),
+    )
+    yield (
+        "not serialized examples",
+        "Predict",
+        predict_request(served, {"examples": tf.make_tensor_proto([b"not an example"], dtype=tf.string)}),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        (),
+    )
     # TF Serving (predict_util.cc): Tensor::FromProto fails -> INVALID_ARGUMENT "tensor parsing error: <alias>".
     bad = tensor_pb2.TensorProto(dtype=types_pb2.DT_INT64, tensor_content=b"\x01\x02\x03")
     bad.tensor_shape.dim.add().size = 2
-    yield "unparseable tensor", "Predict", predict_request(served, raw_tensors(rows[:2], trip_seconds=bad),
-                                                           signature="predict_raw"), \
-        grpc.StatusCode.INVALID_ARGUMENT, ("trip_seconds",)
-    yield "unknown output_filter", "Predict", _with_filter(predict_request(served, good), "no_such_output"), \
-        grpc.StatusCode.INVALID_ARGUMENT, ("no_such_output",)
-    yield "classify on serving_default", "Classify", _classify_request(served, rows[:2], "serving_default"), \
-        grpc.StatusCode.INVALID_ARGUMENT, ()
-    yield "classify on default signature", "Classify", _classify_request(served, rows[:2], ""), \
-        grpc.StatusCode.INVALID_ARGUMENT, ()
-    yield "regress on serving_default", "Regress", _regress_request(served, rows[:2], "serving_default"), \
-        grpc.StatusCode.INVALID_ARGUMENT, ()
+    yield (
+        "unparseable tensor",
+        "Predict",
+        predict_request(served, raw_tensors(rows[:2], trip_seconds=bad), signature="predict_raw"),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        ("trip_seconds",),
+    )
+    yield (
+        "unknown output_filter",
+        "Predict",
+        _with_filter(predict_request(served, good), "no_such_output"),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        ("no_such_output",),
+    )
+    yield (
+        "classify on serving_default",
+        "Classify",
+        _classify_request(served, rows[:2], "serving_default"),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        (),
+    )
+    yield (
+        "classify on default signature",
+        "Classify",
+        _classify_request(served, rows[:2], ""),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        (),
+    )
+    yield (
+        "regress on serving_default",
+        "Regress",
+        _regress_request(served, rows[:2], "serving_default"),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        (),
+    )
     empty = classification_pb2.ClassificationRequest()
     empty.model_spec.name = served.model
     empty.model_spec.signature_name = "classification"
@@ -426,8 +514,13 @@ def _error_cases(served, rows, examples):
     no_spec = predict_request(served, good)
     no_spec.ClearField("model_spec")
     yield "missing model_spec", "Predict", no_spec, grpc.StatusCode.INVALID_ARGUMENT, ("Missing ModelSpec",)
-    yield "empty model name", "Predict", predict_request(served, good, model=""), \
-        grpc.StatusCode.INVALID_ARGUMENT, ("ModelSpec has no name specified.",)
+    yield (
+        "empty model name",
+        "Predict",
+        predict_request(served, good, model=""),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        ("ModelSpec has no name specified.",),
+    )
 
 
 def _with_filter(request, name: str):
@@ -436,11 +529,25 @@ def _with_filter(request, name: str):
 
 
 _ERROR_IDS = [
-    "unknown model", "unknown version", "unknown signature (Predict)", "unknown signature (Classify)",
-    "unknown model (Classify)", "missing input", "no inputs", "unexpected input", "string for int64",
-    "float for string", "not serialized examples", "unparseable tensor", "unknown output_filter",
-    "classify on serving_default", "classify on default signature", "regress on serving_default",
-    "classify without examples", "missing model_spec", "empty model name",
+    "unknown model",
+    "unknown version",
+    "unknown signature (Predict)",
+    "unknown signature (Classify)",
+    "unknown model (Classify)",
+    "missing input",
+    "no inputs",
+    "unexpected input",
+    "string for int64",
+    "float for string",
+    "not serialized examples",
+    "unparseable tensor",
+    "unknown output_filter",
+    "classify on serving_default",
+    "classify on default signature",
+    "regress on serving_default",
+    "classify without examples",
+    "missing model_spec",
+    "empty model name",
 ]
 
 
@@ -485,9 +592,13 @@ def test_rest_and_grpc_give_the_same_probabilities(served, predictions, rows, ex
     for inputs in [raw_tensors(rows)]:
         for name, proto in inputs.items():
             raw[name] = [v.decode() if isinstance(v, bytes) else v.item() for v in tf.make_ndarray(proto)]
-    response = requests.post(f"{served.rest_url}/v1/models/{served.model}:predict",
-                             data=json.dumps({"signature_name": "predict_raw", "inputs": raw}), timeout=TIMEOUT)
+    response = requests.post(
+        f"{served.rest_url}/v1/models/{served.model}:predict",
+        data=json.dumps({"signature_name": "predict_raw", "inputs": raw}),
+        timeout=TIMEOUT,
+    )
     assert response.status_code == 200, response.text
-    grpc_raw = probabilities(predictions.Predict(predict_request(served, raw_tensors(rows), signature="predict_raw"),
-                                                 timeout=TIMEOUT))
+    grpc_raw = probabilities(
+        predictions.Predict(predict_request(served, raw_tensors(rows), signature="predict_raw"), timeout=TIMEOUT)
+    )
     np.testing.assert_allclose(response.json()["outputs"], grpc_raw, rtol=0, atol=TOL)

@@ -1,4 +1,5 @@
 """TF Serving REST JSON codec: request decoding, response encoding, examples, and every error path."""
+
 from __future__ import annotations
 
 import base64
@@ -61,35 +62,49 @@ def test_dumps_is_compact_and_keeps_nan_literals():
     assert dumps({"n": np.int64(3), "f": np.float32(0.5)}) == '{"n":3,"f":0.5}'
 
 
-@pytest.mark.parametrize("token, expected", [
-    ("NaN", "nan"), ("-NaN", "nan"), ("Inf", "inf"), ("-Inf", "-inf"), ("Infinity", "inf"), ("-Infinity", "-inf"),
-])
+@pytest.mark.parametrize(
+    "token, expected",
+    [
+        ("NaN", "nan"),
+        ("-NaN", "nan"),
+        ("Inf", "inf"),
+        ("-Inf", "-inf"),
+        ("Infinity", "inf"),
+        ("-Infinity", "-inf"),
+    ],
+)
 def test_parse_json_reads_rapidjsons_nan_and_inf_spellings(token, expected):
     # rapidjson 1.1.0 ParseNumber with kParseNanAndInfFlag: "-NaN" is NaN, "Inf" and "Infinity" both infinite.
     doc = parse_json(f'{{"s": "Inf -NaN", "inputs": [{token}]}}'.encode())
     assert repr(doc["inputs"][0]) == expected and doc["s"] == "Inf -NaN"  # strings are left alone
 
 
-@pytest.mark.parametrize("body, message", [
-    (b"", "JSON Parse error: The document is empty"),
-    (b" \n", "JSON Parse error: The document is empty. at offset: 2"),
-    (b"instances = [1, 2]", "JSON Parse error: Invalid value. at offset: 0"),
-    (b"[1 2]", "JSON Parse error: Missing a comma or ']' after an array element. at offset: 3"),
-    (b'{"a": 1 "b": 2}', "JSON Parse error: Missing a comma or '}' after an object member. at offset: 8"),
-    (b'{"a": 1,}', "JSON Parse error: Missing a name for object member. at offset: 8"),
-    (b'{"a" 1}', "JSON Parse error: Missing a colon after a name of object member. at offset: 5"),
-    (b'{"a": 1} x', "JSON Parse error: The document root must not be followed by other values. at offset: 9"),
-    (b'{"a": "b', "JSON Parse error: Missing a closing quotation mark in string. at offset: 6"),
-    (b'{"a": [1.]}', "JSON Parse error: Miss fraction part in number. at offset: 9"),
-    (b'{"a": [Infinit]}', "JSON Parse error: Invalid value. at offset: 7"),
-    (b'{"a": [1e309]}', "JSON Parse error: Number too big to be stored in double. at offset: 7"),
-    (b'{"a": [' + b"9" * 400 + b"]}", "JSON Parse error: Number too big to be stored in double. at offset: 7"),
-    (b'{"a": [' + b"9" * 4301 + b"]}", "JSON Parse error: Number too big to be stored in double. at offset: 7"),
-    (b'{"signature_name": "\\ud800"}', "JSON Parse error: The surrogate pair in string is invalid. at offset: 20"),
-    (b'{"p": "\\ud83d\\ude00", "s": "\\ud800x"}', "JSON Parse error: The surrogate pair in string is invalid. at offset: 28"),
-    (b'{"a": "\xc3\xa9", "b": "\xff"}', "JSON Parse error: Invalid encoding in string. at offset: 18"),
-    (b"[" * 100_000, "JSON Parse error: The document is nested too deeply"),
-])
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        (b"", "JSON Parse error: The document is empty"),
+        (b" \n", "JSON Parse error: The document is empty. at offset: 2"),
+        (b"instances = [1, 2]", "JSON Parse error: Invalid value. at offset: 0"),
+        (b"[1 2]", "JSON Parse error: Missing a comma or ']' after an array element. at offset: 3"),
+        (b'{"a": 1 "b": 2}', "JSON Parse error: Missing a comma or '}' after an object member. at offset: 8"),
+        (b'{"a": 1,}', "JSON Parse error: Missing a name for object member. at offset: 8"),
+        (b'{"a" 1}', "JSON Parse error: Missing a colon after a name of object member. at offset: 5"),
+        (b'{"a": 1} x', "JSON Parse error: The document root must not be followed by other values. at offset: 9"),
+        (b'{"a": "b', "JSON Parse error: Missing a closing quotation mark in string. at offset: 6"),
+        (b'{"a": [1.]}', "JSON Parse error: Miss fraction part in number. at offset: 9"),
+        (b'{"a": [Infinit]}', "JSON Parse error: Invalid value. at offset: 7"),
+        (b'{"a": [1e309]}', "JSON Parse error: Number too big to be stored in double. at offset: 7"),
+        (b'{"a": [' + b"9" * 400 + b"]}", "JSON Parse error: Number too big to be stored in double. at offset: 7"),
+        (b'{"a": [' + b"9" * 4301 + b"]}", "JSON Parse error: Number too big to be stored in double. at offset: 7"),
+        (b'{"signature_name": "\\ud800"}', "JSON Parse error: The surrogate pair in string is invalid. at offset: 20"),
+        (
+            b'{"p": "\\ud83d\\ude00", "s": "\\ud800x"}',
+            "JSON Parse error: The surrogate pair in string is invalid. at offset: 28",
+        ),
+        (b'{"a": "\xc3\xa9", "b": "\xff"}', "JSON Parse error: Invalid encoding in string. at offset: 18"),
+        (b"[" * 100_000, "JSON Parse error: The document is nested too deeply"),
+    ],
+)
 def test_parse_json_errors_are_rapidjsons(body, message):
     with pytest.raises(CodecError) as info:
         parse_json(body)
@@ -121,12 +136,12 @@ def test_signature_name():
 def test_rank_beyond_numpys_limit_is_refused_before_decoding():
     infos = {"x": TensorInfo(np.float32, None)}
     nested = lambda depth: "[" * depth + "1" + "]" * depth  # noqa: E731
-    assert _decode('{"inputs": %s}' % nested(32), infos)[0]["x"].ndim == 32
-    assert "Encountered lists nested 33 levels deep" in _error('{"inputs": %s}' % nested(33), infos)
+    assert _decode(f'{{"inputs": {nested(32)}}}', infos)[0]["x"].ndim == 32
+    assert "Encountered lists nested 33 levels deep" in _error(f'{{"inputs": {nested(33)}}}', infos)
     # Row format adds the batch dimension.
-    assert _decode('{"instances": [%s]}' % nested(31), infos)[0]["x"].ndim == 32
-    assert "nested 32 levels deep" in _error('{"instances": [%s]}' % nested(32), infos)
-    assert "nested 900 levels deep" in _error('{"inputs": %s}' % nested(900), infos)
+    assert _decode(f'{{"instances": [{nested(31)}]}}', infos)[0]["x"].ndim == 32
+    assert "nested 32 levels deep" in _error(f'{{"instances": [{nested(32)}]}}', infos)
+    assert "nested 900 levels deep" in _error(f'{{"inputs": {nested(900)}}}', infos)
 
 
 @pytest.mark.parametrize("dtype, name", [(np.float16, "half"), (np.uint16, "uint16"), (np.complex64, "complex64")])
@@ -266,8 +281,10 @@ def test_error_empty_and_non_list_instances():
 def test_error_wrong_dtype_names_input_and_type():
     msg = _error('{"instances": [["a", 1]]}', ONE_FLOAT)
     # TF Serving's message, then the input's name.
-    assert msg == ("Failed to process element: 0 of 'instances' list. Error: INVALID_ARGUMENT: "
-                   'JSON Value: "a" Type: String is not of expected type: float (input: x)')
+    assert msg == (
+        "Failed to process element: 0 of 'instances' list. Error: INVALID_ARGUMENT: "
+        'JSON Value: "a" Type: String is not of expected type: float (input: x)'
+    )
 
 
 def test_error_number_for_string_input():
@@ -298,17 +315,21 @@ def test_error_integer_out_of_range():
 
 def test_numbers_for_float_inputs_are_rounded_not_refused():
     # json_tensor_test.cc FloatTensorWithPrecisionLoss / ...ExceedsMaxReturnsInf / ...ExceedsMinReturnsZero.
-    inputs, _ = _decode('{"inputs": [[16777217, 1435774380, 1435774380.0, 1.7976931348623157e308, '
-                        '-1.7976931348623157e308, 2.2250738585072014e-308, -2.2250738585072014e-308]]}',
-                        {"x": TensorInfo(np.float32, None)})
+    inputs, _ = _decode(
+        '{"inputs": [[16777217, 1435774380, 1435774380.0, 1.7976931348623157e308, '
+        "-1.7976931348623157e308, 2.2250738585072014e-308, -2.2250738585072014e-308]]}",
+        {"x": TensorInfo(np.float32, None)},
+    )
     x = inputs["x"][0]
     assert x[:3].tolist() == [16777216.0, 1435774336.0, 1435774336.0]
     assert x[3] == np.inf and x[4] == -np.inf
     assert x[5] == 0 and not np.signbit(x[5]) and x[6] == 0 and np.signbit(x[6])
     # The C++ double -> float cast: up to half an ulp above FLT_MAX rounds down to it, from there on inf.
     flt_max = float(np.finfo(np.float32).max)
-    inputs, _ = _decode('{"inputs": [3.4028235677973362e38, 3.4028235677973366e38, -3.4028235677973362e38]}',
-                        {"x": TensorInfo(np.float32, None)})
+    inputs, _ = _decode(
+        '{"inputs": [3.4028235677973362e38, 3.4028235677973366e38, -3.4028235677973362e38]}',
+        {"x": TensorInfo(np.float32, None)},
+    )
     assert inputs["x"].tolist() == [flt_max, np.inf, -flt_max]
     inputs, _ = _decode('{"inputs": [1, 2.0, 0.662, 0]}', {"d": TensorInfo(np.float64, None)})
     assert inputs["d"].tolist() == [1.0, 2.0, 0.662, 0.0]
@@ -359,9 +380,7 @@ def test_error_plain_list_for_multiple_inputs():
 
 
 def test_error_mixing_objects_and_values_in_instances():
-    assert "Expecting object but got list at item 1" in _error(
-        '{"instances": [{"a": 1, "b": "s"}, [1]]}', TWO_INPUTS
-    )
+    assert "Expecting object but got list at item 1" in _error('{"instances": [{"a": 1, "b": "s"}, [1]]}', TWO_INPUTS)
     assert "Expecting value/list but got object at item 1" in _error(
         '{"instances": [[1, 2], {"x": [1, 2]}]}', ONE_FLOAT
     )
@@ -428,9 +447,10 @@ def test_bytes_outputs_b64_only_for_bytes_suffix():
 
 def test_response_numbers_are_written_as_write_decimal():
     # json_tensor_test.cc FromJsonSingleFloatTensorSixDigitPrecision and ...NonFinite (compared as text).
-    floats = np.array([[9000000, 999999, 0.5], [.0003, .00003, 555557.5]], np.float32)
+    floats = np.array([[9000000, 999999, 0.5], [0.0003, 0.00003, 555557.5]], np.float32)
     assert encode_predict_response({"f": floats}, "row") == (
-        '{"predictions":[[9e+06,999999.0,0.5],[0.0003,3e-05,555557.5]]}')
+        '{"predictions":[[9e+06,999999.0,0.5],[0.0003,3e-05,555557.5]]}'
+    )
     non_finite = np.array([[np.nan, np.inf], [3, -np.inf]], np.float32)
     assert encode_predict_response({"f": non_finite}, "row") == '{"predictions":[[NaN,Infinity],[3.0,-Infinity]]}'
     # Six digits do not read back: full precision, at the tensor's own width.
@@ -441,7 +461,8 @@ def test_response_numbers_are_written_as_write_decimal():
 def test_response_integers_and_bools():
     outputs = {"n": np.array([[np.iinfo(np.uint64).max], [0]], np.uint64), "b": np.array([True, False])}
     assert _json(encode_predict_response(outputs, "row")) == {
-        "predictions": [{"n": [18446744073709551615], "b": True}, {"n": [0], "b": False}]}
+        "predictions": [{"n": [18446744073709551615], "b": True}, {"n": [0], "b": False}]
+    }
 
 
 def test_response_errors():
@@ -480,7 +501,8 @@ def test_classify_and_regress_responses():
     assert out == '{"results":[[["car",0.2],["bike",0.7],["bus",0.1]],[["car",0.7],["",1.0]]]}'
     assert encode_regress_response([0.2, 0.9, 1.0]) == '{"results":[0.2,0.9,1.0]}'
     assert encode_regress_response([0.2, np.inf, 1.0, -np.inf, np.nan]) == (
-        '{"results":[0.2,Infinity,1.0,-Infinity,NaN]}')
+        '{"results":[0.2,Infinity,1.0,-Infinity,NaN]}'
+    )
     with pytest.raises(CodecError, match="empty ClassificationResults"):
         encode_classify_response([])
     with pytest.raises(CodecError, match="empty RegressionResults"):
@@ -533,8 +555,9 @@ def test_decode_examples_merges_context_and_decodes_b64(example_pb2):
 
 def test_decode_examples_floats_are_get_float(example_pb2):
     # AddValueToFeature: add_value(val.GetFloat()), the double cast to float (no precision or range check).
-    (raw,) = decode_examples(parse_json(b'{"examples": [{"f": [16777217.0, 1e300, -1e300, 3.4028235677973362e38, '
-                                        b'NaN, 0.1]}]}'))
+    (raw,) = decode_examples(
+        parse_json(b'{"examples": [{"f": [16777217.0, 1e300, -1e300, 3.4028235677973362e38, NaN, 0.1]}]}')
+    )
     values = example_pb2.Example.FromString(raw).features.feature["f"].float_list.value
     flt_max = float(np.finfo(np.float32).max)
     assert list(values[:4]) == [16777216.0, math.inf, -math.inf, flt_max]

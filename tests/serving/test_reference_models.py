@@ -3,6 +3,7 @@
 No server: the TF1 graph goes through `tf.compat.v1.saved_model.loader` in a Session, which is the path
 TF Serving's C++ loader takes; the TF2 and Keras models through `tf.saved_model.load`.
 """
+
 from __future__ import annotations
 
 import json
@@ -11,10 +12,9 @@ import subprocess
 
 import numpy as np
 import pytest
+import reference_models as rm  # beside this file; conftest.py puts this folder on sys.path
 import tensorflow as tf
 from google.protobuf import json_format
-
-import reference_models as rm  # beside this file; conftest.py puts this folder on sys.path
 
 TF_SERVING_MIRROR = "/work/.mirror/tensorflow+serving/repo"
 TESTDATA = "2.16.1:tensorflow_serving/servables/tensorflow/testdata"
@@ -43,8 +43,9 @@ def _mirror_file(path: str) -> bytes:
     """A file of TF Serving 2.16.1 from the local git mirror; skips the test when there is none."""
     if not os.path.isdir(TF_SERVING_MIRROR):
         pytest.skip("no TF Serving mirror to compare with")
-    return subprocess.run(["git", "-C", TF_SERVING_MIRROR, "show", f"{TESTDATA}/{path}"],
-                          check=True, capture_output=True).stdout
+    return subprocess.run(
+        ["git", "-C", TF_SERVING_MIRROR, "show", f"{TESTDATA}/{path}"], check=True, capture_output=True
+    ).stdout
 
 
 # --------------------------------------------------------------------------- TF1 half_plus_two
@@ -63,8 +64,11 @@ def test_tf1_signature_defs_equal_tf_servings_checked_in_model(tf1_base):
     """Same SignatureDefs (names, keys, tensor names, dtypes, shapes, method names) as the 00000123 binary."""
     from tensorflow.core.protobuf import saved_model_pb2
 
-    reference = saved_model_pb2.SavedModel.FromString(
-        _mirror_file("saved_model_half_plus_two_cpu/00000123/saved_model.pb")).meta_graphs[0].signature_def
+    reference = (
+        saved_model_pb2.SavedModel.FromString(_mirror_file("saved_model_half_plus_two_cpu/00000123/saved_model.pb"))
+        .meta_graphs[0]
+        .signature_def
+    )
     assert dict(_signature_defs(tf1_base / "00000123")) == dict(reference)
 
 
@@ -72,14 +76,17 @@ def test_tf1_metadata_expectation_is_tf_servings_json(tf1_base):
     """`half_plus_two_tf1_metadata()` is TF Serving's half_plus_two_model_metadata.json, and matches our model."""
     expected = rm.half_plus_two_tf1_metadata()
     assert expected == json.loads(_mirror_file("half_plus_two_model_metadata.json"))
-    built = {key: json_format.MessageToDict(value, preserving_proto_field_name=True)
-             for key, value in _signature_defs(tf1_base / "00000123").items()}
+    built = {
+        key: json_format.MessageToDict(value, preserving_proto_field_name=True)
+        for key, value in _signature_defs(tf1_base / "00000123").items()
+    }
     # MessageToDict leaves out default-valued fields that TF Serving's JSON prints; compare the rest.
     for key, signature in expected["metadata"]["signature_def"]["signature_def"].items():
         assert built[key]["method_name"] == signature["method_name"]
         for side in ("inputs", "outputs"):
             assert {k: (v["name"], v["dtype"]) for k, v in built[key][side].items()} == {
-                k: (v["name"], v["dtype"]) for k, v in signature[side].items()}
+                k: (v["name"], v["dtype"]) for k, v in signature[side].items()
+            }
 
 
 def test_tf1_uses_reference_variables_and_runs_its_main_op(tf1_base):
@@ -186,11 +193,14 @@ def test_model_config_text_is_a_model_server_config(tmp_path):
     path.write_text(rm.model_config_text({"half_plus_two": tmp_path / "a", "keras_sequential": tmp_path / "b"}))
     config = load_model_server_config(path)
     assert [(c.name, c.base_path) for c in config.model_config_list.config] == [
-        ("half_plus_two", str(tmp_path / "a")), ("keras_sequential", str(tmp_path / "b"))]
+        ("half_plus_two", str(tmp_path / "a")),
+        ("keras_sequential", str(tmp_path / "b")),
+    ]
 
 
 def test_reference_model_paths_fixture_serves_every_model(reference_model_paths):
     assert sorted(reference_model_paths) == sorted(
-        ["half_plus_two", "half_plus_two_tf2", "tf_saved_model_save", "keras_sequential"])
+        ["half_plus_two", "half_plus_two_tf2", "tf_saved_model_save", "keras_sequential"]
+    )
     for name, base in reference_model_paths.items():
         assert base.name == name and (base / rm.VERSION_DIR / "saved_model.pb").is_file()

@@ -2,6 +2,7 @@
 broken versions (through a real server), and TF Serving's version-directory rule (zero-padded and
 non-ASCII-digit names; one bad directory, version or model never stops the others). Runs only
 against the project's own server (it writes model directories)."""
+
 from __future__ import annotations
 
 import json
@@ -18,12 +19,12 @@ import numpy as np
 import pytest
 import requests
 import tensorflow as tf
+from serving_harness import MODEL_NAME, publish, start_server
+from taxi_data import raw_feature_spec, read_csv_rows, to_example
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 from tfxp.serving.config import VersionPolicy
 from tfxp.serving.repository import ModelConfig, ModelRepository, is_version_name, parse_version
-from serving_harness import MODEL_NAME, publish, start_server
-from taxi_data import raw_feature_spec, read_csv_rows, to_example
 
 sys.path.append(os.path.dirname(os.path.abspath(__file__)))  # test_servable's model builders live beside this file
 from test_servable import save_doubler_without_variables_tf1, save_half_plus_two_tf1  # noqa: E402
@@ -61,7 +62,8 @@ def test_new_version_swaps_in_with_zero_failed_requests(model_dir, tmp_path, exa
     server = start_server(base, poll_seconds=0.2)
     rest_url = f"http://127.0.0.1:{server.server.rest_port}"
     stub = prediction_service_pb2_grpc.PredictionServiceStub(
-        grpc.insecure_channel(f"127.0.0.1:{server.server.grpc_port}"))
+        grpc.insecure_channel(f"127.0.0.1:{server.server.grpc_port}")
+    )
     body = json.dumps({"instances": [{"b64": __import__("base64").b64encode(e).decode()} for e in examples]})
     failures, versions_seen, counts = [], set(), {"rest": 0, "grpc": 0}
     stop = threading.Event()
@@ -108,7 +110,8 @@ def test_half_written_or_broken_versions_are_never_served(model_dir, tmp_path, e
     server = start_server(base, poll_seconds=0.2)
     rest_url = f"http://127.0.0.1:{server.server.rest_port}"
     stub = prediction_service_pb2_grpc.PredictionServiceStub(
-        grpc.insecure_channel(f"127.0.0.1:{server.server.grpc_port}"))
+        grpc.insecure_channel(f"127.0.0.1:{server.server.grpc_port}")
+    )
     try:
         # A copy in progress, the way a non-atomic writer leaves it: variables not there yet.
         partial = base / "5"
@@ -149,8 +152,9 @@ model_config_list {{
   }}
 }}
 """)
-    from tfxp.serving.options import ServerOptions
     from serving_harness import BackgroundServer
+
+    from tfxp.serving.options import ServerOptions
 
     server = BackgroundServer(ServerOptions(model_config_file=config, rest_port=0, grpc_port=0, poll_seconds=0))
     rest_url = f"http://127.0.0.1:{server.server.rest_port}"
@@ -158,10 +162,14 @@ model_config_list {{
         assert _status(rest_url) == {3: "AVAILABLE", 2: "AVAILABLE"}
         b64 = __import__("base64").b64encode(examples[0]).decode()
         stub = prediction_service_pb2_grpc.PredictionServiceStub(
-            grpc.insecure_channel(f"127.0.0.1:{server.server.grpc_port}"))
+            grpc.insecure_channel(f"127.0.0.1:{server.server.grpc_port}")
+        )
         for label, version in (("stable", 2), ("canary", 3)):
-            r = requests.post(f"{rest_url}/v1/models/{MODEL_NAME}/labels/{label}:predict",
-                              data=json.dumps({"instances": [{"b64": b64}]}), timeout=10)
+            r = requests.post(
+                f"{rest_url}/v1/models/{MODEL_NAME}/labels/{label}:predict",
+                data=json.dumps({"instances": [{"b64": b64}]}),
+                timeout=10,
+            )
             assert r.status_code == 200, r.text
             request = predict_pb2.PredictRequest()
             request.model_spec.name, request.model_spec.version_label = MODEL_NAME, label
@@ -170,12 +178,18 @@ model_config_list {{
             # Status ignores the label, as TF Serving's get_model_status_impl.cc: every version.
             r = requests.get(f"{rest_url}/v1/models/{MODEL_NAME}/labels/{label}", timeout=5)
             assert [s["version"] for s in r.json()["model_version_status"]] == ["3", "2"]
-        r = requests.post(f"{rest_url}/v1/models/{MODEL_NAME}/labels/nope:predict",
-                          data=json.dumps({"instances": [{"b64": b64}]}), timeout=10)
+        r = requests.post(
+            f"{rest_url}/v1/models/{MODEL_NAME}/labels/nope:predict",
+            data=json.dumps({"instances": [{"b64": b64}]}),
+            timeout=10,
+        )
         # ServerCore::GetModelVersionForLabel: INVALID_ARGUMENT.
         assert r.status_code == 400 and r.json() == {"error": "Unrecognized servable version label: nope"}
-        r = requests.post(f"{rest_url}/v1/models/{MODEL_NAME}/versions/1:predict",
-                          data=json.dumps({"instances": [{"b64": b64}]}), timeout=10)
+        r = requests.post(
+            f"{rest_url}/v1/models/{MODEL_NAME}/versions/1:predict",
+            data=json.dumps({"instances": [{"b64": b64}]}),
+            timeout=10,
+        )
         assert r.status_code == 404  # version 1 is outside latest-2
     finally:
         server.stop()
@@ -195,15 +209,29 @@ def test_model_names_with_path_tricks_are_refused(tmp_path):
 # ports) except where a test says it goes through the server.
 
 
-@pytest.mark.parametrize("name, version", [
-    ("1", 1), ("00000123", 123), ("0", 0), ("0007", 7),
-    ("9223372036854775807", 2**63 - 1),  # int64's largest
-    ("0" * 300 + "5", 5),  # leading zeros don't count towards int64's 19 digits
-    ("9223372036854775808", None),  # beyond int64: not a version (safe_strto64 fails)
-    ("1" * 4301, None),  # no ValueError from Python's 4,300-digit int() limit
-    ("²", None), ("１２", None), ("٣", None),  # str.isdigit() is true, they aren't ASCII decimals
-    ("-1", None), (" 1", None), ("1 ", None), ("+1", None), ("1.0", None), ("", None), ("v1", None),
-])
+@pytest.mark.parametrize(
+    "name, version",
+    [
+        ("1", 1),
+        ("00000123", 123),
+        ("0", 0),
+        ("0007", 7),
+        ("9223372036854775807", 2**63 - 1),  # int64's largest
+        ("0" * 300 + "5", 5),  # leading zeros don't count towards int64's 19 digits
+        ("9223372036854775808", None),  # beyond int64: not a version (safe_strto64 fails)
+        ("1" * 4301, None),  # no ValueError from Python's 4,300-digit int() limit
+        ("²", None),
+        ("１２", None),
+        ("٣", None),  # str.isdigit() is true, they aren't ASCII decimals
+        ("-1", None),
+        (" 1", None),
+        ("1 ", None),
+        ("+1", None),
+        ("1.0", None),
+        ("", None),
+        ("v1", None),
+    ],
+)
 def test_parse_version(name, version):
     assert parse_version(name) == version
     assert is_version_name(name) is (version is not None)
@@ -231,15 +259,17 @@ def test_zero_padded_version_is_loaded_from_its_own_directory(tf1_model, tmp_pat
     assert _states(repository, "half_plus_two") == {123: "AVAILABLE"}
     with repository.servable("half_plus_two", 123) as servable:
         assert servable.path == str(base / "00000123")
-        assert servable.run("serving_default", {"x": np.array([2.0, 3.0, 4.0], np.float32)})["y"].tolist() == \
-            [3.0, 3.5, 4.0]
+        assert servable.run("serving_default", {"x": np.array([2.0, 3.0, 4.0], np.float32)})["y"].tolist() == [
+            3.0,
+            3.5,
+            4.0,
+        ]
 
 
 def test_bad_directories_and_versions_never_stop_the_others(tf1_model, tmp_path, caplog):
     good, late = tmp_path / "good", tmp_path / "late"
     shutil.copytree(tf1_model, good / "1")
-    repository = _repository(ModelConfig("good", str(good), VersionPolicy(kind="all")),
-                             ModelConfig("late", str(late)))
+    repository = _repository(ModelConfig("good", str(good), VersionPolicy(kind="all")), ModelConfig("late", str(late)))
     caplog.set_level(logging.INFO, logger="tfxp.serving")
     repository.poll_once()
     assert _states(repository, "good") == {1: "AVAILABLE"}
@@ -286,8 +316,9 @@ def test_a_model_whose_poll_fails_does_not_stop_the_others(tf1_model, tmp_path, 
 
     shutil.copytree(tf1_model, tmp_path / "a" / "1")
     shutil.copytree(tf1_model, tmp_path / "b" / "1")
-    repository = _repository(ModelConfig("a", str(tmp_path / "a"), BrokenPolicy()),
-                             ModelConfig("b", str(tmp_path / "b")))
+    repository = _repository(
+        ModelConfig("a", str(tmp_path / "a"), BrokenPolicy()), ModelConfig("b", str(tmp_path / "b"))
+    )
     repository.poll_once()
     assert _states(repository, "b") == {1: "AVAILABLE"}
     assert any("polling model a failed" in r.getMessage() for r in caplog.records)
@@ -303,8 +334,7 @@ def test_base_path_missing_or_empty_is_a_warning(tmp_path, caplog):
     warnings = sorted(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
     assert len(warnings) == 3
     assert f"base path {tmp_path / 'missing'} of model missing does not exist" in warnings
-    assert any(w.startswith(f"no versions of model empty found under base path {tmp_path / 'empty'}")
-               for w in warnings)
+    assert any(w.startswith(f"no versions of model empty found under base path {tmp_path / 'empty'}") for w in warnings)
     assert not repository.ready()
 
 
@@ -356,18 +386,21 @@ def test_tf_servings_quickstart_layout_serves_over_both_apis(tf1_model, tmp_path
     the signature doesn't declare ([3] for [-1, 1]) is answered as TF Serving answers it."""
     base = tmp_path / "half_plus_two"
     shutil.copytree(tf1_model, base / "00000123")
-    from tfxp.serving.options import ServerOptions
     from serving_harness import BackgroundServer
 
-    server = BackgroundServer(ServerOptions(model_base_path=base, model_name="half_plus_two", rest_port=0,
-                                            grpc_port=0, poll_seconds=0.2))
+    from tfxp.serving.options import ServerOptions
+
+    server = BackgroundServer(
+        ServerOptions(model_base_path=base, model_name="half_plus_two", rest_port=0, grpc_port=0, poll_seconds=0.2)
+    )
     rest_url = f"http://127.0.0.1:{server.server.rest_port}"
     try:
         body = requests.get(f"{rest_url}/v1/models/half_plus_two", timeout=5).json()
         assert body["model_version_status"][0]["version"] == "123"
         assert body["model_version_status"][0]["state"] == "AVAILABLE"
         stub = prediction_service_pb2_grpc.PredictionServiceStub(
-            grpc.insecure_channel(f"127.0.0.1:{server.server.grpc_port}"))
+            grpc.insecure_channel(f"127.0.0.1:{server.server.grpc_port}")
+        )
         request = predict_pb2.PredictRequest()
         request.model_spec.name = "half_plus_two"
         request.inputs["x"].CopyFrom(tf.make_tensor_proto([2.0, 3.0, 4.0], dtype=tf.float32))
@@ -376,15 +409,19 @@ def test_tf_servings_quickstart_layout_serves_over_both_apis(tf1_model, tmp_path
         assert response.model_spec.version.value == 123
         request.inputs["x"].CopyFrom(tf.make_tensor_proto(2.0, dtype=tf.float32))  # a scalar
         assert tf.make_ndarray(stub.Predict(request, timeout=10).outputs["y"]).tolist() == 3.0
-        r = requests.post(f"{rest_url}/v1/models/half_plus_two:predict",
-                          data=json.dumps({"instances": [[2.0], [3.0]]}), timeout=10)
+        r = requests.post(
+            f"{rest_url}/v1/models/half_plus_two:predict", data=json.dumps({"instances": [[2.0], [3.0]]}), timeout=10
+        )
         assert r.json() == {"predictions": [[3.0], [3.5]]}
         # A 0001/ appearing while serving is version 1, loaded from 0001/: polling carries on.
         shutil.copytree(tf1_model, base / "0001")
         shutil.copytree(tf1_model, base / "00000124")
-        _wait_for(lambda: requests.get(f"{rest_url}/v1/models/half_plus_two", timeout=5).json()
-                  ["model_version_status"][0] == {"version": "124", "state": "AVAILABLE",
-                                                  "status": {"error_code": "OK", "error_message": ""}})
+        _wait_for(
+            lambda: (
+                requests.get(f"{rest_url}/v1/models/half_plus_two", timeout=5).json()["model_version_status"][0]
+                == {"version": "124", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}
+            )
+        )
     finally:
         server.stop()
 
@@ -395,8 +432,11 @@ def test_rest_request_shape_is_the_models_business(tf1_model, tmp_path):
     shutil.copytree(tf1_model, base / "00000123")
     server = start_server(base, poll_seconds=0)
     try:
-        r = requests.post(f"http://127.0.0.1:{server.server.rest_port}/v1/models/{MODEL_NAME}:predict",
-                          data=json.dumps({"instances": [2.0, 3.0, 4.0]}), timeout=10)
+        r = requests.post(
+            f"http://127.0.0.1:{server.server.rest_port}/v1/models/{MODEL_NAME}:predict",
+            data=json.dumps({"instances": [2.0, 3.0, 4.0]}),
+            timeout=10,
+        )
         assert (r.status_code, r.json()) == (200, {"predictions": [3.0, 3.5, 4.0]})
     finally:
         server.stop()

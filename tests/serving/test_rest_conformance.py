@@ -17,6 +17,7 @@ Against a real TF Serving: start it serving model `default` from an empty direct
 tensorflow/serving:2.16.1`). The test writes version 123 there and waits for it. Tests of this server's
 own parts (extensions, metrics, deadlines, its bugs) and of its deliberate refusals are skipped then.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -33,9 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import requests
-
 import reference_models as rm
+import requests
 
 MODEL = "default"
 VERSION = 123
@@ -74,7 +74,8 @@ def _build(export_dir: str) -> None:
 
     def signature(inputs: dict, outputs: dict, method: str = rm.PREDICT_METHOD):
         return v1.saved_model.signature_def_utils.build_signature_def(
-            {k: build_info(t) for k, t in inputs.items()}, {k: build_info(t) for k, t in outputs.items()}, method)
+            {k: build_info(t) for k, t in inputs.items()}, {k: build_info(t) for k, t in outputs.items()}, method
+        )
 
     with tf.Graph().as_default() as graph, v1.Session(graph=graph) as sess:
         # TF Serving's half_plus_two, tensor for tensor (reference_models.write_half_plus_two_tf1).
@@ -87,12 +88,20 @@ def _build(export_dir: str) -> None:
         x2 = tf.identity(parsed["x2"], name="x2")
         a2 = v1.Variable(0.5, name="a2", use_resource=False)
         c2 = v1.Variable(3.0, name="c2", use_resource=False)
-        tensors = {"tf_example:0": serialized, "x:0": x, "x2:0": x2,
-                   "y:0": tf.identity(a * x + b, name="y"), "y2:0": tf.identity(a * x + c, name="y2"),
-                   "y3:0": tf.identity(a2 * x2 + c2, name="y3")}
-        signatures = {key: signature({k: tensors[t] for k, t in inputs.items()},
-                                     {k: tensors[t] for k, t in outputs.items()}, method)
-                      for key, (method, inputs, outputs) in rm.HALF_PLUS_TWO_TF1_SIGNATURES.items()}
+        tensors = {
+            "tf_example:0": serialized,
+            "x:0": x,
+            "x2:0": x2,
+            "y:0": tf.identity(a * x + b, name="y"),
+            "y2:0": tf.identity(a * x + c, name="y2"),
+            "y3:0": tf.identity(a2 * x2 + c2, name="y3"),
+        }
+        signatures = {
+            key: signature(
+                {k: tensors[t] for k, t in inputs.items()}, {k: tensors[t] for k, t in outputs.items()}, method
+            )
+            for key, (method, inputs, outputs) in rm.HALF_PLUS_TWO_TF1_SIGNATURES.items()
+        }
 
         def placeholder(dtype: str, name: str):
             return v1.placeholder(tf.as_dtype(dtype), shape=None, name=name)
@@ -102,29 +111,39 @@ def _build(export_dir: str) -> None:
             signatures[f"echo_{dtype}"] = signature({"default": echo_in}, {"default": tf.identity(echo_in)})
         string_in = placeholder("string", "bytes_in")
         signatures["echo_bytes"] = signature({"default": string_in}, {"str_tensor_bytes": tf.identity(string_in)})
-        multi = {"int_tensor": placeholder("int32", "m_int"), "str_tensor": placeholder("string", "m_str"),
-                 "float_tensor": placeholder("float", "m_float"), "dbl_tensor": placeholder("double", "m_dbl")}
+        multi = {
+            "int_tensor": placeholder("int32", "m_int"),
+            "str_tensor": placeholder("string", "m_str"),
+            "float_tensor": placeholder("float", "m_float"),
+            "dbl_tensor": placeholder("double", "m_dbl"),
+        }
         signatures["echo_multi"] = signature(multi, {k: tf.identity(t) for k, t in multi.items()})
         two = {"int_tensor": placeholder("int32", "t_int"), "str_tensor": placeholder("string", "t_str")}
         signatures["echo_two"] = signature(two, {k: tf.identity(t) for k, t in two.items()})
-        columnar = {"int_tensor": placeholder("int32", "c_int"), "str_tensor": placeholder("string", "c_str"),
-                    "bin_tensor": placeholder("string", "c_bin")}
-        signatures["echo_columnar"] = signature(columnar, {
-            "int_tensor": tf.identity(columnar["int_tensor"]), "str_tensor": tf.identity(columnar["str_tensor"]),
-            "bin_tensor_bytes": tf.identity(columnar["bin_tensor"])})
+        columnar = {
+            "int_tensor": placeholder("int32", "c_int"),
+            "str_tensor": placeholder("string", "c_str"),
+            "bin_tensor": placeholder("string", "c_bin"),
+        }
+        signatures["echo_columnar"] = signature(
+            columnar,
+            {
+                "int_tensor": tf.identity(columnar["int_tensor"]),
+                "str_tensor": tf.identity(columnar["str_tensor"]),
+                "bin_tensor_bytes": tf.identity(columnar["bin_tensor"]),
+            },
+        )
         # Outputs TF Serving can't write as JSON (json_tensor_test.cc FromJson*Errors).
         f = v1.placeholder(tf.float32, shape=[None], name="f")
         signatures["scalar_out"] = signature({"x": f}, {"y": tf.reduce_sum(f)})
         signatures["half_out"] = signature({"x": f}, {"y": tf.cast(f, tf.float16)})
         signatures["ragged_out"] = signature({"x": f}, {"a": tf.identity(f), "b": tf.concat([f, f], 0)})
-        signatures["zero_batch"] = signature({"x": f}, {"i": tf.zeros([0, 2], tf.int32),
-                                                        "s": tf.fill([0, 1, 2], "s")})
+        signatures["zero_batch"] = signature({"x": f}, {"i": tf.zeros([0, 2], tf.int32), "s": tf.fill([0, 1, 2], "s")})
         signatures["no_inputs"] = signature({}, {"y": tf.constant([1.0])})
 
         sess.run(v1.global_variables_initializer())
         builder = v1.saved_model.Builder(export_dir)
-        builder.add_meta_graph_and_variables(sess, [v1.saved_model.tag_constants.SERVING],
-                                             signature_def_map=signatures)
+        builder.add_meta_graph_and_variables(sess, [v1.saved_model.tag_constants.SERVING], signature_def_map=signatures)
         builder.save()
 
 
@@ -149,8 +168,9 @@ def write_tf2_model(base_path: Path) -> None:
     import tensorflow as tf
 
     class Scale(tf.Module):
-        @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name="x"),
-                                      tf.TensorSpec([], tf.float32, name="scale")])
+        @tf.function(
+            input_signature=[tf.TensorSpec([None], tf.float32, name="x"), tf.TensorSpec([], tf.float32, name="scale")]
+        )
         def scale(self, x, scale=tf.constant(2.0)):
             return {"y": x * scale}
 
@@ -159,15 +179,18 @@ def write_tf2_model(base_path: Path) -> None:
 
 
 def _config_text(base: Path, tf2_base: Path) -> str:
-    return (f'model_config_list {{ config {{ name: "{MODEL}" base_path: "{base}" model_platform: "tensorflow" '
-            f'model_version_policy {{ specific {{ versions: {VERSION} }} }} '
-            f'version_labels {{ key: "{LABEL}" value: {VERSION} }} }} '
-            f'config {{ name: "{TF2_MODEL}" base_path: "{tf2_base}" model_platform: "tensorflow" }} }}\n')
+    return (
+        f'model_config_list {{ config {{ name: "{MODEL}" base_path: "{base}" model_platform: "tensorflow" '
+        f"model_version_policy {{ specific {{ versions: {VERSION} }} }} "
+        f'version_labels {{ key: "{LABEL}" value: {VERSION} }} }} '
+        f'config {{ name: "{TF2_MODEL}" base_path: "{tf2_base}" model_platform: "tensorflow" }} }}\n'
+    )
 
 
 def _start_own_server(tmp_path_factory, **options):
-    from tfxp.serving.options import ServerOptions
     from serving_harness import BackgroundServer
+
+    from tfxp.serving.options import ServerOptions
 
     folder = tmp_path_factory.mktemp("rest_conformance")
     base = folder / MODEL
@@ -175,8 +198,9 @@ def _start_own_server(tmp_path_factory, **options):
     write_tf2_model(folder / TF2_MODEL)
     config = folder / "models.config"
     config.write_text(_config_text(base, folder / TF2_MODEL))
-    return BackgroundServer(ServerOptions(model_config_file=config, rest_port=0, grpc_port=0, poll_seconds=0,
-                                          **options))
+    return BackgroundServer(
+        ServerOptions(model_config_file=config, rest_port=0, grpc_port=0, poll_seconds=0, **options)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -254,18 +278,29 @@ def echo(target: Target, dtype: str, body: dict):
 
 MALFORMED = [
     # http_rest_api_handler_test.cc UnsupportedApiCalls
-    ("GET", "/v1/foo"), ("POST", "/v1/foo"), ("GET", "/v1/models/debug/model_name"), ("POST", "/v1/models"),
-    ("GET", "/v1/models/foo:predict"), ("GET", "/v1/models/foo/version/50:predict"),
-    ("POST", "/v1/models/foo/version/50:regress"), ("POST", "/v1/models/foo/versions/HELLO:regress"),
-    ("POST", "/v1/models/foo/metadata"), ("POST", "/v1/models/foo/label/some_label:regress"),
+    ("GET", "/v1/foo"),
+    ("POST", "/v1/foo"),
+    ("GET", "/v1/models/debug/model_name"),
+    ("POST", "/v1/models"),
+    ("GET", "/v1/models/foo:predict"),
+    ("GET", "/v1/models/foo/version/50:predict"),
+    ("POST", "/v1/models/foo/version/50:regress"),
+    ("POST", "/v1/models/foo/versions/HELLO:regress"),
+    ("POST", "/v1/models/foo/metadata"),
+    ("POST", "/v1/models/foo/label/some_label:regress"),
     ("POST", "/v1/models/foo/versions/50/labels/some_label:regress"),
     ("POST", "/v1/models/foo/versions/some_label:regress"),
     # The same regexes: the verb is compared in lower case after a case-insensitive match, the path is
     # matched with its query, and only GET and POST are routed.
-    ("POST", f"/v1/models/{MODEL}:PREDICT"), ("POST", f"/v1/models/{MODEL}:Predict"),
-    ("POST", f"/v1/models/{MODEL}:predict?debug=1"), ("POST", f"/v1/models/{MODEL}:explain"),
-    ("PUT", f"/v1/models/{MODEL}:predict"), ("DELETE", f"/v1/models/{MODEL}"), ("GET", "/v1/models/"),
-    ("GET", f"/v1/models/{MODEL}/"), ("GET", f"/v1/models/{MODEL}/versions/-1"),
+    ("POST", f"/v1/models/{MODEL}:PREDICT"),
+    ("POST", f"/v1/models/{MODEL}:Predict"),
+    ("POST", f"/v1/models/{MODEL}:predict?debug=1"),
+    ("POST", f"/v1/models/{MODEL}:explain"),
+    ("PUT", f"/v1/models/{MODEL}:predict"),
+    ("DELETE", f"/v1/models/{MODEL}"),
+    ("GET", "/v1/models/"),
+    ("GET", f"/v1/models/{MODEL}/"),
+    ("GET", f"/v1/models/{MODEL}/versions/-1"),
     ("GET", f"/v1/models/{MODEL}/versions/١٢٣"),  # non-ASCII digits: RE2's \d is [0-9]
 ]
 
@@ -281,12 +316,14 @@ def test_get_without_a_model_name_is_missing_model_name(target, path):
     error(call(target, "GET", path), 400, "Missing model name in request.")
 
 
-@pytest.mark.parametrize("method, suffix", [("POST", ":regress"), ("POST", ":predict"), ("GET", ""),
-                                            ("GET", "/metadata")])
+@pytest.mark.parametrize(
+    "method, suffix", [("POST", ":regress"), ("POST", ":predict"), ("GET", ""), ("GET", "/metadata")]
+)
 @pytest.mark.parametrize("version", [str(2**64 - 1), "9223372036854775808", "9" * 4301])
 def test_version_beyond_int64_fails_to_convert(target, method, suffix, version):
-    message = error(call(target, method, f"/v1/models/{MODEL}/versions/{version}{suffix}", "{}"), 400,
-                    "Failed to convert version")
+    message = error(
+        call(target, method, f"/v1/models/{MODEL}/versions/{version}{suffix}", "{}"), 400, "Failed to convert version"
+    )
     assert message == f"Failed to convert version: {version} to numeric."
 
 
@@ -304,8 +341,11 @@ def test_names_and_labels_are_url_decoded(target):
     assert ok(call(target, "GET", f"/v1/models/{MODEL}/labels/Version%5FLabel")) == rm.STATUS_REST_RESPONSE
     # GetModelStatus ignores the label (get_model_status_impl.cc): every version, even for an unknown label.
     assert ok(call(target, "GET", f"/v1/models/{MODEL}/labels/nope")) == rm.STATUS_REST_RESPONSE
-    error(call(target, "GET", f"/v1/models/{MODEL}/labels/nope/metadata"), 400,
-          "Unrecognized servable version label: nope")
+    error(
+        call(target, "GET", f"/v1/models/{MODEL}/labels/nope/metadata"),
+        400,
+        "Unrecognized servable version label: nope",
+    )
     error(predict(target, {"instances": [1.0]}, f"/v1/models/{MODEL}/labels/:predict"), 400, "Malformed request")
 
 
@@ -323,8 +363,10 @@ def test_only_v1_paths_are_the_model_handlers(target):
 
 
 def test_cors_preflight(target):
-    assert call(target, "OPTIONS", f"/v1/models/{MODEL}:predict", headers={"Origin": "https://a.example"}
-                ).status_code == 200
+    assert (
+        call(target, "OPTIONS", f"/v1/models/{MODEL}:predict", headers={"Origin": "https://a.example"}).status_code
+        == 200
+    )
     response = call(target, "OPTIONS", f"/v1/models/{MODEL}:predict")
     assert response.status_code == 400
     if not target.external:  # TF Serving answers with an empty body; ours says why, in JSON
@@ -335,8 +377,15 @@ def test_cors_preflight(target):
 # PredictRequestErrors, Predict)
 
 
-@pytest.mark.parametrize("path", ["/v1/models/foo:predict", "/v1/models/foo/versions/50:predict",
-                                  f"/v1/models/{MODEL}99:predict", f"/v1/models/{MODEL}/versions/50:predict"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/models/foo:predict",
+        "/v1/models/foo/versions/50:predict",
+        f"/v1/models/{MODEL}99:predict",
+        f"/v1/models/{MODEL}/versions/50:predict",
+    ],
+)
 def test_unknown_model_or_version_is_not_found(target, path):
     error(predict(target, {"instances": [1]}, path), 404)
 
@@ -345,8 +394,11 @@ def test_predict_request_errors(target):
     error(predict(target, ""), 400, "JSON Parse error: The document is empty")
     error(predict(target, "instances = [1, 2]"), 400, "JSON Parse error: Invalid value")
     error(predict(target, {"instances": ["x", "y"]}), 400, "not of expected type: float")
-    error(predict(target, {"instances": ["x", "y"]}, f"/v1/models/{MODEL}/labels/Version_Nonexistent:predict"),
-          400, "Unrecognized servable version label")
+    error(
+        predict(target, {"instances": ["x", "y"]}, f"/v1/models/{MODEL}/labels/Version_Nonexistent:predict"),
+        400,
+        "Unrecognized servable version label",
+    )
     error(predict(target, {"signature_name": 100}), 400, "'signature_name' key must be a string value.")
 
 
@@ -355,17 +407,20 @@ def test_predict(target):
     for path in (f"/v1/models/{MODEL}/versions/{VERSION}:predict", f"/v1/models/{MODEL}/labels/{LABEL}:predict"):
         assert ok(predict(target, {"instances": [1.0, 2.0]}, path)) == {"predictions": [2.5, 3.0]}
     assert ok(predict(target, {"signature_name": "serving_default", "instances": [3.0, 4.0]})) == {
-        "predictions": [3.5, 4.0]}
-    assert ok(predict(target, {"signature_name": "serving_default", "inputs": [3.0, 4.0]})) == {
-        "outputs": [3.5, 4.0]}
+        "predictions": [3.5, 4.0]
+    }
+    assert ok(predict(target, {"signature_name": "serving_default", "inputs": [3.0, 4.0]})) == {"outputs": [3.5, 4.0]}
     # tensorflow_model_server_test.py testPredictREST / testPredictColumnarREST
     assert ok(predict(target, rm.PREDICT_REST_REQUEST)) == rm.PREDICT_REST_RESPONSE
     assert ok(predict(target, rm.PREDICT_COLUMNAR_REST_REQUEST)) == rm.PREDICT_COLUMNAR_REST_RESPONSE
 
 
 def test_signature_without_inputs(target):
-    error(predict(target, {"signature_name": "no_inputs", "instances": [1]}), 400,
-          "Failed to get input map for signature: no_inputs")
+    error(
+        predict(target, {"signature_name": "no_inputs", "instances": [1]}),
+        400,
+        "Failed to get input map for signature: no_inputs",
+    )
 
 
 def test_unknown_signature_is_400_naming_it(target):
@@ -378,8 +433,11 @@ def test_unknown_signature_is_400_naming_it(target):
 
 def test_regress(target):
     body = {"signature_name": "regress_x_to_y", "examples": [{"x": 80.0}]}
-    for path in (f"/v1/models/{MODEL}:regress", f"/v1/models/{MODEL}/versions/{VERSION}:regress",
-                 f"/v1/models/{MODEL}/labels/{LABEL}:regress"):
+    for path in (
+        f"/v1/models/{MODEL}:regress",
+        f"/v1/models/{MODEL}/versions/{VERSION}:regress",
+        f"/v1/models/{MODEL}/labels/{LABEL}:regress",
+    ):
         response = call(target, "POST", path, body)
         assert ok(response) == {"results": [42]}
         assert numbers_as_text(response) == {"results": ["42.0"]}  # a proto float, WriteDecimal
@@ -394,13 +452,16 @@ def test_classify(target):
     body = {"signature_name": "classify_x_to_y", "examples": [{"x": 10.0}]}
     assert ok(call(target, "POST", f"/v1/models/{MODEL}/labels/{LABEL}:classify", body)) == {"results": [[["", 7]]]}
     assert ok(call(target, "POST", f"/v1/models/{MODEL}:classify", rm.CLASSIFY_REST_REQUEST)) == (
-        rm.CLASSIFY_REST_RESPONSE)
+        rm.CLASSIFY_REST_RESPONSE
+    )
 
 
 def test_regress_non_finite_results(target):
     # json_tensor_test.cc JsonFromRegressionResultWithNonFinite, through the model: y = 0.5 x + 2.
-    body = {"signature_name": "regress_x_to_y", "examples": [{"x": 0.2}, {"x": float("inf")}, {"x": float("nan")},
-                                                            {"x": float("-inf")}]}
+    body = {
+        "signature_name": "regress_x_to_y",
+        "examples": [{"x": 0.2}, {"x": float("inf")}, {"x": float("nan")}, {"x": float("-inf")}],
+    }
     response = call(target, "POST", f"/v1/models/{MODEL}:regress", body)
     assert numbers_as_text(response) == {"results": ["2.1", "Infinity", "NaN", "-Infinity"]}
 
@@ -425,7 +486,7 @@ def test_classify_regress_json_errors(target, verb, signature, body, needle):
     if isinstance(body, dict) and "signature_name" not in body:
         body = {"signature_name": signature, **body}
     elif isinstance(body, str):
-        body = body.replace("{", '{"signature_name": "%s", ' % signature, 1)
+        body = body.replace("{", f'{{"signature_name": "{signature}", ', 1)
     error(call(target, "POST", f"/v1/models/{MODEL}:{verb}", body), 400, needle)
 
 
@@ -442,24 +503,34 @@ def test_classify_regress_requests_as_tf_serving_builds_them():
 
     from tfxp.serving.json_codec import decode_examples, parse_json, signature_name
 
-    request = parse_json(b'{"examples": [{"names": ["foo", "bar"], "ratings": [8.0, 9.0], "age": 20},'
-                         b' {"names": ["baz"], "ratings": 6.0}]}')
+    request = parse_json(
+        b'{"examples": [{"names": ["foo", "bar"], "ratings": [8.0, 9.0], "age": 20},'
+        b' {"names": ["baz"], "ratings": 6.0}]}'
+    )
     first, second = _examples_request(decode_examples(request))
     assert first == text_format.Parse(
         'features { feature { key: "names" value { bytes_list { value: "foo" value: "bar" } } } '
         'feature { key: "ratings" value { float_list { value: 8.0 value: 9.0 } } } '
-        'feature { key: "age" value { int64_list { value: 20 } } } }', example_pb2.Example())
+        'feature { key: "age" value { int64_list { value: 20 } } } }',
+        example_pb2.Example(),
+    )
     assert second == text_format.Parse(
         'features { feature { key: "names" value { bytes_list { value: "baz" } } } '
-        'feature { key: "ratings" value { float_list { value: 6.0 } } } }', example_pb2.Example())
+        'feature { key: "ratings" value { float_list { value: 6.0 } } } }',
+        example_pb2.Example(),
+    )
 
-    request = parse_json(b'{"signature_name": "custom_signture", "context": {"query": "pizza", "location": ["sfo"]},'
-                         b' "examples": [{"names": ["foo", "bar"], "ratings": [8.0, 9.0, NaN, Infinity], "age": 20},'
-                         b' {"names": ["baz", {"b64": "aGVsbG8="}], "ratings": 6.0, "intboolmix": [1, true, false]},'
-                         b' {"names": "bar", "ratings": -Infinity}]}')
+    request = parse_json(
+        b'{"signature_name": "custom_signture", "context": {"query": "pizza", "location": ["sfo"]},'
+        b' "examples": [{"names": ["foo", "bar"], "ratings": [8.0, 9.0, NaN, Infinity], "age": 20},'
+        b' {"names": ["baz", {"b64": "aGVsbG8="}], "ratings": 6.0, "intboolmix": [1, true, false]},'
+        b' {"names": "bar", "ratings": -Infinity}]}'
+    )
     assert signature_name(request) == "custom_signture"
-    context = 'feature { key: "query" value { bytes_list { value: "pizza" } } } ' \
-              'feature { key: "location" value { bytes_list { value: "sfo" } } } '
+    context = (
+        'feature { key: "query" value { bytes_list { value: "pizza" } } } '
+        'feature { key: "location" value { bytes_list { value: "sfo" } } } '
+    )
     expected = [
         'feature { key: "names" value { bytes_list { value: "foo" value: "bar" } } } '
         'feature { key: "ratings" value { float_list { value: 8.0 value: 9.0 value: nan value: inf } } } '
@@ -471,7 +542,7 @@ def test_classify_regress_requests_as_tf_serving_builds_them():
         'feature { key: "ratings" value { float_list { value: -inf } } }',
     ]
     # With a context, each serialized input is the context's bytes, then the example's (util.cc).
-    for got, text in zip(_examples_request(decode_examples(request)), expected):
+    for got, text in zip(_examples_request(decode_examples(request)), expected, strict=True):
         want = text_format.Parse("features { " + context + text + " }", example_pb2.Example())
         assert text_format.MessageToString(got) == text_format.MessageToString(want)
 
@@ -488,8 +559,11 @@ def _info(name: str, dtype: str, dims) -> dict:
     """A TensorInfo as TF Serving prints it (always_print_primitive_fields); dims None = unknown rank."""
     if dims is None:
         return {"dtype": dtype, "tensor_shape": {"dim": [], "unknown_rank": True}, "name": name}
-    return {"dtype": dtype, "tensor_shape": {"dim": [{"size": str(d), "name": ""} for d in dims],
-                                             "unknown_rank": False}, "name": name}
+    return {
+        "dtype": dtype,
+        "tensor_shape": {"dim": [{"size": str(d), "name": ""} for d in dims], "unknown_rank": False},
+        "name": name,
+    }
 
 
 def test_get_model_metadata(target):
@@ -507,7 +581,9 @@ def test_get_model_metadata(target):
     assert signatures["echo_float"] == {
         "inputs": {"default": _info("echo_float_in:0", "DT_FLOAT", None)},
         "outputs": {"default": _info("Identity:0", "DT_FLOAT", None)},
-        "method_name": rm.PREDICT_METHOD, "defaults": {}}
+        "method_name": rm.PREDICT_METHOD,
+        "defaults": {},
+    }
     assert signatures["scalar_out"]["outputs"] == {"y": _info("Sum:0", "DT_FLOAT", [])}
     assert signatures["scalar_out"]["inputs"] == {"x": _info("f:0", "DT_FLOAT", [-1])}
     assert signatures["no_inputs"]["inputs"] == {}
@@ -523,27 +599,44 @@ def test_get_model_metadata_of_a_tf2_model(own):
     assert body["model_spec"] == {"name": TF2_MODEL, "signature_name": "", "version": "1"}
     signatures = body["metadata"]["signature_def"]["signature_def"]
     assert signatures["__saved_model_init_op"] == {
-        "inputs": {}, "outputs": {"__saved_model_init_op": _info("NoOp", "DT_INVALID", None)},
-        "method_name": "", "defaults": {}}
+        "inputs": {},
+        "outputs": {"__saved_model_init_op": _info("NoOp", "DT_INVALID", None)},
+        "method_name": "",
+        "defaults": {},
+    }
     serving_default = signatures["serving_default"]
-    assert serving_default["inputs"] == {"x": _info("serving_default_x:0", "DT_FLOAT", [-1]),
-                                         "scale": _info("serving_default_scale:0", "DT_FLOAT", [])}
+    assert serving_default["inputs"] == {
+        "x": _info("serving_default_x:0", "DT_FLOAT", [-1]),
+        "scale": _info("serving_default_scale:0", "DT_FLOAT", []),
+    }
     assert serving_default["method_name"] == rm.PREDICT_METHOD
-    default = {field.name: [] if field.label == field.LABEL_REPEATED else 0 if field.type == field.TYPE_INT32 else ""
-               for field in tensor_pb2.TensorProto.DESCRIPTOR.fields}
+    default = {
+        field.name: [] if field.label == field.LABEL_REPEATED else 0 if field.type == field.TYPE_INT32 else ""
+        for field in tensor_pb2.TensorProto.DESCRIPTOR.fields
+    }
     default.update(dtype="DT_FLOAT", tensor_shape={"dim": [], "unknown_rank": False}, float_val=[2.0])
     assert serving_default["defaults"] == {"scale": default}
     # REST still needs every input (FillTensorMapFromInputsMap); only gRPC requests may leave `scale` out.
-    error(predict(own, {"inputs": {"x": [1.0, 2.0]}}, f"/v1/models/{TF2_MODEL}:predict"), 400,
-          "Missing named input: scale in 'inputs' object.")
+    error(
+        predict(own, {"inputs": {"x": [1.0, 2.0]}}, f"/v1/models/{TF2_MODEL}:predict"),
+        400,
+        "Missing named input: scale in 'inputs' object.",
+    )
     assert ok(predict(own, {"inputs": {"x": [1.0, 2.0], "scale": 3.0}}, f"/v1/models/{TF2_MODEL}:predict")) == {
-        "outputs": [3.0, 6.0]}
+        "outputs": [3.0, 6.0]
+    }
 
 
 def test_every_answer_is_application_json(target):
-    for response in (predict(target, {"instances": [1.0]}), predict(target, "{"), call(target, "GET", "/v1/models"),
-                     call(target, "GET", f"/v1/models/{MODEL}"), call(target, "GET", f"/v1/models/{MODEL}/metadata"),
-                     call(target, "GET", "/v1/models/nope"), call(target, "GET", "/v1/nope")):
+    for response in (
+        predict(target, {"instances": [1.0]}),
+        predict(target, "{"),
+        call(target, "GET", "/v1/models"),
+        call(target, "GET", f"/v1/models/{MODEL}"),
+        call(target, "GET", f"/v1/models/{MODEL}/metadata"),
+        call(target, "GET", "/v1/models/nope"),
+        call(target, "GET", "/v1/nope"),
+    ):
         assert response.headers["Content-Type"] == JSON, (response.request.url, response.headers)
         response.json()
 
@@ -559,9 +652,11 @@ def test_single_unnamed_tensor(target):
 
 def test_mixed_input_for_float_and_double_tensors(target):
     assert numbers_as_text(echo(target, "float", {"instances": [1, 2.0, 3, 4, 5.003, 0.007, 0.0]})) == {
-        "predictions": ["1.0", "2.0", "3.0", "4.0", "5.003", "0.007", "0.0"]}
+        "predictions": ["1.0", "2.0", "3.0", "4.0", "5.003", "0.007", "0.0"]
+    }
     assert numbers_as_text(echo(target, "double", {"instances": [1.0, 2, 3, 4, 0.662, 0, 0.0]})) == {
-        "predictions": ["1.0", "2.0", "3.0", "4.0", "0.662", "0.0", "0.0"]}
+        "predictions": ["1.0", "2.0", "3.0", "4.0", "0.662", "0.0", "0.0"]
+    }
 
 
 def test_float_tensor_with_precision_loss(target):
@@ -569,33 +664,51 @@ def test_float_tensor_with_precision_loss(target):
     # lossless check any more), and so does 16777217 (issue 10: we used to refuse it).
     for value in ("1435774380", "1435774380.0"):
         assert numbers_as_text(echo(target, "float", {"instances": json.loads(f"[{value}]")})) == {
-            "predictions": ["1.43577434e+09"]}
+            "predictions": ["1.43577434e+09"]
+        }
     assert ok(echo(target, "float", {"instances": [16777217]})) == {"predictions": [16777216.0]}
 
 
-@pytest.mark.parametrize("value, expected", [
-    ("1.79769e+308", "Infinity"), ("-1.79769e+308", "-Infinity"),  # absl::Substitute of ±DBL_MAX
-    ("1.7976931348623157e308", "Infinity"), ("-1.7976931348623157e308", "-Infinity"),
-    ("2.22507e-308", "0.0"), ("-2.22507e-308", "-0.0"),  # ±DBL_MIN
-])
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        ("1.79769e+308", "Infinity"),
+        ("-1.79769e+308", "-Infinity"),  # absl::Substitute of ±DBL_MAX
+        ("1.7976931348623157e308", "Infinity"),
+        ("-1.7976931348623157e308", "-Infinity"),
+        ("2.22507e-308", "0.0"),
+        ("-2.22507e-308", "-0.0"),  # ±DBL_MIN
+    ],
+)
 def test_float_tensor_beyond_float_range(target, value, expected):
-    response = predict(target, '{"signature_name": "echo_float", "instances": [%s]}' % value)
+    response = predict(target, f'{{"signature_name": "echo_float", "instances": [{value}]}}')
     assert numbers_as_text(response) == {"predictions": [expected]}
 
 
-@pytest.mark.parametrize("token, expected", [("NaN", "NaN"), ("-NaN", "NaN"), ("Inf", "Infinity"),
-                                             ("-Inf", "-Infinity"), ("Infinity", "Infinity"),
-                                             ("-Infinity", "-Infinity")])
+@pytest.mark.parametrize(
+    "token, expected",
+    [
+        ("NaN", "NaN"),
+        ("-NaN", "NaN"),
+        ("Inf", "Infinity"),
+        ("-Inf", "-Infinity"),
+        ("Infinity", "Infinity"),
+        ("-Infinity", "-Infinity"),
+    ],
+)
 def test_nan_and_infinity_as_rapidjson_reads_them(target, token, expected):
     for dtype in ("float", "double"):
-        response = predict(target, '{"signature_name": "echo_%s", "instances": [%s]}' % (dtype, token))
+        response = predict(target, f'{{"signature_name": "echo_{dtype}", "instances": [{token}]}}')
         assert numbers_as_text(response) == {"predictions": [expected]}
 
 
 @pytest.mark.parametrize("number", ["1e309", "-1e400", "9" * 400, "9" * 5000])
 def test_number_beyond_double_is_a_parse_error(target, number):
-    error(predict(target, '{"signature_name": "echo_double", "instances": [%s]}' % number), 400,
-          "JSON Parse error: Number too big to be stored in double.")
+    error(
+        predict(target, f'{{"signature_name": "echo_double", "instances": [{number}]}}'),
+        400,
+        "JSON Parse error: Number too big to be stored in double.",
+    )
 
 
 def test_base64_strings(target):
@@ -603,43 +716,82 @@ def test_base64_strings(target):
     assert ok(echo(target, "string", {"instances": b64})) == {"predictions": ["hello", "world"]}
     assert ok(echo(target, "string", {"instances": [[b64[0]], [b64[1]]]})) == {"predictions": [["hello"], ["world"]]}
     assert ok(echo(target, "string", {"instances": [{"default": [[b64[0]], [b64[1]]]}]})) == {
-        "predictions": [[["hello"], ["world"]]]}
+        "predictions": [[["hello"], ["world"]]]
+    }
     # Outputs named *_bytes come back base64-encoded (FromJsonSingleBytesTensor).
     response = predict(target, {"signature_name": "echo_bytes", "instances": [["hello", "world"], ["tf", "serving"]]})
-    assert ok(response) == {"predictions": [[{"b64": "aGVsbG8="}, {"b64": "d29ybGQ="}],
-                                            [{"b64": "dGY="}, {"b64": "c2VydmluZw=="}]]}
+    assert ok(response) == {
+        "predictions": [[{"b64": "aGVsbG8="}, {"b64": "d29ybGQ="}], [{"b64": "dGY="}, {"b64": "c2VydmluZw=="}]]
+    }
 
 
 MULTI_ROWS = [
-    {"int_tensor": [[1, 2], [3, 4], [5, 6]], "str_tensor": ["foo", "bar"], "float_tensor": [1.0, float("nan")],
-     "dbl_tensor": [float("nan")]},
-    {"int_tensor": [[7, 8], [9, 0], [1, 2]], "str_tensor": ["baz", "bat"], "float_tensor": [2.0, float("inf")],
-     "dbl_tensor": [2.0]},
+    {
+        "int_tensor": [[1, 2], [3, 4], [5, 6]],
+        "str_tensor": ["foo", "bar"],
+        "float_tensor": [1.0, float("nan")],
+        "dbl_tensor": [float("nan")],
+    },
+    {
+        "int_tensor": [[7, 8], [9, 0], [1, 2]],
+        "str_tensor": ["baz", "bat"],
+        "float_tensor": [2.0, float("inf")],
+        "dbl_tensor": [2.0],
+    },
 ]
 
 
 def test_multiple_named_tensors_row_format(target):
     response = predict(target, {"signature_name": "echo_multi", "instances": MULTI_ROWS})
-    assert numbers_as_text(response) == {"predictions": [
-        {"int_tensor": [["1", "2"], ["3", "4"], ["5", "6"]], "str_tensor": ["foo", "bar"],
-         "float_tensor": ["1.0", "NaN"], "dbl_tensor": ["NaN"]},
-        {"int_tensor": [["7", "8"], ["9", "0"], ["1", "2"]], "str_tensor": ["baz", "bat"],
-         "float_tensor": ["2.0", "Infinity"], "dbl_tensor": ["2.0"]}]}
+    assert numbers_as_text(response) == {
+        "predictions": [
+            {
+                "int_tensor": [["1", "2"], ["3", "4"], ["5", "6"]],
+                "str_tensor": ["foo", "bar"],
+                "float_tensor": ["1.0", "NaN"],
+                "dbl_tensor": ["NaN"],
+            },
+            {
+                "int_tensor": [["7", "8"], ["9", "0"], ["1", "2"]],
+                "str_tensor": ["baz", "bat"],
+                "float_tensor": ["2.0", "Infinity"],
+                "dbl_tensor": ["2.0"],
+            },
+        ]
+    }
     columns = {k: [row[k] for row in MULTI_ROWS] for k in MULTI_ROWS[0]}
     response = predict(target, {"signature_name": "echo_multi", "inputs": columns})
-    assert numbers_as_text(response) == {"outputs": {
-        "int_tensor": [[["1", "2"], ["3", "4"], ["5", "6"]], [["7", "8"], ["9", "0"], ["1", "2"]]],
-        "str_tensor": [["foo", "bar"], ["baz", "bat"]], "float_tensor": [["1.0", "NaN"], ["2.0", "Infinity"]],
-        "dbl_tensor": [["NaN"], ["2.0"]]}}
+    assert numbers_as_text(response) == {
+        "outputs": {
+            "int_tensor": [[["1", "2"], ["3", "4"], ["5", "6"]], [["7", "8"], ["9", "0"], ["1", "2"]]],
+            "str_tensor": [["foo", "bar"], ["baz", "bat"]],
+            "float_tensor": [["1.0", "NaN"], ["2.0", "Infinity"]],
+            "dbl_tensor": [["NaN"], ["2.0"]],
+        }
+    }
 
 
 def test_columnar_format(target):
     for inputs in ({"default": [[[1, 2], [3, 4], [5, 6]]]}, [[[1, 2], [3, 4], [5, 6]]]):
         assert ok(echo(target, "int32", {"inputs": inputs})) == {"outputs": [[[1, 2], [3, 4], [5, 6]]]}
-    response = predict(target, {"signature_name": "echo_columnar", "inputs": {
-        "int_tensor": [[[1, 2], [3, 4], [5, 6]]], "str_tensor": ["foo", "bar"], "bin_tensor": {"b64": "aGVsbG8="}}})
-    assert ok(response) == {"outputs": {"int_tensor": [[[1, 2], [3, 4], [5, 6]]], "str_tensor": ["foo", "bar"],
-                                        "bin_tensor_bytes": {"b64": "aGVsbG8="}}}
+    response = predict(
+        target,
+        {
+            "signature_name": "echo_columnar",
+            "inputs": {
+                "int_tensor": [[[1, 2], [3, 4], [5, 6]]],
+                "str_tensor": ["foo", "bar"],
+                "bin_tensor": {"b64": "aGVsbG8="},
+            },
+        },
+    )
+    assert ok(response) == {
+        "outputs": {
+            "int_tensor": [[[1, 2], [3, 4], [5, 6]]],
+            "str_tensor": ["foo", "bar"],
+            "bin_tensor_bytes": {"b64": "aGVsbG8="},
+        }
+    }
 
 
 def test_scalar_and_integer_outputs(target):
@@ -669,12 +821,24 @@ SINGLE_TENSOR_ERRORS = [
     ("int32", '{"instances": [1, [1]]}', "Expecting shape"),
     ("int32", '{"instances": [[1,2],["a", "b"]]}', "not of expected type"),
     # MultipleNamedTensorErrors (int_tensor int32, str_tensor string; then one string input)
-    ("two", '{"instances": [{"int_tensor": [[1,2],[3,4],[5,6]], "str_tensor": ["foo", "bar"]}, '
-            '{"int_tensor": [[[7,8],[9,0],[1,2]]], "str_tensor": ["baz", "bat"]}]}', "Expecting shape"),
-    ("two", '{"instances": [{"int_tensor": [[1,2],[3,4],[5,6],[7,8]], "str_tensor": ["foo", "bar"]}, '
-            '{"int_tensor": [[7,8],[9,0],[1,2]], "str_tensor": ["baz", "bat"]}]}', "Expecting tensor size"),
-    ("two", '{"instances": [{"int_tensor": [[1,2],[3,4],[5,6]], "str_tensor": ["foo", "bar"]}, [1, 20, 30], '
-            '{"int_tensor": [[[7,8],[9,0],[1,2]]], "str_tensor": ["baz", "bat"]}]}', "Expecting object but got list"),
+    (
+        "two",
+        '{"instances": [{"int_tensor": [[1,2],[3,4],[5,6]], "str_tensor": ["foo", "bar"]}, '
+        '{"int_tensor": [[[7,8],[9,0],[1,2]]], "str_tensor": ["baz", "bat"]}]}',
+        "Expecting shape",
+    ),
+    (
+        "two",
+        '{"instances": [{"int_tensor": [[1,2],[3,4],[5,6],[7,8]], "str_tensor": ["foo", "bar"]}, '
+        '{"int_tensor": [[7,8],[9,0],[1,2]], "str_tensor": ["baz", "bat"]}]}',
+        "Expecting tensor size",
+    ),
+    (
+        "two",
+        '{"instances": [{"int_tensor": [[1,2],[3,4],[5,6]], "str_tensor": ["foo", "bar"]}, [1, 20, 30], '
+        '{"int_tensor": [[[7,8],[9,0],[1,2]]], "str_tensor": ["baz", "bat"]}]}',
+        "Expecting object but got list",
+    ),
     ("string", '{"instances": [["baz", "bar"], {"default": ["baz", "bat"]}]}', "Expecting value/list but got object"),
     # Other FillPredictRequestFromJson checks
     ("two", '{"instances": [1, 2]}', "instances is a plain list, but expecting list of objects"),
@@ -699,7 +863,7 @@ SINGLE_TENSOR_ERRORS = [
 @pytest.mark.parametrize("dtype, body, needle", SINGLE_TENSOR_ERRORS)
 def test_json_tensor_errors(target, dtype, body, needle):
     if body.startswith("{") and "signature_name" not in body:
-        body = '{"signature_name": "echo_%s", ' % dtype + body[1:]
+        body = f'{{"signature_name": "echo_{dtype}", ' + body[1:]
     error(predict(target, body), 400, needle)
 
 
@@ -711,10 +875,16 @@ def test_dtype_json_cant_express_is_unimplemented(target):
 
 def test_outputs_tf_serving_cant_write(target):
     # FromJsonSingleTensorErrors / FromJsonMultipleNamedTensorsErrors / ...ZeroBatch...
-    error(predict(target, {"signature_name": "half_out", "instances": [1.0]}), 400,
-          "Failed to write JSON value for tensor type: half")
-    error(predict(target, {"signature_name": "scalar_out", "instances": [1.0]}), 400,
-          "Tensor name: y has no shape information")
+    error(
+        predict(target, {"signature_name": "half_out", "instances": [1.0]}),
+        400,
+        "Failed to write JSON value for tensor type: half",
+    )
+    error(
+        predict(target, {"signature_name": "scalar_out", "instances": [1.0]}),
+        400,
+        "Tensor name: y has no shape information",
+    )
     error(predict(target, {"signature_name": "ragged_out", "instances": [1.0]}), 400, "inconsistent batch size")
     assert ok(predict(target, {"signature_name": "zero_batch", "instances": [1.0]})) == {"predictions": []}
 
@@ -730,24 +900,33 @@ def test_lone_surrogates_in_signature_name(target):
     if not target.external:
         assert "\udc00" in error(response, 400)
         assert response.content.decode("utf-8")  # valid UTF-8
-    error(predict(target, b'{"signature_name": "\\ud800", "instances": [1]}'), 400,
-          "JSON Parse error: The surrogate pair in string is invalid.")
+    error(
+        predict(target, b'{"signature_name": "\\ud800", "instances": [1]}'),
+        400,
+        "JSON Parse error: The surrogate pair in string is invalid.",
+    )
 
 
 def test_lists_nested_deeper_than_numpy_holds(own):
     nested = lambda depth: "[" * depth + "1" + "]" * depth  # noqa: E731
-    assert ok(predict(own, '{"signature_name": "echo_float", "inputs": %s}' % nested(32)))["outputs"]
-    error(predict(own, '{"signature_name": "echo_float", "inputs": %s}' % nested(33)), 400,
-          "Encountered lists nested 33 levels deep")
-    error(predict(own, '{"signature_name": "echo_float", "instances": [%s]}' % nested(32)), 400, "nested 32 levels")
-    error(predict(own, '{"signature_name": "echo_float", "inputs": %s}' % nested(50_000)), 400, "JSON Parse error")
+    assert ok(predict(own, f'{{"signature_name": "echo_float", "inputs": {nested(32)}}}'))["outputs"]
+    error(
+        predict(own, f'{{"signature_name": "echo_float", "inputs": {nested(33)}}}'),
+        400,
+        "Encountered lists nested 33 levels deep",
+    )
+    error(predict(own, f'{{"signature_name": "echo_float", "instances": [{nested(32)}]}}'), 400, "nested 32 levels")
+    error(predict(own, f'{{"signature_name": "echo_float", "inputs": {nested(50_000)}}}'), 400, "JSON Parse error")
     assert ok(predict(own, {"instances": [1.0]})) == {"predictions": [2.5]}
 
 
 def test_not_utf8_is_refused(own):
     # rapidjson does not validate UTF-8 (TF Serving would feed the raw bytes); this server refuses them.
-    error(predict(own, b'{"signature_name": "echo_string", "inputs": ["\xff"]}'), 400,
-          "JSON Parse error: Invalid encoding in string.")
+    error(
+        predict(own, b'{"signature_name": "echo_string", "inputs": ["\xff"]}'),
+        400,
+        "JSON Parse error: Invalid encoding in string.",
+    )
 
 
 # --------------------------------------------------------------------------- this server's own parts
@@ -812,7 +991,8 @@ def test_large_examples_body_is_decoded_off_the_event_loop_within_the_deadline(t
         assert len(latencies) >= 5 and max(latencies) < 1.0, latencies
         small = {"signature_name": "classify_x_to_y", "examples": [{"x": 20.0}]}
         assert ok(requests.post(f"{url}/v1/models/{MODEL}:classify", data=json.dumps(small), timeout=TIMEOUT)) == {
-            "results": [[["", 12]]]}
+            "results": [[["", 12]]]
+        }
     finally:
         background.stop()
 
@@ -845,8 +1025,13 @@ def test_a_bug_is_a_json_500_with_the_traceback_logged(caplog):
     from tfxp.serving.rest import RestFrontEnd
 
     metrics = Metrics()
-    front = RestFrontEnd(_BrokenPlane(), metrics, max_request_bytes=1 << 20, request_timeout=10,
-                         monitoring_path="/monitoring/prometheus/metrics")
+    front = RestFrontEnd(
+        _BrokenPlane(),
+        metrics,
+        max_request_bytes=1 << 20,
+        request_timeout=10,
+        monitoring_path="/monitoring/prometheus/metrics",
+    )
     loop = asyncio.new_event_loop()
     runner = web.AppRunner(front.app)
     loop.run_until_complete(runner.setup())

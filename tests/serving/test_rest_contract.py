@@ -3,6 +3,7 @@
 Client side is plain `requests` + the official protos; the server comes from the `served`
 fixture (our server on loopback, or an external one such as tensorflow/serving).
 """
+
 from __future__ import annotations
 
 import base64
@@ -12,10 +13,10 @@ import re
 import numpy as np
 import pytest
 import requests
-
-from tfxp.models import features as F
 from serving_harness import start_server
 from taxi_data import TAXI, TIPS, raw_feature_spec, read_csv_rows, to_example
+
+from tfxp.models import features as F
 
 TIMEOUT = 120
 PREDICT = "tensorflow/serving/predict"
@@ -124,8 +125,11 @@ def test_status_lists_all_versions(served, version):
     assert response.status_code == 200, response.text
     assert response.headers["Content-Type"] == "application/json"
     statuses = response.json()["model_version_status"]
-    assert {"version": str(version), "state": "AVAILABLE",
-            "status": {"error_code": "OK", "error_message": ""}} in statuses
+    assert {
+        "version": str(version),
+        "state": "AVAILABLE",
+        "status": {"error_code": "OK", "error_message": ""},
+    } in statuses
     for status in statuses:
         assert isinstance(status["version"], str) and status["version"].isdigit()
     if not served.external:
@@ -135,8 +139,11 @@ def test_status_lists_all_versions(served, version):
 def test_status_of_one_version(served, version):
     response = requests.get(model_url(served, f"/versions/{version}"), timeout=TIMEOUT)
     assert response.status_code == 200, response.text
-    assert response.json() == {"model_version_status": [
-        {"version": str(version), "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}]}
+    assert response.json() == {
+        "model_version_status": [
+            {"version": str(version), "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}
+        ]
+    }
 
 
 def test_status_unknown_version_is_404(served, examples, baseline):
@@ -184,7 +191,8 @@ def test_metadata_signature_defs(served, version, suffix):
     # The value is a SignatureDefMap in proto JSON (field names preserved).
     signature_map = json_format.ParseDict(body["metadata"]["signature_def"], get_model_metadata_pb2.SignatureDefMap())
     assert {"serving_default", "predict_raw", "transform_features", "classification", "regression"} <= set(
-        signature_map.signature_def)
+        signature_map.signature_def
+    )
     sigs = body["metadata"]["signature_def"]["signature_def"]
     assert sigs["serving_default"]["method_name"] == PREDICT
     assert sigs["predict_raw"]["method_name"] == PREDICT
@@ -314,8 +322,10 @@ def cash_probabilities(served, cash_rows) -> np.ndarray:
 
 
 def _example_body(signature: str | None, cash_rows) -> dict:
-    body = {"context": {"payment_type": "Cash"},
-            "examples": [json_features(r, skip=("payment_type",)) for r in cash_rows]}
+    body = {
+        "context": {"payment_type": "Cash"},
+        "examples": [json_features(r, skip=("payment_type",)) for r in cash_rows],
+    }
     if signature is not None:
         body["signature_name"] = signature
     return body
@@ -382,36 +392,77 @@ def _error_cases(examples, rows):
     yield "empty body", ":predict", "", 400, ()
     yield "top level not an object", ":predict", "[1, 2]", 400, ()
     yield "both inputs and instances", ":predict", {"instances": good, "inputs": good}, 400, ("inputs", "instances")
-    yield "neither inputs nor instances", ":predict", {"signature_name": "serving_default"}, 400, (
-        "Missing 'inputs' or 'instances' key",)
+    yield (
+        "neither inputs nor instances",
+        ":predict",
+        {"signature_name": "serving_default"},
+        400,
+        ("Missing 'inputs' or 'instances' key",),
+    )
     yield "empty instances", ":predict", {"instances": []}, 400, ()
     # http_rest_api_handler.cc GetInfoMap (gRPC's Predict says FAILED_PRECONDITION instead).
-    yield "unknown signature", ":predict", {"signature_name": "no_such_signature", "instances": good}, 400, (
-        'Serving signature name: "no_such_signature" not found in signature def',)
-    yield "string for int64 (row)", ":predict", {
-        "signature_name": "predict_raw", "instances": _predict_raw_instances(rows[:2], trip_seconds="abc")}, 400, (
-        "int64",)
-    yield "string for int64 (columnar)", ":predict", {
-        "signature_name": "predict_raw", "inputs": {**raw_columns, "trip_seconds": ["abc", "def"]}}, 400, ("int64",)
-    yield "missing feature (row)", ":predict", {
-        "signature_name": "predict_raw", "instances": _predict_raw_instances(rows[:2], drop="trip_seconds")}, 400, (
-        "trip_seconds",)
-    yield "missing feature (columnar)", ":predict", {
-        "signature_name": "predict_raw",
-        "inputs": {k: v for k, v in raw_columns.items() if k != "trip_seconds"}}, 400, ("trip_seconds",)
-    yield "b64 object with extra keys (row)", ":predict", {
-        "instances": [{**good[0], "extra": "x"}]}, 400, ()
-    yield "b64 object with extra keys (columnar)", ":predict", {
-        "inputs": {"examples": [{**good[0], "extra": "x"}]}}, 400, ()
+    yield (
+        "unknown signature",
+        ":predict",
+        {"signature_name": "no_such_signature", "instances": good},
+        400,
+        ('Serving signature name: "no_such_signature" not found in signature def',),
+    )
+    yield (
+        "string for int64 (row)",
+        ":predict",
+        {"signature_name": "predict_raw", "instances": _predict_raw_instances(rows[:2], trip_seconds="abc")},
+        400,
+        ("int64",),
+    )
+    yield (
+        "string for int64 (columnar)",
+        ":predict",
+        {"signature_name": "predict_raw", "inputs": {**raw_columns, "trip_seconds": ["abc", "def"]}},
+        400,
+        ("int64",),
+    )
+    yield (
+        "missing feature (row)",
+        ":predict",
+        {"signature_name": "predict_raw", "instances": _predict_raw_instances(rows[:2], drop="trip_seconds")},
+        400,
+        ("trip_seconds",),
+    )
+    yield (
+        "missing feature (columnar)",
+        ":predict",
+        {"signature_name": "predict_raw", "inputs": {k: v for k, v in raw_columns.items() if k != "trip_seconds"}},
+        400,
+        ("trip_seconds",),
+    )
+    yield "b64 object with extra keys (row)", ":predict", {"instances": [{**good[0], "extra": "x"}]}, 400, ()
+    yield (
+        "b64 object with extra keys (columnar)",
+        ":predict",
+        {"inputs": {"examples": [{**good[0], "extra": "x"}]}},
+        400,
+        (),
+    )
     yield "invalid base64", ":predict", {"instances": [{"b64": "%%%not base64%%%"}]}, 400, ()
     yield "unknown version", "/versions/987654:predict", {"instances": good}, 404, ("Servable not found",)
     # The version must match [0-9]+ (else no route matches) and fit an int64 (TF Serving's http_rest_api_util.cc).
     yield "non-numeric version", "/versions/abc:predict", {"instances": good}, 400, ("Malformed request",)
-    yield "version beyond int64", "/versions/99999999999999999999:predict", {"instances": good}, 400, (
-        "Failed to convert version: 99999999999999999999 to numeric.",)
+    yield (
+        "version beyond int64",
+        "/versions/99999999999999999999:predict",
+        {"instances": good},
+        400,
+        ("Failed to convert version: 99999999999999999999 to numeric.",),
+    )
     yield "classify without examples", ":classify", {"signature_name": "classification"}, 400, ("examples",)
-    yield "unknown signature (classify)", ":classify", {
-        "signature_name": "no_such_signature", "examples": [{"fare": 1.0}]}, 400, ("no_such_signature",)
+    yield (
+        "unknown signature (classify)",
+        ":classify",
+        {"signature_name": "no_such_signature", "examples": [{"fare": 1.0}]},
+        400,
+        ("no_such_signature",),
+    )
 
 
 _ERROR_IDS = [case[0] for case in _error_cases([b""] * 2, [{f.name: "1" for f in TAXI.features}] * 2)]
@@ -433,15 +484,19 @@ def test_get_on_predict_is_400_json(served, examples, baseline):
 def test_malformed_v1_path_is_400_json(served, examples, baseline):
     # Everything under /v1/ goes to TF Serving's REST handler; a path none of its regexes
     # match is "Malformed request: <method> <path>" (INVALID_ARGUMENT -> 400).
-    for response in (requests.get(model_url(served, "/no_such_subresource"), timeout=TIMEOUT),
-                     post(model_url(served, ":explain"), {"instances": b64_list(examples[:1])})):
+    for response in (
+        requests.get(model_url(served, "/no_such_subresource"), timeout=TIMEOUT),
+        post(model_url(served, ":explain"), {"instances": b64_list(examples[:1])}),
+    ):
         assert_error(response, 400, "Malformed request")
     assert_still_serving(served, examples, baseline)
 
 
 def test_unknown_route_is_404(served, examples, baseline):
-    for response in (requests.get(f"{served.rest_url}/v2/models/{served.model}", timeout=TIMEOUT),
-                     post(f"{served.rest_url}/no/such/route", {})):
+    for response in (
+        requests.get(f"{served.rest_url}/v2/models/{served.model}", timeout=TIMEOUT),
+        post(f"{served.rest_url}/no/such/route", {}),
+    ):
         # The body of a route outside /v1/ is the HTTP server's own (JSON from ours).
         assert_error(response, 404, json_body=not served.external)
     assert_still_serving(served, examples, baseline)
@@ -475,14 +530,21 @@ def test_prometheus_counts_requests_by_status(served, examples, baseline):
     if served.external:
         pytest.skip("the metrics path and names of an external server are its own")
     assert_still_serving(served, examples, baseline)
-    assert_error(post(model_url(served, ":predict"), {"signature_name": "no_such_signature",
-                                                      "instances": b64_list(examples[:1])}), 400)
+    assert_error(
+        post(
+            model_url(served, ":predict"), {"signature_name": "no_such_signature", "instances": b64_list(examples[:1])}
+        ),
+        400,
+    )
     response = requests.get(f"{served.rest_url}/monitoring/prometheus/metrics", timeout=TIMEOUT)
     assert response.status_code == 200
     text = response.text
     assert "tensorflow_serving_request_count" in text
-    counts = [line for line in text.splitlines()
-              if re.match(r"tensorflow_serving_request_count(_total)?\{", line) and 'model_name="taxi"' in line]
+    counts = [
+        line
+        for line in text.splitlines()
+        if re.match(r"tensorflow_serving_request_count(_total)?\{", line) and 'model_name="taxi"' in line
+    ]
     statuses = {re.search(r'status="([A-Z_]+)"', line).group(1) for line in counts}
     assert "OK" in statuses, counts
     assert "INVALID_ARGUMENT" in statuses, counts

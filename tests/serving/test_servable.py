@@ -6,6 +6,7 @@ Expectations are TF Serving's (servables/tensorflow/predict_util.cc and its
 tensorflow_model_server_test.py): any request shape is fed to the model as sent, dtypes must
 match, a model's own error keeps its status code.
 """
+
 from __future__ import annotations
 
 import os
@@ -45,18 +46,25 @@ def save_half_plus_two_tf1(export_dir: Path) -> Path:
         signature = v1.saved_model.signature_def_utils.build_signature_def
         builder = v1.saved_model.Builder(str(export_dir))
         session.run(v1.global_variables_initializer())
-        builder.add_meta_graph_and_variables(session, ["serve"], signature_def_map={
-            "serving_default": signature({"x": info(x)}, {"y": info(y)}, "tensorflow/serving/predict"),
-            "regress_x_to_y": signature({"inputs": info(serialized)}, {"outputs": info(y)},
-                                        "tensorflow/serving/regress"),
-            "classify_x_to_y": signature({"inputs": info(serialized)}, {"scores": info(y)},
-                                         "tensorflow/serving/classify"),
-            "two_outputs": signature({"x": info(x)}, {"y": info(y), "y2": info(y2), "same_y": info(y)},
-                                     "tensorflow/serving/predict"),
-            "matmul": signature({"m": info(matrix)}, {"p": info(product)}, "tensorflow/serving/predict"),
-            # A reference-typed output (DT_FLOAT_REF): the variable itself.
-            "get_a": signature({}, {"a": info(a)}, "tensorflow/serving/predict"),
-        })
+        builder.add_meta_graph_and_variables(
+            session,
+            ["serve"],
+            signature_def_map={
+                "serving_default": signature({"x": info(x)}, {"y": info(y)}, "tensorflow/serving/predict"),
+                "regress_x_to_y": signature(
+                    {"inputs": info(serialized)}, {"outputs": info(y)}, "tensorflow/serving/regress"
+                ),
+                "classify_x_to_y": signature(
+                    {"inputs": info(serialized)}, {"scores": info(y)}, "tensorflow/serving/classify"
+                ),
+                "two_outputs": signature(
+                    {"x": info(x)}, {"y": info(y), "y2": info(y2), "same_y": info(y)}, "tensorflow/serving/predict"
+                ),
+                "matmul": signature({"m": info(matrix)}, {"p": info(product)}, "tensorflow/serving/predict"),
+                # A reference-typed output (DT_FLOAT_REF): the variable itself.
+                "get_a": signature({}, {"a": info(a)}, "tensorflow/serving/predict"),
+            },
+        )
         builder.save()
     return export_dir
 
@@ -69,9 +77,14 @@ def save_with_unservable_signature_tf1(export_dir: Path) -> Path:
         handle = v1.Variable(1.0, name="r", use_resource=True).handle
         session.run(v1.global_variables_initializer())
         builder = v1.saved_model.Builder(str(export_dir))
-        builder.add_meta_graph_and_variables(session, ["serve"], signature_def_map={
-            "serving_default": v1.saved_model.predict_signature_def({"x": x}, {"y": x * 2.0}),
-            "resource_handle": v1.saved_model.predict_signature_def({"x": x}, {"h": handle})})
+        builder.add_meta_graph_and_variables(
+            session,
+            ["serve"],
+            signature_def_map={
+                "serving_default": v1.saved_model.predict_signature_def({"x": x}, {"y": x * 2.0}),
+                "resource_handle": v1.saved_model.predict_signature_def({"x": x}, {"h": handle}),
+            },
+        )
         builder.save()
     return export_dir
 
@@ -83,8 +96,11 @@ def save_doubler_without_variables_tf1(export_dir: Path) -> Path:
         x = v1.placeholder(tf.float32, [None], name="x")
         y = tf.identity(x * 2.0, name="y")
         builder = v1.saved_model.Builder(str(export_dir))
-        builder.add_meta_graph_and_variables(session, ["serve"], signature_def_map={
-            "serving_default": v1.saved_model.predict_signature_def({"x": x}, {"y": y})})
+        builder.add_meta_graph_and_variables(
+            session,
+            ["serve"],
+            signature_def_map={"serving_default": v1.saved_model.predict_signature_def({"x": x}, {"y": y})},
+        )
         builder.save()
     return export_dir
 
@@ -109,15 +125,18 @@ class _HalfPlusTwo(tf.Module):
 
 def save_half_plus_two_tf2(export_dir: Path) -> Path:
     module = _HalfPlusTwo()
-    tf.saved_model.save(module, str(export_dir), signatures={"serving_default": module.predict,
-                                                             "column": module.column})
+    tf.saved_model.save(
+        module, str(export_dir), signatures={"serving_default": module.predict, "column": module.column}
+    )
     return export_dir
 
 
 def example(**floats: float) -> bytes:
-    return tf.train.Example(features=tf.train.Features(feature={
-        k: tf.train.Feature(float_list=tf.train.FloatList(value=[v])) for k, v in floats.items()
-    })).SerializeToString()
+    return tf.train.Example(
+        features=tf.train.Features(
+            feature={k: tf.train.Feature(float_list=tf.train.FloatList(value=[v])) for k, v in floats.items()}
+        )
+    ).SerializeToString()
 
 
 @pytest.fixture(scope="module")
@@ -138,19 +157,28 @@ def f32(value) -> np.ndarray:
 
 
 def test_tf1_signatures_with_reference_variables_load(tf1):
-    assert set(tf1.signatures) == {"serving_default", "regress_x_to_y", "classify_x_to_y", "two_outputs", "matmul",
-                                   "get_a"}
+    assert set(tf1.signatures) == {
+        "serving_default",
+        "regress_x_to_y",
+        "classify_x_to_y",
+        "two_outputs",
+        "matmul",
+        "get_a",
+    }
     assert tf1.signature_defs["get_a"].outputs["a"].dtype == tf.float32.as_datatype_enum + 100  # DT_FLOAT_REF
     assert tf1.signatures["get_a"].outputs["a"].dtype == np.float32
     assert tf1.run("get_a", {}) == {"a": pytest.approx(0.5)}
 
 
-@pytest.mark.parametrize("x, expected", [
-    ([2.0, 3.0, 4.0], [3.0, 3.5, 4.0]),  # TF Serving's testPredictREST: [3] for an input declared [-1, 1]
-    ([[2.0], [3.0]], [[3.0], [3.5]]),  # the declared shape
-    (2.0, 3.0),  # a scalar
-    ([[[1.0, 2.0]]], [[[2.5, 3.0]]]),  # rank 3
-])
+@pytest.mark.parametrize(
+    "x, expected",
+    [
+        ([2.0, 3.0, 4.0], [3.0, 3.5, 4.0]),  # TF Serving's testPredictREST: [3] for an input declared [-1, 1]
+        ([[2.0], [3.0]], [[3.0], [3.5]]),  # the declared shape
+        (2.0, 3.0),  # a scalar
+        ([[[1.0, 2.0]]], [[[2.5, 3.0]]]),  # rank 3
+    ],
+)
 def test_request_shape_is_the_models_business(tf1, tf2, x, expected):
     np.testing.assert_allclose(tf1.run("serving_default", {"x": f32(x)})["y"], expected)
     np.testing.assert_allclose(tf2.run("column", {"x": f32(x)})["y"], expected)
@@ -229,11 +257,14 @@ def test_tf2_input_left_out_takes_the_signatures_default(tf2):
 # ------------------------------------------------------------------------------ dtypes and names
 
 
-@pytest.mark.parametrize("value, provided", [
-    (np.array([1.0]), "float64"),
-    (np.array([1]), "int64"),
-    (np.array([b"1"], dtype=object), "string"),
-])
+@pytest.mark.parametrize(
+    "value, provided",
+    [
+        (np.array([1.0]), "float64"),
+        (np.array([1]), "int64"),
+        (np.array([b"1"], dtype=object), "string"),
+    ],
+)
 def test_dtypes_are_checked_as_tf_serving_does(tf1, value, provided):
     with pytest.raises(ServingError) as error:
         tf1.run("serving_default", {"x": value})
@@ -269,5 +300,5 @@ def test_close_frees_the_session(tmp_path):
     servable = Servable("d", 1, str(save_doubler_without_variables_tf1(tmp_path / "1")))
     servable.run("serving_default", {"x": f32([1.0])})
     servable.close()
-    with pytest.raises(Exception):
+    with pytest.raises(ServingError):
         servable.run("serving_default", {"x": f32([1.0])})

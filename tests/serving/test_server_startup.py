@@ -1,6 +1,7 @@
 """Server start-up and configuration: ports bound before models load, base-path warnings, the
 console and the log file of `tfxp serve`, --model-config-file-poll-wait-seconds, and turning
 HandleReloadConfigRequest off. Real servers on loopback, real (small) SavedModels."""
+
 from __future__ import annotations
 
 import asyncio
@@ -22,13 +23,13 @@ import requests
 from click.testing import CliRunner
 from google.protobuf import text_format
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from serving_harness import BackgroundServer
 from tensorflow_serving.apis import model_management_pb2, model_service_pb2_grpc
 from tensorflow_serving.config import model_server_config_pb2
 
 from tfxp.pipeline.cli import main
 from tfxp.serving import server as server_lib
 from tfxp.serving.options import ServerOptions
-from serving_harness import BackgroundServer
 
 sys.path.append(os.path.dirname(os.path.abspath(__file__)))  # test_servable's model builders live beside this file
 from test_servable import save_half_plus_two_tf1, save_half_plus_two_tf2  # noqa: E402
@@ -95,8 +96,16 @@ def test_a_bad_batching_file_fails_before_any_model_loads(tf1_model, tmp_path, c
     (tmp_path / "batching.config").write_text("max_batch_size { value: 0 }\n")
     caplog.set_level(logging.INFO, logger="tfxp.serving")
     with pytest.raises(ValueError, match="max_batch_size must be positive"):
-        _start_in_process(ServerOptions(model_base_path=tmp_path / "m", model_name="m", rest_port=0, grpc_port=0,
-                                        enable_batching=True, batching_parameters_file=tmp_path / "batching.config"))
+        _start_in_process(
+            ServerOptions(
+                model_base_path=tmp_path / "m",
+                model_name="m",
+                rest_port=0,
+                grpc_port=0,
+                enable_batching=True,
+                batching_parameters_file=tmp_path / "batching.config",
+            )
+        )
     assert not [r for r in caplog.records if "loaded" in r.getMessage()]
 
 
@@ -114,8 +123,9 @@ def test_a_grpc_port_held_by_another_grpc_server_is_in_use(tmp_path):
 
 def test_a_missing_base_path_warns_and_the_server_still_starts(tmp_path, caplog):
     caplog.set_level(logging.WARNING, logger="tfxp.serving")
-    server = BackgroundServer(ServerOptions(model_base_path=tmp_path / "absent", model_name="m", rest_port=0,
-                                            grpc_port=0, poll_seconds=0))
+    server = BackgroundServer(
+        ServerOptions(model_base_path=tmp_path / "absent", model_name="m", rest_port=0, grpc_port=0, poll_seconds=0)
+    )
     try:
         assert requests.get(f"http://127.0.0.1:{server.server.rest_port}/v1/models/m", timeout=5).status_code == 404
         messages = [r.getMessage() for r in caplog.records]
@@ -127,8 +137,9 @@ def test_a_missing_base_path_warns_and_the_server_still_starts(tmp_path, caplog)
 def test_a_malformed_http_request_is_one_log_line_without_a_traceback(tmp_path, caplog):
     """aiohttp logged each malformed request at ERROR with a traceback: a fuzzer flooded the log."""
     caplog.set_level(logging.DEBUG, logger="aiohttp.server")
-    server = BackgroundServer(ServerOptions(model_base_path=tmp_path, model_name="m", rest_port=0,
-                                            grpc_port=0, poll_seconds=0))
+    server = BackgroundServer(
+        ServerOptions(model_base_path=tmp_path, model_name="m", rest_port=0, grpc_port=0, poll_seconds=0)
+    )
     try:
         with socket.create_connection(("127.0.0.1", server.server.rest_port), timeout=5) as sock:
             sock.sendall(b"GET /v1/models/m HTTP/1.1\r\nHost: x\r\nNo colon here\r\n\r\n")
@@ -148,8 +159,14 @@ def test_a_malformed_http_request_is_one_log_line_without_a_traceback(tmp_path, 
 
 def _serve(args: list[str], log_file: Path) -> subprocess.Popen:
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="0")  # TensorFlow's C++ logger at its most talkative
-    return subprocess.Popen([TFXP, "serve", "--rest-port", "0", "--grpc-port", "0", "--log-file", str(log_file),
-                             *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+    return subprocess.Popen(
+        [TFXP, "serve", "--rest-port", "0", "--grpc-port", "0", "--log-file", str(log_file), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
 
 
 def test_tfxp_serve_console_has_the_servers_lines_and_the_log_file_the_rest(tf1_model, tmp_path):
@@ -164,8 +181,12 @@ def test_tfxp_serve_console_has_the_servers_lines_and_the_log_file_the_rest(tf1_
         broken = shutil.copytree(tf1_model, tmp_path / "staging")
         (broken / "saved_model.pb").write_bytes(b"broken")  # fails to load; 123 keeps serving
         broken.rename(base / "00000124")  # in one step: the poller never sees it half made
-        _wait_for(lambda: [(s["version"], s["state"]) for s in requests.get(status_url, timeout=5).json()
-                           ["model_version_status"]] == [("124", "END"), ("123", "AVAILABLE")])
+        _wait_for(
+            lambda: (
+                [(s["version"], s["state"]) for s in requests.get(status_url, timeout=5).json()["model_version_status"]]
+                == [("124", "END"), ("123", "AVAILABLE")]
+            )
+        )
     finally:
         proc.send_signal(signal.SIGTERM)
         stdout, stderr = proc.communicate(timeout=60)
@@ -187,8 +208,9 @@ def test_tfxp_serve_port_in_use_exits_1(tmp_path):
     busy = _busy_port()
     port = busy.getsockname()[1]
     try:
-        proc = _serve(["--model-base-path", str(tmp_path), "--model-name", "m", "--rest-port", str(port)],
-                      tmp_path / "serve.log")
+        proc = _serve(
+            ["--model-base-path", str(tmp_path), "--model-name", "m", "--rest-port", str(port)], tmp_path / "serve.log"
+        )
         stdout, stderr = proc.communicate(timeout=120)
     finally:
         busy.close()
@@ -203,16 +225,37 @@ def test_serve_flags_reach_the_options(monkeypatch, tmp_path):
     config = tmp_path / "models.config"
     config.write_text("model_config_list {}\n")
     log_file = tmp_path / "serve.log"
-    result = CliRunner().invoke(main, ["serve", "--model-config-file", str(config), "--log-file", str(log_file),
-                                       "--model-config-file-poll-wait-seconds", "2.5",
-                                       "--disable-reload-config-request", "--enable-signature-method-name-check"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "serve",
+            "--model-config-file",
+            str(config),
+            "--log-file",
+            str(log_file),
+            "--model-config-file-poll-wait-seconds",
+            "2.5",
+            "--disable-reload-config-request",
+            "--enable-signature-method-name-check",
+        ],
+    )
     assert result.exit_code == 0, result.output
     (options,) = seen
     assert options.model_config_file_poll_seconds == 2.5 and options.enable_reload_config_request is False
     assert options.enable_signature_method_name_check is True
     assert log_file.exists()
-    result = CliRunner().invoke(main, ["serve", "--model-base-path", str(tmp_path), "--log-file", str(log_file),
-                                       "--model-config-file-poll-wait-seconds", "1"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "serve",
+            "--model-base-path",
+            str(tmp_path),
+            "--log-file",
+            str(log_file),
+            "--model-config-file-poll-wait-seconds",
+            "1",
+        ],
+    )
     assert result.exit_code == 2 and "needs --model-config-file" in result.output
     assert len(seen) == 1
 
@@ -228,9 +271,14 @@ def test_default_log_file_is_under_xdg_state_home(monkeypatch, tmp_path):
 
 
 def _config_text(models: dict[str, Path]) -> str:
-    return "model_config_list {\n" + "".join(
-        f'  config {{ name: "{name}" base_path: "{base}" model_platform: "tensorflow" }}\n'
-        for name, base in models.items()) + "}\n"
+    return (
+        "model_config_list {\n"
+        + "".join(
+            f'  config {{ name: "{name}" base_path: "{base}" model_platform: "tensorflow" }}\n'
+            for name, base in models.items()
+        )
+        + "}\n"
+    )
 
 
 def _available(server, name: str) -> bool:
@@ -246,8 +294,11 @@ def test_model_config_file_is_polled_and_applied(tf1_model, tf2_model, tmp_path,
     config = tmp_path / "models.config"
     config.write_text(_config_text({"a": tmp_path / "a"}))
     caplog.set_level(logging.INFO, logger="tfxp.serving")
-    server = BackgroundServer(ServerOptions(model_config_file=config, model_config_file_poll_seconds=0.2,
-                                            rest_port=0, grpc_port=0, poll_seconds=0.2))
+    server = BackgroundServer(
+        ServerOptions(
+            model_config_file=config, model_config_file_poll_seconds=0.2, rest_port=0, grpc_port=0, poll_seconds=0.2
+        )
+    )
     rest = f"http://127.0.0.1:{server.server.rest_port}"
     health = health_pb2_grpc.HealthStub(grpc.insecure_channel(f"127.0.0.1:{server.server.grpc_port}"))
     try:
@@ -255,18 +306,22 @@ def test_model_config_file_is_polled_and_applied(tf1_model, tf2_model, tmp_path,
         config.write_text(_config_text({"b": tmp_path / "b"}))  # b added, a removed
         _wait_for(lambda: _available(server, "b") and server.server.repository.model_names() == ["b"])
         assert requests.get(f"{rest}/v1/models/a", timeout=5).status_code == 404
-        assert health.Check(health_pb2.HealthCheckRequest(service="b"), timeout=5).status == \
-            health_pb2.HealthCheckResponse.SERVING
+        assert (
+            health.Check(health_pb2.HealthCheckRequest(service="b"), timeout=5).status
+            == health_pb2.HealthCheckResponse.SERVING
+        )
         config.write_text("model_config_list { config { name: ")  # a broken edit: the current config stays
         time.sleep(1.0)
         config.write_text("")  # an empty file (e.g. mid-write): no action
         time.sleep(0.6)
         assert server.server.repository.model_names() == ["b"] and _available(server, "b")
-        errors = [r.getMessage() for r in caplog.records
-                  if r.levelno >= logging.WARNING and r.name.startswith("tfxp.serving")]
+        errors = [
+            r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING and r.name.startswith("tfxp.serving")
+        ]
         assert len(errors) == 2  # once each, not on every poll
-        assert errors[0].startswith("model config file not applied") and errors[1].endswith(" is empty; the "
-                                                                                           "current config keeps serving")
+        assert errors[0].startswith("model config file not applied") and errors[1].endswith(
+            " is empty; the current config keeps serving"
+        )
     finally:
         server.stop()
 
@@ -281,8 +336,16 @@ def _reload_request(models: dict[str, Path]) -> model_management_pb2.ReloadConfi
 def test_reload_config_request_can_be_turned_off(tf1_model, tf2_model, tmp_path, enabled):
     shutil.copytree(tf1_model, tmp_path / "a" / "1")
     shutil.copytree(tf2_model, tmp_path / "b" / "1")
-    server = BackgroundServer(ServerOptions(model_base_path=tmp_path / "a", model_name="a", rest_port=0,
-                                            grpc_port=0, poll_seconds=0, enable_reload_config_request=enabled))
+    server = BackgroundServer(
+        ServerOptions(
+            model_base_path=tmp_path / "a",
+            model_name="a",
+            rest_port=0,
+            grpc_port=0,
+            poll_seconds=0,
+            enable_reload_config_request=enabled,
+        )
+    )
     stub = model_service_pb2_grpc.ModelServiceStub(grpc.insecure_channel(f"127.0.0.1:{server.server.grpc_port}"))
     try:
         request = _reload_request({"a": tmp_path / "a", "b": tmp_path / "b"})

@@ -1,5 +1,6 @@
 """TensorProto <-> numpy, checked against TensorFlow's own C++ (`tf.io.parse_tensor` is Tensor::FromProto)
 and Python (`tf.make_tensor_proto`, `tf.make_ndarray`) converters."""
+
 from __future__ import annotations
 
 import tracemalloc
@@ -32,10 +33,22 @@ ARRAYS = [
     np.array([b"a", b"", b"\xff\x00"], dtype=object),
 ]
 TYPED_FIELDS = {
-    "float32": "float_val", "float64": "double_val", "int32": "int_val", "int64": "int64_val", "bool": "bool_val",
-    "int8": "int_val", "uint8": "int_val", "int16": "int_val", "uint16": "int_val", "uint32": "uint32_val",
-    "uint64": "uint64_val", "float16": "half_val", "bfloat16": "half_val", "complex64": "scomplex_val",
-    "complex128": "dcomplex_val", "object": "string_val",
+    "float32": "float_val",
+    "float64": "double_val",
+    "int32": "int_val",
+    "int64": "int64_val",
+    "bool": "bool_val",
+    "int8": "int_val",
+    "uint8": "int_val",
+    "int16": "int_val",
+    "uint16": "int_val",
+    "uint32": "uint32_val",
+    "uint64": "uint64_val",
+    "float16": "half_val",
+    "bfloat16": "half_val",
+    "complex64": "scomplex_val",
+    "complex128": "dcomplex_val",
+    "object": "string_val",
 }
 
 
@@ -90,20 +103,25 @@ def _proto(dtype: int, dims, **fields) -> tensor_pb2.TensorProto:
     return proto
 
 
-@pytest.mark.parametrize("proto, tf_dtype", [
-    (tf.make_tensor_proto(4.0, dtype=tf.float32, shape=[3]), tf.float32),  # one value for a shape
-    (tf.make_tensor_proto([1, 2], dtype=tf.int64, shape=[2, 2]), tf.int64),  # last value repeated
-    (_proto(types_pb2.DT_FLOAT, [3]), tf.float32),  # no values: zeros
-    (_proto(types_pb2.DT_STRING, [2], string_val=[b"s"]), tf.string),
-    (_proto(types_pb2.DT_STRING, [2]), tf.string),  # empty strings
-    (_proto(types_pb2.DT_HALF, [3], half_val=[0x3C00]), tf.float16),  # 1.0, repeated
-    (_proto(types_pb2.DT_COMPLEX64, [2], scomplex_val=[1.0, 2.0]), tf.complex64),
-    (_proto(types_pb2.DT_INT8, [2], int_val=[300, -129]), tf.int8),  # int_val narrowed as static_cast
-    (_proto(types_pb2.DT_BOOL, [], bool_val=[True]), tf.bool),
-    (tensor_pb2.TensorProto(dtype=types_pb2.DT_FLOAT, float_val=[1.0], tensor_shape={"unknown_rank": True}),
-     tf.float32),  # TensorShape ignores unknown_rank (for compatibility, says tensor_shape.cc)
-    (_proto(types_pb2.DT_FLOAT, [0, 2**40]), tf.float32),  # no elements, whatever the other dims
-])
+@pytest.mark.parametrize(
+    "proto, tf_dtype",
+    [
+        (tf.make_tensor_proto(4.0, dtype=tf.float32, shape=[3]), tf.float32),  # one value for a shape
+        (tf.make_tensor_proto([1, 2], dtype=tf.int64, shape=[2, 2]), tf.int64),  # last value repeated
+        (_proto(types_pb2.DT_FLOAT, [3]), tf.float32),  # no values: zeros
+        (_proto(types_pb2.DT_STRING, [2], string_val=[b"s"]), tf.string),
+        (_proto(types_pb2.DT_STRING, [2]), tf.string),  # empty strings
+        (_proto(types_pb2.DT_HALF, [3], half_val=[0x3C00]), tf.float16),  # 1.0, repeated
+        (_proto(types_pb2.DT_COMPLEX64, [2], scomplex_val=[1.0, 2.0]), tf.complex64),
+        (_proto(types_pb2.DT_INT8, [2], int_val=[300, -129]), tf.int8),  # int_val narrowed as static_cast
+        (_proto(types_pb2.DT_BOOL, [], bool_val=[True]), tf.bool),
+        (
+            tensor_pb2.TensorProto(dtype=types_pb2.DT_FLOAT, float_val=[1.0], tensor_shape={"unknown_rank": True}),
+            tf.float32,
+        ),  # TensorShape ignores unknown_rank (for compatibility, says tensor_shape.cc)
+        (_proto(types_pb2.DT_FLOAT, [0, 2**40]), tf.float32),  # no elements, whatever the other dims
+    ],
+)
 def test_fills_and_narrowing_as_tensor_from_proto(proto, tf_dtype):
     """tensor.cc FromProtoField: fewer values than elements -> the last one repeated (or zeros)."""
     ours = to_ndarray(proto)
@@ -172,8 +190,10 @@ def test_refused_before_allocating(case):
 
 def test_fill_budget_is_shared_by_a_requests_tensors():
     one_mib_of_floats = 2**18
-    each = {f"x{i}": _proto(types_pb2.DT_FLOAT, [one_mib_of_floats], float_val=[1.0])
-            for i in range(MAX_FILL_BYTES // 2**20)}
+    each = {
+        f"x{i}": _proto(types_pb2.DT_FLOAT, [one_mib_of_floats], float_val=[1.0])
+        for i in range(MAX_FILL_BYTES // 2**20)
+    }
     assert all(a.shape == (one_mib_of_floats,) for a in to_ndarrays(each).values())
     each["last"] = _proto(types_pb2.DT_FLOAT, [one_mib_of_floats], float_val=[1.0])
     with pytest.raises(TensorProtoError) as info:

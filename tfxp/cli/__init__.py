@@ -8,27 +8,30 @@ Adding a command: write it in a module under tfxp/cli/ as a `@click.command` (no
 modules do not import this package's group), add one line to COMMANDS, and its exit codes to
 tfxp/cli/exit_codes.py's EXIT_CODES.
 """
+
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Mapping
 
 import click
 
 from tfxp.cli._common import CommandGroup
 
 # Command name -> "module:attribute" of its click command or group. The registration point.
-COMMANDS: Mapping[str, str] = MappingProxyType({
-    "run": "tfxp.cli.pipeline:run",
-    "compile": "tfxp.cli.pipeline:compile_command",
-    "schema": "tfxp.cli.pipeline:schema",
-    "serve": "tfxp.cli.serving:serve",
-    "predict": "tfxp.cli.serving:predict",
-    "convert": "tfxp.cli.mobile:convert",
-    "mobile-predict": "tfxp.cli.mobile:mobile_predict",
-    "init": "tfxp.cli.project:init",
-})
+COMMANDS: Mapping[str, str] = MappingProxyType(
+    {
+        "run": "tfxp.cli.pipeline:run",
+        "compile": "tfxp.cli.pipeline:compile_command",
+        "schema": "tfxp.cli.pipeline:schema",
+        "serve": "tfxp.cli.serving:serve",
+        "predict": "tfxp.cli.serving:predict",
+        "convert": "tfxp.cli.mobile:convert",
+        "mobile-predict": "tfxp.cli.mobile:mobile_predict",
+        "init": "tfxp.cli.project:init",
+    }
+)
 
 # setup.py's `name`: --version asks importlib.metadata for it, so the answer is the
 # installed version and needs no TensorFlow import.

@@ -1,4 +1,5 @@
 """Helpers shared by the `tfxp` command modules. TF-free: heavy imports happen inside functions."""
+
 from __future__ import annotations
 
 import csv

@@ -7,12 +7,13 @@ values are these (tests/pipeline/test_cli.py checks both agree).
 
 TF-free and click-free: `--help` imports it.
 """
+
 from __future__ import annotations
 
 import enum
 import textwrap
+from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Mapping
 
 
 class ExitCode(enum.IntEnum):
@@ -27,56 +28,58 @@ class ExitCode(enum.IntEnum):
 
 # Command (as typed after `tfxp`) -> the codes it returns -> their meaning for that command.
 # A new command adds its row here (e.g. "init", issue 11) and passes epilog=epilog("init").
-EXIT_CODES: Mapping[str, Mapping[ExitCode, str]] = MappingProxyType({
-    "run": {
-        ExitCode.OK: "a blessed model is pushed (or was, by an earlier identical run)",
-        ExitCode.FAILURE: "unexpected failure (see the log file named in the output)",
-        ExitCode.USAGE: "usage error (also: another tfxp run holds --output; a --data folder without *.csv; "
-                        "a schema whose FLOAT features allow NaN)",
-        ExitCode.CHECK_FAILED: "bad data, nothing pushed: an unreadable CSV file (file:line named), no rows, "
-                               "or anomalies against the schema",
-        ExitCode.NOT_BLESSED: "model not blessed by the Evaluator; nothing pushed",
-    },
-    "compile": {
-        ExitCode.OK: "pipeline JSON written",
-        ExitCode.FAILURE: "compiling failed (the reason is printed)",
-        ExitCode.USAGE: "usage error",
-    },
-    "init": {
-        ExitCode.OK: "project.yaml and schema.pbtxt written",
-        ExitCode.USAGE: "usage error (a label that is not a column or can't be learned, DIR already holds a "
-                        "project, no CSV files)",
-        ExitCode.CHECK_FAILED: "a CSV file can't be read as the dataset (file:line printed)",
-    },
-    "schema infer": {
-        ExitCode.OK: "schema written",
-        ExitCode.FAILURE: "inference failed (traceback printed; library log: --output with a .log suffix)",
-        ExitCode.USAGE: "usage error",
-    },
-    "serve": {
-        ExitCode.OK: "stopped by SIGINT/SIGTERM",
-        ExitCode.FAILURE: "could not start (bad model config, port in use, ...)",
-        ExitCode.USAGE: "usage error",
-    },
-    "predict": {
-        ExitCode.OK: "predictions printed",
-        ExitCode.FAILURE: "the server refused or failed the call (its error message is printed)",
-        ExitCode.USAGE: "usage error (bad option, unreadable rows file, a model input without a column in it, "
-                        "bad value in a row)",
-    },
-    "convert": {
-        ExitCode.OK: "every variant converted, checked and written",
-        ExitCode.FAILURE: "conversion failed (nothing written; the reason is printed)",
-        ExitCode.USAGE: "usage error",
-        ExitCode.CHECK_FAILED: "a variant failed its checks (non-builtin op or parity) and was not written",
-    },
-    "mobile-predict": {
-        ExitCode.OK: "predictions printed",
-        ExitCode.FAILURE: "the model folder cannot be used (model_spec.json, .tflite, no TFLite interpreter)",
-        ExitCode.USAGE: "usage error (bad option, unreadable rows file, a model input without a column in it, "
-                        "bad value in a row)",
-    },
-})
+EXIT_CODES: Mapping[str, Mapping[ExitCode, str]] = MappingProxyType(
+    {
+        "run": {
+            ExitCode.OK: "a blessed model is pushed (or was, by an earlier identical run)",
+            ExitCode.FAILURE: "unexpected failure (see the log file named in the output)",
+            ExitCode.USAGE: "usage error (also: another tfxp run holds --output; a --data folder without *.csv; "
+            "a schema whose FLOAT features allow NaN)",
+            ExitCode.CHECK_FAILED: "bad data, nothing pushed: an unreadable CSV file (file:line named), no rows, "
+            "or anomalies against the schema",
+            ExitCode.NOT_BLESSED: "model not blessed by the Evaluator; nothing pushed",
+        },
+        "compile": {
+            ExitCode.OK: "pipeline JSON written",
+            ExitCode.FAILURE: "compiling failed (the reason is printed)",
+            ExitCode.USAGE: "usage error",
+        },
+        "init": {
+            ExitCode.OK: "project.yaml and schema.pbtxt written",
+            ExitCode.USAGE: "usage error (a label that is not a column or can't be learned, DIR already holds a "
+            "project, no CSV files)",
+            ExitCode.CHECK_FAILED: "a CSV file can't be read as the dataset (file:line printed)",
+        },
+        "schema infer": {
+            ExitCode.OK: "schema written",
+            ExitCode.FAILURE: "inference failed (traceback printed; library log: --output with a .log suffix)",
+            ExitCode.USAGE: "usage error",
+        },
+        "serve": {
+            ExitCode.OK: "stopped by SIGINT/SIGTERM",
+            ExitCode.FAILURE: "could not start (bad model config, port in use, ...)",
+            ExitCode.USAGE: "usage error",
+        },
+        "predict": {
+            ExitCode.OK: "predictions printed",
+            ExitCode.FAILURE: "the server refused or failed the call (its error message is printed)",
+            ExitCode.USAGE: "usage error (bad option, unreadable rows file, a model input without a column in it, "
+            "bad value in a row)",
+        },
+        "convert": {
+            ExitCode.OK: "every variant converted, checked and written",
+            ExitCode.FAILURE: "conversion failed (nothing written; the reason is printed)",
+            ExitCode.USAGE: "usage error",
+            ExitCode.CHECK_FAILED: "a variant failed its checks (non-builtin op or parity) and was not written",
+        },
+        "mobile-predict": {
+            ExitCode.OK: "predictions printed",
+            ExitCode.FAILURE: "the model folder cannot be used (model_spec.json, .tflite, no TFLite interpreter)",
+            ExitCode.USAGE: "usage error (bad option, unreadable rows file, a model input without a column in it, "
+            "bad value in a row)",
+        },
+    }
+)
 
 # Click's help width on an 80-column terminal is 78 and it indents an epilog by 2: lines of 76 fit.
 _WIDTH = 76
@@ -95,6 +98,11 @@ def epilog(command: str) -> str:
         raise KeyError(f"no exit codes for command {command!r} in tfxp.cli.exit_codes.EXIT_CODES") from None
     lines = ["\b", "Exit codes:"]
     for code in sorted(codes):
-        lines += textwrap.wrap(codes[code], width=_WIDTH, initial_indent=f"  {int(code)}  ",
-                               subsequent_indent=" " * 5, break_on_hyphens=False)
+        lines += textwrap.wrap(
+            codes[code],
+            width=_WIDTH,
+            initial_indent=f"  {int(code)}  ",
+            subsequent_indent=" " * 5,
+            break_on_hyphens=False,
+        )
     return "\n".join(lines)

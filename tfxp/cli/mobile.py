@@ -2,6 +2,7 @@
 
 Heavy imports (TensorFlow, the TFLite runtime) happen inside the commands, so `--help` stays fast.
 """
+
 from __future__ import annotations
 
 import json
@@ -15,27 +16,65 @@ from tfxp.cli.exit_codes import ExitCode, epilog
 
 
 @click.command(epilog=epilog("convert"))
-@click.option("--saved-model", "saved_model", required=True,
-              type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="A SavedModel saved by the Trainer (e.g. a pushed output/serving/<name>/<version>).")
-@click.option("--transform-output", "transform_output", default=None,
-              type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="The Transform component's transform_graph folder for that model. Default: the copy the "
-                   "SavedModel carries in assets.extra/transform_output/ (models saved by this project's Trainer).")
-@click.option("--output", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Folder for model.tflite, model_quant.tflite and model_spec.json.")
-@click.option("--rows", "rows_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="Raw eval rows (.csv or .jsonl) with the model's inputs and the label column, for the parity "
-                   "gate. Without it no parity is checked.")
-@click.option("--version", "model_version", type=click.IntRange(min=0), default=None,
-              help="Model version for model_spec.json. Default: the SavedModel folder's name if it is a number.")
-@click.option("--name", "model_name", default=None,
-              help="Model name for model_spec.json. Default: the parent folder's name when the version is inferred.")
-@click.option("--no-bytes-signature", "no_bytes_signature", is_flag=True,
-              help="Leave out serving_bytes (strings as bytes, for TensorFlowLiteSwift); saves ~40 KB per file.")
+@click.option(
+    "--saved-model",
+    "saved_model",
+    required=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="A SavedModel saved by the Trainer (e.g. a pushed output/serving/<name>/<version>).",
+)
+@click.option(
+    "--transform-output",
+    "transform_output",
+    default=None,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="The Transform component's transform_graph folder for that model. Default: the copy the "
+    "SavedModel carries in assets.extra/transform_output/ (models saved by this project's Trainer).",
+)
+@click.option(
+    "--output",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for model.tflite, model_quant.tflite and model_spec.json.",
+)
+@click.option(
+    "--rows",
+    "rows_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Raw eval rows (.csv or .jsonl) with the model's inputs and the label column, for the parity "
+    "gate. Without it no parity is checked.",
+)
+@click.option(
+    "--version",
+    "model_version",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Model version for model_spec.json. Default: the SavedModel folder's name if it is a number.",
+)
+@click.option(
+    "--name",
+    "model_name",
+    default=None,
+    help="Model name for model_spec.json. Default: the parent folder's name when the version is inferred.",
+)
+@click.option(
+    "--no-bytes-signature",
+    "no_bytes_signature",
+    is_flag=True,
+    help="Leave out serving_bytes (strings as bytes, for TensorFlowLiteSwift); saves ~40 KB per file.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
-def convert(saved_model: Path, transform_output: Path | None, output: Path, rows_path: Path | None,
-            model_version: int | None, model_name: str | None, no_bytes_signature: bool, as_json: bool) -> None:
+def convert(
+    saved_model: Path,
+    transform_output: Path | None,
+    output: Path,
+    rows_path: Path | None,
+    model_version: int | None,
+    model_name: str | None,
+    no_bytes_signature: bool,
+    as_json: bool,
+) -> None:
     """Convert a SavedModel to TFLite models for mobile apps.
 
     Builtin ops only; the models take the raw features.
@@ -47,9 +86,12 @@ def convert(saved_model: Path, transform_output: Path | None, output: Path, rows
         # The parity gate needs every model input and the label's column: a file lacking one
         # would be read as "missing in every row" and gate on the wrong question.
         problem = load_problem(str(saved_model))
-        rows = check_model_columns(read_rows_option(rows_path),
-                                   [*(f.name for f in problem.features), problem.label.column],
-                                   optional=(), allow_missing_optional=False)
+        rows = check_model_columns(
+            read_rows_option(rows_path),
+            [*(f.name for f in problem.features), problem.label.column],
+            optional=(),
+            allow_missing_optional=False,
+        )
     resolved = saved_model.resolve()
     if model_version is None and resolved.name.isascii() and resolved.name.isdigit():
         model_version = int(resolved.name)
@@ -66,9 +108,15 @@ def convert(saved_model: Path, transform_output: Path | None, output: Path, rows
                     transform_output = Path(convert_lib.find_transform_output(saved_model))
                 except convert_lib.ConversionError as exc:
                     raise click.BadParameter(str(exc), param_hint="--transform-output") from None
-            result = convert_lib.convert(saved_model, output, transform_output_dir=transform_output,
-                                         eval_rows=rows, model_version=model_version, model_name=model_name,
-                                         bytes_signature=not no_bytes_signature)
+            result = convert_lib.convert(
+                saved_model,
+                output,
+                transform_output_dir=transform_output,
+                eval_rows=rows,
+                model_version=model_version,
+                model_name=model_name,
+                bytes_signature=not no_bytes_signature,
+            )
     except click.ClickException:
         raise
     except RowError as exc:
@@ -96,8 +144,10 @@ def _print_conversion(result, checked: bool) -> None:
             if variant.parity is not None:
                 p = variant.parity
                 metric = _METRIC_TEXT.get(p.metric, p.metric or "metric")
-                line += (f"  parity on {p.rows} rows: max|d{p.output}| {p.max_abs_diff:.3g}, "
-                         f"{metric} {_fmt(p.metric_value)} (SavedModel {_fmt(p.reference_metric_value)})")
+                line += (
+                    f"  parity on {p.rows} rows: max|d{p.output}| {p.max_abs_diff:.3g}, "
+                    f"{metric} {_fmt(p.metric_value)} (SavedModel {_fmt(p.reference_metric_value)})"
+                )
             click.echo(line)
         else:
             click.echo(f"{name:6} NOT WRITTEN: {'; '.join(variant.reasons)}")
@@ -114,18 +164,36 @@ def _fmt(value: float | None) -> str:
 
 
 @click.command("mobile-predict", epilog=epilog("mobile-predict"))
-@click.option("--model", "model_dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="A converted model folder (model_spec.json and .tflite files).")
-@click.option("--rows", "rows_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Raw feature rows: a .csv with a header, or a .jsonl of objects.")
-@click.option("--variant", type=click.Choice(["float", "quant"]), default=None,
-              help="Which .tflite to run. Default: model_spec.json's default_variant.")
-@click.option("--allow-missing-optional", is_flag=True,
-              help="Let the rows file lack columns of optional inputs (required: false in model_spec.json): "
-                   "read as missing in every row. Required inputs always need a column.")
+@click.option(
+    "--model",
+    "model_dir",
+    required=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="A converted model folder (model_spec.json and .tflite files).",
+)
+@click.option(
+    "--rows",
+    "rows_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Raw feature rows: a .csv with a header, or a .jsonl of objects.",
+)
+@click.option(
+    "--variant",
+    type=click.Choice(["float", "quant"]),
+    default=None,
+    help="Which .tflite to run. Default: model_spec.json's default_variant.",
+)
+@click.option(
+    "--allow-missing-optional",
+    is_flag=True,
+    help="Let the rows file lack columns of optional inputs (required: false in model_spec.json): "
+    "read as missing in every row. Required inputs always need a column.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object instead of a table.")
-def mobile_predict(model_dir: Path, rows_path: Path, variant: str | None, allow_missing_optional: bool,
-                   as_json: bool) -> None:
+def mobile_predict(
+    model_dir: Path, rows_path: Path, variant: str | None, allow_missing_optional: bool, as_json: bool
+) -> None:
     """Predictions for raw rows from a TFLite model.
 
     Runs a converted model on the TFLite runtime, without TensorFlow. Every
@@ -142,18 +210,30 @@ def mobile_predict(model_dir: Path, rows_path: Path, variant: str | None, allow_
     except (ModelSpecError, ImportError, OSError, ValueError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(ExitCode.FAILURE)
-    rows = check_model_columns(rows_file, [i["name"] for i in model.inputs],
-                               [i["name"] for i in model.inputs if not i.get("required", True)],
-                               allow_missing_optional)
+    rows = check_model_columns(
+        rows_file,
+        [i["name"] for i in model.inputs],
+        [i["name"] for i in model.inputs if not i.get("required", True)],
+        allow_missing_optional,
+    )
     try:
         predictions = model.predict(rows)
         output = (model.spec.get("output") or {}).get("name", "prediction")
     except RowError as exc:
         raise click.BadParameter(str(exc), param_hint="--rows") from None
     if as_json:
-        click.echo(json.dumps({"model": model.spec.get("model_name"), "version": model.version,
-                               "variant": model.variant, "output": output,
-                               "predictions": json_safe(predictions)}, allow_nan=False))
+        click.echo(
+            json.dumps(
+                {
+                    "model": model.spec.get("model_name"),
+                    "version": model.version,
+                    "variant": model.variant,
+                    "output": output,
+                    "predictions": json_safe(predictions),
+                },
+                allow_nan=False,
+            )
+        )
         return
     from tabulate import tabulate
 

@@ -2,6 +2,7 @@
 
 Heavy imports (TensorFlow, TFX, Beam) happen inside the commands, so `--help` stays fast.
 """
+
 from __future__ import annotations
 
 import json
@@ -31,24 +32,55 @@ def _valid_name(name: str) -> bool:
 
 
 @click.command(epilog=epilog("run"))
-@click.option("--project", "project_dir", type=click.Path(exists=True, path_type=Path), default=None,
-              help="A project folder (project.yaml + schema.pbtxt, written by `tfxp init`). "
-                   "Default: the embedded taxi project.")
-@click.option("--data", type=click.Path(exists=True, path_type=Path), default=None,
-              help="A CSV file or a folder of CSV files. Default: the project's `data`.")
-@click.option("--output", type=click.Path(path_type=Path), default=Path("output"), show_default=True,
-              help="Root for pipelines/, metadata/, serving/ and logs/.")
+@click.option(
+    "--project",
+    "project_dir",
+    type=click.Path(exists=True, path_type=Path),
+    default=None,
+    help="A project folder (project.yaml + schema.pbtxt, written by `tfxp init`). Default: the embedded taxi project.",
+)
+@click.option(
+    "--data",
+    type=click.Path(exists=True, path_type=Path),
+    default=None,
+    help="A CSV file or a folder of CSV files. Default: the project's `data`.",
+)
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path),
+    default=Path("output"),
+    show_default=True,
+    help="Root for pipelines/, metadata/, serving/ and logs/.",
+)
 @click.option("--name", default=None, help="Pipeline name; also the served model's name. Default: the project's.")
 @click.option("--train-steps", type=click.IntRange(min=1), default=300, show_default=True)
-@click.option("--beam-workers", type=click.IntRange(min=1), default=DEFAULT_BEAM_WORKERS, show_default=True,
-              help="Local Beam parallelism: 1 runs Beam in this process (fastest on small data, see "
-                   "bench/results/scale.json); N > 1 uses N worker processes (multi-processing DirectRunner).")
-@click.option("--beam-arg", "beam_args", multiple=True, metavar="ARG",
-              help="A Beam pipeline option, repeatable; added after --beam-workers' options and wins over them "
-                   "(e.g. --beam-arg=--runner=PortableRunner).")
+@click.option(
+    "--beam-workers",
+    type=click.IntRange(min=1),
+    default=DEFAULT_BEAM_WORKERS,
+    show_default=True,
+    help="Local Beam parallelism: 1 runs Beam in this process (fastest on small data, see "
+    "bench/results/scale.json); N > 1 uses N worker processes (multi-processing DirectRunner).",
+)
+@click.option(
+    "--beam-arg",
+    "beam_args",
+    multiple=True,
+    metavar="ARG",
+    help="A Beam pipeline option, repeatable; added after --beam-workers' options and wins over them "
+    "(e.g. --beam-arg=--runner=PortableRunner).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
-def run(project_dir: Path | None, data: Path | None, output: Path, name: str | None, train_steps: int,
-        beam_workers: int, beam_args: tuple[str, ...], as_json: bool) -> None:
+def run(
+    project_dir: Path | None,
+    data: Path | None,
+    output: Path,
+    name: str | None,
+    train_steps: int,
+    beam_workers: int,
+    beam_args: tuple[str, ...],
+    as_json: bool,
+) -> None:
     """Run the pipeline end to end and push a blessed model."""
     from tfxp import project as project_lib
     from tfxp.pipeline import report
@@ -77,7 +109,11 @@ def run(project_dir: Path | None, data: Path | None, output: Path, name: str | N
         raise click.BadParameter(str(exc), param_hint="--data") from None
     quiet_libraries()
     config = PipelineConfig.for_project(
-        project, name=name, data=data, output=output, train_steps=train_steps,
+        project,
+        name=name,
+        data=data,
+        output=output,
+        train_steps=train_steps,
         beam_args=(*direct_runner_args(beam_workers), *beam_args),
     )
     from tfxp.pipeline.config import with_project_dependency
@@ -96,35 +132,83 @@ def run(project_dir: Path | None, data: Path | None, output: Path, name: str | N
 
 
 @click.command("compile", epilog=epilog("compile"))
-@click.option("--target", type=click.Choice(["vertex"]), required=True,
-              help="vertex: a Vertex AI Pipelines PipelineJob JSON (KubeflowV2DagRunner).")
+@click.option(
+    "--target",
+    type=click.Choice(["vertex"]),
+    required=True,
+    help="vertex: a Vertex AI Pipelines PipelineJob JSON (KubeflowV2DagRunner).",
+)
 @click.option("--project", required=True, help="Google Cloud project id.")
 @click.option("--region", required=True, help="Google Cloud region, e.g. us-central1.")
-@click.option("--pipeline-root", required=True, metavar="gs://BUCKET/ROOT",
-              help="Where artifacts go; pushed models land in ROOT/serving/<name> and ROOT/mobile/<name>.")
+@click.option(
+    "--pipeline-root",
+    required=True,
+    metavar="gs://BUCKET/ROOT",
+    help="Where artifacts go; pushed models land in ROOT/serving/<name> and ROOT/mobile/<name>.",
+)
 @click.option("--image", required=True, help="The pipeline image built from this project's Dockerfile.")
-@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("pipeline.json"),
-              show_default=True, help="The PipelineJob JSON to write.")
-@click.option("--data", default=None, metavar="gs://…|PATH",
-              help="CSV file or folder: a gs:// URI, or a path inside this project (read from the image). "
-                   "Default: the embedded taxi CSV in the image.")
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("pipeline.json"),
+    show_default=True,
+    help="The PipelineJob JSON to write.",
+)
+@click.option(
+    "--data",
+    default=None,
+    metavar="gs://…|PATH",
+    help="CSV file or folder: a gs:// URI, or a path inside this project (read from the image). "
+    "Default: the embedded taxi CSV in the image.",
+)
 @click.option("--name", default="taxi", show_default=True, help="Pipeline name; also the served model's name.")
 @click.option("--train-steps", type=click.IntRange(min=1), default=300, show_default=True)
 @click.option("--vertex-training", is_flag=True, help="Run the Trainer as a Vertex AI Training custom job.")
-@click.option("--training-machine-type", default="n1-standard-4", show_default=True,
-              help="Machine type of that job (with --vertex-training).")
+@click.option(
+    "--training-machine-type",
+    default="n1-standard-4",
+    show_default=True,
+    help="Machine type of that job (with --vertex-training).",
+)
 @click.option("--dataflow", is_flag=True, help="Run every Beam-powered component on Dataflow.")
-@click.option("--temp-location", default=None, metavar="gs://…",
-              help="Dataflow's staging/temp folder (with --dataflow). Default: PIPELINE_ROOT/tmp.")
-@click.option("--dataflow-max-workers", type=click.IntRange(min=1), default=None,
-              help="Upper bound on Dataflow workers (with --dataflow).")
-@click.option("--beam-arg", "beam_args", multiple=True, metavar="ARG",
-              help="A Beam pipeline option for every Beam component, repeatable; added last.")
+@click.option(
+    "--temp-location",
+    default=None,
+    metavar="gs://…",
+    help="Dataflow's staging/temp folder (with --dataflow). Default: PIPELINE_ROOT/tmp.",
+)
+@click.option(
+    "--dataflow-max-workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Upper bound on Dataflow workers (with --dataflow).",
+)
+@click.option(
+    "--beam-arg",
+    "beam_args",
+    multiple=True,
+    metavar="ARG",
+    help="A Beam pipeline option for every Beam component, repeatable; added last.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print what was written as JSON on stdout.")
-def compile_command(target: str, project: str, region: str, pipeline_root: str, image: str, output: Path,
-                    data: str | None, name: str, train_steps: int, vertex_training: bool,
-                    training_machine_type: str, dataflow: bool, temp_location: str | None,
-                    dataflow_max_workers: int | None, beam_args: tuple[str, ...], as_json: bool) -> None:
+def compile_command(
+    target: str,
+    project: str,
+    region: str,
+    pipeline_root: str,
+    image: str,
+    output: Path,
+    data: str | None,
+    name: str,
+    train_steps: int,
+    vertex_training: bool,
+    training_machine_type: str,
+    dataflow: bool,
+    temp_location: str | None,
+    dataflow_max_workers: int | None,
+    beam_args: tuple[str, ...],
+    as_json: bool,
+) -> None:
     """Compile the pipeline for Vertex AI Pipelines, offline.
 
     The same DAG as `tfxp run`, as a PipelineJob JSON; nothing is uploaded.
@@ -144,14 +228,20 @@ def compile_command(target: str, project: str, region: str, pipeline_root: str, 
     runner_args = DEFAULT_BEAM_ARGS
     if dataflow:
         runner_args = vertex.dataflow_beam_args(
-            vertex.DataflowSettings(project=project, region=region,
-                                    temp_location=temp_location or f"{pipeline_root.rstrip('/')}/tmp",
-                                    image=image, max_num_workers=dataflow_max_workers)
+            vertex.DataflowSettings(
+                project=project,
+                region=region,
+                temp_location=temp_location or f"{pipeline_root.rstrip('/')}/tmp",
+                image=image,
+                max_num_workers=dataflow_max_workers,
+            )
         )
     training = VertexTraining(project, region, image, training_machine_type) if vertex_training else None
     try:
         config = PipelineConfig(
-            name=name, data=data or DEFAULT_DATA, train_steps=train_steps,
+            name=name,
+            data=data or DEFAULT_DATA,
+            train_steps=train_steps,
             beam_args=(*runner_args, *beam_args),
             remote=RemoteLayout(pipeline_root=pipeline_root, vertex_training=training),
         )
@@ -164,20 +254,30 @@ def compile_command(target: str, project: str, region: str, pipeline_root: str, 
         with library_output_to(output.with_suffix(".log")):
             job = vertex.compile_pipeline(config, image=image, output=output)
     except Exception as exc:  # TFX's compiler raises assorted errors for unsupported pipelines
-        click.echo(f"error: compiling failed: {type(exc).__name__}: {exc} (log: {output.with_suffix('.log')})",
-                   err=True)
+        click.echo(
+            f"error: compiling failed: {type(exc).__name__}: {exc} (log: {output.with_suffix('.log')})", err=True
+        )
         sys.exit(ExitCode.FAILURE)
     tasks = sorted(job["pipelineSpec"]["root"]["dag"]["tasks"])
-    answer = {"output": str(output), "target": target, "image": image, "pipeline_root": pipeline_root,
-              "tasks": tasks, "vertex_training": vertex_training, "dataflow": dataflow}
+    answer = {
+        "output": str(output),
+        "target": target,
+        "image": image,
+        "pipeline_root": pipeline_root,
+        "tasks": tasks,
+        "vertex_training": vertex_training,
+        "dataflow": dataflow,
+    }
     if as_json:
         click.echo(json.dumps(answer, indent=2))
         return
     click.echo(f"wrote {output}: {len(tasks)} tasks, image {image}, pipeline root {pipeline_root}")
     click.echo("submit it (README: Scaling out):")
-    click.echo(f"  python -c \"from google.cloud import aiplatform; aiplatform.init(project='{project}', "
-               f"location='{region}'); aiplatform.PipelineJob(display_name='{name}', template_path='{output}', "
-               f"pipeline_root='{pipeline_root}').submit(service_account='SA_EMAIL')\"")
+    click.echo(
+        f"  python -c \"from google.cloud import aiplatform; aiplatform.init(project='{project}', "
+        f"location='{region}'); aiplatform.PipelineJob(display_name='{name}', template_path='{output}', "
+        f"pipeline_root='{pipeline_root}').submit(service_account='SA_EMAIL')\""
+    )
 
 
 @click.group(cls=CommandGroup)
@@ -187,8 +287,14 @@ def schema() -> None:
 
 @schema.command("infer", epilog=epilog("schema infer"))
 @_data_option("A CSV file or a folder of CSV files to infer from.")
-@click.option("--output", "out", type=click.Path(path_type=Path), default=Path("schema.inferred.pbtxt"),
-              show_default=True, help="Where to write the inferred schema.")
+@click.option(
+    "--output",
+    "out",
+    type=click.Path(path_type=Path),
+    default=Path("schema.inferred.pbtxt"),
+    show_default=True,
+    help="Where to write the inferred schema.",
+)
 def schema_infer(data: Path, out: Path) -> None:
     """Infer a schema.pbtxt with SchemaGen, for a person to curate.
 

@@ -2,6 +2,7 @@
 
 Heavy imports (TFDV, Beam) happen inside the command, so `--help` stays fast.
 """
+
 from __future__ import annotations
 
 import sys
@@ -13,16 +14,29 @@ from tfxp.cli.exit_codes import ExitCode, epilog
 
 
 @click.command("init", epilog=epilog("init"))
-@click.option("--data", required=True, type=click.Path(exists=True, path_type=Path),
-              help="A CSV file or a folder of CSV files (with a header row).")
+@click.option(
+    "--data",
+    required=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="A CSV file or a folder of CSV files (with a header row).",
+)
 @click.option("--label", required=True, help="The label column: what the model learns to predict.")
-@click.option("--task", type=click.Choice(["auto", "binary", "multiclass", "regression"]), default="auto",
-              show_default=True,
-              help="auto: binary for two label values, multiclass for a few, regression for numbers with many.")
+@click.option(
+    "--task",
+    type=click.Choice(["auto", "binary", "multiclass", "regression"]),
+    default="auto",
+    show_default=True,
+    help="auto: binary for two label values, multiclass for a few, regression for numbers with many.",
+)
 @click.option("--positive", default=None, help="Binary: the label value that is the positive class, as in the CSV.")
 @click.option("--name", default=None, help="Project (pipeline and model) name. Default: from the data's name.")
-@click.option("--dir", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="The project folder to write. Default: ./<name>/")
+@click.option(
+    "--dir",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="The project folder to write. Default: ./<name>/",
+)
 def init(data: Path, label: str, task: str, positive: str | None, name: str | None, out_dir: Path | None) -> None:
     """Start a project: a spec and schema from a CSV and its label.
 

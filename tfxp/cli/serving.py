@@ -2,6 +2,7 @@
 
 Heavy imports (TensorFlow, gRPC stubs) happen inside the commands, so `--help` stays fast.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,26 +17,63 @@ from tfxp.cli.exit_codes import ExitCode, epilog
 
 
 @click.command(epilog=epilog("predict"))
-@click.option("--server", "target", required=True, metavar="HOST:PORT|http://HOST:PORT",
-              help="gRPC target host:port, or the REST base URL http://host:port.")
+@click.option(
+    "--server",
+    "target",
+    required=True,
+    metavar="HOST:PORT|http://HOST:PORT",
+    help="gRPC target host:port, or the REST base URL http://host:port.",
+)
 @click.option("--model", required=True, help="Served model name.")
-@click.option("--rows", "rows_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Raw feature rows: a .csv with a header, or a .jsonl of objects.")
-@click.option("--protocol", type=click.Choice(["grpc", "rest"]), default=None,
-              help="Default: rest for http:// URLs, grpc for host:port.")
-@click.option("--signature", type=click.Choice(["serving_default", "predict_raw"]), default="serving_default",
-              show_default=True, help="serving_default sends tf.Examples; predict_raw sends one tensor per feature.")
+@click.option(
+    "--rows",
+    "rows_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Raw feature rows: a .csv with a header, or a .jsonl of objects.",
+)
+@click.option(
+    "--protocol",
+    type=click.Choice(["grpc", "rest"]),
+    default=None,
+    help="Default: rest for http:// URLs, grpc for host:port.",
+)
+@click.option(
+    "--signature",
+    type=click.Choice(["serving_default", "predict_raw"]),
+    default="serving_default",
+    show_default=True,
+    help="serving_default sends tf.Examples; predict_raw sends one tensor per feature.",
+)
 @click.option("--version", type=click.IntRange(min=0), default=None, help="Ask this model version.")
 @click.option("--label", default=None, help="Ask the version with this label.")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=10.0, show_default=True,
-              help="Seconds per attempt; an unavailable server is retried for up to 10 s more.")
-@click.option("--allow-missing-optional", is_flag=True,
-              help="Let the rows file lack columns of model inputs: read as missing in every row. The model "
-                   "refuses rows missing a required input (TF Serving's metadata does not say which inputs are "
-                   "optional, so without this flag every input needs a column).")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=10.0,
+    show_default=True,
+    help="Seconds per attempt; an unavailable server is retried for up to 10 s more.",
+)
+@click.option(
+    "--allow-missing-optional",
+    is_flag=True,
+    help="Let the rows file lack columns of model inputs: read as missing in every row. The model "
+    "refuses rows missing a required input (TF Serving's metadata does not say which inputs are "
+    "optional, so without this flag every input needs a column).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object instead of a table.")
-def predict(target: str, model: str, rows_path: Path, protocol: str | None, signature: str, version: int | None,
-            label: str | None, timeout: float, allow_missing_optional: bool, as_json: bool) -> None:
+def predict(
+    target: str,
+    model: str,
+    rows_path: Path,
+    protocol: str | None,
+    signature: str,
+    version: int | None,
+    label: str | None,
+    timeout: float,
+    allow_missing_optional: bool,
+    as_json: bool,
+) -> None:
     """Predictions for raw rows from a TF Serving server.
 
     Any TF Serving compatible server: `tfxp serve` or TF Serving itself, any model
@@ -85,16 +123,28 @@ def _latest_version(client) -> int | None:
     return max(versions, default=None)
 
 
-def _print_predictions(model: str, version: int | None, protocol: str, signature: str, outputs: list[str],
-                       results: list, as_json: bool) -> None:
+def _print_predictions(
+    model: str, version: int | None, protocol: str, signature: str, outputs: list[str], results: list, as_json: bool
+) -> None:
     """One line (JSON) or a table row per input row: `row` and each output value.
 
     `results`: `ServingClient.predict`'s, one per row: a value ([N] output), a list
     of K values ([N, K]), or {output: value} for several outputs (`outputs`, by name).
     """
     if as_json:
-        click.echo(json.dumps({"model": model, "version": version, "protocol": protocol, "signature": signature,
-                               "outputs": outputs, "predictions": json_safe(results)}, allow_nan=False))
+        click.echo(
+            json.dumps(
+                {
+                    "model": model,
+                    "version": version,
+                    "protocol": protocol,
+                    "signature": signature,
+                    "outputs": outputs,
+                    "predictions": json_safe(results),
+                },
+                allow_nan=False,
+            )
+        )
         return
     from tabulate import tabulate
 
@@ -108,48 +158,110 @@ def _print_predictions(model: str, version: int | None, protocol: str, signature
     click.echo(tabulate(table, headers=headers, floatfmt=".6g"))
 
 
-
 @click.command(epilog=epilog("serve"))
-@click.option("--model-base-path", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Serve one model from DIR/<version>/ (e.g. output/serving/taxi).")
+@click.option(
+    "--model-base-path",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Serve one model from DIR/<version>/ (e.g. output/serving/taxi).",
+)
 @click.option("--model-name", default=None, help="Name of that model. Default: the base path's folder name.")
-@click.option("--model-config-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="A text ModelServerConfig naming several models (instead of --model-base-path).")
-@click.option("--model-config-file-poll-wait-seconds", "config_poll_seconds", type=click.FloatRange(min=0),
-              default=0.0, show_default=True,
-              help="Re-read --model-config-file every N seconds and apply what changed (models, version policies, "
-                   "labels); 0 reads it once. TF Serving's --model_config_file_poll_wait_seconds.")
-@click.option("--disable-reload-config-request", is_flag=True,
-              help="Answer gRPC ModelService/HandleReloadConfigRequest with UNIMPLEMENTED. Without it (as in TF "
-                   "Serving) any client that reaches the gRPC port can make the server load any path it can read.")
-@click.option("--rest-port", type=click.IntRange(0, 65535), default=8501, show_default=True, help="0 picks a free port.")
-@click.option("--grpc-port", type=click.IntRange(0, 65535), default=8500, show_default=True, help="0 picks a free port.")
+@click.option(
+    "--model-config-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="A text ModelServerConfig naming several models (instead of --model-base-path).",
+)
+@click.option(
+    "--model-config-file-poll-wait-seconds",
+    "config_poll_seconds",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Re-read --model-config-file every N seconds and apply what changed (models, version policies, "
+    "labels); 0 reads it once. TF Serving's --model_config_file_poll_wait_seconds.",
+)
+@click.option(
+    "--disable-reload-config-request",
+    is_flag=True,
+    help="Answer gRPC ModelService/HandleReloadConfigRequest with UNIMPLEMENTED. Without it (as in TF "
+    "Serving) any client that reaches the gRPC port can make the server load any path it can read.",
+)
+@click.option(
+    "--rest-port", type=click.IntRange(0, 65535), default=8501, show_default=True, help="0 picks a free port."
+)
+@click.option(
+    "--grpc-port", type=click.IntRange(0, 65535), default=8500, show_default=True, help="0 picks a free port."
+)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind; 0.0.0.0 for all interfaces.")
-@click.option("--poll-seconds", type=float, default=1.0, show_default=True,
-              help="File system poll for new versions; 0 loads once, < 0 never.")
-@click.option("--enable-signature-method-name-check", is_flag=True,
-              help="Classify and Regress run only signatures with their method names (TF Serving's flag, off by "
-                   "default there too: TF2 SavedModels name every signature a predict method).")
+@click.option(
+    "--poll-seconds",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="File system poll for new versions; 0 loads once, < 0 never.",
+)
+@click.option(
+    "--enable-signature-method-name-check",
+    is_flag=True,
+    help="Classify and Regress run only signatures with their method names (TF Serving's flag, off by "
+    "default there too: TF2 SavedModels name every signature a predict method).",
+)
 @click.option("--enable-batching", is_flag=True, help="Batch concurrent requests together.")
-@click.option("--batching-parameters-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              default=None, help="Text BatchingParameters (needs --enable-batching).")
-@click.option("--request-log", "request_log", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Write sampled requests as PredictionLog TFRecords here.")
-@click.option("--log-sampling", type=click.FloatRange(0, 1), default=None,
-              help="Fraction of requests logged (needs --request-log). Default with --request-log: 1.")
+@click.option(
+    "--batching-parameters-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Text BatchingParameters (needs --enable-batching).",
+)
+@click.option(
+    "--request-log",
+    "request_log",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Write sampled requests as PredictionLog TFRecords here.",
+)
+@click.option(
+    "--log-sampling",
+    type=click.FloatRange(0, 1),
+    default=None,
+    help="Fraction of requests logged (needs --request-log). Default with --request-log: 1.",
+)
 @click.option("--max-request-bytes", type=click.IntRange(min=1), default=64 * 1024 * 1024, show_default=True)
-@click.option("--request-timeout", type=click.FloatRange(min=0, min_open=True), default=30.0, show_default=True,
-              help="Seconds a REST request may take.")
-@click.option("--log-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              show_default="$XDG_STATE_HOME/tfxp/serve.log, else ~/.local/state/tfxp/serve.log",
-              help="Appended to: TensorFlow's own log lines (C++ included), every logged line with tracebacks. "
-                   "The console gets only the server's lines: versions loaded, unloaded or failed, warnings.")
-def serve(model_base_path: Path | None, model_name: str | None, model_config_file: Path | None,
-          config_poll_seconds: float, disable_reload_config_request: bool, rest_port: int,
-          grpc_port: int, host: str, poll_seconds: float, enable_signature_method_name_check: bool,
-          enable_batching: bool,
-          batching_parameters_file: Path | None, request_log: Path | None, log_sampling: float | None,
-          max_request_bytes: int, request_timeout: float, log_file: Path | None) -> None:
+@click.option(
+    "--request-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=30.0,
+    show_default=True,
+    help="Seconds a REST request may take.",
+)
+@click.option(
+    "--log-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    show_default="$XDG_STATE_HOME/tfxp/serve.log, else ~/.local/state/tfxp/serve.log",
+    help="Appended to: TensorFlow's own log lines (C++ included), every logged line with tracebacks. "
+    "The console gets only the server's lines: versions loaded, unloaded or failed, warnings.",
+)
+def serve(
+    model_base_path: Path | None,
+    model_name: str | None,
+    model_config_file: Path | None,
+    config_poll_seconds: float,
+    disable_reload_config_request: bool,
+    rest_port: int,
+    grpc_port: int,
+    host: str,
+    poll_seconds: float,
+    enable_signature_method_name_check: bool,
+    enable_batching: bool,
+    batching_parameters_file: Path | None,
+    request_log: Path | None,
+    log_sampling: float | None,
+    max_request_bytes: int,
+    request_timeout: float,
+    log_file: Path | None,
+) -> None:
     """Serve pushed models over TF Serving's REST and gRPC APIs.
 
     Runs until interrupted. Both ports are bound before models load, so a
@@ -173,8 +285,10 @@ def serve(model_base_path: Path | None, model_name: str | None, model_config_fil
     if model_base_path is not None:
         name = model_name or model_base_path.resolve().name
         if not _valid_model_name(name):
-            raise click.BadParameter(f"{name!r}: use letters, digits, '.', '-' and '_', starting with a letter "
-                                     "or digit", param_hint="--model-name")
+            raise click.BadParameter(
+                f"{name!r}: use letters, digits, '.', '-' and '_', starting with a letter or digit",
+                param_hint="--model-name",
+            )
     options = ServerOptions(
         model_base_path=model_base_path,
         model_name=name or ServerOptions.model_name,

@@ -25,6 +25,7 @@ The names those modules define stay importable from here (`from
 tfxp.mobile.convert import parity, labels, ...`) for the callers written
 against the single module.
 """
+
 from __future__ import annotations
 
 import os
@@ -77,13 +78,44 @@ from tfxp.models import features as F
 _auc = auc
 
 __all__ = [
-    "ACCURACY_NOISE_ROWS", "BYTES_MAX_DIFF", "ConversionError", "ConversionResult", "FeatureParams", "GATED_METRIC",
-    "MAX_ABS_DIFF", "MAX_ACCURACY_DELTA", "MAX_AUC_DELTA", "MAX_RMSE_DELTA", "NO_CLASS", "NonBuiltinOpsError",
-    "ParityReport", "QUANT_CONTRACT_MAX_DIFF", "SPEC_FORMAT", "SavedModelReference", "TransformProbe", "VariantResult",
-    "auc", "bucketize", "build_module", "check_builtins_only", "check_label_column", "contract_params",
-    "contract_rows", "convert", "extract_preprocessing", "find_transform_output", "input_spec", "labels",
-    "model_spec", "operators", "parity", "quality", "raw_example_features", "reference_outputs",
-    "reference_probabilities", "unanswerable",
+    "ACCURACY_NOISE_ROWS",
+    "BYTES_MAX_DIFF",
+    "ConversionError",
+    "ConversionResult",
+    "FeatureParams",
+    "GATED_METRIC",
+    "MAX_ABS_DIFF",
+    "MAX_ACCURACY_DELTA",
+    "MAX_AUC_DELTA",
+    "MAX_RMSE_DELTA",
+    "NO_CLASS",
+    "NonBuiltinOpsError",
+    "ParityReport",
+    "QUANT_CONTRACT_MAX_DIFF",
+    "SPEC_FORMAT",
+    "SavedModelReference",
+    "TransformProbe",
+    "VariantResult",
+    "auc",
+    "bucketize",
+    "build_module",
+    "check_builtins_only",
+    "check_label_column",
+    "contract_params",
+    "contract_rows",
+    "convert",
+    "extract_preprocessing",
+    "find_transform_output",
+    "input_spec",
+    "labels",
+    "model_spec",
+    "operators",
+    "parity",
+    "quality",
+    "raw_example_features",
+    "reference_outputs",
+    "reference_probabilities",
+    "unanswerable",
 ]
 
 
@@ -136,18 +168,33 @@ class ConversionResult:
             "task": self.problem.label.task.value,
             "output": self.spec.get("output"),
             "default_variant": self.spec.get("default_variant"),
-            "variants": {name: {"written": v.written, "file": v.file if v.written else None, "bytes": v.size_bytes,
-                                "reasons": v.reasons, "parity": v.parity.to_dict() if v.parity else None}
-                         for name, v in self.variants.items()},
+            "variants": {
+                name: {
+                    "written": v.written,
+                    "file": v.file if v.written else None,
+                    "bytes": v.size_bytes,
+                    "reasons": v.reasons,
+                    "parity": v.parity.to_dict() if v.parity else None,
+                }
+                for name, v in self.variants.items()
+            },
         }
 
 
-def convert(saved_model_dir: str | Path, output_dir: str | Path, *,
-            transform_output_dir: str | Path | None = None,
-            eval_rows: Sequence[Mapping[str, Any]] | None = None, model_version: Any = None,
-            model_name: str | None = None, max_abs_diff: float = MAX_ABS_DIFF,
-            max_auc_delta: float = MAX_AUC_DELTA, max_accuracy_delta: float = MAX_ACCURACY_DELTA,
-            max_rmse_delta: float = MAX_RMSE_DELTA, bytes_signature: bool = True) -> ConversionResult:
+def convert(
+    saved_model_dir: str | Path,
+    output_dir: str | Path,
+    *,
+    transform_output_dir: str | Path | None = None,
+    eval_rows: Sequence[Mapping[str, Any]] | None = None,
+    model_version: Any = None,
+    model_name: str | None = None,
+    max_abs_diff: float = MAX_ABS_DIFF,
+    max_auc_delta: float = MAX_AUC_DELTA,
+    max_accuracy_delta: float = MAX_ACCURACY_DELTA,
+    max_rmse_delta: float = MAX_RMSE_DELTA,
+    bytes_signature: bool = True,
+) -> ConversionResult:
     """Converts a SavedModel saved by models.signatures into mobile models in `output_dir`.
 
     The model's Problem (features, task, output, classes) is read from the SavedModel
@@ -188,7 +235,7 @@ def convert(saved_model_dir: str | Path, output_dir: str | Path, *,
         # shared by every variant's gate.
         contract = contract_rows(rows, params)
         both = saved_model.outputs(rows + contract)
-        reference, contract_reference = both[:len(rows)], both[len(rows):]
+        reference, contract_reference = both[: len(rows)], both[len(rows) :]
         y = saved_model.labels(rows)
 
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -216,11 +263,22 @@ def convert(saved_model_dir: str | Path, output_dir: str | Path, *,
             if rows is not None:
                 candidate = os.path.join(tmp, file_name)
                 Path(candidate).write_bytes(content)
-                result.parity = parity(candidate, saved_model_dir, rows, params=params, problem=problem,
-                                       variant=name, reference=reference, contract=contract,
-                                       contract_reference=contract_reference, y=y, max_abs_diff=max_abs_diff,
-                                       max_auc_delta=max_auc_delta, max_accuracy_delta=max_accuracy_delta,
-                                       max_rmse_delta=max_rmse_delta)
+                result.parity = parity(
+                    candidate,
+                    saved_model_dir,
+                    rows,
+                    params=params,
+                    problem=problem,
+                    variant=name,
+                    reference=reference,
+                    contract=contract,
+                    contract_reference=contract_reference,
+                    y=y,
+                    max_abs_diff=max_abs_diff,
+                    max_auc_delta=max_auc_delta,
+                    max_accuracy_delta=max_accuracy_delta,
+                    max_rmse_delta=max_rmse_delta,
+                )
                 result.reasons += result.parity.reasons
             if not result.reasons:
                 contents[name] = content
@@ -232,13 +290,27 @@ def convert(saved_model_dir: str | Path, output_dir: str | Path, *,
             result.written = True
         elif target.exists():
             target.unlink()  # a stale file from an earlier conversion must not pass for this one
-    spec = model_spec(params, problem, results, contents, model_version=model_version, model_name=model_name,
-                      reference_metrics=quality(problem.label.task, y, reference) if rows is not None else None,
-                      rows=len(rows) if rows is not None else None, bytes_signature=bytes_signature)
+    spec = model_spec(
+        params,
+        problem,
+        results,
+        contents,
+        model_version=model_version,
+        model_name=model_name,
+        reference_metrics=quality(problem.label.task, y, reference) if rows is not None else None,
+        rows=len(rows) if rows is not None else None,
+        bytes_signature=bytes_signature,
+    )
     spec_path = output_dir / SPEC_FILE
     _write_atomic(spec_path, dumps(spec))
-    return ConversionResult(output_dir=str(output_dir), spec_path=str(spec_path), spec=spec, variants=results,
-                            params=params, problem=problem)
+    return ConversionResult(
+        output_dir=str(output_dir),
+        spec_path=str(spec_path),
+        spec=spec,
+        variants=results,
+        params=params,
+        problem=problem,
+    )
 
 
 def _write_atomic(path: Path, content: bytes) -> None:

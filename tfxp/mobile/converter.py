@@ -16,6 +16,7 @@ The converter's own settings are not trusted alone: `check_signatures` checks
 that every signature survived, and `check_builtins_only` reads the flatbuffer's
 operator codes (every subgraph) and what the interpreter runs.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence

@@ -1,4 +1,5 @@
 """The errors the TFLite conversion raises (no TensorFlow import: callers catch them cheaply)."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence

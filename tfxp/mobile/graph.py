@@ -29,6 +29,7 @@ binary `probability` float32 [batch] (P(positive class)), multiclass
 `probabilities` float32 [batch, K], regression `prediction` float32 [batch]. A row
 without an answer is NaN in every one of its output values.
 """
+
 from __future__ import annotations
 
 import math
@@ -46,8 +47,9 @@ if TYPE_CHECKING:
     import tensorflow as tf
 
 
-def build_module(keras_model: tf.keras.Model, params: Sequence[FeatureParams], problem: F.Problem, *,
-                 bytes_signature: bool = True) -> tf.Module:
+def build_module(
+    keras_model: tf.keras.Model, params: Sequence[FeatureParams], problem: F.Problem, *, bytes_signature: bool = True
+) -> tf.Module:
     """A tf.Module with the mobile signatures, built from builtin-friendly ops only.
 
     `keras_model`: the Trainer's model (inputs `<name>_xf`, [batch, 1] each; output
@@ -199,8 +201,9 @@ def unanswerable(cols: Mapping[str, np.ndarray], params: Sequence[FeatureParams]
             if p.dtype is F.DType.FLOAT:
                 out |= np.isnan(x)
             else:
-                out |= np.asarray([v == (F.MISSING_STRING.encode() if p.dtype is F.DType.STRING else F.MISSING_INT)
-                                   for v in x], bool)
+                out |= np.asarray(
+                    [v == (F.MISSING_STRING.encode() if p.dtype is F.DType.STRING else F.MISSING_INT) for v in x], bool
+                )
         if p.finite:
             out |= np.isinf(x)
     return out
@@ -240,8 +243,9 @@ def _feature(p: FeatureParams, x):
     # reads int64 values as int32: 2**62 then matched key 0. Values outside 0..k-1
     # are out of vocabulary whatever the lookup says. (Other fusions would show in
     # the parity gate's contract rows, which hold int64 values beyond int32.)
-    inside = tf.logical_and(tf.greater_equal(x, tf.constant(0, tf.int64)),
-                            tf.less(x, tf.constant(len(p.vocabulary), tf.int64)))
+    inside = tf.logical_and(
+        tf.greater_equal(x, tf.constant(0, tf.int64)), tf.less(x, tf.constant(len(p.vocabulary), tf.int64))
+    )
     return tf.where(inside, ids, tf.constant(p.oov_id, tf.int64))
 
 

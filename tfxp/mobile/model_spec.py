@@ -5,6 +5,7 @@ reads it back. Written last, after the variants it lists (tfxp.mobile.convert).
 Everything task-specific (the output's name, shape, classes and meaning; the
 metrics) is built from the model's Problem.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -25,8 +26,10 @@ if TYPE_CHECKING:
 
 SPEC_FORMAT = 1
 
-_NO_ANSWER = ("; NaN (in every value of the row) when the row has no answer: a required input missing "
-              "or a float input infinite, where the server refuses the row")
+_NO_ANSWER = (
+    "; NaN (in every value of the row) when the row has no answer: a required input missing "
+    "or a float input infinite, where the server refuses the row"
+)
 
 
 def _label_text(label: F.Label) -> str:
@@ -41,11 +44,15 @@ def output_meaning(problem: F.Problem) -> str:
     label, task = problem.label, problem.label.task
     if task is F.Task.BINARY:
         negative, positive = label.classes if len(label.classes) == 2 else ("0", "1")
-        text = (f"probability of the positive class ({positive!r}) of {_label_text(label)}; "
-                f"1 - it is the probability of {negative!r}")
+        text = (
+            f"probability of the positive class ({positive!r}) of {_label_text(label)}; "
+            f"1 - it is the probability of {negative!r}"
+        )
     elif task is F.Task.MULTICLASS:
-        text = (f"probability of each class of {_label_text(label)}, one column per class in the order of "
-                f"output.classes ({', '.join(label.classes)}); each row sums to 1")
+        text = (
+            f"probability of each class of {_label_text(label)}, one column per class in the order of "
+            f"output.classes ({', '.join(label.classes)}); each row sums to 1"
+        )
     else:
         text = f"the predicted value of {_label_text(label)}, in its units"
     return text + _NO_ANSWER
@@ -70,10 +77,10 @@ def _input_meaning(p: FeatureParams, output: str) -> str:
     what = {
         F.Kind.NUMERIC: "number; standardized inside the model",
         F.Kind.BUCKETIZED: f"number; bucketized inside the model into {p.base + len(p.thresholds) + 1} "
-                           "quantile buckets",
+        "quantile buckets",
         F.Kind.CATEGORICAL_INT: f"integer category 0..{p.size - 1} (values outside are clipped)",
         F.Kind.VOCABULARY: f"category looked up in a {len(p.vocabulary)}-entry vocabulary; unseen values share "
-                           f"id {p.oov_id}",
+        f"id {p.oov_id}",
     }[p.kind]
     marker = runtime.missing_marker_json(p.dtype.value)
     marker_text = '""' if marker == "" else str(marker)
@@ -87,10 +94,18 @@ def _input_meaning(p: FeatureParams, output: str) -> str:
     return f"{p.name} ({p.dtype.value}): {what}; {missing}"
 
 
-def model_spec(params: Sequence[FeatureParams], problem: F.Problem, results: Mapping[str, VariantResult],
-               contents: Mapping[str, bytes], *, model_version: Any = None, model_name: str | None = None,
-               reference_metrics: Mapping[str, float | None] | None = None, rows: int | None = None,
-               bytes_signature: bool = True) -> dict:
+def model_spec(
+    params: Sequence[FeatureParams],
+    problem: F.Problem,
+    results: Mapping[str, VariantResult],
+    contents: Mapping[str, bytes],
+    *,
+    model_version: Any = None,
+    model_name: str | None = None,
+    reference_metrics: Mapping[str, float | None] | None = None,
+    rows: int | None = None,
+    bytes_signature: bool = True,
+) -> dict:
     """The JSON contract apps integrate against (see mobile/README.md).
 
     `params`: one per input, in input order; `problem`: the model's Problem (task,
@@ -103,25 +118,33 @@ def model_spec(params: Sequence[FeatureParams], problem: F.Problem, results: Map
     output_name = problem.output
     inputs = []
     for p in params:
-        inputs.append({
-            "name": p.name,
-            "dtype": DTYPE_NAMES[p.dtype],
-            "shape": [-1],
-            "required": not p.optional,
-            "missing_marker": runtime.missing_marker_json(p.dtype.value),
-            "meaning": _input_meaning(p, output_name),
-            "preprocessing": p.describe(),
-        })
-    signatures = {SIGNATURE: {
-        "use": "runtimes with string tensors: Android/Java/Kotlin, C++, Python",
-        "inputs": [{"name": i["name"], "dtype": i["dtype"], "shape": i["shape"]} for i in inputs],
-    }}
+        inputs.append(
+            {
+                "name": p.name,
+                "dtype": DTYPE_NAMES[p.dtype],
+                "shape": [-1],
+                "required": not p.optional,
+                "missing_marker": runtime.missing_marker_json(p.dtype.value),
+                "meaning": _input_meaning(p, output_name),
+                "preprocessing": p.describe(),
+            }
+        )
+    signatures = {
+        SIGNATURE: {
+            "use": "runtimes with string tensors: Android/Java/Kotlin, C++, Python",
+            "inputs": [{"name": i["name"], "dtype": i["dtype"], "shape": i["shape"]} for i in inputs],
+        }
+    }
     if bytes_signature and any(p.dtype is F.DType.STRING for p in params):
         signatures[BYTES_SIGNATURE] = {
             "use": "runtimes without string tensors (TensorFlowLiteSwift): string inputs as UTF-8 bytes, "
-                   "cut to the width and zero-padded; a missing string is all zeros",
-            "inputs": [{"name": p.name, "dtype": "uint8", "shape": [-1, p.byte_width]} if p.dtype is F.DType.STRING
-                       else {"name": p.name, "dtype": DTYPE_NAMES[p.dtype], "shape": [-1]} for p in params],
+            "cut to the width and zero-padded; a missing string is all zeros",
+            "inputs": [
+                {"name": p.name, "dtype": "uint8", "shape": [-1, p.byte_width]}
+                if p.dtype is F.DType.STRING
+                else {"name": p.name, "dtype": DTYPE_NAMES[p.dtype], "shape": [-1]}
+                for p in params
+            ],
         }
     variants, rejected = {}, {}
     for name, r in results.items():
@@ -155,8 +178,11 @@ def model_spec(params: Sequence[FeatureParams], problem: F.Problem, results: Map
         "task": problem.label.task.value,
         "label": {"column": problem.label.column, "hook": problem.label.hook},
         "output": output,
-        "vocabularies": {p.name: {"size": len(p.vocabulary), "oov_id": p.oov_id, "key_dtype": DTYPE_NAMES[p.dtype]}
-                         for p in params if p.kind is F.Kind.VOCABULARY},
+        "vocabularies": {
+            p.name: {"size": len(p.vocabulary), "oov_id": p.oov_id, "key_dtype": DTYPE_NAMES[p.dtype]}
+            for p in params
+            if p.kind is F.Kind.VOCABULARY
+        },
         "default_variant": default,
         "variants": variants,
         "rejected": rejected,

@@ -28,6 +28,7 @@ runs the Trainer's tf.Transform graph (label hook included) on tf.Examples built
 from the raw rows and returns the transformed label (`models.features.LABEL_KEY`),
 so no label logic is re-implemented here.
 """
+
 from __future__ import annotations
 
 import math
@@ -89,8 +90,11 @@ QUANT_CONTRACT_MAX_DIFF = 0.1
 _REFERENCE_BATCH = 1024
 
 # The metrics `quality` measures per task, and the one each task is gated on (ParityReport.metric).
-TASK_METRICS = {F.Task.BINARY: ("auc", "accuracy"), F.Task.MULTICLASS: ("accuracy",),
-                F.Task.REGRESSION: ("rmse", "mae")}
+TASK_METRICS = {
+    F.Task.BINARY: ("auc", "accuracy"),
+    F.Task.MULTICLASS: ("accuracy",),
+    F.Task.REGRESSION: ("rmse", "mae"),
+}
 GATED_METRIC = {F.Task.BINARY: "auc", F.Task.MULTICLASS: "accuracy", F.Task.REGRESSION: "rmse"}
 _METRIC_TEXT = {"auc": "AUC", "accuracy": "accuracy", "rmse": "RMSE"}
 # A transformed label that could not be computed (the row failed transform_features) or is
@@ -180,8 +184,13 @@ class SavedModelReference:
     (`load_problem`, its copy of the Transform output; ConversionError if it has none).
     """
 
-    def __init__(self, saved_model_dir: str | Path, params: Sequence[FeatureParams] | None = None,
-                 problem: F.Problem | None = None, raw_features: Mapping[str, str] | None = None):
+    def __init__(
+        self,
+        saved_model_dir: str | Path,
+        params: Sequence[FeatureParams] | None = None,
+        problem: F.Problem | None = None,
+        raw_features: Mapping[str, str] | None = None,
+    ):
         import tensorflow as tf
 
         from tfxp.models.signatures import PREDICT_RAW, TRANSFORM_FEATURES, load_problem
@@ -199,8 +208,10 @@ class SavedModelReference:
         self._loaded = tf.saved_model.load(str(saved_model_dir))
         missing = {PREDICT_RAW, TRANSFORM_FEATURES} - set(self._loaded.signatures)
         if missing:
-            raise ConversionError(f"{saved_model_dir} has no {', '.join(sorted(missing))} signature: "
-                                  "not a SavedModel of this project's Trainer")
+            raise ConversionError(
+                f"{saved_model_dir} has no {', '.join(sorted(missing))} signature: "
+                "not a SavedModel of this project's Trainer"
+            )
         self._predict_raw = self._loaded.signatures[PREDICT_RAW]
         self._transform = self._loaded.signatures[TRANSFORM_FEATURES]
 
@@ -218,7 +229,7 @@ class SavedModelReference:
         out = np.full(_output_shape(self.problem, len(rows)), np.nan, np.float32)
         keep = np.flatnonzero(~unanswerable(cols, self.params)) if rows else np.zeros([0], np.int64)
         for start in range(0, len(keep), _REFERENCE_BATCH):
-            index = keep[start:start + _REFERENCE_BATCH]
+            index = keep[start : start + _REFERENCE_BATCH]
             batch = {name: tf.constant(values[index]) for name, values in cols.items()}
             out[index] = self._predict_raw(**batch)[self.problem.output].numpy().reshape(out[index].shape)
         return out
@@ -239,9 +250,9 @@ class SavedModelReference:
         out = np.full([len(rows)], np.nan if regression else NO_CLASS, np.float32 if regression else np.int64)
         examples = R.encode_examples(rows, self.raw_features)
         for start in range(0, len(examples), _REFERENCE_BATCH):
-            chunk = examples[start:start + _REFERENCE_BATCH]
+            chunk = examples[start : start + _REFERENCE_BATCH]
             try:
-                out[start:start + len(chunk)] = self._label(chunk)
+                out[start : start + len(chunk)] = self._label(chunk)
             except tf.errors.InvalidArgumentError:
                 # parse_example refuses the whole batch for one row lacking a required column:
                 # label the rows one by one, leaving the refused ones without a label.
@@ -268,8 +279,9 @@ def _output_shape(problem: F.Problem, rows: int) -> list[int]:
     return [rows, problem.label.num_classes] if problem.label.task is F.Task.MULTICLASS else [rows]
 
 
-def reference_outputs(saved_model_dir: str | Path, rows: Sequence[Mapping[str, Any]],
-                      params: Sequence[FeatureParams] | None = None) -> np.ndarray:
+def reference_outputs(
+    saved_model_dir: str | Path, rows: Sequence[Mapping[str, Any]], params: Sequence[FeatureParams] | None = None
+) -> np.ndarray:
     """The SavedModel's `predict_raw` outputs for raw rows (`SavedModelReference.outputs`):
     float32 [N] or [N, K], NaN for `unanswerable` rows."""
     return SavedModelReference(saved_model_dir, params).outputs(rows)
@@ -290,8 +302,10 @@ def check_label_column(rows: Sequence[Mapping[str, Any]], problem: F.Problem) ->
     every variant against labels of blank cells."""
     column = problem.label.column
     if rows and not any(column in row for row in rows):
-        raise ValueError(f"the eval rows have no {column!r} column, the label the parity gate measures "
-                         f"the {GATED_METRIC[problem.label.task]} against")
+        raise ValueError(
+            f"the eval rows have no {column!r} column, the label the parity gate measures "
+            f"the {GATED_METRIC[problem.label.task]} against"
+        )
 
 
 # -- the missing-value contract rows ------------------------------------------------------------
@@ -390,13 +404,24 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def parity(tflite_path: str | Path, saved_model_dir: str | Path, rows: Sequence[Mapping[str, Any]], *,
-           params: Sequence[FeatureParams], problem: F.Problem | None = None, variant: str = FLOAT,
-           reference: np.ndarray | None = None, contract: Sequence[Mapping[str, Any]] | None = None,
-           contract_reference: np.ndarray | None = None, y: np.ndarray | None = None,
-           saved_model: SavedModelReference | None = None, max_abs_diff: float = MAX_ABS_DIFF,
-           max_auc_delta: float = MAX_AUC_DELTA, max_accuracy_delta: float = MAX_ACCURACY_DELTA,
-           max_rmse_delta: float = MAX_RMSE_DELTA) -> ParityReport:
+def parity(
+    tflite_path: str | Path,
+    saved_model_dir: str | Path,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    params: Sequence[FeatureParams],
+    problem: F.Problem | None = None,
+    variant: str = FLOAT,
+    reference: np.ndarray | None = None,
+    contract: Sequence[Mapping[str, Any]] | None = None,
+    contract_reference: np.ndarray | None = None,
+    y: np.ndarray | None = None,
+    saved_model: SavedModelReference | None = None,
+    max_abs_diff: float = MAX_ABS_DIFF,
+    max_auc_delta: float = MAX_AUC_DELTA,
+    max_accuracy_delta: float = MAX_ACCURACY_DELTA,
+    max_rmse_delta: float = MAX_RMSE_DELTA,
+) -> ParityReport:
     """Runs the .tflite with the TFLite interpreter (tflite_runtime) on raw rows and compares with predict_raw.
 
     `rows`: raw eval rows (CSV strings or JSON values) holding the model's inputs and the
@@ -432,7 +457,7 @@ def parity(tflite_path: str | Path, saved_model_dir: str | Path, rows: Sequence[
     model = runtime.TFLiteModel(tflite_path, output=output)
     cols = runtime.columns(rows + contract, input_spec(params))
     everything = _run(model, cols, problem)
-    got, got_contract = everything[:len(rows)], everything[len(rows):]
+    got, got_contract = everything[: len(rows)], everything[len(rows) :]
     reasons: list[str] = []
     # Each variant's differences are measured in its own scale (module docstring): float32 rounding
     # for `float`, the output's spread for quantized variants.
@@ -448,6 +473,7 @@ def parity(tflite_path: str | Path, saved_model_dir: str | Path, rows: Sequence[
 
         def scale(values: np.ndarray) -> np.ndarray:
             return np.maximum(spread, np.abs(np.nan_to_num(np.asarray(values, np.float64)) - center))
+
     max_diff, mean_diff = _diff(got, reference)
     scaled, _ = _diff(got, reference, scale(reference))
     contract_diff, _ = _diff(got_contract, contract_reference)
@@ -477,11 +503,14 @@ def parity(tflite_path: str | Path, saved_model_dir: str | Path, rows: Sequence[
     if delta is None:
         if rows and variant != FLOAT:
             why = "both labels" if metric == "auc" else "a label"
-            reasons.append(f"{text} undefined: the rows need {why} and finite outputs "
-                           f"({labeled_rows} labeled rows with an answer)")
+            reasons.append(
+                f"{text} undefined: the rows need {why} and finite outputs ({labeled_rows} labeled rows with an answer)"
+            )
     elif not delta <= metric_bound:
-        reasons.append(f"{text} {value:.5g} vs SavedModel {reference_value:.5g}: |delta| {delta:.5g} > "
-                       f"{metric_bound:.4g}{relative}")
+        reasons.append(
+            f"{text} {value:.5g} vs SavedModel {reference_value:.5g}: |delta| {delta:.5g} > "
+            f"{metric_bound:.4g}{relative}"
+        )
     if variant == FLOAT:
         gate = f"max |d{output}| <= {bound:g}{scale_text}; " + gate
         if scaled is not None and not scaled <= bound:
@@ -489,21 +518,40 @@ def parity(tflite_path: str | Path, saved_model_dir: str | Path, rows: Sequence[
             reasons.append(f"max |{output} - SavedModel's| = {max_diff:.3g} > {bound:g}{shown}")
     if contract_scaled is not None and not contract_scaled <= bound:
         shown = "" if contract_scaled == contract_diff else f"{scale_text} (scaled: {contract_scaled:.3g})"
-        reasons.append(f"rows with missing and invalid values: max |{output} - SavedModel's| = "
-                       f"{contract_diff:.3g} > {bound:g}{shown}")
+        reasons.append(
+            f"rows with missing and invalid values: max |{output} - SavedModel's| = "
+            f"{contract_diff:.3g} > {bound:g}{shown}"
+        )
     gate += f"; NaN exactly where predict_raw has no answer; contract rows max |d{output}| <= {bound:g}{scale_text}"
     binary = task is F.Task.BINARY
     return ParityReport(
-        variant=variant, gate=gate, rows=len(rows), passed=not reasons, reasons=reasons,
-        max_abs_diff=max_diff, mean_abs_diff=mean_diff,
-        auc=metrics["auc"] if binary else None, reference_auc=reference_metrics["auc"] if binary else None,
-        auc_delta=delta if binary else None, accuracy=metrics.get("accuracy"),
-        task=task.value, output=output, max_scaled_diff=scaled, metric=metric, metric_value=value,
-        reference_metric_value=reference_value, metric_delta=delta, metrics=metrics,
-        reference_metrics=reference_metrics, labeled_rows=labeled_rows,
-        bytes_signature_max_abs_diff=bytes_diff, contract_rows=len(contract), contract_max_abs_diff=contract_diff,
+        variant=variant,
+        gate=gate,
+        rows=len(rows),
+        passed=not reasons,
+        reasons=reasons,
+        max_abs_diff=max_diff,
+        mean_abs_diff=mean_diff,
+        auc=metrics["auc"] if binary else None,
+        reference_auc=reference_metrics["auc"] if binary else None,
+        auc_delta=delta if binary else None,
+        accuracy=metrics.get("accuracy"),
+        task=task.value,
+        output=output,
+        max_scaled_diff=scaled,
+        metric=metric,
+        metric_value=value,
+        reference_metric_value=reference_value,
+        metric_delta=delta,
+        metrics=metrics,
+        reference_metrics=reference_metrics,
+        labeled_rows=labeled_rows,
+        bytes_signature_max_abs_diff=bytes_diff,
+        contract_rows=len(contract),
+        contract_max_abs_diff=contract_diff,
         contract_max_scaled_diff=contract_scaled,
-        unanswered=int(_nan_rows(reference).sum() + _nan_rows(contract_reference).sum()))
+        unanswered=int(_nan_rows(reference).sum() + _nan_rows(contract_reference).sum()),
+    )
 
 
 def output_scale(task: F.Task, reference: np.ndarray) -> tuple[float, float]:
@@ -548,12 +596,13 @@ def _nan_mismatches(got: np.ndarray, want: np.ndarray, eval_rows: int) -> list[s
     got_any = _per_row(np.isnan(got)).any(axis=1)
     got_all, want_none = _nan_rows(got), _nan_rows(want)
     reasons = []
-    for name, bad in (("NaN where predict_raw answers", got_any & ~want_none),
-                      ("a number where predict_raw has no answer", ~got_all & want_none)):
+    for name, bad in (
+        ("NaN where predict_raw answers", got_any & ~want_none),
+        ("a number where predict_raw has no answer", ~got_all & want_none),
+    ):
         index = np.flatnonzero(bad)
         if len(index):
-            where = ", ".join(f"eval row {i}" if i < eval_rows else f"contract row {i - eval_rows}"
-                              for i in index[:5])
+            where = ", ".join(f"eval row {i}" if i < eval_rows else f"contract row {i - eval_rows}" for i in index[:5])
             reasons.append(f"{name} in {len(index)} rows ({where}{', ...' if len(index) > 5 else ''})")
     return reasons
 

@@ -24,6 +24,7 @@ against the real Transform on probe values (`TransformProbe`) before converting:
 Which features there are, their kinds and dtypes come from the model's Problem
 (`tfxp.models.signatures.load_problem`), never from a built-in feature list.
 """
+
 from __future__ import annotations
 
 import math
@@ -120,8 +121,9 @@ class FeatureParams:
         if self.kind is F.Kind.NUMERIC:
             out.update(mean=self.mean, std=self.std)
         elif self.kind is F.Kind.BUCKETIZED:
-            out.update(buckets=self.base + len(self.thresholds) + 1,
-                       thresholds=[_json_number(t) for t in self.thresholds])
+            out.update(
+                buckets=self.base + len(self.thresholds) + 1, thresholds=[_json_number(t) for t in self.thresholds]
+            )
         elif self.kind is F.Kind.CATEGORICAL_INT:
             out.update(size=self.size)
         else:
@@ -140,8 +142,10 @@ def find_transform_output(saved_model_dir: str | Path) -> str:
 
     path = Path(saved_model_dir) / TRANSFORM_OUTPUT_DIR
     if not (path / "transform_fn").is_dir():
-        raise ConversionError(f"{saved_model_dir} carries no Transform output ({TRANSFORM_OUTPUT_DIR}/); "
-                              "pass the Transform component's transform_graph folder explicitly")
+        raise ConversionError(
+            f"{saved_model_dir} carries no Transform output ({TRANSFORM_OUTPUT_DIR}/); "
+            "pass the Transform component's transform_graph folder explicitly"
+        )
     return str(path)
 
 
@@ -197,18 +201,22 @@ class TransformProbe:
         """The transformed value of each of `values` of one feature ([len(values)] array)."""
         values = [v.encode() if isinstance(v, str) else v for v in values]
         return self.columns({feature.name: np.asarray(values, dtype=np_dtype(feature.dtype))})[
-            F.transformed_name(feature.name)]
+            F.transformed_name(feature.name)
+        ]
 
 
 def _check_features_in_schema(raw_spec: Mapping[str, Any], problem: F.Problem) -> None:
     missing = [f.name for f in problem.features if f.name not in raw_spec]
     if missing:
-        raise ConversionError(f"the model's features {', '.join(missing)} are not in the Transform output's raw "
-                              "schema: the SavedModel and the Transform output do not belong together")
+        raise ConversionError(
+            f"the model's features {', '.join(missing)} are not in the Transform output's raw "
+            "schema: the SavedModel and the Transform output do not belong together"
+        )
 
 
-def extract_preprocessing(tft_output: tft.TFTransformOutput, problem: F.Problem,
-                          probe: TransformProbe | None = None) -> list[FeatureParams]:
+def extract_preprocessing(
+    tft_output: tft.TFTransformOutput, problem: F.Problem, probe: TransformProbe | None = None
+) -> list[FeatureParams]:
     """Each input feature's preprocessing parameters (in `problem.features` order), checked against the
     transform on probes.
 
@@ -246,8 +254,16 @@ def contract_params(tft_output: tft.TFTransformOutput, problem: F.Problem) -> li
     spec = raw_serving_spec(tft_output, problem)
     _check_features_in_schema(spec, problem)
     finite = finite_features(tft_output.raw_metadata.schema)
-    return [FeatureParams(f.name, f.kind, f.dtype, optional=not isinstance(spec[f.name], tf.io.FixedLenFeature),
-                          finite=f.dtype is F.DType.FLOAT and f.name in finite) for f in problem.features]
+    return [
+        FeatureParams(
+            f.name,
+            f.kind,
+            f.dtype,
+            optional=not isinstance(spec[f.name], tf.io.FixedLenFeature),
+            finite=f.dtype is F.DType.FLOAT and f.name in finite,
+        )
+        for f in problem.features
+    ]
 
 
 def _probe_values(feature: F.Feature, values) -> list:
@@ -353,8 +369,10 @@ def _find_thresholds(probe: TransformProbe, feature: F.Feature) -> tuple[int, li
     ends = probe(feature, _probe_values(feature, [lowest, highest]))
     base, top = int(ends[0]), int(ends[-1])
     targets = list(range(base + 1, top + 1))
-    lo_key, hi_key = _to_keys(_from_keys_value(lowest, feature.dtype), feature.dtype)[0], \
-        _to_keys(_from_keys_value(highest, feature.dtype), feature.dtype)[0]
+    lo_key, hi_key = (
+        _to_keys(_from_keys_value(lowest, feature.dtype), feature.dtype)[0],
+        _to_keys(_from_keys_value(highest, feature.dtype), feature.dtype)[0],
+    )
     lo = [lo_key] * len(targets)
     hi = [hi_key] * len(targets)
     while targets and any(high - low > 1 for low, high in zip(lo, hi, strict=True)):
@@ -405,8 +423,10 @@ def _check_buckets(probe: TransformProbe, feature: F.Feature, base: int, thresho
     want = bucketize(np.asarray(xs, np_dtype(feature.dtype)), base, thresholds)
     if not np.array_equal(got, want):
         bad = int(np.argmax(got != want))
-        raise ConversionError(f"{feature.name}: bucket thresholds do not reproduce the transform "
-                              f"(x={xs[bad]!r}: transform {got[bad]}, thresholds {want[bad]})")
+        raise ConversionError(
+            f"{feature.name}: bucket thresholds do not reproduce the transform "
+            f"(x={xs[bad]!r}: transform {got[bad]}, thresholds {want[bad]})"
+        )
 
 
 # -- CATEGORICAL_INT and VOCABULARY ------------------------------------------------------------
@@ -452,15 +472,18 @@ def _check_vocabulary(probe: TransformProbe, feature: F.Feature, p: FeatureParam
     if F.OOV_BUCKETS != 1:
         raise ConversionError(
             f"tfxp.models.features.OOV_BUCKETS is {F.OOV_BUCKETS}: TFLite builtins cannot hash out-of-vocabulary "
-            "values into several buckets (Fingerprint64); use 1")
+            "values into several buckets (Fingerprint64); use 1"
+        )
     if p.vocabulary:
         values = [v.encode("utf-8", errors="surrogateescape") if isinstance(v, str) else v for v in p.vocabulary]
         got = probe.columns({feature.name: np.asarray(values, dtype=np_dtype(feature.dtype))})[
-            F.transformed_name(feature.name)]
+            F.transformed_name(feature.name)
+        ]
         if not np.array_equal(got, np.arange(len(values))):
             bad = int(np.argmax(got != np.arange(len(values))))
-            raise ConversionError(f"{feature.name}: vocabulary entry {p.vocabulary[bad]!r} has id {got[bad]} "
-                                  f"in the transform, not {bad}")
+            raise ConversionError(
+                f"{feature.name}: vocabulary entry {p.vocabulary[bad]!r} has id {got[bad]} in the transform, not {bad}"
+            )
     unseen = unseen_value(p)
     got = int(probe(feature, [unseen])[0])
     if got != p.oov_id:

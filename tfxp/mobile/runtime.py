@@ -16,12 +16,14 @@ No TensorFlow here: the interpreter comes from `tflite_runtime`, or from
 `ai_edge_litert` (its successor) when `tflite_runtime` is not installed.
 An interpreter is not thread-safe; use one `MobileModel` per thread.
 """
+
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -92,7 +94,7 @@ def encode_bytes(values: Sequence[bytes], width: int) -> np.ndarray:
     out = np.zeros([len(values), width], np.uint8)
     for i, value in enumerate(values):
         value = value[:width]
-        out[i, :len(value)] = np.frombuffer(value, np.uint8)
+        out[i, : len(value)] = np.frombuffer(value, np.uint8)
     return out
 
 
@@ -103,8 +105,15 @@ class TFLiteModel:
     the string columns are encoded to the byte width the model declares.
     """
 
-    def __init__(self, model_path: str | Path | None = None, *, model_content: bytes | None = None,
-                 num_threads: int = 1, output: str | None = None, signature: str = SIGNATURE):
+    def __init__(
+        self,
+        model_path: str | Path | None = None,
+        *,
+        model_content: bytes | None = None,
+        num_threads: int = 1,
+        output: str | None = None,
+        signature: str = SIGNATURE,
+    ):
         if (model_path is None) == (model_content is None):
             raise ValueError("give model_path or model_content")
         Interpreter = interpreter_class()
@@ -177,7 +186,7 @@ class TFLiteModel:
         for start in range(0, batch, step):
             chunk = {}
             for name, values in cols.items():
-                values = values[start:start + step]
+                values = values[start : start + step]
                 if name in self._byte_widths and values.dtype == object:
                     values = encode_bytes(values, self._byte_widths[name])
                 chunk[name] = values
@@ -197,8 +206,10 @@ def _check_lengths(cols: Mapping[str, np.ndarray]) -> None:
     if len(set(lengths.values())) > 1:
         first = next(iter(lengths))
         other = next(name for name, n in lengths.items() if n != lengths[first])
-        raise ValueError(f"input {other} has {lengths[other]} values but input {first} has {lengths[first]}: "
-                         "every input needs one value per row")
+        raise ValueError(
+            f"input {other} has {lengths[other]} values but input {first} has {lengths[first]}: "
+            "every input needs one value per row"
+        )
 
 
 def _describe(detail: Mapping[str, Any]) -> dict:
@@ -232,8 +243,9 @@ class MobileModel:
     Checks that the interpreter's signatures match the spec's inputs and output.
     """
 
-    def __init__(self, model_dir: str | Path, variant: str | None = None, *, signature: str = SIGNATURE,
-                 num_threads: int = 1):
+    def __init__(
+        self, model_dir: str | Path, variant: str | None = None, *, signature: str = SIGNATURE, num_threads: int = 1
+    ):
         self.model_dir = Path(model_dir)
         self.spec = read_spec(self.model_dir)
         available = {name: v for name, v in self.spec["variants"].items() if v.get("file")}
@@ -242,8 +254,9 @@ class MobileModel:
             raise ModelSpecError(f"variant {self.variant!r} is not in {self.model_dir} (there: {sorted(available)})")
         self.path = self.model_dir / available[self.variant]["file"]
         self.inputs: list[dict] = self.spec["inputs"]
-        self.model = TFLiteModel(self.path, num_threads=num_threads, output=self.spec["output"]["name"],
-                                 signature=signature)
+        self.model = TFLiteModel(
+            self.path, num_threads=num_threads, output=self.spec["output"]["name"], signature=signature
+        )
         _check_matches(self.model, self.spec, self.path)
 
     @property
@@ -269,13 +282,16 @@ def _check_matches(model: TFLiteModel, spec: Mapping[str, Any], path: Path) -> N
     declared_signatures = spec.get("signatures") or {SIGNATURE: {"inputs": spec["inputs"]}}
     top = [{"name": i["name"], "dtype": i["dtype"], "shape": i["shape"]} for i in spec["inputs"]]
     if SIGNATURE not in declared_signatures or top != [
-            {"name": i["name"], "dtype": i["dtype"], "shape": i["shape"]} for i in declared_signatures[SIGNATURE]["inputs"]]:
+        {"name": i["name"], "dtype": i["dtype"], "shape": i["shape"]} for i in declared_signatures[SIGNATURE]["inputs"]
+    ]:
         raise ModelSpecError(f"{path}: {SPEC_FILE} inputs do not match its {SIGNATURE} signature")
     if set(declared_signatures) != set(model.signatures):
-        raise ModelSpecError(f"{path}: signatures {sorted(model.signatures)} do not match {SPEC_FILE} "
-                             f"{sorted(declared_signatures)}")
-    declared = {i["name"]: {"dtype": i["dtype"], "shape": i["shape"]}
-                for i in declared_signatures[model.signature]["inputs"]}
+        raise ModelSpecError(
+            f"{path}: signatures {sorted(model.signatures)} do not match {SPEC_FILE} {sorted(declared_signatures)}"
+        )
+    declared = {
+        i["name"]: {"dtype": i["dtype"], "shape": i["shape"]} for i in declared_signatures[model.signature]["inputs"]
+    }
     actual = model.input_details()
     if declared != actual:
         raise ModelSpecError(f"{path}: {model.signature} inputs {actual} do not match {SPEC_FILE} {declared}")

@@ -3,6 +3,7 @@
 A project (tfxp/project.py) becomes a `Problem` (`Project.problem()`), which reaches the model code
 in TFX's `custom_config` and is saved with the model; no feature name is spelled in shared code.
 """
+
 from __future__ import annotations
 
 import enum
@@ -93,21 +94,33 @@ class Problem:
 
     def to_dict(self) -> dict:
         return {
-            "features": [{"name": f.name, "kind": f.kind.value, "dtype": f.dtype.value, "size": f.size}
-                         for f in self.features],
-            "label": {"column": self.label.column, "dtype": self.label.dtype.value, "task": self.label.task.value,
-                      "classes": list(self.label.classes), "hook": self.label.hook},
+            "features": [
+                {"name": f.name, "kind": f.kind.value, "dtype": f.dtype.value, "size": f.size} for f in self.features
+            ],
+            "label": {
+                "column": self.label.column,
+                "dtype": self.label.dtype.value,
+                "task": self.label.task.value,
+                "classes": list(self.label.classes),
+                "hook": self.label.hook,
+            },
             "slices": list(self.slices),
         }
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Problem":
+    def from_dict(cls, d: dict) -> Problem:
         label = d["label"]
         return cls(
-            features=tuple(Feature(f["name"], Kind(f["kind"]), DType(f["dtype"]), f.get("size", 0))
-                           for f in d["features"]),
-            label=Label(label["column"], DType(label["dtype"]), Task(label["task"]),
-                        tuple(label.get("classes") or ()), label.get("hook")),
+            features=tuple(
+                Feature(f["name"], Kind(f["kind"]), DType(f["dtype"]), f.get("size", 0)) for f in d["features"]
+            ),
+            label=Label(
+                label["column"],
+                DType(label["dtype"]),
+                Task(label["task"]),
+                tuple(label.get("classes") or ()),
+                label.get("hook"),
+            ),
             slices=tuple(d.get("slices") or ()),
         )
 
@@ -121,6 +134,7 @@ OUTPUTS = {Task.BINARY: "probability", Task.MULTICLASS: "probabilities", Task.RE
 VOCAB_SIZE = 1000
 OOV_BUCKETS = 1
 BUCKETS = 10
+
 
 def transformed_name(name: str) -> str:
     return f"{name}_xf"

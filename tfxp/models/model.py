@@ -1,18 +1,20 @@
 """The Keras model (wide & deep over transformed features) and TFX's `run_fn`."""
+
 from __future__ import annotations
 
 import logging
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import tfxp.models  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+
+# isort: split
 import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 from tfx.components.trainer.fn_args_utils import DataAccessor, FnArgs
 from tfx_bsl.public import tfxio
 
-from tfxp.models import features as F
-from tfxp.models import signatures
+from tfxp.models import features as F, signatures
 from tfxp.models.preprocessing import problem_of
 
 TRAIN_BATCH_SIZE = 256
@@ -24,8 +26,7 @@ CATEGORICAL_TABLE = "categorical_embedding"
 LABEL_SCALE_BATCHES = 20  # regression: label mean/std from the first 20 x 256 training rows
 
 
-def vocabulary_id_spaces(tf_transform_output: tft.TFTransformOutput,
-                         features: Sequence[F.Feature]) -> dict[str, int]:
+def vocabulary_id_spaces(tf_transform_output: tft.TFTransformOutput, features: Sequence[F.Feature]) -> dict[str, int]:
     """Ids each vocabulary feature can take: its vocabulary as computed by Transform, plus the OOV bucket."""
     return {
         feature.name: max(tf_transform_output.vocabulary_size_by_name(feature.name), 1) + F.OOV_BUCKETS
@@ -108,14 +109,20 @@ def _loss_and_metrics(task: F.Task) -> tuple[tf.keras.losses.Loss, dict]:
     """The training loss and the eval metrics the Trainer logs, per task."""
     if task is F.Task.BINARY:
         return tf.keras.losses.BinaryCrossentropy(), {
-            "loss": tf.keras.metrics.Mean(), "binary_accuracy": tf.keras.metrics.BinaryAccuracy(),
-            "auc": tf.keras.metrics.AUC()}
+            "loss": tf.keras.metrics.Mean(),
+            "binary_accuracy": tf.keras.metrics.BinaryAccuracy(),
+            "auc": tf.keras.metrics.AUC(),
+        }
     if task is F.Task.MULTICLASS:
         return tf.keras.losses.SparseCategoricalCrossentropy(), {
-            "loss": tf.keras.metrics.Mean(), "accuracy": tf.keras.metrics.SparseCategoricalAccuracy()}
+            "loss": tf.keras.metrics.Mean(),
+            "accuracy": tf.keras.metrics.SparseCategoricalAccuracy(),
+        }
     return tf.keras.losses.MeanSquaredError(), {
-        "loss": tf.keras.metrics.Mean(), "root_mean_squared_error": tf.keras.metrics.RootMeanSquaredError(),
-        "mean_absolute_error": tf.keras.metrics.MeanAbsoluteError()}
+        "loss": tf.keras.metrics.Mean(),
+        "root_mean_squared_error": tf.keras.metrics.RootMeanSquaredError(),
+        "mean_absolute_error": tf.keras.metrics.MeanAbsoluteError(),
+    }
 
 
 def train(
@@ -143,7 +150,7 @@ def train(
         with tf.GradientTape() as tape:
             loss = loss_fn(y, model(x, training=True))
         grads = tape.gradient(loss, model.trainable_variables)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
         return loss
 
     @tf.function(autograph=False)
@@ -199,7 +206,14 @@ def run_fn(fn_args: FnArgs) -> None:
 
     scale = label_scale(train_data) if problem.label.task is F.Task.REGRESSION else (0.0, 1.0)
     model = build_model(problem, vocabulary_id_spaces(tf_transform_output, problem.features), label_scale=scale)
-    results = train(model, train_data, eval_data, fn_args.train_steps, fn_args.eval_steps, fn_args.model_run_dir,
-                    task=problem.label.task)
+    results = train(
+        model,
+        train_data,
+        eval_data,
+        fn_args.train_steps,
+        fn_args.eval_steps,
+        fn_args.model_run_dir,
+        task=problem.label.task,
+    )
     logging.info("Trainer eval after %d steps: %s", fn_args.train_steps, results)
     signatures.save(model, tf_transform_output, fn_args.serving_model_dir, problem)

@@ -3,13 +3,17 @@
 The same graph runs in Transform (training data), inside every serving signature
 and in TFMA, so there is no training/serving skew.
 """
+
 from __future__ import annotations
 
 import importlib
 import importlib.util
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import tfxp.models  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+
+# isort: split
 import tensorflow as tf
 import tensorflow_transform as tft
 
@@ -80,15 +84,18 @@ def transformed_label(inputs: Mapping[str, Any], label: F.Label) -> tf.Tensor:
     found = tf.reduce_any(matches, axis=1)
     if label.task is F.Task.BINARY:
         return tf.cast(found, tf.int64)
-    return tf.where(found, tf.argmax(tf.cast(matches, tf.int32), axis=1, output_type=tf.int64),
-                    tf.constant(-1, tf.int64))
+    return tf.where(
+        found, tf.argmax(tf.cast(matches, tf.int32), axis=1, output_type=tf.int64), tf.constant(-1, tf.int64)
+    )
 
 
 def problem_of(custom_config: Mapping[str, Any] | None) -> F.Problem:
     """The Problem a pipeline passes in `custom_config["problem"]`. Raises ValueError without one."""
     if not custom_config or not custom_config.get("problem"):
-        raise ValueError('custom_config["problem"] is missing: the pipeline passes the project\'s problem '
-                         "(tfxp.pipeline.pipeline.create_pipeline)")
+        raise ValueError(
+            'custom_config["problem"] is missing: the pipeline passes the project\'s problem '
+            "(tfxp.pipeline.pipeline.create_pipeline)"
+        )
     return F.Problem.from_dict(custom_config["problem"])
 
 
@@ -117,9 +124,7 @@ def preprocessing_fn(inputs: Mapping[str, Any], custom_config: Mapping[str, Any]
                 value = tf.strings.as_string(value)
             # Exact while a column has fewer than VOCAB_SIZE distinct values (all of
             # the taxi columns do), and one combiner pass instead of a sort per column.
-            vocabulary = tft.experimental.approximate_vocabulary(
-                value, top_k=F.VOCAB_SIZE, vocab_filename=feature.name
-            )
+            vocabulary = tft.experimental.approximate_vocabulary(value, top_k=F.VOCAB_SIZE, vocab_filename=feature.name)
             outputs[out] = tft.apply_vocabulary(value, vocabulary, num_oov_buckets=F.OOV_BUCKETS)
     outputs[F.LABEL_KEY] = transformed_label(inputs, problem.label)
     return outputs

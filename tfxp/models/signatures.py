@@ -12,13 +12,15 @@
   regression and binary ones (see `build`).
 Outputs follow the problem's task (`Problem.output`).
 """
+
 from __future__ import annotations
 
 import tfxp.models  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+
+# isort: split
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from tfxp.files import copy_tree
 from tfxp.models import features as F
 
 SERVING_DEFAULT = "serving_default"
@@ -86,8 +88,7 @@ def finite_features(schema) -> frozenset[str]:
     return frozenset(names)
 
 
-def check_raw_inputs(raw: dict, raw_spec: dict, problem: F.Problem,
-                     finite: frozenset[str] = frozenset()) -> list:
+def check_raw_inputs(raw: dict, raw_spec: dict, problem: F.Problem, finite: frozenset[str] = frozenset()) -> list:
     """Assertions that make `predict_raw` refuse what it cannot answer; run them before the transform.
 
     `raw`: {feature name: [batch] tensor}; `raw_spec`: `raw_serving_spec(...)`;
@@ -114,7 +115,9 @@ def check_raw_inputs(raw: dict, raw_spec: dict, problem: F.Problem,
         length = tf.shape(raw[name], out_type=tf.int64)[0]
         message = tf.strings.format(
             f"predict_raw: input {name} has {{}} values but input {first} has {{}}: "
-            "every input needs one value per row", [length, rows])
+            "every input needs one value per row",
+            [length, rows],
+        )
         checks.append(tf.debugging.Assert(tf.equal(length, rows), [message], name=f"check_{name}_length"))
     for name in names:
         spec = raw_spec.get(name)
@@ -123,16 +126,20 @@ def check_raw_inputs(raw: dict, raw_spec: dict, problem: F.Problem,
         dtype = problem.by_name(name).dtype
         missing = _marker_rows(raw[name], dtype)
         message = tf.strings.format(
-            f"predict_raw: required input {name} is missing (the marker {_MARKER_TEXT[dtype]}) "
-            "in rows {}", [missing], summarize=_ROWS_SHOWN)
+            f"predict_raw: required input {name} is missing (the marker {_MARKER_TEXT[dtype]}) in rows {{}}",
+            [missing],
+            summarize=_ROWS_SHOWN,
+        )
         checks.append(tf.debugging.Assert(tf.equal(tf.size(missing), 0), [message], name=f"check_{name}_present"))
     for name in names:
         if name not in finite or problem.by_name(name).dtype is not F.DType.FLOAT:
             continue
         infinite = tf.where(tf.math.is_inf(raw[name]))[:, 0]
         message = tf.strings.format(
-            f"predict_raw: input {name} is infinite (the schema disallows it) in rows {{}}", [infinite],
-            summarize=_ROWS_SHOWN)
+            f"predict_raw: input {name} is infinite (the schema disallows it) in rows {{}}",
+            [infinite],
+            summarize=_ROWS_SHOWN,
+        )
         checks.append(tf.debugging.Assert(tf.equal(tf.size(infinite), 0), [message], name=f"check_{name}_finite"))
     return checks
 
@@ -151,8 +158,7 @@ def check_parsed_finite(parsed: dict, finite: frozenset[str]) -> list:
         if values.dtype != tf.float32:
             continue
         count = tf.reduce_sum(tf.cast(tf.math.is_inf(values), tf.int32))
-        message = tf.strings.format(
-            f"input {name} is infinite (the schema disallows it) in {{}} examples", [count])
+        message = tf.strings.format(f"input {name} is infinite (the schema disallows it) in {{}} examples", [count])
         checks.append(tf.debugging.Assert(tf.equal(count, 0), [message], name=f"check_{name}_finite"))
     return checks
 
@@ -215,13 +221,12 @@ def build(model: tf.keras.Model, tf_transform_output: tft.TFTransformOutput, pro
     def serving_default(examples):
         parsed = tf.io.parse_example(examples, serving_spec)
         with tf.control_dependencies(check_parsed_finite(parsed, finite)):
-            parsed = {name: tf.identity(value) if isinstance(value, tf.Tensor) else value
-                      for name, value in parsed.items()}
+            parsed = {
+                name: tf.identity(value) if isinstance(value, tf.Tensor) else value for name, value in parsed.items()
+            }
         return predict(model.tft_layer(parsed))
 
-    raw_inputs = {
-        f.name: tf.TensorSpec([None], _TF_DTYPES[f.dtype], name=f.name) for f in problem.features
-    }
+    raw_inputs = {f.name: tf.TensorSpec([None], _TF_DTYPES[f.dtype], name=f.name) for f in problem.features}
 
     @tf.function(autograph=False, input_signature=[raw_inputs])
     def predict_raw(raw):
@@ -253,6 +258,7 @@ def build(model: tf.keras.Model, tf_transform_output: tft.TFTransformOutput, pro
 
         functions[CLASSIFICATION] = classification.get_concrete_function()
     if task is not F.Task.MULTICLASS:
+
         @tf.function(autograph=False, input_signature=[tf.TensorSpec([None], tf.string, name=CLASSIFY_INPUTS)])
         def regression(inputs):
             return {"outputs": serving_default(inputs)[output]}
@@ -261,8 +267,7 @@ def build(model: tf.keras.Model, tf_transform_output: tft.TFTransformOutput, pro
     return functions
 
 
-def save(model: tf.keras.Model, tf_transform_output: tft.TFTransformOutput, path: str,
-         problem: F.Problem) -> None:
+def save(model: tf.keras.Model, tf_transform_output: tft.TFTransformOutput, path: str, problem: F.Problem) -> None:
     """Saves a Keras SavedModel whose signatures are the serving interface, with copies of the
     Transform output (`TRANSFORM_OUTPUT_DIR`) and the problem (`PROBLEM_FILE`) so converters and
     tools need only the SavedModel.
@@ -277,8 +282,10 @@ def save(model: tf.keras.Model, tf_transform_output: tft.TFTransformOutput, path
 
     model.save(path, save_format="tf", signatures=build(model, tf_transform_output, problem), save_traces=False)
     _set_method_names(path)
-    copy_tree(tf_transform_output.transform_savedmodel_dir.rstrip("/").rsplit("/", 1)[0],
-              f"{path.rstrip('/')}/{TRANSFORM_OUTPUT_DIR}")
+    copy_tree(
+        tf_transform_output.transform_savedmodel_dir.rstrip("/").rsplit("/", 1)[0],
+        f"{path.rstrip('/')}/{TRANSFORM_OUTPUT_DIR}",
+    )
     with tf.io.gfile.GFile(f"{path.rstrip('/')}/{PROBLEM_FILE}", "w") as f:
         f.write(json.dumps(problem.to_dict(), indent=2))
 
@@ -290,8 +297,10 @@ def load_problem(saved_model_dir: str) -> F.Problem:
 
     path = f"{str(saved_model_dir).rstrip('/')}/{PROBLEM_FILE}"
     if not tf.io.gfile.exists(path):
-        raise FileNotFoundError(f"{path}: no such file; the SavedModel was not saved by this project's "
-                                "Trainer (tfxp.models.signatures.save), so its problem is unknown")
+        raise FileNotFoundError(
+            f"{path}: no such file; the SavedModel was not saved by this project's "
+            "Trainer (tfxp.models.signatures.save), so its problem is unknown"
+        )
     with tf.io.gfile.GFile(path) as f:
         return F.Problem.from_dict(json.load(f))
 

@@ -1,4 +1,5 @@
 """Reading ExampleValidator's and StatisticsGen's outputs: one row per (split, feature, anomaly)."""
+
 from __future__ import annotations
 
 import glob
@@ -28,7 +29,7 @@ def read_anomalies(anomalies_uri: str) -> list[Anomaly]:
 
     found = []
     for path in sorted(glob.glob(os.path.join(anomalies_uri, "Split-*", _ANOMALIES_FILE))):
-        split = os.path.basename(os.path.dirname(path))[len("Split-"):]
+        split = os.path.basename(os.path.dirname(path))[len("Split-") :]
         proto = anomalies_pb2.Anomalies()
         with open(path, "rb") as f:
             proto.ParseFromString(f.read())
@@ -58,7 +59,7 @@ def split_row_counts(statistics_uri: str) -> dict[str, int]:
         stats = statistics_pb2.DatasetFeatureStatisticsList()
         with open(path, "rb") as f:
             stats.ParseFromString(f.read())
-        rows[os.path.basename(os.path.dirname(path))[len("Split-"):]] = sum(d.num_examples for d in stats.datasets)
+        rows[os.path.basename(os.path.dirname(path))[len("Split-") :]] = sum(d.num_examples for d in stats.datasets)
     return rows
 
 

@@ -1,7 +1,6 @@
 """Baseline resolution: the latest blessed model other than the current candidate."""
-from __future__ import annotations
 
-from typing import Dict, List, Optional
+from __future__ import annotations
 
 from tfx import types
 from tfx.dsl.components.common import resolver
@@ -18,8 +17,8 @@ class LatestBlessedOtherModelStrategy(resolver.ResolverStrategy):
     """
 
     def resolve_artifacts(
-        self, store, input_dict: Dict[str, List[types.Artifact]]
-    ) -> Optional[Dict[str, List[types.Artifact]]]:
+        self, store, input_dict: dict[str, list[types.Artifact]]
+    ) -> dict[str, list[types.Artifact]] | None:
         candidates = {a.id for a in input_dict.get("candidate", [])}
         blessings = {
             b.get_int_custom_property("current_model_id"): b
@@ -30,7 +29,6 @@ class LatestBlessedOtherModelStrategy(resolver.ResolverStrategy):
             if model.id in blessings and model.id not in candidates:
                 return {"model": [model], "model_blessing": [blessings[model.id]], "candidate": []}
         return {"model": [], "model_blessing": [], "candidate": []}
-
 
 
 def baseline_resolver(candidate: types.BaseChannel, remote: bool) -> resolver.Resolver:
@@ -49,6 +47,6 @@ def baseline_resolver(candidate: types.BaseChannel, remote: bool) -> resolver.Re
     }
     if remote:
         return resolver.Resolver(strategy_class=LatestBlessedModelStrategy, **channels).with_id("baseline_resolver")
-    return resolver.Resolver(
-        strategy_class=LatestBlessedOtherModelStrategy, candidate=candidate, **channels
-    ).with_id("baseline_resolver")
+    return resolver.Resolver(strategy_class=LatestBlessedOtherModelStrategy, candidate=candidate, **channels).with_id(
+        "baseline_resolver"
+    )

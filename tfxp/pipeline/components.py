@@ -10,8 +10,7 @@ from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArti
 from tfx.dsl.component.experimental.decorators import component
 from tfx.types import standard_artifacts
 
-from tfxp.pipeline import anomalies as anomalies_lib
-from tfxp.pipeline import failpoints
+from tfxp.pipeline import anomalies as anomalies_lib, failpoints
 from tfxp.pipeline.publish import find_pushed, latest_version, publish_version
 
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")

@@ -1,4 +1,5 @@
 """Pipeline configuration: one immutable value passed to `create_pipeline`."""
+
 from __future__ import annotations
 
 import hashlib
@@ -197,6 +198,7 @@ class RemoteLayout:
     project_root: str = IMAGE_PROJECT_ROOT
     vertex_training: VertexTraining | None = None
 
+
 @dataclass(frozen=True)
 class EvalThresholds:
     """Blessing rules for the Evaluator: every gate must pass (TFMA ANDs all thresholds).
@@ -257,8 +259,11 @@ class PipelineConfig:
     def for_project(cls, project: Project, **overrides) -> PipelineConfig:
         """The run configuration of a project: its name, data, schema, gates and problem; `overrides`
         (e.g. data, output, train_steps) win."""
-        settings = {"name": project.name, "thresholds": EvalThresholds(gates=tuple(project.thresholds)),
-                    "problem": project.problem()}
+        settings = {
+            "name": project.name,
+            "thresholds": EvalThresholds(gates=tuple(project.thresholds)),
+            "problem": project.problem(),
+        }
         if project.data is not None:
             settings["data"] = project.data
         if project.schema_path is not None:

@@ -6,14 +6,15 @@ logger (which ignores TF_CPP_MIN_LOG_LEVEL), Beam's worker processes inherit
 the descriptor, and google-cloud packages emit FutureWarnings at import. Every
 command that loads TensorFlow runs inside `library_output_to(log_file)`.
 """
+
 from __future__ import annotations
 
 import contextlib
 import logging
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 
 def quiet_libraries() -> None:

@@ -12,12 +12,13 @@ Accepted dialects: comma-separated, UTF-8 with or without a byte-order mark
 (Excel's "CSV UTF-8"), any cell quoted or not (R's `write.csv`, pandas
 `QUOTE_ALL`), `\\n` or `\\r\\n` line ends.
 """
+
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 CSV_PATTERN = "*.csv"
 _BOM = "\ufeff"
@@ -95,8 +96,11 @@ class _Lines:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError as exc:
                 raise DataFileError(
-                    self._path, f"not UTF-8 text (byte {raw[exc.start:exc.start + 1]!r} at column {exc.start + 1}); "
-                    "save the file as UTF-8", number) from None
+                    self._path,
+                    f"not UTF-8 text (byte {raw[exc.start : exc.start + 1]!r} at column {exc.start + 1}); "
+                    "save the file as UTF-8",
+                    number,
+                ) from None
             self.quotes += raw.count(b'"')
             yield text.removeprefix(_BOM) if number == 1 else text
 
@@ -139,8 +143,11 @@ def check_file(path: Path, expected_header: list[str] | None = None, first_file:
     """Reads one file completely. Raises DataFileError naming the file and the line of the first defect."""
     try:
         if path.is_dir():
-            raise DataFileError(path, "not a regular file (a folder?); CsvExampleGen reads every *.csv match, so "
-                                "move it out of the data folder")
+            raise DataFileError(
+                path,
+                "not a regular file (a folder?); CsvExampleGen reads every *.csv match, so "
+                "move it out of the data folder",
+            )
         with open(path, "rb") as f:
             return _check_open_file(path, f, expected_header, first_file)
     except OSError as exc:  # a broken link, no permission, an I/O error
@@ -174,11 +181,18 @@ def _check_open_file(path: Path, f, expected_header: list[str] | None, first_fil
             # (tfx 1.16 _CsvLineBuffer): a bare quote inside an unquoted cell
             # would make it swallow the following rows.
             if (lines.quotes - quotes_before) % 2:
-                raise DataFileError(path, 'a \'"\' inside an unquoted cell; quote the cell and double the quote '
-                                    '(as "Joe 5"" Cab") or remove it', first_line)
+                raise DataFileError(
+                    path,
+                    "a '\"' inside an unquoted cell; quote the cell and double the quote "
+                    '(as "Joe 5"" Cab") or remove it',
+                    first_line,
+                )
             if not any(record):
-                raise DataFileError(path, "a row without any value (e.g. ',,,' left at the end by a spreadsheet); "
-                                    "delete it", reader.line_num)
+                raise DataFileError(
+                    path,
+                    "a row without any value (e.g. ',,,' left at the end by a spreadsheet); delete it",
+                    reader.line_num,
+                )
             rows += 1
             first_line, quotes_before = reader.line_num + 1, lines.quotes
     except csv.Error as exc:

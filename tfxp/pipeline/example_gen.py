@@ -16,19 +16,21 @@ of cash trips are all "0") becomes INT, and ExampleValidator then refuses valid
 data. Columns the schema declares FLOAT are written as floats when the guess is
 INT (any int is a valid float; nothing else is changed).
 """
+
 from __future__ import annotations
 
 import os
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import apache_beam as beam
+from google.protobuf import json_format, struct_pb2
 from tfx import components as tfx_components
+from tfx.components.example_gen.component import FileBasedExampleGen
 from tfx.components.example_gen.csv_example_gen import executor as tfx_csv
 from tfx.dsl.components.base import executor_spec
 from tfx.dsl.io import fileio
 from tfx.proto import example_gen_pb2
-from google.protobuf import json_format, struct_pb2
-from tfx.components.example_gen.component import FileBasedExampleGen
 from tfx.types import standard_component_specs
 from tfx_bsl.coders import csv_decoder
 
@@ -57,8 +59,9 @@ def _float_columns(exec_properties: dict[str, Any]) -> frozenset[str]:
     raw = exec_properties.get(standard_component_specs.CUSTOM_CONFIG_KEY)
     if not raw:
         return frozenset()
-    config = raw if isinstance(raw, example_gen_pb2.CustomConfig) else json_format.Parse(
-        raw, example_gen_pb2.CustomConfig())
+    config = (
+        raw if isinstance(raw, example_gen_pb2.CustomConfig) else json_format.Parse(raw, example_gen_pb2.CustomConfig())
+    )
     struct = struct_pb2.Struct()
     if not config.custom_config.Unpack(struct) or _FLOAT_COLUMNS not in struct:
         return frozenset()
@@ -69,7 +72,8 @@ def _as_schema_floats(column_infos: list, float_columns: frozenset[str]) -> list
     """INT guesses of FLOAT schema columns become FLOAT; every other guess stays TFX's."""
     return [
         csv_decoder.ColumnInfo(info.name, csv_decoder.ColumnType.FLOAT)
-        if info.type == csv_decoder.ColumnType.INT and info.name in float_columns else info
+        if info.type == csv_decoder.ColumnType.INT and info.name in float_columns
+        else info
         for info in column_infos
     ]
 
@@ -99,8 +103,8 @@ class _CsvToExample(beam.PTransform):
         )
         column_infos = beam.pvalue.AsSingleton(
             parsed_csv_lines
-            | "InferColumnTypes" >> beam.CombineGlobally(
-                csv_decoder.ColumnTypeInferrer(column_names, skip_blank_lines=True))
+            | "InferColumnTypes"
+            >> beam.CombineGlobally(csv_decoder.ColumnTypeInferrer(column_names, skip_blank_lines=True))
             | "FloatColumnsAsSchema" >> beam.Map(_as_schema_floats, self._float_columns)
         )
         return parsed_csv_lines | "ToTFExample" >> beam.ParDo(tfx_csv._ParsedCsvToTfExample(), column_infos)
@@ -122,8 +126,9 @@ class CsvExampleGen(tfx_components.CsvExampleGen):
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)
 
     def __init__(self, input_base: str, input_config: example_gen_pb2.Input, float_columns: Sequence[str] = ()):
-        FileBasedExampleGen.__init__(self, input_base=input_base, input_config=input_config,
-                                     custom_config=float_columns_config(float_columns))
+        FileBasedExampleGen.__init__(
+            self, input_base=input_base, input_config=input_config, custom_config=float_columns_config(float_columns)
+        )
 
 
 def csv_example_gen(input_base: str, pattern: str, float_columns: Sequence[str] = ()) -> CsvExampleGen:
@@ -133,8 +138,6 @@ def csv_example_gen(input_base: str, pattern: str, float_columns: Sequence[str] 
     """
     return CsvExampleGen(
         input_base=input_base,
-        input_config=example_gen_pb2.Input(
-            splits=[example_gen_pb2.Input.Split(name="single_split", pattern=pattern)]
-        ),
+        input_config=example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(name="single_split", pattern=pattern)]),
         float_columns=float_columns,
     )

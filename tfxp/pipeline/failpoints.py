@@ -24,6 +24,7 @@ run that is the serving push; on a re-run whose serving version already exists
 (a crash after its rename) the Pusher copies nothing, so they fire in the mobile
 push.
 """
+
 import os
 import signal
 

@@ -1,4 +1,5 @@
 """Read-only queries of the pipeline's ML Metadata store (what ran, what it produced)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

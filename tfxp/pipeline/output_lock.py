@@ -6,14 +6,15 @@ version. An exclusive `flock` on `<output>/.tfxp-run.lock` refuses the second
 run at once; the kernel releases it when the holder exits, however it exits
 (SIGKILL included), so a crashed run never leaves the output locked.
 """
+
 from __future__ import annotations
 
 import contextlib
 import fcntl
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 LOCK_FILE = ".tfxp-run.lock"
 

@@ -1,7 +1,9 @@
 """The pipeline DAG. `create_pipeline` reads top to bottom in execution order."""
+
 from __future__ import annotations
 
 import tensorflow_model_analysis as tfma
+
 # Specific modules, not `tfx.v1`: v1 also imports every extension (Google Cloud
 # clients among them), ~6 s more per run, cached runs included.
 from tfx.components import (
@@ -12,8 +14,7 @@ from tfx.components import (
     Transform,
 )
 from tfx.components.schema_gen.import_schema_gen.component import ImportSchemaGen
-from tfx.orchestration import metadata
-from tfx.orchestration import pipeline as tfx_pipeline
+from tfx.orchestration import metadata, pipeline as tfx_pipeline
 from tfx.proto import trainer_pb2
 
 from tfxp.models import features as F
@@ -21,8 +22,8 @@ from tfxp.pipeline.baseline import baseline_resolver
 from tfxp.pipeline.components import AtomicPusher, DataGate, MobilePusher
 from tfxp.pipeline.config import EvalThresholds, PipelineConfig, model_code_fingerprint, with_project_dependency
 from tfxp.pipeline.example_gen import csv_example_gen
-from tfxp.project import Gate
 from tfxp.pipeline.schema_rules import float_features, load_schema
+from tfxp.project import Gate
 
 
 def _gated(gate: Gate) -> tfma.MetricConfig:
@@ -33,12 +34,14 @@ def _gated(gate: Gate) -> tfma.MetricConfig:
     """
     if gate.higher_is_better:
         value = tfma.GenericValueThreshold(lower_bound={"value": gate.bound})
-        change = tfma.GenericChangeThreshold(direction=tfma.MetricDirection.HIGHER_IS_BETTER,
-                                             absolute={"value": -gate.max_change})
+        change = tfma.GenericChangeThreshold(
+            direction=tfma.MetricDirection.HIGHER_IS_BETTER, absolute={"value": -gate.max_change}
+        )
     else:
         value = tfma.GenericValueThreshold(upper_bound={"value": gate.bound})
-        change = tfma.GenericChangeThreshold(direction=tfma.MetricDirection.LOWER_IS_BETTER,
-                                             absolute={"value": gate.max_change})
+        change = tfma.GenericChangeThreshold(
+            direction=tfma.MetricDirection.LOWER_IS_BETTER, absolute={"value": gate.max_change}
+        )
     threshold = tfma.MetricThreshold(value_threshold=value, change_threshold=change)
     return tfma.MetricConfig(
         class_name=gate.metric,
@@ -49,8 +52,18 @@ def _gated(gate: Gate) -> tfma.MetricConfig:
 # Reported per task (gated ones once). Binary: the confusion counts at TFMA's default 0.5
 # threshold tell the summary why a metric is undefined on a slice (e.g. AUC with one class only).
 REPORTED_METRICS = {
-    F.Task.BINARY: ("ExampleCount", "AUC", "BinaryAccuracy", "Precision", "Recall", "Calibration",
-                    "TruePositives", "FalsePositives", "TrueNegatives", "FalseNegatives"),
+    F.Task.BINARY: (
+        "ExampleCount",
+        "AUC",
+        "BinaryAccuracy",
+        "Precision",
+        "Recall",
+        "Calibration",
+        "TruePositives",
+        "FalsePositives",
+        "TrueNegatives",
+        "FalseNegatives",
+    ),
     F.Task.MULTICLASS: ("ExampleCount", "SparseCategoricalAccuracy", "MultiClassConfusionMatrixPlot"),
     F.Task.REGRESSION: ("ExampleCount", "MeanSquaredError", "RootMeanSquaredError", "MeanAbsoluteError"),
 }
@@ -66,10 +79,12 @@ def eval_config(thresholds: EvalThresholds, problem: F.Problem) -> tfma.EvalConf
     reported = [tfma.MetricConfig(class_name=name) for name in REPORTED_METRICS[task] if name not in gated_names]
     metrics_specs = [tfma.MetricsSpec(metrics=gated + reported)]
     if task is F.Task.MULTICLASS:
-        metrics_specs.append(tfma.MetricsSpec(
-            metrics=[tfma.MetricConfig(class_name=name) for name in _PER_CLASS_METRICS],
-            binarize=tfma.BinarizationOptions(class_ids={"values": list(range(problem.label.num_classes))}),
-        ))
+        metrics_specs.append(
+            tfma.MetricsSpec(
+                metrics=[tfma.MetricConfig(class_name=name) for name in _PER_CLASS_METRICS],
+                binarize=tfma.BinarizationOptions(class_ids={"values": list(range(problem.label.num_classes))}),
+            )
+        )
     return tfma.EvalConfig(
         model_specs=[
             tfma.ModelSpec(

@@ -5,6 +5,7 @@ the model it was copied from (`source_id`, the model artifact URI). A push that
 finds its model already published returns that version instead of copying it
 again, so a run re-executed after a crash never publishes a duplicate.
 """
+
 from __future__ import annotations
 
 import json
@@ -13,7 +14,7 @@ import os
 import shutil
 import tempfile
 import time
-from typing import Callable
+from collections.abc import Callable
 
 # One home for the version-name rule (shared with the server) and tree copies (shared with the Trainer).
 from tfxp.files import copy_tree, is_version_name
@@ -86,13 +87,16 @@ def read_push_record(version_dir: str) -> dict | None:
 
 
 def _push_record(source_id: str | None, source: str, version: int, files: list[str]) -> str:
-    return json.dumps({
-        "source_id": source_id,
-        "source": source,
-        "version": version,
-        "pushed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "files": sorted(f.replace(os.sep, "/") for f in files),
-    }, indent=2)
+    return json.dumps(
+        {
+            "source_id": source_id,
+            "source": source,
+            "version": version,
+            "pushed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "files": sorted(f.replace(os.sep, "/") for f in files),
+        },
+        indent=2,
+    )
 
 
 def latest_version(base_dir: str) -> int | None:
@@ -106,8 +110,7 @@ def find_pushed(base_dir: str, source_id: str, version: int | None = None) -> tu
     With `version` given only that version is looked at; otherwise the newest
     matching one.
     """
-    candidates = [version] if version is not None else sorted(
-        _versions(base_dir), reverse=True)
+    candidates = [version] if version is not None else sorted(_versions(base_dir), reverse=True)
     for candidate in candidates:
         path = _join(base_dir, str(candidate))
         record = read_push_record(path)

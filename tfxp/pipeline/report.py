@@ -1,8 +1,9 @@
 """Console output of a run: progress lines on stderr, the summary on stdout."""
+
 from __future__ import annotations
 
 import math
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 import click
 from tabulate import tabulate
@@ -13,15 +14,26 @@ from tfxp.pipeline.summary import COUNT_METRICS
 # The table's columns, per task, in this order when present (TFMA's metric names). The
 # confusion counts and per-class metrics stay out (they explain "-" cells or would make
 # the table too wide); --json keeps every metric.
-_SUMMARY_METRICS = ("example_count", "auc", "binary_accuracy", "precision", "recall", "calibration",
-                    "sparse_categorical_accuracy",
-                    "mean_squared_error", "root_mean_squared_error", "mean_absolute_error")
+_SUMMARY_METRICS = (
+    "example_count",
+    "auc",
+    "binary_accuracy",
+    "precision",
+    "recall",
+    "calibration",
+    "sparse_categorical_accuracy",
+    "mean_squared_error",
+    "root_mean_squared_error",
+    "mean_absolute_error",
+)
 
 
 def _columns(metrics: Mapping[str, Mapping[str, float | int | None]]) -> list[str]:
     """The table's metrics: those of _SUMMARY_METRICS some slice has (the task's)."""
     present = {name for values in metrics.values() for name in values}
     return [name for name in _SUMMARY_METRICS if name in present]
+
+
 _NOTE_WIDTH = 100  # about the width of the table above the notes
 
 
@@ -45,24 +57,27 @@ def finite(value):
 
 def as_json(outcome: Outcome) -> dict:
     """The summary for --json: undefined metrics are null, `undefined_metrics` says why."""
-    return finite({
-        "exit_code": int(outcome.exit_code),
-        "result": outcome.exit_code.name.lower(),
-        "error": outcome.error,
-        "log_file": outcome.log_file,
-        **outcome.summary.as_dict(),
-    })
+    return finite(
+        {
+            "exit_code": int(outcome.exit_code),
+            "result": outcome.exit_code.name.lower(),
+            "error": outcome.error,
+            "log_file": outcome.log_file,
+            **outcome.summary.as_dict(),
+        }
+    )
 
 
 def _metrics_table(metrics: Mapping[str, Mapping[str, float | int | None]]) -> str:
     """One row per slice; "-" for an undefined metric (None or NaN), counts as integers."""
     columns = _columns(metrics)
-    rows = [[slice_name] + [_cell(metric, metrics[slice_name].get(metric)) for metric in columns]
-            for slice_name in _table_order(metrics)]
+    rows = [
+        [slice_name] + [_cell(metric, metrics[slice_name].get(metric)) for metric in columns]
+        for slice_name in _table_order(metrics)
+    ]
     # floatfmt only touches float cells, so int counts print as "4966", not "4966.0000";
     # right alignment keeps "-" under the digits (decimal alignment puts it at the left).
-    return tabulate(rows, headers=["slice", *columns], floatfmt=".4f", missingval="-",
-                    numalign="right")
+    return tabulate(rows, headers=["slice", *columns], floatfmt=".4f", missingval="-", numalign="right")
 
 
 def _cell(metric: str, value: float | int | None) -> float | int | None:
@@ -132,11 +147,13 @@ def print_summary(outcome: Outcome) -> None:
         echo("rows: " + ", ".join(f"{split} {n}" for split, n in summary.rows.items()))
     if summary.anomalies:
         echo(f"\ndata anomalies ({len(summary.anomalies)}):")
-        echo(tabulate(
-            [[a["feature"], a["split"], a["anomaly"], a["description"]] for a in summary.anomalies],
-            headers=["feature", "split", "anomaly", "description"],
-            maxcolwidths=[None, None, 30, 60],
-        ))
+        echo(
+            tabulate(
+                [[a["feature"], a["split"], a["anomaly"], a["description"]] for a in summary.anomalies],
+                headers=["feature", "split", "anomaly", "description"],
+                maxcolwidths=[None, None, 30, 60],
+            )
+        )
     else:
         echo("data anomalies: none" if summary.rows else "")
     if summary.metrics:
@@ -144,8 +161,10 @@ def print_summary(outcome: Outcome) -> None:
         for line in _undefined_notes(summary.undefined_metrics):
             echo(line)
     if summary.blessed is not None:
-        echo(f"\nblessed: {'yes' if summary.blessed else 'no'}"
-             + (f" (baseline {summary.baseline_model})" if summary.baseline_model else " (no baseline yet)"))
+        echo(
+            f"\nblessed: {'yes' if summary.blessed else 'no'}"
+            + (f" (baseline {summary.baseline_model})" if summary.baseline_model else " (no baseline yet)")
+        )
     for failure in summary.failures:
         echo(f"  threshold failed: {failure}")
     if summary.pushed and summary.fully_cached:
@@ -157,8 +176,10 @@ def print_summary(outcome: Outcome) -> None:
     else:
         echo("pushed: nothing")
     if summary.pushed and summary.served_version not in (None, summary.pushed_version):
-        echo(f"note: version {summary.served_version} is newer, so TF Serving (latest policy) serves it, "
-             f"not {summary.pushed_version}")
+        echo(
+            f"note: version {summary.served_version} is newer, so TF Serving (latest policy) serves it, "
+            f"not {summary.pushed_version}"
+        )
     if summary.mobile_pushed:
         echo(f"mobile: {summary.mobile_path} ({', '.join(summary.mobile_variants)})")
     for variant, reasons in summary.mobile_rejected.items():

@@ -1,13 +1,14 @@
 """Runs the pipeline locally (LocalDagRunner, SQLite MLMD) and turns the result into an exit code."""
+
 from __future__ import annotations
 
 import enum
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from tfxp.pipeline.config import PipelineConfig, is_uri
 from tfxp.pipeline.console import route_library_logs, stderr_to_log
@@ -102,10 +103,13 @@ def _preflight(config: PipelineConfig) -> Outcome | None:
         return Outcome(ExitCode.ANOMALIES, summary, f"data file can't be read: {exc}")
     if dataset.total_rows == 0:
         where = ", ".join(dataset.rows)
-        summary = Summary(config.name, anomalies=[Anomaly("-", "(dataset)", "no rows", f"{where}: a header, no data rows").as_dict()])
+        summary = Summary(
+            config.name, anomalies=[Anomaly("-", "(dataset)", "no rows", f"{where}: a header, no data rows").as_dict()]
+        )
         return Outcome(ExitCode.ANOMALIES, summary, f"no rows: a header but no data rows in {where}")
-    logging.getLogger(__name__).info("input: %d rows in %d file(s), columns %s", dataset.total_rows, len(files),
-                                     dataset.header)
+    logging.getLogger(__name__).info(
+        "input: %d rows in %d file(s), columns %s", dataset.total_rows, len(files), dataset.header
+    )
     return None
 
 
@@ -139,8 +143,13 @@ def _run_locked(config: PipelineConfig, on_event: Callable[[ComponentEvent], Non
         return _run_pipeline(config, on_event, started, log_file, file_handler)
 
 
-def _run_pipeline(config: PipelineConfig, on_event: Callable[[ComponentEvent], None], started: float,
-                  log_file: Path, file_handler: logging.Handler) -> Outcome:
+def _run_pipeline(
+    config: PipelineConfig,
+    on_event: Callable[[ComponentEvent], None],
+    started: float,
+    log_file: Path,
+    file_handler: logging.Handler,
+) -> Outcome:
     from tfxp.pipeline.anomalies import DataAnomaliesError
     from tfxp.pipeline.mlmd import MetadataReader
     from tfxp.pipeline.summary import collect
@@ -169,7 +178,11 @@ def _run_pipeline(config: PipelineConfig, on_event: Callable[[ComponentEvent], N
         logging.getLogger("absl").removeHandler(progress)
         file_handler.flush()
 
-    summary = collect(MetadataReader(config.metadata_path), config.name) if config.metadata_path.exists() else Summary(config.name)
+    summary = (
+        collect(MetadataReader(config.metadata_path), config.name)
+        if config.metadata_path.exists()
+        else Summary(config.name)
+    )
     summary.components = [
         {"id": e.node_id, "status": e.status, "seconds": round(e.seconds, 2)}
         for e in progress.events

@@ -1,4 +1,5 @@
 """`tfxp schema infer`: a starting schema from TFX's SchemaGen, for a person to curate."""
+
 from __future__ import annotations
 
 import glob
@@ -12,12 +13,10 @@ def infer_schema(data: Path, out: Path) -> None:
 
     Every FLOAT feature gets `disallow_nan` / `disallow_inf` (see pipeline.schema_rules).
     """
-    from tfx.components import SchemaGen, StatisticsGen
-    from tfx.orchestration import metadata
-    from tfx.orchestration import pipeline as tfx_pipeline
-    from tfx.orchestration.local.local_dag_runner import LocalDagRunner
-
     from google.protobuf import text_format
+    from tfx.components import SchemaGen, StatisticsGen
+    from tfx.orchestration import metadata, pipeline as tfx_pipeline
+    from tfx.orchestration.local.local_dag_runner import LocalDagRunner
 
     from tfxp.pipeline.config import DEFAULT_BEAM_ARGS, PipelineConfig
     from tfxp.pipeline.example_gen import csv_example_gen
@@ -34,9 +33,7 @@ def infer_schema(data: Path, out: Path) -> None:
                 pipeline_root=str(config.pipeline_root),
                 components=[example_gen, statistics_gen, schema_gen],
                 enable_cache=False,
-                metadata_connection_config=metadata.sqlite_metadata_connection_config(
-                    os.path.join(tmp, "metadata.db")
-                ),
+                metadata_connection_config=metadata.sqlite_metadata_connection_config(os.path.join(tmp, "metadata.db")),
                 beam_pipeline_args=list(DEFAULT_BEAM_ARGS),
             )
         )

@@ -7,6 +7,7 @@ ExampleValidator and tf.Transform turns it into NaN features, which train a wors
 model without any error. So `tfxp schema infer` writes both flags on every FLOAT
 feature, and `tfxp run` refuses a schema where one is missing.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -77,7 +78,9 @@ def schema_problem(path: Path | str) -> str | None:
         return str(exc)
     allowed = non_finite_allowed(schema)
     if allowed:
-        return (f"{path}: FLOAT feature(s) {', '.join(allowed)} allow NaN or infinite values; add "
-                "`disallow_nan: true` and `disallow_inf: true` to their float_domain "
-                "(tfxp schema infer writes them)")
+        return (
+            f"{path}: FLOAT feature(s) {', '.join(allowed)} allow NaN or infinite values; add "
+            "`disallow_nan: true` and `disallow_inf: true` to their float_domain "
+            "(tfxp schema infer writes them)"
+        )
     return None

@@ -1,10 +1,11 @@
 """The run summary: rows per split, anomalies, metrics per slice, blessing, push."""
+
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Mapping
 
 from tfxp.pipeline.anomalies import read_anomalies, split_row_counts
 from tfxp.pipeline.mlmd import MetadataReader, int_property, str_property
@@ -131,8 +132,9 @@ _RULES: dict[str, tuple[Callable[[ConfusionCounts], bool], str]] = {
 }
 
 
-def _why_undefined(name: str, value: float | int | None, counts: ConfusionCounts | None,
-                   example_count: float | int | None) -> str | None:
+def _why_undefined(
+    name: str, value: float | int | None, counts: ConfusionCounts | None, example_count: float | int | None
+) -> str | None:
     """Why metric `name` is undefined on a slice, or None when it is defined."""
     if name in COUNT_METRICS:
         return None  # a count is always defined, 0 included
@@ -148,8 +150,9 @@ def _why_undefined(name: str, value: float | int | None, counts: ConfusionCounts
     return None
 
 
-def explain_undefined(metrics: Mapping[str, Mapping[str, float | int | None]]
-                      ) -> tuple[dict[str, dict[str, float | int | None]], dict[str, dict[str, str]]]:
+def explain_undefined(
+    metrics: Mapping[str, Mapping[str, float | int | None]],
+) -> tuple[dict[str, dict[str, float | int | None]], dict[str, dict[str, str]]]:
     """(metrics with undefined values set to None, slice -> metric -> why undefined).
 
     Counts that are whole numbers become ints (TFMA reports every value as a double).

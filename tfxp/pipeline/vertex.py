@@ -4,6 +4,7 @@ The compiled job runs the same `create_pipeline` as `tfxp run`, inside the
 pipeline image (Dockerfile): user code is referenced by dotted name
 (`models.model.run_fn`), so compiling uploads nothing.
 """
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """Projects shipped with tfxp (package data): `taxi`, the default of `tfxp run`."""
+
 from __future__ import annotations
 
 import functools

@@ -4,14 +4,15 @@ num_batch_threads, max_enqueued_batches).
 Concurrent requests for the same model version and signature are merged along
 dimension 0, run once, and split back. A merged batch holds whole requests only.
 """
+
 from __future__ import annotations
 
 import queue
 import threading
 import time
+from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Mapping
 
 import numpy as np
 
@@ -92,7 +93,7 @@ class _Queue:
                 for name, value in outputs.items():
                     if np.ndim(value) == 0 or value.shape[0] != total:
                         raise ServingError(Code.INTERNAL, f"output '{name}' has no batch dimension to split")
-                    part[name] = value[offset: offset + task.size]
+                    part[name] = value[offset : offset + task.size]
                 task.future.set_result(part)
                 offset += task.size
         except ServingError as exc:
@@ -124,8 +125,9 @@ class BatchingRunner:
         self._queues: dict[tuple, _Queue] = {}
         self._lock = threading.Lock()
 
-    def __call__(self, servable: Servable, signature: str, inputs: Mapping[str, np.ndarray],
-                 output_filter: tuple = ()) -> dict:
+    def __call__(
+        self, servable: Servable, signature: str, inputs: Mapping[str, np.ndarray], output_filter: tuple = ()
+    ) -> dict:
         size = _batch_size(inputs)
         if output_filter or size is None:
             return servable.run(signature, inputs, output_filter)

@@ -22,6 +22,7 @@ Import cost: nothing here imports TensorFlow at module level, and `tfxp.rows` bu
 tf.Examples without it, so the REST client never loads TensorFlow (~2-4 s); the gRPC
 client must, since `tensorflow_serving.apis` is built on TensorFlow's protos.
 """
+
 from __future__ import annotations
 
 import abc
@@ -30,12 +31,13 @@ import json
 import math
 import struct
 import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 from tfxp import rows as R
+
 # Re-exported: rows files and values were read here before tfxp.rows existed (cli, mobile, bench use these names).
 from tfxp.rows import (  # noqa: F401
     MissingColumnsError,
@@ -145,8 +147,10 @@ class ModelMetadata:
     def signature(self, name: str) -> Signature:
         """The SignatureDef `name`. Raises ModelMetadataError naming the signatures there are."""
         if name not in self.signatures:
-            raise ModelMetadataError(f"model {self._name()} has no {name!r} signature "
-                                     f"(it has {', '.join(sorted(self.signatures)) or 'none'})")
+            raise ModelMetadataError(
+                f"model {self._name()} has no {name!r} signature "
+                f"(it has {', '.join(sorted(self.signatures)) or 'none'})"
+            )
         return self.signatures[name]
 
     def raw_inputs(self) -> dict[str, str]:
@@ -160,12 +164,15 @@ class ModelMetadata:
             raise ModelMetadataError(
                 f"model {self._name()} has no {PREDICT_RAW!r} signature (it has "
                 f"{', '.join(sorted(self.signatures)) or 'none'}): its inputs are the raw features this client "
-                "sends, as tensors or as tf.Example features")
+                "sends, as tensors or as tf.Example features"
+            )
         inputs = {}
         for name, info in sorted(self.signatures[PREDICT_RAW].inputs.items()):
             if info.dtype not in R.DTYPES:
-                raise ModelMetadataError(f"model {self._name()}: {PREDICT_RAW} input {name} is {info.dtype}; "
-                                         f"rows are read as {', '.join(R.DTYPES)}")
+                raise ModelMetadataError(
+                    f"model {self._name()}: {PREDICT_RAW} input {name} is {info.dtype}; "
+                    f"rows are read as {', '.join(R.DTYPES)}"
+                )
             inputs[name] = info.dtype
         return inputs
 
@@ -174,15 +181,21 @@ class ModelMetadata:
         inputs = self.signature(name).inputs
         if len(inputs) != 1 or next(iter(inputs.values())).dtype != R.DT_STRING:
             shown = ", ".join(f"{key} ({info.dtype})" for key, info in sorted(inputs.items())) or "none"
-            raise ModelMetadataError(f"model {self._name()}: {name} takes {shown}; this client sends "
-                                     "serialized tf.Examples to a signature with one DT_STRING input")
+            raise ModelMetadataError(
+                f"model {self._name()}: {name} takes {shown}; this client sends "
+                "serialized tf.Examples to a signature with one DT_STRING input"
+            )
         return next(iter(inputs))
 
     def summary(self) -> dict:
         """{signature name: {"inputs": {key: "DT_..."}, "outputs": {key: "DT_..."}}}."""
-        return {name: {"inputs": {key: info.dtype for key, info in sig.inputs.items()},
-                       "outputs": {key: info.dtype for key, info in sig.outputs.items()}}
-                for name, sig in self.signatures.items()}
+        return {
+            name: {
+                "inputs": {key: info.dtype for key, info in sig.inputs.items()},
+                "outputs": {key: info.dtype for key, info in sig.outputs.items()},
+            }
+            for name, sig in self.signatures.items()
+        }
 
     def _name(self) -> str:
         return self.model if self.version is None else f"{self.model} version {self.version}"
@@ -277,8 +290,16 @@ class ServingClient(abc.ABC):
     most about `retry_seconds + timeout`.
     """
 
-    def __init__(self, model: str, *, version: int | None = None, label: str | None = None,
-                 timeout: float = 10.0, retry_seconds: float = RETRY_SECONDS, signature: str = SERVING_DEFAULT):
+    def __init__(
+        self,
+        model: str,
+        *,
+        version: int | None = None,
+        label: str | None = None,
+        timeout: float = 10.0,
+        retry_seconds: float = RETRY_SECONDS,
+        signature: str = SERVING_DEFAULT,
+    ):
         if version is not None and label is not None:
             raise ValueError("give a version or a label, not both")
         if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 0):
@@ -371,8 +392,9 @@ class ServingClient(abc.ABC):
         """{output name: one value per row}."""
 
     @abc.abstractmethod
-    def _predict_raw(self, columns: dict[str, list], inputs: Mapping[str, str],
-                     signature: Signature) -> dict[str, list]:
+    def _predict_raw(
+        self, columns: dict[str, list], inputs: Mapping[str, str], signature: Signature
+    ) -> dict[str, list]:
         """{output name: one value per row}."""
 
     def __enter__(self) -> ServingClient:
@@ -412,16 +434,19 @@ def _per_row(outputs: Mapping[str, list], count: int) -> list[Any]:
 # -- REST ----------------------------------------------------------------------------------------
 
 
-def rest_predict_body(signature: str, examples: list[bytes] | None = None,
-                      columns: Mapping[str, list] | None = None) -> str:
+def rest_predict_body(
+    signature: str, examples: list[bytes] | None = None, columns: Mapping[str, list] | None = None
+) -> str:
     """The JSON predict body: row format of b64 examples, or columnar raw tensors.
 
     A single-input signature's row format is a plain list of values. NaN
     markers go out as the JSON literal NaN, which TF Serving accepts.
     """
     if examples is not None:
-        body: dict = {"signature_name": signature,
-                      "instances": [{"b64": base64.b64encode(e).decode("ascii")} for e in examples]}
+        body: dict = {
+            "signature_name": signature,
+            "instances": [{"b64": base64.b64encode(e).decode("ascii")} for e in examples],
+        }
     else:
         body = {"signature_name": signature, "inputs": dict(columns or {})}
     return json.dumps(body, allow_nan=True, separators=(",", ":"))
@@ -496,8 +521,9 @@ class RestClient(ServingClient):
         body = rest_predict_body(self.signature, examples=examples)
         return rest_outputs(self._call("POST", ":predict", body).get("predictions"), signature)
 
-    def _predict_raw(self, columns: dict[str, list], inputs: Mapping[str, str],
-                     signature: Signature) -> dict[str, list]:
+    def _predict_raw(
+        self, columns: dict[str, list], inputs: Mapping[str, str], signature: Signature
+    ) -> dict[str, list]:
         body = rest_predict_body(self.signature, columns=columns)
         return rest_outputs(self._call("POST", ":predict", body).get("outputs"), signature)
 
@@ -572,11 +598,14 @@ class GrpcClient(ServingClient):
         super().__init__(model, **kwargs)
         self.target = target
         self._grpc = grpc
-        self._channel = grpc.insecure_channel(target, options=[
-            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-            *GRPC_RECONNECT_OPTIONS,
-        ])
+        self._channel = grpc.insecure_channel(
+            target,
+            options=[
+                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+                *GRPC_RECONNECT_OPTIONS,
+            ],
+        )
         self._prediction = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
         self._models = model_service_pb2_grpc.ModelServiceStub(self._channel)
 
@@ -602,8 +631,9 @@ class GrpcClient(ServingClient):
     def _predict_examples(self, examples: list[bytes], input_name: str, signature: Signature) -> dict[str, list]:
         return self._predict({input_name: tensor_proto(examples, R.DT_STRING)})
 
-    def _predict_raw(self, columns: dict[str, list], inputs: Mapping[str, str],
-                     signature: Signature) -> dict[str, list]:
+    def _predict_raw(
+        self, columns: dict[str, list], inputs: Mapping[str, str], signature: Signature
+    ) -> dict[str, list]:
         return self._predict({name: tensor_proto(columns[name], dtype) for name, dtype in inputs.items()})
 
     def _predict(self, inputs: Mapping[str, Any]) -> dict[str, list]:
@@ -657,8 +687,14 @@ class GrpcClient(ServingClient):
 
 
 # TensorProto value fields and tensor_content formats (struct codes) of the dtypes read or written here.
-_VALUE_FIELDS = {"DT_FLOAT": "float_val", "DT_DOUBLE": "double_val", "DT_INT32": "int_val",
-                 "DT_INT64": "int64_val", "DT_STRING": "string_val", "DT_BOOL": "bool_val"}
+_VALUE_FIELDS = {
+    "DT_FLOAT": "float_val",
+    "DT_DOUBLE": "double_val",
+    "DT_INT32": "int_val",
+    "DT_INT64": "int64_val",
+    "DT_STRING": "string_val",
+    "DT_BOOL": "bool_val",
+}
 _CONTENT_FORMATS = {"DT_FLOAT": "f", "DT_DOUBLE": "d", "DT_INT32": "i", "DT_INT64": "q", "DT_BOOL": "?"}
 
 
@@ -731,7 +767,7 @@ def _nest(values: list, shape: tuple[int, ...]) -> list:
     if len(shape) == 1:
         return values
     step = math.prod(shape[1:])
-    return [_nest(values[i * step:(i + 1) * step], shape[1:]) for i in range(shape[0])]
+    return [_nest(values[i * step : (i + 1) * step], shape[1:]) for i in range(shape[0])]
 
 
 def tensor_floats(proto: Any) -> list[float]:

@@ -13,12 +13,13 @@ message definitions and text format:
 Every problem raises `ConfigError` naming the file, so a bad deploy fails at
 startup instead of serving something unexpected.
 """
+
 from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable, Type
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, text_format, wrappers_pb2
 from google.protobuf.message import Message
@@ -59,7 +60,7 @@ class VersionPolicy:
             return available
         if self.kind == "specific":
             return available & self.versions
-        return set(sorted(available)[-self.num_versions:])
+        return set(sorted(available)[-self.num_versions :])
 
 
 def load_model_server_config(path: str | os.PathLike) -> model_server_config_pb2.ModelServerConfig:
@@ -124,8 +125,9 @@ def _validate_model(model: model_server_config_pb2.ModelConfig, where: str, seen
         raise ConfigError(f"{where}: name is empty")
     where = f"{where} ({model.name!r})"
     if not MODEL_NAME_RE.match(model.name):
-        raise ConfigError(f"{where}: invalid model name; use letters, digits, '_', '.', '-' "
-                          "and start with a letter or digit")
+        raise ConfigError(
+            f"{where}: invalid model name; use letters, digits, '_', '.', '-' and start with a letter or digit"
+        )
     if model.name in seen:
         raise ConfigError(f"{where}: model listed more than once")
     seen.add(model.name)
@@ -163,15 +165,20 @@ def _int64_field(name: str, number: int) -> descriptor_pb2.FieldDescriptorProto:
 
 def _message_field(name: str, number: int, type_name: str) -> descriptor_pb2.FieldDescriptorProto:
     return descriptor_pb2.FieldDescriptorProto(
-        name=name, number=number, type_name=type_name,
+        name=name,
+        number=number,
+        type_name=type_name,
         type=descriptor_pb2.FieldDescriptorProto.TYPE_MESSAGE,
         label=descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL,
     )
 
 
 def _scalar_field(name: str, number: int, kind: int, repeated: bool = False) -> descriptor_pb2.FieldDescriptorProto:
-    label = descriptor_pb2.FieldDescriptorProto.LABEL_REPEATED if repeated else \
-        descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL
+    label = (
+        descriptor_pb2.FieldDescriptorProto.LABEL_REPEATED
+        if repeated
+        else descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL
+    )
     return descriptor_pb2.FieldDescriptorProto(name=name, number=number, type=kind, label=label)
 
 
@@ -179,22 +186,31 @@ def _config_file_descriptor() -> descriptor_pb2.FileDescriptorProto:
     """TF Serving's BatchingParameters (session_bundle_config.proto) and MonitoringConfig
     (monitoring_config.proto), with their field names, numbers and types."""
     fdp = descriptor_pb2.FieldDescriptorProto
-    batching = descriptor_pb2.DescriptorProto(name="BatchingParameters", field=[
-        _int64_field("max_batch_size", 1),
-        _int64_field("batch_timeout_micros", 2),
-        _int64_field("max_enqueued_batches", 3),
-        _int64_field("num_batch_threads", 4),
-        _message_field("thread_pool_name", 5, ".google.protobuf.StringValue"),
-        _scalar_field("allowed_batch_sizes", 6, fdp.TYPE_INT64, repeated=True),
-        _scalar_field("pad_variable_length_inputs", 7, fdp.TYPE_BOOL),
-    ])
-    prometheus = descriptor_pb2.DescriptorProto(name="PrometheusConfig", field=[
-        _scalar_field("enable", 1, fdp.TYPE_BOOL),
-        _scalar_field("path", 2, fdp.TYPE_STRING),
-    ])
-    monitoring = descriptor_pb2.DescriptorProto(name="MonitoringConfig", field=[
-        _message_field("prometheus_config", 1, ".tensorflow.serving.PrometheusConfig"),
-    ])
+    batching = descriptor_pb2.DescriptorProto(
+        name="BatchingParameters",
+        field=[
+            _int64_field("max_batch_size", 1),
+            _int64_field("batch_timeout_micros", 2),
+            _int64_field("max_enqueued_batches", 3),
+            _int64_field("num_batch_threads", 4),
+            _message_field("thread_pool_name", 5, ".google.protobuf.StringValue"),
+            _scalar_field("allowed_batch_sizes", 6, fdp.TYPE_INT64, repeated=True),
+            _scalar_field("pad_variable_length_inputs", 7, fdp.TYPE_BOOL),
+        ],
+    )
+    prometheus = descriptor_pb2.DescriptorProto(
+        name="PrometheusConfig",
+        field=[
+            _scalar_field("enable", 1, fdp.TYPE_BOOL),
+            _scalar_field("path", 2, fdp.TYPE_STRING),
+        ],
+    )
+    monitoring = descriptor_pb2.DescriptorProto(
+        name="MonitoringConfig",
+        field=[
+            _message_field("prometheus_config", 1, ".tensorflow.serving.PrometheusConfig"),
+        ],
+    )
     return descriptor_pb2.FileDescriptorProto(
         # A private name: never clashes with the real .proto should it get installed.
         name="tfxp/serving/tf_serving_runtime_configs.proto",
@@ -205,7 +221,7 @@ def _config_file_descriptor() -> descriptor_pb2.FileDescriptorProto:
     )
 
 
-def _build_messages() -> tuple[Type[Message], Type[Message], Type[Message]]:
+def _build_messages() -> tuple[type[Message], type[Message], type[Message]]:
     # A private pool: the default one may already hold messages named tensorflow.serving.*.
     pool = descriptor_pool.DescriptorPool()
     wrappers = descriptor_pb2.FileDescriptorProto()
@@ -280,11 +296,14 @@ def _validate_batching(settings: BatchingSettings, path: str) -> None:
     sizes = settings.allowed_batch_sizes
     if not sizes:
         return
-    if sizes[0] <= 0 or any(b <= a for a, b in zip(sizes, sizes[1:])):
+    # Neighbouring pairs: sizes[1:] is one shorter, so the zip is deliberately not strict.
+    if sizes[0] <= 0 or any(b <= a for a, b in zip(sizes, sizes[1:], strict=False)):
         raise ConfigError(f"{path}: allowed_batch_sizes must be positive and increasing, got {list(sizes)}")
     if sizes[-1] != settings.max_batch_size:
-        raise ConfigError(f"{path}: the last allowed_batch_sizes entry ({sizes[-1]}) must equal "
-                          f"max_batch_size ({settings.max_batch_size})")
+        raise ConfigError(
+            f"{path}: the last allowed_batch_sizes entry ({sizes[-1]}) must equal "
+            f"max_batch_size ({settings.max_batch_size})"
+        )
 
 
 def load_monitoring_config(path: str | os.PathLike) -> MonitoringSettings:

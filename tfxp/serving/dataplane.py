@@ -6,12 +6,13 @@ Checks, their order, codes and messages follow TF Serving 2.16.1's
 `servables/tensorflow/{predict_util,classifier,regressor,multi_inference,util}.cc`,
 so a client sees the same answer from either server.
 """
+
 from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Callable, Iterator, Mapping, Sequence, Union
 
 import numpy as np
 
@@ -62,11 +63,12 @@ Runner = Callable[[Servable, str, Mapping[str, np.ndarray], tuple], dict]
 # Builds a request's input tensors from the signature that will run them.
 Decoder = Callable[[Signature], Mapping[str, np.ndarray]]
 # Serialized tf.Examples, or a function giving them (called once the signature has been checked).
-Examples = Union[Sequence[bytes], Callable[[], Sequence[bytes]]]
+Examples = Sequence[bytes] | Callable[[], Sequence[bytes]]
 
 
-def direct_runner(servable: Servable, signature: str, inputs: Mapping[str, np.ndarray],
-                  output_filter: tuple = ()) -> dict:
+def direct_runner(
+    servable: Servable, signature: str, inputs: Mapping[str, np.ndarray], output_filter: tuple = ()
+) -> dict:
     return servable.run(signature, inputs, output_filter)
 
 
@@ -79,15 +81,26 @@ class DataPlane:
     When on, Classify/Regress require the classify/regress method name, and Predict one of the three.
     """
 
-    def __init__(self, repository: ModelRepository, runner: Runner = direct_runner, request_logger=None,
-                 signature_method_name_check: bool = False):
+    def __init__(
+        self,
+        repository: ModelRepository,
+        runner: Runner = direct_runner,
+        request_logger=None,
+        signature_method_name_check: bool = False,
+    ):
         self.repository = repository
         self._runner = runner
         self._request_logger = request_logger
         self._method_check = signature_method_name_check
 
-    def predict(self, spec: ModelSpec, inputs: Mapping[str, np.ndarray] | Decoder, output_filter: tuple = (),
-                deadline: float | None = None, rest: bool = False) -> Result:
+    def predict(
+        self,
+        spec: ModelSpec,
+        inputs: Mapping[str, np.ndarray] | Decoder,
+        output_filter: tuple = (),
+        deadline: float | None = None,
+        rest: bool = False,
+    ) -> Result:
         """Runs a signature of the resolved version (predict_util.cc RunPredict).
 
         `inputs` may be a function of that version's signature, for front ends
@@ -101,8 +114,9 @@ class DataPlane:
         """
         with self._servable(spec) as servable:
             if rest and _lookup(servable, spec.signature) is None:
-                raise ServingError(Code.INVALID_ARGUMENT, f'Serving signature name: "{spec.signature}" '
-                                                          "not found in signature def")
+                raise ServingError(
+                    Code.INVALID_ARGUMENT, f'Serving signature name: "{spec.signature}" not found in signature def'
+                )
             signature = self._predict_signature(servable, spec.signature)
             if callable(inputs):
                 inputs = inputs(signature)
@@ -129,8 +143,9 @@ class DataPlane:
             signature = self._classification_signature(servable, spec.signature, _NO_SIGNATURE)
             serialized = _serialized(examples)
             _check_deadline(deadline)
-            return Result(spec.name, servable.version, signature.name,
-                          self._classify_run(servable, signature, serialized))
+            return Result(
+                spec.name, servable.version, signature.name, self._classify_run(servable, signature, serialized)
+            )
 
     def regress(self, spec: ModelSpec, examples: Examples, deadline: float | None = None) -> Result:
         """Regress (regressor.cc RunRegress): one float per example, from the signature's `outputs`
@@ -139,11 +154,13 @@ class DataPlane:
             signature = self._regression_signature(servable, spec.signature, _NO_SIGNATURE)
             serialized = _serialized(examples)
             _check_deadline(deadline)
-            return Result(spec.name, servable.version, signature.name,
-                          self._regress_run(servable, signature, serialized))
+            return Result(
+                spec.name, servable.version, signature.name, self._regress_run(servable, signature, serialized)
+            )
 
-    def multi_inference(self, tasks: Sequence[InferenceTask], examples: Examples,
-                        deadline: float | None = None) -> list[Result]:
+    def multi_inference(
+        self, tasks: Sequence[InferenceTask], examples: Examples, deadline: float | None = None
+    ) -> list[Result]:
         """MultiInference (multi_inference.cc): classify/regress tasks on one model and the same examples.
 
         The version is the first task's (multi_inference_helper.cc). Every task must name that model,
@@ -155,11 +172,12 @@ class DataPlane:
             signatures = self._inference_signatures(servable, first.name, tasks)
             serialized = _serialized(examples)
             results = []
-            for task, signature in zip(tasks, signatures):
+            for task, signature in zip(tasks, signatures, strict=True):
                 _check_deadline(deadline)
                 run = self._classify_run if task.method_name == CLASSIFY_METHOD else self._regress_run
-                results.append(Result(task.spec.name, servable.version, signature.name,
-                                      run(servable, signature, serialized)))
+                results.append(
+                    Result(task.spec.name, servable.version, signature.name, run(servable, signature, serialized))
+                )
             return results
 
     def metadata(self, spec: ModelSpec) -> Result:
@@ -187,13 +205,18 @@ class DataPlane:
         method other than predict/classify/regress is INTERNAL (VerifySignature)."""
         signature = _lookup(servable, name)
         if signature is None:
-            raise ServingError(Code.FAILED_PRECONDITION, f'Serving signature key "{name}" not found. '
-                                                         f"Available: {sorted(servable.signatures)}")
+            raise ServingError(
+                Code.FAILED_PRECONDITION,
+                f'Serving signature key "{name}" not found. Available: {sorted(servable.signatures)}',
+            )
         method = _method_name(servable, signature)
         if self._method_check and method not in (PREDICT_METHOD, CLASSIFY_METHOD, REGRESS_METHOD):
-            raise ServingError(Code.INTERNAL, "Expected prediction signature method_name to be one of {"
-                                              f"{PREDICT_METHOD}, {CLASSIFY_METHOD}, {REGRESS_METHOD}}}. "
-                                              f"Was: {method}")
+            raise ServingError(
+                Code.INTERNAL,
+                "Expected prediction signature method_name to be one of {"
+                f"{PREDICT_METHOD}, {CLASSIFY_METHOD}, {REGRESS_METHOD}}}. "
+                f"Was: {method}",
+            )
         return signature
 
     def _classification_signature(self, servable: Servable, name: str, not_found: str) -> Signature:
@@ -204,14 +227,17 @@ class DataPlane:
         if len(signature.inputs) != 1:
             raise ServingError(Code.INVALID_ARGUMENT, "Expected one input Tensor.")
         if len(signature.outputs) not in (1, 2):
-            raise ServingError(Code.INVALID_ARGUMENT,
-                               f"Expected one or two output Tensors, found {len(signature.outputs)}")
+            raise ServingError(
+                Code.INVALID_ARGUMENT, f"Expected one or two output Tensors, found {len(signature.outputs)}"
+            )
         if CLASSIFY_INPUTS not in signature.inputs:
             raise ServingError(Code.INVALID_ARGUMENT, f"No classification inputs found in SignatureDef: {sig_text}")
         if CLASSIFY_OUTPUT_CLASSES not in signature.outputs and CLASSIFY_OUTPUT_SCORES not in signature.outputs:
-            raise ServingError(Code.INVALID_ARGUMENT,
-                               f'Expected classification signature outputs to contain at least one of "'
-                               f'{CLASSIFY_OUTPUT_CLASSES}" or "{CLASSIFY_OUTPUT_SCORES}". Signature was: {sig_text}')
+            raise ServingError(
+                Code.INVALID_ARGUMENT,
+                f'Expected classification signature outputs to contain at least one of "'
+                f'{CLASSIFY_OUTPUT_CLASSES}" or "{CLASSIFY_OUTPUT_SCORES}". Signature was: {sig_text}',
+            )
         return signature
 
     def _regression_signature(self, servable: Servable, name: str, not_found: str) -> Signature:
@@ -232,19 +258,20 @@ class DataPlane:
     def _check_method(self, servable: Servable, signature: Signature, expected: str, kind: str) -> None:
         method = _method_name(servable, signature)
         if self._method_check and method != expected:
-            raise ServingError(Code.INVALID_ARGUMENT,
-                               f"Expected {kind} signature method_name to be {expected}. Was: {method}")
+            raise ServingError(
+                Code.INVALID_ARGUMENT, f"Expected {kind} signature method_name to be {expected}. Was: {method}"
+            )
 
-    def _inference_signatures(self, servable: Servable, model: str,
-                              tasks: Sequence[InferenceTask]) -> list[Signature]:
+    def _inference_signatures(self, servable: Servable, model: str, tasks: Sequence[InferenceTask]) -> list[Signature]:
         """TensorFlowMultiInferenceRunner::Infer's checks, task by task, in its order."""
         signatures, seen = [], set()
         for task in tasks:
             if not task.spec.name:
                 raise ServingError(Code.INVALID_ARGUMENT, "Found ModelSpec with an empty model name.")
             if task.spec.name != model:
-                raise ServingError(Code.INVALID_ARGUMENT,
-                                   "All ModelSpecs in a MultiInferenceRequest must access the same model name.")
+                raise ServingError(
+                    Code.INVALID_ARGUMENT, "All ModelSpecs in a MultiInferenceRequest must access the same model name."
+                )
             name = task.spec.signature
             if name in seen:
                 raise ServingError(Code.INVALID_ARGUMENT, f"Duplicate evaluation of signature: {name}")
@@ -259,8 +286,9 @@ class DataPlane:
         return signatures
 
     # -- running ----------------------------------------------------------------------------
-    def _classify_run(self, servable: Servable, signature: Signature,
-                      serialized: np.ndarray) -> list[list[tuple[str, float]]]:
+    def _classify_run(
+        self, servable: Servable, signature: Signature, serialized: np.ndarray
+    ) -> list[list[tuple[str, float]]]:
         outputs = self._runner(servable, signature.name, {CLASSIFY_INPUTS: serialized}, _classify_fetch(signature))
         return _classifications(outputs, len(serialized))
 
@@ -312,9 +340,11 @@ def _check_output_filter(signature: Signature, output_filter: tuple) -> None:
     seen = set()
     for alias in output_filter:
         if alias not in signature.outputs:
-            raise ServingError(Code.INVALID_ARGUMENT,
-                               f"output tensor alias not found in signature: {alias} Outputs expected to be in "
-                               f"the set {{{','.join(sorted(signature.outputs))}}}.")
+            raise ServingError(
+                Code.INVALID_ARGUMENT,
+                f"output tensor alias not found in signature: {alias} Outputs expected to be in "
+                f"the set {{{','.join(sorted(signature.outputs))}}}.",
+            )
         if alias in seen:
             raise ServingError(Code.INVALID_ARGUMENT, f"duplicate output tensor alias: {alias}")
         seen.add(alias)
@@ -346,24 +376,31 @@ def _classifications(outputs: Mapping[str, np.ndarray], count: int) -> list[list
     if scores is not None:
         scores = _classification_output(scores, "scores", "DT_FLOAT", count)
     if classes is not None and scores is not None and classes.shape[1] != scores.shape[1]:
-        raise ServingError(Code.INVALID_ARGUMENT, f"Tensors class and score should match in dim_size(1). "
-                                                  f"Got {classes.shape[1]} vs. {scores.shape[1]}")
+        raise ServingError(
+            Code.INVALID_ARGUMENT,
+            f"Tensors class and score should match in dim_size(1). Got {classes.shape[1]} vs. {scores.shape[1]}",
+        )
     width = (classes if classes is not None else scores).shape[1]
     labels = [[""] * width] * count if classes is None else _labels(classes)
     values = [[0.0] * width] * count if scores is None else scores.astype(np.float64).tolist()
-    return [list(zip(row_labels, row_scores)) for row_labels, row_scores in zip(labels, values)]
+    return [
+        list(zip(row_labels, row_scores, strict=True)) for row_labels, row_scores in zip(labels, values, strict=True)
+    ]
 
 
 def _classification_output(array, name: str, dtype: str, count: int) -> np.ndarray:
     array = np.asarray(array)
     if array.ndim != 2:
-        raise ServingError(Code.INVALID_ARGUMENT,
-                           f"Expected Tensor shape: [batch_size num_classes] but got {shape_string(array.shape)}")
+        raise ServingError(
+            Code.INVALID_ARGUMENT,
+            f"Expected Tensor shape: [batch_size num_classes] but got {shape_string(array.shape)}",
+        )
     if dtype_name(array) != dtype:
         raise ServingError(Code.INVALID_ARGUMENT, f"Expected {name} Tensor of {dtype}. Got: {dtype_name(array)}")
     if array.shape[0] != count:
-        raise ServingError(Code.INVALID_ARGUMENT,
-                           f"Expected {name} output batch size of {count}. Got: {array.shape[0]}")
+        raise ServingError(
+            Code.INVALID_ARGUMENT, f"Expected {name} output batch size of {count}. Got: {array.shape[0]}"
+        )
     return array
 
 
@@ -372,20 +409,26 @@ def _labels(classes: np.ndarray) -> list[list[str]]:
     try:
         return [[c.decode() if isinstance(c, bytes) else str(c) for c in row] for row in classes]
     except UnicodeDecodeError:
-        raise ServingError(Code.FAILED_PRECONDITION,
-                           "the model's classes output holds a label that is not valid UTF-8; "
-                           "ClassificationResponse labels are strings") from None
+        raise ServingError(
+            Code.FAILED_PRECONDITION,
+            "the model's classes output holds a label that is not valid UTF-8; "
+            "ClassificationResponse labels are strings",
+        ) from None
 
 
 def _regressions(outputs: Mapping[str, np.ndarray], count: int) -> list[float]:
     """regressor.cc PostProcessRegressionResult: float [batch] or [batch, 1] -> one value per example."""
     array = np.asarray(outputs[REGRESS_OUTPUTS])
     if not (array.ndim == 1 or (array.ndim == 2 and array.shape[1] == 1)):
-        raise ServingError(Code.INVALID_ARGUMENT, "Expected output Tensor shape to be either [batch_size] or "
-                                                  f"[batch_size, 1] but got {shape_string(array.shape)}")
+        raise ServingError(
+            Code.INVALID_ARGUMENT,
+            "Expected output Tensor shape to be either [batch_size] or "
+            f"[batch_size, 1] but got {shape_string(array.shape)}",
+        )
     if array.shape[0] != count:
-        raise ServingError(Code.INVALID_ARGUMENT,
-                           f"Input batch size did not match output batch size: {count} vs. {array.shape[0]}")
+        raise ServingError(
+            Code.INVALID_ARGUMENT, f"Input batch size did not match output batch size: {count} vs. {array.shape[0]}"
+        )
     if dtype_name(array) != "DT_FLOAT":
         raise ServingError(Code.INVALID_ARGUMENT, f"Expected output Tensor of DT_FLOAT.  Got: {dtype_name(array)}")
     return array.reshape(-1).astype(np.float64).tolist()

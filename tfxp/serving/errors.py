@@ -1,4 +1,5 @@
 """Errors of the data plane, with TF Serving's status codes and REST mapping."""
+
 from __future__ import annotations
 
 import enum
@@ -43,10 +44,22 @@ class ServingError(Exception):
 
 # tensorflow.error.Code / grpc status numbers (TF's OpError.error_code uses the same numbering).
 _CODE_NUMBERS = {
-    1: Code.CANCELLED, 2: Code.UNKNOWN, 3: Code.INVALID_ARGUMENT, 4: Code.DEADLINE_EXCEEDED, 5: Code.NOT_FOUND,
-    6: Code.ALREADY_EXISTS, 7: Code.PERMISSION_DENIED, 8: Code.RESOURCE_EXHAUSTED, 9: Code.FAILED_PRECONDITION,
-    10: Code.ABORTED, 11: Code.OUT_OF_RANGE, 12: Code.UNIMPLEMENTED, 13: Code.INTERNAL, 14: Code.UNAVAILABLE,
-    15: Code.DATA_LOSS, 16: Code.UNAUTHENTICATED,
+    1: Code.CANCELLED,
+    2: Code.UNKNOWN,
+    3: Code.INVALID_ARGUMENT,
+    4: Code.DEADLINE_EXCEEDED,
+    5: Code.NOT_FOUND,
+    6: Code.ALREADY_EXISTS,
+    7: Code.PERMISSION_DENIED,
+    8: Code.RESOURCE_EXHAUSTED,
+    9: Code.FAILED_PRECONDITION,
+    10: Code.ABORTED,
+    11: Code.OUT_OF_RANGE,
+    12: Code.UNIMPLEMENTED,
+    13: Code.INTERNAL,
+    14: Code.UNAVAILABLE,
+    15: Code.DATA_LOSS,
+    16: Code.UNAUTHENTICATED,
 }
 # Lines of a TensorFlow error message that locate the failure rather than say what it was.
 _TF_NOISE = ("[[", "Detected at node", "File ", "Graph execution error", "Node:", "Stack trace")

@@ -7,6 +7,7 @@ plane, and encodes the result. Errors: a ServingError leaves with its status cod
 else is our bug: INTERNAL, with the traceback in the server log — never gRPC's
 UNKNOWN, and the server keeps serving.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -76,6 +77,7 @@ def _abort(context, code: Code, message: str):
 def _statuses(context, api: str, name: str, outcome: dict | None = None):
     """An RPC's error status: a ServingError's code; INTERNAL for our bugs, traceback logged.
     The code is also written to `outcome["status"]` (request metrics) when given."""
+
     def fail(code: Code, message: str):
         if outcome is not None:
             outcome["status"] = code.name
@@ -143,8 +145,9 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         with _rpc(self._metrics, spec.name, "predict", context):
             _require_model_spec(request)
             # Decoded once the signature is found: a bad tensor for an unknown model is NOT_FOUND first.
-            result = self._plane.predict(spec, lambda signature: _input_arrays(request.inputs),
-                                         tuple(request.output_filter), _deadline(context))
+            result = self._plane.predict(
+                spec, lambda signature: _input_arrays(request.inputs), tuple(request.output_filter), _deadline(context)
+            )
             response = predict_pb2.PredictResponse()
             _fill_spec(response.model_spec, result.name, result.version, result.signature_name)
             for key, value in result.value.items():
@@ -174,10 +177,9 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
     def MultiInference(self, request, context):
         tasks = [InferenceTask(_spec(task.model_spec), task.method_name) for task in request.tasks]
         with _rpc(self._metrics, tasks[0].spec.name if tasks else "", "multi_inference", context):
-            results = self._plane.multi_inference(tasks, lambda: serialized_examples(request.input),
-                                                  _deadline(context))
+            results = self._plane.multi_inference(tasks, lambda: serialized_examples(request.input), _deadline(context))
             response = inference_pb2.MultiInferenceResponse()
-            for task, result in zip(tasks, results):
+            for task, result in zip(tasks, results, strict=True):
                 out = response.results.add()
                 if task.method_name == CLASSIFY_METHOD:
                     _fill_classifications(out.classification_result, result.value)
@@ -271,11 +273,13 @@ class _Undecodable:
 def _lenient(message_class):
     """A request deserializer that hands a parse failure to the handler, which answers INVALID_ARGUMENT;
     grpcio itself would answer INTERNAL "Exception deserializing request!"."""
+
     def deserialize(data: bytes):
         try:
             return message_class.FromString(data)
         except Exception as exc:  # noqa: BLE001 - any parse failure is the client's bytes
             return _Undecodable(message_class.DESCRIPTOR.full_name, str(exc) or type(exc).__name__)
+
     return deserialize
 
 
@@ -283,10 +287,14 @@ def _refusing_undecodable(behavior):
     @functools.wraps(behavior)
     def handle(request, context):
         if isinstance(request, _Undecodable):
-            _abort(context, Code.INVALID_ARGUMENT,
-                   f"Could not parse the request as {request.message_type} ({request.reason}); "
-                   "string fields must be valid UTF-8")
+            _abort(
+                context,
+                Code.INVALID_ARGUMENT,
+                f"Could not parse the request as {request.message_type} ({request.reason}); "
+                "string fields must be valid UTF-8",
+            )
         return behavior(request, context)
+
     return handle
 
 
@@ -295,42 +303,52 @@ _PREDICTION_METHODS = {
     "Regress": (regression_pb2.RegressionRequest, regression_pb2.RegressionResponse),
     "Predict": (predict_pb2.PredictRequest, predict_pb2.PredictResponse),
     "MultiInference": (inference_pb2.MultiInferenceRequest, inference_pb2.MultiInferenceResponse),
-    "GetModelMetadata": (get_model_metadata_pb2.GetModelMetadataRequest,
-                         get_model_metadata_pb2.GetModelMetadataResponse),
+    "GetModelMetadata": (
+        get_model_metadata_pb2.GetModelMetadataRequest,
+        get_model_metadata_pb2.GetModelMetadataResponse,
+    ),
 }
 _MODEL_METHODS = {
     "GetModelStatus": (get_model_status_pb2.GetModelStatusRequest, get_model_status_pb2.GetModelStatusResponse),
-    "HandleReloadConfigRequest": (model_management_pb2.ReloadConfigRequest,
-                                  model_management_pb2.ReloadConfigResponse),
+    "HandleReloadConfigRequest": (model_management_pb2.ReloadConfigRequest, model_management_pb2.ReloadConfigResponse),
 }
 
 
 def _handler(service: str, servicer, methods: dict) -> grpc.GenericRpcHandler:
     """Like the generated add_*Servicer_to_server, with lenient request deserializers."""
-    return grpc.method_handlers_generic_handler(service, {
-        name: grpc.unary_unary_rpc_method_handler(
-            _refusing_undecodable(getattr(servicer, name)),
-            request_deserializer=_lenient(request_class),
-            response_serializer=response_class.SerializeToString)
-        for name, (request_class, response_class) in methods.items()
-    })
+    return grpc.method_handlers_generic_handler(
+        service,
+        {
+            name: grpc.unary_unary_rpc_method_handler(
+                _refusing_undecodable(getattr(servicer, name)),
+                request_deserializer=_lenient(request_class),
+                response_serializer=response_class.SerializeToString,
+            )
+            for name, (request_class, response_class) in methods.items()
+        },
+    )
 
 
-def build_server(plane: DataPlane, metrics: Metrics, address: str, reload_config=None,
-                 max_workers: int = 32) -> tuple[grpc.Server, int, health.HealthServicer]:
+def build_server(
+    plane: DataPlane, metrics: Metrics, address: str, reload_config=None, max_workers: int = 32
+) -> tuple[grpc.Server, int, health.HealthServicer]:
     """Returns (server, bound port, health servicer); the caller starts it."""
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc"),
         # so_reuseport off: with it, a second server on a busy port binds silently and
         # steals half the connections instead of failing at start-up.
-        options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-                 ("grpc.so_reuseport", 0)],
+        options=[
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.so_reuseport", 0),
+        ],
     )
-    server.add_generic_rpc_handlers((
-        _handler("tensorflow.serving.PredictionService", PredictionServicer(plane, metrics), _PREDICTION_METHODS),
-        _handler("tensorflow.serving.ModelService", ModelServicer(plane, metrics, reload_config), _MODEL_METHODS),
-    ))
+    server.add_generic_rpc_handlers(
+        (
+            _handler("tensorflow.serving.PredictionService", PredictionServicer(plane, metrics), _PREDICTION_METHODS),
+            _handler("tensorflow.serving.ModelService", ModelServicer(plane, metrics, reload_config), _MODEL_METHODS),
+        )
+    )
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     port = server.add_insecure_port(address)

@@ -20,6 +20,7 @@ and wraps it), tensors of rank > 32 (numpy's limit), request bytes that are not 
 not check). Output strings that are not UTF-8 are written with U+FFFD (TF Serving writes the raw bytes,
 which is not JSON). Where TF Serving's message does not say which input failed, the name is appended.
 """
+
 from __future__ import annotations
 
 import base64
@@ -31,9 +32,9 @@ import json
 import math
 import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Optional, Union
+from typing import Any
 
 import numpy as np
 
@@ -51,11 +52,22 @@ MAX_RANK = 32  # numpy's limit on dimensions (TF's is 254)
 # tensorflow.DataType enum numbers -> numpy, so signatures can be read without TF. Types TF Serving's
 # REST API can't convert (half, uint16, complex, bfloat16) are known here so that their signatures load
 # and serve over gRPC; JSON for them is refused as TF Serving refuses it.
-_DT_ENUM_TO_DTYPE: dict[int, Union[np.dtype, str]] = {
-    1: np.dtype(np.float32), 2: np.dtype(np.float64), 3: np.dtype(np.int32),
-    4: np.dtype(np.uint8), 5: np.dtype(np.int16), 6: np.dtype(np.int8), 7: STRING,
-    8: np.dtype(np.complex64), 9: np.dtype(np.int64), 10: np.dtype(np.bool_), 17: np.dtype(np.uint16),
-    18: np.dtype(np.complex128), 19: np.dtype(np.float16), 22: np.dtype(np.uint32), 23: np.dtype(np.uint64),
+_DT_ENUM_TO_DTYPE: dict[int, np.dtype | str] = {
+    1: np.dtype(np.float32),
+    2: np.dtype(np.float64),
+    3: np.dtype(np.int32),
+    4: np.dtype(np.uint8),
+    5: np.dtype(np.int16),
+    6: np.dtype(np.int8),
+    7: STRING,
+    8: np.dtype(np.complex64),
+    9: np.dtype(np.int64),
+    10: np.dtype(np.bool_),
+    17: np.dtype(np.uint16),
+    18: np.dtype(np.complex128),
+    19: np.dtype(np.float16),
+    22: np.dtype(np.uint32),
+    23: np.dtype(np.uint64),
 }
 try:  # TensorFlow's own numpy bfloat16 (ml_dtypes is a TensorFlow dependency)
     import ml_dtypes
@@ -65,10 +77,21 @@ except ImportError:  # pragma: no cover - TF always brings it
     pass
 # numpy -> TF's DataTypeString(), which TF Serving puts in its messages.
 _TF_TYPE_NAMES = {
-    "float32": "float", "float64": "double", "float16": "half", "bool": "bool",
-    "int8": "int8", "int16": "int16", "int32": "int32", "int64": "int64",
-    "uint8": "uint8", "uint16": "uint16", "uint32": "uint32", "uint64": "uint64",
-    "complex64": "complex64", "complex128": "complex128", "bfloat16": "bfloat16",
+    "float32": "float",
+    "float64": "double",
+    "float16": "half",
+    "bool": "bool",
+    "int8": "int8",
+    "int16": "int16",
+    "int32": "int32",
+    "int64": "int64",
+    "uint8": "uint8",
+    "uint16": "uint16",
+    "uint32": "uint32",
+    "uint64": "uint64",
+    "complex64": "complex64",
+    "complex128": "complex128",
+    "bfloat16": "bfloat16",
 }
 # The dtypes AddValueToTensor / AddSingleValueAndAdvance handle; JSON for the others is UNIMPLEMENTED.
 _JSON_DTYPES = {"float32", "float64", "int8", "int16", "int32", "int64", "uint8", "uint32", "uint64", "bool"}
@@ -77,10 +100,10 @@ _FLOAT32_MAX = float(np.finfo(np.float32).max)
 _FLOAT32_ROUNDS_TO_INF = 2.0**128 - 2.0**103  # FLT_MAX + half an ulp: from here on, float(x) is inf
 _DBL_MAX_DIGITS = 309  # an integer literal this long no longer fits a double (rapidjson: "Number too big")
 
-DType = Union[np.dtype, str]
-Shape = tuple[Union[int, None], ...]
+DType = np.dtype | str
+Shape = tuple[int | None, ...]
 # Called between units of decoding work (rows, examples); raises to stop a request (e.g. its deadline).
-Checkpoint = Optional[Callable[[], None]]
+Checkpoint = Callable[[], None] | None
 
 
 class CodecError(ValueError):
@@ -105,7 +128,7 @@ class TensorInfo:
     """
 
     dtype: DType
-    shape: Union[Shape, None] = None
+    shape: Shape | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "dtype", _normalize_dtype(self.dtype))
@@ -115,7 +138,7 @@ class TensorInfo:
             object.__setattr__(self, "shape", dims)
 
     @classmethod
-    def from_proto(cls, proto: Any) -> "TensorInfo":
+    def from_proto(cls, proto: Any) -> TensorInfo:
         """From a `tensorflow.TensorInfo` message (as found in a SignatureDef), without importing TF.
 
         Raises CodecError for a dtype numpy can't hold (resource, variant, quantized types).
@@ -175,7 +198,7 @@ _RAPIDJSON_MESSAGES = {
 }
 
 
-def parse_json(body: Union[bytes, str]) -> dict:
+def parse_json(body: bytes | str) -> dict:
     """Parses a request body as TF Serving's ParseJson (rapidjson, kParseNanAndInfFlag) does.
 
     Returns the top-level object. Integers within [-2^63, 2^64-1] are ints; other numbers floats.
@@ -200,8 +223,9 @@ def parse_json(body: Union[bytes, str]) -> dict:
     lone = _LONE_HIGH_SURROGATE_ESCAPE.search(text)
     # The escape may be a literal "\\ud800" in a string; only a high surrogate left in the doc counts.
     if lone is not None and _has_lone_high_surrogate(doc):
-        raise CodecError(f"JSON Parse error: The surrogate pair in string is invalid. at offset: "
-                         f"{_byte_offset(text, lone.start())}")
+        raise CodecError(
+            f"JSON Parse error: The surrogate pair in string is invalid. at offset: {_byte_offset(text, lone.start())}"
+        )
     if not isinstance(doc, dict):
         raise CodecError(f"JSON Value: {_value_str(doc)} Is not object")
     return doc
@@ -235,8 +259,10 @@ def _json_loads(text: str) -> Any:
     except json.JSONDecodeError:
         raise
     except _NumberTooBig as e:
-        raise CodecError(f"JSON Parse error: Number too big to be stored in double. at offset: "
-                         f"{_byte_offset(text, max(text.find(e.token), 0))}") from None
+        raise CodecError(
+            f"JSON Parse error: Number too big to be stored in double. at offset: "
+            f"{_byte_offset(text, max(text.find(e.token), 0))}"
+        ) from None
     except RecursionError:
         # rapidjson 1.1.0 recurses without a limit (a TODO in json_tensor.cc); refuse instead.
         raise CodecError("JSON Parse error: The document is nested too deeply") from None
@@ -286,7 +312,7 @@ def _python_nan_inf(match: re.Match) -> str:
     return match.group(1) + "Infinity"
 
 
-def _parse_int(token: str) -> Union[int, float]:
+def _parse_int(token: str) -> int | float:
     """An integer literal as rapidjson stores it: int64/uint64, else a double; too long -> error
     (checked by length before int(), which refuses more than 4300 digits)."""
     if len(token) < 20:
@@ -323,9 +349,9 @@ def _parse_error(e: json.JSONDecodeError) -> str:
 def _delimiter_error(e: json.JSONDecodeError) -> tuple[str, int]:
     """Python's "Expecting ',' delimiter" as rapidjson says it: a number cut short, or the container's comma."""
     text, pos = e.doc, e.pos
-    if text[pos - 1:pos].isdigit() and text[pos:pos + 1] in (".", "e", "E"):
+    if text[pos - 1 : pos].isdigit() and text[pos : pos + 1] in (".", "e", "E"):
         # rapidjson reports these after the "." / "e" (and the exponent's sign).
-        after = pos + 1 + (text[pos:pos + 1] in "eE" and text[pos + 1:pos + 2] in ("+", "-"))
+        after = pos + 1 + (text[pos : pos + 1] in "eE" and text[pos + 1 : pos + 2] in ("+", "-"))
         return ("Miss fraction part in number." if text[pos] == "." else "Miss exponent in number."), after
     stack = []
     for match in _STRING_OR_BRACKET.finditer(text, 0, pos):
@@ -454,37 +480,44 @@ def _is_json_int(val: Any) -> bool:
     return isinstance(val, int) and not isinstance(val, bool) and _INT64_MIN <= val <= _UINT64_MAX
 
 
-def _as_double(val: Union[int, float]) -> float:
+def _as_double(val: int | float) -> float:
     try:
         return float(val)
     except OverflowError:  # only for ints not made by parse_json (it refuses them first)
         raise CodecError("JSON Parse error: Number too big to be stored in double.") from None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _scalar_converter(dtype: DType) -> Callable[[Any], Any]:
     """The leaf check and conversion for one dtype, built once (this runs for every value of a request)."""
     if dtype == STRING:
+
         def convert(val):
             if isinstance(val, str):
                 return _text_bytes(val)
             if isinstance(val, dict):
                 return _decode_b64_object(val)
             raise _type_error(val, STRING)
+
         return convert
     dtype = np.dtype(dtype)
     if dtype.name not in _JSON_DTYPES:
+
         def convert(val):
             if isinstance(val, dict):
                 raise _type_error(val, dtype)
-            raise CodecError(f"Conversion of JSON Value: {_value_str(val)} to type: {_tf_type_name(dtype)}",
-                             "UNIMPLEMENTED")
+            raise CodecError(
+                f"Conversion of JSON Value: {_value_str(val)} to type: {_tf_type_name(dtype)}", "UNIMPLEMENTED"
+            )
+
         return convert
     if dtype.kind == "b":
+
         def convert(val):
             if val is True or val is False:
                 return val
             raise _type_error(val, dtype)
+
         return convert
     if dtype.kind == "f":
         # rapidjson GetFloat()/GetDouble(): any number, rounded to the tensor's precision (no lossless check).
@@ -500,6 +533,7 @@ def _scalar_converter(dtype: DType) -> Callable[[Any], Any]:
             if -limit < val < limit or val != val:  # (NaN)
                 return val
             return math.copysign(math.inf, val)
+
         return convert
     # Integers: a JSON float token (even 1.0) is not an int to rapidjson, so TF Serving rejects it.
     # Out of the dtype's range is refused too (TF Serving accepts any int32 for 8/16-bit types and wraps).
@@ -509,6 +543,7 @@ def _scalar_converter(dtype: DType) -> Callable[[Any], Any]:
         if type(val) is int and low <= val <= high:
             return val
         raise _type_error(val, dtype)
+
     return convert
 
 
@@ -557,8 +592,9 @@ def _json_to_flat(val: Any, dtype: DType, max_rank: int = MAX_RANK) -> tuple[lis
     shape = _dense_shape(val)
     if len(shape) > max_rank:
         # Checked before filling: numpy holds at most 32 dimensions (and _fill recurses per level).
-        raise CodecError(f"Encountered lists nested {len(shape)} levels deep: tensors of rank > {MAX_RANK} "
-                         "are not supported")
+        raise CodecError(
+            f"Encountered lists nested {len(shape)} levels deep: tensors of rank > {MAX_RANK} are not supported"
+        )
     flat: list[Any] = []
     _fill(val, 0, shape, _scalar_converter(dtype), flat)
     return flat, tuple(shape)
@@ -589,13 +625,16 @@ def signature_name(request: Mapping[str, Any]) -> str:
         return ""
     value = request["signature_name"]
     if not isinstance(value, str):
-        raise CodecError(f"JSON Value: {_value_str(request)} not formatted correctly. "
-                         "'signature_name' key must be a string value.")
+        raise CodecError(
+            f"JSON Value: {_value_str(request)} not formatted correctly. 'signature_name' key must be a string value."
+        )
     return value
 
 
 def decode_predict_request(
-    request: Mapping[str, Any], signature_inputs: Mapping[str, TensorInfo], signature: str = "",
+    request: Mapping[str, Any],
+    signature_inputs: Mapping[str, TensorInfo],
+    signature: str = "",
     checkpoint: Checkpoint = None,
 ) -> tuple[dict[str, np.ndarray], str]:
     """Turns a parsed :predict body into input arrays, as FillPredictRequestFromJson does.
@@ -620,8 +659,9 @@ def decode_predict_request(
     raise CodecError("Missing 'inputs' or 'instances' key")
 
 
-def _decode_instances(request: Mapping[str, Any], infos: Mapping[str, TensorInfo],
-                      checkpoint: Checkpoint) -> dict[str, np.ndarray]:
+def _decode_instances(
+    request: Mapping[str, Any], infos: Mapping[str, TensorInfo], checkpoint: Checkpoint
+) -> dict[str, np.ndarray]:
     instances = request["instances"]
     if not isinstance(instances, list):
         raise CodecError(f"JSON Value: {_value_str(request)} Excepting 'instances' to be an list/array")
@@ -648,7 +688,7 @@ def _is_element_object(val: Any) -> bool:
     return isinstance(val, dict) and not _is_b64_object(val)
 
 
-def _add_object_element(batch: "_RowBatch", index: int, elem: Any, infos: Mapping[str, TensorInfo]) -> None:
+def _add_object_element(batch: _RowBatch, index: int, elem: Any, infos: Mapping[str, TensorInfo]) -> None:
     if not _is_element_object(elem):
         raise CodecError(f"Expecting object but got list at item {index} of input list")
     for name, value in elem.items():
@@ -666,7 +706,7 @@ def _add_object_element(batch: "_RowBatch", index: int, elem: Any, infos: Mappin
         )
 
 
-def _add_plain_element(batch: "_RowBatch", index: int, elem: Any, name: str) -> None:
+def _add_plain_element(batch: _RowBatch, index: int, elem: Any, name: str) -> None:
     if _is_element_object(elem):
         raise CodecError(f"Expecting value/list but got object at item {index} of input list")
     try:
@@ -766,15 +806,16 @@ def _row_predictions(arrays: Mapping[str, np.ndarray]) -> str:
         if arr.ndim == 0:
             raise CodecError(f"Tensor name: {name} has no shape information ")
         if batch_size is not None and arr.shape[0] != batch_size:
-            raise CodecError(
-                f"Tensor name: {name} has inconsistent batch size: {arr.shape[0]} expecting: {batch_size}"
-            )
+            raise CodecError(f"Tensor name: {name} has inconsistent batch size: {arr.shape[0]} expecting: {batch_size}")
         batch_size = arr.shape[0]
     rows = {name: _row_texts(arr, name.endswith(_BYTES_SUFFIX)) for name, arr in arrays.items()}
     if len(rows) == 1:
         return "[" + ",".join(next(iter(rows.values()))) + "]"
-    return "[" + ",".join(_object_text({name: texts[i] for name, texts in rows.items()})
-                          for i in range(batch_size or 0)) + "]"
+    return (
+        "["
+        + ",".join(_object_text({name: texts[i] for name, texts in rows.items()}) for i in range(batch_size or 0))
+        + "]"
+    )
 
 
 def _object_text(values: Mapping[str, str]) -> str:
@@ -826,12 +867,12 @@ def decimal_texts(values: np.ndarray) -> np.ndarray:
     """
     arr = np.asarray(values)
     doubles = arr.reshape(-1).astype(np.float64).tolist()
-    six = ["%.6g" % v for v in doubles]
+    six = [f"{v:.6g}" for v in doubles]
     # Six significant digits never exceed the array's range ("3.40282e+38" < FLT_MAX): no overflow here.
     round_trips = (np.array(six, dtype=np.float64).astype(arr.dtype) == arr.reshape(-1)).tolist()
     full = "%.9g" if arr.dtype.itemsize <= 4 else "%.17g"
     texts = []
-    for text, value, exact in zip(six, doubles, round_trips):
+    for text, value, exact in zip(six, doubles, round_trips, strict=True):
         special = _NON_FINITE.get(text)
         if special is not None:
             texts.append(special)

@@ -4,15 +4,22 @@ Label values are bounded: a model name taken from a request is used only when it
 server knows (configured, or seen loading); every other name is counted as `UNKNOWN_MODEL`, so a
 client sending made-up names can't grow the metrics page (TF Serving labels by any requested name).
 """
+
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import Callable, Iterable, Iterator, Optional
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client import CONTENT_TYPE_LATEST  # noqa: F401  (re-exported for the REST front end)
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,  # noqa: F401  (re-exported for the REST front end)
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30)
 # The label of requests for a model the server does not have. Model names can't start with "<".
@@ -21,7 +28,7 @@ _NAMES_TTL_SECONDS = 1.0
 
 
 class Metrics:
-    def __init__(self, model_names: Optional[Callable[[], Iterable[str]]] = None) -> None:
+    def __init__(self, model_names: Callable[[], Iterable[str]] | None = None) -> None:
         """`model_names` lists the configured models (e.g. `ModelRepository.model_names`); models
         that load a version (`on_repository_event`) are known too."""
         self._model_names = model_names
@@ -31,20 +38,30 @@ class Metrics:
         self._lock = threading.Lock()
         self.registry = CollectorRegistry()
         self.request_count = Counter(
-            "tensorflow_serving_request_count", "Requests by model, API, protocol and status.",
-            ["model_name", "api", "protocol", "status"], registry=self.registry,
+            "tensorflow_serving_request_count",
+            "Requests by model, API, protocol and status.",
+            ["model_name", "api", "protocol", "status"],
+            registry=self.registry,
         )
         self.request_latency = Histogram(
-            "tensorflow_serving_request_latency_seconds", "Request latency, end to end in the server.",
-            ["model_name", "api", "protocol"], buckets=_LATENCY_BUCKETS, registry=self.registry,
+            "tensorflow_serving_request_latency_seconds",
+            "Request latency, end to end in the server.",
+            ["model_name", "api", "protocol"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
         )
         self.batch_size = Histogram(
-            "tensorflow_serving_batching_processed_batch_size", "Rows per executed batch (server-side batching).",
-            ["model_name"], buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024), registry=self.registry,
+            "tensorflow_serving_batching_processed_batch_size",
+            "Rows per executed batch (server-side batching).",
+            ["model_name"],
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
+            registry=self.registry,
         )
         self.loaded_versions = Gauge(
-            "tensorflow_serving_loaded_versions", "Model versions currently serving.",
-            ["model_name"], registry=self.registry,
+            "tensorflow_serving_loaded_versions",
+            "Model versions currently serving.",
+            ["model_name"],
+            registry=self.registry,
         )
 
     def use_model_names(self, model_names: Callable[[], Iterable[str]]) -> None:

@@ -1,4 +1,5 @@
 """Server options, mirroring tensorflow_model_server's flags."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -11,6 +11,7 @@ fails to load is reported (state END with its error) and retried when its files
 change; a base path that is missing, unreadable or without versions is logged;
 polling carries on for every model.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -18,8 +19,8 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
 
 # The version-name rule has one home, shared with the publisher (re-exported here).
 from tfxp.files import INT64_MAX, is_version_name, parse_version  # noqa: F401
@@ -76,8 +77,9 @@ class ModelRepository:
         """Loads what is on disk now (so the server starts ready), then polls if asked."""
         self.poll_once()
         if poll_seconds > 0:
-            self._thread = threading.Thread(target=self._poll_loop, args=(poll_seconds,),
-                                            name="model-repository-poll", daemon=True)
+            self._thread = threading.Thread(
+                target=self._poll_loop, args=(poll_seconds,), name="model-repository-poll", daemon=True
+            )
             self._thread.start()
 
     def stop(self) -> None:
@@ -142,8 +144,11 @@ class ModelRepository:
                 by_version.setdefault(version, []).append(child)
         self._warn_duplicates(model, {v: names for v, names in by_version.items() if len(names) > 1})
         if not by_version:
-            self._disk_problem(model, f"no versions of model {model.config.name} found under base path {base} "
-                                      "(versions are directories named by a number, e.g. 1/, holding a SavedModel)")
+            self._disk_problem(
+                model,
+                f"no versions of model {model.config.name} found under base path {base} "
+                "(versions are directories named by a number, e.g. 1/, holding a SavedModel)",
+            )
         else:
             self._disk_problem(model, None)
         return {version: names[-1] for version, names in by_version.items()}
@@ -158,8 +163,13 @@ class ModelRepository:
         key = frozenset((v, tuple(names)) for v, names in duplicates.items())
         if key != model.duplicates:
             for version, names in sorted(duplicates.items()):
-                log.warning("model %s: directories %s are all version %d; loading it from %s/",
-                            model.config.name, ", ".join(f"{n}/" for n in names), version, names[-1])
+                log.warning(
+                    "model %s: directories %s are all version %d; loading it from %s/",
+                    model.config.name,
+                    ", ".join(f"{n}/" for n in names),
+                    version,
+                    names[-1],
+                )
         model.duplicates = key
 
     def _sync(self, model: _Model) -> None:
@@ -188,8 +198,7 @@ class ModelRepository:
             servable, warmed = self._open(name, version, path)
         except Exception as exc:  # noqa: BLE001 - a broken version is reported, not fatal
             # One line on the console; the traceback goes to the log file (see server.console_handler).
-            log.error("failed to load %s version %d from %s: %s", name, version, path, _first_line(exc),
-                      exc_info=True)
+            log.error("failed to load %s version %d from %s: %s", name, version, path, _first_line(exc), exc_info=True)
             model.failed[version] = fingerprint
             with self._lock:
                 model.status[version] = VersionStatus(version, END, "UNKNOWN", _status_message(exc))
@@ -198,8 +207,14 @@ class ModelRepository:
         with self._lock:
             model.servables[version] = servable
             model.status[version] = VersionStatus(version, AVAILABLE)
-        log.info("loaded %s version %d from %s in %.1f s (%d warmup requests)",
-                 name, version, path, time.monotonic() - started, warmed)
+        log.info(
+            "loaded %s version %d from %s in %.1f s (%d warmup requests)",
+            name,
+            version,
+            path,
+            time.monotonic() - started,
+            warmed,
+        )
         self._notify(name, version, "loaded")
 
     def _open(self, name: str, version: int, path: str) -> tuple[Servable, int]:

@@ -4,6 +4,7 @@ Open-source TF Serving registers no log collector, so its logging config is
 inert; here a sampled fraction of Predict/Classify/Regress requests (with
 responses) is written to rotating TFRecord files for skew and drift analysis.
 """
+
 from __future__ import annotations
 
 import os

@@ -24,6 +24,7 @@ is read). The request deadline (`request_timeout`, 504) covers reading the body,
 and encoding; decoding and encoding run in the worker pool, never on the event loop, and stop at
 the deadline (json_codec's checkpoints).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -32,9 +33,9 @@ import functools
 import logging
 import re
 import time
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Awaitable, Callable, Optional
 from urllib.parse import unquote
 
 from aiohttp import web
@@ -52,11 +53,11 @@ log = logging.getLogger(__name__)
 # RE2's \d is ASCII; [0-9] keeps Python from matching other digits.
 _V1_PATH = re.compile(r"/v1/.*", re.IGNORECASE)
 _PREDICTION_API = re.compile(
-    r"/v1/models/([^/:]+)(?:(?:/versions/([0-9]+))|(?:/labels/([^/:]+)))?:(classify|regress|predict)",
-    re.IGNORECASE)
+    r"/v1/models/([^/:]+)(?:(?:/versions/([0-9]+))|(?:/labels/([^/:]+)))?:(classify|regress|predict)", re.IGNORECASE
+)
 _MODEL_STATUS_API = re.compile(
-    r"/v1/models(?:/([^/:]+))?(?:(?:/versions/([0-9]+))|(?:/labels/([^/:]+)))?(?:/(metadata))?",
-    re.IGNORECASE)
+    r"/v1/models(?:/([^/:]+))?(?:(?:/versions/([0-9]+))|(?:/labels/([^/:]+)))?(?:/(metadata))?", re.IGNORECASE
+)
 _VERBS = ("classify", "regress", "predict")
 _CORS_ORIGIN = re.compile(r"https?://")
 _INT64_MAX = 2**63 - 1
@@ -70,7 +71,7 @@ def _json_response(text: str, status: int = 200) -> web.Response:
     return web.Response(body=json_codec.to_utf8(text), status=status, headers=_JSON_HEADERS)
 
 
-def error_response(code: Code, message: str, status: Optional[int] = None) -> web.Response:
+def error_response(code: Code, message: str, status: int | None = None) -> web.Response:
     """`{"error": message}` with the HTTP status TF Serving gives `code` (or `status`)."""
     return _json_response(json_codec.dumps({"error": message}), status or code.http_status)
 
@@ -87,13 +88,13 @@ class Route:
     path: str
     matched: bool = False
     name: str = ""
-    version: Optional[int] = None
-    label: Optional[str] = None
+    version: int | None = None
+    label: str | None = None
     action: str = ""
-    error: Optional[ServingError] = None
+    error: ServingError | None = None
 
     @classmethod
-    def parse(cls, method: str, path: str) -> "Route":
+    def parse(cls, method: str, path: str) -> Route:
         regex = {"POST": _PREDICTION_API, "GET": _MODEL_STATUS_API}.get(method)
         match = regex.fullmatch(path) if regex is not None else None
         if match is None:
@@ -128,8 +129,16 @@ def _version(text: str) -> int:
 class RestFrontEnd:
     """The aiohttp application (`app`) serving TF Serving's REST API from a DataPlane."""
 
-    def __init__(self, plane: DataPlane, metrics: Metrics, *, max_request_bytes: int,
-                 request_timeout: float, monitoring_path: str, workers: int = 32):
+    def __init__(
+        self,
+        plane: DataPlane,
+        metrics: Metrics,
+        *,
+        max_request_bytes: int,
+        request_timeout: float,
+        monitoring_path: str,
+        workers: int = 32,
+    ):
         self._plane = plane
         self._metrics = metrics
         metrics.use_model_names(plane.repository.model_names)
@@ -138,8 +147,9 @@ class RestFrontEnd:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rest")
         # auto_decompress off: TF Serving's HTTP server (libevent) reads the body as sent, whatever its
         # Content-Encoding says, so a gzip body is a JSON parse error there and here.
-        self.app = web.Application(client_max_size=max_request_bytes, middlewares=[self._errors],
-                                   handler_args={"auto_decompress": False})
+        self.app = web.Application(
+            client_max_size=max_request_bytes, middlewares=[self._errors], handler_args={"auto_decompress": False}
+        )
         self.app.router.add_get(monitoring_path, self._prometheus)
         self.app.router.add_get(MODELS_PATH, self._list_models)
         self.app.router.add_get(READY_PATH, self._ready)
@@ -267,11 +277,13 @@ class RestFrontEnd:
         model_spec.version.value = result.version
 
         def to_dict(message):
-            return json_format.MessageToDict(message, including_default_value_fields=True,
-                                             preserving_proto_field_name=True)
+            return json_format.MessageToDict(
+                message, including_default_value_fields=True, preserving_proto_field_name=True
+            )
 
-        return json_codec.dumps({"model_spec": to_dict(model_spec),
-                                 "metadata": {"signature_def": to_dict(signature_map)}})
+        return json_codec.dumps(
+            {"model_spec": to_dict(model_spec), "metadata": {"signature_def": to_dict(signature_map)}}
+        )
 
     def _status(self, route: Route) -> str:
         """GetModelStatusResponse as JSON (its fields carry json_name = the proto names).
@@ -280,11 +292,18 @@ class RestFrontEnd:
         lists every version of the model, whatever the label (even an unknown one).
         """
         statuses = self._plane.status(route.name, route.version, None)
-        return json_codec.dumps({"model_version_status": [
-            {"version": str(s.version), "state": s.state,
-             "status": {"error_code": s.error_code, "error_message": s.error_message}}
-            for s in statuses
-        ]})
+        return json_codec.dumps(
+            {
+                "model_version_status": [
+                    {
+                        "version": str(s.version),
+                        "state": s.state,
+                        "status": {"error_code": s.error_code, "error_message": s.error_message},
+                    }
+                    for s in statuses
+                ]
+            }
+        )
 
 
 def _cors_preflight(request: web.Request) -> web.Response:
@@ -316,8 +335,9 @@ def _failure(exc: Exception, request: web.Request) -> tuple[Code, web.Response]:
         return code, error_response(code, str(exc))
     if isinstance(exc, web.HTTPRequestEntityTooLarge):
         # Not a TF Serving answer (it has no body limit): 413, counted as RESOURCE_EXHAUSTED.
-        return Code.RESOURCE_EXHAUSTED, error_response(Code.RESOURCE_EXHAUSTED,
-                                                       f"Request body too large: {exc.text}", 413)
+        return Code.RESOURCE_EXHAUSTED, error_response(
+            Code.RESOURCE_EXHAUSTED, f"Request body too large: {exc.text}", 413
+        )
     if isinstance(exc, (RequestPayloadError, HttpProcessingError)):  # e.g. a broken chunked encoding
         return Code.INVALID_ARGUMENT, error_response(Code.INVALID_ARGUMENT, f"Malformed request body: {exc}")
     mapped = from_tensorflow_error(exc)  # a model's error keeps its TensorFlow status code

@@ -9,6 +9,7 @@ Start-up order:
    a warning per base path that is missing or holds no version);
 4. gRPC and REST start serving.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -97,8 +98,7 @@ class ModelConfigs:
         with self._lock:
             self._repository.reload_config(configs)
             self.current = server_config
-        log.info("applied the model config from %s: %s", source,
-                 ", ".join(c.name for c in configs) or "no models")
+        log.info("applied the model config from %s: %s", source, ", ".join(c.name for c in configs) or "no models")
         for callback in self.on_change:
             callback()
 
@@ -132,8 +132,9 @@ class ConfigFilePoller:
         try:
             server_config = _load_server_config(self._path)
             if server_config.WhichOneof("config") is None:
-                self._report(f"model config file {self._path} is empty; the current config keeps serving",
-                             logging.WARNING)
+                self._report(
+                    f"model config file {self._path} is empty; the current config keeps serving", logging.WARNING
+                )
                 return
             if server_config != self._configs.current:
                 self._configs.apply(server_config, str(self._path))
@@ -193,8 +194,9 @@ async def start(options: ServerOptions) -> RunningServer:
         _close(grpc_sockets)  # gRPC binds its own socket; ours only held the port meanwhile
 
 
-async def _start_bound(options: ServerOptions, configs, server_config, batching, rest_sockets,
-                       grpc_sockets) -> RunningServer:
+async def _start_bound(
+    options: ServerOptions, configs, server_config, batching, rest_sockets, grpc_sockets
+) -> RunningServer:
     from tfxp.serving import grpc_server
     from tfxp.serving.metrics import Metrics
     from tfxp.serving.repository import ModelRepository
@@ -214,8 +216,12 @@ async def _start_bound(options: ServerOptions, configs, server_config, batching,
 
         _close(grpc_sockets)
         grpc, grpc_port, health = _build_grpc(
-            grpc_server, plane, metrics, _grpc_address(options.host, grpc_port),
-            reload_config if options.enable_reload_config_request else None)
+            grpc_server,
+            plane,
+            metrics,
+            _grpc_address(options.host, grpc_port),
+            reload_config if options.enable_reload_config_request else None,
+        )
         _track_health(health, repository, model_configs_, grpc_server)
         grpc.start()
         app_runner = await _serve_rest(options, plane, metrics, rest_sockets)
@@ -231,8 +237,17 @@ async def _start_bound(options: ServerOptions, configs, server_config, batching,
     if options.model_config_file is not None and options.model_config_file_poll_seconds > 0:
         poller = ConfigFilePoller(options.model_config_file, options.model_config_file_poll_seconds, model_configs_)
         poller.start()
-    return RunningServer(repository, rest_sockets[0].getsockname()[1], grpc_port, grpc, app_runner,
-                         asyncio.get_running_loop(), request_logger, poller, model_configs_)
+    return RunningServer(
+        repository,
+        rest_sockets[0].getsockname()[1],
+        grpc_port,
+        grpc,
+        app_runner,
+        asyncio.get_running_loop(),
+        request_logger,
+        poller,
+        model_configs_,
+    )
 
 
 def _data_plane(options: ServerOptions, repository, metrics, batching):
@@ -249,8 +264,9 @@ def _data_plane(options: ServerOptions, repository, metrics, batching):
         from tfxp.serving.request_log import RequestLogger
 
         request_logger = RequestLogger(str(options.request_log_dir), options.log_sampling)
-    plane = DataPlane(repository, runner, request_logger,
-                      signature_method_name_check=options.enable_signature_method_name_check)
+    plane = DataPlane(
+        repository, runner, request_logger, signature_method_name_check=options.enable_signature_method_name_check
+    )
     return plane, request_logger
 
 
@@ -260,8 +276,13 @@ async def _serve_rest(options: ServerOptions, plane, metrics, sockets: list[sock
 
     from tfxp.serving.rest import RestFrontEnd
 
-    rest = RestFrontEnd(plane, metrics, max_request_bytes=options.max_request_bytes,
-                        request_timeout=options.request_timeout_seconds, monitoring_path=options.monitoring_path)
+    rest = RestFrontEnd(
+        plane,
+        metrics,
+        max_request_bytes=options.max_request_bytes,
+        request_timeout=options.request_timeout_seconds,
+        monitoring_path=options.monitoring_path,
+    )
     server_log = logging.getLogger("aiohttp.server")
     if not any(isinstance(f, _MalformedRequestFilter) for f in server_log.filters):
         server_log.addFilter(_MalformedRequestFilter())
@@ -402,9 +423,12 @@ def run(options: ServerOptions) -> None:
 
 async def _serve_forever(options: ServerOptions) -> None:
     server = await start(options)
-    print(f"serving {', '.join(server.repository.model_names())}: "
-          f"REST http://{_grpc_address(options.host, server.rest_port)}  "
-          f"gRPC {_grpc_address(options.host, server.grpc_port)}", flush=True)
+    print(
+        f"serving {', '.join(server.repository.model_names())}: "
+        f"REST http://{_grpc_address(options.host, server.rest_port)}  "
+        f"gRPC {_grpc_address(options.host, server.grpc_port)}",
+        flush=True,
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

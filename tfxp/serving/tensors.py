@@ -18,11 +18,12 @@ spend memory the request did not pay for:
 Encoding (`to_tensor_proto`) puts values in the typed fields, as TF Serving's Predict does
 (`predict_util.cc` answers with `Tensor::AsProtoField`), never in `tensor_content`.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 import ml_dtypes  # TensorFlow's own numpy bfloat16 (a TF dependency, locked)
 import numpy as np
@@ -92,8 +93,7 @@ _KINDS: dict[int, _Kind] = {
 _NUMPY_TO_DT = {kind.dtype: dt for dt, kind in _KINDS.items()}
 # Fields whose packed wire form is the values' little-endian bytes (bool: one varint byte, 0 or 1): a
 # response's values are written by merging those bytes, ~100x faster than appending them one by one.
-_RAW_FIELDS = {"float_val": "<f4", "double_val": "<f8", "scomplex_val": "<f4", "dcomplex_val": "<f8",
-               "bool_val": "u1"}
+_RAW_FIELDS = {"float_val": "<f4", "double_val": "<f8", "scomplex_val": "<f4", "dcomplex_val": "<f8", "bool_val": "u1"}
 
 
 class TensorProtoError(ValueError):
@@ -121,8 +121,9 @@ def shape_string(shape) -> str:
 # --------------------------------------------------------------------------- decoding
 
 
-def to_ndarrays(protos: Mapping[str, tensor_pb2.TensorProto],
-                max_fill_bytes: int = MAX_FILL_BYTES) -> dict[str, np.ndarray]:
+def to_ndarrays(
+    protos: Mapping[str, tensor_pb2.TensorProto], max_fill_bytes: int = MAX_FILL_BYTES
+) -> dict[str, np.ndarray]:
     """A request's named TensorProtos -> arrays, with one fill budget for the whole request.
 
     Raises TensorProtoError (with `.alias`, the input's name) for the first tensor that can't be decoded.
@@ -165,7 +166,8 @@ def _decode(proto: tensor_pb2.TensorProto, max_fill_bytes: int) -> tuple[np.ndar
     if filled > max_fill_bytes:  # checked before anything of `count` elements is allocated
         raise TensorProtoError(
             f"shape {shape_string(shape)} declares {count} elements but sends {sent} value(s); "
-            f"filling in the rest (TF's convention) is limited to {max_fill_bytes} bytes a request")
+            f"filling in the rest (TF's convention) is limited to {max_fill_bytes} bytes a request"
+        )
     if not is_string and sent == count:
         return kind.from_field(values).reshape(shape), 0
     array = np.empty(count, dtype=object if is_string else kind.dtype)
@@ -199,8 +201,10 @@ def _valid_shape(shape: tensor_shape_pb2.TensorShapeProto) -> tuple[int, ...]:
     if len(shape.dim) > MAX_DIMS:
         raise TensorProtoError(f"tensor_shape has {len(shape.dim)} dimensions; at most {MAX_DIMS} are allowed")
     if len(shape.dim) > NUMPY_MAX_DIMS:
-        raise TensorProtoError(f"tensor_shape has {len(shape.dim)} dimensions; this server takes at most "
-                               f"{NUMPY_MAX_DIMS} (numpy's limit; TensorFlow's is {MAX_DIMS})")
+        raise TensorProtoError(
+            f"tensor_shape has {len(shape.dim)} dimensions; this server takes at most "
+            f"{NUMPY_MAX_DIMS} (numpy's limit; TensorFlow's is {MAX_DIMS})"
+        )
     sizes = tuple(d.size for d in shape.dim)
     if any(size < 0 for size in sizes):
         raise TensorProtoError(f"tensor_shape {shape_string(sizes)} has a negative dimension")
@@ -215,7 +219,8 @@ def _from_content(content: bytes, kind: _Kind | None, shape: tuple[int, ...], co
     if len(content) != count * kind.dtype.itemsize:
         raise TensorProtoError(
             f"tensor_content has {len(content)} bytes; shape {shape_string(shape)} of "
-            f"{types_pb2.DataType.Name(_NUMPY_TO_DT[kind.dtype])} needs {count * kind.dtype.itemsize}")
+            f"{types_pb2.DataType.Name(_NUMPY_TO_DT[kind.dtype])} needs {count * kind.dtype.itemsize}"
+        )
     return np.frombuffer(content, dtype=kind.dtype).reshape(shape).copy()
 
 
@@ -240,7 +245,7 @@ def _decode_string_list(content: bytes, count: int) -> np.ndarray:
         raise TensorProtoError("DT_STRING tensor_content lengths do not add up to its size")
     array = np.empty(count, dtype=object)
     for i, size in enumerate(sizes):
-        array[i] = content[pos: pos + size]
+        array[i] = content[pos : pos + size]
         pos += size
     return array
 
@@ -289,8 +294,9 @@ def _varint(value: int) -> bytes:
 
 
 # The tag of each raw field in its packed (length-delimited, wire type 2) form.
-_FIELD_TAGS = {name: _varint(tensor_pb2.TensorProto.DESCRIPTOR.fields_by_name[name].number << 3 | 2)
-               for name in _RAW_FIELDS}
+_FIELD_TAGS = {
+    name: _varint(tensor_pb2.TensorProto.DESCRIPTOR.fields_by_name[name].number << 3 | 2) for name in _RAW_FIELDS
+}
 
 
 def _to_bytes(value) -> bytes:

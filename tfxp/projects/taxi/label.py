@@ -3,9 +3,11 @@
 Named in tfxp/projects/taxi/project.yaml (`label.hook`); called by the generic preprocessing_fn
 inside tf.Transform, so the label is computed in the same graph everywhere (Transform, TFMA).
 """
+
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import tensorflow as tf
 
