@@ -81,3 +81,13 @@ def json_safe(value):
     if isinstance(value, bytes):
         return {"b64": base64.b64encode(value).decode("ascii")}
     return value
+
+
+# `--rows` of `tfxp predict` and `tfxp mobile-predict`: the same file format, read by `read_rows_option`.
+rows_option = click.option(
+    "--rows",
+    "rows_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Raw feature rows: a .csv with a header, or a .jsonl of objects.",
+)

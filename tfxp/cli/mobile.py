@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from tfxp.cli._common import check_model_columns, json_safe, read_rows_option, table_cells
+from tfxp.cli._common import check_model_columns, json_safe, read_rows_option, rows_option, table_cells
 from tfxp.cli.exit_codes import ExitCode, epilog
 
 
@@ -171,13 +171,7 @@ def _fmt(value: float | None) -> str:
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     help="A converted model folder (model_spec.json and .tflite files).",
 )
-@click.option(
-    "--rows",
-    "rows_path",
-    required=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Raw feature rows: a .csv with a header, or a .jsonl of objects.",
-)
+@rows_option
 @click.option(
     "--variant",
     type=click.Choice(["float", "quant"]),

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from tfxp.cli._common import check_model_columns, json_safe, read_rows_option, table_cells
+from tfxp.cli._common import check_model_columns, json_safe, read_rows_option, rows_option, table_cells
 from tfxp.cli.exit_codes import ExitCode, epilog
 
 
@@ -25,13 +25,7 @@ from tfxp.cli.exit_codes import ExitCode, epilog
     help="gRPC target host:port, or the REST base URL http://host:port.",
 )
 @click.option("--model", required=True, help="Served model name.")
-@click.option(
-    "--rows",
-    "rows_path",
-    required=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Raw feature rows: a .csv with a header, or a .jsonl of objects.",
-)
+@rows_option
 @click.option(
     "--protocol",
     type=click.Choice(["grpc", "rest"]),
