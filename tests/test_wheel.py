@@ -92,11 +92,15 @@ def installed(wheel, tmp_path_factory):
     python = _run([str(ROOT / ".ci" / "find-python")], cwd=ROOT, timeout=60).stdout.strip()
     venv = tmp_path_factory.mktemp("venv") / "venv"
     elsewhere = tmp_path_factory.mktemp("elsewhere")
-    _run([python, "-m", "venv", str(venv)], cwd=elsewhere, timeout=120)
+    # The user's environment for the install too: a PYTHONPATH into a source tree would let pip see
+    # packages the fresh venv does not have.
+    _run([python, "-m", "venv", str(venv)], cwd=elsewhere, timeout=120, env=_user_env())
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet"]
-    _run([*pip, "pip==24.2"], cwd=elsewhere, timeout=300)  # the pip `make` installs
+    _run([*pip, "pip==24.2"], cwd=elsewhere, timeout=300, env=_user_env())  # the pip `make` installs
     start = time.monotonic()
-    _run([*pip, "-c", str(ROOT / "requirements.lock"), f"{wheel}[mobile]"], cwd=elsewhere, timeout=1200)
+    _run(
+        [*pip, "-c", str(ROOT / "requirements.lock"), f"{wheel}[mobile]"], cwd=elsewhere, timeout=1200, env=_user_env()
+    )
     install = Install(wheel, venv, time.monotonic() - start)
     print(f"\npip install -c requirements.lock {wheel.name}[mobile]: {install.seconds:.1f} s")
     yield install
