@@ -6,8 +6,10 @@ Heavy imports (TensorFlow, gRPC stubs) happen inside the commands, so `--help` s
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
+import warnings
 from pathlib import Path
 
 import click
@@ -84,6 +86,12 @@ def predict(
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--server") from None
     rows_file = read_rows_option(rows_path)
+    if kind == "grpc":
+        # The gRPC client builds TensorProtos with TensorFlow, whose C++ start-up lines (CUDA probing,
+        # oneDNN) would fill the console of a command whose output is its answer. Set
+        # TF_CPP_MIN_LOG_LEVEL yourself to see them.
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        warnings.filterwarnings("ignore", category=FutureWarning, module=r"google\.api_core")
     factory = client_lib.RestClient if kind == "rest" else client_lib.GrpcClient
     try:
         with factory(address, model, version=version, label=label, timeout=timeout, signature=signature) as client:
