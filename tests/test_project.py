@@ -45,6 +45,7 @@ feature { name: "x" type: FLOAT float_domain { disallow_nan: true disallow_inf: 
 feature { name: "city" type: BYTES presence { min_count: 0 } }
 feature { name: "n" type: INT presence { min_fraction: 1.0 min_count: 1 } shape { dim { size: 1 } } }
 feature { name: "y" type: BYTES presence { min_fraction: 1.0 min_count: 1 } not_in_environment: "SERVING"
+          string_domain { value: "a" value: "b" value: "c" }
           shape { dim { size: 1 } } }
 default_environment: "TRAINING"
 default_environment: "SERVING"
@@ -275,7 +276,18 @@ def test_spec_errors_name_the_file_and_field(tmp_path, edit, field, words):
 def test_task_specific_label_errors(tmp_path):
     binary = SPEC.replace("  task: multiclass\n  classes: [a, b, c]\n", "  task: binary\n  classes: [a, b]\n")
     binary = binary.replace("SparseCategoricalAccuracy", "BinaryAccuracy")
-    assert P.load(_project(tmp_path, binary)).label.positive == "b"
+    two = SCHEMA.replace('value: "a" value: "b" value: "c"', 'value: "a" value: "b"')
+    assert P.load(_project(tmp_path, binary, two)).label.positive == "b"
+    # A domain admitting a value outside the classes ("c" would be learned as the negative class):
+    _refused(_project(tmp_path, binary), "feature 'y'", "listing only its classes", file="schema.pbtxt")
+    _refused(
+        _project(
+            tmp_path, binary, SCHEMA.replace('\n          string_domain { value: "a" value: "b" value: "c" }', "")
+        ),
+        "feature 'y'",
+        "listing only its classes",
+        file="schema.pbtxt",
+    )
     _refused(_project(tmp_path, binary.replace("[a, b]", "[a, b, c]")), "label.classes", "2 classes")
     _refused(_project(tmp_path, binary.replace("[a, b]", "[a, b]\n  positive: a")), "label.classes", "must come second")
     _refused(_project(tmp_path, binary.replace("  classes: [a, b]\n", "")), "label.positive", "positive class")
@@ -288,7 +300,7 @@ def test_task_specific_label_errors(tmp_path):
     _refused(_project(tmp_path, regression), "label.task", "numeric label")
     numeric_schema = SCHEMA.replace(
         'name: "y" type: BYTES', 'name: "y" type: FLOAT float_domain { disallow_nan: true disallow_inf: true }'
-    )
+    ).replace('\n          string_domain { value: "a" value: "b" value: "c" }', "")
     project = P.load(_project(tmp_path, regression, numeric_schema))
     assert project.label.dtype == "float" and project.label.num_classes == 1
     assert project.thresholds[0] == P.Gate("RootMeanSquaredError", 0.4, 0.02, higher_is_better=False)

@@ -660,6 +660,8 @@ def check_schema(project: Project, schema_file: Path | str, spec_file: Path | st
         raise ProjectError(
             spec, "label.task", f"regression needs a numeric label; {schema_file} types {label.column} BYTES (string)"
         )
+    if label.task != "regression" and label.hook is None:
+        _check_label_domain(schema, feature, dtype, label.classes, schema_file)
     if "SERVING" not in feature.not_in_environment:
         raise ProjectError(
             schema_file,
@@ -678,6 +680,53 @@ def check_schema(project: Project, schema_file: Path | str, spec_file: Path | st
             "as a column; `kind: ignored` keeps it validated but out of the model)",
         )
     return replace(project, label=replace(label, dtype=dtype))
+
+
+def _check_label_domain(schema, feature, dtype: str, classes: tuple[str, ...], schema_file) -> None:
+    """A class label's schema domain must admit its classes only: ExampleValidator then refuses a row with
+    another value, which the transform would otherwise read as the negative class (binary) or no class.
+
+    Raises ProjectError naming the schema feature and what to write (`tfxp init` writes these domains).
+    """
+    where = f"feature {feature.name!r}"
+    if dtype == "string":
+        if feature.HasField("string_domain"):
+            values = set(feature.string_domain.value)
+        else:
+            named = {d.name: d for d in schema.string_domain}
+            values = (
+                set(named[feature.domain].value) if feature.HasField("domain") and feature.domain in named else None
+            )
+        if values is None or not values <= set(classes):
+            raise ProjectError(
+                schema_file,
+                where,
+                f"a class label needs `string_domain {{ value: ... }}` listing only its classes "
+                f"({', '.join(classes)}), so data with another value is refused instead of learned as a class",
+            )
+        return
+    if dtype == "int":
+        domain = feature.int_domain if feature.HasField("int_domain") else None
+        allowed = {int(c) for c in classes}
+        if (
+            domain is None
+            or not domain.HasField("min")
+            or not domain.HasField("max")
+            or not set(range(domain.min, domain.max + 1)) <= allowed
+        ):
+            raise ProjectError(
+                schema_file,
+                where,
+                f"a class label needs `int_domain {{ min: ... max: ... }}` admitting only its "
+                f"classes ({', '.join(classes)}), so data with another value is refused instead of learned as a class",
+            )
+        return
+    raise ProjectError(
+        schema_file,
+        where,
+        "a float column can't be limited to its classes by the schema: use an int or string "
+        "label column, a `hook`, or task regression",
+    )
 
 
 def _dtype_for(schema_type: str) -> str | None:
