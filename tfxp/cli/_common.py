@@ -91,3 +91,9 @@ rows_option = click.option(
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Raw feature rows: a .csv with a header, or a .jsonl of objects.",
 )
+
+
+def log_beside(path: Path) -> Path:
+    """`<path>.log` next to an output file or folder: the library logs of one command."""
+    path = path.resolve()
+    return path.with_name(path.name + ".log")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from tfxp.cli._common import check_model_columns, json_safe, read_rows_option, rows_option, table_cells
+from tfxp.cli._common import check_model_columns, json_safe, log_beside, read_rows_option, rows_option, table_cells
 from tfxp.cli.exit_codes import ExitCode, epilog
 
 
@@ -100,7 +100,7 @@ def convert(
     from tfxp.pipeline.console import library_output_to
     from tfxp.serving.client import RowError
 
-    log_file = _log_beside(output)
+    log_file = log_beside(output)
     try:
         with library_output_to(log_file):  # the converter's C++ log lines included
             if transform_output is None:
@@ -131,19 +131,15 @@ def convert(
     sys.exit(ExitCode.OK if result.ok else ExitCode.CHECK_FAILED)
 
 
-def _log_beside(path: Path) -> Path:
-    """`<path>.log` next to an output file or folder: library logs of one command."""
-    path = path.resolve()
-    return path.with_name(path.name + ".log")
-
-
 def _print_conversion(result, checked: bool) -> None:
+    from tfxp.mobile.parity import METRIC_TEXT
+
     for name, variant in result.variants.items():
         if variant.written:
             line = f"{name:6} {variant.file} {variant.size_bytes / 1024:.1f} KiB"
             if variant.parity is not None:
                 p = variant.parity
-                metric = _METRIC_TEXT.get(p.metric, p.metric or "metric")
+                metric = METRIC_TEXT.get(p.metric, p.metric or "metric")
                 line += (
                     f"  parity on {p.rows} rows: max|d{p.output}| {p.max_abs_diff:.3g}, "
                     f"{metric} {_fmt(p.metric_value)} (SavedModel {_fmt(p.reference_metric_value)})"
@@ -154,9 +150,6 @@ def _print_conversion(result, checked: bool) -> None:
     if not checked:
         click.echo("parity not checked (give --rows to gate each variant against the SavedModel)")
     click.echo(f"wrote {result.spec_path}")
-
-
-_METRIC_TEXT = {"auc": "AUC", "accuracy": "accuracy", "rmse": "RMSE"}  # parity.GATED_METRIC's names
 
 
 def _fmt(value: float | None) -> str:

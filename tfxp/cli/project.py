@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from tfxp.cli._common import log_beside
 from tfxp.cli.exit_codes import ExitCode, epilog
 
 
@@ -51,8 +52,7 @@ def init(data: Path, label: str, task: str, positive: str | None, name: str | No
     from tfxp.project import ProjectError
 
     # <dir>.log beside the project folder (its default is ./<name>/).
-    folder = (out_dir or Path(name or default_name(data))).resolve()
-    log_file = folder.with_name(folder.name + ".log")
+    log_file = log_beside(out_dir or Path(name or default_name(data)))
     try:
         with library_output_to(log_file):  # TFDV's and TensorFlow's log lines
             result = init_project(data, label, task=task, positive=positive, name=name, dir=out_dir)

@@ -103,7 +103,7 @@ TASK_METRICS = {
     F.Task.REGRESSION: ("rmse", "mae"),
 }
 GATED_METRIC = {F.Task.BINARY: "auc", F.Task.MULTICLASS: "accuracy", F.Task.REGRESSION: "rmse"}
-_METRIC_TEXT = {"auc": "AUC", "accuracy": "accuracy", "rmse": "RMSE"}
+METRIC_TEXT = {"auc": "AUC", "accuracy": "accuracy", "rmse": "RMSE"}  # GATED_METRIC names as printed
 # A transformed label that could not be computed (the row failed transform_features) or is
 # outside the classes (tfxp.models.preprocessing.transformed_label maps those to -1).
 NO_CLASS = -1
@@ -512,7 +512,7 @@ def parity(
     labeled_rows = int(labeled(task, y, reference).sum())
     if metric == "accuracy" and labeled_rows:
         metric_bound += ACCURACY_NOISE_ROWS / labeled_rows
-    text = _METRIC_TEXT[metric]
+    text = METRIC_TEXT[metric]
     relative = " x SavedModel's" if metric == "rmse" else ""
     gate = f"|{text} - SavedModel's| <= {metric_bound:.4g}{relative}"
     if delta is None:

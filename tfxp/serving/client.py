@@ -44,7 +44,9 @@ from tfxp.rows import (  # noqa: F401
     RowError,
     RowsFile,
     check_columns,
+    encode_examples,
     parse_value,
+    raw_columns,
     read_rows,
     read_rows_file,
 )
@@ -229,16 +231,6 @@ def _version(value: Any) -> int | None:
         return None if value is None else int(value)
     except (TypeError, ValueError):
         return None
-
-
-def raw_columns(rows: Sequence[Row], inputs: Mapping[str, Any]) -> dict[str, list]:
-    """`tfxp.rows.raw_columns`: the rows as one list per model input ({name: dtype})."""
-    return R.raw_columns(rows, inputs)
-
-
-def encode_examples(rows: Sequence[Row], features: Mapping[str, Any]) -> list[bytes]:
-    """Serialized tf.Examples, one per row (`tfxp.rows.encode_example`)."""
-    return R.encode_examples(rows, features)
 
 
 # -- targets -----------------------------------------------------------------------------------
