@@ -84,12 +84,13 @@ def run(
     """Run the pipeline end to end and push a blessed model."""
     from tfxp import project as project_lib
     from tfxp.pipeline import report
-    from tfxp.pipeline.config import TAXI_PROJECT, PipelineConfig, direct_runner_args
+    from tfxp.pipeline.config import PipelineConfig, direct_runner_args
     from tfxp.pipeline.console import quiet_libraries
     from tfxp.pipeline.runner import run as run_pipeline
+    from tfxp.projects import TAXI
 
     try:
-        project = project_lib.load(project_dir or TAXI_PROJECT)
+        project = project_lib.load(project_dir or TAXI)
     except project_lib.ProjectError as exc:
         raise click.BadParameter(str(exc), param_hint="--project") from None
     name = name or project.name

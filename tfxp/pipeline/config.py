@@ -17,9 +17,8 @@ PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 # The folder holding the package: the checkout (setup.py, Dockerfile, README) in an editable install,
 # site-packages in a wheel install, where nothing but installed packages lives (see is_source_checkout).
 PROJECT_ROOT = PACKAGE_ROOT.parent
-TAXI_PROJECT = TAXI
-DEFAULT_DATA = TAXI_PROJECT / "data" / "taxi.csv"
-DEFAULT_SCHEMA = TAXI_PROJECT / "schema.pbtxt"
+DEFAULT_DATA = TAXI / "data" / "taxi.csv"
+DEFAULT_SCHEMA = TAXI / "schema.pbtxt"
 MODEL_CODE_DIR = PACKAGE_ROOT / "models"
 # Where the Dockerfile puts the checkout inside the pipeline image. It installs it editable, so the
 # package is IMAGE_PROJECT_ROOT/tfxp and Beam's --setup_file is IMAGE_PROJECT_ROOT/setup.py.
