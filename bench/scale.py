@@ -70,8 +70,8 @@ sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != 
 from bench.common import execute, last_json_object, last_line_json, machine_info, write_json  # noqa: E402
 from tfxp.pipeline.report import finite  # noqa: E402
 
-SOURCE_CSV = ROOT / "data" / "taxi.csv"
-SCHEMA_FILE = ROOT / "schema" / "schema.pbtxt"
+SOURCE_CSV = ROOT / "tfxp" / "projects" / "taxi" / "data" / "taxi.csv"
+SCHEMA_FILE = ROOT / "tfxp" / "projects" / "taxi" / "schema.pbtxt"
 EXAMPLE_SCRIPT = BENCH_DIR / "tfx_example.py"
 DEFAULT_OUTPUT = BENCH_DIR / "results" / "scale.json"
 DEFAULT_PLOT = BENCH_DIR / "results" / "scale.png"

@@ -8,7 +8,7 @@ How the data is read, and why:
 1. `tfxp.pipeline.csv_files.check_dataset` reads every file first, as `tfxp run` does, so a file that is not
    one dataset (bad UTF-8, ragged rows, different headers) is refused by file:line before anything else.
 2. TFDV statistics over the tf.Examples that the pipeline's own CsvExampleGen transform
-   (`tfxp.pipeline.example_gen._CsvToExample`) makes of the files: the column types, presence and the
+   (`tfxp.pipeline.example_gen.CsvToSerializedExamples`) makes of the files: the column types, presence and the
    inferred schema are then exactly what StatisticsGen and ExampleValidator will see in `tfxp run`
    (TFDV's `generate_statistics_from_csv` splits multi-line cells and reads the header differently).
 3. One pass with Python's `csv` module (the parser CsvExampleGen uses) counting each column's distinct
@@ -153,7 +153,7 @@ def _tfdv_statistics(files: list[Path], data: Path, beam_args: Iterable[str]):
     from tfx.types import standard_component_specs
     from tfx_bsl.coders import example_coder
 
-    from tfxp.pipeline.example_gen import _CsvToExample
+    from tfxp.pipeline.example_gen import CsvToSerializedExamples
 
     class _DecodeExamples(beam.DoFn):
         """Serialized tf.Example batches -> Arrow RecordBatches, as StatisticsGen reads examples."""
@@ -171,8 +171,7 @@ def _tfdv_statistics(files: list[Path], data: Path, beam_args: Iterable[str]):
         with beam.Pipeline(options=PipelineOptions(list(beam_args))) as p:
             _ = (
                 p
-                | "CsvToExample" >> _CsvToExample({standard_component_specs.INPUT_BASE_KEY: base}, pattern)
-                | "Serialize" >> beam.Map(lambda example: example.SerializeToString())
+                | "CsvToExamples" >> CsvToSerializedExamples({standard_component_specs.INPUT_BASE_KEY: base}, pattern)
                 | "Batch" >> beam.BatchElements(min_batch_size=1, max_batch_size=1000)
                 | "Decode" >> beam.ParDo(_DecodeExamples())
                 | "Statistics" >> tfdv.GenerateStatistics(tfdv.StatsOptions())
