@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import io
 import math
 import os
 import random
@@ -172,6 +173,26 @@ def merge_types(a: ColumnTypes, b: ColumnTypes) -> ColumnTypes:
 # ------------------------------------------------------------------------- reading
 
 
+class _FileReader(io.RawIOBase):
+    """A TensorFlow/TFX file (gs://, ram://) as the raw stream pyarrow reads: GFile lacks `closed`."""
+
+    def __init__(self, path: str):
+        super().__init__()
+        self._file = fileio.open(path, "rb")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self._file.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
+
+
 def _read_blocks(csv_file: str, column_names: list[str]) -> Iterator[pa.RecordBatch]:
     """`csv_file`'s data rows as record batches of string columns ("" for an empty cell)."""
     read_options = pa_csv.ReadOptions(column_names=column_names, skip_rows=1, block_size=_BLOCK_BYTES)
@@ -180,7 +201,8 @@ def _read_blocks(csv_file: str, column_names: list[str]) -> Iterator[pa.RecordBa
     convert_options = pa_csv.ConvertOptions(
         column_types={name: pa.string() for name in column_names}, strings_can_be_null=False
     )
-    source = csv_file if os.path.exists(csv_file) else fileio.open(csv_file, "rb")
+    # A local file read by Arrow itself; any other URI (gs://) through TensorFlow's file systems.
+    source = csv_file if os.path.exists(csv_file) else io.BufferedReader(_FileReader(csv_file), _BLOCK_BYTES)
     try:
         reader = pa_csv.open_csv(
             source, read_options=read_options, parse_options=parse_options, convert_options=convert_options
@@ -188,6 +210,9 @@ def _read_blocks(csv_file: str, column_names: list[str]) -> Iterator[pa.RecordBa
         yield from reader
     except pa.ArrowInvalid as exc:
         raise ValueError(f"{csv_file}: not readable as CSV: {exc}") from None
+    finally:
+        if not isinstance(source, str):
+            source.close()
 
 
 def _values(cells: pa.Array, kind: ColumnType) -> pa.Array:
