@@ -2,13 +2,13 @@
 
 What is measured, in one invocation:
 
-  1. Data: taxi-like CSVs with the schema of data/taxi.csv at each size (default
+  1. Data: taxi-like CSVs with the schema of tfxp/projects/taxi/data/taxi.csv at each size (default
      15k, 150k and 1.5M rows), made by resampling its 15,002 rows with
      replacement (fixed seed): categorical and integer columns keep the sampled
      row's real values (so the real distribution, empty cells included);
      fare, trip_miles, trip_seconds and the four lat/long columns get small
      multiplicative log-normal noise, clipped to the ranges in
-     schema/schema.pbtxt (trip_seconds stays an integer); tips is scaled by the
+     tfxp/projects/taxi/schema.pbtxt (trip_seconds stays an integer); tips is scaled by the
      fare's factor, and nudged by a cent where rounding would flip it, so the
      label (tips > 20% of fare) stays the sampled row's.
      Written in chunks (no size needs much memory) to DATA_DIR/taxi-<rows>-seed<seed>/data.csv
@@ -70,8 +70,9 @@ sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != 
 from bench.common import execute, last_json_object, last_line_json, machine_info, write_json  # noqa: E402
 from tfxp.pipeline.report import finite  # noqa: E402
 
-SOURCE_CSV = ROOT / "tfxp" / "projects" / "taxi" / "data" / "taxi.csv"
-SCHEMA_FILE = ROOT / "tfxp" / "projects" / "taxi" / "schema.pbtxt"
+TAXI_DIR = ROOT / "tfxp" / "projects" / "taxi"  # tfxp.projects.TAXI, the embedded taxi project
+SOURCE_CSV = TAXI_DIR / "data" / "taxi.csv"
+SCHEMA_FILE = TAXI_DIR / "schema.pbtxt"
 EXAMPLE_SCRIPT = BENCH_DIR / "tfx_example.py"
 DEFAULT_OUTPUT = BENCH_DIR / "results" / "scale.json"
 DEFAULT_PLOT = BENCH_DIR / "results" / "scale.png"
@@ -121,7 +122,7 @@ NOISE = {
 SCALED_WITH = {"tips": "fare"}
 FLOAT_DECIMALS = {"fare": 2, "trip_miles": 2, "tips": 2}
 DEFAULT_FLOAT_DECIMALS = 6  # lat/long: ~0.1 m
-LABEL_TIP_FRACTION = 0.2  # models/features.py TIP_FRACTION: label = tips > 0.2 * fare
+LABEL_TIP_FRACTION = 0.2  # tfxp/projects/taxi/label.py TIP_FRACTION: label = tips > 0.2 * fare
 
 
 def _sha256(path: Path) -> str:
