@@ -16,7 +16,8 @@ help:
 	@echo "make serve  - serve output/serving/taxi over TF Serving's REST (8501) and gRPC (8500) APIs"
 	@echo "make bench-serving - serving latency/throughput of the pushed model (after make run)"
 	@echo "make bench-mobile  - TFLite variants vs the SavedModel: size, latency, AUC (after make run)"
-	@echo "make bench-scale   - pipeline at 15k/150k/1.5M generated rows vs TFX's example (~30 min)"
+	@echo "make bench-scale   - pipeline at 15k/150k/1.5M generated rows vs TFX's example at 15k/150k, against"
+	@echo "                     issue 12's targets (~30 min; ARGS=\"--with-example-1.5m --with-15m\" for the rest)"
 	@echo "make lock   - re-resolve setup.py's ranges into requirements.lock"
 
 $(STAMP): requirements.lock setup.py
