@@ -298,3 +298,20 @@ def test_results_print_and_plot(tmp_path, capsys):
     assert "auto (1)" in out and "goal false" in out
     scale.plot(results, tmp_path / "scale.png")
     assert (tmp_path / "scale.png").stat().st_size > 10_000
+
+
+def test_the_generator_writes_in_chunks_with_one_header(tmp_path, monkeypatch):
+    # 15M rows are written CHUNK_ROWS at a time; a small chunk shows the seams on 250 rows.
+    import pandas as pd
+
+    monkeypatch.setattr(scale, "CHUNK_ROWS", 100)
+    facts = scale.generate_csv(250, 1, tmp_path / "data.csv")
+    frame = pd.read_csv(tmp_path / "data.csv")
+    source = pd.read_csv(scale.SOURCE_CSV)
+    assert facts["rows"] == len(frame) == 250
+    assert list(frame.columns) == list(source.columns)  # the header once, at the top
+
+    def tip_rate(f: pd.DataFrame) -> float:
+        return float((f["tips"] > scale.LABEL_TIP_FRACTION * f["fare"]).mean())
+
+    assert abs(tip_rate(frame) - tip_rate(source)) < 0.1  # resampled rows keep their labels (fixed seed)
