@@ -27,7 +27,7 @@ from tfxp.pipeline.example_gen import (
     CsvToSerializedExamples,
     Executor,
     as_schema_floats,
-    float_columns_config,
+    example_gen_config,
     infer_column_type,
     read_column_names,
     split_and_shard,
@@ -56,7 +56,7 @@ def _records(write, folder: Path) -> list[bytes]:
 
 
 def _ours(folder: Path, pattern: str = "*.csv", float_columns=()) -> list[bytes]:
-    props = {INPUT_BASE: str(folder), standard_component_specs.CUSTOM_CONFIG_KEY: float_columns_config(float_columns)}
+    props = {INPUT_BASE: str(folder), standard_component_specs.CUSTOM_CONFIG_KEY: example_gen_config(float_columns)}
     out = folder.parent / f"{folder.name}-ours"
     out.mkdir()
     records = _records(
@@ -166,13 +166,58 @@ def test_only_int_guesses_of_float_columns_change():
     assert widened == {"tips": FLOAT, "hour": INT, "fare": STRING, "miles": FLOAT}
 
 
-def test_float_columns_travel_in_custom_config_as_tfx_passes_it():
-    config = float_columns_config(["tips", "fare"])
+def test_custom_config_travels_as_tfx_passes_it():
+    config = example_gen_config(["tips", "fare"], eval_rows=5000)
     # TFX hands proto execution properties to executors as JSON strings.
     as_json = json_format.MessageToJson(config)
     for value in (as_json, config):
-        assert example_gen._float_columns({standard_component_specs.CUSTOM_CONFIG_KEY: value}) == {"tips", "fare"}
+        props = {standard_component_specs.CUSTOM_CONFIG_KEY: value}
+        assert example_gen._float_columns(props) == {"tips", "fare"}
+        assert example_gen._eval_rows(props) == 5000
     assert example_gen._float_columns({}) == frozenset()
+    assert example_gen._eval_rows({}) is None
+    assert example_gen._eval_rows({standard_component_specs.CUSTOM_CONFIG_KEY: example_gen_config([])}) is None
+
+
+TFX_DEFAULT = [("train", 2), ("eval", 1)]
+
+
+@pytest.mark.parametrize(
+    "total_rows, eval_rows, keep",
+    [
+        (1_500_000, None, None),  # no cap: TFX's split
+        (300_000, 200_000, None),  # a third is 100k, under the cap
+        (1_500_000, 500_000, None),  # exactly a third
+        (1_500_000, 200_000, 400_000),  # 200k of the 500k eval rows
+        (15_000_000, 200_000, 40_000),
+        (10**12, 1, 1),  # at least one millionth
+    ],
+)
+def test_splits_for(total_rows, eval_rows, keep):
+    splits = example_gen.splits_for(TFX_DEFAULT, total_rows, eval_rows)
+    assert splits.buckets == [2, 3]
+    assert splits.eval_keep == keep
+    if keep is not None:
+        assert (splits.eval_index, splits.spill_index) == (1, 0)
+
+
+def test_capped_eval_rows_come_out_of_the_uncapped_eval_split():
+    from tfx.components.example_gen.base_example_gen_executor import _PartitionFn
+
+    capped = example_gen.splits_for(TFX_DEFAULT, 30_000, 1_000)
+    uncapped = example_gen.splits_for(TFX_DEFAULT, 30_000, None)
+    config = example_gen_pb2.SplitConfig()
+    eval_rows = 0
+    for i in range(30_000):
+        key = f"row {i}".encode()
+        split, _ = split_and_shard(key, capped, 5)
+        tfx_split = _PartitionFn(key, 2, [2, 3], config)
+        assert split_and_shard(key, uncapped, 5)[0] == tfx_split
+        assert split <= tfx_split  # eval (1) only where TFX says eval; the rest of them train (0)
+        eval_rows += split
+    assert abs(eval_rows - 1_000) < 4 * 31  # binomial: sd ~31
+    with pytest.raises(ValueError, match="eval_rows"):
+        example_gen.splits_for(TFX_DEFAULT, 10, -1)
 
 
 def test_header_with_bom_and_quotes(tmp_path):
@@ -187,7 +232,7 @@ def test_split_is_tfx_partition_rule_on_the_row_key():
     config = example_gen_pb2.SplitConfig()
     for i in range(200):
         record = f"record {i}".encode()
-        split, shard = split_and_shard(record, [2, 3], 7)
+        split, shard = split_and_shard(record, example_gen.Splits([2, 3]), 7)
         assert split == _PartitionFn(record, 2, [2, 3], config)
         assert 0 <= shard < 7
 
@@ -205,7 +250,9 @@ def _read_gzip_tfrecords(path: Path) -> list[bytes]:
     return out
 
 
-def _run_executor(data: Path, output: Path, shard_csv_bytes: int, monkeypatch) -> dict[str, list[Path]]:
+def _run_executor(
+    data: Path, output: Path, shard_csv_bytes: int, monkeypatch, eval_rows: int | None = None
+) -> dict[str, list[Path]]:
     monkeypatch.setattr(example_gen, "SHARD_CSV_BYTES", shard_csv_bytes)
     examples = standard_artifacts.Examples()
     examples.uri = str(output)
@@ -223,7 +270,7 @@ def _run_executor(data: Path, output: Path, shard_csv_bytes: int, monkeypatch) -
         standard_component_specs.INPUT_CONFIG_KEY: json_format.MessageToJson(input_config),
         standard_component_specs.OUTPUT_CONFIG_KEY: json_format.MessageToJson(output_config),
         standard_component_specs.OUTPUT_DATA_FORMAT_KEY: example_gen_pb2.FORMAT_TF_EXAMPLE,
-        standard_component_specs.CUSTOM_CONFIG_KEY: json_format.MessageToJson(float_columns_config(["tips"])),
+        standard_component_specs.CUSTOM_CONFIG_KEY: json_format.MessageToJson(example_gen_config(["tips"], eval_rows)),
     }
     Executor().Do({}, {standard_component_specs.EXAMPLES_KEY: [examples]}, props)
     assert examples.split_names == '["train", "eval"]'
@@ -256,7 +303,22 @@ def test_executor_writes_shuffled_shards_of_every_row(tmp_path, monkeypatch):
     for name, index in (("train", 0), ("eval", 1)):
         for shard, path in enumerate(files[name]):
             for row in ids(_read_gzip_tfrecords(path)):
-                assert split_and_shard(f"{row}\x1f{int(row >= 600)}".encode(), [2, 3], shards) == (index, shard)
+                key = f"{row}\x1f{int(row >= 600)}".encode()
+                assert split_and_shard(key, example_gen.Splits([2, 3]), shards) == (index, shard)
+
+
+def test_executor_caps_the_eval_split(tmp_path, monkeypatch):
+    _write(tmp_path / "data", "id\n" + "".join(f"{i}\n" for i in range(3000)))
+    capped = _run_executor(tmp_path / "data", tmp_path / "capped", 100_000, monkeypatch, eval_rows=300)
+    uncapped = _run_executor(tmp_path / "data", tmp_path / "uncapped", 100_000, monkeypatch)
+
+    def rows(paths):
+        return {r for p in paths for r in map(_canonical, _read_gzip_tfrecords(p))}
+
+    assert 240 < len(rows(capped["eval"])) < 360  # 300 expected, hash-chosen
+    assert len(rows(capped["eval"])) + len(rows(capped["train"])) == 3000
+    # The capped eval rows are a subset of the uncapped ones: the cap only moves rows into train.
+    assert rows(capped["eval"]) < rows(uncapped["eval"])
 
 
 def test_executor_output_is_a_function_of_the_input(tmp_path, monkeypatch):

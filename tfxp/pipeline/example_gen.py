@@ -38,8 +38,10 @@ so a UTF-8 byte-order mark or quoted names are handled as `tfxp run`'s preflight
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import hashlib
 import io
+import itertools
 import math
 import os
 import random
@@ -91,28 +93,41 @@ def read_column_names(csv_file: str) -> list[str]:
 
 
 _FLOAT_COLUMNS = "float_columns"
+_EVAL_ROWS = "eval_rows"
+EVAL_SPLIT = "eval"
 
 
-def float_columns_config(float_columns: Sequence[str]) -> example_gen_pb2.CustomConfig:
-    """ExampleGen's custom_config carrying the schema's FLOAT column names (a Struct in its Any)."""
+def example_gen_config(float_columns: Sequence[str], eval_rows: int | None = None) -> example_gen_pb2.CustomConfig:
+    """ExampleGen's custom_config (a Struct in its Any): the schema's FLOAT column names, the eval split's cap."""
     struct = struct_pb2.Struct()
     struct.update({_FLOAT_COLUMNS: sorted(float_columns)})
+    if eval_rows is not None:
+        struct.update({_EVAL_ROWS: eval_rows})
     config = example_gen_pb2.CustomConfig()
     config.custom_config.Pack(struct)
     return config
 
 
-def _float_columns(exec_properties: dict[str, Any]) -> frozenset[str]:
+def _custom_struct(exec_properties: dict[str, Any]) -> struct_pb2.Struct:
     raw = exec_properties.get(standard_component_specs.CUSTOM_CONFIG_KEY)
+    struct = struct_pb2.Struct()
     if not raw:
-        return frozenset()
+        return struct
     config = (
         raw if isinstance(raw, example_gen_pb2.CustomConfig) else json_format.Parse(raw, example_gen_pb2.CustomConfig())
     )
-    struct = struct_pb2.Struct()
-    if not config.custom_config.Unpack(struct) or _FLOAT_COLUMNS not in struct:
-        return frozenset()
-    return frozenset(struct[_FLOAT_COLUMNS])
+    config.custom_config.Unpack(struct)
+    return struct
+
+
+def _float_columns(exec_properties: dict[str, Any]) -> frozenset[str]:
+    struct = _custom_struct(exec_properties)
+    return frozenset(struct[_FLOAT_COLUMNS]) if _FLOAT_COLUMNS in struct else frozenset()
+
+
+def _eval_rows(exec_properties: dict[str, Any]) -> int | None:
+    struct = _custom_struct(exec_properties)
+    return int(struct[_EVAL_ROWS]) if _EVAL_ROWS in struct else None
 
 
 def as_schema_floats(types: ColumnTypes, float_columns: frozenset[str]) -> ColumnTypes:
@@ -251,33 +266,48 @@ def to_examples(block: pa.RecordBatch, types: ColumnTypes, encoder: Any) -> list
     return encoder.encode(pa.RecordBatch.from_arrays(columns, block.schema.names))
 
 
-class _InferFileTypes(beam.DoFn):
+@dataclasses.dataclass(frozen=True)
+class CsvProfile:
+    """What the first pass learns of a set of CSV files: column types (tfx_bsl's rules) and data rows."""
+
+    types: ColumnTypes
+    rows: int
+
+    def merge(self, other: CsvProfile) -> CsvProfile:
+        return CsvProfile(merge_types(self.types, other.types), self.rows + other.rows)
+
+
+class _ProfileFile(beam.DoFn):
     def __init__(self, column_names: list[str]):
         self._column_names = column_names
 
-    def process(self, csv_file: str) -> Iterator[ColumnTypes]:
-        types: ColumnTypes = {}
+    def process(self, csv_file: str) -> Iterator[CsvProfile]:
+        profile = CsvProfile({}, 0)
         for block in _read_blocks(csv_file, self._column_names):
             block_types = {name: infer_column_type(block.column(i)) for i, name in enumerate(block.schema.names)}
-            types = merge_types(types, block_types)
-        yield types
+            profile = profile.merge(CsvProfile(block_types, block.num_rows))
+        yield profile
 
 
-class _MergeTypes(beam.CombineFn):
-    def create_accumulator(self) -> ColumnTypes:
-        return {}
+class _MergeProfiles(beam.CombineFn):
+    def create_accumulator(self) -> CsvProfile:
+        return CsvProfile({}, 0)
 
-    def add_input(self, accumulator: ColumnTypes, types: ColumnTypes) -> ColumnTypes:
-        return merge_types(accumulator, types)
+    def add_input(self, accumulator: CsvProfile, profile: CsvProfile) -> CsvProfile:
+        return accumulator.merge(profile)
 
-    def merge_accumulators(self, accumulators) -> ColumnTypes:
-        merged: ColumnTypes = {}
-        for types in accumulators:
-            merged = merge_types(merged, types)
+    def merge_accumulators(self, accumulators) -> CsvProfile:
+        merged = CsvProfile({}, 0)
+        for profile in accumulators:
+            merged = merged.merge(profile)
         return merged
 
-    def extract_output(self, accumulator: ColumnTypes) -> ColumnTypes:
+    def extract_output(self, accumulator: CsvProfile) -> CsvProfile:
         return accumulator
+
+
+def _schema_floats(profile: CsvProfile, float_columns: frozenset[str]) -> CsvProfile:
+    return CsvProfile(as_schema_floats(profile.types, float_columns), profile.rows)
 
 
 def csv_files_of(input_base: str, split_pattern: str) -> tuple[list[str], list[str]]:
@@ -296,8 +326,11 @@ def csv_files_of(input_base: str, split_pattern: str) -> tuple[list[str], list[s
     return csv_files, column_names
 
 
-class CsvColumnTypes(beam.PTransform):
-    """PCollection of CSV file paths -> a one-element PCollection: {column name: ColumnType} over all of them."""
+class ProfileCsv(beam.PTransform):
+    """PCollection of CSV file paths -> a one-element PCollection: their CsvProfile.
+
+    Columns the schema declares FLOAT (`float_columns`) are FLOAT where the cells made them INT.
+    """
 
     def __init__(self, column_names: list[str], float_columns: frozenset[str] = frozenset()):
         self._column_names = column_names
@@ -306,9 +339,9 @@ class CsvColumnTypes(beam.PTransform):
     def expand(self, csv_files: beam.PCollection) -> beam.PCollection:
         return (
             csv_files
-            | "InferFileTypes" >> beam.ParDo(_InferFileTypes(self._column_names))
-            | "MergeTypes" >> beam.CombineGlobally(_MergeTypes())
-            | "FloatColumnsAsSchema" >> beam.Map(as_schema_floats, self._float_columns)
+            | "ProfileFiles" >> beam.ParDo(_ProfileFile(self._column_names))
+            | "MergeProfiles" >> beam.CombineGlobally(_MergeProfiles())
+            | "FloatColumnsAsSchema" >> beam.Map(_schema_floats, self._float_columns)
         )
 
 
@@ -321,9 +354,9 @@ class _EncodeFile(beam.DoFn):
     def setup(self):
         self._encoder = example_coder.RecordBatchToExamplesEncoder()
 
-    def process(self, csv_file: str, types: ColumnTypes) -> Iterator[list[bytes]]:
+    def process(self, csv_file: str, profile: CsvProfile) -> Iterator[list[bytes]]:
         for block in _read_blocks(csv_file, self._column_names):
-            yield to_examples(block, types, self._encoder)
+            yield to_examples(block, profile.types, self._encoder)
 
 
 class CsvToSerializedExamples(beam.PTransform):
@@ -340,10 +373,10 @@ class CsvToSerializedExamples(beam.PTransform):
 
     def expand(self, pipeline: beam.Pipeline) -> beam.PCollection:
         files = pipeline | "CsvFiles" >> beam.Create(self._csv_files)
-        types = files | "ColumnTypes" >> CsvColumnTypes(self._column_names, self._float_columns)
+        profile = files | "Profile" >> ProfileCsv(self._column_names, self._float_columns)
         return (
             files
-            | "Encode" >> beam.ParDo(_EncodeFile(self._column_names), beam.pvalue.AsSingleton(types))
+            | "Encode" >> beam.ParDo(_EncodeFile(self._column_names), beam.pvalue.AsSingleton(profile))
             | "Records" >> beam.FlatMap(lambda records: records)
         )
 
@@ -365,39 +398,53 @@ def row_keys(block: pa.RecordBatch) -> list[bytes]:
     return pc.binary_join_element_wise(*block.columns, "\x1f").cast(pa.binary()).to_pylist()
 
 
-def split_and_shard(key: bytes, buckets: list[int], shards: int) -> tuple[int, int]:
+def split_and_shard(key: bytes, splits: Splits, shards: int) -> tuple[int, int]:
     """(split index, shard) of a row with key `key` (`row_keys`).
 
     The split by TFX's base_example_gen_executor._PartitionFn rule: SHA-256 as an
     integer, modulo the total hash buckets, then the split whose cumulative bucket
-    count exceeds it. The shard from the digest's first 8 bytes. Equal rows
-    always meet.
+    count exceeds it; then the eval cap (`Splits`). The shard from the digest's
+    first 8 bytes. Equal rows always meet.
     """
     digest = hashlib.sha256(key).digest()
-    split = bisect.bisect(buckets, int.from_bytes(digest, "big") % buckets[-1])
+    value = int.from_bytes(digest, "big")
+    split = bisect.bisect(splits.buckets, value % splits.buckets[-1])
+    if split == splits.eval_index and (value // splits.buckets[-1]) % KEEP_SCALE >= splits.eval_keep:
+        split = splits.spill_index
     return split, int.from_bytes(digest[:8], "big") % shards
 
 
 class _SpillShards(beam.DoFn):
     """CSV file -> ((split index, shard), spill file path) for each shard it has rows for."""
 
-    def __init__(self, column_names: list[str], buckets: list[int], shards: int, spill_dir: str):
-        self._column_names, self._buckets, self._shards, self._spill_dir = column_names, buckets, shards, spill_dir
+    def __init__(
+        self,
+        column_names: list[str],
+        split_buckets: list[tuple[str, int]],
+        eval_rows: int | None,
+        shards: int,
+        spill_dir: str,
+    ):
+        self._column_names, self._split_buckets, self._eval_rows = column_names, split_buckets, eval_rows
+        self._shards, self._spill_dir = shards, spill_dir
 
     def setup(self):
         self._encoder = example_coder.RecordBatchToExamplesEncoder()
 
-    def process(self, csv_file: str, types: ColumnTypes) -> Iterator[tuple[tuple[int, int], str]]:
+    def process(self, csv_file: str, profile: CsvProfile) -> Iterator[tuple[tuple[int, int], str]]:
         import tensorflow as tf
 
+        splits = splits_for(self._split_buckets, profile.rows, self._eval_rows)
+        if splits.eval_keep is not None:
+            logging.info("eval split capped at ~%d of %d rows", self._eval_rows, profile.rows)
         writers: dict[tuple[int, int], tuple[str, Any]] = {}
         # A unique name per attempt: a retried bundle never appends to another's file.
         attempt = uuid.uuid4().hex
         try:
             for block in _read_blocks(csv_file, self._column_names):
-                records = to_examples(block, types, self._encoder)
+                records = to_examples(block, profile.types, self._encoder)
                 for row_key, record in zip(row_keys(block), records, strict=True):
-                    key = split_and_shard(row_key, self._buckets, self._shards)
+                    key = split_and_shard(row_key, splits, self._shards)
                     if key not in writers:
                         path = f"{self._spill_dir}/{key[0]}-{key[1]:05d}-{attempt}.tfrecord"
                         writers[key] = (path, tf.io.TFRecordWriter(path))
@@ -431,13 +478,47 @@ class _WriteShard(beam.DoFn):
         yield split, len(records)
 
 
-def _hash_buckets(output_config: example_gen_pb2.Output) -> list[int]:
-    """Cumulative hash buckets of the output splits, as TFX's GenerateExamplesByBeam computes them."""
-    buckets, total = [], 0
-    for split in output_config.split_config.splits:
-        total += split.hash_buckets
-        buckets.append(total)
-    return buckets
+# A capped eval split keeps this many millionths of its rows, at most: 1e-6 is the finest cap.
+KEEP_SCALE = 1_000_000
+
+
+@dataclasses.dataclass(frozen=True)
+class Splits:
+    """How rows hash into the output splits: TFX's cumulative hash buckets, and an optional eval cap.
+
+    `eval_keep`: of the rows TFX's rule puts in split `eval_index`, the ones whose second hash
+    (digest // total buckets, mod KEEP_SCALE) is below `eval_keep` stay; the others go to split
+    `spill_index` (train). None: no cap.
+    """
+
+    buckets: list[int]
+    eval_index: int = -1
+    eval_keep: int | None = None
+    spill_index: int = 0
+
+
+def splits_for(split_buckets: list[tuple[str, int]], total_rows: int, eval_rows: int | None) -> Splits:
+    """The Splits of `split_buckets` ((name, hash_buckets) in output order, as SplitConfig lists them).
+
+    With `eval_rows`, the "eval" split is capped at about that many rows: a hash-chosen subset of the
+    rows TFX's split would put there (the rest train), so a capped eval split is nested in the
+    uncapped one and later runs on more data keep evaluating on rows of the same kind. No cap when
+    the configured share gives at most `eval_rows` rows. Raises ValueError for a negative cap.
+    """
+    names = [name for name, _ in split_buckets]
+    buckets = list(itertools.accumulate(count for _, count in split_buckets))
+    if eval_rows is not None and eval_rows < 0:
+        raise ValueError(f"eval_rows must be >= 0, got {eval_rows}")
+    if eval_rows is None or EVAL_SPLIT not in names or len(names) < 2 or total_rows == 0:
+        return Splits(buckets)
+    eval_index = names.index(EVAL_SPLIT)
+    # Expected rows of the uncapped eval split.
+    eval_expected = total_rows * split_buckets[eval_index][1] / buckets[-1]
+    if eval_expected <= eval_rows:
+        return Splits(buckets)
+    keep = max(1, int(eval_rows * KEEP_SCALE / eval_expected))
+    spill_index = next(i for i in range(len(names)) if i != eval_index)
+    return Splits(buckets, eval_index, keep, spill_index)
 
 
 def _csv_bytes(csv_files: list[str]) -> int:
@@ -479,26 +560,29 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
             # One input split, hashed into the output splits (TFX's rule: input must have one split).
             if len(input_config.splits) != 1:
                 raise ValueError("input must have only one split when output splits are configured")
-            inputs = [(input_config.splits[0].pattern, _hash_buckets(output_config), list(range(len(split_names))))]
+            split_buckets = [(split.name, split.hash_buckets) for split in output_config.split_config.splits]
+            inputs = [(input_config.splits[0].pattern, split_buckets, list(range(len(split_names))))]
         else:
-            # Input splits map one to one onto output splits.
-            inputs = [(split.pattern, [1], [index]) for index, split in enumerate(input_config.splits)]
+            # Input splits map one to one onto output splits (no cap: the user chose the files).
+            inputs = [(split.pattern, [(split.name, 1)], [index]) for index, split in enumerate(input_config.splits)]
 
         input_base = exec_properties[standard_component_specs.INPUT_BASE_KEY]
         float_columns = _float_columns(exec_properties)
+        eval_rows = _eval_rows(exec_properties) if output_config.split_config.splits else None
         with self._make_beam_pipeline() as pipeline:
-            for number, (pattern, buckets, output_splits) in enumerate(inputs):
+            for number, (pattern, split_buckets, output_splits) in enumerate(inputs):
                 csv_files, column_names = csv_files_of(input_base, pattern)
                 shards = shard_count(_csv_bytes(csv_files))
                 logging.info("%s: %d CSV file(s) -> %d shard(s) per split", pattern, len(csv_files), shards)
                 files = pipeline | f"CsvFiles[{number}]" >> beam.Create(csv_files)
-                types = files | f"ColumnTypes[{number}]" >> CsvColumnTypes(column_names, float_columns)
+                profile = files | f"Profile[{number}]" >> ProfileCsv(column_names, float_columns)
                 targets = [split_uris[i] for i in output_splits]
                 _ = (
                     files
                     | f"SpillShards[{number}]"
                     >> beam.ParDo(
-                        _SpillShards(column_names, buckets, shards, spill_dir), beam.pvalue.AsSingleton(types)
+                        _SpillShards(column_names, split_buckets, eval_rows, shards, spill_dir),
+                        beam.pvalue.AsSingleton(profile),
                     )
                     | f"GroupShards[{number}]" >> beam.GroupByKey()
                     | f"WriteShards[{number}]" >> beam.ParDo(_WriteShard(targets, shards))
@@ -533,19 +617,32 @@ class CsvExampleGen(tfx_components.CsvExampleGen):
 
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)
 
-    def __init__(self, input_base: str, input_config: example_gen_pb2.Input, float_columns: Sequence[str] = ()):
+    def __init__(
+        self,
+        input_base: str,
+        input_config: example_gen_pb2.Input,
+        float_columns: Sequence[str] = (),
+        eval_rows: int | None = None,
+    ):
         FileBasedExampleGen.__init__(
-            self, input_base=input_base, input_config=input_config, custom_config=float_columns_config(float_columns)
+            self,
+            input_base=input_base,
+            input_config=input_config,
+            custom_config=example_gen_config(float_columns, eval_rows),
         )
 
 
-def csv_example_gen(input_base: str, pattern: str, float_columns: Sequence[str] = ()) -> CsvExampleGen:
+def csv_example_gen(
+    input_base: str, pattern: str, float_columns: Sequence[str] = (), eval_rows: int | None = None
+) -> CsvExampleGen:
     """CsvExampleGen reading `input_base/pattern` (one input split; TFX splits it train:eval 2:1).
 
     `float_columns`: the schema's FLOAT features, written as floats even when every cell is a whole number.
+    `eval_rows`: cap on the eval split's rows (see `splits_for`); None keeps TFX's 2:1.
     """
     return CsvExampleGen(
         input_base=input_base,
         input_config=example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(name="single_split", pattern=pattern)]),
         float_columns=float_columns,
+        eval_rows=eval_rows,
     )
