@@ -266,3 +266,44 @@ def test_every_signature_refuses_an_infinite_float_the_schema_disallows(saved, t
         loaded.signatures[signatures.SERVING_DEFAULT](examples=tf.constant([to_example(r, spec) for r in optional]))
     good = loaded.signatures[signatures.SERVING_DEFAULT](examples=examples[:1])[OUTPUT].numpy()
     assert good.shape == (1,) and np.isfinite(good).all()
+
+
+def test_trainer_input_applies_the_transform_graph_to_raw_examples(transformed, taxi_rows, tmp_path):
+    """The Trainer reads raw ExampleGen examples (Transform no longer materialises a transformed
+    copy): its batches must be what tf.Transform's batch output was, features and label."""
+    from tfx.components.trainer.fn_args_utils import DataAccessor
+    from tfx.components.util import tfxio_utils
+    from tfx.types import artifact_utils, standard_artifacts
+
+    from tfxp.models import model as model_lib
+
+    tft_output, _, batch_rows = transformed
+    spec = raw_feature_spec()
+    # As CsvExampleGen writes a split: GZIP TFRecords of tf.Examples under Split-<name>/.
+    split_dir = tmp_path / "Split-train"
+    split_dir.mkdir()
+    with tf.io.TFRecordWriter(str(split_dir / "data.gz"), options="GZIP") as writer:
+        for row in taxi_rows[:N_CHECK]:
+            writer.write(to_example(row, spec))
+    examples = standard_artifacts.Examples()
+    examples.uri = str(tmp_path)
+    examples.split_names = artifact_utils.encode_split_names(["train"])
+    accessor = DataAccessor(
+        tf_dataset_factory=tfxio_utils.get_tf_dataset_factory_from_artifact([examples], []),
+        record_batch_factory=None,
+        data_view_decode_fn=None,
+    )
+
+    dataset = model_lib.transformed_dataset([str(split_dir / "*")], accessor, tft_output, N_CHECK)
+    features, label = next(iter(dataset))
+
+    assert set(features) == {F.transformed_name(f.name) for f in TAXI.features}
+    assert label.dtype == tf.int64
+    names = sorted(features)
+    got = np.stack([features[n].numpy() for n in names] + [label.numpy()], axis=1).astype(np.float64)
+    expected = np.array(
+        [[np.asarray(r[n]).reshape(-1)[0] for n in [*names, F.LABEL_KEY]] for r in batch_rows[:N_CHECK]], np.float64
+    )
+    assert got.shape == expected.shape == (N_CHECK, len(names) + 1)
+    # The dataset shuffles (TFXIO's default, as before): compare the rows in one canonical order.
+    np.testing.assert_allclose(got[np.lexsort(got.T)], expected[np.lexsort(expected.T)], rtol=1e-5, atol=1e-5)
