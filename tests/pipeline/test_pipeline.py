@@ -1,12 +1,15 @@
-"""The DAG's TFMA configuration: every gated metric has a floor and a change threshold against the baseline."""
+"""The DAG's TFMA configuration: every gated metric has a floor and a change threshold against the baseline;
+the Evaluator's extractors drop what neither slicing nor the metrics read."""
 
 from __future__ import annotations
 
+import numpy as np
 from taxi_data import TAXI
 
 import tfxp.models  # noqa: F401  (TF_USE_LEGACY_KERAS before TensorFlow)
-from tfxp.pipeline.config import EvalThresholds
-from tfxp.pipeline.pipeline import eval_config
+from tfxp.pipeline import pipeline as pipeline_module
+from tfxp.pipeline.config import EvalThresholds, PipelineConfig
+from tfxp.pipeline.pipeline import create_pipeline, eval_config, slicing_columns, used_extracts
 from tfxp.project import Gate
 
 
@@ -70,3 +73,43 @@ def test_multiclass_and_regression_get_their_metrics_and_gates():
     names = {m.class_name for m in config.metrics_specs[0].metrics}
     assert {"MeanSquaredError", "MeanAbsoluteError", "ExampleCount"} <= names and "AUC" not in names
     assert [list(s.feature_keys) for s in config.slicing_specs] == [[], ["payment_type"]]
+
+
+def test_slicing_columns_are_the_configs_slices():
+    assert slicing_columns(eval_config(EvalThresholds(), TAXI)) == {"trip_start_hour", "payment_type"}
+
+
+def test_used_extracts_keep_labels_predictions_and_slicing_columns_only():
+    batch = 3
+    extracts = {
+        "features": {"payment_type": np.array([b"Cash"] * batch), "fare": np.ones(batch), "tips": np.zeros(batch)},
+        "transformed_features": {"fare_xf": np.ones(batch), "label": np.array([0, 1, 0])},
+        "input": np.array([b"serialized tf.Example"] * batch),
+        "labels": np.array([0, 1, 0]),
+        "predictions": np.array([0.1, 0.9, 0.4]),
+        "example_weights": np.ones(batch),
+        "arrow_record_batch": "a pyarrow.RecordBatch",
+    }
+    kept = used_extracts(extracts, frozenset({"payment_type", "trip_start_hour"}))
+    assert set(kept) == {
+        "features",
+        "transformed_features",
+        "labels",
+        "predictions",
+        "example_weights",
+        "arrow_record_batch",
+    }
+    assert list(kept["features"]) == ["payment_type"] and kept["transformed_features"] == {}
+    for key in ("labels", "predictions", "example_weights", "arrow_record_batch"):
+        assert kept[key] is extracts[key]
+    assert "fare" in extracts["features"] and "input" in extracts  # the input is not modified
+
+
+def test_the_evaluator_loads_custom_extractors_from_this_module(tmp_path):
+    # TFX's own UDF loading, as its Evaluator executor does it (the e2e tests run the extractors for real).
+    from tfx.components.util import udf_utils
+
+    (evaluator,) = [c for c in create_pipeline(PipelineConfig(output=tmp_path)).components if c.id == "Evaluator"]
+    assert udf_utils.try_get_fn(evaluator.exec_properties, "custom_extractors") is pipeline_module.custom_extractors
+    # No custom_eval_shared_model: TFMA's default model loading stays.
+    assert udf_utils.try_get_fn(evaluator.exec_properties, "custom_eval_shared_model") is None

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
+import apache_beam as beam
 import tensorflow_model_analysis as tfma
+from tensorflow_model_analysis import constants as tfma_constants
+from tensorflow_model_analysis.extractors import unbatch_extractor
 
 # Specific modules, not `tfx.v1`: v1 also imports every extension (Google Cloud
 # clients among them), ~6 s more per run, cached runs included.
@@ -98,6 +104,65 @@ def eval_config(thresholds: EvalThresholds, problem: F.Problem) -> tfma.EvalConf
     )
 
 
+def slicing_columns(config: tfma.EvalConfig) -> frozenset[str]:
+    """The feature names the config's slicing specs (plain and cross) slice by."""
+    specs = list(config.slicing_specs)
+    for cross in config.cross_slicing_specs:
+        specs += [cross.baseline_spec, *cross.slicing_specs]
+    return frozenset(name for spec in specs for name in (*spec.feature_keys, *spec.feature_values))
+
+
+def used_extracts(extracts: Mapping[str, Any], columns: frozenset[str]) -> dict[str, Any]:
+    """A batched TFMA extract without what nothing after inference reads.
+
+    TFMA unbatches every array of a batch into per-example dicts and carries them through slicing
+    (each example once per slice key) into every metric combiner: 38 arrays per taxi batch (all 18
+    raw columns, 16 transformed features, the serialized tf.Examples, labels, predictions), of which
+    the metrics read labels, predictions (and example weights) and slicing reads its `columns`.
+
+    Args:
+        extracts: one batched extract: {"features": {column: [batch] array}, "transformed_features":
+            {name: [batch] array}, "input": [batch] serialized tf.Examples, "labels", "predictions",
+            "example_weights", "arrow_record_batch", ...}, after TFMA's labels, example weights and
+            predictions extractors.
+        columns: the slicing columns (slicing_columns()).
+
+    Returns:
+        The same extract without "input", and with "features" and "transformed_features" holding only
+        `columns` (absent columns stay absent); every other key is passed through unchanged.
+    """
+    kept = {}
+    for key, value in extracts.items():
+        if key == tfma_constants.INPUT_KEY:
+            continue
+        if key in (tfma_constants.FEATURES_KEY, tfma_constants.TRANSFORMED_FEATURES_KEY) and isinstance(value, Mapping):
+            value = {name: array for name, array in value.items() if name in columns}
+        kept[key] = value
+    return kept
+
+
+DROP_UNUSED_EXTRACTS_STAGE = "DropUnusedExtracts"
+
+
+def custom_extractors(eval_shared_model, eval_config: tfma.EvalConfig, tensor_adapter_config) -> list:
+    """TFX Evaluator's `custom_extractors` UDF (Evaluator(module_path=this module)).
+
+    TFMA's default extractors, plus one stage before unbatching that keeps only what slicing and the
+    metrics read (used_extracts). Same extracts for slicing and metrics, so the same numbers; on
+    the 150k taxi eval split (49,983 rows) TFMA alone took ~10% less CPU.
+    """
+    extractors = tfma.default_extractors(
+        eval_shared_model=eval_shared_model, eval_config=eval_config, tensor_adapter_config=tensor_adapter_config
+    )
+    stages = [extractor.stage_name for extractor in extractors]
+    drop = tfma.extractors.Extractor(
+        stage_name=DROP_UNUSED_EXTRACTS_STAGE,
+        ptransform=beam.Map(used_extracts, columns=slicing_columns(eval_config)),
+    )
+    at = stages.index(unbatch_extractor.UNBATCH_EXTRACTOR_STAGE_NAME)
+    return [*extractors[:at], drop, *extractors[at:]]
+
+
 def _trainer(config: PipelineConfig, custom_config: dict, **args) -> Trainer:
     """TFX's Trainer or, with Vertex AI Training, its Google Cloud twin running the same run_fn as a custom job."""
     vertex = config.remote.vertex_training if config.remote is not None else None
@@ -160,6 +225,8 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
         model=trainer.outputs["model"],
         baseline_model=baseline.outputs["model"],
         eval_config=eval_config(config.thresholds, config.problem),
+        # TFX imports custom_extractors from here (in Beam workers too: tfxp is staged for them).
+        module_path=__name__,
     )
 
     pusher = AtomicPusher(
