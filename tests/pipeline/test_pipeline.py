@@ -4,6 +4,7 @@ the Evaluator's extractors drop what neither slicing nor the metrics read."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from taxi_data import TAXI
 
 import tfxp.models  # noqa: F401  (TF_USE_LEGACY_KERAS before TensorFlow)
@@ -113,3 +114,70 @@ def test_the_evaluator_loads_custom_extractors_from_this_module(tmp_path):
     assert udf_utils.try_get_fn(evaluator.exec_properties, "custom_extractors") is pipeline_module.custom_extractors
     # No custom_eval_shared_model: TFMA's default model loading stays.
     assert udf_utils.try_get_fn(evaluator.exec_properties, "custom_eval_shared_model") is None
+
+
+def test_histogram_calibration_equals_tfmas_calibration(tmp_path):
+    # A real TFMA run without a model (predictions read from a feature): TFMA's Calibration and ours on
+    # the same 200 examples, overall and on a slice with no positive label (both NaN there).
+    import math
+
+    import tensorflow as tf
+    import tensorflow_model_analysis as tfma
+
+    rng = np.random.default_rng(0)
+    path = str(tmp_path / "examples.tfrecord")
+    with tf.io.TFRecordWriter(path) as writer:
+        for i in range(200):
+            group = b"none" if i % 4 == 0 else b"some"
+            label = 0 if group == b"none" else int(rng.random() < 0.3)
+            feature = {
+                "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
+                "prediction": tf.train.Feature(float_list=tf.train.FloatList(value=[rng.random()])),
+                "group": tf.train.Feature(bytes_list=tf.train.BytesList(value=[group])),
+            }
+            writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
+    config = tfma.EvalConfig(
+        model_specs=[tfma.ModelSpec(label_key="label", prediction_key="prediction")],
+        slicing_specs=[tfma.SlicingSpec(), tfma.SlicingSpec(feature_keys=["group"])],
+        metrics_specs=[
+            tfma.MetricsSpec(
+                metrics=[
+                    tfma.MetricConfig(class_name="AUC"),
+                    tfma.MetricConfig(class_name="Calibration"),
+                    tfma.MetricConfig(
+                        class_name="HistogramCalibration",
+                        module=pipeline_module.__name__,
+                        config='{"name": "histogram_calibration"}',
+                    ),
+                ]
+            )
+        ],
+    )
+    result = tfma.run_model_analysis(eval_config=config, data_location=path, output_path=str(tmp_path / "out"))
+    values = {tuple(key): metrics[""][""] for key, metrics in result.slicing_metrics}
+    assert set(values) == {(), (("group", "none"),), (("group", "some"),)}
+    for key, metrics in values.items():
+        # load_eval_result gives NaN as the string "NaN".
+        ours, tfmas = (float(metrics[name]["doubleValue"]) for name in ("histogram_calibration", "calibration"))
+        if key == (("group", "none"),):
+            assert math.isnan(ours) and math.isnan(tfmas)
+        else:
+            assert ours == pytest.approx(tfmas, rel=1e-9)
+
+
+def test_binary_metrics_run_three_combiners_calibration_reads_the_aucs_histogram():
+    # Each combiner runs over every example of every slice: Calibration must not add a fourth one.
+    import tensorflow_model_analysis as tfma
+    from tensorflow_model_analysis.evaluators import metrics_plots_and_validations_evaluator as evaluator
+    from tensorflow_model_analysis.metrics import metric_specs
+
+    config = tfma.utils.update_eval_config_with_defaults(
+        eval_config(EvalThresholds(), TAXI), has_baseline=False, rubber_stamp=True
+    )
+    computations = metric_specs.to_computations(list(config.metrics_specs), eval_config=config)
+    combiners = evaluator._filter_and_separate_computations(computations).non_derived_computations
+    assert sorted(c.keys[0].name.split(":")[0] for c in combiners) == [
+        "_binary_confusion_matrices",  # at 0.5: accuracy, precision, recall, the counts
+        "_calibration_histogram",  # AUC and calibration
+        "example_count",
+    ]
