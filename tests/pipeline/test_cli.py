@@ -35,6 +35,7 @@ def test_help_lists_commands_and_exit_codes():
         "--train-steps",
         "--beam-workers",
         "--beam-arg",
+        "--eval-rows",
         "--json",
         "Exit codes",
         "3  bad data",
@@ -80,6 +81,7 @@ def test_usage_errors_exit_2():
     runner = CliRunner()
     assert runner.invoke(main, ["run", "--train-steps", "0"]).exit_code == 2
     assert runner.invoke(main, ["run", "--beam-workers", "0"]).exit_code == 2
+    assert runner.invoke(main, ["run", "--eval-rows", "0"]).exit_code == 2
     assert runner.invoke(main, ["run", "--data", "/does/not/exist.csv"]).exit_code == 2
     result = runner.invoke(main, ["run", "--name", "../escape"])
     assert result.exit_code == 2 and "--name" in result.output
@@ -268,3 +270,25 @@ def test_no_exit_code_is_a_bare_number():
                 ]
                 assert node.args and not numbers, f"{path.name}:{node.lineno}: {ast.unparse(node)}"
     assert calls >= 6
+
+
+@pytest.mark.parametrize(("argv", "eval_rows"), [([], None), (["--eval-rows", "5000"], 5000)])
+def test_eval_rows_reaches_the_pipeline_config(monkeypatch, argv, eval_rows):
+    # The flag's whole job in the CLI is to land in PipelineConfig.eval_rows (the runner splits by it);
+    # the runner is stopped before any component runs.
+    from tfxp.pipeline import console, runner
+
+    class Stop(Exception):
+        pass
+
+    seen = []
+
+    def stop(config, on_event):
+        seen.append(config)
+        raise Stop
+
+    monkeypatch.setattr(runner, "run", stop)
+    monkeypatch.setattr(console, "quiet_libraries", lambda: None)
+    result = CliRunner().invoke(main, ["run", *argv])
+    assert isinstance(result.exception, Stop), result.output
+    assert [config.eval_rows for config in seen] == [eval_rows]

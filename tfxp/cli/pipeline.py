@@ -70,6 +70,15 @@ def _valid_name(name: str) -> bool:
     help="A Beam pipeline option, repeatable; added after --beam-workers' options and wins over them "
     "(e.g. --beam-arg=--runner=PortableRunner).",
 )
+@click.option(
+    "--eval-rows",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="N",
+    help="Evaluate on about N rows: the eval split is min(1/3, N / rows) of the data, the rest trains. "
+    "The Evaluator's time grows with its rows (~0.4 ms of CPU per row with 3 slicings). "
+    "Default: no cap, a third of the rows.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
 def run(
     project_dir: Path | None,
@@ -79,6 +88,7 @@ def run(
     train_steps: int,
     beam_workers: int,
     beam_args: tuple[str, ...],
+    eval_rows: int | None,
     as_json: bool,
 ) -> None:
     """Run the pipeline end to end and push a blessed model."""
@@ -116,6 +126,7 @@ def run(
         output=output,
         train_steps=train_steps,
         beam_args=(*direct_runner_args(beam_workers), *beam_args),
+        eval_rows=eval_rows,
     )
     from tfxp.pipeline.config import with_project_dependency
 
