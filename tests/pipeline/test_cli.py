@@ -82,6 +82,7 @@ def test_usage_errors_exit_2():
     assert runner.invoke(main, ["run", "--train-steps", "0"]).exit_code == 2
     assert runner.invoke(main, ["run", "--beam-workers", "0"]).exit_code == 2
     assert runner.invoke(main, ["run", "--eval-rows", "0"]).exit_code == 2
+    assert runner.invoke(main, ["run", "--eval-rows", "some"]).exit_code == 2
     assert runner.invoke(main, ["run", "--data", "/does/not/exist.csv"]).exit_code == 2
     result = runner.invoke(main, ["run", "--name", "../escape"])
     assert result.exit_code == 2 and "--name" in result.output
@@ -272,7 +273,9 @@ def test_no_exit_code_is_a_bare_number():
     assert calls >= 6
 
 
-@pytest.mark.parametrize(("argv", "eval_rows"), [([], None), (["--eval-rows", "5000"], 5000)])
+@pytest.mark.parametrize(
+    ("argv", "eval_rows"), [([], 200_000), (["--eval-rows", "5000"], 5000), (["--eval-rows", "all"], None)]
+)
 def test_eval_rows_reaches_the_pipeline_config(monkeypatch, argv, eval_rows):
     # The flag's whole job in the CLI is to land in PipelineConfig.eval_rows (the runner splits by it);
     # the runner is stopped before any component runs.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 from pathlib import Path
 
 import pytest
@@ -11,7 +10,6 @@ from tfxp.pipeline import config as config_module
 from tfxp.pipeline.config import (
     DEFAULT_DATA,
     DEFAULT_SCHEMA,
-    EVAL_CAP_HASH_BUCKETS,
     PACKAGE_ROOT,
     PROJECT_ROOT,
     PipelineConfig,
@@ -19,7 +17,6 @@ from tfxp.pipeline.config import (
     direct_runner_args,
     installed_wheel,
     is_source_checkout,
-    output_config,
     with_project_dependency,
 )
 
@@ -135,61 +132,3 @@ def test_project_dependency_in_a_wheel_install(tmp_path, monkeypatch):
     assert with_project_dependency(chosen) == chosen
     chosen = ("--runner=FlinkRunner", "--worker_harness_container_image=img")
     assert with_project_dependency(chosen) == chosen
-
-
-def _split_counts(config, records: int) -> dict[str, int]:
-    """How TFX's ExampleGen partitions `records` distinct records with `config` (its own _PartitionFn)."""
-    from tfx.components.example_gen.base_example_gen_executor import _PartitionFn
-
-    splits = config.split_config.splits
-    buckets = list(itertools.accumulate(split.hash_buckets for split in splits))
-    counts = dict.fromkeys((split.name for split in splits), 0)
-    for i in range(records):
-        record = f"row {i},{i * 7 % 13},cash".encode()
-        counts[splits[_PartitionFn(record, len(buckets), buckets, config.split_config)].name] += 1
-    return counts
-
-
-def test_output_config_without_a_cap_is_tfx_default_split():
-    # Unset output_config in TFX = make_default_output_config: the same proto keeps cached runs cached.
-    from tfx.components.example_gen import utils
-    from tfx.proto import example_gen_pb2
-
-    tfx_default = utils.make_default_output_config(
-        example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(name="single_split", pattern="*.csv")])
-    )
-    assert output_config(150_000) == tfx_default
-    assert output_config(150_000, eval_rows=None) == tfx_default
-    # A cap of a third of the rows or more caps nothing.
-    assert output_config(150_000, eval_rows=50_000) == tfx_default
-    assert output_config(150_000, eval_rows=10**9) == tfx_default
-    assert output_config(0, eval_rows=10) == tfx_default
-
-
-def test_output_config_caps_the_eval_fraction():
-    config = output_config(1_500_000, eval_rows=50_000)
-    buckets = {split.name: split.hash_buckets for split in config.split_config.splits}
-    assert list(buckets) == ["train", "eval"]
-    assert sum(buckets.values()) == EVAL_CAP_HASH_BUCKETS
-    assert buckets["eval"] / EVAL_CAP_HASH_BUCKETS == pytest.approx(50_000 / 1_500_000, abs=1e-6)
-    # 5,000 of 15M rows: still right to a few rows, not 1,000 buckets' 15,000.
-    tiny = output_config(15_000_000, eval_rows=5_000).split_config.splits[1]
-    assert tiny.name == "eval" and tiny.hash_buckets * 15_000_000 // EVAL_CAP_HASH_BUCKETS == 4_995
-    # Never an empty eval split: at least one bucket.
-    assert output_config(10**12, eval_rows=1).split_config.splits[1].hash_buckets == 1
-
-
-def test_tfx_partitions_about_eval_rows_into_eval():
-    # TFX's own partitioning of 30,000 records: a third without a cap, ~1,000 with --eval-rows 1000.
-    default = _split_counts(output_config(30_000), 30_000)
-    assert default["eval"] == pytest.approx(10_000, abs=4 * 100)  # binomial sd ~82
-    capped = _split_counts(output_config(30_000, eval_rows=1_000), 30_000)
-    assert capped["eval"] == pytest.approx(1_000, abs=4 * 31)  # sd ~31
-    assert capped["train"] + capped["eval"] == 30_000
-
-
-def test_output_config_refuses_bad_counts():
-    with pytest.raises(ValueError, match="eval_rows must be >= 1"):
-        output_config(100, eval_rows=0)
-    with pytest.raises(ValueError, match="total_rows must be >= 0"):
-        output_config(-1, eval_rows=10)

@@ -236,7 +236,10 @@ def _trainer(config: PipelineConfig, custom_config: dict, **args) -> Trainer:
 
 def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
     example_gen = csv_example_gen(
-        str(config.data_dir), config.data_pattern, float_columns=float_features(load_schema(config.schema))
+        str(config.data_dir),
+        config.data_pattern,
+        float_columns=float_features(load_schema(config.schema)),
+        eval_rows=config.eval_rows,
     )
 
     statistics_gen = StatisticsGen(examples=example_gen.outputs["examples"])
