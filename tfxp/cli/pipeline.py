@@ -156,7 +156,9 @@ def run(
         raise click.UsageError(str(exc)) from None
     outcome = run_pipeline(config, on_event=report.print_event)
     if as_json:
-        click.echo(json.dumps(report.as_json(outcome), indent=2, allow_nan=False))
+        # The run's local Beam parallelism and eval cap ride along: benchmarks record what ran.
+        settings = {"beam_workers": beam_workers, "eval_rows": eval_rows}
+        click.echo(json.dumps({**report.as_json(outcome), **settings}, indent=2, allow_nan=False))
     else:
         report.print_summary(outcome)
     # runner.ExitCode has this table's values (tests/pipeline/test_cli.py): one code, one meaning.
