@@ -250,12 +250,10 @@ def _read_gzip_tfrecords(path: Path) -> list[bytes]:
     return out
 
 
-def _run_executor(
-    data: Path, output: Path, shard_csv_bytes: int, monkeypatch, eval_rows: int | None = None
-) -> dict[str, list[Path]]:
-    monkeypatch.setattr(example_gen, "SHARD_CSV_BYTES", shard_csv_bytes)
+def _do(data: str, output: str, eval_rows: int | None = None) -> standard_artifacts.Examples:
+    """Runs Executor.Do as TFX calls it: one input split, TFX's default train:eval 2:1 output splits."""
     examples = standard_artifacts.Examples()
-    examples.uri = str(output)
+    examples.uri = output
     input_config = example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(name="single", pattern="*.csv")])
     output_config = example_gen_pb2.Output(
         split_config=example_gen_pb2.SplitConfig(
@@ -266,7 +264,7 @@ def _run_executor(
         )
     )
     props = {
-        INPUT_BASE: str(data),
+        INPUT_BASE: data,
         standard_component_specs.INPUT_CONFIG_KEY: json_format.MessageToJson(input_config),
         standard_component_specs.OUTPUT_CONFIG_KEY: json_format.MessageToJson(output_config),
         standard_component_specs.OUTPUT_DATA_FORMAT_KEY: example_gen_pb2.FORMAT_TF_EXAMPLE,
@@ -274,6 +272,14 @@ def _run_executor(
     }
     Executor().Do({}, {standard_component_specs.EXAMPLES_KEY: [examples]}, props)
     assert examples.split_names == '["train", "eval"]'
+    return examples
+
+
+def _run_executor(
+    data: Path, output: Path, shard_csv_bytes: int, monkeypatch, eval_rows: int | None = None
+) -> dict[str, list[Path]]:
+    monkeypatch.setattr(example_gen, "SHARD_CSV_BYTES", shard_csv_bytes)
+    _do(str(data), str(output), eval_rows)
     return {name: sorted((output / f"Split-{name}").iterdir()) for name in ("train", "eval")}
 
 
@@ -356,23 +362,7 @@ def test_executor_reads_and_writes_through_tensorflow_file_systems(tmp_path):
     tf.io.gfile.makedirs(data)
     with tf.io.gfile.GFile(f"{data}/data.csv", "w") as f:
         f.write("a,b\n" + "".join(f"{i},x{i % 3}\n" for i in range(300)))
-    examples = standard_artifacts.Examples()
-    examples.uri = output
-    input_config = example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(name="single", pattern="*.csv")])
-    output_config = example_gen_pb2.Output(
-        split_config=example_gen_pb2.SplitConfig(
-            splits=[
-                example_gen_pb2.SplitConfig.Split(name="train", hash_buckets=2),
-                example_gen_pb2.SplitConfig.Split(name="eval", hash_buckets=1),
-            ]
-        )
-    )
-    props = {
-        INPUT_BASE: data,
-        standard_component_specs.INPUT_CONFIG_KEY: json_format.MessageToJson(input_config),
-        standard_component_specs.OUTPUT_CONFIG_KEY: json_format.MessageToJson(output_config),
-    }
-    Executor().Do({}, {standard_component_specs.EXAMPLES_KEY: [examples]}, props)
+    _do(data, output)
     rows = [
         r
         for name in ("train", "eval")
