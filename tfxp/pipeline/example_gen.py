@@ -7,16 +7,17 @@ executor keeps the component (spec, node id, driver, so spans, versions,
 caching and the output artifact are TFX's) and produces the same records
 faster, in two Beam passes over blocks of rows rather than rows:
 
-1. Column types (`infer_column_type`), over every file: tfx_bsl's
-   `ColumnTypeInferrer` rules, evaluated on Apache Arrow arrays. A column is INT
-   when every non-empty cell is an int64 integer, FLOAT when every cell is a
-   number, STRING otherwise (an integer beyond int64 makes it STRING, as in
-   tfx_bsl), UNKNOWN when every cell is empty. Cells Arrow's parser would read
-   differently from Python's `int()`/`float()` (" 12", "1_000", "+inf", "nan",
-   "0x10") are decided by tfx_bsl's own per-value rule. Columns the schema
-   declares FLOAT stay FLOAT when every cell is a whole number ("2" as R and
-   Excel write 2.0; the tips of cash trips are all "0"), as before.
-2. Rows (`CsvToRecordBatches`): pyarrow's CSV reader (RFC 4180 quoting,
+1. A profile of the files (`ProfileCsv`): row count and column types, by
+   tfx_bsl's `ColumnTypeInferrer` rules evaluated on Apache Arrow arrays
+   (`infer_column_type`). A column is INT when every non-empty cell is an int64
+   integer, FLOAT when every cell is a number, STRING otherwise (an integer
+   beyond int64 makes it STRING, as in tfx_bsl), UNKNOWN when every cell is
+   empty. Cells Arrow's parser would read differently from Python's
+   `int()`/`float()` (" 12", "1_000", "+inf", "nan", "0x10") are decided by
+   tfx_bsl's own per-value rule. Columns the schema declares FLOAT stay FLOAT
+   when every cell is a whole number ("2" as R and Excel write 2.0; the tips of
+   cash trips are all "0").
+2. Rows to records (`to_examples`): pyarrow's CSV reader (RFC 4180 quoting,
    multi-line quoted cells, blank lines skipped, as TFX's reader) in blocks;
    each column becomes a list column (a missing cell an empty list, as TFX's
    `_ParsedCsvToTfExample` writes it; an all-empty column a feature without a
@@ -24,12 +25,16 @@ faster, in two Beam passes over blocks of rows rather than rows:
 3. Splits and shuffling (`Executor.Do`): each row goes to a split by TFX's
    `_PartitionFn` rule (SHA-256 against the output config's hash buckets; 2:1
    train:eval by default), of its cells rather than of its serialized record
-   (see `row_keys`), and to one of N shards by another part of the same hash. Shards are spilled to temporary
-   files, then each shard is shuffled in memory (seeded by its index: the
-   output is a function of the input) and written as one gzipped TFRecord
+   (see `row_keys`), with the eval split optionally capped (`splits_for`), and
+   to one of N shards by another part of the same hash. Shards are spilled to
+   temporary files, then each shard is shuffled in memory (seeded by its index:
+   the output is a function of the input) and written as one gzipped TFRecord
    file, `Split-<name>/data_tfrecord-<shard>-of-<N>.gz`. Memory is bounded by a
    shard (~`SHARD_CSV_BYTES` of CSV), not by the dataset, and the Trainer still
    reads shuffled rows when the CSV is sorted (by date, by label).
+
+Parallelism is per CSV file in pass 1 and per shard in pass 3: on Dataflow,
+many input files spread the parsing.
 
 The CSV header is read with Python's `csv` module (`pipeline.csv_files.parse_header`),
 so a UTF-8 byte-order mark or quoted names are handled as `tfxp run`'s preflight reads them.
