@@ -8,9 +8,10 @@ import pytest
 from taxi_data import TAXI
 
 import tfxp.models  # noqa: F401  (TF_USE_LEGACY_KERAS before TensorFlow)
-from tfxp.pipeline import pipeline as pipeline_module
+from tfxp.pipeline import evaluation
 from tfxp.pipeline.config import EvalThresholds, PipelineConfig
-from tfxp.pipeline.pipeline import create_pipeline, eval_config, slicing_columns, used_extracts
+from tfxp.pipeline.evaluation import eval_config, slicing_columns, used_extracts
+from tfxp.pipeline.pipeline import create_pipeline
 from tfxp.project import Gate
 
 
@@ -111,7 +112,7 @@ def test_the_evaluator_loads_custom_extractors_from_this_module(tmp_path):
     from tfx.components.util import udf_utils
 
     (evaluator,) = [c for c in create_pipeline(PipelineConfig(output=tmp_path)).components if c.id == "Evaluator"]
-    assert udf_utils.try_get_fn(evaluator.exec_properties, "custom_extractors") is pipeline_module.custom_extractors
+    assert udf_utils.try_get_fn(evaluator.exec_properties, "custom_extractors") is evaluation.custom_extractors
     # No custom_eval_shared_model: TFMA's default model loading stays.
     assert udf_utils.try_get_fn(evaluator.exec_properties, "custom_eval_shared_model") is None
 
@@ -146,7 +147,7 @@ def test_histogram_calibration_equals_tfmas_calibration(tmp_path):
                     tfma.MetricConfig(class_name="Calibration"),
                     tfma.MetricConfig(
                         class_name="HistogramCalibration",
-                        module=pipeline_module.__name__,
+                        module=evaluation.__name__,
                         config='{"name": "histogram_calibration"}',
                     ),
                 ]

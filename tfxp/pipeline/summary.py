@@ -70,7 +70,7 @@ def _slice_name(slice_key) -> str:
 
 
 # -- undefined metrics ------------------------------------------------------------------------
-# TFMA's confusion counts at its default 0.5 threshold; pipeline/pipeline.py puts
+# TFMA's confusion counts at its default 0.5 threshold; pipeline/evaluation.py puts
 # them in eval_config so that undefinedness is decided from counts, not from values:
 # TFMA's AUC sums with np.nansum and so reports 0.0, not NaN, on a one-class slice
 # (tensorflow_model_analysis/metrics/confusion_matrix_metrics.py, AUC.result).

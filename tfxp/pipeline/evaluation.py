@@ -1,0 +1,213 @@
+"""What the Evaluator computes: TFMA's EvalConfig per task, and the two pieces that keep TFMA's per-example work down.
+
+TFMA computes every metric for every slice in Python, example by example, so
+its cost grows with eval rows × slices × per-example combiners. Two changes
+cut that work with the same numbers out (README, "Evaluating big data"):
+`custom_extractors` drops what neither slicing nor the metrics read before
+TFMA unbatches, and `HistogramCalibration` reads calibration off the histogram
+AUC already builds. The Evaluator loads this module by name (`module_path`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import apache_beam as beam
+import numpy as np
+import tensorflow_model_analysis as tfma
+from tensorflow_model_analysis import constants as tfma_constants
+from tensorflow_model_analysis.extractors import unbatch_extractor
+from tensorflow_model_analysis.metrics import calibration_histogram, metric_types, metric_util
+
+from tfxp.models import features as F
+from tfxp.pipeline.config import EvalThresholds
+from tfxp.project import Gate
+
+
+def _gated(gate: Gate) -> tfma.MetricConfig:
+    """A gated metric: bound and change against the baseline, on the overall slice only.
+
+    Small slices (one 'Dispute' trip) are reported, not gated. TFMA ignores the
+    change threshold on the first run, when no baseline is resolved.
+    """
+    if gate.higher_is_better:
+        value = tfma.GenericValueThreshold(lower_bound={"value": gate.bound})
+        change = tfma.GenericChangeThreshold(
+            direction=tfma.MetricDirection.HIGHER_IS_BETTER, absolute={"value": -gate.max_change}
+        )
+    else:
+        value = tfma.GenericValueThreshold(upper_bound={"value": gate.bound})
+        change = tfma.GenericChangeThreshold(
+            direction=tfma.MetricDirection.LOWER_IS_BETTER, absolute={"value": gate.max_change}
+        )
+    threshold = tfma.MetricThreshold(value_threshold=value, change_threshold=change)
+    return tfma.MetricConfig(
+        class_name=gate.metric,
+        per_slice_thresholds=[tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()], threshold=threshold)],
+    )
+
+
+def _histogram_calibration(
+    name: str = "calibration",
+    eval_config: tfma.EvalConfig | None = None,
+    model_name: str = "",
+    output_name: str = "",
+    sub_key: metric_types.SubKey | None = None,
+    aggregation_type: metric_types.AggregationType | None = None,
+    class_weights: dict[int, float] | None = None,
+    example_weighted: bool = False,
+) -> metric_types.MetricComputations:
+    """TFMA's per-key computations of HistogramCalibration: the histogram, then the derived ratio."""
+    key = metric_types.MetricKey(
+        name=name, model_name=model_name, output_name=output_name, sub_key=sub_key, example_weighted=example_weighted
+    )
+    # The arguments binary_confusion_matrices gives it for AUC: equal computations are computed once.
+    computations = calibration_histogram.calibration_histogram(
+        eval_config=eval_config,
+        model_name=model_name,
+        output_name=output_name,
+        sub_key=sub_key,
+        aggregation_type=aggregation_type,
+        class_weights=class_weights,
+        example_weighted=example_weighted,
+    )
+    histogram_key = computations[-1].keys[-1]
+
+    def result(metrics: dict) -> dict:
+        buckets = metrics[histogram_key]
+        labels = sum(bucket.weighted_labels for bucket in buckets)
+        predictions = sum(bucket.weighted_predictions for bucket in buckets)
+        # As TFMA's Calibration: undefined (NaN) without positive labels.
+        return {key: float("nan") if np.isclose(labels, 0.0) else predictions / labels}
+
+    computations.append(metric_types.DerivedMetricComputation(keys=[key], result=result))
+    return computations
+
+
+class HistogramCalibration(metric_types.Metric):
+    """TFMA's Calibration, sum(weighted predictions) / sum(weighted labels), read off the calibration histogram.
+
+    TFMA's AUC already builds that histogram (10,000 buckets of weighted labels, predictions and examples),
+    while its Calibration runs a combiner of its own over every example of every slice: this one
+    reuses the histogram, one per-example combiner fewer (~10% of TFMA's CPU on the taxi eval split).
+    Same value up to float summation order; same name ("calibration") and NaN rule as TFMA's.
+    """
+
+    def __init__(self, name: str = "calibration"):
+        super().__init__(metric_util.merge_per_key_computations(_histogram_calibration), name=name)
+
+
+# Reported per task (gated ones once). Binary: the confusion counts at TFMA's default 0.5
+# threshold tell the summary why a metric is undefined on a slice (e.g. AUC with one class only).
+REPORTED_METRICS = {
+    F.Task.BINARY: (
+        "ExampleCount",
+        "AUC",
+        "BinaryAccuracy",
+        "Precision",
+        "Recall",
+        "Calibration",
+        "TruePositives",
+        "FalsePositives",
+        "TrueNegatives",
+        "FalseNegatives",
+    ),
+    F.Task.MULTICLASS: ("ExampleCount", "SparseCategoricalAccuracy", "MultiClassConfusionMatrixPlot"),
+    F.Task.REGRESSION: ("ExampleCount", "MeanSquaredError", "RootMeanSquaredError", "MeanAbsoluteError"),
+}
+# Multiclass: precision and recall of each class (one-vs-rest), reported with a class_id sub key.
+_PER_CLASS_METRICS = ("Precision", "Recall")
+
+
+def _reported(class_name: str) -> tfma.MetricConfig:
+    """A reported metric; Calibration as HistogramCalibration (same value, no combiner of its own)."""
+    if class_name == "Calibration":
+        return tfma.MetricConfig(class_name=HistogramCalibration.__name__, module=__name__)
+    return tfma.MetricConfig(class_name=class_name)
+
+
+def eval_config(thresholds: EvalThresholds, problem: F.Problem) -> tfma.EvalConfig:
+    """TFMA metrics for the problem's task, its slices and the blessing thresholds."""
+    task = problem.label.task
+    gated = [_gated(gate) for gate in thresholds.gates]
+    gated_names = {gate.metric for gate in thresholds.gates}
+    reported = [_reported(name) for name in REPORTED_METRICS[task] if name not in gated_names]
+    metrics_specs = [tfma.MetricsSpec(metrics=gated + reported)]
+    if task is F.Task.MULTICLASS:
+        metrics_specs.append(
+            tfma.MetricsSpec(
+                metrics=[tfma.MetricConfig(class_name=name) for name in _PER_CLASS_METRICS],
+                binarize=tfma.BinarizationOptions(class_ids={"values": list(range(problem.label.num_classes))}),
+            )
+        )
+    return tfma.EvalConfig(
+        model_specs=[
+            tfma.ModelSpec(
+                signature_name="serving_default",
+                label_key=F.LABEL_KEY,
+                preprocessing_function_names=["transform_features"],
+            )
+        ],
+        slicing_specs=[tfma.SlicingSpec()] + [tfma.SlicingSpec(feature_keys=[c]) for c in problem.slices],
+        metrics_specs=metrics_specs,
+    )
+
+
+def slicing_columns(config: tfma.EvalConfig) -> frozenset[str]:
+    """The feature names the config's slicing specs (plain and cross) slice by."""
+    specs = list(config.slicing_specs)
+    for cross in config.cross_slicing_specs:
+        specs += [cross.baseline_spec, *cross.slicing_specs]
+    return frozenset(name for spec in specs for name in (*spec.feature_keys, *spec.feature_values))
+
+
+def used_extracts(extracts: Mapping[str, Any], columns: frozenset[str]) -> dict[str, Any]:
+    """A batched TFMA extract without what nothing after inference reads.
+
+    TFMA unbatches every array of a batch into per-example dicts and carries them through slicing
+    (each example once per slice key) into every metric combiner: 38 arrays per taxi batch (all 18
+    raw columns, 16 transformed features, the serialized tf.Examples, labels, predictions), of which
+    the metrics read labels, predictions (and example weights) and slicing reads its `columns`.
+
+    Args:
+        extracts: one batched extract: {"features": {column: [batch] array}, "transformed_features":
+            {name: [batch] array}, "input": [batch] serialized tf.Examples, "labels", "predictions",
+            "example_weights", "arrow_record_batch", ...}, after TFMA's labels, example weights and
+            predictions extractors.
+        columns: the slicing columns (slicing_columns()).
+
+    Returns:
+        The same extract without "input", and with "features" and "transformed_features" holding only
+        `columns` (absent columns stay absent); every other key is passed through unchanged.
+    """
+    kept = {}
+    for key, value in extracts.items():
+        if key == tfma_constants.INPUT_KEY:
+            continue
+        if key in (tfma_constants.FEATURES_KEY, tfma_constants.TRANSFORMED_FEATURES_KEY) and isinstance(value, Mapping):
+            value = {name: array for name, array in value.items() if name in columns}
+        kept[key] = value
+    return kept
+
+
+DROP_UNUSED_EXTRACTS_STAGE = "DropUnusedExtracts"
+
+
+def custom_extractors(eval_shared_model, eval_config: tfma.EvalConfig, tensor_adapter_config) -> list:
+    """TFX Evaluator's `custom_extractors` UDF (Evaluator(module_path=this module)).
+
+    TFMA's default extractors, plus one stage before unbatching that keeps only what slicing and the
+    metrics read (used_extracts). Same extracts for slicing and metrics, so the same numbers; on
+    the 150k taxi eval split (49,983 rows) TFMA alone took ~10% less CPU.
+    """
+    extractors = tfma.default_extractors(
+        eval_shared_model=eval_shared_model, eval_config=eval_config, tensor_adapter_config=tensor_adapter_config
+    )
+    stages = [extractor.stage_name for extractor in extractors]
+    drop = tfma.extractors.Extractor(
+        stage_name=DROP_UNUSED_EXTRACTS_STAGE,
+        ptransform=beam.Map(used_extracts, columns=slicing_columns(eval_config)),
+    )
+    at = stages.index(unbatch_extractor.UNBATCH_EXTRACTOR_STAGE_NAME)
+    return [*extractors[:at], drop, *extractors[at:]]
