@@ -58,11 +58,13 @@ import apache_beam as beam
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
+import tensorflow as tf
 from absl import logging
 from google.protobuf import json_format, struct_pb2
 from tfx import components as tfx_components
 from tfx.components.example_gen import base_example_gen_executor, utils, write_split
 from tfx.components.example_gen.component import FileBasedExampleGen
+from tfx.components.util import examples_utils
 from tfx.dsl.components.base import executor_spec
 from tfx.dsl.io import fileio
 from tfx.proto import example_gen_pb2
@@ -437,8 +439,6 @@ class _SpillShards(beam.DoFn):
         self._encoder = example_coder.RecordBatchToExamplesEncoder()
 
     def process(self, csv_file: str, profile: CsvProfile) -> Iterator[tuple[tuple[int, int], str]]:
-        import tensorflow as tf
-
         splits = splits_for(self._split_buckets, profile.rows, self._eval_rows)
         if splits.eval_keep is not None:
             logging.info("eval split capped at ~%d of %d rows", self._eval_rows, profile.rows)
@@ -468,8 +468,6 @@ class _WriteShard(beam.DoFn):
         self._split_uris, self._shards = split_uris, shards
 
     def process(self, element: tuple[tuple[int, int], list[str]]) -> Iterator[tuple[int, int]]:
-        import tensorflow as tf
-
         (split, shard), spill_files = element
         records = [record for path in sorted(spill_files) for record in tf.compat.v1.io.tf_record_iterator(path)]
         random.Random(shard).shuffle(records)
@@ -596,20 +594,14 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
         for uri in split_uris:
             if not fileio.glob(f"{uri}/*"):
                 # A split no row hashed into (tiny data): an empty file, as Beam's TFRecord sink would write.
-                import tensorflow as tf
-
                 with tf.io.TFRecordWriter(f"{uri}/{_SHARD_FILE}-00000-of-00001.gz", options="GZIP"):
                     pass
 
         payload_format = exec_properties.get(standard_component_specs.OUTPUT_DATA_FORMAT_KEY)
         if payload_format:
-            from tfx.components.util import examples_utils
-
             examples_utils.set_payload_format(examples, payload_format)
         file_format = exec_properties.get(standard_component_specs.OUTPUT_FILE_FORMAT_KEY)
         if file_format:
-            from tfx.components.util import examples_utils
-
             examples_utils.set_file_format(examples, write_split.to_file_format_str(file_format))
         logging.info("Examples generated.")
 
