@@ -53,16 +53,24 @@ def transformed(tmp_path_factory, taxi_rows):
     return tft.TFTransformOutput(out_dir), instances, rows
 
 
-def _dataset(rows, batch_size):
+def _dataset(rows, batch_size, tft_output=None):
+    """Batches of (transformed features, label); with `tft_output`, training batches as run_fn makes
+    them (`learn_unknowns`: a few values replaced by the OOV id and, for optional features, "missing")."""
     import numpy as np
     import tensorflow as tf
 
     from tfxp.models import features as F
 
-    names = [F.transformed_name(f.name) for f in TAXI.features]
+    names = F.model_inputs(TAXI)
     features = {n: np.array([np.asarray(r[n]).reshape(-1) for r in rows]) for n in names}
     labels = np.array([[r[F.LABEL_KEY]] for r in rows], dtype=np.float32)
-    return tf.data.Dataset.from_tensor_slices((features, labels)).shuffle(4096, seed=1).batch(batch_size).repeat()
+    data = tf.data.Dataset.from_tensor_slices((features, labels)).shuffle(4096, seed=1).batch(batch_size).repeat()
+    if tft_output is None:
+        return data
+    from tfxp.models import model as model_lib
+
+    sizes = model_lib.vocabulary_sizes(tft_output, TAXI.features)
+    return data.map(lambda x, y: (model_lib.learn_unknowns(x, TAXI, sizes), y))
 
 
 @pytest.fixture(scope="session")
@@ -75,9 +83,14 @@ def trained_model(transformed, tmp_path_factory):
 
     tft_output, _, rows = transformed
     problem = TAXI
-    model = model_lib.build_model(problem, model_lib.vocabulary_id_spaces(tft_output, problem.features))
+    model = model_lib.build_model(problem, model_lib.vocabulary_sizes(tft_output, problem.features))
     metrics = model_lib.train(
-        model, _dataset(rows[:1500], 64), _dataset(rows[1500:], 250), 200, 2, str(tmp_path_factory.mktemp("logs"))
+        model,
+        _dataset(rows[:1500], 64, tft_output),
+        _dataset(rows[1500:], 250),
+        200,
+        2,
+        str(tmp_path_factory.mktemp("logs")),
     )
     path = str(tmp_path_factory.mktemp("model") / "saved")
     signatures.save(model, tft_output, path, problem)

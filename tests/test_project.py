@@ -425,7 +425,9 @@ def test_problem_dict_is_what_the_model_code_reads():
     assert problem == project.problem() == TAXI
     assert [f.name for f in problem.features] == [c.name for c in project.inputs]
     assert problem.by_name("trip_start_hour") == F.Feature("trip_start_hour", F.Kind.CATEGORICAL_INT, F.DType.INT, 24)
-    assert problem.by_name("pickup_latitude") == F.Feature("pickup_latitude", F.Kind.BUCKETIZED, F.DType.FLOAT, 10)
+    assert problem.by_name("pickup_latitude") == F.Feature(
+        "pickup_latitude", F.Kind.BUCKETIZED, F.DType.FLOAT, 10, required=False
+    )
     assert "trip_start_timestamp" not in {f.name for f in problem.features}  # ignored: not an input
     assert problem.label == F.Label(
         "tips", F.DType.FLOAT, F.Task.BINARY, ("0", "1"), "tfxp.projects.taxi.label:big_tipper"

@@ -67,7 +67,7 @@ def test_dtype_name_reads_feature_enums_and_refuses_others():
 
 
 def test_missing_markers():
-    assert R.missing_marker("DT_INT64") == R.MISSING_INT == -1
+    assert R.missing_marker("DT_INT64") == R.MISSING_INT == -(2**63)  # outside every column's values
     assert math.isnan(R.missing_marker("float32")) and math.isnan(R.MISSING_FLOAT)
     assert R.missing_marker("string") == R.MISSING_STRING == ""
 
@@ -80,7 +80,8 @@ def test_missing_markers():
         (300.0, "DT_INT64", 300),
         (-7, "DT_INT64", -7),
         (str(2**63 - 1), "DT_INT64", 2**63 - 1),
-        (str(-(2**63)), "DT_INT64", -(2**63)),
+        (str(-(2**63) + 1), "DT_INT64", -(2**63) + 1),
+        ("-1", "DT_INT64", -1),  # a real -1, not "missing"
         ("12.45", "DT_FLOAT", 12.45),
         (" 1e5 ", "DT_FLOAT", 1e5),
         ("inf", "DT_FLOAT", math.inf),
@@ -110,6 +111,7 @@ def test_parse_value(value, dtype, expected):
         ("cheap", "DT_FLOAT", "could not convert"),
         (str(2**63), "DT_INT64", "out of int64 range"),
         (-(2**63) - 1, "DT_INT64", "out of int64 range"),
+        (str(-(2**63)), "DT_INT64", "the int missing marker"),
         (b"\xff", "DT_STRING", "utf-8"),
     ],
 )
@@ -132,7 +134,7 @@ def test_raw_columns_follow_the_inputs_with_markers():
     columns = R.raw_columns(rows, PENGUIN_INPUTS)
     assert list(columns) == list(PENGUIN_INPUTS)  # the label and unknown columns are not inputs
     assert columns["bill_length_mm"][0] == 39.1 and math.isnan(columns["bill_length_mm"][1])
-    assert columns["island"] == ["Torgersen", ""] and columns["year"] == [2007, -1]
+    assert columns["island"] == ["Torgersen", ""] and columns["year"] == [2007, R.MISSING_INT]
     with pytest.raises(R.RowError, match="row 1: year"):
         R.raw_columns([rows[0], {"year": "soon"}], PENGUIN_INPUTS)
 
@@ -193,7 +195,7 @@ def test_examples_are_deterministic_and_typed_values_encode_like_strings():
 def test_example_extremes_and_refusals():
     from tensorflow.core.example import example_pb2
 
-    for value in (-1, 0, 127, 128, 2**63 - 1, -(2**63)):
+    for value in (-1, 0, 127, 128, 2**63 - 1, -(2**63) + 1):
         example = example_pb2.Example.FromString(R.encode_example({"year": value}, {"year": "int64"}))
         assert list(example.features.feature["year"].int64_list.value) == [value]
     largest = 3.4028234663852886e38  # float32's max: kept, not inf

@@ -209,7 +209,13 @@ class Project:
         tf_dtypes = {"float": "float32", "int": "int64", "string": "string"}
         return {
             "features": [
-                {"name": c.name, "kind": c.kind, "dtype": tf_dtypes[c.dtype], "size": c.size or c.buckets}
+                {
+                    "name": c.name,
+                    "kind": c.kind,
+                    "dtype": tf_dtypes[c.dtype],
+                    "size": c.size or c.buckets,
+                    "required": c.required,
+                }
                 for c in self.inputs
             ],
             "label": {

@@ -10,7 +10,8 @@ Dtypes are named as TF Serving's model metadata names them: DT_FLOAT, DT_INT64,
 DT_STRING (`dtype_name` also reads "float32"/"int64"/"string" of model_spec.json
 and "float"/"int"/"string" of project.yaml). Dense tensors can't leave a value out,
 so each dtype has a missing marker that reads as "absent": MISSING_FLOAT (NaN),
-MISSING_INT (-1: every int column's domain is >= 0) and MISSING_STRING ("").
+MISSING_INT (-2**63, int64's minimum: outside every domain a CSV column can hold, so a real
+-1 or 0 is never read as "missing") and MISSING_STRING ("").
 
 No TensorFlow: importing anything under `tensorflow.core` runs `tensorflow/__init__.py`
 and loads the whole runtime (~2-4 s, ~1,600 modules), which `tfxp predict --help`, the
@@ -37,7 +38,9 @@ DT_INT64 = "DT_INT64"
 DT_STRING = "DT_STRING"
 DTYPES: tuple[str, ...] = (DT_FLOAT, DT_INT64, DT_STRING)
 
-MISSING_INT = -1
+# int64's minimum: exact as a double too (-2**63), so JSON clients and float32 TFLite graphs hold it exactly.
+# tfxp init refuses a column holding it.
+MISSING_INT = -(2**63)
 MISSING_FLOAT = float("nan")
 MISSING_STRING = ""
 _MISSING: dict[str, int | float | str] = {DT_INT64: MISSING_INT, DT_FLOAT: MISSING_FLOAT, DT_STRING: MISSING_STRING}
@@ -85,7 +88,7 @@ def dtype_name(dtype: Any) -> str:
 
 
 def missing_marker(dtype: Any) -> int | float | str:
-    """The value a dense input holds for "missing": -1 (DT_INT64), NaN (DT_FLOAT), "" (DT_STRING)."""
+    """The value a dense input holds for "missing": -2**63 (DT_INT64), NaN (DT_FLOAT), "" (DT_STRING)."""
     return _MISSING[dtype_name(dtype)]
 
 
@@ -130,6 +133,8 @@ def _parse_int(value: Any) -> int | None:
             number = int(real)
     if not INT64_MIN <= number <= INT64_MAX:
         raise ValueError(f"{value!r} is out of int64 range")
+    if number == MISSING_INT:
+        raise ValueError(f"{value!r} is int64's minimum, the int missing marker: write the cell empty for missing")
     return number
 
 

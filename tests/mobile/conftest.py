@@ -221,15 +221,13 @@ def _train_generated(task: str, tft_output, transformed_rows, path: str) -> dict
     from tfxp.models import features as F, model as model_lib, signatures
 
     problem = generated_problem(task)
-    names = [F.transformed_name(f.name) for f in problem.features]
+    names = F.model_inputs(problem)
     features = {n: np.array([np.asarray(r[n]).reshape(-1) for r in transformed_rows]) for n in names}
     dtype = np.float32 if problem.label.task is F.Task.REGRESSION else np.int64
     labels = np.array([[r[F.LABEL_KEY]] for r in transformed_rows], dtype=dtype)
     data = tf.data.Dataset.from_tensor_slices((features, labels)).shuffle(1024, seed=1).batch(64).repeat()
     scale = (float(labels.mean()), float(labels.std())) if problem.label.task is F.Task.REGRESSION else (0.0, 1.0)
-    model = model_lib.build_model(
-        problem, model_lib.vocabulary_id_spaces(tft_output, problem.features), label_scale=scale
-    )
+    model = model_lib.build_model(problem, model_lib.vocabulary_sizes(tft_output, problem.features), label_scale=scale)
     metrics = model_lib.train(model, data, data, 300, 4, task=problem.label.task)
     signatures.save(model, tft_output, path, problem)
     return metrics

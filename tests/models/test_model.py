@@ -94,7 +94,7 @@ def test_transform_features_matches_tf_transform_batch_output(saved, transformed
     spec = raw_feature_spec()
     rows = taxi_rows[:N_CHECK]
     out = loaded.signatures[signatures.TRANSFORM_FEATURES](examples=tf.constant([to_example(r, spec) for r in rows]))
-    for name in [F.transformed_name(f.name) for f in TAXI.features] + [F.LABEL_KEY]:
+    for name in [*F.model_inputs(TAXI), F.LABEL_KEY]:
         served = out[name].numpy().reshape(-1)
         batch = np.array([np.asarray(r[name]).reshape(-1)[0] for r in batch_rows[:N_CHECK]])
         np.testing.assert_allclose(served, batch, rtol=1e-5, atol=1e-5, err_msg=name)
@@ -107,9 +107,7 @@ def test_keras_reload_on_transformed_features_matches_serving_default(saved, tax
     spec = raw_feature_spec()
     examples = tf.constant([to_example(r, spec) for r in taxi_rows[:N_CHECK]])
     transformed = loaded.signatures[signatures.TRANSFORM_FEATURES](examples=examples)
-    inputs = {
-        F.transformed_name(f.name): tf.reshape(transformed[F.transformed_name(f.name)], [-1, 1]) for f in TAXI.features
-    }
+    inputs = {name: tf.reshape(transformed[name], [-1, 1]) for name in F.model_inputs(TAXI)}
     via_keras = keras_model(inputs).numpy().reshape(-1)
     via_signature = loaded.signatures[signatures.SERVING_DEFAULT](examples=examples)[OUTPUT].numpy()
     np.testing.assert_allclose(via_keras, via_signature, atol=1e-6)
@@ -149,18 +147,18 @@ def test_vocabulary_tables_have_a_row_per_id_transform_can_emit(saved, transform
     from tfxp.models import model as model_lib
 
     tft_output, _, _ = transformed
-    spaces = model_lib.vocabulary_id_spaces(tft_output, TAXI.features)
+    spaces = model_lib.vocabulary_sizes(tft_output, TAXI.features)
     vocabulary_features = [f for f in TAXI.features if f.kind is F.Kind.VOCABULARY]
     assert set(spaces) == {f.name for f in vocabulary_features}
     for feature in vocabulary_features:
-        assert spaces[feature.name] == max(tft_output.vocabulary_size_by_name(feature.name), 1) + F.OOV_BUCKETS
+        assert spaces[feature.name] == tft_output.vocabulary_size_by_name(feature.name)
         assert spaces[feature.name] < F.VOCAB_SIZE
     # One shared table: a row range per categorical feature, nothing more.
     keras_model = tf.keras.models.load_model(saved[0], compile=False)
     table = keras_model.get_layer(model_lib.CATEGORICAL_TABLE)
-    small_ints = sum(f.size for f in TAXI.features if f.kind not in (F.Kind.NUMERIC, F.Kind.VOCABULARY))
-    assert table.input_dim == sum(spaces.values()) + small_ints
-    # An unseen category maps to the last row (the OOV bucket), which exists.
+    categorical = [f for f in TAXI.features if f.kind is not F.Kind.NUMERIC]
+    assert table.input_dim == sum(F.id_space(f, spaces.get(f.name, 0)) for f in categorical)
+    # An unseen category maps to its feature's last row (the OOV id), which exists.
     unseen = dict(taxi_rows[0], company="Never Seen Cab Co", payment_type="Barter")
     out = tf.saved_model.load(saved[0]).signatures[signatures.PREDICT_RAW](**_raw_tensors([unseen]))
     assert np.isfinite(out[OUTPUT].numpy()).all()
@@ -220,7 +218,7 @@ def test_predict_raw_refuses_rows_missing_a_required_input_as_serving_default_do
         "trip_start_month",
         "payment_type",
     }
-    markers = {F.DType.FLOAT: "NaN", F.DType.INT: "-1", F.DType.STRING: "empty string"}
+    markers = {F.DType.FLOAT: "NaN", F.DType.INT: str(F.MISSING_INT), F.DType.STRING: "empty string"}
     for feature in required:
         blank = [rows[0], dict(rows[1], **{feature.name: ""}), dict(rows[2], **{feature.name: ""})]
         message = _predict_raw_error(loaded, _raw_tensors(blank))
@@ -297,7 +295,7 @@ def test_trainer_input_applies_the_transform_graph_to_raw_examples(transformed, 
     dataset = model_lib.transformed_dataset([str(split_dir / "*")], accessor, tft_output, N_CHECK)
     features, label = next(iter(dataset))
 
-    assert set(features) == {F.transformed_name(f.name) for f in TAXI.features}
+    assert set(features) == set(F.model_inputs(TAXI))
     assert label.dtype == tf.int64
     names = sorted(features)
     got = np.stack([features[n].numpy() for n in names] + [label.numpy()], axis=1).astype(np.float64)
@@ -307,3 +305,57 @@ def test_trainer_input_applies_the_transform_graph_to_raw_examples(transformed, 
     assert got.shape == expected.shape == (N_CHECK, len(names) + 1)
     # The dataset shuffles (TFXIO's default, as before): compare the rows in one canonical order.
     np.testing.assert_allclose(got[np.lexsort(got.T)], expected[np.lexsort(expected.T)], rtol=1e-5, atol=1e-5)
+
+
+# -- every id serving can produce is trained (issue 17, kind 5) -------------------------------------
+
+
+def test_training_trains_the_unknown_and_missing_ids_of_every_categorical_feature(transformed):
+    """Every training value is in its vocabulary and a required column is never missing, so without
+    `learn_unknowns` the OOV and missing rows of the embedding table kept their random initial values,
+    and an unseen category got an arbitrary answer. Trained as run_fn trains, each of them moves."""
+    from conftest import _dataset
+
+    from tfxp.models import model as model_lib
+
+    tft_output, _, rows = transformed
+    sizes = model_lib.vocabulary_sizes(tft_output, TAXI.features)
+    model = model_lib.build_model(TAXI, sizes)
+    table = model.get_layer(model_lib.CATEGORICAL_TABLE)
+    before = table.get_weights()[0].copy()
+    model_lib.train(model, _dataset(rows[:1500], 64, tft_output), _dataset(rows[1500:], 250), 100, 1)
+    after = table.get_weights()[0]
+    offset = 0
+    for feature in (f for f in TAXI.features if f.kind is not F.Kind.NUMERIC):
+        space = F.id_space(feature, sizes.get(feature.name, 0))
+        special = {"missing": F.MISSING_ID}
+        if F.oov_id(feature, sizes.get(feature.name, 0)) is not None:
+            special["unknown"] = F.oov_id(feature, sizes.get(feature.name, 0))
+        for what, local_id in special.items():
+            if what == "missing" and feature.required:
+                continue  # refused at serving: never looked up
+            row = offset + local_id
+            assert not np.allclose(before[row], after[row]), f"{feature.name}: {what} id {local_id} was not trained"
+        offset += space
+
+
+def test_learn_unknowns_replaces_the_given_shares():
+    from tfxp.models import model as model_lib
+
+    feature = F.Feature("color", F.Kind.VOCABULARY, F.DType.STRING, required=False)
+    number = F.Feature("x", F.Kind.NUMERIC, F.DType.FLOAT, required=False)
+    problem = F.Problem((feature, number), F.Label("y", F.DType.INT, F.Task.BINARY, ("0", "1")))
+    n = 200_000
+    batch = {
+        F.transformed_name("color"): tf.fill([n], tf.constant(3, tf.int64)),
+        F.transformed_name("x"): tf.fill([n], 1.5),
+        F.indicator_name("x"): tf.zeros([n]),
+    }
+    out = {k: v.numpy() for k, v in model_lib.learn_unknowns(batch, problem, {"color": 5}, 0.05, 0.1).items()}
+    ids = out[F.transformed_name("color")]
+    assert set(np.unique(ids)) == {F.MISSING_ID, 3, 6}  # 6: the OOV id of a 5-entry vocabulary
+    assert abs(np.mean(ids == F.MISSING_ID) - 0.1) < 0.01
+    assert abs(np.mean(ids == 6) - 0.05 * 0.9) < 0.01  # then 10% of all become missing
+    x, indicator = out[F.transformed_name("x")], out[F.indicator_name("x")]
+    np.testing.assert_array_equal(x == 0, indicator == 1)  # missing: the mean (z = 0) and its flag
+    assert abs(np.mean(indicator) - 0.1) < 0.01

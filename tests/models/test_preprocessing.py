@@ -14,18 +14,24 @@ def _column(rows, name):
 
 def test_every_feature_and_the_label_are_produced(transformed):
     _, _, rows = transformed
-    expected = {F.transformed_name(f.name) for f in TAXI.features} | {F.LABEL_KEY}
+    expected = {*F.model_inputs(TAXI), F.LABEL_KEY}
     assert set(rows[0]) == expected
     assert len(rows) == 2000
 
 
-def test_numeric_features_are_z_scored(transformed):
-    _, _, rows = transformed
+def test_numeric_features_are_z_scored_over_the_values_present(transformed):
+    _, instances, rows = transformed
     for feature in TAXI.features:
         if feature.kind is F.Kind.NUMERIC:
             values = _column(rows, F.transformed_name(feature.name))
-            assert abs(values.mean()) < 1e-3, feature.name
-            assert abs(values.std() - 1.0) < 1e-2, feature.name
+            present = np.array([len(i[feature.name]) > 0 for i in instances])
+            assert abs(values[present].mean()) < 1e-3, feature.name
+            assert abs(values[present].std() - 1.0) < 1e-2, feature.name
+            # A missing value is the training mean (z = 0), flagged by its indicator; never 0 raw.
+            assert (values[~present] == 0).all(), feature.name
+            if F.has_indicator(feature):
+                indicator = _column(rows, F.indicator_name(feature.name))
+                np.testing.assert_array_equal(indicator, (~present).astype(np.float32))
 
 
 def test_label_is_tip_above_twenty_percent_of_fare(transformed):
@@ -41,17 +47,23 @@ def test_label_is_tip_above_twenty_percent_of_fare(transformed):
 
 
 def test_categorical_and_bucket_ids_stay_in_range(transformed):
-    _, instances, rows = transformed
+    tft_output, instances, rows = transformed
     for feature in TAXI.features:
         values = _column(rows, F.transformed_name(feature.name))
+        present = np.array([len(i[feature.name]) > 0 for i in instances])
+        if feature.kind is not F.Kind.NUMERIC:
+            assert (values[~present] == F.MISSING_ID).all(), feature.name
+            assert (values[present] != F.MISSING_ID).all(), feature.name
         if feature.kind is F.Kind.CATEGORICAL_INT:
             raw = np.array([int(i[feature.name][0]) for i in instances])
-            np.testing.assert_array_equal(values, np.clip(raw, 0, feature.size - 1))
+            np.testing.assert_array_equal(values, raw + 1)  # ids 1..size: every value is in range
         elif feature.kind is F.Kind.BUCKETIZED:
-            assert values.min() >= 0 and values.max() < feature.size, feature.name
+            assert values.min() >= 0 and values.max() <= feature.size, feature.name
             assert len(set(values.tolist())) > 2, feature.name
         elif feature.kind is F.Kind.VOCABULARY:
-            assert values.min() >= 0 and values.max() < F.VOCAB_SIZE + F.OOV_BUCKETS, feature.name
+            size = tft_output.vocabulary_size_by_name(feature.name)
+            # Every training value is in the vocabulary: none gets the OOV id here.
+            assert values.min() >= 0 and values.max() <= size, feature.name
 
 
 def test_vocabulary_ranks_most_frequent_value_first(transformed):
@@ -64,13 +76,14 @@ def test_vocabulary_ranks_most_frequent_value_first(transformed):
     assert vocab[0] == max(counts, key=counts.get)
     ids = _column(rows, F.transformed_name("payment_type"))
     cash = [r for r, i in zip(ids, instances, strict=True) if i["payment_type"][0] == vocab[0]]
-    assert set(cash) == {0}
+    assert set(cash) == {1}  # id 0 is MISSING_ID
 
 
-def test_missing_optional_values_get_the_default(transformed):
+def test_missing_optional_values_get_their_own_id(transformed):
     _, instances, rows = transformed
     missing = [k for k, i in enumerate(instances) if len(i["dropoff_latitude"]) == 0]
     assert missing, "the sample should contain rows without dropoff coordinates"
-    # A missing latitude is filled with 0.0 before bucketizing: the lowest bucket.
+    # A missing latitude is not a latitude of 0.0 (once the lowest bucket): it is MISSING_ID.
     ids = _column(rows, F.transformed_name("dropoff_latitude"))
-    assert {ids[k] for k in missing} == {0}
+    assert {ids[k] for k in missing} == {F.MISSING_ID}
+    assert F.MISSING_ID not in {ids[k] for k in range(len(ids)) if k not in missing}

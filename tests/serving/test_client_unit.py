@@ -119,7 +119,7 @@ def test_tensor_protos_have_signature_dtypes():
         assert tf.make_ndarray(proto).shape == (2,)
     assert tf.make_ndarray(C.tensor_proto(columns["fare"], "DT_FLOAT"))[0] == pytest.approx(12.45)
     assert math.isnan(tf.make_ndarray(C.tensor_proto(columns["fare"], F.DType.FLOAT))[1])  # enums still read
-    assert list(tf.make_ndarray(C.tensor_proto(columns["trip_seconds"], "int64"))) == [300, -1]
+    assert list(tf.make_ndarray(C.tensor_proto(columns["trip_seconds"], "int64"))) == [300, F.MISSING_INT]
     assert list(tf.make_ndarray(C.tensor_proto(columns["company"], "DT_STRING"))) == [b"Taxi Affiliation", b""]
 
 

@@ -5,13 +5,13 @@ tfxp.mobile.preprocessing_params:
 
 - NUMERIC: (x - mean) / std (or * 1/std, as the transform's graph runs it).
 - BUCKETIZED: base + sum(x >= thresholds).
-- CATEGORICAL_INT: clip to [0, size-1].
-- VOCABULARY: EQUAL against the keys as constants + ARG_MAX; unseen values get
+- CATEGORICAL_INT: x + 1 for 0..size-1, else the OOV id size + 1.
+- VOCABULARY: EQUAL against the keys as constants + ARG_MAX, + 1; unseen values get
   the OOV id. No hash tables: TFLite's HASHTABLE has no int64->int64 kernel, and a
   SavedModel with table initializers made the converter drop all signatures but one.
-- Missing values: the `predict_raw` markers (NaN / -1 / ""). For features the
-  raw schema lets be absent they become the transform's default (0, 0.0, "")
-  before the transform, as `predict_raw` does. Where `predict_raw` refuses
+- Missing values: the `predict_raw` markers (NaN / -2**63 / ""). For features the
+  raw schema lets be absent they become MISSING_ID (0), or z = 0 and a missing
+  indicator 1.0 (NUMERIC), as the transform makes them. Where `predict_raw` refuses
   (models.signatures.check_raw_inputs) every variant answers NaN: a required
   feature at its marker, an infinite float the schema disallows (`unanswerable`
   is the same rule in numpy, for the parity gate). Inputs of unequal lengths
@@ -122,11 +122,16 @@ def build_module(
         def _preprocess(self, raw, as_bytes: bool = False):
             out = {}
             for p in params:
-                if as_bytes and p.dtype is F.DType.STRING:
-                    ids = _bytes_lookup(raw[p.name], p)
-                else:
-                    ids = _feature(p, raw[p.name])
-                out[F.transformed_name(p.name)] = tf.reshape(ids, [-1, 1])
+                x = raw[p.name]
+                bytes_input = as_bytes and p.dtype is F.DType.STRING
+                value = _bytes_lookup(x, p) if bytes_input else _feature(p, x)
+                if p.optional:
+                    present = _present(x, p.dtype, bytes_input)
+                    value = tf.where(present, value, tf.zeros_like(value))  # MISSING_ID, or z = 0
+                    if p.indicator:
+                        indicator = tf.where(present, tf.zeros_like(value), tf.ones_like(value))
+                        out[F.indicator_name(p.name)] = tf.reshape(indicator, [-1, 1])
+                out[F.transformed_name(p.name)] = tf.reshape(value, [-1, 1])
             return out
 
     return MobileModule()
@@ -191,7 +196,7 @@ def unanswerable(cols: Mapping[str, np.ndarray], params: Sequence[FeatureParams]
     """bool [batch]: rows of `runtime.columns(...)` the contract gives no answer (see `_answerable`).
 
     `cols`: {input name: [batch] array} holding every input of `params`
-    (float32 NaN, int64 -1, bytes b"" as missing markers); raises KeyError for an absent one.
+    (float32 NaN, int64 -2**63, bytes b"" as missing markers); raises KeyError for an absent one.
     """
     batch = len(next(iter(cols.values()))) if cols else 0
     out = np.zeros([batch], bool)
@@ -213,10 +218,9 @@ def unanswerable(cols: Mapping[str, np.ndarray], params: Sequence[FeatureParams]
 
 
 def _feature(p: FeatureParams, x):
+    """A present value's model input (the caller replaces missing ones): z-score or id."""
     import tensorflow as tf
 
-    if p.optional:
-        x = _fill_missing(x, p.dtype)
     if p.kind is F.Kind.NUMERIC:
         x = tf.cast(x, tf.float32) - tf.constant(p.mean, tf.float32)
         scale = tf.constant(p.scale, tf.float32)
@@ -229,7 +233,8 @@ def _feature(p: FeatureParams, x):
         return tf.cast(tf.reduce_sum(above, axis=1), tf.int64) + tf.constant(p.base, tf.int64)
     if p.kind is F.Kind.CATEGORICAL_INT:
         x = tf.cast(x, tf.int64)
-        return tf.minimum(tf.maximum(x, tf.constant(0, tf.int64)), tf.constant(p.size - 1, tf.int64))
+        known = tf.logical_and(tf.greater_equal(x, tf.constant(0, tf.int64)), tf.less(x, tf.constant(p.size, tf.int64)))
+        return tf.where(known, x + 1, tf.fill(tf.shape(x), tf.constant(p.oov_id, tf.int64)))
     if not p.vocabulary:
         return tf.fill(tf.shape(x), tf.constant(p.oov_id, tf.int64))
     if p.dtype is F.DType.STRING:
@@ -249,23 +254,24 @@ def _feature(p: FeatureParams, x):
     return tf.where(inside, ids, tf.constant(p.oov_id, tf.int64))
 
 
-def _fill_missing(x, dtype: F.DType):
-    """predict_raw's markers -> the transform's fill-in default (0 / 0.0; "" stays "")."""
+def _present(x, dtype: F.DType, as_bytes: bool = False):
+    """bool [batch]: the input is not its missing marker (NaN != NaN: there is no IsNan builtin; a
+    `serving_bytes` string is missing when all its bytes are 0)."""
     import tensorflow as tf
 
+    if as_bytes:
+        return tf.reduce_any(tf.not_equal(tf.cast(x, tf.int32), 0), axis=1)  # NOT_EQUAL has no uint8 kernel
     if dtype is F.DType.FLOAT:
-        return tf.where(tf.not_equal(x, x), tf.zeros_like(x), x)  # NaN != NaN; no IsNan op in TFLite
-    if dtype is F.DType.INT:
-        return tf.where(tf.equal(x, tf.constant(F.MISSING_INT, tf.int64)), tf.zeros_like(x), x)
-    return x
+        return tf.equal(x, x)
+    return tf.not_equal(x, tf.constant(F.missing_value(dtype), tf_dtype(dtype)))
 
 
 def _first_match(match, oov_id: int):
-    """[batch, keys] bool -> index of the matching key, else oov_id (EQUAL/ARG_MAX/SELECT_V2, no hash table)."""
+    """[batch, keys] bool -> 1 + index of the matching key, else oov_id (EQUAL/ARG_MAX/SELECT_V2, no hash table)."""
     import tensorflow as tf
 
     hits = tf.cast(match, tf.int32)
-    index = tf.argmax(hits, axis=1, output_type=tf.int64)
+    index = tf.argmax(hits, axis=1, output_type=tf.int64) + 1  # ids 1..n: 0 is MISSING_ID
     found = tf.reduce_max(hits, axis=1) > 0
     return tf.where(found, index, tf.fill(tf.shape(index), tf.constant(oov_id, tf.int64)))
 

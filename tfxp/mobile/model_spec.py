@@ -24,7 +24,8 @@ from tfxp.models import features as F
 if TYPE_CHECKING:
     from tfxp.mobile.convert import VariantResult
 
-SPEC_FORMAT = 1
+# 2 (issue 17): ids 0 = missing, 1..n learned, n + 1 unknown (oov_id); int missing marker -2**63.
+SPEC_FORMAT = 2
 
 _NO_ANSWER = (
     "; NaN (in every value of the row) when the row has no answer: a required input missing "
@@ -76,17 +77,21 @@ def output_shape(problem: F.Problem) -> list[int]:
 def _input_meaning(p: FeatureParams, output: str) -> str:
     what = {
         F.Kind.NUMERIC: "number; standardized inside the model",
-        F.Kind.BUCKETIZED: f"number; bucketized inside the model into {p.base + len(p.thresholds) + 1} "
-        "quantile buckets",
-        F.Kind.CATEGORICAL_INT: f"integer category 0..{p.size - 1} (values outside are clipped)",
+        F.Kind.BUCKETIZED: f"number; bucketized inside the model into {p.base + len(p.thresholds)} quantile buckets",
+        F.Kind.CATEGORICAL_INT: f"integer category 0..{p.size - 1}; any other integer is an unknown category "
+        f"(id {p.oov_id}, trained as such), never clipped to a known one",
         F.Kind.VOCABULARY: f"category looked up in a {len(p.vocabulary)}-entry vocabulary; unseen values share "
-        f"id {p.oov_id}",
+        f"the unknown-category id {p.oov_id}, trained as such",
     }[p.kind]
     marker = runtime.missing_marker_json(p.dtype.value)
     marker_text = '""' if marker == "" else str(marker)
-    default = {F.DType.INT: "0", F.DType.FLOAT: "0.0", F.DType.STRING: '""'}[p.dtype]
     if p.optional:
-        missing = f"may be missing: write {marker_text}, read as {default}"
+        learned = (
+            "the training mean plus a missing indicator the model learned"
+            if p.kind is F.Kind.NUMERIC
+            else "its own category the model learned"
+        )
+        missing = f"may be missing: write {marker_text}, read as {learned} (never as 0)"
     else:
         missing = f"required: {marker_text} (missing) makes the {output} NaN, as the server refuses the row"
     if p.finite:

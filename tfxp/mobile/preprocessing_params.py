@@ -11,15 +11,17 @@ against the real Transform on probe values (`TransformProbe`) before converting:
   the transform, to the float32 bit (each candidate reproduces every probe exactly).
 - BUCKETIZED: the bucket thresholds found by binary search over the input's
   values (the smallest float32/int64 whose bucket is >= k, for each k);
-  bucket = base + sum(x >= thresholds).
-- CATEGORICAL_INT: clip to [0, size-1].
-- VOCABULARY: the vocabulary file, as constants: id = index of the key equal to
-  the value, unseen values get id len(vocabulary). Int features (vocabularies of
+  id = base + sum(x >= thresholds).
+- CATEGORICAL_INT: id x + 1 for x in 0..size-1, else the OOV id size + 1.
+- VOCABULARY: the vocabulary file, as constants: id = 1 + index of the key equal to
+  the value, unseen values get the OOV id len(vocabulary) + 1. Int features (vocabularies of
   decimal strings) keep int64 keys, so no AsString is needed. The single OOV id
   needs `OOV_BUCKETS == 1` in models.features (several OOV buckets hash with
   Fingerprint64, which TFLite cannot run).
 - Missing values: which features the raw schema lets be absent (`optional`) and
-  which floats it keeps finite (`finite`): `contract_params`, without probing.
+  which floats it keeps finite (`finite`): `contract_params`, without probing. A
+  missing optional value is id MISSING_ID (0), or z = 0 and indicator 1.0 for NUMERIC
+  (models.preprocessing.transform_feature), checked on probes too.
 
 Which features there are, their kinds and dtypes come from the model's Problem
 (`tfxp.models.signatures.load_problem`), never from a built-in feature list.
@@ -83,16 +85,17 @@ class FeatureParams:
     name: str
     kind: F.Kind
     dtype: F.DType
-    optional: bool  # the raw schema lets it be absent: the marker means "missing" -> default
+    optional: bool  # the raw schema lets it be absent: the marker means "missing" -> MISSING_ID / z = 0
     finite: bool = False  # FLOAT whose schema disallows infinities: +-inf gets no answer, as in predict_raw
     mean: float | None = None  # NUMERIC: (x - mean) / scale or (x - mean) * scale, float32
     scale: float | None = None
     scale_op: str = "div"  # "div" | "mul" (1 / std): the op the transform's graph runs
     exact: bool = True  # NUMERIC: mean/std reproduce every probe bit for bit
+    indicator: bool = False  # NUMERIC, optional: the model also takes indicator_name(name), 1.0 where missing
     base: int = 0  # BUCKETIZED: base + sum(x >= thresholds)
     thresholds: list = field(default_factory=list)
-    size: int = 0  # CATEGORICAL_INT: clip to [0, size-1]
-    vocabulary: list = field(default_factory=list)  # VOCABULARY: str or int keys, id = index
+    size: int = 0  # CATEGORICAL_INT: id x + 1 for x in 0..size-1, else size + 1
+    vocabulary: list = field(default_factory=list)  # VOCABULARY: str or int keys, id = index + 1
 
     @property
     def std(self) -> float | None:
@@ -102,9 +105,9 @@ class FeatureParams:
         return self.scale if self.scale_op == "div" else float(np.float32(1) / np.float32(self.scale))
 
     @property
-    def oov_id(self) -> int:
-        """VOCABULARY: the one id every unseen value gets (= the vocabulary size)."""
-        return len(self.vocabulary)
+    def oov_id(self) -> int | None:
+        """CATEGORICAL_INT, VOCABULARY: the one id every unseen value gets (models.features.oov_id); else None."""
+        return F.oov_id(F.Feature(self.name, self.kind, self.dtype, self.size), len(self.vocabulary))
 
     @property
     def byte_width(self) -> int:
@@ -119,13 +122,13 @@ class FeatureParams:
         """JSON-safe summary for model_spec.json (vocabularies by size only)."""
         out: dict[str, Any] = {"kind": self.kind.value}
         if self.kind is F.Kind.NUMERIC:
-            out.update(mean=self.mean, std=self.std)
+            out.update(mean=self.mean, std=self.std, missing_indicator=self.indicator)
         elif self.kind is F.Kind.BUCKETIZED:
             out.update(
                 buckets=self.base + len(self.thresholds) + 1, thresholds=[_json_number(t) for t in self.thresholds]
             )
         elif self.kind is F.Kind.CATEGORICAL_INT:
-            out.update(size=self.size)
+            out.update(size=self.size, oov_id=self.oov_id)
         else:
             out.update(vocabulary_size=len(self.vocabulary), oov_id=self.oov_id)
             if self.dtype is F.DType.STRING:
@@ -176,7 +179,9 @@ class TransformProbe:
         @tf.function(autograph=False, input_signature=[inputs])
         def transform(raw):
             out = layer(signatures.raw_tensors_to_features(raw, spec, problem))
-            return {F.transformed_name(f.name): tf.reshape(out[F.transformed_name(f.name)], [-1]) for f in features}
+            names = [F.transformed_name(f.name) for f in features]
+            names += [F.indicator_name(f.name) for f in features if F.has_indicator(f)]
+            return {name: tf.reshape(out[name], [-1]) for name in names}
 
         self._transform = transform
 
@@ -186,7 +191,7 @@ class TransformProbe:
         `cols`: {feature name: [batch] array} (int64, float32, or object of bytes, at
         least one column), as `runtime.columns` gives; absent columns are all-missing.
         Returns {`<name>_xf`: [batch] array} for every feature, in the transform's dtypes
-        (float32 z-scores, int64 ids and buckets).
+        (float32 z-scores, int64 ids), and {`<name>_xf_missing`: float32 [batch]} for optional NUMERIC ones.
         """
         batch = len(next(iter(cols.values())))
         raw = {}
@@ -237,6 +242,8 @@ def extract_preprocessing(
         else:
             p.vocabulary = _vocabulary(tft_output, feature)
             _check_vocabulary(probe, feature, p)
+        if p.optional:
+            _check_missing(probe, feature, p)
         params.append(p)
     return params
 
@@ -261,6 +268,7 @@ def contract_params(tft_output: tft.TFTransformOutput, problem: F.Problem) -> li
             f.dtype,
             optional=not isinstance(spec[f.name], tf.io.FixedLenFeature),
             finite=f.dtype is F.DType.FLOAT and f.name in finite,
+            indicator=F.has_indicator(f),
         )
         for f in problem.features
     ]
@@ -429,21 +437,52 @@ def _check_buckets(probe: TransformProbe, feature: F.Feature, base: int, thresho
         )
 
 
+def _check_missing(probe: TransformProbe, feature: F.Feature, p: FeatureParams) -> None:
+    """A missing optional value is MISSING_ID, or z = 0 with indicator 1.0 (NUMERIC), in the transform."""
+    out = probe.columns({feature.name: np.full([1], F.missing_value(feature.dtype), dtype=np_dtype(feature.dtype))})
+    got = [float(out[F.transformed_name(feature.name)][0])]
+    want = [0.0]
+    if p.indicator:
+        got.append(float(out[F.indicator_name(feature.name)][0]))
+        want.append(1.0)
+    if got != want:
+        raise ConversionError(f"{feature.name}: a missing value transforms to {got}, not {want}")
+
+
 # -- CATEGORICAL_INT and VOCABULARY ------------------------------------------------------------
 
 
 def _check_categorical(probe: TransformProbe, feature: F.Feature, p: FeatureParams) -> None:
-    xs = _probe_values(feature, [-5, 0, 1, p.size - 1, p.size, p.size + 5, 10**6])
+    xs = _probe_values(feature, [-5, -1, 0, 1, p.size - 1, p.size, p.size + 5, 10**6])
     got = probe(feature, xs)
-    want = np.clip(np.asarray(xs, np.int64), 0, p.size - 1)
+    x = np.asarray(xs, np.int64)
+    want = np.where((x >= 0) & (x < p.size), x + 1, p.size + 1)
     if not np.array_equal(got, want):
-        raise ConversionError(f"{feature.name}: transform is not clip(x, 0, {p.size - 1}): {xs} -> {got.tolist()}")
+        raise ConversionError(
+            f"{feature.name}: transform is not x + 1 for 0..{p.size - 1}, else {p.size + 1}: {xs} -> {got.tolist()}"
+        )
+
+
+def _as_bytes(entry: Any) -> bytes:
+    return entry if isinstance(entry, bytes) else str(entry).encode()
+
+
+def _empty_vocabulary_entry() -> bytes:
+    """The entry tf.Transform writes into a string vocabulary that has no values."""
+    import tensorflow as tf
+    from tensorflow_transform import analyzers
+
+    return analyzers.get_empy_vocabulary_dummy_value(tf.string)[1]
 
 
 def _vocabulary(tft_output: tft.TFTransformOutput, feature: F.Feature) -> list:
     entries = tft_output.vocabulary_by_name(feature.name)
     if feature.dtype is F.DType.STRING:
         return [e.decode("utf-8", errors="surrogateescape") if isinstance(e, bytes) else e for e in entries]
+    if len(entries) == 1 and _as_bytes(entries[0]) == _empty_vocabulary_entry():
+        # No training value (a column missing in every training row): tf.Transform writes one dummy
+        # entry, which no int matches. MISSING_INT is such a key: a present int never equals it.
+        return [F.MISSING_INT]
     keys = []
     for entry in entries:
         text = entry.decode() if isinstance(entry, bytes) else entry
@@ -474,15 +513,17 @@ def _check_vocabulary(probe: TransformProbe, feature: F.Feature, p: FeatureParam
             f"tfxp.models.features.OOV_BUCKETS is {F.OOV_BUCKETS}: TFLite builtins cannot hash out-of-vocabulary "
             "values into several buckets (Fingerprint64); use 1"
         )
-    if p.vocabulary:
+    if p.vocabulary and p.vocabulary != [F.MISSING_INT]:  # [MISSING_INT]: an empty vocabulary (see _vocabulary)
         values = [v.encode("utf-8", errors="surrogateescape") if isinstance(v, str) else v for v in p.vocabulary]
         got = probe.columns({feature.name: np.asarray(values, dtype=np_dtype(feature.dtype))})[
             F.transformed_name(feature.name)
         ]
-        if not np.array_equal(got, np.arange(len(values))):
-            bad = int(np.argmax(got != np.arange(len(values))))
+        want = np.arange(1, len(values) + 1)
+        if not np.array_equal(got, want):
+            bad = int(np.argmax(got != want))
             raise ConversionError(
-                f"{feature.name}: vocabulary entry {p.vocabulary[bad]!r} has id {got[bad]} in the transform, not {bad}"
+                f"{feature.name}: vocabulary entry {p.vocabulary[bad]!r} has id {got[bad]} in the transform, "
+                f"not {want[bad]}"
             )
     unseen = unseen_value(p)
     got = int(probe(feature, [unseen])[0])

@@ -38,6 +38,10 @@ class Feature:
     dtype: DType
     # CATEGORICAL_INT: number of distinct values (0..size-1); BUCKETIZED: buckets.
     size: int = 0
+    # False: the schema lets the value be absent (a SparseTensor in the transform). A missing optional
+    # value is never read as a real one: NUMERIC gets the training mean plus a missing indicator
+    # (`indicator_name`), the categorical kinds their own id (MISSING_ID).
+    required: bool = True
 
 
 class Task(enum.Enum):
@@ -95,7 +99,8 @@ class Problem:
     def to_dict(self) -> dict:
         return {
             "features": [
-                {"name": f.name, "kind": f.kind.value, "dtype": f.dtype.value, "size": f.size} for f in self.features
+                {"name": f.name, "kind": f.kind.value, "dtype": f.dtype.value, "size": f.size, "required": f.required}
+                for f in self.features
             ],
             "label": {
                 "column": self.label.column,
@@ -112,7 +117,8 @@ class Problem:
         label = d["label"]
         return cls(
             features=tuple(
-                Feature(f["name"], Kind(f["kind"]), DType(f["dtype"]), f.get("size", 0)) for f in d["features"]
+                Feature(f["name"], Kind(f["kind"]), DType(f["dtype"]), f.get("size", 0), f.get("required", True))
+                for f in d["features"]
             ),
             label=Label(
                 label["column"],
@@ -135,9 +141,57 @@ VOCAB_SIZE = 1000
 OOV_BUCKETS = 1
 BUCKETS = 10
 
+# Categorical ids (BUCKETIZED, CATEGORICAL_INT, VOCABULARY), one layout for every kind, so no real value
+# can share an id with "missing" or "unknown":
+#   MISSING_ID (0)      the value is absent (optional features only);
+#   1 .. n              the n values learned: buckets 0..n-1, ints 0..size-1, vocabulary entries in order;
+#   n + 1 (oov_id)      a value outside what was learned: an int outside 0..size-1, a string or int not in
+#                       the vocabulary (BUCKETIZED has none: its buckets cover every number).
+# The Trainer trains the missing and OOV ids by replacing a few training values with them
+# (models.model.TRAIN_OOV_RATE, TRAIN_MISSING_RATE): otherwise they would keep their random initial
+# embedding, since every training value is in the vocabulary and a required column is never missing.
+MISSING_ID = 0
+
+
+def learned_values(feature: Feature, vocabulary_size: int = 0) -> int:
+    """n, the ids of learned values (1..n): BUCKETIZED buckets, CATEGORICAL_INT size, VOCABULARY entries."""
+    return vocabulary_size if feature.kind is Kind.VOCABULARY else feature.size
+
+
+def oov_id(feature: Feature, vocabulary_size: int = 0) -> int | None:
+    """The id of an unknown value (n + 1); None for BUCKETIZED and NUMERIC, which have none."""
+    if feature.kind in (Kind.CATEGORICAL_INT, Kind.VOCABULARY):
+        return learned_values(feature, vocabulary_size) + 1
+    return None
+
+
+def id_space(feature: Feature, vocabulary_size: int = 0) -> int:
+    """How many ids a categorical feature's embedding rows cover: missing + learned (+ OOV)."""
+    n = learned_values(feature, vocabulary_size)
+    return n + (2 if feature.kind in (Kind.CATEGORICAL_INT, Kind.VOCABULARY) else 1)
+
 
 def transformed_name(name: str) -> str:
     return f"{name}_xf"
+
+
+def indicator_name(name: str) -> str:
+    """The missing indicator of an optional NUMERIC feature (float32 1.0 where absent, else 0.0).
+
+    Never equal to a `transformed_name` (those end in `_xf`)."""
+    return f"{name}_xf_missing"
+
+
+def model_inputs(problem: Problem) -> list[str]:
+    """The Keras model's input names (`preprocessing_fn`'s outputs minus the label): each feature's
+    `transformed_name`, then the `indicator_name` of each optional NUMERIC feature."""
+    names = [transformed_name(f.name) for f in problem.features]
+    return names + [indicator_name(f.name) for f in problem.features if has_indicator(f)]
+
+
+def has_indicator(feature: Feature) -> bool:
+    """An optional NUMERIC feature: its transform imputes the training mean and adds `indicator_name`."""
+    return feature.kind is Kind.NUMERIC and not feature.required
 
 
 def missing_value(dtype: DType) -> object:

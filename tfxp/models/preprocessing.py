@@ -99,11 +99,65 @@ def problem_of(custom_config: Mapping[str, Any] | None) -> F.Problem:
     return F.Problem.from_dict(custom_config["problem"])
 
 
+def present_values(x: tf.Tensor | tf.SparseTensor) -> tuple[tf.Tensor, tf.Tensor | None]:
+    """(values, rows) of a raw [batch, 1] feature: the values present, and for an optional feature
+    (a SparseTensor) the int64 row of each value; rows is None for a dense (required) feature, whose
+    `values` are all [batch] of them."""
+    if isinstance(x, tf.sparse.SparseTensor):
+        return x.values, x.indices[:, 0]
+    return tf.reshape(x, [-1]), None
+
+
+def scatter_rows(values: tf.Tensor, rows: tf.Tensor | None, like: tf.Tensor | tf.SparseTensor) -> tf.Tensor:
+    """[batch] tensor of `values` at `rows` and 0 in the other rows (0 is both MISSING_ID and a missing
+    NUMERIC's z-score); for a dense feature (`rows` None), `values` as they are."""
+    if rows is None:
+        return values
+    return tf.scatter_nd(tf.expand_dims(rows, 1), values, tf.reshape(like.dense_shape[0], [1]))
+
+
+def transform_feature(feature: F.Feature, x: tf.Tensor | tf.SparseTensor) -> dict[str, tf.Tensor]:
+    """One raw feature -> its model inputs: {transformed_name: [batch]} (and, for an optional NUMERIC,
+    {indicator_name: float32 [batch]}).
+
+    The analyzers see only the values present, so a missing value never counts as a real one:
+    - NUMERIC: float32 z-score of the values; a missing value is the training mean (z = 0), and its
+      indicator 1.0 lets the model learn what "missing" means.
+    - BUCKETIZED: int64 id: quantile bucket + 1; missing MISSING_ID.
+    - CATEGORICAL_INT: int64 id: value + 1 for 0..size-1, size + 1 (the OOV id) for any other int
+      (not clipped to a learned value); missing MISSING_ID.
+    - VOCABULARY: int64 id: entry index + 1, the OOV id (vocabulary size + 1) for a value not in it;
+      missing MISSING_ID. Int values are looked up as their decimal text.
+    See features.MISSING_ID for the id layout.
+    """
+    values, rows = present_values(x)
+    name = F.transformed_name(feature.name)
+    if feature.kind is F.Kind.NUMERIC:
+        z = tft.scale_to_z_score(tf.cast(values, tf.float32))
+        out = {name: scatter_rows(z, rows, x)}
+        if F.has_indicator(feature):
+            out[F.indicator_name(feature.name)] = 1.0 - scatter_rows(tf.ones_like(z), rows, x)
+        return out
+    if feature.kind is F.Kind.BUCKETIZED:
+        ids = tft.bucketize(values, feature.size) + 1
+    elif feature.kind is F.Kind.CATEGORICAL_INT:
+        known = tf.logical_and(values >= 0, values < feature.size)
+        ids = tf.where(known, tf.cast(values, tf.int64) + 1, tf.constant(feature.size + 1, tf.int64))
+    else:
+        if feature.dtype is not F.DType.STRING:
+            values = tf.strings.as_string(values)
+        # Exact while a column has fewer than VOCAB_SIZE distinct values (all of
+        # the taxi columns do), and one combiner pass instead of a sort per column.
+        vocabulary = tft.experimental.approximate_vocabulary(values, top_k=F.VOCAB_SIZE, vocab_filename=feature.name)
+        ids = tft.apply_vocabulary(values, vocabulary, num_oov_buckets=F.OOV_BUCKETS) + 1
+    return {name: scatter_rows(tf.cast(ids, tf.int64), rows, x)}
+
+
 # Not autograph-converted: the function has no tensor-dependent Python control
 # flow, and tf.Transform traces it several times per run.
 @tf.autograph.experimental.do_not_convert
 def preprocessing_fn(inputs: Mapping[str, Any], custom_config: Mapping[str, Any] | None = None) -> dict:
-    """Maps raw columns to transformed features and the label (`F.LABEL_KEY`).
+    """Maps raw columns to transformed features (`transform_feature`) and the label (`F.LABEL_KEY`).
 
     `custom_config["problem"]`: the Problem (features, label, task) as a dict; its other keys
     (the model code fingerprint) only bust TFX's cache.
@@ -111,20 +165,6 @@ def preprocessing_fn(inputs: Mapping[str, Any], custom_config: Mapping[str, Any]
     problem = problem_of(custom_config)
     outputs: dict[str, tf.Tensor] = {}
     for feature in problem.features:
-        value = fill_in_missing(inputs[feature.name], _default(feature.dtype))
-        out = F.transformed_name(feature.name)
-        if feature.kind is F.Kind.NUMERIC:
-            outputs[out] = tft.scale_to_z_score(tf.cast(value, tf.float32))
-        elif feature.kind is F.Kind.BUCKETIZED:
-            outputs[out] = tft.bucketize(value, feature.size)
-        elif feature.kind is F.Kind.CATEGORICAL_INT:
-            outputs[out] = tf.clip_by_value(value, 0, feature.size - 1)
-        else:
-            if feature.dtype is not F.DType.STRING:
-                value = tf.strings.as_string(value)
-            # Exact while a column has fewer than VOCAB_SIZE distinct values (all of
-            # the taxi columns do), and one combiner pass instead of a sort per column.
-            vocabulary = tft.experimental.approximate_vocabulary(value, top_k=F.VOCAB_SIZE, vocab_filename=feature.name)
-            outputs[out] = tft.apply_vocabulary(value, vocabulary, num_oov_buckets=F.OOV_BUCKETS)
+        outputs.update(transform_feature(feature, inputs[feature.name]))
     outputs[F.LABEL_KEY] = transformed_label(inputs, problem.label)
     return outputs

@@ -1,6 +1,8 @@
 """Serving signatures. Every signature runs the tf.Transform graph before the model.
 
-- `serving_default`: serialized `tf.Example`s (`examples`, tf.string [None]).
+- `serving_default`: serialized `tf.Example`s (`examples`, tf.string [None]). A value equal to
+  `predict_raw`'s missing marker (NaN, "", int64's minimum) is missing there too: dropped from an
+  optional feature, refused in a required one (`parsed_markers_as_missing`).
 - `predict_raw`: one dense [None] tensor per raw feature, for JSON and mobile
   clients; absent values are written as the markers in `models.features`. It
   refuses (InvalidArgumentError, TF Serving's 400) inputs of unequal lengths,
@@ -163,6 +165,36 @@ def check_parsed_finite(parsed: dict, finite: frozenset[str]) -> list:
     return checks
 
 
+def parsed_markers_as_missing(parsed: dict, problem: F.Problem) -> tuple[dict, list]:
+    """(parsed, checks): the tf.Example path reads `predict_raw`'s missing markers as `predict_raw` does.
+
+    A tf.Example can leave a feature out, but it can also hold NaN (a float), "" (a string) or
+    int64's minimum: in an optional feature those values are dropped (absent, the same answer as
+    `predict_raw` and TFLite give), and in a required feature they are refused ("input x is missing
+    (the marker NaN) in examples [...]", INVALID_ARGUMENT), as `predict_raw` refuses them. Without
+    this a NaN in a required float got a confident answer (NaN arithmetic, or the bias alone).
+    `parsed`: `tf.io.parse_example` output; features of `problem` only.
+    """
+    out, checks = dict(parsed), []
+    for feature in problem.features:
+        value = parsed.get(feature.name)
+        if value is None:
+            continue
+        if isinstance(value, tf.SparseTensor):
+            out[feature.name] = tf.sparse.retain(value, _is_present(value.values, feature.dtype))
+            continue
+        missing = _marker_rows(tf.reshape(value, [-1]), feature.dtype)
+        message = tf.strings.format(
+            f"required input {feature.name} is missing (the marker {_MARKER_TEXT[feature.dtype]}) in examples {{}}",
+            [missing],
+            summarize=_ROWS_SHOWN,
+        )
+        checks.append(
+            tf.debugging.Assert(tf.equal(tf.size(missing), 0), [message], name=f"check_{feature.name}_present")
+        )
+    return out, checks
+
+
 def raw_tensors_to_features(raw: dict, raw_spec: dict, problem: F.Problem) -> dict:
     """Turns dense raw tensors (with missing-value markers) into what parsing a tf.Example gives.
 
@@ -219,10 +251,13 @@ def build(model: tf.keras.Model, tf_transform_output: tft.TFTransformOutput, pro
 
     @tf.function(autograph=False, input_signature=[tf.TensorSpec([None], tf.string, name=EXAMPLES_INPUT)])
     def serving_default(examples):
-        parsed = tf.io.parse_example(examples, serving_spec)
-        with tf.control_dependencies(check_parsed_finite(parsed, finite)):
+        parsed, checks = parsed_markers_as_missing(tf.io.parse_example(examples, serving_spec), problem)
+        with tf.control_dependencies(checks + check_parsed_finite(parsed, finite)):
             parsed = {
-                name: tf.identity(value) if isinstance(value, tf.Tensor) else value for name, value in parsed.items()
+                name: tf.identity(value)
+                if isinstance(value, tf.Tensor)
+                else tf.SparseTensor(value.indices, tf.identity(value.values), value.dense_shape)
+                for name, value in parsed.items()
             }
         return predict(model.tft_layer(parsed))
 
