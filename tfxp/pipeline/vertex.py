@@ -101,6 +101,34 @@ def image_hook(hook: str | None, spec_file: Path | str) -> str | None:
     return hook
 
 
+def _job_data(project: Project, data: str | None, spec_file: Path) -> str:
+    """`data` (default the project's) if the compiled job can read it: gs://, or a path in the image.
+
+    Raises CompileRefusal (option "--data") otherwise.
+    """
+    if data is None:
+        if project.data is None:
+            raise CompileRefusal("--data", f"{spec_file} names no data: give --data gs://BUCKET/…")
+        data, origin = project.data, f"the project's data ({spec_file})"
+    else:
+        origin = "--data"
+    if is_uri(data):
+        if not data.startswith("gs://"):
+            raise CompileRefusal("--data", f"{data}: Vertex AI reads gs:// URIs, not {data.split('://')[0]}://")
+        return data
+    try:
+        image_path(data)
+    except ValueError:
+        raise CompileRefusal(
+            "--data",
+            f"{origin} {data} is a local path outside the tfxp package, so the pipeline image does not "
+            "have it: upload it and give --data gs://BUCKET/… (a CSV file or a folder of them)",
+        ) from None
+    if not Path(data).exists():
+        raise CompileRefusal("--data", f"{origin} {data}: no such file or folder")
+    return data
+
+
 @dataclass(frozen=True)
 class RemoteProject:
     """What `tfxp compile` compiles: the configuration, and the files to upload before submitting."""
@@ -141,26 +169,7 @@ def remote_config(
     vertex_training = settings.pop("vertex_training", None)
     name = name or project.name
     spec_file = project.dir / PROJECT_FILE
-    if data is None:
-        if project.data is None:
-            raise CompileRefusal("--data", f"{spec_file} names no data: give --data gs://BUCKET/…")
-        data, origin = project.data, f"the project's data ({spec_file})"
-    else:
-        origin = "--data"
-    if not is_uri(data):
-        try:
-            image_path(data)
-        except ValueError:
-            raise CompileRefusal(
-                "--data",
-                f"{origin} {data} is a local path outside the tfxp package, so the pipeline image does not "
-                "have it: upload it and give --data gs://BUCKET/… (a CSV file or a folder of them)",
-            ) from None
-        if not Path(data).exists():
-            raise CompileRefusal("--data", f"{origin} {data}: no such file or folder")
-    elif not data.startswith("gs://"):
-        raise CompileRefusal("--data", f"{data}: Vertex AI reads gs:// URIs, not {data.split('://')[0]}://")
-
+    data = _job_data(project, data, spec_file)
     problem = project.problem()
     hook = image_hook(problem.label.hook, spec_file)
     problem = dataclasses.replace(problem, label=dataclasses.replace(problem.label, hook=hook))
