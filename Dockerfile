@@ -14,7 +14,9 @@ ENV TF_USE_LEGACY_KERAS=1 \
     PIP_NO_CACHE_DIR=1
 
 # Must match tfxp.pipeline.config.IMAGE_PROJECT_ROOT. Compiled jobs read package
-# data (tfxp/projects/…: schema, embedded data) from /pipeline/tfxp, and give Beam
+# data (tfxp/projects/…: schema, embedded data, a project folder placed there, label
+# hooks) from /pipeline/tfxp (a project elsewhere has its schema staged to the
+# pipeline root by `tfxp compile`; README "Scaling out"), and give Beam
 # workers --setup_file=/pipeline/setup.py. Both hold because the project is
 # installed editable from here: a wheel install would put the package in
 # site-packages and leave no setup.py (see config.with_project_dependency).

@@ -171,7 +171,7 @@ def _tfxp(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 
 def test_tfxp_compile_cli(tmp_path):
-    common = ["compile", "--target", "vertex", "--project", PROJECT, "--region", REGION, "--image", IMAGE]
+    common = ["compile", "--target", "vertex", "--gcp-project", PROJECT, "--region", REGION, "--image", IMAGE]
     out = tmp_path / "job.json"
     proc = _tfxp(
         *common,
@@ -200,3 +200,155 @@ def test_tfxp_compile_cli(tmp_path):
     stray = _tfxp(*common, "--pipeline-root", ROOT, "--temp-location", "gs://b/t", cwd=tmp_path)
     assert stray.returncode == 2 and "--dataflow" in stray.stderr
     assert not (tmp_path / "x.json").exists()
+
+
+# ------------------------------------------------------------------- a user's project (issue 17, kind 8)
+
+USER_SPEC = """\
+name: shapes
+data: data/shapes.csv
+label:
+  column: kind
+  task: multiclass
+  classes: [disc, ring, star]
+features:
+  - {name: width, dtype: float, kind: numeric}
+  - {name: level, dtype: int, kind: categorical_int, size: 4}
+  - {name: colour, dtype: string, kind: vocabulary, required: false}
+slices: [colour]
+thresholds:
+  - {metric: SparseCategoricalAccuracy, bound: 0.41, max_change: 0.03}
+"""
+USER_SCHEMA = """\
+feature { name: "width" type: FLOAT float_domain { disallow_nan: true disallow_inf: true } shape { dim { size: 1 } } }
+feature { name: "level" type: INT int_domain { min: 0 max: 3 } shape { dim { size: 1 } } }
+feature { name: "colour" type: BYTES }
+feature {
+  name: "kind" type: BYTES string_domain { name: "kind" value: "disc" value: "ring" value: "star" }
+  shape { dim { size: 1 } } not_in_environment: "SERVING"
+}
+default_environment: "TRAINING"
+default_environment: "SERVING"
+"""
+
+
+def _user_project(folder: Path, spec: str = USER_SPEC) -> Path:
+    """A project written by hand, outside the tfxp package (so not in the pipeline image)."""
+    (folder / "data").mkdir(parents=True)
+    (folder / "data" / "shapes.csv").write_text("width,level,colour,kind\n1.5,0,red,disc\n2.5,3,,star\n")
+    (folder / "project.yaml").write_text(spec)
+    (folder / "schema.pbtxt").write_text(USER_SCHEMA)
+    return folder
+
+
+def test_compile_compiles_the_users_project(tmp_path):
+    import hashlib
+
+    project = _user_project(tmp_path / "shapes")
+    out = tmp_path / "job.json"
+    proc = _tfxp(
+        "compile", "--target", "vertex", "--project", str(project), "--gcp-project", PROJECT, "--region", REGION,
+        "--image", IMAGE, "--pipeline-root", ROOT, "--output", str(out), "--data", "gs://bucket/shapes/s.csv",
+        "--json",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    answer = json.loads(proc.stdout)
+    job = json.loads(out.read_text())
+    assert "taxi" not in json.dumps(job)  # nothing of the embedded project is left
+    # The schema: a snapshot staged under the pipeline root, at a path holding its SHA-256.
+    digest = hashlib.sha256(USER_SCHEMA.encode()).hexdigest()[:16]
+    schema_uri = f"{ROOT}/projects/shapes/{digest}/schema.pbtxt"
+    assert _parameter(job, "ImportSchemaGen", "schema_file")["stringValue"] == schema_uri
+    (stage,) = answer["stage"]
+    assert stage["to"] == schema_uri and Path(stage["from"]).read_text() == USER_SCHEMA
+    assert Path(stage["from"]) == tmp_path / "job.staged" / "schema.pbtxt"
+    # The spec: problem in Transform's and the Trainer's custom_config, gates and slices in eval_config.
+    for task in ("Transform", "Trainer"):
+        problem = json.loads(_parameter(job, task, "custom_config")["stringValue"])["problem"]
+        assert [(f["name"], f["kind"], f["size"]) for f in problem["features"]] == [
+            ("width", "numeric", 0),
+            ("level", "categorical_int", 4),
+            ("colour", "vocabulary", 0),
+        ]
+        assert problem["label"] == {
+            "column": "kind",
+            "dtype": "string",
+            "task": "multiclass",
+            "classes": ["disc", "ring", "star"],
+            "hook": None,
+        }
+        assert problem["slices"] == ["colour"]
+    eval_config = json.loads(_parameter(job, "Evaluator", "eval_config")["stringValue"])
+    assert {"feature_keys": ["colour"]} in eval_config["slicing_specs"]
+    (gate,) = [m for spec in eval_config["metrics_specs"] for m in spec["metrics"] if "per_slice_thresholds" in m]
+    assert gate["class_name"] == "SparseCategoricalAccuracy"
+    threshold = gate["per_slice_thresholds"][0]["threshold"]
+    assert threshold["value_threshold"]["lower_bound"] == 0.41
+    assert threshold["change_threshold"]["absolute"] == -0.03
+    # Data, name and outputs are the project's.
+    assert _parameter(job, "CsvExampleGen", "input_base")["stringValue"] == "gs://bucket/shapes"
+    assert _parameter(job, "Pusher", "serving_dir")["stringValue"] == f"{ROOT}/serving/shapes"
+    assert job["pipelineSpec"]["pipelineInfo"]["name"] == "shapes"
+    assert answer["name"] == "shapes" and answer["project"] == str(project)
+
+
+def _compile_refusal(tmp_path: Path, *args: str) -> str:
+    """Runs `tfxp compile` in process; asserts exit 2 and that nothing was written; returns the output."""
+    from click.testing import CliRunner
+
+    from tfxp.cli import main
+
+    out = tmp_path / "refused.json"
+    base = ["compile", "--target", "vertex", "--region", REGION, "--image", IMAGE, "--pipeline-root", ROOT]
+    result = CliRunner().invoke(main, [*base, "--output", str(out), *args])
+    assert result.exit_code == 2, result.output
+    assert not out.exists() and not out.with_suffix(".staged").exists()
+    return " ".join(result.output.split())
+
+
+def test_compile_refuses_what_cannot_apply(tmp_path):
+    project = str(_user_project(tmp_path / "shapes"))
+    gcp = ("--gcp-project", PROJECT)
+    # --project was the Google Cloud project id: an id is no project folder, and the error says both meanings.
+    old = _compile_refusal(tmp_path, "--project", PROJECT, *gcp)
+    assert "'proj-1' is not a project folder" in old and "--gcp-project" in old
+    # The project's data is a local file: not in the image.
+    local = _compile_refusal(tmp_path, "--project", project, *gcp)
+    assert "--data" in local and "shapes.csv is a local path outside the tfxp package" in local
+    assert "--data" in _compile_refusal(tmp_path, "--project", project, *gcp, "--data", str(tmp_path))
+    assert "gs://" in _compile_refusal(tmp_path, "--project", project, *gcp, "--data", "s3://bucket/x.csv")
+    # --name or --data without --project would compile the taxi project under a user's name.
+    named = _compile_refusal(tmp_path, *gcp, "--name", "mine", "--data", "gs://bucket/mine.csv")
+    assert "--name" in named and "taxi" in named and "--project" in named
+    machine = _compile_refusal(tmp_path, *gcp, "--training-machine-type", "n1-highmem-8")
+    assert "--vertex-training" in machine
+
+
+@pytest.mark.parametrize(
+    "hook, expected",
+    [
+        ("label.py:make", "label.hook"),  # a file beside the project: not in the image
+        ("json:loads", "module json"),  # a module the image's tfxp does not hold
+    ],
+)
+def test_compile_refuses_a_label_hook_outside_the_image(tmp_path, hook, expected):
+    spec = USER_SPEC.replace("  task: multiclass", f"  task: multiclass\n  hook: {hook}")
+    project = _user_project(tmp_path / "shapes", spec)
+    (project / "label.py").write_text("def make(inputs):\n    return inputs['level']\n")
+    message = _compile_refusal(
+        tmp_path, "--project", str(project), "--gcp-project", PROJECT, "--data", "gs://bucket/shapes/"
+    )
+    assert "--project" in message and expected in message and "pipeline image" in message
+
+
+def test_a_hook_of_the_tfxp_package_is_loaded_from_the_image():
+    from tfxp.pipeline import vertex
+    from tfxp.projects import TAXI
+
+    assert (
+        vertex.image_hook(f"{TAXI}/label.py:big_tipper", "p.yaml") == "/pipeline/tfxp/projects/taxi/label.py:big_tipper"
+    )
+    assert vertex.image_hook("tfxp.projects.taxi.label:big_tipper", "p.yaml") == "tfxp.projects.taxi.label:big_tipper"
+    with pytest.raises(vertex.CompileRefusal, match="not importable here"):
+        vertex.image_hook("tfxp.projects.nothing_here:f", "p.yaml")

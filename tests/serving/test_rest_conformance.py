@@ -490,6 +490,37 @@ def test_classify_regress_json_errors(target, verb, signature, body, needle):
     error(call(target, "POST", f"/v1/models/{MODEL}:{verb}", body), 400, needle)
 
 
+@pytest.mark.parametrize("verb", ["classify", "regress"])
+@pytest.mark.parametrize(
+    "path, signature",
+    [
+        (f"/v1/models/{MODEL}", "nope"),  # an unknown signature
+        (f"/v1/models/{MODEL}", "serving_default"),  # a signature with no tf.Example input
+        ("/v1/models/no_such_model", "classify_x_to_y"),  # an unknown model
+        (f"/v1/models/{MODEL}/versions/9", "classify_x_to_y"),  # an unknown version
+        (f"/v1/models/{MODEL}/labels/no_such_label", "classify_x_to_y"),  # an unknown label
+    ],
+    ids=["unknown signature", "predict signature", "unknown model", "unknown version", "unknown label"],
+)
+@pytest.mark.parametrize(
+    "body, needle",
+    [
+        *CLASSIFY_REGRESS_JSON_ERRORS,
+        ({}, "When method is classify, key 'examples' is expected and was not found"),
+        ({"examples": []}, "'examples' value is an empty array"),
+    ],
+)
+def test_classify_regress_json_errors_come_before_the_model_and_signature(target, verb, path, signature, body, needle):
+    # ProcessClassifyRequest / ProcessRegressRequest fill the whole request from the JSON
+    # (FillClassificationRequestFromJson) before Classify / Regress look the servable and signature up:
+    # a malformed body is the parse error (400) whatever the model, version, label or signature.
+    if isinstance(body, dict):
+        body = {"signature_name": signature, **body}  # an invalid signature_name of `body` stays
+    else:
+        body = body.replace("{", f'{{"signature_name": "{signature}", ', 1)
+    error(call(target, "POST", f"{path}:{verb}", body), 400, needle)
+
+
 def _examples_request(examples: list[bytes]):
     from tensorflow.core.example import example_pb2
 

@@ -165,6 +165,29 @@ def run(
     sys.exit(ExitCode(outcome.exit_code))
 
 
+def _compile_project(ctx: click.Context, param: click.Parameter, value: str | None):
+    """`compile --project`: a project folder, as for `tfxp run`; None = the embedded taxi project.
+
+    Until issue 17 this option was the Google Cloud project id: a value that is no project folder says so.
+    """
+    if value is None:
+        return None
+    from tfxp import project as project_lib
+
+    folder = project_lib.project_dir(value)
+    if not (folder / project_lib.PROJECT_FILE).is_file():
+        raise click.BadParameter(
+            f"{value!r} is not a project folder (no {folder / project_lib.PROJECT_FILE}). --project is the project "
+            "folder (project.yaml + schema.pbtxt), as in `tfxp run`; the Google Cloud project id is --gcp-project",
+            ctx,
+            param,
+        )
+    try:
+        return project_lib.load(folder)
+    except project_lib.ProjectError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from None
+
+
 @click.command("compile", epilog=epilog("compile"))
 @click.option(
     "--target",
@@ -172,13 +195,22 @@ def run(
     required=True,
     help="vertex: a Vertex AI Pipelines PipelineJob JSON (KubeflowV2DagRunner).",
 )
-@click.option("--project", required=True, help="Google Cloud project id.")
+@click.option(
+    "--project",
+    "loaded",
+    metavar="DIR",
+    default=None,
+    callback=_compile_project,
+    help="A project folder (project.yaml + schema.pbtxt), as for `tfxp run`. Default: the embedded taxi project.",
+)
+@click.option("--gcp-project", required=True, metavar="ID", help="Google Cloud project id.")
 @click.option("--region", required=True, help="Google Cloud region, e.g. us-central1.")
 @click.option(
     "--pipeline-root",
     required=True,
     metavar="gs://BUCKET/ROOT",
-    help="Where artifacts go; pushed models land in ROOT/serving/<name> and ROOT/mobile/<name>.",
+    help="Where artifacts go; pushed models land in ROOT/serving/<name> and ROOT/mobile/<name>, "
+    "the schema of a project outside tfxp/ is read from ROOT/projects/<name>/<digest>/.",
 )
 @click.option("--image", required=True, help="The pipeline image built from this project's Dockerfile.")
 @click.option(
@@ -186,23 +218,27 @@ def run(
     type=click.Path(dir_okay=False, path_type=Path),
     default=Path("pipeline.json"),
     show_default=True,
-    help="The PipelineJob JSON to write.",
+    help="The PipelineJob JSON to write (files to upload go to OUTPUT's name + .staged/).",
 )
 @click.option(
     "--data",
     default=None,
     metavar="gs://…|PATH",
-    help="CSV file or folder: a gs:// URI, or a path inside this project (read from the image). "
-    "Default: the embedded taxi CSV in the image.",
+    help="CSV file or folder: a gs:// URI, or a path inside the tfxp package (read from the image). "
+    "Default: the project's `data`, which must be one of those too.",
 )
-@click.option("--name", default="taxi", show_default=True, help="Pipeline name; also the served model's name.")
+@click.option(
+    "--name",
+    default=None,
+    help="Pipeline name; also the served model's name. Default: the project's (needs --project to differ from taxi).",
+)
 @click.option("--train-steps", type=click.IntRange(min=1), default=300, show_default=True)
 @click.option("--vertex-training", is_flag=True, help="Run the Trainer as a Vertex AI Training custom job.")
 @click.option(
     "--training-machine-type",
     default="n1-standard-4",
     show_default=True,
-    help="Machine type of that job (with --vertex-training).",
+    help="Machine type of that job (with --vertex-training only).",
 )
 @click.option("--dataflow", is_flag=True, help="Run every Beam-powered component on Dataflow.")
 @click.option(
@@ -225,15 +261,18 @@ def run(
     help="A Beam pipeline option for every Beam component, repeatable; added last.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print what was written as JSON on stdout.")
+@click.pass_context
 def compile_command(
+    ctx: click.Context,
     target: str,
-    project: str,
+    loaded,
+    gcp_project: str,
     region: str,
     pipeline_root: str,
     image: str,
     output: Path,
     data: str | None,
-    name: str,
+    name: str | None,
     train_steps: int,
     vertex_training: bool,
     training_machine_type: str,
@@ -243,45 +282,64 @@ def compile_command(
     beam_args: tuple[str, ...],
     as_json: bool,
 ) -> None:
-    """Compile the pipeline for Vertex AI Pipelines, offline.
+    """Compile a project for Vertex AI Pipelines, offline.
 
-    The same DAG as `tfxp run`, as a PipelineJob JSON; nothing is uploaded.
+    The same DAG as `tfxp run --project DIR`, as a PipelineJob JSON; nothing is uploaded. The
+    project's spec is compiled into the job, its schema comes from the image (a project under
+    tfxp/) or from the pipeline root (the upload command is printed), its label hook from the image.
     """
-    from tfxp.pipeline.config import DEFAULT_BEAM_ARGS, PipelineConfig, RemoteLayout, VertexTraining
+    from click.core import ParameterSource
 
-    if not _valid_name(name):
+    from tfxp.pipeline.config import DEFAULT_BEAM_ARGS, VertexTraining
+
+    if name is not None and not _valid_name(name):
         raise click.BadParameter("use letters, digits, '-' and '_' only", param_hint="--name")
+    if loaded is None and name not in (None, "taxi"):
+        raise click.BadParameter(
+            f"without --project this compiles the embedded taxi project; it would be named {name!r}: "
+            "give --project DIR to compile your project",
+            param_hint="--name",
+        )
     if not pipeline_root.startswith("gs://"):
         raise click.BadParameter("Vertex AI needs a gs:// pipeline root", param_hint="--pipeline-root")
     if (temp_location or dataflow_max_workers) and not dataflow:
         raise click.UsageError("--temp-location and --dataflow-max-workers go with --dataflow")
     if temp_location is not None and not temp_location.startswith("gs://"):
         raise click.BadParameter("Dataflow needs a gs:// temp location", param_hint="--temp-location")
+    if ctx.get_parameter_source("training_machine_type") is not ParameterSource.DEFAULT and not vertex_training:
+        raise click.UsageError("--training-machine-type goes with --vertex-training (the Trainer's custom job)")
     from tfxp.pipeline import vertex
 
     runner_args = DEFAULT_BEAM_ARGS
     if dataflow:
         runner_args = vertex.dataflow_beam_args(
             vertex.DataflowSettings(
-                project=project,
+                project=gcp_project,
                 region=region,
                 temp_location=temp_location or f"{pipeline_root.rstrip('/')}/tmp",
                 image=image,
                 max_num_workers=dataflow_max_workers,
             )
         )
-    training = VertexTraining(project, region, image, training_machine_type) if vertex_training else None
+    if loaded is None:
+        from tfxp import project as project_lib
+        from tfxp.projects import TAXI
+
+        loaded = project_lib.load(TAXI)
+    training = VertexTraining(gcp_project, region, image, training_machine_type) if vertex_training else None
     try:
-        config = PipelineConfig(
+        remote = vertex.remote_config(
+            loaded,
+            pipeline_root=pipeline_root,
             name=name,
-            data=data or DEFAULT_DATA,
+            data=data,
             train_steps=train_steps,
             beam_args=(*runner_args, *beam_args),
-            remote=RemoteLayout(pipeline_root=pipeline_root, vertex_training=training),
+            vertex_training=training,
         )
-        config.data_uri  # noqa: B018  (validates --data before the slow part)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--data") from None
+    except vertex.CompileRefusal as exc:
+        raise click.BadParameter(exc.problem, param_hint=exc.option) from None
+    config = remote.config
     from tfxp.pipeline.console import library_output_to
 
     try:
@@ -292,12 +350,20 @@ def compile_command(
             f"error: compiling failed: {type(exc).__name__}: {exc} (log: {output.with_suffix('.log')})", err=True
         )
         sys.exit(ExitCode.FAILURE)
+    staged = _write_staged(remote.staged, output.with_suffix(".staged"))
     tasks = sorted(job["pipelineSpec"]["root"]["dag"]["tasks"])
     answer = {
         "output": str(output),
         "target": target,
+        "project": str(loaded.dir),
+        "name": config.name,
+        "gcp_project": gcp_project,
         "image": image,
         "pipeline_root": pipeline_root,
+        "data": config.data_uri,
+        "schema": config.schema_file,
+        "label_hook": config.problem.label.hook,
+        "stage": [{"from": str(path), "to": file.uri} for path, file in staged],
         "tasks": tasks,
         "vertex_training": vertex_training,
         "dataflow": dataflow,
@@ -305,13 +371,31 @@ def compile_command(
     if as_json:
         click.echo(json.dumps(answer, indent=2))
         return
-    click.echo(f"wrote {output}: {len(tasks)} tasks, image {image}, pipeline root {pipeline_root}")
+    click.echo(
+        f"wrote {output}: project {loaded.dir} as {config.name!r}, {len(tasks)} tasks, image {image}, "
+        f"pipeline root {pipeline_root}"
+    )
+    if staged:
+        click.echo("upload before submitting (the job reads these from the pipeline root):")
+        for path, file in staged:
+            click.echo(f"  gsutil cp {path} {file.uri}")
     click.echo("submit it (README: Scaling out):")
     click.echo(
-        f"  python -c \"from google.cloud import aiplatform; aiplatform.init(project='{project}', "
-        f"location='{region}'); aiplatform.PipelineJob(display_name='{name}', template_path='{output}', "
+        f"  python -c \"from google.cloud import aiplatform; aiplatform.init(project='{gcp_project}', "
+        f"location='{region}'); aiplatform.PipelineJob(display_name='{config.name}', template_path='{output}', "
         f"pipeline_root='{pipeline_root}').submit(service_account='SA_EMAIL')\""
     )
+
+
+def _write_staged(files, folder: Path) -> list[tuple[Path, object]]:
+    """Writes each staged file's snapshot into `folder`; returns (local path, StagedFile) pairs."""
+    written = []
+    for file in files:
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / file.name
+        path.write_bytes(file.content)
+        written.append((path, file))
+    return written
 
 
 @click.group(cls=CommandGroup)

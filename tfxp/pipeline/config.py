@@ -175,6 +175,27 @@ def is_uri(path: str | Path) -> bool:
     return "://" in str(path)
 
 
+def image_path(path: str | Path, project_root: str = IMAGE_PROJECT_ROOT) -> str:
+    """Where a local file of the tfxp package is inside the pipeline image, e.g.
+    `<checkout>/tfxp/projects/taxi/schema.pbtxt` -> `/pipeline/tfxp/projects/taxi/schema.pbtxt`.
+
+    Only package data is in the image at the same place whatever the local install:
+    PACKAGE_ROOT (<checkout>/tfxp or <site-packages>/tfxp) is <project_root>/tfxp there (the
+    Dockerfile copies tfxp/ and installs it editable). Other local files, even inside a checkout,
+    are not in the image.
+
+    Raises:
+        ValueError: `path` is outside the tfxp package.
+    """
+    resolved = Path(path).resolve()
+    if not resolved.is_relative_to(PACKAGE_ROOT):
+        raise ValueError(
+            f"{path} is not inside the tfxp package ({PACKAGE_ROOT}), so it is not in the "
+            "pipeline image; use a gs:// URI or package data under tfxp/projects/"
+        )
+    return _join(project_root, PACKAGE_ROOT.name, *resolved.relative_to(PACKAGE_ROOT).parts)
+
+
 # The eval split's default cap. TFMA computes every metric for every slice in Python, example by
 # example (~0.4 ms of CPU per row with the taxi project's 3 slicings), so a third of 1.5M rows took
 # ~200 s; 200,000 rows measure AUC and accuracy to ~0.001 (binomial sd). Data up to 600,000 rows
@@ -197,12 +218,14 @@ class RemoteLayout:
     """Where a compiled (Vertex AI) run reads and writes, instead of the local `output` tree.
 
     The project's own files (schema, setup.py, the embedded data) are read from
-    `project_root` inside the pipeline image, not from this checkout.
+    `project_root` inside the pipeline image, not from this checkout; `schema_uri`, when set, is where
+    the job reads a schema that is not in the image (`tfxp compile` stages it under the pipeline root).
     """
 
     pipeline_root: str  # e.g. gs://bucket/root
     project_root: str = IMAGE_PROJECT_ROOT
     vertex_training: VertexTraining | None = None
+    schema_uri: str | None = None
 
 
 @dataclass(frozen=True)
@@ -242,12 +265,7 @@ class PipelineConfig:
     remote: RemoteLayout | None = None
 
     def _project_file(self, path: Path | str) -> str:
-        """A file of this project as the runner sees it: rebased into the image when remote.
-
-        Only package data is in the image at the same place whatever the local install:
-        PACKAGE_ROOT (<checkout>/tfxp or <site-packages>/tfxp) is
-        <remote.project_root>/tfxp there (the Dockerfile installs the checkout editable).
-        Other local files, even inside a checkout, are not copied into the image.
+        """A file of this project as the runner sees it: rebased into the image when remote (image_path).
 
         Raises:
             ValueError: `path` is a local file outside the tfxp package while compiling.
@@ -256,13 +274,7 @@ class PipelineConfig:
             return str(path)
         if self.remote is None:
             return str(Path(path).resolve())
-        resolved = Path(path).resolve()
-        if not resolved.is_relative_to(PACKAGE_ROOT):
-            raise ValueError(
-                f"{path} is not inside the tfxp package ({PACKAGE_ROOT}), so it is not in the "
-                "pipeline image; use a gs:// URI or package data under tfxp/projects/"
-            )
-        return _join(self.remote.project_root, PACKAGE_ROOT.name, *resolved.relative_to(PACKAGE_ROOT).parts)
+        return image_path(path, self.remote.project_root)
 
     @classmethod
     def for_project(cls, project: Project, **overrides) -> PipelineConfig:
@@ -306,6 +318,9 @@ class PipelineConfig:
 
     @property
     def schema_file(self) -> str:
+        """The schema ImportSchemaGen reads: local, staged (`remote.schema_uri`) or in the image."""
+        if self.remote is not None and self.remote.schema_uri is not None:
+            return self.remote.schema_uri
         return self._project_file(self.schema)
 
     @property

@@ -154,6 +154,9 @@ def print_summary(outcome: Outcome) -> None:
                 maxcolwidths=[None, None, 30, 60],
             )
         )
+        for feature, fix in dict.fromkeys((a["feature"], a.get("fix")) for a in summary.anomalies):
+            if fix:  # how to accept a new value (anomalies.with_fixes), once per feature
+                echo(f"{feature}: {fix}")
     else:
         echo("data anomalies: none" if summary.rows else "")
     if summary.metrics:

@@ -150,7 +150,7 @@ def _run_pipeline(
     log_file: Path,
     file_handler: logging.Handler,
 ) -> Outcome:
-    from tfxp.pipeline.anomalies import DataAnomaliesError
+    from tfxp.pipeline.anomalies import DataAnomaliesError, with_fixes
     from tfxp.pipeline.mlmd import MetadataReader
     from tfxp.pipeline.summary import collect
 
@@ -190,6 +190,8 @@ def _run_pipeline(
     ]
     # The gate's findings include ones ExampleValidator doesn't make (an empty split).
     summary.anomalies += [a for a in gate_anomalies if a not in summary.anomalies]
+    # A value outside the schema's domain: which schema.pbtxt (and project.yaml) line accepts it.
+    summary.anomalies = with_fixes(summary.anomalies, config.schema)
     finished = [c for c in summary.components if c["id"] != "baseline_resolver"]
     summary.fully_cached = bool(finished) and all(c["status"] == "cached" for c in finished)
     summary.wall_seconds = round(time.monotonic() - started, 2)

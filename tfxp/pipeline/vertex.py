@@ -3,15 +3,191 @@
 The compiled job runs the same `create_pipeline` as `tfxp run`, inside the
 pipeline image (Dockerfile): user code is referenced by dotted name
 (`models.model.run_fn`), so compiling uploads nothing.
+
+A project reaches the job in three ways (`remote_config`): its spec (features, label, task, slices,
+gates) is compiled into the job (the Transform and Trainer `custom_config`, the Evaluator's
+`eval_config`); its schema is read from the image when the project folder is inside the tfxp package,
+else from a snapshot staged under the pipeline root at a content-addressed path (the user uploads it);
+its label hook must be code in the image. Anything else is refused (`CompileRefusal`), never ignored.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import importlib.util
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from tfxp.pipeline.config import PipelineConfig, VertexTraining
+from tfxp.pipeline.config import (
+    PACKAGE_ROOT,
+    PipelineConfig,
+    RemoteLayout,
+    VertexTraining,
+    image_path,
+    is_uri,
+)
+from tfxp.project import PROJECT_FILE, Project, check_hook
+
+
+class CompileRefusal(ValueError):
+    """An option, or a project field, that a compiled job can't apply. `option`: the CLI option to name."""
+
+    def __init__(self, option: str, problem: str):
+        self.option = option
+        self.problem = problem
+        super().__init__(f"{option}: {problem}")
+
+
+@dataclass(frozen=True)
+class StagedFile:
+    """A file the compiled job reads from the pipeline root: `content` must be uploaded to `uri`."""
+
+    name: str  # the file's name, e.g. schema.pbtxt
+    content: bytes
+    uri: str  # gs://…/projects/<name>/<sha256 of content, 16 hex>/<file name>
+
+
+def staged_schema(pipeline_root: str, name: str, schema: Path) -> StagedFile:
+    """The snapshot of `schema` a compiled job reads: `<root>/projects/<name>/<digest>/schema.pbtxt`.
+
+    The path holds the content's SHA-256, so a job never reads another schema than the one it was
+    compiled with: an edit means a new path, and a missing upload fails ImportSchemaGen ("not found").
+    """
+    content = schema.read_bytes()
+    digest = hashlib.sha256(content).hexdigest()[:16]
+    return StagedFile(schema.name, content, f"{pipeline_root.rstrip('/')}/projects/{name}/{digest}/{schema.name}")
+
+
+def image_hook(hook: str | None, spec_file: Path | str) -> str | None:
+    """The label hook as the compiled job's containers load it, or None without a hook.
+
+    A file hook ("/abs/file.py:function") must be a file of the tfxp package, which the image holds
+    (rebased to /pipeline/tfxp/…); a module hook ("package.module:function") must be a module of the
+    tfxp package (the image installs requirements.lock and tfxp, nothing else).
+
+    Raises:
+        CompileRefusal: (option "--project") a hook the image does not hold, naming the fix.
+    """
+    if hook is None:
+        return None
+    target, function = check_hook(hook)
+    fix = (
+        "put the hook's module under tfxp/ (e.g. tfxp/projects/<name>/label.py), write "
+        "`hook: tfxp.projects.<name>.label:<function>` and rebuild the image (Dockerfile)"
+    )
+    if target.endswith(".py"):
+        try:
+            return f"{image_path(target)}:{function}"
+        except ValueError:
+            raise CompileRefusal(
+                "--project",
+                f"{spec_file}: label.hook {target} is not in the pipeline image (only tfxp/ is), so "
+                f"Transform and the Trainer could not load it there: {fix}",
+            ) from None
+    try:
+        spec = importlib.util.find_spec(target)
+    except (ImportError, ValueError):
+        spec = None
+    origin = Path(spec.origin).resolve() if spec is not None and spec.origin else None
+    if origin is None or not origin.is_relative_to(PACKAGE_ROOT):
+        where = f"{origin}" if origin is not None else "not importable here"
+        raise CompileRefusal(
+            "--project",
+            f"{spec_file}: label.hook module {target} ({where}) is not part of the tfxp package, so the "
+            f"pipeline image does not have it: {fix}",
+        )
+    return hook
+
+
+def _job_data(project: Project, data: str | None, spec_file: Path) -> str:
+    """`data` (default the project's) if the compiled job can read it: gs://, or a path in the image.
+
+    Raises CompileRefusal (option "--data") otherwise.
+    """
+    if data is None:
+        if project.data is None:
+            raise CompileRefusal("--data", f"{spec_file} names no data: give --data gs://BUCKET/…")
+        data, origin = project.data, f"the project's data ({spec_file})"
+    else:
+        origin = "--data"
+    if is_uri(data):
+        if not data.startswith("gs://"):
+            raise CompileRefusal("--data", f"{data}: Vertex AI reads gs:// URIs, not {data.split('://')[0]}://")
+        return data
+    try:
+        image_path(data)
+    except ValueError:
+        raise CompileRefusal(
+            "--data",
+            f"{origin} {data} is a local path outside the tfxp package, so the pipeline image does not "
+            "have it: upload it and give --data gs://BUCKET/… (a CSV file or a folder of them)",
+        ) from None
+    if not Path(data).exists():
+        raise CompileRefusal("--data", f"{origin} {data}: no such file or folder")
+    return data
+
+
+@dataclass(frozen=True)
+class RemoteProject:
+    """What `tfxp compile` compiles: the configuration, and the files to upload before submitting."""
+
+    config: PipelineConfig
+    staged: tuple[StagedFile, ...]
+
+
+def remote_config(
+    project: Project,
+    *,
+    pipeline_root: str,
+    name: str | None = None,
+    data: str | None = None,
+    **settings,
+) -> RemoteProject:
+    """The compiled job's configuration of `project`, checked so that the job runs *that* project.
+
+    Args:
+        project: a loaded project (tfxp.project.load), e.g. the embedded taxi one.
+        pipeline_root: gs:// root of the job's artifacts (and of staged files).
+        name: pipeline and model name; default the project's.
+        data: CSV file or folder the job reads: gs://, or a path inside the tfxp package (in the image);
+            default the project's `data`.
+        settings: other PipelineConfig fields (train_steps, beam_args) and `vertex_training`.
+
+    Returns:
+        RemoteProject: the config (problem with the hook as the image loads it; schema from the image
+        or staged) and the staged files (the schema of a project outside the package).
+
+    Raises:
+        CompileRefusal: data that is local and outside the image, a missing packaged data file, a hook
+            the image does not hold.
+        ValueError: a project without a folder (not loaded from a project.yaml).
+    """
+    if project.dir is None:
+        raise ValueError(f"project {project.name} has no folder: load it from its project.yaml (tfxp.project.load)")
+    vertex_training = settings.pop("vertex_training", None)
+    name = name or project.name
+    spec_file = project.dir / PROJECT_FILE
+    data = _job_data(project, data, spec_file)
+    problem = project.problem()
+    hook = image_hook(problem.label.hook, spec_file)
+    problem = dataclasses.replace(problem, label=dataclasses.replace(problem.label, hook=hook))
+    staged: tuple[StagedFile, ...] = ()
+    schema_uri = None
+    schema = project.schema_path
+    if not schema.resolve().is_relative_to(PACKAGE_ROOT):
+        staged = (staged_schema(pipeline_root, name, schema),)
+        schema_uri = staged[0].uri
+    config = PipelineConfig.for_project(
+        project,
+        name=name,
+        data=data,
+        problem=problem,
+        remote=RemoteLayout(pipeline_root=pipeline_root, vertex_training=vertex_training, schema_uri=schema_uri),
+        **settings,
+    )
+    return RemoteProject(config, staged)
 
 
 @dataclass(frozen=True)

@@ -320,6 +320,10 @@ def load_monitoring_config(path: str | os.PathLike) -> MonitoringSettings:
 # ------------------------------------------------------------------------ parsing
 
 
+# Python's ParseError text starts "<line>:<column> : "; the location is written TF Serving's way instead.
+_LOCATION = re.compile(r"^\d+(?::\d+)? : ")
+
+
 def _parse_text(path: str, message: Message) -> Message:
     try:
         with open(path, encoding="utf-8") as f:
@@ -329,5 +333,12 @@ def _parse_text(path: str, message: Message) -> Message:
     try:
         return text_format.Parse(text, message)
     except text_format.ParseError as e:
-        # The message carries line:column and the offending field name.
-        raise ConfigError(f"{path}: not a valid text {message.DESCRIPTOR.name}: {e}") from e
+        # TF Serving's words (tensorflow_model_server_test.py testBadModelConfig looks for the first):
+        # protobuf's TextFormat logs "Error parsing text-format <full message name>: <line>:<column>:
+        # <problem>", then util/proto_util.h ParseProtoTextFile fails with "Invalid protobuf file: '<path>'".
+        problem = _LOCATION.sub("", str(e))
+        where = f"{e.GetLine()}:{e.GetColumn()}: " if e.GetLine() is not None else ""
+        raise ConfigError(
+            f"Invalid protobuf file: '{path}': Error parsing text-format {message.DESCRIPTOR.full_name}: "
+            f"{where}{problem}"
+        ) from e

@@ -228,8 +228,10 @@ class RestFrontEnd:
 
     # -- blocking parts, run in the worker pool -------------------------------------------------
     def _infer(self, route: Route, body: bytes, deadline: float) -> str:
-        """:predict / :classify / :regress, from the body to the response text (TF Serving's order:
-        parse, signature_name, the servable and signature, the inputs, the run, the response)."""
+        """:predict / :classify / :regress, from the body to the response text, in TF Serving's order:
+        predict parses, reads signature_name, resolves the servable and signature, then decodes the
+        inputs by the signature's dtypes; classify/regress parse the whole request (examples too)
+        first, then resolve the servable and signature; then the run and the response."""
         # A large body's decoded objects live until the answer is written: the garbage collector
         # stays paused that long, so it never traverses them (json_codec.gc_paused).
         large = len(body) >= json_codec.LARGE_BODY_BYTES
@@ -253,8 +255,11 @@ class RestFrontEnd:
             result = self._plane.predict(spec, decode, deadline=deadline, rest=True)
             checkpoint()
             return json_codec.encode_predict_response(result.value, formats[0])
-        # Examples are built once the signature is known to exist (a bad one costs no decoding).
-        examples = functools.partial(json_codec.decode_examples, request, checkpoint)
+        # The whole body becomes a ClassificationRequest / RegressionRequest before any model or
+        # signature is looked up (ProcessClassifyRequest: FillClassificationRequestFromJson, then
+        # Classify), so a malformed example is TF Serving's parse error even for an unknown model
+        # or signature.
+        examples = json_codec.decode_examples(request, checkpoint)
         if route.action == "classify":
             result = self._plane.classify(spec, examples, deadline)
             return json_codec.encode_classify_response(result.value)
