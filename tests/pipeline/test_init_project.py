@@ -264,7 +264,6 @@ def labels_profile(tmp_path_factory):
         ("b_str", "auto", "ham", "binary", ("spam", "ham"), "ham"),
         ("b_float", "binary", "1", "binary", ("0.0", "1.0"), "1.0"),  # --positive 1 finds "1.0"
         ("m_str", "auto", None, "multiclass", ("Adelie", "Chinstrap", "Gentoo"), None),
-        ("m_int", "auto", None, "multiclass", ("2", "7", "10"), None),  # numeric order
         ("int20", "auto", None, "multiclass", tuple(str(i) for i in range(20)), None),
         ("int21", "auto", None, "regression", (), None),  # more than 20 ints
         ("r_float", "auto", None, "regression", (), None),
@@ -360,6 +359,7 @@ def test_regression_gate_is_the_label_standard_deviation(labels_profile):
         ("b_str", "auto", "maybe", ["--positive 'maybe' is not a value", "ham, spam"]),
         ("b_str", "multiclass", "spam", ["--positive is for --task binary"]),
         ("m_str", "regression", None, ["string column", "regression needs numbers"]),
+        ("m_int", "auto", None, ["int classes 2, 7, 10 are not consecutive", "admit 3, 4, 5, 6, 8, ...", "as text"]),
         ("r_float", "multiclass", None, ["float column", "int or string"]),
         ("const", "auto", None, ["one value ('same')", "nothing to learn"]),
         ("nope", "auto", None, ["'nope' is not a column", "columns: x, b01, b_true"]),
@@ -746,3 +746,161 @@ def test_few_rows_of_distinct_ints_are_not_ids(tmp_path):
     data = _write_csv(tmp_path / "d.csv", ["small", "ratio", "y"], rows)
     decided = decide_project(profile_data(data), "y")
     assert [(c.name, c.kind) for c in decided.features] == [("small", "vocabulary"), ("ratio", "numeric")]
+
+
+# ------------------------------------------------------------------------ placeholder cells ("?", "NA")
+
+AUTO_ROWS = 398
+AUTO_UNKNOWN_HP = (32, 126, 330, 336, 354, 374)  # the 6 rows of UCI auto-mpg whose horsepower is "?"
+
+
+def _auto_mpg() -> tuple[list[str], list[list]]:
+    """A car table shaped like UCI's auto-mpg: horsepower "?" in 6 of 398 rows, a column name with a space,
+    a row counter; mpg follows weight and horsepower (so a model learns it)."""
+    rng = random.Random(29)
+    header = ["row", "cylinders", "displacement", "horsepower", "weight", "model year", "origin", "notes", "mpg"]
+    rows = []
+    for i in range(AUTO_ROWS):
+        weight = rng.uniform(1600, 5100)
+        hp = int(weight / 25 + rng.gauss(0, 8))
+        mpg = 52 - 0.0065 * weight - 0.04 * hp + rng.gauss(0, 1.5)
+        rows.append(
+            [
+                i + 1,
+                rng.choice([4, 4, 6, 8]),
+                ("NA" if i % 100 == 7 else "n/a") if i % 50 == 7 else f"{weight / 12 + rng.gauss(0, 10):.1f}",
+                "?" if i in AUTO_UNKNOWN_HP else hp,
+                f"{weight:.0f}",
+                70 + i % 13,
+                1 + i % 3,
+                "NA" if i % 3 else f"{i}",  # mostly "NA": a placeholder majority is not a numeric column
+                f"{mpg:.1f}",
+            ]
+        )
+    return header, rows
+
+
+def test_a_few_placeholder_cells_make_a_numeric_column_with_missing_values(tmp_path):
+    header, rows = _auto_mpg()
+    data = _write_csv(tmp_path / "auto.csv", header, rows)
+    result = init_project(data, "mpg", dir=tmp_path / "auto", ignore=["model year"])
+    hp = result.project.column("horsepower")
+    assert hp == P.Column("horsepower", "int", "numeric", required=False, missing_values=("?",))
+    line = next(line for line in result.decisions if line.startswith("horsepower: "))
+    assert line.startswith("horsepower: int, ") and (
+        "; 392 of 398 cells are numbers; 6 cells '?' read as missing -> numeric, optional" in line
+    ), line
+    displacement = result.project.column("displacement")
+    assert (displacement.dtype, displacement.kind, displacement.required) == ("float", "numeric", False)
+    assert displacement.missing_values == ("NA", "n/a")
+    assert "8 cells ('NA' 4, 'n/a' 4) read as missing" in next(
+        line for line in result.decisions if line.startswith("displacement: ")
+    )
+    assert result.project.column("notes").dtype == "string"  # 265 "NA" and 133 numbers: text with numbers
+    assert result.project.column("notes").missing_values == ()
+    assert result.project.column("model year").kind == "ignored"
+    assert "model year: int, 13 distinct values in 70..82 -> ignored (--ignore)" in result.decisions
+    # The schema types the column from its numbers and lets it be missing; the YAML says which cells are.
+    from tensorflow_metadata.proto.v0 import schema_pb2
+
+    from tfxp.pipeline.schema_rules import load_schema
+
+    schema = {f.name: f for f in load_schema(result.schema_file).feature}
+    assert schema["horsepower"].type == schema_pb2.INT and not schema["horsepower"].HasField("shape")
+    assert schema["displacement"].type == schema_pb2.FLOAT and not schema["displacement"].HasField("shape")
+    assert "    missing_values: ['?']\n" in result.project_file.read_text()
+    assert P.load(result.dir).column("horsepower").missing_values == ("?",)
+
+
+def test_a_label_with_placeholder_cells_is_refused(tmp_path):
+    rows = [[i % 7, "?" if i % 40 == 3 else f"{i * 1.5:.1f}"] for i in range(120)]
+    data = _write_csv(tmp_path / "d.csv", ["x", "price"], rows)
+    with pytest.raises(InitError, match=r"label price: 117 cells are numbers and 3 cells '\?' mean no value"):
+        init_project(data, "price", dir=tmp_path / "p")
+
+
+def test_column_names_tensorflow_refuses_are_refused_before_statistics(tmp_path):
+    header, rows = _auto_mpg()
+    data = _write_csv(tmp_path / "auto.csv", header, rows)
+    started = time.monotonic()
+    with pytest.raises(InitError) as info:
+        init_project(data, "mpg", dir=tmp_path / "auto")
+    assert time.monotonic() - started < 1.0  # the header only, no TFDV
+    assert "column name(s) 'model year'" in str(info.value)
+    assert "--ignore 'model year'" in str(info.value)
+    with pytest.raises(InitError, match="--ignore colour: not a column"):
+        init_project(data, "mpg", dir=tmp_path / "auto", ignore=["colour", "model year"])
+    assert not (tmp_path / "auto").exists()
+
+
+def test_a_rare_class_is_a_warning_naming_it(tmp_path):
+    rows = [[i % 9, "setosa" if i < 6 else ("versicolor" if i % 2 else "virginica")] for i in range(200)]
+    data = _write_csv(tmp_path / "d.csv", ["x", "species"], rows)
+    result = init_project(data, "species", dir=tmp_path / "p")
+    assert result.warnings == [
+        "label species: class setosa has 6 rows; the eval split (about 1/3 of rows, TFX's 2:1 hash split) holds "
+        "none of them with probability 9%, and then nothing measures it: add rows of it, or merge it into "
+        "another class"
+    ]
+
+
+def test_a_model_name_already_pushed_is_a_warning(tmp_path):
+    rows = [[i % 9, "a" if i % 3 else "b"] for i in range(60)]
+    data = _write_csv(tmp_path / "d.csv", ["x", "y"], rows)
+    (tmp_path / "out" / "serving" / "d" / "1733300000").mkdir(parents=True)
+    result = init_project(data, "y", dir=tmp_path / "p", output=tmp_path / "out")
+    assert result.warnings == [
+        f"a model named d is already pushed to {tmp_path / 'out' / 'serving' / 'd'}: `tfxp run` refuses to push "
+        "this project over it if its label, task, classes or inputs differ (a different model, not a new "
+        "version); give this one its own name with --name"
+    ]
+    assert init_project(data, "y", dir=tmp_path / "q", name="d2", output=tmp_path / "out").warnings == []
+
+
+@pytest.mark.slow
+def test_init_then_run_reads_placeholders_as_missing_and_ignores_a_bad_name(tmp_path):
+    """`tfxp init --ignore 'model year'` then `tfxp run --project`: the run is blessed, and the examples
+    CsvExampleGen wrote hold horsepower as int64 with the 6 "?" rows missing; the ignored column with a
+    name TensorFlow refuses for an input is still validated by the schema without breaking the run."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    import tensorflow as tf
+
+    header, rows = _auto_mpg()
+    _write_csv(tmp_path / "auto.csv", header, rows)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+
+    def tfxp(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "tfxp.cli", *args],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            env=env,
+            timeout=600,
+        )
+
+    init = tfxp("init", "--data", "auto.csv", "--label", "mpg", "--ignore", "model year")
+    assert init.returncode == 0, init.stderr[-3000:]
+    assert "392 of 398 cells are numbers; 6 cells '?' read as missing -> numeric, optional" in init.stdout
+    assert f"library log: {tmp_path / 'auto.log'}" in init.stdout and (tmp_path / "auto.log").is_file()
+    run = tfxp("run", "--project", "auto", "--output", "out", "--train-steps", "200", "--json")
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    summary = json.loads(run.stdout)
+    assert summary["blessed"] and summary["pushed_version"], summary
+    assert summary["anomalies"] == []
+
+    examples = list((tmp_path / "out" / "pipelines" / "auto" / "CsvExampleGen" / "examples").glob("*/Split-*/*.gz"))
+    horsepower = {}
+    for path in examples:
+        for record in tf.data.TFRecordDataset(str(path), compression_type="GZIP"):
+            features = tf.train.Example.FromString(record.numpy()).features.feature
+            row = features["row"].int64_list.value[0]
+            assert features["horsepower"].WhichOneof("kind") in ("int64_list", None)
+            horsepower[row] = list(features["horsepower"].int64_list.value)
+    assert len(horsepower) == AUTO_ROWS
+    assert sorted(row for row, values in horsepower.items() if not values) == [i + 1 for i in AUTO_UNKNOWN_HP]
+    assert all(values == [int(rows[row - 1][3])] for row, values in horsepower.items() if values)

@@ -5,28 +5,39 @@
         print(line)          # "island: string, 3 distinct values -> vocabulary", ..., "wrote penguins/..."
 
 How the data is read, and why:
-1. `tfxp.pipeline.csv_files.check_dataset` reads every file first, as `tfxp run` does, so a file that is not
-   one dataset (bad UTF-8, ragged rows, different headers) is refused by file:line before anything else.
-2. TFDV statistics over the tf.Examples that the pipeline's own CsvExampleGen transform
-   (`tfxp.pipeline.example_gen.CsvToSerializedExamples`) makes of the files: the column types, presence and the
-   inferred schema are then exactly what StatisticsGen and ExampleValidator will see in `tfxp run`
+1. The header alone first: a model input's name TensorFlow refuses is refused at once (`check_column_names`;
+   `--ignore` makes a column ignored). Then `tfxp.pipeline.csv_files.check_dataset` reads every file, as
+   `tfxp run` does, so a file that is not one dataset (bad UTF-8, ragged rows, different headers) is refused
+   by file:line before anything else.
+2. One pass with Python's `csv` module (the parser CsvExampleGen uses) over every cell (`_ColumnScan`):
+   distinct values (TFDV counts distinct strings but not distinct ints, and the kinds, task and classes
+   depend on them; counting stops at MAX_TRACKED, a bigger count changes no decision), placeholder cells
+   ("?", "NA", ...), whole numbers, uniqueness and row-order monotonicity (ids, counters), dates.
+3. TFDV statistics over the tf.Examples that the pipeline's own CsvExampleGen transform
+   (`tfxp.pipeline.example_gen.CsvToSerializedExamples`) makes of the files, with the placeholder cells
+   found in 2 read as missing (the `missing_values` written to project.yaml): the column types, presence and
+   the inferred schema are then exactly what StatisticsGen and ExampleValidator will see in `tfxp run`
    (TFDV's `generate_statistics_from_csv` splits multi-line cells and reads the header differently).
-3. One pass with Python's `csv` module (the parser CsvExampleGen uses) counting each column's distinct
-   values: TFDV counts distinct strings but not distinct ints, and the kinds, task and classes depend on
-   them. Counting stops at MAX_TRACKED distinct values per column (a bigger count changes no decision).
 
-The rules (the project spec's, see tfxp/project.py for the format they fill in):
+The rules (the project spec's, see tfxp/project.py for the format they fill in; README "Bring your own data"):
 - Task (`auto`): a label with 2 values -> binary (positive: the one of 1/true/yes against 0/false/no,
-  else the minority value); a string label, or an int label with <= 20 values -> multiclass; a float
-  label, or an int label with > 20 values -> regression.
-- Columns: blank in every row -> ignored; float -> numeric; int with <= 32 distinct non-negative values
-  and max < 64 -> categorical_int (size max+1); other int -> numeric above 20 distinct values, else
-  vocabulary; string with more distinct values than half the rows (ids, free text) -> ignored, else
-  vocabulary. Required = no blank cell.
-- Gates from the naive predictor measured on the data: binary BinaryAccuracy >= majority share (rounded
-  down to 0.01), max change 0.02, and AUC >= 0.55, max change 0.01; multiclass SparseCategoricalAccuracy
-  >= majority share, max change 0.02; regression RootMeanSquaredError <= the label's population standard
+  else the minority value); a string label, or an int label with <= 20 values -> multiclass (int classes
+  must be consecutive: the schema's int_domain is min..max); a float label, or an int label with > 20
+  values -> regression.
+- Columns: blank in every row -> ignored; a string column of dates/date-times -> ignored; a whole-number
+  column with more than 20 values that is a Unix timestamp, unique per row or nearly, or a counter ->
+  ignored (`_ignored_role`); float -> numeric; int with <= 32 distinct non-negative values and max < 64 ->
+  categorical_int (size max+1); other int -> numeric above 20 distinct values, else vocabulary; string
+  with more distinct values than half the rows (ids, free text) -> ignored, else vocabulary. Numbers with
+  a few placeholder cells (fewer than the numbers) -> typed from the numbers, placeholders read as missing.
+  Required = a value in every row.
+- Gates strictly better than the naive predictor measured on the data (TFMA passes metric >= lower_bound,
+  <= upper_bound): binary BinaryAccuracy >= the next hundredth above the majority share, max change 0.02,
+  and AUC >= 0.55, max change 0.01; multiclass SparseCategoricalAccuracy likewise; regression
+  RootMeanSquaredError <= the 3-significant-digit value just below the label's population standard
   deviation, max change 2% of it.
+- Warnings: infinite cells, classes with fewer than RARE_CLASS_ROWS rows, a model name already pushed.
+  Notes: numeric columns beyond float32's exact integers.
 - Slices: up to 2 categorical columns (vocabulary / categorical_int) with 2..MAX_SLICE_VALUES values,
   fewest values first.
 """
@@ -872,6 +883,7 @@ def decide_label(
 
     # multiclass
     classes = tuple(sorted(counts, key=lambda v: _value_sort_key(v, p.dtype)))
+    _check_int_classes_contiguous(name, classes, p.dtype)
     label = project_lib.Label(column=name, task="multiclass", classes=classes, dtype=p.dtype)
     gate = project_lib.Gate("SparseCategoricalAccuracy", bound=_hundredth_above(share), max_change=ACCURACY_MAX_CHANGE)
     return (
@@ -883,6 +895,22 @@ def decide_label(
             f"most {ACCURACY_MAX_CHANGE}",
         ],
     )
+
+
+def _check_int_classes_contiguous(name: str, classes: tuple[str, ...], dtype: str) -> None:
+    """An int class label's schema domain is int_domain min..max, which must admit its classes only
+    (tfxp.project.check_schema): classes 4, 6, 8 would admit 5 and 7. Raises InitError saying what to do."""
+    if dtype != "int":
+        return
+    values = sorted(int(c) for c in classes)
+    gaps = sorted(set(range(values[0], values[-1] + 1)) - set(values))
+    if gaps:
+        raise InitError(
+            f"label {name}: int classes {', '.join(classes)} are not consecutive, and the schema's int_domain "
+            f"({values[0]}..{values[-1]}) would also admit {', '.join(map(str, gaps[:5]))}"
+            f"{', ...' if len(gaps) > 5 else ''} as a class; write the classes as text in the CSV (e.g. "
+            f"{name}_{values[0]}), or use --task regression"
+        )
 
 
 def decide_slices(columns: list[project_lib.Column], profiles: dict[str, ColumnProfile]) -> tuple[list[str], str]:
