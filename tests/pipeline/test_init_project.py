@@ -904,3 +904,22 @@ def test_init_then_run_reads_placeholders_as_missing_and_ignores_a_bad_name(tmp_
     assert len(horsepower) == AUTO_ROWS
     assert sorted(row for row, values in horsepower.items() if not values) == [i + 1 for i in AUTO_UNKNOWN_HP]
     assert all(values == [int(rows[row - 1][3])] for row, values in horsepower.items() if values)
+
+
+def test_cli_refuses_a_bad_name_as_a_usage_error_and_prints_where_its_log_went(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from tfxp.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    _write_csv(tmp_path / "cancer.csv", ["mean radius", "mean_area", "y"], [[i, i * 2.5, i % 2] for i in range(40)])
+    refused = CliRunner().invoke(main, ["init", "--data", "cancer.csv", "--label", "y"])
+    assert refused.exit_code == 2
+    assert "column name(s) 'mean radius'" in refused.output and "--ignore 'mean radius'" in refused.output
+    done = CliRunner().invoke(
+        main, ["init", "--data", "cancer.csv", "--label", "y", "--ignore", "mean radius", "--dir", "projects/c"]
+    )
+    assert done.exit_code == 0, done.output
+    log = tmp_path / "projects" / "c.log"
+    assert f"library log: {log}\n" in done.output and log.is_file()
+    assert P.load(tmp_path / "projects" / "c").column("mean radius").kind == "ignored"

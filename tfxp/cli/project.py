@@ -36,7 +36,7 @@ from tfxp.cli.exit_codes import ExitCode, epilog
     "out_dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="The project folder to write. Default: ./<name>/",
+    help="The project folder to write. Default: ./<name>/. The library log goes to <dir>.log beside it.",
 )
 @click.option(
     "--ignore",
@@ -65,9 +65,10 @@ def init(
     """Start a project: a spec and schema from a CSV and its label.
 
     Statistics of the data decide each column's kind (numeric, bucketized,
-    small-int categorical, vocabulary or ignored), whether it is required, the
-    task, and blessing thresholds from the naive predictor. Edit the files,
-    then `tfxp run --project DIR`.
+    small-int categorical, vocabulary, or ignored: ids, counters, timestamps,
+    dates, free text), placeholder cells ("?", "NA") read as missing, whether it
+    is required, the task, and blessing thresholds strictly better than the
+    naive predictor. Edit the files, then `tfxp run --project DIR`.
     """
     from tfxp.pipeline.console import library_output_to
     from tfxp.pipeline.csv_files import DataFileError, NoCsvFilesError
