@@ -923,3 +923,31 @@ def test_cli_refuses_a_bad_name_as_a_usage_error_and_prints_where_its_log_went(t
     log = tmp_path / "projects" / "c.log"
     assert f"library log: {log}\n" in done.output and log.is_file()
     assert P.load(tmp_path / "projects" / "c").column("mean radius").kind == "ignored"
+
+
+def test_the_scan_reads_blocks_as_one_column(tmp_path, monkeypatch):
+    """Blocks of 4 rows over two files: monotonicity across block edges and files, the first blank's
+    file:line, placeholders, numbers spelled as tfx_bsl reads them (" 12", "1_000", "inf"), dates."""
+    from tfxp.pipeline import init_project as init
+
+    monkeypatch.setattr(init, "_SCAN_BLOCK_ROWS", 4)
+    header = ["counter", "hp", "odd", "when", "y"]
+    first = [
+        [i, "?" if i == 5 else i * 3, (" 12", "1_000", "inf", "7")[i % 4], f"2013-01-{i + 1:02d}", i % 2]
+        for i in range(10)
+    ]
+    first[6][3] = ""
+    a = _write_csv(tmp_path / "d" / "a.csv", header, first)
+    b = _write_csv(tmp_path / "d" / "b.csv", header, [[10 + i, i, "7", "2013-02-01 10:00", 0] for i in range(5)])
+    scans = init._scan([a, b], header, 15)
+    counter = scans["counter"]
+    assert (counter.numbers, counter.increasing, counter.decreasing, counter.changes + 1) == (15, True, False, 15)
+    assert counter.seen is not None and len(counter.seen) == 15
+    hp = scans["hp"]
+    assert hp.missing_markers() == {"?": 1} and hp.numbers == 14
+    assert hp.increasing and hp.changes + 1 == 14  # within each file (b.csv starts again at 0)
+    odd = scans["odd"]
+    assert (odd.numbers, odd.text, odd.non_finite_cells, odd.non_finite) == (15, 0, 2, ["inf"])
+    when = scans["when"]
+    assert (when.blank, when.first_blank, when.date_example) == (1, f"{a}:8", "2013-01-01")
+    assert when.dates and when.numbers == 0

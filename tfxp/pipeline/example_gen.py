@@ -75,7 +75,7 @@ from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import proto_utils
 from tfx_bsl.coders import csv_decoder, example_coder
 
-from tfxp.pipeline.csv_files import parse_header
+from tfxp.pipeline.csv_files import INT_CELL, NUMBER_CELL, parse_header
 
 ColumnType = csv_decoder.ColumnType
 ColumnTypes = dict[str, ColumnType]
@@ -89,8 +89,7 @@ _SHARD_FILE = write_split.DEFAULT_FILE_NAME  # "data_tfrecord", TFX's name
 _SPILL_DIR = "_shards_tmp"
 
 # Cells whose Arrow parse equals Python's int() / float() (checked in tests/pipeline/test_example_gen.py).
-_INT_CELL = r"^-?[0-9]+$"
-_NUMBER_CELL = r"^-?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?$"
+_INT_CELL, _NUMBER_CELL = INT_CELL, NUMBER_CELL
 
 
 def read_column_names(csv_file: str) -> list[str]:

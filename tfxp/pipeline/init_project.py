@@ -51,12 +51,12 @@ import re
 import shlex
 import tempfile
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from tfxp import project as project_lib
-from tfxp.pipeline.csv_files import check_dataset, list_csv_files, parse_header
+from tfxp.pipeline.csv_files import INT_CELL, NUMBER_CELL, check_dataset, list_csv_files, parse_header
 
 TASK_CHOICES = ("auto", *project_lib.TASKS)
 
@@ -113,6 +113,10 @@ _DATE_TIME = re.compile(
     rf"({_TIME})?"
 )
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+# The same, anchored, for Arrow's RE2 (a whole cell).
+_DATE_TIME_RE2 = f"^(?:{_DATE_TIME.pattern})$"
+# The scan reads this many rows at a time.
+_SCAN_BLOCK_ROWS = 65_536
 # A multiclass model outputs one probability per class; more than this is not a classification label.
 MAX_CLASSES = 100
 MAX_SLICES = 2
@@ -304,12 +308,14 @@ def _number(cell: str) -> int | float | None:
 
 
 class _ColumnScan:
-    """One column's cells seen in one pass (dtype-independent: the scan decides placeholders before TFDV).
+    """One column's cells seen in one pass, a block of rows at a time (Arrow compute on the block's cells), before
+    TFDV and whatever its type: the scan decides which placeholder cells TFDV should see as missing.
 
-    Numbers: how many cells parse as numbers, whether all are whole, their distinct count while it can
-    still make an id (a set, dropped once the repeats rule that out), and whether they are monotone in row
-    order within each file (then `changes` + 1 is the distinct count). Text: placeholder cells (PLACEHOLDERS)
-    and other text; whether every text cell is a date/time.
+    Numbers: how many cells are numbers, whether all are whole, their distinct count while it can still make
+    an id (a set, dropped once the repeats rule that out), and whether they only go up or down in row order
+    within each file (then `changes` + 1 is the distinct count). Text: placeholder cells (PLACEHOLDERS) and
+    other text; whether every text cell is a date/time. `raw`: distinct texts -> cells, complete unless
+    `capped` (then counting stopped: no decision uses a capped column's counts).
     """
 
     def __init__(self, max_repeats: int):
@@ -330,61 +336,96 @@ class _ColumnScan:
         self.max_repeats = max_repeats
         self.increasing = self.decreasing = True
         self.changes = 0
-        self.last = None
+        self.last: float | None = None
+        self.started = False
 
     def new_file(self) -> None:
         self.last = None
 
-    def add(self, cell: str, where: str) -> None:
-        if cell == "":
-            self.blank += 1
+    def add_block(self, cells: Sequence[str], lines: Sequence[int], path: Path) -> None:
+        """`cells`: the column's cells of consecutive rows ("" = blank); `lines`: each row's line in `path`."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        column = pa.array(cells, pa.string())
+        self._count_texts(column)
+        present = pc.not_equal(column, "")
+        blank = len(column) - pc.sum(present).as_py()
+        if blank:
+            self.blank += blank
             if self.first_blank is None:
-                self.first_blank = where
+                self.first_blank = f"{path}:{lines[list(cells).index('')]}"
+        is_placeholder = pc.is_in(column, value_set=pa.array(sorted(PLACEHOLDERS), pa.string()))
+        if pc.any(is_placeholder).as_py():
+            counts = pc.value_counts(pc.filter(column, is_placeholder))
+            for text, n in zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True):
+                self.placeholders[text] += n
+        rest = pc.filter(column, pc.and_(present, pc.invert(is_placeholder)))
+        if len(rest):
+            values, text = _numbers_of(rest)
+            self._add_text(text)
+            self._add_numbers(values, rest)
+
+    def _count_texts(self, column) -> None:
+        import pyarrow.compute as pc
+
+        if self.capped:
             return
-        if cell in self.raw or len(self.raw) < MAX_TRACKED:
-            self.raw[cell] += 1
-        else:
-            self.capped = True
-        if cell in PLACEHOLDERS:
-            self.placeholders[cell] += 1
+        counts = pc.value_counts(column)
+        for text, n in zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True):
+            if text == "":
+                continue
+            if text not in self.raw and len(self.raw) >= MAX_TRACKED:
+                self.capped = True
+                return
+            self.raw[text] += n
+
+    def _add_text(self, text) -> None:
+        import pyarrow.compute as pc
+
+        if not len(text):
             return
-        value = _number(cell) if self.text == 0 or self.numbers == 0 else None
-        if value is None:
-            self.text += 1
-            self.seen = None
-            if self.dates and not _DATE_TIME.fullmatch(cell):
+        self.text += len(text)
+        self.seen = None
+        if self.dates:
+            if not pc.all(pc.match_substring_regex(text, _DATE_TIME_RE2)).as_py():
                 self.dates = False
             elif self.date_example is None:
-                self.date_example = cell
+                self.date_example = text[0].as_py()
+
+    def _add_numbers(self, values, cells) -> None:
+        import numpy as np
+
+        if not len(values):
             return
-        self.numbers += 1
-        if isinstance(value, float):
-            if not math.isfinite(value):
-                self.non_finite_cells += 1
-                if cell not in self.non_finite and len(self.non_finite) < 3:
-                    self.non_finite.append(cell)
+        self.numbers += len(values)
+        if values.dtype.kind == "f":
+            finite = np.isfinite(values)
+            if not finite.all():
+                self.non_finite_cells += int((~finite).sum())
                 self.seen = None
-                return
-            if value.is_integer():
-                value = int(value)
-            else:
+                for text in _non_finite_texts(cells):
+                    if text not in self.non_finite and len(self.non_finite) < 3:
+                        self.non_finite.append(text)
+                values = values[finite]
+                if not len(values):
+                    return
+            if self.whole and not np.all(values == np.floor(values)):
                 self.whole = False
                 self.seen = None  # a measurement: never an id
         if self.seen is not None:
-            if value in self.seen:
-                self.repeats += 1
-                if self.repeats > self.max_repeats:
-                    self.seen = None
-            else:
-                self.seen.add(value)
-        if self.last is not None:
-            if value != self.last:
-                self.changes += 1
-            self.increasing = self.increasing and value >= self.last
-            self.decreasing = self.decreasing and value <= self.last
-        elif self.numbers > 1 and value is not None:
-            self.changes += 1  # a new file's first value: counted as a change (distinct is then an upper bound)
-        self.last = value
+            before = len(self.seen)
+            self.seen.update(values.tolist())
+            self.repeats += len(values) - (len(self.seen) - before)
+            if self.repeats > self.max_repeats:
+                self.seen = None
+        steps = np.diff(values if self.last is None else np.concatenate([[self.last], values]))
+        self.increasing = self.increasing and bool(np.all(steps >= 0))
+        self.decreasing = self.decreasing and bool(np.all(steps <= 0))
+        # A new file's first value counts as a change: the distinct count is then an upper bound.
+        self.changes += int(np.count_nonzero(steps)) + (1 if self.last is None and self.started else 0)
+        self.last = values[-1]
+        self.started = True
 
     def missing_markers(self) -> dict[str, int]:
         """Placeholder cells to read as missing: only when every other non-blank cell is a number and the
@@ -394,23 +435,75 @@ class _ColumnScan:
         return {}
 
 
+def _numbers_of(cells):
+    """(numbers in row order as a numpy array: int64 when every cell is a plain int, else float64; the
+    cells that are text, an Arrow array). A number is what tfx_bsl's inference reads as one (`_number`):
+    plain decimal cells are cast by Arrow, other spellings (" 12", "inf", "1_000") parsed by Python once
+    per distinct value."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if pc.all(pc.match_substring_regex(cells, INT_CELL)).as_py():
+        try:
+            return pc.cast(cells, pa.int64()).to_numpy(), cells.slice(0, 0)
+        except pa.ArrowInvalid:  # beyond int64: tfx_bsl reads it as text
+            pass
+    plain = pc.match_substring_regex(cells, NUMBER_CELL).to_numpy(zero_copy_only=False)
+    values = np.full(len(cells), np.nan)
+    is_number = plain.copy()
+    if plain.any():
+        values[plain] = pc.cast(pc.filter(cells, pa.array(plain)), pa.float64()).to_numpy()
+    if not plain.all():
+        others = np.flatnonzero(~plain)
+        encoded = pc.dictionary_encode(cells.take(pa.array(others)))
+        parsed = [_number(text) for text in encoded.dictionary.to_pylist()]
+        for position, index in zip(others, encoded.indices.to_pylist(), strict=True):
+            if parsed[index] is not None:
+                values[position], is_number[position] = parsed[index], True
+    return values[is_number], pc.filter(cells, pa.array(~is_number))
+
+
+def _non_finite_texts(cells) -> list[str]:
+    """Up to 3 distinct cells that are infinite or NaN numbers ("inf", "-Infinity")."""
+    texts = []
+    for text in cells.unique().to_pylist():
+        value = _number(text)
+        if isinstance(value, float) and not math.isfinite(value):
+            texts.append(text)
+            if len(texts) == 3:
+                break
+    return texts
+
+
 def _scan(files: list[Path], header: list[str], rows: int) -> dict[str, _ColumnScan]:
-    """One pass with Python's csv module over every row (see _ColumnScan)."""
+    """One pass with Python's csv module (the parser of tfxp run's preflight) over every row (see _ColumnScan)."""
     # An id is unique per row or nearly: more repeats than this rule it out.
     max_repeats = int((1 - ID_UNIQUE_FRACTION) * rows)
     scans = {name: _ColumnScan(max_repeats) for name in header}
     ordered = [scans[name] for name in header]
+
+    def flush(block: list[list[str]], lines: list[int], path: Path) -> None:
+        for scan, cells in zip(ordered, zip(*block, strict=True), strict=True):
+            scan.add_block(cells, lines, path)
+
     for path in files:
         for scan in ordered:
             scan.new_file()
+        block, lines = [], []
         with open(path, newline="", encoding="utf-8-sig") as f:
             reader = csv.reader(f, strict=True)
             next(reader, None)  # the header
             for record in reader:
                 if not record:  # a blank line: CsvExampleGen skips it too
                     continue
-                for scan, cell in zip(ordered, record, strict=True):
-                    scan.add(cell, f"{path}:{reader.line_num}" if cell == "" else "")
+                block.append(record)
+                lines.append(reader.line_num)
+                if len(block) == _SCAN_BLOCK_ROWS:
+                    flush(block, lines, path)
+                    block, lines = [], []
+        if block:
+            flush(block, lines, path)
     return scans
 
 
