@@ -951,3 +951,39 @@ def test_the_scan_reads_blocks_as_one_column(tmp_path, monkeypatch):
     when = scans["when"]
     assert (when.blank, when.first_blank, when.date_example) == (1, f"{a}:8", "2013-01-01")
     assert when.dates and when.numbers == 0
+
+
+def _numbers_profile(dtype: str, low: float, high: float, rows: int = 1000, **fields):
+    from tfxp.pipeline.init_project import ColumnProfile
+
+    counts = {str(i): 1 for i in range(min(rows, 1001))}
+    return ColumnProfile(
+        "c", dtype, rows, True, counts=counts, capped=rows > 1001, min=low, max=high, numbers=rows, **fields
+    )
+
+
+@pytest.mark.parametrize(
+    "profile, kind",
+    [
+        # Unix seconds and milliseconds within 1990..2040: timestamps, whatever their repeats.
+        (_numbers_profile("int", 1_356_998_400, 1_388_534_399, whole=True), "ignored"),
+        (_numbers_profile("int", 1_356_998_400_000, 1_388_534_399_000, whole=True), "ignored"),
+        # Whole numbers just outside the range (a 1989 time, a price in cents): not timestamps.
+        (_numbers_profile("int", 600_000_000, 1_388_534_399, whole=True), "numeric"),
+        # Fractional Unix-range floats are measurements (whole=False).
+        (_numbers_profile("float", 1_356_998_400.5, 1_388_534_399.5, whole=False), "numeric"),
+        # Unique per row: an id; 94% distinct: not quite.
+        (_numbers_profile("int", 1, 5000, whole=True, exact_distinct=1000), "ignored"),
+        (_numbers_profile("int", 1, 5000, whole=True, exact_distinct=940), "numeric"),
+        # Going one way in row order with distinct values in >= 10% of the rows: a counter; fewer: a sorted value.
+        (_numbers_profile("int", 1, 500, whole=True, monotone="increasing", monotone_distinct=100), "ignored"),
+        (_numbers_profile("int", 1, 500, whole=True, monotone="decreasing", monotone_distinct=99), "numeric"),
+        # Unique floats with fractions: never an id.
+        (_numbers_profile("float", 0.1, 99.9, whole=False, exact_distinct=None), "numeric"),
+    ],
+)
+def test_id_and_timestamp_rules_on_both_sides(profile, kind):
+    from tfxp.pipeline.init_project import decide_column
+
+    column, line = decide_column(profile)
+    assert column.kind == kind, line
