@@ -265,6 +265,26 @@ def test_binary_label_defaults(tmp_path):
         ),
         ((SPEC[SPEC.index("thresholds:") :], "thresholds: []\n"), "thresholds", ["at least one gate"]),
         (("  classes: [a, b, c]", "  classes: [a, b, c"), "line 7", ["not valid YAML"]),
+        (
+            ("    kind: vocabulary", "    kind: vocabulary\n    missing_values: '?'"),
+            "features[1] (city).missing_values",
+            ["expected a list"],
+        ),
+        (
+            ("    kind: vocabulary", "    kind: vocabulary\n    missing_values: [NA, null]"),
+            "features[1] (city).missing_values[1]",
+            ["expected a string", "quote it"],
+        ),
+        (
+            ("    kind: vocabulary", "    kind: vocabulary\n    missing_values: ['?', '?']"),
+            "features[1] (city).missing_values",
+            ["more than once: ?"],
+        ),
+        (
+            ("    kind: vocabulary", "    kind: vocabulary\n    missing_values: ['']"),
+            "features[1] (city).missing_values[0]",
+            ["empty"],
+        ),
     ],
 )
 def test_spec_errors_name_the_file_and_field(tmp_path, edit, field, words):
@@ -529,3 +549,19 @@ def test_the_taxi_project_agrees_with_its_schema_under_the_domain_rules():
         "trip_start_hour": 24,
         "trip_start_day": 8,
     }
+
+
+def test_missing_values_round_trip_and_reach_the_example_gen_config(tmp_path):
+    """A column's placeholders ("?", "-", "NA") survive YAML (dump quotes what YAML would misread) and
+    to_dict/from_dict, and `Project.missing_values` is what CsvExampleGen's custom_config carries."""
+    spec = SPEC.replace("    kind: vocabulary", "    kind: vocabulary\n    missing_values: ['?', '-', NA]", 1)
+    project = P.load(_project(tmp_path, spec))
+    assert project.column("city").missing_values == ("?", "-", "NA")
+    assert project.column("x").missing_values == ()
+    assert project.missing_values == {"city": ["?", "-", "NA"]}
+    assert P.from_dict(json.loads(json.dumps(project.to_dict())), project.dir) == project
+    P.dump(project, tmp_path / "copy" / "project.yaml")
+    text = (tmp_path / "copy" / "project.yaml").read_text()
+    assert "    missing_values: ['?', '-', NA]\n" in text
+    # The model code's view doesn't change: missing cells are missing, whatever they were written as.
+    assert "missing_values" not in json.dumps(project.to_problem_dict())

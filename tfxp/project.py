@@ -27,6 +27,7 @@ project.yaml (`tfxp init` writes one, with comments saying what it saw in the da
       - {name: island, dtype: string, kind: vocabulary, required: true}
       - {name: bill_length_mm, dtype: float, kind: bucketized, buckets: 10, required: false}
       - {name: year, dtype: int, kind: categorical_int, size: 10}     # required defaults to true
+      - {name: horsepower, dtype: int, kind: numeric, required: false, missing_values: ["?"]}
     slices: [island]               # categorical columns TFMA reports separately
     thresholds:                    # blessing gates, all must pass; metrics per task: GATE_METRICS
       - {metric: SparseCategoricalAccuracy, bound: 0.44, max_change: 0.02}  # higher_is_better: the metric's
@@ -102,7 +103,9 @@ class Column:
     `dtype`: "float" | "int" | "string" (TFDV FLOAT / INT / BYTES). `kind`: how the model uses it
     ("ignored": validated by the schema, not a model input). `required`: a value in every row (the
     schema gives it a `shape`); optional columns may be blank. `buckets`: quantile buckets of a
-    bucketized column. `size`: a categorical_int column's values are 0..size-1.
+    bucketized column. `size`: a categorical_int column's values are 0..size-1. `missing_values`: cell
+    texts CsvExampleGen reads as missing (e.g. "?", "NA": placeholders in a numeric column), so the column
+    is typed and validated from its other cells.
     """
 
     name: str
@@ -111,6 +114,7 @@ class Column:
     required: bool = True
     buckets: int = 0
     size: int = 0
+    missing_values: tuple[str, ...] = ()
 
     @property
     def is_input(self) -> bool:
@@ -178,6 +182,11 @@ class Project:
     def inputs(self) -> tuple[Column, ...]:
         """The model's input columns (ignored ones left out), in CSV order."""
         return tuple(c for c in self.features if c.is_input)
+
+    @property
+    def missing_values(self) -> dict[str, list[str]]:
+        """Column -> cell texts read as missing, for the columns that have some (CsvExampleGen's config)."""
+        return {c.name: list(c.missing_values) for c in self.features if c.missing_values}
 
     @property
     def schema_path(self) -> Path | None:
@@ -249,6 +258,8 @@ class Project:
                 entry["buckets"] = c.buckets
             if c.kind == "categorical_int":
                 entry["size"] = c.size
+            if c.missing_values:
+                entry["missing_values"] = list(c.missing_values)
             features.append(entry)
         out: dict[str, Any] = {"name": self.name}
         if self.data is not None:
@@ -444,7 +455,9 @@ def _parse_label(r: _Reader, raw: Any, base: Path | None, check_files: bool) -> 
 
 def _parse_column(r: _Reader, raw: Any, i: int) -> Column:
     path = f"features[{i}]"
-    d = r.mapping(raw, path, ("name", "dtype", "kind", "required", "buckets", "size"), ("name", "dtype", "kind"))
+    d = r.mapping(
+        raw, path, ("name", "dtype", "kind", "required", "buckets", "size", "missing_values"), ("name", "dtype", "kind")
+    )
     name = r.string(d["name"], f"{path}.name")
     path = f"features[{i}] ({name})"
     dtype = r.choice(d["dtype"], f"{path}.dtype", DTYPES)
@@ -475,7 +488,21 @@ def _parse_column(r: _Reader, raw: Any, i: int) -> Column:
         size = r.positive_int(d["size"], f"{path}.size")
     elif kind == "categorical_int":
         raise r.error(f"{path}.size", "missing: a categorical_int column's values are 0..size-1")
-    return Column(name=name, dtype=dtype, kind=kind, required=required, buckets=buckets, size=size)
+    missing_values = _parse_missing_values(r, d.get("missing_values"), f"{path}.missing_values")
+    return Column(
+        name=name, dtype=dtype, kind=kind, required=required, buckets=buckets, size=size, missing_values=missing_values
+    )
+
+
+def _parse_missing_values(r: _Reader, raw: Any, path: str) -> tuple[str, ...]:
+    """A list of cell texts read as missing: non-empty strings (quote `null`, `-` or numbers), each once."""
+    if raw is None:
+        return ()
+    values = tuple(r.string(v, f"{path}[{i}]") for i, v in enumerate(r.sequence(raw, path)))
+    duplicates = sorted({v for v in values if values.count(v) > 1})
+    if duplicates:
+        raise r.error(path, f"listed more than once: {', '.join(duplicates)}")
+    return values
 
 
 def _parse_gate(r: _Reader, raw: Any, i: int, task: str) -> Gate:
@@ -905,6 +932,8 @@ def dumps(
         if c.kind == "categorical_int":
             lines.append(f"    size: {c.size}")
         lines.append(f"    required: {_yaml_scalar(c.required)}")
+        if c.missing_values:
+            lines.append(f"    missing_values: {_yaml_flow_list(c.missing_values)}")
     lines += _noted(f"slices: {_yaml_flow_list(project.slices)}", notes.get("slices"))
     lines.append("thresholds:")
     for g in project.thresholds:

@@ -55,8 +55,11 @@ def _records(write, folder: Path) -> list[bytes]:
     return [r for path in sorted(folder.glob("records*")) for r in tf.compat.v1.io.tf_record_iterator(str(path))]
 
 
-def _ours(folder: Path, pattern: str = "*.csv", float_columns=()) -> list[bytes]:
-    props = {INPUT_BASE: str(folder), standard_component_specs.CUSTOM_CONFIG_KEY: example_gen_config(float_columns)}
+def _ours(folder: Path, pattern: str = "*.csv", float_columns=(), missing_values=None) -> list[bytes]:
+    props = {
+        INPUT_BASE: str(folder),
+        standard_component_specs.CUSTOM_CONFIG_KEY: example_gen_config(float_columns, missing_values=missing_values),
+    }
     out = folder.parent / f"{folder.name}-ours"
     out.mkdir()
     records = _records(
@@ -160,6 +163,32 @@ def test_column_type_is_tfx_bsls(cells, expected):
     assert reference.extract_output(accumulator)[0].type == expected
 
 
+def test_missing_values_cells_are_missing_and_the_column_types_from_the_others(tmp_path):
+    """UCI's "?" in a numeric column: without `missing_values` the column is STRING (as in TFX); with it those
+    cells are empty features, as a blank cell is, and the column is INT, or FLOAT, by TFX's rules on the rest."""
+    for folder in ("a", "b"):
+        _write(tmp_path / folder, "horsepower,weight,name\n130,3504.5,?\n?,3693,buick\n150,NA,?\n")
+    plain = [tf.train.Example.FromString(r) for r in _ours(tmp_path / "a")]
+    assert {e.features.feature["horsepower"].WhichOneof("kind") for e in plain} == {"bytes_list"}
+    mapped = [
+        tf.train.Example.FromString(r)
+        for r in _ours(tmp_path / "b", missing_values={"horsepower": ["?"], "weight": ["NA", "?"]})
+    ]
+    by_row = sorted(
+        (
+            list(e.features.feature["horsepower"].int64_list.value),
+            list(e.features.feature["weight"].float_list.value),
+            list(e.features.feature["name"].bytes_list.value),
+        )
+        for e in mapped
+    )
+    # "name" lists no missing_values: its "?" stays a value.
+    assert by_row == [([], [3693.0], [b"buick"]), ([130], [3504.5], [b"?"]), ([150], [], [b"?"])]
+    for e in mapped:
+        assert e.features.feature["horsepower"].WhichOneof("kind") in ("int64_list", None)
+        assert e.features.feature["weight"].WhichOneof("kind") in ("float_list", None)
+
+
 def test_only_int_guesses_of_float_columns_change():
     types = {"tips": INT, "hour": INT, "fare": STRING, "miles": FLOAT}
     widened = as_schema_floats(types, frozenset({"tips", "fare", "miles"}))
@@ -177,6 +206,11 @@ def test_custom_config_travels_as_tfx_passes_it():
     assert example_gen._float_columns({}) == frozenset()
     assert example_gen._eval_rows({}) is None
     assert example_gen._eval_rows({standard_component_specs.CUSTOM_CONFIG_KEY: example_gen_config([])}) is None
+    with_missing = example_gen_config([], missing_values={"hp": ["?", "NA"]})
+    for value in (json_format.MessageToJson(with_missing), with_missing):
+        props = {standard_component_specs.CUSTOM_CONFIG_KEY: value}
+        assert example_gen._missing_values(props) == {"hp": ["?", "NA"]}
+    assert example_gen._missing_values({}) == {}
 
 
 TFX_DEFAULT = [("train", 2), ("eval", 1)]

@@ -36,15 +36,39 @@ from tfxp.cli.exit_codes import ExitCode, epilog
     "out_dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="The project folder to write. Default: ./<name>/",
+    help="The project folder to write. Default: ./<name>/. The library log goes to <dir>.log beside it.",
 )
-def init(data: Path, label: str, task: str, positive: str | None, name: str | None, out_dir: Path | None) -> None:
+@click.option(
+    "--ignore",
+    "ignore",
+    multiple=True,
+    metavar="COLUMN",
+    help="Make COLUMN kind: ignored (validated, not a model input), e.g. a name TensorFlow refuses. Repeatable.",
+)
+@click.option(
+    "--output",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("output"),
+    show_default=True,
+    help="Where `tfxp run` will push (its --output): init warns when a model of this name is already there.",
+)
+def init(
+    data: Path,
+    label: str,
+    task: str,
+    positive: str | None,
+    name: str | None,
+    out_dir: Path | None,
+    ignore: tuple[str, ...],
+    output: Path,
+) -> None:
     """Start a project: a spec and schema from a CSV and its label.
 
     Statistics of the data decide each column's kind (numeric, bucketized,
-    small-int categorical, vocabulary or ignored), whether it is required, the
-    task, and blessing thresholds from the naive predictor. Edit the files,
-    then `tfxp run --project DIR`.
+    small-int categorical, vocabulary, or ignored: ids, counters, timestamps,
+    dates, free text), placeholder cells ("?", "NA") read as missing, whether it
+    is required, the task, and blessing thresholds strictly better than the
+    naive predictor. Edit the files, then `tfxp run --project DIR`.
     """
     from tfxp.pipeline.console import library_output_to
     from tfxp.pipeline.csv_files import DataFileError, NoCsvFilesError
@@ -55,7 +79,9 @@ def init(data: Path, label: str, task: str, positive: str | None, name: str | No
     log_file = log_beside(out_dir or Path(name or default_name(data)))
     try:
         with library_output_to(log_file):  # TFDV's and TensorFlow's log lines
-            result = init_project(data, label, task=task, positive=positive, name=name, dir=out_dir)
+            result = init_project(
+                data, label, task=task, positive=positive, name=name, dir=out_dir, ignore=ignore, output=output
+            )
     except (InitError, ProjectError, NoCsvFilesError, FileNotFoundError) as exc:
         raise click.UsageError(str(exc)) from None
     except DataFileError as exc:
@@ -63,3 +89,4 @@ def init(data: Path, label: str, task: str, positive: str | None, name: str | No
         sys.exit(ExitCode.CHECK_FAILED)
     for line in result.report_lines():
         click.echo(line)
+    click.echo(f"library log: {log_file}")

@@ -263,6 +263,8 @@ class PipelineConfig:
     eval_rows: int | None = DEFAULT_EVAL_ROWS
     # Set by `tfxp compile`; None = the local layout under `output`.
     remote: RemoteLayout | None = None
+    # Column -> cell texts CsvExampleGen reads as missing (a project's `missing_values`).
+    missing_values: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     def _project_file(self, path: Path | str) -> str:
         """A file of this project as the runner sees it: rebased into the image when remote (image_path).
@@ -284,6 +286,7 @@ class PipelineConfig:
             "name": project.name,
             "thresholds": EvalThresholds(gates=tuple(project.thresholds)),
             "problem": project.problem(),
+            "missing_values": tuple((n, tuple(t)) for n, t in project.missing_values.items()),
         }
         if project.data is not None:
             settings["data"] = project.data

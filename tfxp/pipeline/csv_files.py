@@ -25,6 +25,12 @@ _BOM = "\ufeff"
 _GZIP_MAGIC = b"\x1f\x8b"
 
 
+# Cells whose Arrow parse (pyarrow.compute.cast) equals Python's int() / float(): RE2 patterns of a whole cell,
+# shared by CsvExampleGen's executor and `tfxp init`'s scan.
+INT_CELL = r"^-?[0-9]+$"
+NUMBER_CELL = r"^-?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?$"
+
+
 class NoCsvFilesError(ValueError):
     """`--data` names a folder without any `*.csv` file (a usage error, not a data defect)."""
 

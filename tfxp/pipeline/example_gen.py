@@ -17,6 +17,9 @@ faster, in two Beam passes over blocks of rows rather than rows:
    tfx_bsl's own per-value rule. Columns the schema declares FLOAT stay FLOAT
    when every cell is a whole number ("2" as R and Excel write 2.0; the tips of
    cash trips are all "0").
+   Cells a column lists in the project's `missing_values` ("?", "NA": placeholders
+   in a numeric column) are empty before anything else reads them (`_read_blocks`),
+   so they are missing cells and the column types from its other cells.
 2. Rows to records (`to_examples`): pyarrow's CSV reader (RFC 4180 quoting,
    multi-line quoted cells, blank lines skipped, as TFX's reader) in blocks;
    each column becomes a list column (a missing cell an empty list, as TFX's
@@ -51,7 +54,7 @@ import math
 import os
 import random
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import apache_beam as beam
@@ -72,7 +75,7 @@ from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import proto_utils
 from tfx_bsl.coders import csv_decoder, example_coder
 
-from tfxp.pipeline.csv_files import parse_header
+from tfxp.pipeline.csv_files import INT_CELL, NUMBER_CELL, parse_header
 
 ColumnType = csv_decoder.ColumnType
 ColumnTypes = dict[str, ColumnType]
@@ -86,8 +89,7 @@ _SHARD_FILE = write_split.DEFAULT_FILE_NAME  # "data_tfrecord", TFX's name
 _SPILL_DIR = "_shards_tmp"
 
 # Cells whose Arrow parse equals Python's int() / float() (checked in tests/pipeline/test_example_gen.py).
-_INT_CELL = r"^-?[0-9]+$"
-_NUMBER_CELL = r"^-?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?$"
+_INT_CELL, _NUMBER_CELL = INT_CELL, NUMBER_CELL
 
 
 def read_column_names(csv_file: str) -> list[str]:
@@ -101,15 +103,23 @@ def read_column_names(csv_file: str) -> list[str]:
 
 _FLOAT_COLUMNS = "float_columns"
 _EVAL_ROWS = "eval_rows"
+_MISSING_VALUES = "missing_values"
 EVAL_SPLIT = "eval"
 
+MissingValues = Mapping[str, Sequence[str]]
 
-def example_gen_config(float_columns: Sequence[str], eval_rows: int | None = None) -> example_gen_pb2.CustomConfig:
-    """ExampleGen's custom_config (a Struct in its Any): the schema's FLOAT column names, the eval split's cap."""
+
+def example_gen_config(
+    float_columns: Sequence[str], eval_rows: int | None = None, missing_values: MissingValues | None = None
+) -> example_gen_pb2.CustomConfig:
+    """ExampleGen's custom_config (a Struct in its Any): the schema's FLOAT column names, the eval split's cap,
+    and per column the cell texts read as missing (project.yaml's `missing_values`)."""
     struct = struct_pb2.Struct()
     struct.update({_FLOAT_COLUMNS: sorted(float_columns)})
     if eval_rows is not None:
         struct.update({_EVAL_ROWS: eval_rows})
+    if missing_values:
+        struct.update({_MISSING_VALUES: {name: list(texts) for name, texts in sorted(missing_values.items())}})
     config = example_gen_pb2.CustomConfig()
     config.custom_config.Pack(struct)
     return config
@@ -135,6 +145,13 @@ def _float_columns(exec_properties: dict[str, Any]) -> frozenset[str]:
 def _eval_rows(exec_properties: dict[str, Any]) -> int | None:
     struct = _custom_struct(exec_properties)
     return int(struct[_EVAL_ROWS]) if _EVAL_ROWS in struct else None
+
+
+def _missing_values(exec_properties: dict[str, Any]) -> dict[str, list[str]]:
+    struct = _custom_struct(exec_properties)
+    if _MISSING_VALUES not in struct:
+        return {}
+    return {name: [str(t) for t in texts] for name, texts in struct[_MISSING_VALUES].items()}
 
 
 def as_schema_floats(types: ColumnTypes, float_columns: frozenset[str]) -> ColumnTypes:
@@ -215,8 +232,24 @@ class _FileReader(io.RawIOBase):
         super().close()
 
 
-def _read_blocks(csv_file: str, column_names: list[str]) -> Iterator[pa.RecordBatch]:
-    """`csv_file`'s data rows as record batches of string columns ("" for an empty cell)."""
+def as_missing(block: pa.RecordBatch, missing_values: MissingValues) -> pa.RecordBatch:
+    """`block` with each column's `missing_values` cells (exact texts) made empty: missing cells."""
+    if not missing_values:
+        return block
+    columns = []
+    for name, cells in zip(block.schema.names, block.columns, strict=True):
+        texts = missing_values.get(name)
+        if texts:
+            cells = pc.if_else(pc.is_in(cells, value_set=pa.array(list(texts), pa.string())), "", cells)
+        columns.append(cells)
+    return pa.RecordBatch.from_arrays(columns, block.schema.names)
+
+
+def _read_blocks(
+    csv_file: str, column_names: list[str], missing_values: MissingValues | None = None
+) -> Iterator[pa.RecordBatch]:
+    """`csv_file`'s data rows as record batches of string columns ("" for an empty cell, and for a cell
+    `missing_values` lists for its column)."""
     read_options = pa_csv.ReadOptions(column_names=column_names, skip_rows=1, block_size=_BLOCK_BYTES)
     # Quoted cells may hold line breaks, as TFX's reader (and tfxp's preflight) allow.
     parse_options = pa_csv.ParseOptions(newlines_in_values=True)
@@ -229,7 +262,8 @@ def _read_blocks(csv_file: str, column_names: list[str]) -> Iterator[pa.RecordBa
         reader = pa_csv.open_csv(
             source, read_options=read_options, parse_options=parse_options, convert_options=convert_options
         )
-        yield from reader
+        for block in reader:
+            yield as_missing(block, missing_values or {})
     except pa.ArrowInvalid as exc:
         raise ValueError(f"{csv_file}: not readable as CSV: {exc}") from None
     finally:
@@ -285,12 +319,13 @@ class CsvProfile:
 
 
 class _ProfileFile(beam.DoFn):
-    def __init__(self, column_names: list[str]):
+    def __init__(self, column_names: list[str], missing_values: MissingValues):
         self._column_names = column_names
+        self._missing_values = missing_values
 
     def process(self, csv_file: str) -> Iterator[CsvProfile]:
         profile = CsvProfile({}, 0)
-        for block in _read_blocks(csv_file, self._column_names):
+        for block in _read_blocks(csv_file, self._column_names, self._missing_values):
             block_types = {name: infer_column_type(block.column(i)) for i, name in enumerate(block.schema.names)}
             profile = profile.merge(CsvProfile(block_types, block.num_rows))
         yield profile
@@ -336,17 +371,24 @@ def csv_files_of(input_base: str, split_pattern: str) -> tuple[list[str], list[s
 class ProfileCsv(beam.PTransform):
     """PCollection of CSV file paths -> a one-element PCollection: their CsvProfile.
 
-    Columns the schema declares FLOAT (`float_columns`) are FLOAT where the cells made them INT.
+    Columns the schema declares FLOAT (`float_columns`) are FLOAT where the cells made them INT; cells
+    `missing_values` lists are missing.
     """
 
-    def __init__(self, column_names: list[str], float_columns: frozenset[str] = frozenset()):
+    def __init__(
+        self,
+        column_names: list[str],
+        float_columns: frozenset[str] = frozenset(),
+        missing_values: MissingValues | None = None,
+    ):
         self._column_names = column_names
         self._float_columns = float_columns
+        self._missing_values = dict(missing_values or {})
 
     def expand(self, csv_files: beam.PCollection) -> beam.PCollection:
         return (
             csv_files
-            | "ProfileFiles" >> beam.ParDo(_ProfileFile(self._column_names))
+            | "ProfileFiles" >> beam.ParDo(_ProfileFile(self._column_names, self._missing_values))
             | "MergeProfiles" >> beam.CombineGlobally(_MergeProfiles())
             | "FloatColumnsAsSchema" >> beam.Map(_schema_floats, self._float_columns)
         )
@@ -355,14 +397,15 @@ class ProfileCsv(beam.PTransform):
 class _EncodeFile(beam.DoFn):
     """CSV file -> serialized tf.Example lists, one per block of rows."""
 
-    def __init__(self, column_names: list[str]):
+    def __init__(self, column_names: list[str], missing_values: MissingValues):
         self._column_names = column_names
+        self._missing_values = missing_values
 
     def setup(self):
         self._encoder = example_coder.RecordBatchToExamplesEncoder()
 
     def process(self, csv_file: str, profile: CsvProfile) -> Iterator[list[bytes]]:
-        for block in _read_blocks(csv_file, self._column_names):
+        for block in _read_blocks(csv_file, self._column_names, self._missing_values):
             yield to_examples(block, profile.types, self._encoder)
 
 
@@ -377,13 +420,15 @@ class CsvToSerializedExamples(beam.PTransform):
             exec_properties[standard_component_specs.INPUT_BASE_KEY], split_pattern
         )
         self._float_columns = _float_columns(exec_properties)
+        self._missing_values = _missing_values(exec_properties)
 
     def expand(self, pipeline: beam.Pipeline) -> beam.PCollection:
         files = pipeline | "CsvFiles" >> beam.Create(self._csv_files)
-        profile = files | "Profile" >> ProfileCsv(self._column_names, self._float_columns)
+        profile = files | "Profile" >> ProfileCsv(self._column_names, self._float_columns, self._missing_values)
         return (
             files
-            | "Encode" >> beam.ParDo(_EncodeFile(self._column_names), beam.pvalue.AsSingleton(profile))
+            | "Encode"
+            >> beam.ParDo(_EncodeFile(self._column_names, self._missing_values), beam.pvalue.AsSingleton(profile))
             | "Records" >> beam.FlatMap(lambda records: records)
         )
 
@@ -431,9 +476,11 @@ class _SpillShards(beam.DoFn):
         eval_rows: int | None,
         shards: int,
         spill_dir: str,
+        missing_values: MissingValues,
     ):
         self._column_names, self._split_buckets, self._eval_rows = column_names, split_buckets, eval_rows
         self._shards, self._spill_dir = shards, spill_dir
+        self._missing_values = missing_values
 
     def setup(self):
         self._encoder = example_coder.RecordBatchToExamplesEncoder()
@@ -446,7 +493,7 @@ class _SpillShards(beam.DoFn):
         # A unique name per attempt: a retried bundle never appends to another's file.
         attempt = uuid.uuid4().hex
         try:
-            for block in _read_blocks(csv_file, self._column_names):
+            for block in _read_blocks(csv_file, self._column_names, self._missing_values):
                 records = to_examples(block, profile.types, self._encoder)
                 for row_key, record in zip(row_keys(block), records, strict=True):
                     key = split_and_shard(row_key, splits, self._shards)
@@ -572,19 +619,20 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
         input_base = exec_properties[standard_component_specs.INPUT_BASE_KEY]
         float_columns = _float_columns(exec_properties)
         eval_rows = _eval_rows(exec_properties) if output_config.split_config.splits else None
+        missing_values = _missing_values(exec_properties)
         with self._make_beam_pipeline() as pipeline:
             for number, (pattern, split_buckets, output_splits) in enumerate(inputs):
                 csv_files, column_names = csv_files_of(input_base, pattern)
                 shards = shard_count(_csv_bytes(csv_files))
                 logging.info("%s: %d CSV file(s) -> %d shard(s) per split", pattern, len(csv_files), shards)
                 files = pipeline | f"CsvFiles[{number}]" >> beam.Create(csv_files)
-                profile = files | f"Profile[{number}]" >> ProfileCsv(column_names, float_columns)
+                profile = files | f"Profile[{number}]" >> ProfileCsv(column_names, float_columns, missing_values)
                 targets = [split_uris[i] for i in output_splits]
                 _ = (
                     files
                     | f"SpillShards[{number}]"
                     >> beam.ParDo(
-                        _SpillShards(column_names, split_buckets, eval_rows, shards, spill_dir),
+                        _SpillShards(column_names, split_buckets, eval_rows, shards, spill_dir, missing_values),
                         beam.pvalue.AsSingleton(profile),
                     )
                     | f"GroupShards[{number}]" >> beam.GroupByKey()
@@ -620,26 +668,33 @@ class CsvExampleGen(tfx_components.CsvExampleGen):
         input_config: example_gen_pb2.Input,
         float_columns: Sequence[str] = (),
         eval_rows: int | None = None,
+        missing_values: MissingValues | None = None,
     ):
         FileBasedExampleGen.__init__(
             self,
             input_base=input_base,
             input_config=input_config,
-            custom_config=example_gen_config(float_columns, eval_rows),
+            custom_config=example_gen_config(float_columns, eval_rows, missing_values),
         )
 
 
 def csv_example_gen(
-    input_base: str, pattern: str, float_columns: Sequence[str] = (), eval_rows: int | None = None
+    input_base: str,
+    pattern: str,
+    float_columns: Sequence[str] = (),
+    eval_rows: int | None = None,
+    missing_values: MissingValues | None = None,
 ) -> CsvExampleGen:
     """CsvExampleGen reading `input_base/pattern` (one input split; TFX splits it train:eval 2:1).
 
     `float_columns`: the schema's FLOAT features, written as floats even when every cell is a whole number.
     `eval_rows`: cap on the eval split's rows (see `splits_for`); None keeps TFX's 2:1.
+    `missing_values`: column -> cell texts written as missing (project.yaml's `missing_values`).
     """
     return CsvExampleGen(
         input_base=input_base,
         input_config=example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(name="single_split", pattern=pattern)]),
         float_columns=float_columns,
         eval_rows=eval_rows,
+        missing_values=missing_values,
     )

@@ -5,28 +5,39 @@
         print(line)          # "island: string, 3 distinct values -> vocabulary", ..., "wrote penguins/..."
 
 How the data is read, and why:
-1. `tfxp.pipeline.csv_files.check_dataset` reads every file first, as `tfxp run` does, so a file that is not
-   one dataset (bad UTF-8, ragged rows, different headers) is refused by file:line before anything else.
-2. TFDV statistics over the tf.Examples that the pipeline's own CsvExampleGen transform
-   (`tfxp.pipeline.example_gen.CsvToSerializedExamples`) makes of the files: the column types, presence and the
-   inferred schema are then exactly what StatisticsGen and ExampleValidator will see in `tfxp run`
+1. The header alone first: a model input's name TensorFlow refuses is refused at once (`check_column_names`;
+   `--ignore` makes a column ignored). Then `tfxp.pipeline.csv_files.check_dataset` reads every file, as
+   `tfxp run` does, so a file that is not one dataset (bad UTF-8, ragged rows, different headers) is refused
+   by file:line before anything else.
+2. One pass with Python's `csv` module (the parser CsvExampleGen uses) over every cell (`_ColumnScan`):
+   distinct values (TFDV counts distinct strings but not distinct ints, and the kinds, task and classes
+   depend on them; counting stops at MAX_TRACKED, a bigger count changes no decision), placeholder cells
+   ("?", "NA", ...), whole numbers, uniqueness and row-order monotonicity (ids, counters), dates.
+3. TFDV statistics over the tf.Examples that the pipeline's own CsvExampleGen transform
+   (`tfxp.pipeline.example_gen.CsvToSerializedExamples`) makes of the files, with the placeholder cells
+   found in 2 read as missing (the `missing_values` written to project.yaml): the column types, presence and
+   the inferred schema are then exactly what StatisticsGen and ExampleValidator will see in `tfxp run`
    (TFDV's `generate_statistics_from_csv` splits multi-line cells and reads the header differently).
-3. One pass with Python's `csv` module (the parser CsvExampleGen uses) counting each column's distinct
-   values: TFDV counts distinct strings but not distinct ints, and the kinds, task and classes depend on
-   them. Counting stops at MAX_TRACKED distinct values per column (a bigger count changes no decision).
 
-The rules (the project spec's, see tfxp/project.py for the format they fill in):
+The rules (the project spec's, see tfxp/project.py for the format they fill in; README "Bring your own data"):
 - Task (`auto`): a label with 2 values -> binary (positive: the one of 1/true/yes against 0/false/no,
-  else the minority value); a string label, or an int label with <= 20 values -> multiclass; a float
-  label, or an int label with > 20 values -> regression.
-- Columns: blank in every row -> ignored; float -> numeric; int with <= 32 distinct non-negative values
-  and max < 64 -> categorical_int (size max+1); other int -> numeric above 20 distinct values, else
-  vocabulary; string with more distinct values than half the rows (ids, free text) -> ignored, else
-  vocabulary. Required = no blank cell.
-- Gates from the naive predictor measured on the data: binary BinaryAccuracy >= majority share (rounded
-  down to 0.01), max change 0.02, and AUC >= 0.55, max change 0.01; multiclass SparseCategoricalAccuracy
-  >= majority share, max change 0.02; regression RootMeanSquaredError <= the label's population standard
+  else the minority value); a string label, or an int label with <= 20 values -> multiclass (int classes
+  must be consecutive: the schema's int_domain is min..max); a float label, or an int label with > 20
+  values -> regression.
+- Columns: blank in every row -> ignored; a string column of dates/date-times -> ignored; a whole-number
+  column with more than 20 values that is a Unix timestamp, unique per row or nearly, or a counter ->
+  ignored (`_ignored_role`); float -> numeric; int with <= 32 distinct non-negative values and max < 64 ->
+  categorical_int (size max+1); other int -> numeric above 20 distinct values, else vocabulary; string
+  with more distinct values than half the rows (ids, free text) -> ignored, else vocabulary. Numbers with
+  a few placeholder cells (fewer than the numbers) -> typed from the numbers, placeholders read as missing.
+  Required = a value in every row.
+- Gates strictly better than the naive predictor measured on the data (TFMA passes metric >= lower_bound,
+  <= upper_bound): binary BinaryAccuracy >= the next hundredth above the majority share, max change 0.02,
+  and AUC >= 0.55, max change 0.01; multiclass SparseCategoricalAccuracy likewise; regression
+  RootMeanSquaredError <= the 3-significant-digit value just below the label's population standard
   deviation, max change 2% of it.
+- Warnings: infinite cells, classes with fewer than RARE_CLASS_ROWS rows, a model name already pushed.
+  Notes: numeric columns beyond float32's exact integers.
 - Slices: up to 2 categorical columns (vocabulary / categorical_int) with 2..MAX_SLICE_VALUES values,
   fewest values first.
 """
@@ -40,12 +51,12 @@ import re
 import shlex
 import tempfile
 from collections import Counter
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from tfxp import project as project_lib
-from tfxp.pipeline.csv_files import check_dataset, list_csv_files
+from tfxp.pipeline.csv_files import INT_CELL, NUMBER_CELL, check_dataset, list_csv_files, parse_header
 
 TASK_CHOICES = ("auto", *project_lib.TASKS)
 
@@ -57,9 +68,60 @@ MAX_CATEGORICAL_INT_VALUES = 32
 CATEGORICAL_INT_LIMIT = 64  # max value + 1
 MIN_NUMERIC_INT_VALUES = 21  # an int column with more distinct values is a measurement (numeric), else vocabulary
 ID_LIKE_FRACTION = 0.5  # a string column with more distinct values than this share of rows is ignored
+# A whole-number column with more than MIN_NUMERIC_INT_VALUES values is an id when at least this share of its
+# cells are distinct values (unique per row, or nearly) ...
+ID_UNIQUE_FRACTION = 0.95
+# ... or when its values only go up (or only down) in row order, with distinct values in at least this share
+# of its cells (a row number; ids sorted, each on a few rows as in a panel); fewer (a sorted year) is not an id.
+COUNTER_DISTINCT_FRACTION = 0.1
+# Unix timestamps: whole numbers all within 1990-01-01..2040-01-01, in seconds or milliseconds.
+UNIX_SECONDS_RANGE = (631_152_000, 2_208_988_800)
+# float32 holds every integer up to 2**24 exactly; a numeric column beyond it loses digits before the z-score.
+FLOAT32_EXACT_INT = 2**24
+# Cells that mean "no value" in CSVs written by people, R, pandas, Excel and UCI ("?"); read as missing in a
+# column whose every other cell is a number, when they are fewer than the numbers.
+PLACEHOLDERS = frozenset(
+    [
+        "?",
+        "NA",
+        "N/A",
+        "n/a",
+        "na",
+        "N.A.",
+        "#N/A",
+        "-",
+        "--",
+        "null",
+        "NULL",
+        "Null",
+        "None",
+        "none",
+        "nan",
+        "NaN",
+        "NAN",
+        "missing",
+        "Missing",
+        ".",
+    ]
+)
+# Dates and date-times: ISO 8601 (2013-01-01, 2013-01-01 10:00[:00[.000]], T, Z or an offset), 2013/01/31,
+# and 01/31/2013 or 31/01/2013 (with an optional time).
+_TIME = r"[ T]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]+)?)?( ?[AaPp][Mm])?(Z|[+-][0-9]{2}:?[0-9]{2})?"
+_DATE_TIME = re.compile(
+    r"([0-9]{4}[-/](0[1-9]|1[0-2])[-/](0[1-9]|[12][0-9]|3[01])"
+    r"|[0-9]{1,2}/[0-9]{1,2}/[0-9]{4})"
+    rf"({_TIME})?"
+)
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+# The same, anchored, for Arrow's RE2 (a whole cell).
+_DATE_TIME_RE2 = f"^(?:{_DATE_TIME.pattern})$"
+# The scan reads this many rows at a time.
+_SCAN_BLOCK_ROWS = 65_536
 # A multiclass model outputs one probability per class; more than this is not a classification label.
 MAX_CLASSES = 100
 MAX_SLICES = 2
+# A class with fewer rows is likely missing from the eval split ((2/3)**10 = 1.7%).
+RARE_CLASS_ROWS = 10
 MAX_SLICE_VALUES = 25
 # Gates.
 ACCURACY_MAX_CHANGE = 0.02
@@ -102,6 +164,21 @@ class ColumnProfile:
 
     # TFDV's exact count of distinct strings (string columns), used when `counts` is capped.
     unique: int | None = None
+    # The first few non-finite cells' texts.
+    non_finite_examples: list[str] = field(default_factory=list)
+    # Placeholder text -> cells read as missing (a numeric column with a few "?" cells); not in `counts`.
+    missing_values: dict[str, int] = field(default_factory=dict)
+    # Cells that parse as numbers; all of them whole numbers ("1001", "1001.0").
+    numbers: int = 0
+    whole: bool = False
+    # Distinct numbers when they are unique per row or nearly (else None: too many repeats to be an id).
+    exact_distinct: int | None = None
+    # "increasing" | "decreasing": the numbers only go one way in row order (within each file); then
+    # `monotone_distinct` is their distinct count (an upper bound over several files).
+    monotone: str | None = None
+    monotone_distinct: int = 0
+    # A string column whose every cell is a date or date-time: one of them.
+    date_example: str | None = None
 
     @property
     def distinct(self) -> int:
@@ -121,7 +198,8 @@ class InitResult:
     """What `init_project` decided and wrote.
 
     `decisions`: one line per decision, "name: evidence -> decision (why)" (columns in CSV order, then the
-    label, slices and gates); `warnings`: data that `tfxp run` will refuse or that needs a look.
+    label, slices and gates); `warnings`: data that `tfxp run` will refuse or that needs a look; `remarks`:
+    facts worth knowing (huge magnitudes).
     """
 
     project: project_lib.Project
@@ -131,11 +209,13 @@ class InitResult:
     rows: int
     decisions: list[str]
     warnings: list[str]
+    remarks: list[str] = field(default_factory=list)
 
     def report_lines(self) -> list[str]:
-        """The lines `tfxp init` prints: decisions, warnings, the files written and the next command."""
+        """The lines `tfxp init` prints: decisions, remarks, warnings, the files written and the next command."""
         return [
             *self.decisions,
+            *(f"note: {r}" for r in self.remarks),
             *(f"warning: {w}" for w in self.warnings),
             f"wrote {self.project_file} and {self.schema_file} ({self.rows} rows); review them, then run:",
             f"  tfxp run --project {shlex.quote(str(self.dir))}",
@@ -145,15 +225,20 @@ class InitResult:
 # ------------------------------------------------------------------------------------------ reading the data
 
 
-def _tfdv_statistics(files: list[Path], data: Path, beam_args: Iterable[str]):
-    """TFDV statistics (DatasetFeatureStatisticsList) of the tf.Examples CsvExampleGen makes of `files`."""
+def _tfdv_statistics(
+    files: list[Path], data: Path, beam_args: Iterable[str], missing_values: dict[str, list[str]] | None = None
+):
+    """TFDV statistics (DatasetFeatureStatisticsList) of the tf.Examples CsvExampleGen makes of `files`.
+
+    `missing_values`: column -> cell texts CsvExampleGen reads as missing (project.yaml's `missing_values`).
+    """
     import apache_beam as beam
     import tensorflow_data_validation as tfdv
     from apache_beam.options.pipeline_options import PipelineOptions
     from tfx.types import standard_component_specs
     from tfx_bsl.coders import example_coder
 
-    from tfxp.pipeline.example_gen import CsvToSerializedExamples
+    from tfxp.pipeline.example_gen import CsvToSerializedExamples, example_gen_config
 
     class _DecodeExamples(beam.DoFn):
         """Serialized tf.Example batches -> Arrow RecordBatches, as StatisticsGen reads examples."""
@@ -166,12 +251,16 @@ def _tfdv_statistics(files: list[Path], data: Path, beam_args: Iterable[str]):
 
     # ExampleGen reads a folder and a pattern: the folder itself, or a file's folder and its name.
     base, pattern = (str(data), "*.csv") if data.is_dir() else (str(files[0].parent), files[0].name)
+    exec_properties = {
+        standard_component_specs.INPUT_BASE_KEY: base,
+        standard_component_specs.CUSTOM_CONFIG_KEY: example_gen_config([], missing_values=missing_values),
+    }
     with tempfile.TemporaryDirectory(prefix="tfxp-init-") as tmp:
         output = str(Path(tmp) / "stats.tfrecord")
         with beam.Pipeline(options=PipelineOptions(list(beam_args))) as p:
             _ = (
                 p
-                | "CsvToExamples" >> CsvToSerializedExamples({standard_component_specs.INPUT_BASE_KEY: base}, pattern)
+                | "CsvToExamples" >> CsvToSerializedExamples(exec_properties, pattern)
                 | "Batch" >> beam.BatchElements(min_batch_size=1, max_batch_size=1000)
                 | "Decode" >> beam.ParDo(_DecodeExamples())
                 | "Statistics" >> tfdv.GenerateStatistics(tfdv.StatsOptions())
@@ -205,52 +294,267 @@ def _parse(text: str, dtype: str):
     return text
 
 
-def _count_values(
-    files: list[Path], header: list[str], dtypes: dict[str, str], rows: int, required: dict[str, bool]
-) -> dict[str, ColumnProfile]:
-    """One pass over the rows: blanks and distinct values per column (see ColumnProfile)."""
-    profiles = {name: ColumnProfile(name, dtypes[name], rows, required[name]) for name in header}
-    raw: dict[str, Counter] = {name: Counter() for name in header}
-    floats = [i for i, name in enumerate(header) if dtypes[name] == "float"]
+def _number(cell: str) -> int | float | None:
+    """A cell's number as tfx_bsl's type inference reads it (int() within int64, else float()); None for text
+    (and for an integer beyond int64, which tfx_bsl types STRING)."""
+    try:
+        value = int(cell)
+    except ValueError:
+        try:
+            return float(cell)
+        except ValueError:
+            return None
+    return value if _INT64_MIN <= value <= _INT64_MAX else None
+
+
+class _ColumnScan:
+    """One column's cells seen in one pass, a block of rows at a time (Arrow compute on the block's cells), before
+    TFDV and whatever its type: the scan decides which placeholder cells TFDV should see as missing.
+
+    Numbers: how many cells are numbers, whether all are whole, their distinct count while it can still make
+    an id (a set, dropped once the repeats rule that out), and whether they only go up or down in row order
+    within each file (then `changes` + 1 is the distinct count). Text: placeholder cells (PLACEHOLDERS) and
+    other text; whether every text cell is a date/time. `raw`: distinct texts -> cells, complete unless
+    `capped` (then counting stopped: no decision uses a capped column's counts).
+    """
+
+    def __init__(self, max_repeats: int):
+        self.blank = 0
+        self.first_blank: str | None = None
+        self.raw: Counter = Counter()
+        self.capped = False
+        self.numbers = 0
+        self.whole = True
+        self.placeholders: Counter = Counter()
+        self.text = 0
+        self.dates = True
+        self.date_example: str | None = None
+        self.non_finite: list[str] = []
+        self.non_finite_cells = 0
+        self.seen: set | None = set()
+        self.repeats = 0
+        self.max_repeats = max_repeats
+        self.increasing = self.decreasing = True
+        self.changes = 0
+        self.last: float | None = None
+        self.started = False
+
+    def new_file(self) -> None:
+        self.last = None
+
+    def add_block(self, cells: Sequence[str], lines: Sequence[int], path: Path) -> None:
+        """`cells`: the column's cells of consecutive rows ("" = blank); `lines`: each row's line in `path`."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        column = pa.array(cells, pa.string())
+        self._count_texts(column)
+        present = pc.not_equal(column, "")
+        blank = len(column) - pc.sum(present).as_py()
+        if blank:
+            self.blank += blank
+            if self.first_blank is None:
+                self.first_blank = f"{path}:{lines[list(cells).index('')]}"
+        is_placeholder = pc.is_in(column, value_set=pa.array(sorted(PLACEHOLDERS), pa.string()))
+        if pc.any(is_placeholder).as_py():
+            counts = pc.value_counts(pc.filter(column, is_placeholder))
+            for text, n in zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True):
+                self.placeholders[text] += n
+        rest = pc.filter(column, pc.and_(present, pc.invert(is_placeholder)))
+        if len(rest):
+            values, text = _numbers_of(rest)
+            self._add_text(text)
+            self._add_numbers(values, rest)
+
+    def _count_texts(self, column) -> None:
+        import pyarrow.compute as pc
+
+        if self.capped:
+            return
+        counts = pc.value_counts(column)
+        for text, n in zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True):
+            if text == "":
+                continue
+            if text not in self.raw and len(self.raw) >= MAX_TRACKED:
+                self.capped = True
+                return
+            self.raw[text] += n
+
+    def _add_text(self, text) -> None:
+        import pyarrow.compute as pc
+
+        if not len(text):
+            return
+        self.text += len(text)
+        self.seen = None
+        if self.dates:
+            if not pc.all(pc.match_substring_regex(text, _DATE_TIME_RE2)).as_py():
+                self.dates = False
+            elif self.date_example is None:
+                self.date_example = text[0].as_py()
+
+    def _add_numbers(self, values, cells) -> None:
+        import numpy as np
+
+        if not len(values):
+            return
+        self.numbers += len(values)
+        if values.dtype.kind == "f":
+            finite = np.isfinite(values)
+            if not finite.all():
+                self.non_finite_cells += int((~finite).sum())
+                self.seen = None
+                for text in _non_finite_texts(cells):
+                    if text not in self.non_finite and len(self.non_finite) < 3:
+                        self.non_finite.append(text)
+                values = values[finite]
+                if not len(values):
+                    return
+            if self.whole and not np.all(values == np.floor(values)):
+                self.whole = False
+                self.seen = None  # a measurement: never an id
+        if self.seen is not None:
+            before = len(self.seen)
+            self.seen.update(values.tolist())
+            self.repeats += len(values) - (len(self.seen) - before)
+            if self.repeats > self.max_repeats:
+                self.seen = None
+        steps = np.diff(values if self.last is None else np.concatenate([[self.last], values]))
+        self.increasing = self.increasing and bool(np.all(steps >= 0))
+        self.decreasing = self.decreasing and bool(np.all(steps <= 0))
+        # A new file's first value counts as a change: the distinct count is then an upper bound.
+        self.changes += int(np.count_nonzero(steps)) + (1 if self.last is None and self.started else 0)
+        self.last = values[-1]
+        self.started = True
+
+    def missing_markers(self) -> dict[str, int]:
+        """Placeholder cells to read as missing: only when every other non-blank cell is a number and the
+        placeholders are fewer than the numbers (a minority)."""
+        if self.placeholders and self.text == 0 and self.numbers > sum(self.placeholders.values()):
+            return dict(self.placeholders)
+        return {}
+
+
+def _numbers_of(cells):
+    """(numbers in row order as a numpy array: int64 when every cell is a plain int, else float64; the
+    cells that are text, an Arrow array). A number is what tfx_bsl's inference reads as one (`_number`):
+    plain decimal cells are cast by Arrow, other spellings (" 12", "inf", "1_000") parsed by Python once
+    per distinct value."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if pc.all(pc.match_substring_regex(cells, INT_CELL)).as_py():
+        try:
+            return pc.cast(cells, pa.int64()).to_numpy(), cells.slice(0, 0)
+        except pa.ArrowInvalid:  # beyond int64: tfx_bsl reads it as text
+            pass
+    plain = pc.match_substring_regex(cells, NUMBER_CELL).to_numpy(zero_copy_only=False)
+    values = np.full(len(cells), np.nan)
+    is_number = plain.copy()
+    if plain.any():
+        values[plain] = pc.cast(pc.filter(cells, pa.array(plain)), pa.float64()).to_numpy()
+    if not plain.all():
+        others = np.flatnonzero(~plain)
+        encoded = pc.dictionary_encode(cells.take(pa.array(others)))
+        parsed = [_number(text) for text in encoded.dictionary.to_pylist()]
+        for position, index in zip(others, encoded.indices.to_pylist(), strict=True):
+            if parsed[index] is not None:
+                values[position], is_number[position] = parsed[index], True
+    return values[is_number], pc.filter(cells, pa.array(~is_number))
+
+
+def _non_finite_texts(cells) -> list[str]:
+    """Up to 3 distinct cells that are infinite or NaN numbers ("inf", "-Infinity")."""
+    texts = []
+    for text in cells.unique().to_pylist():
+        value = _number(text)
+        if isinstance(value, float) and not math.isfinite(value):
+            texts.append(text)
+            if len(texts) == 3:
+                break
+    return texts
+
+
+def _scan(files: list[Path], header: list[str], rows: int) -> dict[str, _ColumnScan]:
+    """One pass with Python's csv module (the parser of tfxp run's preflight) over every row (see _ColumnScan)."""
+    # An id is unique per row or nearly: more repeats than this rule it out.
+    max_repeats = int((1 - ID_UNIQUE_FRACTION) * rows)
+    scans = {name: _ColumnScan(max_repeats) for name in header}
+    ordered = [scans[name] for name in header]
+
+    def flush(block: list[list[str]], lines: list[int], path: Path) -> None:
+        for scan, cells in zip(ordered, zip(*block, strict=True), strict=True):
+            scan.add_block(cells, lines, path)
+
     for path in files:
+        for scan in ordered:
+            scan.new_file()
+        block, lines = [], []
         with open(path, newline="", encoding="utf-8-sig") as f:
             reader = csv.reader(f, strict=True)
             next(reader, None)  # the header
             for record in reader:
                 if not record:  # a blank line: CsvExampleGen skips it too
                     continue
-                for name, cell in zip(header, record, strict=True):
-                    if cell == "":
-                        profile = profiles[name]
-                        profile.blank += 1
-                        if profile.first_blank is None:
-                            profile.first_blank = f"{path}:{reader.line_num}"
-                        continue
-                    counter = raw[name]
-                    if cell in counter or len(counter) < MAX_TRACKED:
-                        counter[cell] += 1
-                    else:
-                        profiles[name].capped = True
-                for i in floats:
-                    cell = record[i]
-                    try:
-                        if cell and not math.isfinite(float(cell)):
-                            profiles[header[i]].non_finite += 1
-                    except ValueError:  # TFDV's inference is the judge of the type; nothing to count here
-                        pass
-    for name, profile in profiles.items():
-        # Count by value (CsvExampleGen writes 1 for "01" and "1"), named by the value's most common text.
-        by_value: dict[object, Counter] = {}
-        for text, n in raw[name].items():
-            try:
-                value = _parse(text, profile.dtype)
-            except ValueError:  # a cell TFDV's type inference accepted that Python doesn't parse: keep the text
-                value = text
-            if isinstance(value, float) and math.isnan(value):
-                value = "nan"  # NaN != NaN: one key for every NaN spelling
-            by_value.setdefault(value, Counter())[text] += n
-        profile.counts = {texts.most_common(1)[0][0]: sum(texts.values()) for texts in by_value.values()}
-    return profiles
+                block.append(record)
+                lines.append(reader.line_num)
+                if len(block) == _SCAN_BLOCK_ROWS:
+                    flush(block, lines, path)
+                    block, lines = [], []
+        if block:
+            flush(block, lines, path)
+    return scans
+
+
+def _counts_by_value(raw: Counter, dtype: str, markers: dict[str, int]) -> dict[str, int]:
+    """Distinct values (canonical text -> rows): CsvExampleGen writes 1 for "01" and "1", so ints and floats
+    are counted by value, named by the value's most common text; cells read as missing left out."""
+    by_value: dict[object, Counter] = {}
+    for text, n in raw.items():
+        if text in markers:
+            continue
+        try:
+            value = _parse(text, dtype)
+        except ValueError:  # a cell TFDV's type inference accepted that Python doesn't parse: keep the text
+            value = text
+        if isinstance(value, float) and math.isnan(value):
+            value = "nan"  # NaN != NaN: one key for every NaN spelling
+        by_value.setdefault(value, Counter())[text] += n
+    return {texts.most_common(1)[0][0]: sum(texts.values()) for texts in by_value.values()}
+
+
+def _profile(name: str, scan: _ColumnScan, dtype: str, rows: int, required: bool, feature_stats) -> ColumnProfile:
+    markers = scan.missing_markers()
+    profile = ColumnProfile(
+        name,
+        dtype,
+        rows,
+        required,
+        blank=scan.blank,
+        counts=_counts_by_value(scan.raw, dtype, markers),
+        capped=scan.capped,
+        first_blank=scan.first_blank,
+        non_finite=scan.non_finite_cells if dtype == "float" else 0,
+        non_finite_examples=list(scan.non_finite) if dtype == "float" else [],
+        missing_values=markers,
+        numbers=scan.numbers,
+        whole=scan.whole and scan.numbers > 0,
+        exact_distinct=len(scan.seen) if scan.seen is not None and scan.numbers else None,
+        monotone=(
+            ("increasing" if scan.increasing else "decreasing" if scan.decreasing else None)
+            if scan.numbers > 1 and scan.text == 0
+            else None
+        ),
+        monotone_distinct=scan.changes + 1,
+        date_example=scan.date_example if scan.dates and scan.text > 0 and scan.numbers == 0 else None,
+    )
+    if feature_stats is not None and feature_stats.HasField("num_stats"):
+        num = feature_stats.num_stats
+        profile.min, profile.max, profile.mean, profile.std = num.min, num.max, num.mean, num.std_dev
+    if feature_stats is not None and feature_stats.HasField("string_stats") and dtype == "string":
+        profile.unique = feature_stats.string_stats.unique
+    return profile
 
 
 @dataclass
@@ -258,7 +562,7 @@ class DataProfile:
     """The data `tfxp init` decides from: files, shared header, rows, a profile per column, TFDV statistics.
 
     `statistics`: TFDV's DatasetFeatureStatisticsList of the tf.Examples CsvExampleGen makes of the files
-    (the schema is inferred from it).
+    (the schema is inferred from it), with each column's `missing_values` cells read as missing.
     """
 
     data: Path
@@ -268,10 +572,50 @@ class DataProfile:
     columns: dict[str, ColumnProfile]
     statistics: object
 
+    @property
+    def missing_values(self) -> dict[str, list[str]]:
+        """Column -> placeholder texts read as missing (CsvExampleGen's custom_config, project.yaml)."""
+        return {n: sorted(p.missing_values) for n, p in self.columns.items() if p.missing_values}
+
+
+def check_column_names(header: list[str], label: str, ignore: Iterable[str] = ()) -> None:
+    """Refuses model inputs TensorFlow can't name (project.TF_NAME: e.g. "mean radius"), before any statistics.
+
+    Raises InitError naming every such column and the two ways out (--ignore, or rename the CSV column).
+    """
+    ignored = set(ignore)
+    unknown = sorted(ignored - set(header))
+    if unknown:
+        raise InitError(f"--ignore {', '.join(unknown)}: not a column (columns: {', '.join(header)})")
+    if label in ignored:
+        raise InitError(f"--ignore {label}: it is the label")
+    bad = [n for n in header if n != label and n not in ignored and not project_lib.TF_NAME.fullmatch(n)]
+    if bad:
+        raise InitError(
+            f"column name(s) {', '.join(map(repr, bad))}: a model input's name must be letters, digits and "
+            "_ . - / (not starting with _ - /; TensorFlow names the model's inputs after them); rename the "
+            "column in the CSV, or leave it out of the model with "
+            + " ".join(f"--ignore {shlex.quote(n)}" for n in bad)
+        )
+
+
+def read_header(data: Path | str) -> tuple[Path, list[Path], list[str]]:
+    """(resolved data, its CSV files, the first file's header): what init checks before reading every row.
+
+    Raises NoCsvFilesError / FileNotFoundError (no data there).
+    """
+    data = Path(data).resolve()
+    files = list_csv_files(data)
+    with open(files[0], encoding="utf-8-sig", newline="") as f:
+        header = parse_header(f.readline())
+    return data, files, header
+
 
 def profile_data(data: Path | str, beam_args: Iterable[str] | None = None) -> DataProfile:
-    """Reads a CSV file or folder of CSV files: preflight, TFDV statistics, distinct values per column.
+    """Reads a CSV file or folder of CSV files: preflight, one pass over the cells, TFDV statistics.
 
+    Numeric columns with a few placeholder cells ("?", "NA", ...: _ColumnScan.missing_markers) are read
+    with those cells missing, as `tfxp run`'s CsvExampleGen will read them (project.yaml `missing_values`).
     Raises DataFileError (a file that can't be read as the dataset, by file:line), NoCsvFilesError /
     FileNotFoundError (no data there), InitError (a header without rows).
     """
@@ -282,25 +626,20 @@ def profile_data(data: Path | str, beam_args: Iterable[str] | None = None) -> Da
     dataset = check_dataset(files)
     if dataset.total_rows == 0:
         raise InitError(f"{data}: no rows (a header only)")
-    stats = _tfdv_statistics(files, data, beam_args if beam_args is not None else DEFAULT_BEAM_ARGS)
+    scans = _scan(files, dataset.header, dataset.total_rows)
+    missing = {name: sorted(scan.missing_markers()) for name, scan in scans.items() if scan.missing_markers()}
+    stats = _tfdv_statistics(files, data, beam_args if beam_args is not None else DEFAULT_BEAM_ARGS, missing)
     by_name = _feature_statistics(stats)
-    dtypes, required = {}, {}
+    columns = {}
     for name in dataset.header:
         feature_stats = by_name.get(name)
         common = _common_stats(feature_stats) if feature_stats is not None else None
-        dtypes[name] = _dtype_of(feature_stats) if feature_stats is not None else "string"
+        dtype = _dtype_of(feature_stats) if feature_stats is not None else "string"
         # One value in every row: TFDV's condition for a fixed shape, so `required` agrees with the schema.
-        required[name] = bool(
+        required = bool(
             common and common.num_missing == 0 and common.min_num_values >= 1 and common.max_num_values == 1
         )
-    columns = _count_values(files, dataset.header, dtypes, dataset.total_rows, required)
-    for name, profile in columns.items():
-        feature_stats = by_name.get(name)
-        if feature_stats is not None and feature_stats.HasField("num_stats"):
-            num = feature_stats.num_stats
-            profile.min, profile.max, profile.mean, profile.std = num.min, num.max, num.mean, num.std_dev
-        if feature_stats is not None and feature_stats.HasField("string_stats") and profile.dtype == "string":
-            profile.unique = feature_stats.string_stats.unique
+        columns[name] = _profile(name, scans[name], dtype, dataset.total_rows, required, feature_stats)
     return DataProfile(
         data=data, files=files, header=dataset.header, rows=dataset.total_rows, columns=columns, statistics=stats
     )
@@ -317,9 +656,22 @@ def _share(n: int, total: int) -> str:
     return f"{100 * n / total:.1f}%"
 
 
-def _floor_hundredth(x: float) -> float:
-    # The epsilon keeps 0.29 (28.999999999999996 after * 100) at 0.29.
-    return math.floor(x * 100 + 1e-9) / 100
+def _hundredth_above(x: float) -> float:
+    """The smallest multiple of 0.01 strictly above `x` (0.489 -> 0.49, 0.7 -> 0.71): a floor the naive
+    predictor, which scores `x`, can't reach (TFMA passes a metric >= its lower_bound)."""
+    # The epsilon keeps 0.29 (28.999999999999996 after * 100) at 0.29, so its floor is 0.30.
+    return round((math.floor(x * 100 + 1e-9) + 1) / 100, 2)
+
+
+def _round_below(x: float, digits: int) -> float:
+    """The largest number of `digits` significant digits strictly below `x` > 0 (7.806 -> 7.8, 7.8 -> 7.79):
+    a ceiling the naive predictor, which scores `x`, can't reach (TFMA passes a metric <= its upper_bound)."""
+    exponent = math.floor(math.log10(x))
+    step = 10.0 ** (exponent - digits + 1)
+    if x <= 10.0**exponent * (1 + 1e-12):  # a power of ten: the value below it has a smaller exponent (0.999)
+        step /= 10
+    below = (math.ceil(x / step - 1e-9) - 1) * step
+    return float(f"{below:.{digits}g}")
 
 
 def _round_up(x: float, digits: int) -> float:
@@ -337,14 +689,85 @@ def _value_sort_key(text: str, dtype: str):
         return (1, 0, text)
 
 
+def _markers_text(markers: dict[str, int]) -> str:
+    """{"?": 6} -> "6 cells '?'"; several -> "7 cells ('?' 6, 'NA' 1)"."""
+    total = sum(markers.values())
+    if len(markers) == 1:
+        return f"{_plural(total, 'cell')} {next(iter(markers))!r}"
+    return f"{_plural(total, 'cell')} (" + ", ".join(f"{m!r} {n}" for m, n in sorted(markers.items())) + ")"
+
+
+def _unix_time_unit(low: float, high: float) -> str | None:
+    """ "seconds" / "milliseconds" when every value lies in UNIX_SECONDS_RANGE in that unit, else None."""
+    start, end = UNIX_SECONDS_RANGE
+    for unit, scale in (("seconds", 1), ("milliseconds", 1000)):
+        if start * scale <= low and high < end * scale:
+            return unit
+    return None
+
+
+def _utc_date(seconds: float) -> str:
+    return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).date().isoformat()
+
+
+def _ignored_role(p: ColumnProfile) -> tuple[str, str] | None:
+    """(evidence, why) when a column is an id, a timestamp or a date and so kept out of the model, else None.
+
+    Rules (README "Bring your own data"): a string column of dates or date-times; a whole-number column
+    (int, or float cells all whole: "1001.0") with more than MIN_NUMERIC_INT_VALUES values that is a Unix
+    timestamp (every value in 1990..2040 in seconds or milliseconds), unique per row or nearly
+    (ID_UNIQUE_FRACTION of its cells distinct), or a counter (only going up or down in row order, with
+    distinct values in COUNTER_DISTINCT_FRACTION of its cells). A float with a fractional part is a
+    measurement, never an id.
+    """
+    if p.dtype == "string":
+        if p.date_example is not None:
+            return (
+                f"string, dates/times like {p.date_example!r}",
+                "date/time: calendar features are not derived; add e.g. month/day-of-week columns to the CSV",
+            )
+        return None
+    if not p.whole or p.min is None or p.max is None:
+        return None
+    cells = p.numbers
+    kind = "int" if p.dtype == "int" else "float, whole numbers"
+    unit = _unix_time_unit(p.min, p.max)
+    distinct = p.exact_distinct if p.exact_distinct is not None else p.distinct
+    if unit is not None and (p.capped or p.distinct >= MIN_NUMERIC_INT_VALUES):
+        scale = 1 if unit == "seconds" else 1000
+        return (
+            f"{kind}, every value a Unix time in {unit} ({_utc_date(p.min / scale)}..{_utc_date(p.max / scale)})",
+            "a timestamp: calendar features are not derived, and a later time is outside the training range; "
+            "add e.g. month/day-of-week columns to the CSV",
+        )
+    why = "an id: an id outside the training range would drive the answer"
+    if p.exact_distinct is not None and distinct >= MIN_NUMERIC_INT_VALUES and distinct >= ID_UNIQUE_FRACTION * cells:
+        how = "unique per row" if distinct == cells else "nearly unique per row"
+        return f"{kind}, {distinct:,} distinct values in {cells:,} rows ({how})", why
+    if (
+        p.monotone is not None
+        and p.monotone_distinct >= MIN_NUMERIC_INT_VALUES
+        and p.monotone_distinct >= COUNTER_DISTINCT_FRACTION * cells
+    ):
+        return (
+            f"{kind}, {p.monotone_distinct:,} distinct values in {cells:,} rows, {p.monotone} in row order "
+            "(a counter or sorted ids)",
+            why,
+        )
+    return None
+
+
 def decide_column(profile: ColumnProfile) -> tuple[project_lib.Column, str]:
     """The spec entry for a feature column and the line saying why ("company: string, 90 distinct values
     -> vocabulary"). Rules: module docstring."""
     p = profile
     evidence = f"{p.dtype}, {p.distinct_text()}"
     kind, size, why = "", 0, ""
+    role = _ignored_role(p) if p.blank < p.rows else None
     if p.blank == p.rows:
         evidence, kind, why = "blank in every row", "ignored", "nothing to learn from"
+    elif role is not None:
+        kind, (evidence, why) = "ignored", role
     elif p.dtype == "float":
         kind = "numeric"
     elif p.dtype == "int":
@@ -364,7 +787,11 @@ def decide_column(profile: ColumnProfile) -> tuple[project_lib.Column, str]:
         else:
             kind = "vocabulary"
     required = p.required
-    if not p.required and p.blank < p.rows:
+    if p.missing_values:
+        evidence += (
+            f"; {p.numbers:,} of {p.rows:,} cells are numbers; {_markers_text(p.missing_values)} read as missing"
+        )
+    if p.blank and p.blank < p.rows:
         evidence += f", {_plural(p.blank, 'blank cell')}"
     decision = kind if p.required or p.blank == p.rows else f"{kind}, optional"
     line = f"{p.name}: {evidence} -> {decision}" + (f" ({why})" if why else "")
@@ -375,6 +802,7 @@ def decide_column(profile: ColumnProfile) -> tuple[project_lib.Column, str]:
         required=required,
         buckets=project_lib.DEFAULT_BUCKETS if kind == "bucketized" else 0,
         size=size,
+        missing_values=tuple(sorted(p.missing_values)),
     ), line
 
 
@@ -440,6 +868,11 @@ def decide_label(
             f"label {name} is blank in {_plural(p.blank, 'row')} (first: {p.first_blank}); "
             "every training row needs a label: fill or drop those rows"
         )
+    if p.missing_values:
+        raise InitError(
+            f"label {name}: {p.numbers} cells are numbers and {_markers_text(p.missing_values)} mean no value; "
+            "every training row needs a label: fill or drop those rows"
+        )
     if not p.capped and p.distinct == 1:
         only = next(iter(p.counts))
         raise InitError(f"label {name} has one value ({only!r}) in every row: nothing to learn")
@@ -472,7 +905,9 @@ def decide_label(
                 f"label {name}: no standard deviation (non-finite values?); a regression label needs finite numbers"
             )
         label = project_lib.Label(column=name, task="regression", dtype=p.dtype)
-        bound = _round_up(std, 3)
+        if std <= 0:
+            raise InitError(f"label {name}: one value in every row: nothing to learn")
+        bound = _round_below(std, 3)
         gate = project_lib.Gate(
             "RootMeanSquaredError",
             bound=bound,
@@ -484,8 +919,8 @@ def decide_label(
             [gate],
             [
                 f"{evidence}{detected} (mean {mean:.4g}, standard deviation {std:.4g})",
-                f"gate RootMeanSquaredError <= {gate.bound}: the label's standard deviation, what always predicting "
-                f"the mean scores; change vs the blessed baseline at most {gate.max_change} (2%)",
+                f"gate RootMeanSquaredError <= {gate.bound}: below the label's standard deviation {std:.4g}, what "
+                f"always predicting the mean scores; change vs the blessed baseline at most {gate.max_change} (2%)",
             ],
         )
 
@@ -503,7 +938,8 @@ def decide_label(
     majority = max(sorted(counts), key=lambda v: counts[v])
     share = counts[majority] / rows
     accuracy_why = (
-        f"the majority class {majority} is {_share(counts[majority], rows)} of rows, what always guessing it scores"
+        f"above {share:.4g}: the majority class {majority} is {_share(counts[majority], rows)} of rows, what always "
+        "guessing it scores"
     )
     if task == "binary":
         if p.distinct != 2:
@@ -525,7 +961,7 @@ def decide_label(
         label = project_lib.Label(
             column=name, task="binary", classes=(negative, positive), positive=positive, dtype=p.dtype
         )
-        accuracy = project_lib.Gate("BinaryAccuracy", bound=_floor_hundredth(share), max_change=ACCURACY_MAX_CHANGE)
+        accuracy = project_lib.Gate("BinaryAccuracy", bound=_hundredth_above(share), max_change=ACCURACY_MAX_CHANGE)
         auc = project_lib.Gate("AUC", bound=AUC_BOUND, max_change=AUC_MAX_CHANGE)
         return (
             label,
@@ -540,8 +976,9 @@ def decide_label(
 
     # multiclass
     classes = tuple(sorted(counts, key=lambda v: _value_sort_key(v, p.dtype)))
+    _check_int_classes_contiguous(name, classes, p.dtype)
     label = project_lib.Label(column=name, task="multiclass", classes=classes, dtype=p.dtype)
-    gate = project_lib.Gate("SparseCategoricalAccuracy", bound=_floor_hundredth(share), max_change=ACCURACY_MAX_CHANGE)
+    gate = project_lib.Gate("SparseCategoricalAccuracy", bound=_hundredth_above(share), max_change=ACCURACY_MAX_CHANGE)
     return (
         label,
         [gate],
@@ -551,6 +988,22 @@ def decide_label(
             f"most {ACCURACY_MAX_CHANGE}",
         ],
     )
+
+
+def _check_int_classes_contiguous(name: str, classes: tuple[str, ...], dtype: str) -> None:
+    """An int class label's schema domain is int_domain min..max, which must admit its classes only
+    (tfxp.project.check_schema): classes 4, 6, 8 would admit 5 and 7. Raises InitError saying what to do."""
+    if dtype != "int":
+        return
+    values = sorted(int(c) for c in classes)
+    gaps = sorted(set(range(values[0], values[-1] + 1)) - set(values))
+    if gaps:
+        raise InitError(
+            f"label {name}: int classes {', '.join(classes)} are not consecutive, and the schema's int_domain "
+            f"({values[0]}..{values[-1]}) would also admit {', '.join(map(str, gaps[:5]))}"
+            f"{', ...' if len(gaps) > 5 else ''} as a class; write the classes as text in the CSV (e.g. "
+            f"{name}_{values[0]}), or use --task regression"
+        )
 
 
 def decide_slices(columns: list[project_lib.Column], profiles: dict[str, ColumnProfile]) -> tuple[list[str], str]:
@@ -625,7 +1078,13 @@ def default_name(data: Path) -> str:
 
 
 def _command(
-    data: Path | str, label: str, task: str, positive: str | None, name: str | None, dir: Path | str | None
+    data: Path | str,
+    label: str,
+    task: str,
+    positive: str | None,
+    name: str | None,
+    dir: Path | str | None,
+    ignore: Iterable[str] = (),
 ) -> str:
     args = ["tfxp", "init", "--data", str(data), "--label", label]
     for flag, value in (
@@ -633,10 +1092,23 @@ def _command(
         ("--positive", positive),
         ("--name", name),
         ("--dir", dir),
+        *(("--ignore", column) for column in ignore),
     ):
         if value is not None:
             args += [flag, str(value)]
     return " ".join(shlex.quote(a) for a in args)
+
+
+def name_in_use(name: str, output: Path | str) -> str | None:
+    """A warning when `<output>/serving/<name>` already holds a model (`tfxp run`'s push target), else None."""
+    serving = Path(output).resolve() / "serving" / name
+    if not serving.is_dir() or not any(serving.iterdir()):
+        return None
+    return (
+        f"a model named {name} is already pushed to {serving}: `tfxp run` refuses to push this project over it "
+        "if its label, task, classes or inputs differ (a different model, not a new version); give this one "
+        "its own name with --name"
+    )
 
 
 @dataclass
@@ -645,7 +1117,7 @@ class Decisions:
 
     `lines`: one per decision, "name: evidence -> decision (why)" (columns in CSV order, then the label, its
     gates and the slices); `notes`: the same as comments for project.yaml (project.dumps keys); `warnings`:
-    data that `tfxp run` will refuse or that needs a look.
+    data that `tfxp run` will refuse or that needs a look; `remarks`: facts worth knowing (huge magnitudes).
     """
 
     label: project_lib.Label
@@ -655,24 +1127,36 @@ class Decisions:
     lines: list[str]
     notes: dict[str, str]
     warnings: list[str]
+    remarks: list[str] = field(default_factory=list)
 
 
-def decide_project(profile: DataProfile, label: str, task: str = "auto", positive: str | None = None) -> Decisions:
+def decide_project(
+    profile: DataProfile,
+    label: str,
+    task: str = "auto",
+    positive: str | None = None,
+    ignore: Iterable[str] = (),
+) -> Decisions:
     """The columns' kinds, the label's task and classes, the gates and the slices (rules: module docstring).
 
-    Raises InitError: `label` not a column (the columns are listed), the label only column, every other column
-    ignored, and decide_label's refusals.
+    `ignore`: columns made `kind: ignored` whatever the data says (--ignore). Raises InitError: `label` not a
+    column (the columns are listed), the label only column, every other column ignored, and decide_label's
+    refusals.
     """
     if label not in profile.header:
         raise InitError(f"--label {label!r} is not a column of {profile.data}; columns: {', '.join(profile.header)}")
     if len(profile.header) == 1:
         raise InitError(f"{profile.data} has no column besides the label {label}")
+    ignored = set(ignore)
     label_spec, gates, label_lines = decide_label(profile.columns[label], task, positive)
     columns, lines, notes = [], [], {}
     for name in profile.header:
         if name == label:
             continue
         column, line = decide_column(profile.columns[name])
+        if name in ignored:
+            column = replace(column, kind="ignored", size=0, buckets=0)
+            line = f"{line.split(' -> ', 1)[0]} -> {'ignored' if column.required else 'ignored, optional'} (--ignore)"
         columns.append(column)
         lines.append(line)
         notes[f"features.{name}"] = line.split(": ", 1)[1]
@@ -689,13 +1173,57 @@ def decide_project(profile: DataProfile, label: str, task: str = "auto", positiv
     warnings = []
     for p in profile.columns.values():
         if p.non_finite:
-            examples = [v for v in p.counts if not math.isfinite(float(v))][:3]
             warnings.append(
-                f"{p.name}: {_plural(p.non_finite, 'NaN or infinite cell')} ({', '.join(examples)}); "
+                f"{p.name}: {_plural(p.non_finite, 'infinite or NaN cell')} ({', '.join(p.non_finite_examples)}); "
                 "tfxp run refuses them (the schema disallows NaN and infinity): fix or drop those rows"
             )
+    warnings += _rare_class_warnings(label_spec, profile.columns[label])
+    magnitude_notes = [_magnitude_note(c, profile.columns[c.name]) for c in columns if c.kind in _NUMERIC_KINDS]
     return Decisions(
-        label=label_spec, features=columns, thresholds=gates, slices=slices, lines=lines, notes=notes, warnings=warnings
+        label=label_spec,
+        features=columns,
+        thresholds=gates,
+        slices=slices,
+        lines=lines,
+        notes=notes,
+        warnings=warnings,
+        remarks=[n for n in magnitude_notes if n],
+    )
+
+
+_NUMERIC_KINDS = ("numeric", "bucketized")
+
+
+def _rare_class_warnings(label: project_lib.Label, p: ColumnProfile) -> list[str]:
+    """A class with fewer than RARE_CLASS_ROWS rows: TFX's 2:1 hash split puts each row in eval with
+    probability 1/3, so the eval split misses all n rows of it with probability (2/3)**n."""
+    if label.task == "regression":
+        return []
+    warnings = []
+    for value in label.classes:
+        n = p.counts.get(value, 0)
+        if n < RARE_CLASS_ROWS:
+            warnings.append(
+                f"label {p.name}: class {value} has {_plural(n, 'row')}; the eval split (about 1/3 of rows, TFX's "
+                f"2:1 hash split) holds none of them with probability {(2 / 3) ** n:.0%}, and then nothing "
+                f"measures it"
+                + (" (AUC needs both classes)" if label.task == "binary" else "")
+                + ": add rows of it, or merge it into another class"
+            )
+    return warnings
+
+
+def _magnitude_note(column: project_lib.Column, p: ColumnProfile) -> str | None:
+    """A numeric column whose values go beyond float32's exact integers (2**24): said, not changed."""
+    if p.min is None or p.max is None:
+        return None
+    largest = max(abs(p.min), abs(p.max))
+    if largest <= FLOAT32_EXACT_INT:
+        return None
+    return (
+        f"{column.name}: {column.kind} with |values| up to {largest:,.0f}, beyond 2**24 = {FLOAT32_EXACT_INT:,} "
+        "(the integers float32 holds exactly): preprocessing must not cast it to float32 before centring it; "
+        "if it is an id or a code, make it kind: ignored"
     )
 
 
@@ -707,21 +1235,27 @@ def init_project(
     name: str | None = None,
     dir: Path | str | None = None,
     beam_args: Iterable[str] | None = None,
+    ignore: Iterable[str] = (),
+    output: Path | str = "output",
 ) -> InitResult:
     """Reads the CSV data, decides the project and writes DIR/project.yaml and DIR/schema.pbtxt.
 
     `data`: a CSV file or a folder of CSV files (local). `label`: the label column. `task`: "auto" (see the
     module docstring) or the task. `positive`: a binary label's positive value, as in the CSV. `name`: the
     project name (default from the data's name). `dir`: the folder to write (default ./<name>). `beam_args`:
-    Beam options for the statistics (default: in-memory DirectRunner).
+    Beam options for the statistics (default: in-memory DirectRunner). `ignore`: columns made `kind: ignored`
+    (--ignore; their names need not be TensorFlow names). `output`: where `tfxp run` will push (`tfxp run
+    --output`), checked for a model already pushed under this name.
 
-    Raises InitError (bad arguments, a label that can't be learned, DIR already holding a project),
+    Raises InitError (bad arguments, a column name TensorFlow refuses for an input, a label that can't be
+    learned, DIR already holding a project),
     tfxp.pipeline.csv_files.DataFileError (a file that can't be read as the dataset, by file:line),
     NoCsvFilesError / FileNotFoundError (no data there).
     """
     from google.protobuf import text_format
 
-    command = _command(data, label, task, positive, name, dir)
+    ignore = list(dict.fromkeys(ignore))
+    command = _command(data, label, task, positive, name, dir, ignore)
     if task not in TASK_CHOICES:
         raise InitError(f"--task {task!r}: one of {', '.join(TASK_CHOICES)}")
     if "://" in str(data):
@@ -740,8 +1274,16 @@ def init_project(
             "project: choose another --dir, or delete them"
         )
 
+    # Header checks first: a name TensorFlow refuses is said in a fraction of a second, not after statistics.
+    _, _, header = read_header(data)
+    if label not in header:
+        raise InitError(f"--label {label!r} is not a column of {data}; columns: {', '.join(header)}")
+    check_column_names(header, label, ignore)
     profile = profile_data(data, beam_args)
-    decided = decide_project(profile, label, task, positive)
+    decided = decide_project(profile, label, task, positive, ignore)
+    in_use = name_in_use(name, output)
+    if in_use is not None:
+        decided.warnings.append(in_use)
     project = project_lib.Project(
         name=name,
         label=decided.label,
@@ -768,12 +1310,18 @@ def init_project(
             else ""
         )
         + "- categorical_int columns are bounded to 0..size-1.\n"
-        "Features with `shape` are required in every row; the others may be blank."
+        + (
+            "Typed with project.yaml's missing_values cells read as missing (CsvExampleGen reads them so).\n"
+            if profile.missing_values
+            else ""
+        )
+        + "Features with `shape` are required in every row; the others may be blank."
     )
     spec_header = (
         f"Written by `{command}` on {today}; edit freely.\n"
         "kind: numeric (z-scored) | bucketized (float, `buckets: N` quantiles) | categorical_int (0..size-1)\n"
         "      | vocabulary (top-k values) | ignored (validated by the schema, not a model input)\n"
+        "missing_values: cell texts read as missing (placeholders such as '?' in a numeric column).\n"
         "required: false = may be blank (then schema.pbtxt gives it no shape). Comments: what tfxp init saw.\n"
         "thresholds: blessing gates on the overall eval slice, from the naive predictor on this data."
     )
@@ -798,4 +1346,5 @@ def init_project(
         rows=profile.rows,
         decisions=decided.lines,
         warnings=decided.warnings,
+        remarks=decided.remarks,
     )

@@ -41,6 +41,7 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
         config.data_pattern,
         float_columns=float_features(load_schema(config.schema)),
         eval_rows=config.eval_rows,
+        missing_values=dict(config.missing_values),
     )
 
     statistics_gen = StatisticsGen(examples=example_gen.outputs["examples"])
