@@ -3,7 +3,8 @@
 Built from builtin-friendly ops only (TFLITE_BUILTINS), with the parameters of
 tfxp.mobile.preprocessing_params:
 
-- NUMERIC: (x - mean) / std (or * 1/std, as the transform's graph runs it).
+- NUMERIC: (x - mean) / std (or * 1/std, as the transform's graph runs it); ints
+  as float32(x - offset) first, the difference in int64.
 - BUCKETIZED: base + sum(x >= thresholds).
 - CATEGORICAL_INT: x + 1 for 0..size-1, else the OOV id size + 1.
 - VOCABULARY: EQUAL against the keys as constants + ARG_MAX, + 1; unseen values get
@@ -222,6 +223,8 @@ def _feature(p: FeatureParams, x):
     import tensorflow as tf
 
     if p.kind is F.Kind.NUMERIC:
+        if p.offset:  # int64 first, as the transform centres ints (models.preprocessing.int_center)
+            x = x - tf.constant(p.offset, tf.int64)
         x = tf.cast(x, tf.float32) - tf.constant(p.mean, tf.float32)
         scale = tf.constant(p.scale, tf.float32)
         return x / scale if p.scale_op == "div" else x * scale

@@ -87,7 +87,8 @@ class FeatureParams:
     dtype: F.DType
     optional: bool  # the raw schema lets it be absent: the marker means "missing" -> MISSING_ID / z = 0
     finite: bool = False  # FLOAT whose schema disallows infinities: +-inf gets no answer, as in predict_raw
-    mean: float | None = None  # NUMERIC: (x - mean) / scale or (x - mean) * scale, float32
+    mean: float | None = None  # NUMERIC: (x' - mean) / scale or (x' - mean) * scale, float32
+    offset: int = 0  # NUMERIC int: x' = float32(x - offset), the difference taken in int64
     scale: float | None = None
     scale_op: str = "div"  # "div" | "mul" (1 / std): the op the transform's graph runs
     exact: bool = True  # NUMERIC: mean/std reproduce every probe bit for bit
@@ -123,6 +124,8 @@ class FeatureParams:
         out: dict[str, Any] = {"kind": self.kind.value}
         if self.kind is F.Kind.NUMERIC:
             out.update(mean=self.mean, std=self.std, missing_indicator=self.indicator)
+            if self.dtype is F.DType.INT:
+                out.update(offset=self.offset)
         elif self.kind is F.Kind.BUCKETIZED:
             out.update(
                 buckets=self.base + len(self.thresholds) + 1, thresholds=[_json_number(t) for t in self.thresholds]
@@ -233,7 +236,7 @@ def extract_preprocessing(
     params = []
     for feature, p in zip(problem.features, contract_params(tft_output, problem), strict=True):
         if feature.kind is F.Kind.NUMERIC:
-            p.mean, p.scale, p.scale_op, p.exact = _fit_z_score(probe, feature)
+            p.offset, p.mean, p.scale, p.scale_op, p.exact = _fit_z_score(probe, feature)
         elif feature.kind is F.Kind.BUCKETIZED:
             p.base, p.thresholds = _find_thresholds(probe, feature)
         elif feature.kind is F.Kind.CATEGORICAL_INT:
@@ -284,8 +287,10 @@ def _probe_values(feature: F.Feature, values) -> list:
 # -- NUMERIC: z-scores --------------------------------------------------------------------------
 
 
-def _fit_z_score(probe: TransformProbe, feature: F.Feature) -> tuple[float, float, str, bool]:
-    """(mean, scale, op, exact): z = fl(fl(x - mean) op scale) in float32 reproducing the transform.
+def _fit_z_score(probe: TransformProbe, feature: F.Feature) -> tuple[int, float, float, str, bool]:
+    """(offset, mean, scale, op, exact): z = fl(fl(x' - mean) op scale) in float32 reproducing the
+    transform, where x' = float32(x - offset) (int features, offset an int64 near the mean, as the
+    transform centres them: models.preprocessing.int_center) or x (floats, offset 0).
 
     tf.Transform writes (x - mean) / sqrt(var) (a zero std leaves x - mean, which
     scale 1 reproduces), but TF's graph optimizer may turn the division by a
@@ -303,17 +308,29 @@ def _fit_z_score(probe: TransformProbe, feature: F.Feature) -> tuple[float, floa
     std = (float(xs[hi]) - float(xs[lo])) / (zs[hi] - zs[lo])
     i = int(np.argmin(np.abs(zs)))
     mean = float(xs[i]) - zs[i] * std
-    for _ in range(2):  # re-probe next to the estimate: x - mean is then (nearly) exact
+    for _ in range(3):
+        # Re-probe next to the estimate (x - mean is then nearly exact), and 3 std either side of it:
+        # for a column far from 0 (a timestamp ~1.4e9) the fixed probes above all sit ~80 std away,
+        # where the z-scores' float32 rounding left std wrong by ~1e-4.
         near = _probe_values(feature, [mean] if feature.dtype is F.DType.FLOAT else [math.floor(mean), math.ceil(mean)])
         zn = probe(feature, near).astype(np.float64)
         i = int(np.argmin(np.abs(zn)))
         mean = float(near[i]) - zn[i] * std
+        pair = _probe_values(feature, [mean - 3 * abs(std), mean + 3 * abs(std)])
+        zp = probe(feature, pair).astype(np.float64)
+        if len(pair) == 2 and zp[1] != zp[0]:
+            std = (float(pair[1]) - float(pair[0])) / (zp[1] - zp[0])
     rng = np.random.default_rng(0)
     extra = list(np.linspace(-3, 3, 25) * abs(std) + mean) + [mean + d for d in range(-5, 6)]
     extra += list(rng.normal(mean, abs(std) * 2, 64))
     xs = _probe_values(feature, list(xs) + extra)
     zs = probe(feature, xs).astype(np.float64)
-    x32 = np.asarray(xs, np.float64).astype(np.float32)
+    offset = int(round(mean)) if feature.dtype is F.DType.INT else 0
+    if offset:
+        x32 = (np.asarray(xs, np.int64) - np.int64(offset)).astype(np.float32)
+        mean -= offset
+    else:
+        x32 = np.asarray(xs, np.float64).astype(np.float32)
     best = None
     for op, estimate in (("div", std), ("mul", 1.0 / std)):
         for m in _float32_neighbours(mean, 8):
@@ -327,11 +344,11 @@ def _fit_z_score(probe: TransformProbe, feature: F.Feature) -> tuple[float, floa
                 if best is None or error < best[0]:
                     best = (error, float(m), float(s), op)
                 if error == 0:
-                    return float(m), float(s), op, True
+                    return offset, float(m), float(s), op, True
     error, m, s, op = best
     if error > 1e-5 * max(1.0, float(np.max(np.abs(zs)))):
         raise ConversionError(f"{feature.name}: no (mean, std) reproduces the transform (max error {error})")
-    return m, s, op, False
+    return offset, m, s, op, False
 
 
 def _float32_neighbours(value: float, count: int) -> list[np.float32]:

@@ -116,13 +116,23 @@ def scatter_rows(values: tf.Tensor, rows: tf.Tensor | None, like: tf.Tensor | tf
     return tf.scatter_nd(tf.expand_dims(rows, 1), values, tf.reshape(like.dense_shape[0], [1]))
 
 
+def int_center(values: tf.Tensor) -> tf.Tensor:
+    """An int64 near the training mean of an int column (an analyzer result; 0 for a column without
+    values), subtracted in int64 before the float32 cast: float32 holds integers exactly only up to
+    2**24, so a Unix timestamp (~1.4e9) or a large id cast first lost its low bits (steps of 128)
+    and the z-score was a difference of nearly equal numbers, which the TFLite conversion could not
+    reproduce (issue 17: "no (mean, std) reproduces the transform")."""
+    mean = tft.mean(values, output_dtype=tf.float64)
+    return tf.cast(tf.where(tf.math.is_finite(mean), tf.round(mean), tf.zeros_like(mean)), tf.int64)
+
+
 def transform_feature(feature: F.Feature, x: tf.Tensor | tf.SparseTensor) -> dict[str, tf.Tensor]:
     """One raw feature -> its model inputs: {transformed_name: [batch]} (and, for an optional NUMERIC,
     {indicator_name: float32 [batch]}).
 
     The analyzers see only the values present, so a missing value never counts as a real one:
-    - NUMERIC: float32 z-score of the values; a missing value is the training mean (z = 0), and its
-      indicator 1.0 lets the model learn what "missing" means.
+    - NUMERIC: float32 z-score of the values (ints centred in int64 first: `int_center`); a missing
+      value is the training mean (z = 0), and its indicator 1.0 lets the model learn what "missing" means.
     - BUCKETIZED: int64 id: quantile bucket + 1; missing MISSING_ID.
     - CATEGORICAL_INT: int64 id: value + 1 for 0..size-1, size + 1 (the OOV id) for any other int
       (not clipped to a learned value); missing MISSING_ID.
@@ -133,6 +143,8 @@ def transform_feature(feature: F.Feature, x: tf.Tensor | tf.SparseTensor) -> dic
     values, rows = present_values(x)
     name = F.transformed_name(feature.name)
     if feature.kind is F.Kind.NUMERIC:
+        if feature.dtype is F.DType.INT:
+            values = values - int_center(values)
         z = tft.scale_to_z_score(tf.cast(values, tf.float32))
         out = {name: scatter_rows(z, rows, x)}
         if F.has_indicator(feature):
