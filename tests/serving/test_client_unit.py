@@ -834,6 +834,120 @@ def test_predict_prints_multiclass_and_several_outputs(stub, tmp_path):
     assert result["predictions"] == [{"bucket": 3, "prediction": 1.5}, {"bucket": 4, "prediction": 2.0}]
 
 
+def _taxi_lines(count: int) -> tuple[str, list[str]]:
+    """The taxi CSV's header and its first `count` data lines."""
+    lines = TAXI_CSV.read_text().splitlines()
+    return lines[0], lines[1 : count + 1]
+
+
+def _with_cell(line: str, header: str, column: str, value: str) -> str:
+    import csv
+    import io
+
+    cells = next(csv.reader([line]))
+    cells[header.split(",").index(column)] = value
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerow(cells)  # a cell holding "\n" is quoted
+    return out.getvalue().removesuffix("\n")
+
+
+@pytest.mark.parametrize("signature", ["serving_default", "predict_raw"])
+def test_predict_names_the_bad_row_by_file_and_line(stub, tmp_path, signature):
+    """A value the model input's dtype can't hold is named `file:line: column: why`, where the row is in the
+    file: blank lines and a quoted cell over two lines come before it, so its index (row 2) is not its line."""
+    server = stub((200, {"predictions": [0.5] * 3}))
+    header, lines = _taxi_lines(3)
+    two_lines = _with_cell(lines[0], header, "company", "Two\nLines Cab")
+    bad = _with_cell(lines[2], header, "trip_start_hour", "abc")
+    path = tmp_path / "rows.csv"
+    path.write_text("\n".join([header, two_lines, "", lines[1], "", bad]) + "\n")
+    args = ["predict", "--server", server.url, "--model", "taxi", "--rows", str(path), "--signature", signature]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2, result.output
+    want = f"{path}:7: trip_start_hour: cannot read 'abc' as int64"
+    assert want in " ".join(result.stderr.split()), result.stderr
+    assert "row 2" not in result.stderr and result.stdout == ""
+    jsonl = tmp_path / "rows.jsonl"
+    rows = read_csv_rows(limit=3)
+    jsonl.write_text("\n" + json.dumps(rows[0]) + "\n\n" + json.dumps(dict(rows[1], fare="12,50")) + "\n")
+    result = CliRunner().invoke(main, [*args[:-4], "--rows", str(jsonl), "--signature", signature])
+    assert result.exit_code == 2 and f"{jsonl}:4: fare: cannot read '12,50' as float32" in result.stderr
+    assert server.requests == []  # nothing was sent
+
+
+def test_predict_names_a_float_beyond_float32_in_a_tf_example(stub, tmp_path):
+    server = stub((200, {"predictions": [0.5] * 2}))
+    header, lines = _taxi_lines(2)
+    path = tmp_path / "rows.csv"
+    path.write_text("\n".join([header, lines[0], _with_cell(lines[1], header, "fare", "1e39")]) + "\n")
+    result = CliRunner().invoke(main, ["predict", "--server", server.url, "--model", "taxi", "--rows", str(path)])
+    assert result.exit_code == 2 and f"{path}:3: fare: 1e+39 is out of float32 range" in result.stderr
+    assert server.requests == []
+
+
+def _json_error(result) -> dict:
+    """`--json`'s error object: the only stdout line; the same text on stderr; the exit code it names."""
+    error = json.loads(result.stdout)
+    assert error["exit_code"] == result.exit_code != 0, (result.stdout, result.stderr)
+    assert " ".join(error["error"].split()) in " ".join(result.stderr.split())
+    return error
+
+
+def test_predict_json_errors_are_json_on_stdout(stub, tmp_path):
+    """`--json` keeps stdout JSON when the command fails: an error object, the exit code unchanged."""
+    server = stub((400, {"error": "INVALID_ARGUMENT: Feature: fare is required"}))
+    header, lines = _taxi_lines(2)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("\n".join([header, lines[0], _with_cell(lines[1], header, "trip_seconds", "soon")]) + "\n")
+    base = ["predict", "--server", server.url, "--model", "taxi", "--json", "--rows"]
+    error = _json_error(CliRunner().invoke(main, [*base, str(bad)]))
+    assert error["exit_code"] == 2 and "trip_seconds: cannot read 'soon' as int64" in error["error"]
+    assert (error["file"], error["line"], error["column"]) == (str(bad), 3, "trip_seconds")
+    no_columns = tmp_path / "foo.csv"
+    no_columns.write_text("foo,bar\n1,2\n")
+    error = _json_error(CliRunner().invoke(main, [*base, str(no_columns)]))
+    assert "has no column for the model inputs" in error["error"] and error["file"] == str(no_columns)
+    error = _json_error(CliRunner().invoke(main, [*base, str(tmp_path / "absent.csv")]))  # found by click
+    assert error["exit_code"] == 2 and "absent.csv" in error["error"]
+    error = _json_error(CliRunner().invoke(main, [*base, str(TAXI_CSV), "--version", "1", "--label", "a"]))
+    assert error["exit_code"] == 2 and "--label" in error["error"]
+    error = _json_error(CliRunner().invoke(main, [*base, str(TAXI_CSV)]))  # the server refuses
+    assert error == {
+        "error": "400: INVALID_ARGUMENT: Feature: fare is required",
+        "exit_code": 1,
+        "status": 400,
+    }
+
+
+def test_predict_errors_print_no_object_reprs(stub, tmp_path, grpc_stub):
+    """Errors are sentences about the input, never `<tfxp.rows.RowsFile object at 0x...>` or an exception's repr."""
+    import re
+
+    import grpc
+
+    header, lines = _taxi_lines(1)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("\n".join([header, _with_cell(lines[0], header, "trip_miles", "[1, 2]")]) + "\n")
+    rest = stub((500, {"error": "boom"}))
+    outputs = []
+    for server, rows in (
+        (rest.url, bad),
+        (rest.url, TAXI_CSV),
+        (grpc_stub["target"], TAXI_CSV),
+        (grpc_stub["target"], tmp_path / "nothing.jsonl"),
+        (rest.url + "/v2", TAXI_CSV),
+    ):
+        for extra in ([], ["--json"]):
+            grpc_stub["failures"] = [(grpc.StatusCode.INTERNAL, "boom")]
+            args = ["predict", "--server", server, "--model", "taxi", "--rows", str(rows), *extra]
+            result = CliRunner().invoke(main, args)
+            assert result.exit_code in (1, 2), (args, result.output)
+            assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+            outputs.append(result.output)
+    for output in outputs:
+        assert not re.search(r"object at 0x|<\w+[.\w]* |\w+Error\(|RpcError|Traceback", output), output
+
+
 def test_predict_server_error_exits_1_with_message(stub):
     server = stub((400, {"error": "INVALID_ARGUMENT: Feature: fare is required"}))
     args = ["predict", "--server", server.url, "--model", "taxi", "--rows", str(TAXI_CSV), "--version", "2"]

@@ -11,7 +11,17 @@ from pathlib import Path
 
 import click
 
-from tfxp.cli._common import check_model_columns, json_safe, log_beside, read_rows_option, rows_option, table_cells
+from tfxp.cli._common import (
+    CommandFailed,
+    JsonErrorsCommand,
+    bad_row_error,
+    check_model_columns,
+    json_safe,
+    log_beside,
+    read_rows_option,
+    rows_option,
+    table_cells,
+)
 from tfxp.cli.exit_codes import ExitCode, epilog
 
 
@@ -156,7 +166,7 @@ def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.4f}"
 
 
-@click.command("mobile-predict", epilog=epilog("mobile-predict"))
+@click.command("mobile-predict", cls=JsonErrorsCommand, epilog=epilog("mobile-predict"))
 @click.option(
     "--model",
     "model_dir",
@@ -177,7 +187,12 @@ def _fmt(value: float | None) -> str:
     help="Let the rows file lack columns of optional inputs (required: false in model_spec.json): "
     "read as missing in every row. Required inputs always need a column.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON object instead of a table.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print a JSON object instead of a table; on an error, an error object (the text also goes to stderr).",
+)
 def mobile_predict(
     model_dir: Path, rows_path: Path, variant: str | None, allow_missing_optional: bool, as_json: bool
 ) -> None:
@@ -194,9 +209,10 @@ def mobile_predict(
     rows_file = read_rows_option(rows_path)
     try:
         model = MobileModel(model_dir, variant)
-    except (ModelSpecError, ImportError, OSError, ValueError) as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(ExitCode.FAILURE)
+    except ModelSpecError as exc:  # its text names the file
+        raise CommandFailed(str(exc)) from None
+    except (ImportError, OSError, ValueError) as exc:  # no interpreter; the interpreter refusing a .tflite
+        raise CommandFailed(f"{model_dir}: {' '.join(str(exc).split())}") from None
     rows = check_model_columns(
         rows_file,
         [i["name"] for i in model.inputs],
@@ -205,9 +221,12 @@ def mobile_predict(
     )
     try:
         predictions = model.predict(rows)
-        output = (model.spec.get("output") or {}).get("name", "prediction")
     except RowError as exc:
-        raise click.BadParameter(str(exc), param_hint="--rows") from None
+        # Named by where it is in the file (file:line), not by its index among the rows.
+        raise bad_row_error(rows_file, {i["name"]: i["dtype"] for i in model.inputs}, exc) from None
+    except ValueError as exc:  # model_spec.json names an input dtype rows don't hold
+        raise CommandFailed(f"{model.model_dir / 'model_spec.json'}: {exc}") from None
+    output = (model.spec.get("output") or {}).get("name", "prediction")
     if as_json:
         click.echo(
             json.dumps(

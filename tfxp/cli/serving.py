@@ -14,11 +14,20 @@ from pathlib import Path
 
 import click
 
-from tfxp.cli._common import check_model_columns, json_safe, read_rows_option, rows_option, table_cells
+from tfxp.cli._common import (
+    CommandFailed,
+    JsonErrorsCommand,
+    bad_row_error,
+    check_model_columns,
+    json_safe,
+    read_rows_option,
+    rows_option,
+    table_cells,
+)
 from tfxp.cli.exit_codes import ExitCode, epilog
 
 
-@click.command(epilog=epilog("predict"))
+@click.command(cls=JsonErrorsCommand, epilog=epilog("predict"))
 @click.option(
     "--server",
     "target",
@@ -57,7 +66,12 @@ from tfxp.cli.exit_codes import ExitCode, epilog
     "refuses rows missing a required input (TF Serving's metadata does not say which inputs are "
     "optional, so without this flag every input needs a column).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON object instead of a table.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print a JSON object instead of a table; on an error, an error object (the text also goes to stderr).",
+)
 def predict(
     target: str,
     model: str,
@@ -99,18 +113,21 @@ def predict(
             # say which are optional (optional=None): every one needs a column unless the flag
             # lets them be missing, and then the model itself refuses a row missing a required one.
             rows = check_model_columns(rows_file, list(client.model_inputs()), None, allow_missing_optional)
-            results = client.predict(rows)
+            try:
+                results = client.predict(rows)
+            except client_lib.RowError as exc:
+                # Named by where it is in the file (file:line), not by its index among the rows; the
+                # inputs are those of the metadata the request was built from.
+                example = signature != client_lib.PREDICT_RAW
+                raise bad_row_error(rows_file, client.model_inputs(), exc, as_example=example) from None
             outputs = list(client.outputs())
             served = client.last_version  # gRPC answers name it
             if served is None:  # REST answers don't: the version the metadata came from
                 served = client.model_metadata().version
             if served is None:
                 served = _latest_version(client)
-    except client_lib.RowError as exc:
-        raise click.BadParameter(str(exc), param_hint="--rows") from None
     except client_lib.ServingClientError as exc:
-        click.echo(f"error: {exc.code}: {exc.message}", err=True)
-        sys.exit(ExitCode.FAILURE)
+        raise CommandFailed(f"{exc.code}: {exc.message}", status=exc.code) from None
     _print_predictions(model, served, kind, signature, outputs, results, as_json)
 
 
