@@ -68,3 +68,94 @@ def test_mobile_predict_json_errors_are_json_on_stdout(converted, eval_rows, tmp
         CliRunner().invoke(main, ["mobile-predict", "--model", str(broken), "--json", "--rows", str(rows)])
     )
     assert error["exit_code"] == 1 and error["error"].startswith(f"{broken}: ") and "\n" not in error["error"]
+
+
+# -- class names: mobile-predict and predict show the predicted class and name each probability -----------
+
+
+def _served(saved_model: str):
+    """A real server on loopback serving the SavedModel's base path (its parent folder) under that folder's name."""
+    from serving_harness import BackgroundServer
+
+    from tfxp.serving.options import ServerOptions
+
+    base = Path(saved_model).parent
+    return BackgroundServer(
+        ServerOptions(model_base_path=base, model_name=base.name, rest_port=0, grpc_port=0, poll_seconds=0)
+    )
+
+
+def _invoke_json(args: list[str]) -> dict:
+    result = CliRunner().invoke(main, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_predict_and_mobile_predict_name_the_classes(generated, tmp_path):
+    """Multiclass: per row the predicted class (the highest probability's) and each probability named by its
+    class, from the served model (over REST and gRPC, both signatures) and from model_spec.json; the class
+    order is the model's: the predicted classes agree with the labels of rows the model never saw.
+    Regression: no classes, the output as before."""
+    import numpy as np
+
+    grades = list(generated.problem.label.classes or ())  # low, mid, high: the label's, in output order
+
+    rows = generated.eval_rows[:40]
+    path = _write_csv(tmp_path / "rows.csv", rows)
+    mobile = _invoke_json(
+        ["mobile-predict", "--model", generated.result.output_dir, "--rows", str(path), "--variant", "float"]
+    )
+    table = CliRunner().invoke(main, ["mobile-predict", "--model", generated.result.output_dir, "--rows", str(path)])
+    assert table.exit_code == 0, table.output
+    header = table.stdout.splitlines()[0].split()
+    server = _served(generated.saved_model)
+    try:
+        targets = {
+            "rest": f"http://127.0.0.1:{server.server.rest_port}",
+            "grpc": f"127.0.0.1:{server.server.grpc_port}",
+        }
+        served = {
+            (protocol, signature): _invoke_json(
+                [
+                    "predict",
+                    "--server",
+                    target,
+                    "--model",
+                    generated.task,
+                    "--rows",
+                    str(path),
+                    "--signature",
+                    signature,
+                ]
+            )
+            for protocol, target in targets.items()
+            for signature in ("serving_default", "predict_raw")
+        }
+        served_table = CliRunner().invoke(
+            main, ["predict", "--server", targets["grpc"], "--model", generated.task, "--rows", str(path)]
+        )
+    finally:
+        server.stop()
+    assert served_table.exit_code == 0 and served_table.stderr == "", served_table.output
+    if generated.task == "regression":
+        assert mobile["classes"] is None and mobile["predicted_classes"] is None
+        assert header == ["row", "prediction"] and "predicted_class" not in served_table.stdout
+        for answer in served.values():
+            assert answer["classes"] is None and answer["predicted_classes"] is None
+        return
+    probabilities = np.array(mobile["predictions"])
+    assert probabilities.shape == (40, 3)
+    assert mobile["classes"] == grades  # model_spec.json's output.classes
+    assert mobile["predicted_classes"] == [grades[k] for k in probabilities.argmax(axis=1)]
+    accuracy = np.mean([p == r["grade"] for p, r in zip(mobile["predicted_classes"], rows, strict=True)])
+    assert accuracy > 0.75, accuracy  # a permuted class order would get about a third right
+    assert header == ["row", "predicted_class", *(f"probabilities[{g}]" for g in grades)]
+    assert table.stdout.splitlines()[2].split()[1] == mobile["predicted_classes"][0]  # the variant's own
+    assert served_table.stdout.splitlines()[0].split() == header
+    for key, answer in served.items():
+        assert answer["classes"] == grades, key  # the classification signature's classes
+        np.testing.assert_allclose(answer["predictions"], probabilities, atol=1e-5, err_msg=str(key))
+        assert answer["predicted_classes"] == mobile["predicted_classes"], key
+        assert set(answer) == {
+            "model", "version", "protocol", "signature", "outputs", "predictions", "classes", "predicted_classes"
+        }  # fmt: skip

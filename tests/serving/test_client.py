@@ -150,6 +150,9 @@ def test_tfxp_predict_command(served, rows, expected, tmp_path, protocol):
     np.testing.assert_allclose(out["predictions"], expected[:10], atol=1e-5)
     assert out["protocol"] == protocol and out["outputs"] == ["probability"]
     assert out["version"] == served.version or served.external
+    # The classification signature names the classes: negative, positive (the output is P(positive)).
+    assert out["classes"] == ["0", "1"]
+    assert out["predicted_classes"] == ["1" if p > 0.5 else "0" for p in out["predictions"]]
 
 
 # -- predict_raw refuses what it cannot answer, on every path (issue 10, item 14) -------------------------

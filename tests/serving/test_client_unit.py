@@ -805,6 +805,8 @@ def test_predict_prints_table_and_json(stub, tmp_path):
         "signature": "serving_default",
         "outputs": ["probability"],
         "predictions": [0.125, 0.875],
+        "classes": None,  # this model has no classification signature to name them
+        "predicted_classes": None,
     }
 
 
@@ -946,6 +948,74 @@ def test_predict_errors_print_no_object_reprs(stub, tmp_path, grpc_stub):
             outputs.append(result.output)
     for output in outputs:
         assert not re.search(r"object at 0x|<\w+[.\w]* |\w+Error\(|RpcError|Traceback", output), output
+
+
+def _with_classification(answer: dict, k: int) -> dict:
+    """A metadata answer with a `classification` signature (`inputs` -> `classes`, `scores` [-1, k])."""
+
+    def info(dtype, shape):
+        return {"dtype": dtype, "tensor_shape": {"dim": [{"size": str(d)} for d in shape], "unknown_rank": False}}
+
+    answer["metadata"]["signature_def"]["signature_def"]["classification"] = {
+        "inputs": {"inputs": info("DT_STRING", (-1,))},
+        "outputs": {"classes": info("DT_STRING", (-1, k)), "scores": info("DT_FLOAT", (-1, k))},
+        "method_name": "tensorflow/serving/classify",
+    }
+    return answer
+
+
+def test_predict_names_classes_only_from_the_version_that_answered(stub, tmp_path):
+    """The class names come from one classification call with the first row; its scores must be the predict
+    answer's. When they aren't (another version answered it), the values are shown unnamed, with a warning."""
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text("\n".join(json.dumps(r) for r in PENGUIN_ROWS) + "\n")
+    metadata = _with_classification(
+        metadata_answer(PENGUIN_INPUTS, {"probabilities": ("DT_FLOAT", (-1, 3))}, model="penguins"), 3
+    )
+    predict = (200, {"predictions": [[0.1, 0.2, 0.7], [0.5, 0.3, 0.2]]})
+    classes = ["Adelie", "Chinstrap", "Gentoo"]
+    same = (200, {"predictions": [{"classes": classes, "scores": [0.1, 0.2, 0.7]}]})
+    server = stub(predict, same, metadata=[(200, metadata)])
+    args = ["predict", "--server", server.url, "--model", "penguins", "--rows", str(rows), "--json"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0 and result.stderr == "", result.output
+    answer = json.loads(result.stdout)
+    assert answer["classes"] == classes and answer["predicted_classes"] == ["Gentoo", "Adelie"]
+    asked = json.loads(server.requests[1][2])
+    assert asked["signature_name"] == "classification" and len(asked["instances"]) == 1  # the first row only
+    other = (200, {"predictions": [{"classes": classes[::-1], "scores": [0.7, 0.2, 0.1]}]})
+    server = stub(predict, other, metadata=[(200, metadata)])
+    args[2] = server.url
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    answer = json.loads(result.stdout)
+    assert answer["classes"] is None and answer["predicted_classes"] is None
+    assert answer["predictions"] == [[0.1, 0.2, 0.7], [0.5, 0.3, 0.2]]
+    assert "warning: class names not shown" in result.stderr and "another model version" in result.stderr
+    server = stub(predict, (404, {"error": "no classification"}), metadata=[(200, metadata)])
+    args[2] = server.url
+    result = CliRunner().invoke(main, args[:-1])  # the table
+    assert result.exit_code == 0 and "404: no classification" in result.stderr, result.output
+    assert result.stdout.splitlines()[0].split() == ["row", "probabilities[0]", "probabilities[1]", "probabilities[2]"]
+
+
+def test_predict_binary_predicted_class_is_positive_above_one_half(stub, tmp_path):
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text("\n".join(json.dumps(r) for r in PENGUIN_ROWS * 2) + "\n")
+    metadata = _with_classification(metadata_answer(PENGUIN_INPUTS, model="penguins"), 2)
+    probabilities = [0.75, 0.5, 0.25, 0.5000001]
+    classify = {"predictions": [{"classes": ["007", "1e3"], "scores": [0.25, 0.75]}]}
+    server = stub((200, {"predictions": probabilities}), (200, classify), metadata=[(200, metadata)])
+    args = ["predict", "--server", server.url, "--model", "penguins", "--rows", str(rows)]
+    answer = json.loads(CliRunner().invoke(main, [*args, "--json"]).stdout)
+    assert answer["classes"] == ["007", "1e3"]
+    assert answer["predicted_classes"] == ["1e3", "007", "007", "1e3"]  # at exactly 0.5: the negative class
+    assert answer["predictions"] == probabilities
+    server = stub((200, {"predictions": probabilities}), (200, classify), metadata=[(200, metadata)])
+    args[2] = server.url
+    table = CliRunner().invoke(main, args).stdout.splitlines()
+    assert table[0].split() == ["row", "predicted_class", "probability[1e3]"]
+    assert table[2].split() == ["0", "1e3", "0.75"] and table[3].split() == ["1", "007", "0.5"]  # names as text
 
 
 def test_predict_server_error_exits_1_with_message(stub):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import itertools
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import click
@@ -181,6 +181,46 @@ def table_cells(name: str, value) -> list[tuple[str, object]]:
     if not isinstance(value, list):
         return [(name, value)]
     return [cell for k, item in enumerate(value) for cell in table_cells(f"{name}[{k}]", item)]
+
+
+def classes_fit(predictions: list, classes: Sequence[str] | None) -> bool:
+    """Whether `classes` name the values of `predictions` (one output's results, one per row): K
+    probabilities per row for K classes (multiclass), or one probability, of the second of two
+    classes, per row (binary)."""
+    if not classes:
+        return False
+    if all(isinstance(p, list) for p in predictions):
+        return all(len(p) == len(classes) for p in predictions)
+    return len(classes) == 2 and all(isinstance(p, float) for p in predictions)
+
+
+def predicted_classes(predictions: list, classes: Sequence[str]) -> list[str | None]:
+    """Per row, the class with the highest probability; None for a row without an answer (NaN).
+
+    Multiclass (K probabilities per row, in the order of `classes`): the first of the highest.
+    Binary (P(classes[1]) per row): classes[1] when p > 0.5, else classes[0] (at 0.5 the first of
+    two equal scores, as Keras' BinaryAccuracy, the gated metric, counts it).
+    """
+    import math
+
+    chosen: list[str | None] = []
+    for p in predictions:
+        scores = p if isinstance(p, list) else [1.0 - p, p]
+        if any(not isinstance(v, float) or math.isnan(v) for v in scores):
+            chosen.append(None)
+        else:
+            chosen.append(classes[scores.index(max(scores))])
+    return chosen
+
+
+def class_cells(output: str, prediction, predicted: str | None, classes: Sequence[str]) -> list[tuple[str, object]]:
+    """A classification row as table cells: `predicted_class`, then each probability named by its
+    class (`probabilities[setosa]`; binary: `probability[<positive class>]`)."""
+    if isinstance(prediction, list):
+        named = [(f"{output}[{name}]", value) for name, value in zip(classes, prediction, strict=True)]
+    else:
+        named = [(f"{output}[{classes[1]}]", prediction)]
+    return [("predicted_class", predicted), *named]
 
 
 def json_safe(value):

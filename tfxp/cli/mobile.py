@@ -16,8 +16,11 @@ from tfxp.cli._common import (
     JsonErrorsCommand,
     bad_row_error,
     check_model_columns,
+    class_cells,
+    classes_fit,
     json_safe,
     log_beside,
+    predicted_classes,
     read_rows_option,
     rows_option,
     table_cells,
@@ -201,7 +204,9 @@ def mobile_predict(
     Runs a converted model on the TFLite runtime, without TensorFlow. Every
     model input needs a column in the rows file; a row missing a required value
     gets no answer (null in --json, nan in the table). One value per row
-    (binary probability, regression prediction) or K (multiclass probabilities).
+    (binary probability, regression prediction) or K (multiclass probabilities);
+    a classification model's rows also get the predicted class, and each
+    probability is named by its class (model_spec.json's output.classes).
     """
     from tfxp.mobile.runtime import MobileModel, ModelSpecError
     from tfxp.serving.client import RowError
@@ -226,7 +231,17 @@ def mobile_predict(
         raise bad_row_error(rows_file, {i["name"]: i["dtype"] for i in model.inputs}, exc) from None
     except ValueError as exc:  # model_spec.json names an input dtype rows don't hold
         raise CommandFailed(f"{model.model_dir / 'model_spec.json'}: {exc}") from None
-    output = (model.spec.get("output") or {}).get("name", "prediction")
+    spec_output = model.spec.get("output") or {}
+    output = spec_output.get("name", "prediction")
+    # model_spec.json's output.classes name the values (multiclass: one per value; binary: negative,
+    # positive, the output being P(positive)); regression has none.
+    classes = spec_output.get("classes")
+    if classes is not None and not classes_fit(predictions, classes):
+        raise CommandFailed(
+            f"{model.model_dir / 'model_spec.json'}: output.classes ({', '.join(map(str, classes))}) do not name "
+            f"the model's {output} values"
+        )
+    chosen = predicted_classes(predictions, classes) if classes else None
     if as_json:
         click.echo(
             json.dumps(
@@ -236,6 +251,8 @@ def mobile_predict(
                     "variant": model.variant,
                     "output": output,
                     "predictions": json_safe(predictions),
+                    "classes": classes,
+                    "predicted_classes": chosen,
                 },
                 allow_nan=False,
             )
@@ -243,6 +260,12 @@ def mobile_predict(
         return
     from tabulate import tabulate
 
-    table = [[i] + [value for _, value in table_cells(output, p)] for i, p in enumerate(predictions)]
-    headers = ["row"] + ([name for name, _ in table_cells(output, predictions[0])] if predictions else [output])
-    click.echo(tabulate(table, headers=headers, floatfmt=".6g"))
+    def cells(index: int) -> list[tuple[str, object]]:
+        if chosen is None:
+            return table_cells(output, predictions[index])
+        return class_cells(output, predictions[index], chosen[index], classes)
+
+    table = [[i] + [value for _, value in cells(i)] for i in range(len(predictions))]
+    headers = ["row"] + ([name for name, _ in cells(0)] if predictions else [output])
+    # Class names are text: "007" or "1e3" must not be shown as numbers.
+    click.echo(tabulate(table, headers=headers, floatfmt=".6g", disable_numparse=[1] if chosen else False))

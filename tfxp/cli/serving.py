@@ -6,6 +6,7 @@ Heavy imports (TensorFlow, gRPC stubs) happen inside the commands, so `--help` s
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import sys
@@ -19,7 +20,10 @@ from tfxp.cli._common import (
     JsonErrorsCommand,
     bad_row_error,
     check_model_columns,
+    class_cells,
+    classes_fit,
     json_safe,
+    predicted_classes,
     read_rows_option,
     rows_option,
     table_cells,
@@ -89,7 +93,8 @@ def predict(
     Any TF Serving compatible server: `tfxp serve` or TF Serving itself, any model
     this pipeline pushes. The model's inputs and outputs come from its metadata:
     every input needs a column in the rows file (a blank cell is a missing value);
-    one result per row, one column per output value.
+    one result per row, one column per output value. A classification model's rows
+    also get the predicted class, and each probability is named by its class.
     """
     from tfxp.serving import client as client_lib
 
@@ -126,9 +131,61 @@ def predict(
                 served = client.model_metadata().version
             if served is None:
                 served = _latest_version(client)
+            classes = _class_names(client, rows, results) if len(outputs) == 1 else None
     except client_lib.ServingClientError as exc:
         raise CommandFailed(f"{exc.code}: {exc.message}", status=exc.code) from None
-    _print_predictions(model, served, kind, signature, outputs, results, as_json)
+    _print_predictions(model, served, kind, signature, outputs, results, classes, as_json)
+
+
+def _class_names(client, rows: list[dict], results: list) -> list[str] | None:
+    """The served model's class names in the order of its output's values, or None (a regression model).
+
+    Asked of the model's `classification` signature with the first answered row (the metadata has
+    the signature, not its class names): one small call. Its scores for that row must be the
+    predict answer's, so names never come from another version than the one that answered (a
+    version pushed in between); if they differ, or the call fails, the values are shown unnamed
+    and a warning on stderr says why.
+    """
+    from tfxp.serving import client as client_lib
+
+    if client_lib.CLASSIFICATION not in client.model_metadata().signatures:
+        return None
+    answered = [i for i, r in enumerate(results) if not isinstance(r, dict) and _finite(r)]
+    if not answered:
+        return None
+    index = answered[0]
+    try:
+        classes, scores = client.class_scores(rows[index])
+    except (client_lib.ServingClientError, client_lib.RowError) as exc:
+        _warn(f"class names not shown: the {client_lib.CLASSIFICATION} signature failed: {exc}")
+        return None
+    expected = results[index] if isinstance(results[index], list) else [1.0 - results[index], results[index]]
+    if not classes_fit(results, classes) or not _close(scores, expected):
+        _warn(
+            f"class names not shown: the {client_lib.CLASSIFICATION} signature's scores for row {index} "
+            f"({', '.join(f'{s:.6g}' for s in scores)}) are not the predict answer's: another model version "
+            "may have answered"
+        )
+        return None
+    return classes
+
+
+def _finite(value) -> bool:
+    values = value if isinstance(value, list) else [value]
+    return all(isinstance(v, float) and math.isfinite(v) for v in values)
+
+
+def _close(scores: list, expected: list) -> bool:
+    # The same SavedModel computes both (classification runs serving_default inside); predict_raw
+    # differs from the tf.Example path by float rounding only (~1e-7).
+    return len(scores) == len(expected) and all(
+        isinstance(s, float) and math.isclose(s, e, rel_tol=1e-4, abs_tol=1e-5)
+        for s, e in zip(scores, expected, strict=True)
+    )
+
+
+def _warn(message: str) -> None:
+    click.echo(f"warning: {message}", err=True)
 
 
 def _latest_version(client) -> int | None:
@@ -143,13 +200,24 @@ def _latest_version(client) -> int | None:
 
 
 def _print_predictions(
-    model: str, version: int | None, protocol: str, signature: str, outputs: list[str], results: list, as_json: bool
+    model: str,
+    version: int | None,
+    protocol: str,
+    signature: str,
+    outputs: list[str],
+    results: list,
+    classes: list[str] | None,
+    as_json: bool,
 ) -> None:
     """One line (JSON) or a table row per input row: `row` and each output value.
 
     `results`: `ServingClient.predict`'s, one per row: a value ([N] output), a list
     of K values ([N, K]), or {output: value} for several outputs (`outputs`, by name).
+    `classes`: the class names of a classification model's one output (multiclass: one per
+    value; binary: negative, positive), else None. With them each row also gets its predicted
+    class and the table names each probability by its class.
     """
+    chosen = predicted_classes(results, classes) if classes else None
     if as_json:
         click.echo(
             json.dumps(
@@ -160,6 +228,8 @@ def _print_predictions(
                     "signature": signature,
                     "outputs": outputs,
                     "predictions": json_safe(results),
+                    "classes": classes,
+                    "predicted_classes": chosen,
                 },
                 allow_nan=False,
             )
@@ -169,12 +239,16 @@ def _print_predictions(
 
     headers, table = ["row"], []
     for index, result in enumerate(results):
-        named = result if isinstance(result, dict) else {outputs[0] if len(outputs) == 1 else "prediction": result}
-        cells = [(name, value) for name in sorted(named) for name, value in table_cells(name, named[name])]
+        if chosen is not None:
+            cells = class_cells(outputs[0], result, chosen[index], classes)
+        else:
+            named = result if isinstance(result, dict) else {outputs[0] if len(outputs) == 1 else "prediction": result}
+            cells = [(name, value) for name in sorted(named) for name, value in table_cells(name, named[name])]
         if index == 0:
             headers += [name for name, _ in cells]
         table.append([index] + [value for _, value in cells])
-    click.echo(tabulate(table, headers=headers, floatfmt=".6g"))
+    # Class names are text: "007" or "1e3" must not be shown as numbers.
+    click.echo(tabulate(table, headers=headers, floatfmt=".6g", disable_numparse=[1] if chosen else False))
 
 
 @click.command(epilog=epilog("serve"))
