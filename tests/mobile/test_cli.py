@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -159,3 +163,43 @@ def test_predict_and_mobile_predict_name_the_classes(generated, tmp_path):
         assert set(answer) == {
             "model", "version", "protocol", "signature", "outputs", "predictions", "classes", "predicted_classes"
         }  # fmt: skip
+
+
+# TensorFlow's C++ log lines: glog style (`I0000 00:00:...`, `W1204 16:11:42...`), TF's own
+# (`2026-12-04 16:11:42.794645: I tensorflow/...`), and what they say at start-up.
+CPP_LOG_LINE = re.compile(
+    r"^[IWEF]\d{4} \d\d:\d\d:\d\d|^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: [IWEF] |tensorflow/|oneDNN|cuda|TensorRT",
+    re.MULTILINE | re.IGNORECASE,
+)
+
+
+def test_convert_keeps_tensorflows_cpp_lines_off_the_console(converted, eval_rows, tmp_path):
+    """With --rows the SavedModel's problem was read, loading TensorFlow, before the log file took descriptor 2:
+    CUDA probing, oneDNN and TF-TRT lines reached the console. As users run it, without TF_CPP_MIN_LOG_LEVEL."""
+    _, saved_model = converted
+    rows = _write_csv(tmp_path / "eval.csv", eval_rows[:200])
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    out = tmp_path / "mobile"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tfxp.cli",
+            "convert",
+            "--saved-model",
+            saved_model,
+            "--output",
+            str(out),
+            "--rows",
+            str(rows),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert not CPP_LOG_LINE.search(proc.stderr), proc.stderr
+    assert proc.stderr == "", proc.stderr
+    assert "parity on 200 rows" in proc.stdout and (out / "model_spec.json").exists()
+    assert CPP_LOG_LINE.search(Path(f"{out}.log").read_text())  # they are in the log file instead

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -153,6 +154,36 @@ def test_tfxp_predict_command(served, rows, expected, tmp_path, protocol):
     # The classification signature names the classes: negative, positive (the output is P(positive)).
     assert out["classes"] == ["0", "1"]
     assert out["predicted_classes"] == ["1" if p > 0.5 else "0" for p in out["predictions"]]
+
+
+# TensorFlow's C++ log lines: glog style (`I0000 00:00:...`), TF's own (`2026-12-04 16:11:42.794645: I
+# tensorflow/...`), and what they say at start-up.
+CPP_LOG_LINE = re.compile(
+    r"^[IWEF]\d{4} \d\d:\d\d:\d\d|^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: [IWEF] |tensorflow/|oneDNN|cuda|TensorRT",
+    re.MULTILINE | re.IGNORECASE,
+)
+
+
+def test_grpc_client_keeps_tensorflows_cpp_lines_off_the_console(served, rows):
+    """A program using GrpcClient (which loads TensorFlow for its protos) gets no CUDA, oneDNN or CPU-feature
+    lines on its console; the REST client never loads TensorFlow. As users run it, without TF_CPP_MIN_LOG_LEVEL."""
+    code = (
+        "import json, sys\n"
+        "from tfxp.serving.client import GrpcClient\n"
+        "rows = json.loads(sys.argv[3])\n"
+        "with GrpcClient(sys.argv[1], sys.argv[2]) as client:\n"
+        "    print(json.dumps(client.predict(rows)))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, served.grpc_target, served.model, json.dumps(rows[:3])],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert len(json.loads(proc.stdout)) == 3
+    assert not CPP_LOG_LINE.search(proc.stderr), proc.stderr
 
 
 # -- predict_raw refuses what it cannot answer, on every path (issue 10, item 14) -------------------------

@@ -28,7 +28,7 @@ from tfxp.cli._common import (
 from tfxp.cli.exit_codes import ExitCode, epilog
 
 
-@click.command(epilog=epilog("convert"))
+@click.command(cls=JsonErrorsCommand, epilog=epilog("convert"))
 @click.option(
     "--saved-model",
     "saved_model",
@@ -77,7 +77,12 @@ from tfxp.cli.exit_codes import ExitCode, epilog
     is_flag=True,
     help="Leave out serving_bytes (strings as bytes, for TensorFlowLiteSwift); saves ~40 KB per file.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the result as JSON on stdout; on an error, an error object (the text also goes to stderr).",
+)
 def convert(
     saved_model: Path,
     transform_output: Path | None,
@@ -92,56 +97,76 @@ def convert(
 
     Builtin ops only; the models take the raw features.
     """
-    rows = None
-    if rows_path is not None:
-        from tfxp.models.signatures import load_problem
-
-        # The parity gate needs every model input and the label's column: a file lacking one
-        # would be read as "missing in every row" and gate on the wrong question.
-        problem = load_problem(str(saved_model))
-        rows = check_model_columns(
-            read_rows_option(rows_path),
-            [*(f.name for f in problem.features), problem.label.column],
-            optional=(),
-            allow_missing_optional=False,
-        )
     resolved = saved_model.resolve()
     if model_version is None and resolved.name.isascii() and resolved.name.isdigit():
         model_version = int(resolved.name)
         model_name = model_name or resolved.parent.name
-    from tfxp.mobile import convert as convert_lib
+    rows_file = read_rows_option(rows_path) if rows_path is not None else None
     from tfxp.pipeline.console import library_output_to
-    from tfxp.serving.client import RowError
 
     log_file = log_beside(output)
     try:
-        with library_output_to(log_file):  # the converter's C++ log lines included
-            if transform_output is None:
-                try:
-                    transform_output = Path(convert_lib.find_transform_output(saved_model))
-                except convert_lib.ConversionError as exc:
-                    raise click.BadParameter(str(exc), param_hint="--transform-output") from None
-            result = convert_lib.convert(
-                saved_model,
-                output,
-                transform_output_dir=transform_output,
-                eval_rows=rows,
-                model_version=model_version,
-                model_name=model_name,
-                bytes_signature=not no_bytes_signature,
+        # Everything that loads TensorFlow runs inside: its C++ start-up lines (CUDA probing, oneDNN)
+        # and the converter's MLIR lines go to the log file, not the console.
+        with library_output_to(log_file):
+            result = _convert(
+                saved_model, transform_output, output, rows_file, model_version, model_name, no_bytes_signature
             )
     except click.ClickException:
         raise
-    except RowError as exc:
-        raise click.BadParameter(str(exc), param_hint="--rows") from None
     except Exception as exc:  # converter, transform and SavedModel loading errors
-        click.echo(f"error: conversion failed: {type(exc).__name__}: {exc} (log: {log_file})", err=True)
-        sys.exit(ExitCode.FAILURE)
+        raise CommandFailed(f"conversion failed: {type(exc).__name__}: {exc} (log: {log_file})") from None
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
     else:
-        _print_conversion(result, checked=rows is not None)
+        _print_conversion(result, checked=rows_file is not None)
     sys.exit(ExitCode.OK if result.ok else ExitCode.CHECK_FAILED)
+
+
+def _convert(
+    saved_model: Path,
+    transform_output: Path | None,
+    output: Path,
+    rows_file,
+    model_version: int | None,
+    model_name: str | None,
+    no_bytes_signature: bool,
+):
+    """tfxp.mobile.convert.convert for the command's options: its ConversionResult.
+
+    Raises RowsError for a rows file without a column the gate needs or a value it can't read,
+    click.BadParameter when no transform output is found, and the converter's own errors.
+    """
+    from tfxp.mobile import convert as convert_lib
+    from tfxp.models.signatures import load_problem
+    from tfxp.rows import RowError
+
+    rows, columns = None, {}
+    if rows_file is not None:
+        # The parity gate needs every model input and the label's column: a file lacking one
+        # would be read as "missing in every row" and gate on the wrong question.
+        problem = load_problem(str(saved_model))
+        columns = {f.name: f.dtype for f in problem.features}
+        columns[problem.label.column] = problem.label.dtype
+        rows = check_model_columns(rows_file, list(columns), optional=(), allow_missing_optional=False)
+    if transform_output is None:
+        try:
+            transform_output = Path(convert_lib.find_transform_output(saved_model))
+        except convert_lib.ConversionError as exc:
+            raise click.BadParameter(str(exc), param_hint="--transform-output") from None
+    try:
+        return convert_lib.convert(
+            saved_model,
+            output,
+            transform_output_dir=transform_output,
+            eval_rows=rows,
+            model_version=model_version,
+            model_name=model_name,
+            bytes_signature=not no_bytes_signature,
+        )
+    except RowError as exc:
+        # Named by where it is in the file (file:line), not by its index among the rows.
+        raise bad_row_error(rows_file, columns, exc) from None
 
 
 def _print_conversion(result, checked: bool) -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 import sys
 import warnings
@@ -106,10 +105,8 @@ def predict(
         raise click.BadParameter(str(exc), param_hint="--server") from None
     rows_file = read_rows_option(rows_path)
     if kind == "grpc":
-        # The gRPC client builds TensorProtos with TensorFlow, whose C++ start-up lines (CUDA probing,
-        # oneDNN) would fill the console of a command whose output is its answer. Set
-        # TF_CPP_MIN_LOG_LEVEL yourself to see them.
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        # The gRPC client loads TensorFlow (its protos); GrpcClient keeps TF's C++ start-up lines off
+        # the console, and google.api_core's Python-version notice is not this command's business.
         warnings.filterwarnings("ignore", category=FutureWarning, module=r"google\.api_core")
     factory = client_lib.RestClient if kind == "rest" else client_lib.GrpcClient
     try:

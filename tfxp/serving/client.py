@@ -31,7 +31,9 @@ import abc
 import base64
 import json
 import math
+import os
 import struct
+import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -618,9 +620,17 @@ def _reason(exc: Exception) -> str:
 
 
 class GrpcClient(ServingClient):
-    """TF Serving's gRPC PredictionService / ModelService. Loads TensorFlow's protos (~4 s)."""
+    """TF Serving's gRPC PredictionService / ModelService. Loads TensorFlow's protos (~4 s).
+
+    When it is the first to load TensorFlow, TensorFlow's C++ logging is set to fatal errors only
+    (TF_CPP_MIN_LOG_LEVEL=3, unless set already): its start-up lines (CUDA probing, oneDNN, CPU
+    features) are about a runtime this client doesn't run, and would land on the console of the
+    program using it. Set TF_CPP_MIN_LOG_LEVEL yourself to see them.
+    """
 
     def __init__(self, target: str, model: str, **kwargs: Any):
+        if "tensorflow" not in sys.modules:
+            os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         import grpc
         from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
 
