@@ -542,6 +542,9 @@ def test_rest_connection_refused_is_retried_then_503():
         with pytest.raises(C.ServingClientError) as raised:
             client.status()
     assert raised.value.code == 503 and "cannot connect" in raised.value.message
+    # The reason, without urllib3's "<urllib3.connection.HTTPConnection object at 0x...>: " in front of it.
+    assert raised.value.message.endswith(": Failed to establish a new connection: [Errno 111] Connection refused")
+    assert "object at 0x" not in raised.value.message
 
 
 def test_client_argument_checks():
@@ -1016,6 +1019,21 @@ def test_predict_binary_predicted_class_is_positive_above_one_half(stub, tmp_pat
     table = CliRunner().invoke(main, args).stdout.splitlines()
     assert table[0].split() == ["row", "predicted_class", "probability[1e3]"]
     assert table[2].split() == ["0", "1e3", "0.75"] and table[3].split() == ["1", "007", "0.5"]  # names as text
+
+
+def test_predict_no_server_is_reported_without_reprs(tmp_path):
+    """Nothing listening: exit 1 after the retry budget, the reason without urllib3's connection object."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again before use: nothing listens there
+    args = ["predict", "--server", f"http://127.0.0.1:{port}", "--model", "taxi", "--rows", str(TAXI_CSV), "--json"]
+    result = CliRunner().invoke(main, args)
+    error = _json_error(result)
+    assert error["exit_code"] == 1 and error["status"] == 503
+    assert error["error"].endswith("Failed to establish a new connection: [Errno 111] Connection refused")
+    assert "object at 0x" not in result.output
 
 
 def test_predict_server_error_exits_1_with_message(stub):

@@ -32,6 +32,7 @@ import base64
 import json
 import math
 import os
+import re
 import struct
 import sys
 import time
@@ -613,7 +614,12 @@ def _reason(exc: Exception) -> str:
     # requests nests urllib3's reason several levels deep; the innermost text is the useful part.
     while exc.args and isinstance(exc.args[0], Exception):
         exc = exc.args[0]
-    return str(getattr(exc, "reason", exc))
+    # urllib3 starts it with its connection object ("<urllib3.connection.HTTPConnection object at
+    # 0x7f...>: Failed to establish a new connection: ..."): a repr, not a reason.
+    return _OBJECT_REPR.sub("", str(getattr(exc, "reason", exc)))
+
+
+_OBJECT_REPR = re.compile(r"<[\w.]+ object at 0x[0-9a-fA-F]+>:? ?")
 
 
 # -- gRPC ----------------------------------------------------------------------------------------
