@@ -298,6 +298,43 @@ def test_tfxp_predict_refuses_a_rows_file_without_model_inputs(served, tmp_path)
     assert f"has no column for the model inputs {inputs}" in " ".join(proc.stderr.split())
 
 
+def test_tfxp_predict_names_the_row_the_server_refuses(served, rows, tmp_path):
+    """TF Serving's refusal doesn't say which row ("Feature: fare ... is required but could not be found"):
+    the command finds it (asking by halves) and names it by file:line, with the server's words for it alone."""
+    from click.testing import CliRunner
+
+    from tfxp.pipeline.cli import main
+
+    bad = [*rows[:6], dict(rows[6], fare=""), *rows[7:12]]
+    path = tmp_path / "rows.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in bad) + "\n\n")  # row 6 on line 7
+    for server in (served.rest_url, served.grpc_target):
+        for signature in ("serving_default", "predict_raw"):
+            args = [
+                "predict",
+                "--server",
+                server,
+                "--model",
+                served.model,
+                "--rows",
+                str(path),
+                "--signature",
+                signature,
+            ]
+            result = CliRunner().invoke(main, [*args, "--json"])
+            assert result.exit_code == 1, result.output
+            error = json.loads(result.stdout)
+            assert (error["file"], error["line"]) == (str(path), 7), error
+            assert error["error"].startswith(f"{path}:7: the server refuses this row (sent alone): "), error
+            assert "fare" in error["error"] and error["status"] in (400, "INVALID_ARGUMENT")
+    good = tmp_path / "good.jsonl"
+    good.write_text("\n".join(json.dumps(r) for r in rows[:12]) + "\n")
+    result = CliRunner().invoke(
+        main, ["predict", "--server", served.rest_url, "--model", served.model, "--rows", str(good)]
+    )
+    assert result.exit_code == 0, result.output
+
+
 # -- a new version: the clients read its metadata (issue 11) ------------------------------------------------
 
 

@@ -916,11 +916,14 @@ def test_predict_json_errors_are_json_on_stdout(stub, tmp_path):
     assert error["exit_code"] == 2 and "absent.csv" in error["error"]
     error = _json_error(CliRunner().invoke(main, [*base, str(TAXI_CSV), "--version", "1", "--label", "a"]))
     assert error["exit_code"] == 2 and "--label" in error["error"]
-    error = _json_error(CliRunner().invoke(main, [*base, str(TAXI_CSV)]))  # the server refuses
+    error = _json_error(CliRunner().invoke(main, [*base, str(TAXI_CSV)]))  # the server refuses every row
     assert error == {
-        "error": "400: INVALID_ARGUMENT: Feature: fare is required",
+        "error": f"{TAXI_CSV}:2: the server refuses this row (sent alone): 400: INVALID_ARGUMENT: Feature: fare is "
+        "required",
         "exit_code": 1,
         "status": 400,
+        "file": str(TAXI_CSV),
+        "line": 2,
     }
 
 
@@ -1034,6 +1037,28 @@ def test_predict_no_server_is_reported_without_reprs(tmp_path):
     assert error["exit_code"] == 1 and error["status"] == 503
     assert error["error"].endswith("Failed to establish a new connection: [Errno 111] Connection refused")
     assert "object at 0x" not in result.output
+
+
+def test_predict_names_a_refused_row_only_when_the_server_refuses_it_alone(stub, tmp_path):
+    """A batch-level refusal (every row answered alone) is shown as it came, naming no row; a row refused alone is
+    named by file:line. The rows are asked by halves: [0], then [1] alone."""
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text("\n".join(json.dumps(r) for r in PENGUIN_ROWS) + "\n")
+    metadata = [(200, metadata_answer(PENGUIN_INPUTS, model="penguins"))]
+    refused = (400, {"error": "batch too odd"})
+    args = ["predict", "--model", "penguins", "--rows", str(rows), "--json", "--server"]
+    server = stub(refused, (200, {"predictions": [0.5]}), (200, {"predictions": [0.5]}), metadata=metadata)
+    error = _json_error(CliRunner().invoke(main, [*args, server.url]))
+    assert error == {"error": "400: batch too odd", "exit_code": 1, "status": 400}
+    assert [len(json.loads(body)["instances"]) for _, _, body in server.requests] == [2, 1, 1]
+    alone = (400, {"error": "Feature: island is required"})
+    server = stub(refused, (200, {"predictions": [0.5]}), alone, metadata=metadata)
+    error = _json_error(CliRunner().invoke(main, [*args, server.url]))
+    assert error["error"] == f"{rows}:2: the server refuses this row (sent alone): 400: Feature: island is required"
+    assert (error["file"], error["line"], error["status"]) == (str(rows), 2, 400)
+    server = stub((500, {"error": "boom"}), metadata=metadata)  # not a refusal of the rows: not asked again
+    error = _json_error(CliRunner().invoke(main, [*args, server.url]))
+    assert error == {"error": "500: boom", "exit_code": 1, "status": 500} and len(server.requests) == 1
 
 
 def test_predict_server_error_exits_1_with_message(stub):

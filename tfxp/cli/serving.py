@@ -122,6 +122,8 @@ def predict(
                 # inputs are those of the metadata the request was built from.
                 example = signature != client_lib.PREDICT_RAW
                 raise bad_row_error(rows_file, client.model_inputs(), exc, as_example=example) from None
+            except client_lib.ServingClientError as exc:
+                raise _refused(client, rows_file, rows, exc) from None
             outputs = list(client.outputs())
             served = client.last_version  # gRPC answers name it
             if served is None:  # REST answers don't: the version the metadata came from
@@ -132,6 +134,59 @@ def predict(
     except client_lib.ServingClientError as exc:
         raise CommandFailed(f"{exc.code}: {exc.message}", status=exc.code) from None
     _print_predictions(model, served, kind, signature, outputs, results, classes, as_json)
+
+
+# The server's answer to a request it refuses for what it holds (TF Serving: INVALID_ARGUMENT, 400 over REST).
+_REFUSED = (400, "INVALID_ARGUMENT")
+
+
+def _refused(client, rows_file, rows: list[dict], error) -> CommandFailed:
+    """The command's error for a request the server refused: naming the first row it refuses, by file:line.
+
+    TF Serving's refusals rarely say which row ("Feature: fare ... is required but could not be
+    found"), so the rows are asked again by halves (about log2(rows) small requests, on this error
+    path only) down to the first row refused on its own, whose error is then shown. When no single
+    row is refused (a batch-level error) or the server fails otherwise, the error is shown as it came.
+    """
+    from tfxp.cli._common import row_line
+    from tfxp.serving.client import ServingClientError
+
+    failure = CommandFailed(f"{error.code}: {error.message}", status=error.code)
+    if error.code not in _REFUSED or len(rows) < 2:
+        return failure
+    lo, hi = 0, len(rows)  # rows[lo:hi] holds a refused row
+    try:
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if _refuses(client, rows[lo:mid]):
+                hi = mid
+            else:
+                lo = mid
+        client.predict(rows[lo : lo + 1])
+    except ServingClientError as alone:
+        if alone.code not in _REFUSED:
+            return failure
+        line = row_line(rows_file.path, lo)
+        return CommandFailed(
+            f"{rows_file.path}:{line}: the server refuses this row (sent alone): {alone.code}: {alone.message}",
+            status=alone.code,
+            file=str(rows_file.path),
+            line=line,
+        )
+    return failure  # every row is answered on its own
+
+
+def _refuses(client, rows: list[dict]) -> bool:
+    """Whether the server refuses `rows` (raises its other failures)."""
+    from tfxp.serving.client import ServingClientError
+
+    try:
+        client.predict(rows)
+    except ServingClientError as exc:
+        if exc.code not in _REFUSED:
+            raise
+        return True
+    return False
 
 
 def _class_names(client, rows: list[dict], results: list) -> list[str] | None:
