@@ -295,3 +295,31 @@ def test_eval_rows_reaches_the_pipeline_config(monkeypatch, argv, eval_rows):
     result = CliRunner().invoke(main, ["run", *argv])
     assert isinstance(result.exception, Stop), result.output
     assert [config.eval_rows for config in seen] == [eval_rows]
+
+
+# -- paths in help texts exist ---------------------------------------------------------------------------
+
+
+def test_schema_infer_help_names_the_schema_file_that_exists():
+    """It said "copy the result to schema/schema.pbtxt", a path in no checkout or wheel."""
+    import tfxp
+    from tfxp.pipeline.config import DEFAULT_SCHEMA
+
+    out = " ".join(CliRunner().invoke(main, ["schema", "infer", "--help"], terminal_width=78).output.split())
+    package_root = Path(tfxp.__file__).resolve().parent.parent  # the checkout, or site-packages of a wheel
+    paths = [token.rstrip(").,;") for token in out.split() if "/" in token and ".pbtxt" in token]
+    assert paths == ["tfxp/projects/taxi/schema.pbtxt"], out
+    assert (package_root / paths[0]).resolve() == DEFAULT_SCHEMA.resolve() and DEFAULT_SCHEMA.is_file()
+
+
+def test_package_paths_in_every_help_text_exist():
+    """A `tfxp/...` path in any command's help is a file of the package (not `$XDG_STATE_HOME/tfxp/serve.log`)."""
+    import re
+
+    import tfxp
+
+    package_root = Path(tfxp.__file__).resolve().parent.parent
+    for path in _leaf_commands():
+        out = CliRunner().invoke(main, [*path.split(), "--help"], terminal_width=200).output
+        for name in re.findall(r"(?<![\w/.~$-])tfxp/[\w./-]*\w", out):
+            assert (package_root / name).exists(), (path, name)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -150,6 +151,39 @@ def test_tfxp_predict_command(served, rows, expected, tmp_path, protocol):
     np.testing.assert_allclose(out["predictions"], expected[:10], atol=1e-5)
     assert out["protocol"] == protocol and out["outputs"] == ["probability"]
     assert out["version"] == served.version or served.external
+    # The classification signature names the classes: negative, positive (the output is P(positive)).
+    assert out["classes"] == ["0", "1"]
+    assert out["predicted_classes"] == ["1" if p > 0.5 else "0" for p in out["predictions"]]
+
+
+# TensorFlow's C++ log lines: glog style (`I0000 00:00:...`), TF's own (`2026-12-04 16:11:42.794645: I
+# tensorflow/...`), and what they say at start-up.
+CPP_LOG_LINE = re.compile(
+    r"^[IWEF]\d{4} \d\d:\d\d:\d\d|^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: [IWEF] |tensorflow/|oneDNN|cuda|TensorRT",
+    re.MULTILINE | re.IGNORECASE,
+)
+
+
+def test_grpc_client_keeps_tensorflows_cpp_lines_off_the_console(served, rows):
+    """A program using GrpcClient (which loads TensorFlow for its protos) gets no CUDA, oneDNN or CPU-feature
+    lines on its console; the REST client never loads TensorFlow. As users run it, without TF_CPP_MIN_LOG_LEVEL."""
+    code = (
+        "import json, sys\n"
+        "from tfxp.serving.client import GrpcClient\n"
+        "rows = json.loads(sys.argv[3])\n"
+        "with GrpcClient(sys.argv[1], sys.argv[2]) as client:\n"
+        "    print(json.dumps(client.predict(rows)))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, served.grpc_target, served.model, json.dumps(rows[:3])],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert len(json.loads(proc.stdout)) == 3
+    assert not CPP_LOG_LINE.search(proc.stderr), proc.stderr
 
 
 # -- predict_raw refuses what it cannot answer, on every path (issue 10, item 14) -------------------------
@@ -262,6 +296,43 @@ def test_tfxp_predict_refuses_a_rows_file_without_model_inputs(served, tmp_path)
     with RestClient(served.rest_url, served.model) as client:
         inputs = ", ".join(client.model_inputs())  # by name: the metadata's, not a feature list's order
     assert f"has no column for the model inputs {inputs}" in " ".join(proc.stderr.split())
+
+
+def test_tfxp_predict_names_the_row_the_server_refuses(served, rows, tmp_path):
+    """TF Serving's refusal doesn't say which row ("Feature: fare ... is required but could not be found"):
+    the command finds it (asking by halves) and names it by file:line, with the server's words for it alone."""
+    from click.testing import CliRunner
+
+    from tfxp.pipeline.cli import main
+
+    bad = [*rows[:6], dict(rows[6], fare=""), *rows[7:12]]
+    path = tmp_path / "rows.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in bad) + "\n\n")  # row 6 on line 7
+    for server in (served.rest_url, served.grpc_target):
+        for signature in ("serving_default", "predict_raw"):
+            args = [
+                "predict",
+                "--server",
+                server,
+                "--model",
+                served.model,
+                "--rows",
+                str(path),
+                "--signature",
+                signature,
+            ]
+            result = CliRunner().invoke(main, [*args, "--json"])
+            assert result.exit_code == 1, result.output
+            error = json.loads(result.stdout)
+            assert (error["file"], error["line"]) == (str(path), 7), error
+            assert error["error"].startswith(f"{path}:7: the server refuses this row (sent alone): "), error
+            assert "fare" in error["error"] and error["status"] in (400, "INVALID_ARGUMENT")
+    good = tmp_path / "good.jsonl"
+    good.write_text("\n".join(json.dumps(r) for r in rows[:12]) + "\n")
+    result = CliRunner().invoke(
+        main, ["predict", "--server", served.rest_url, "--model", served.model, "--rows", str(good)]
+    )
+    assert result.exit_code == 0, result.output
 
 
 # -- a new version: the clients read its metadata (issue 11) ------------------------------------------------

@@ -542,6 +542,9 @@ def test_rest_connection_refused_is_retried_then_503():
         with pytest.raises(C.ServingClientError) as raised:
             client.status()
     assert raised.value.code == 503 and "cannot connect" in raised.value.message
+    # The reason, without urllib3's "<urllib3.connection.HTTPConnection object at 0x...>: " in front of it.
+    assert raised.value.message.endswith(": Failed to establish a new connection: [Errno 111] Connection refused")
+    assert "object at 0x" not in raised.value.message
 
 
 def test_client_argument_checks():
@@ -805,6 +808,8 @@ def test_predict_prints_table_and_json(stub, tmp_path):
         "signature": "serving_default",
         "outputs": ["probability"],
         "predictions": [0.125, 0.875],
+        "classes": None,  # this model has no classification signature to name them
+        "predicted_classes": None,
     }
 
 
@@ -832,6 +837,228 @@ def test_predict_prints_multiclass_and_several_outputs(stub, tmp_path):
     result = json.loads(CliRunner().invoke(main, args + ["--json"]).output)
     assert result["outputs"] == ["bucket", "prediction"]
     assert result["predictions"] == [{"bucket": 3, "prediction": 1.5}, {"bucket": 4, "prediction": 2.0}]
+
+
+def _taxi_lines(count: int) -> tuple[str, list[str]]:
+    """The taxi CSV's header and its first `count` data lines."""
+    lines = TAXI_CSV.read_text().splitlines()
+    return lines[0], lines[1 : count + 1]
+
+
+def _with_cell(line: str, header: str, column: str, value: str) -> str:
+    import csv
+    import io
+
+    cells = next(csv.reader([line]))
+    cells[header.split(",").index(column)] = value
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerow(cells)  # a cell holding "\n" is quoted
+    return out.getvalue().removesuffix("\n")
+
+
+@pytest.mark.parametrize("signature", ["serving_default", "predict_raw"])
+def test_predict_names_the_bad_row_by_file_and_line(stub, tmp_path, signature):
+    """A value the model input's dtype can't hold is named `file:line: column: why`, where the row is in the
+    file: blank lines and a quoted cell over two lines come before it, so its index (row 2) is not its line."""
+    server = stub((200, {"predictions": [0.5] * 3}))
+    header, lines = _taxi_lines(3)
+    two_lines = _with_cell(lines[0], header, "company", "Two\nLines Cab")
+    bad = _with_cell(lines[2], header, "trip_start_hour", "abc")
+    path = tmp_path / "rows.csv"
+    path.write_text("\n".join([header, two_lines, "", lines[1], "", bad]) + "\n")
+    args = ["predict", "--server", server.url, "--model", "taxi", "--rows", str(path), "--signature", signature]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2, result.output
+    want = f"{path}:7: trip_start_hour: cannot read 'abc' as int64"
+    assert want in " ".join(result.stderr.split()), result.stderr
+    assert "row 2" not in result.stderr and result.stdout == ""
+    jsonl = tmp_path / "rows.jsonl"
+    rows = read_csv_rows(limit=3)
+    jsonl.write_text("\n" + json.dumps(rows[0]) + "\n\n" + json.dumps(dict(rows[1], fare="12,50")) + "\n")
+    result = CliRunner().invoke(main, [*args[:-4], "--rows", str(jsonl), "--signature", signature])
+    assert result.exit_code == 2 and f"{jsonl}:4: fare: cannot read '12,50' as float32" in result.stderr
+    assert server.requests == []  # nothing was sent
+
+
+def test_predict_names_a_float_beyond_float32_in_a_tf_example(stub, tmp_path):
+    server = stub((200, {"predictions": [0.5] * 2}))
+    header, lines = _taxi_lines(2)
+    path = tmp_path / "rows.csv"
+    path.write_text("\n".join([header, lines[0], _with_cell(lines[1], header, "fare", "1e39")]) + "\n")
+    result = CliRunner().invoke(main, ["predict", "--server", server.url, "--model", "taxi", "--rows", str(path)])
+    assert result.exit_code == 2 and f"{path}:3: fare: 1e+39 is out of float32 range" in result.stderr
+    assert server.requests == []
+
+
+def _json_error(result) -> dict:
+    """`--json`'s error object: the only stdout line; the same text on stderr; the exit code it names."""
+    error = json.loads(result.stdout)
+    assert error["exit_code"] == result.exit_code != 0, (result.stdout, result.stderr)
+    assert " ".join(error["error"].split()) in " ".join(result.stderr.split())
+    return error
+
+
+def test_predict_json_errors_are_json_on_stdout(stub, tmp_path):
+    """`--json` keeps stdout JSON when the command fails: an error object, the exit code unchanged."""
+    server = stub((400, {"error": "INVALID_ARGUMENT: Feature: fare is required"}))
+    header, lines = _taxi_lines(2)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("\n".join([header, lines[0], _with_cell(lines[1], header, "trip_seconds", "soon")]) + "\n")
+    base = ["predict", "--server", server.url, "--model", "taxi", "--json", "--rows"]
+    error = _json_error(CliRunner().invoke(main, [*base, str(bad)]))
+    assert error["exit_code"] == 2 and "trip_seconds: cannot read 'soon' as int64" in error["error"]
+    assert (error["file"], error["line"], error["column"]) == (str(bad), 3, "trip_seconds")
+    no_columns = tmp_path / "foo.csv"
+    no_columns.write_text("foo,bar\n1,2\n")
+    error = _json_error(CliRunner().invoke(main, [*base, str(no_columns)]))
+    assert "has no column for the model inputs" in error["error"] and error["file"] == str(no_columns)
+    error = _json_error(CliRunner().invoke(main, [*base, str(tmp_path / "absent.csv")]))  # found by click
+    assert error["exit_code"] == 2 and "absent.csv" in error["error"]
+    error = _json_error(CliRunner().invoke(main, [*base, str(TAXI_CSV), "--version", "1", "--label", "a"]))
+    assert error["exit_code"] == 2 and "--label" in error["error"]
+    error = _json_error(CliRunner().invoke(main, [*base, str(TAXI_CSV)]))  # the server refuses every row
+    assert error == {
+        "error": f"{TAXI_CSV}:2: the server refuses this row (sent alone): 400: INVALID_ARGUMENT: Feature: fare is "
+        "required",
+        "exit_code": 1,
+        "status": 400,
+        "file": str(TAXI_CSV),
+        "line": 2,
+    }
+
+
+def test_predict_errors_print_no_object_reprs(stub, tmp_path, grpc_stub):
+    """Errors are sentences about the input, never `<tfxp.rows.RowsFile object at 0x...>` or an exception's repr."""
+    import re
+
+    import grpc
+
+    header, lines = _taxi_lines(1)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("\n".join([header, _with_cell(lines[0], header, "trip_miles", "[1, 2]")]) + "\n")
+    rest = stub((500, {"error": "boom"}))
+    outputs = []
+    for server, rows in (
+        (rest.url, bad),
+        (rest.url, TAXI_CSV),
+        (grpc_stub["target"], TAXI_CSV),
+        (grpc_stub["target"], tmp_path / "nothing.jsonl"),
+        (rest.url + "/v2", TAXI_CSV),
+    ):
+        for extra in ([], ["--json"]):
+            grpc_stub["failures"] = [(grpc.StatusCode.INTERNAL, "boom")]
+            args = ["predict", "--server", server, "--model", "taxi", "--rows", str(rows), *extra]
+            result = CliRunner().invoke(main, args)
+            assert result.exit_code in (1, 2), (args, result.output)
+            assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+            outputs.append(result.output)
+    for output in outputs:
+        assert not re.search(r"object at 0x|<\w+[.\w]* |\w+Error\(|RpcError|Traceback", output), output
+
+
+def _with_classification(answer: dict, k: int) -> dict:
+    """A metadata answer with a `classification` signature (`inputs` -> `classes`, `scores` [-1, k])."""
+
+    def info(dtype, shape):
+        return {"dtype": dtype, "tensor_shape": {"dim": [{"size": str(d)} for d in shape], "unknown_rank": False}}
+
+    answer["metadata"]["signature_def"]["signature_def"]["classification"] = {
+        "inputs": {"inputs": info("DT_STRING", (-1,))},
+        "outputs": {"classes": info("DT_STRING", (-1, k)), "scores": info("DT_FLOAT", (-1, k))},
+        "method_name": "tensorflow/serving/classify",
+    }
+    return answer
+
+
+def test_predict_names_classes_only_from_the_version_that_answered(stub, tmp_path):
+    """The class names come from one classification call with the first row; its scores must be the predict
+    answer's. When they aren't (another version answered it), the values are shown unnamed, with a warning."""
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text("\n".join(json.dumps(r) for r in PENGUIN_ROWS) + "\n")
+    metadata = _with_classification(
+        metadata_answer(PENGUIN_INPUTS, {"probabilities": ("DT_FLOAT", (-1, 3))}, model="penguins"), 3
+    )
+    predict = (200, {"predictions": [[0.1, 0.2, 0.7], [0.5, 0.3, 0.2]]})
+    classes = ["Adelie", "Chinstrap", "Gentoo"]
+    same = (200, {"predictions": [{"classes": classes, "scores": [0.1, 0.2, 0.7]}]})
+    server = stub(predict, same, metadata=[(200, metadata)])
+    args = ["predict", "--server", server.url, "--model", "penguins", "--rows", str(rows), "--json"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0 and result.stderr == "", result.output
+    answer = json.loads(result.stdout)
+    assert answer["classes"] == classes and answer["predicted_classes"] == ["Gentoo", "Adelie"]
+    asked = json.loads(server.requests[1][2])
+    assert asked["signature_name"] == "classification" and len(asked["instances"]) == 1  # the first row only
+    other = (200, {"predictions": [{"classes": classes[::-1], "scores": [0.7, 0.2, 0.1]}]})
+    server = stub(predict, other, metadata=[(200, metadata)])
+    args[2] = server.url
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    answer = json.loads(result.stdout)
+    assert answer["classes"] is None and answer["predicted_classes"] is None
+    assert answer["predictions"] == [[0.1, 0.2, 0.7], [0.5, 0.3, 0.2]]
+    assert "warning: class names not shown" in result.stderr and "another model version" in result.stderr
+    server = stub(predict, (404, {"error": "no classification"}), metadata=[(200, metadata)])
+    args[2] = server.url
+    result = CliRunner().invoke(main, args[:-1])  # the table
+    assert result.exit_code == 0 and "404: no classification" in result.stderr, result.output
+    assert result.stdout.splitlines()[0].split() == ["row", "probabilities[0]", "probabilities[1]", "probabilities[2]"]
+
+
+def test_predict_binary_predicted_class_is_positive_above_one_half(stub, tmp_path):
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text("\n".join(json.dumps(r) for r in PENGUIN_ROWS * 2) + "\n")
+    metadata = _with_classification(metadata_answer(PENGUIN_INPUTS, model="penguins"), 2)
+    probabilities = [0.75, 0.5, 0.25, 0.5000001]
+    classify = {"predictions": [{"classes": ["007", "1e3"], "scores": [0.25, 0.75]}]}
+    server = stub((200, {"predictions": probabilities}), (200, classify), metadata=[(200, metadata)])
+    args = ["predict", "--server", server.url, "--model", "penguins", "--rows", str(rows)]
+    answer = json.loads(CliRunner().invoke(main, [*args, "--json"]).stdout)
+    assert answer["classes"] == ["007", "1e3"]
+    assert answer["predicted_classes"] == ["1e3", "007", "007", "1e3"]  # at exactly 0.5: the negative class
+    assert answer["predictions"] == probabilities
+    server = stub((200, {"predictions": probabilities}), (200, classify), metadata=[(200, metadata)])
+    args[2] = server.url
+    table = CliRunner().invoke(main, args).stdout.splitlines()
+    assert table[0].split() == ["row", "predicted_class", "probability[1e3]"]
+    assert table[2].split() == ["0", "1e3", "0.75"] and table[3].split() == ["1", "007", "0.5"]  # names as text
+
+
+def test_predict_no_server_is_reported_without_reprs(tmp_path):
+    """Nothing listening: exit 1 after the retry budget, the reason without urllib3's connection object."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again before use: nothing listens there
+    args = ["predict", "--server", f"http://127.0.0.1:{port}", "--model", "taxi", "--rows", str(TAXI_CSV), "--json"]
+    result = CliRunner().invoke(main, args)
+    error = _json_error(result)
+    assert error["exit_code"] == 1 and error["status"] == 503
+    assert error["error"].endswith("Failed to establish a new connection: [Errno 111] Connection refused")
+    assert "object at 0x" not in result.output
+
+
+def test_predict_names_a_refused_row_only_when_the_server_refuses_it_alone(stub, tmp_path):
+    """A batch-level refusal (every row answered alone) is shown as it came, naming no row; a row refused alone is
+    named by file:line. The rows are asked by halves: [0], then [1] alone."""
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text("\n".join(json.dumps(r) for r in PENGUIN_ROWS) + "\n")
+    metadata = [(200, metadata_answer(PENGUIN_INPUTS, model="penguins"))]
+    refused = (400, {"error": "batch too odd"})
+    args = ["predict", "--model", "penguins", "--rows", str(rows), "--json", "--server"]
+    server = stub(refused, (200, {"predictions": [0.5]}), (200, {"predictions": [0.5]}), metadata=metadata)
+    error = _json_error(CliRunner().invoke(main, [*args, server.url]))
+    assert error == {"error": "400: batch too odd", "exit_code": 1, "status": 400}
+    assert [len(json.loads(body)["instances"]) for _, _, body in server.requests] == [2, 1, 1]
+    alone = (400, {"error": "Feature: island is required"})
+    server = stub(refused, (200, {"predictions": [0.5]}), alone, metadata=metadata)
+    error = _json_error(CliRunner().invoke(main, [*args, server.url]))
+    assert error["error"] == f"{rows}:2: the server refuses this row (sent alone): 400: Feature: island is required"
+    assert (error["file"], error["line"], error["status"]) == (str(rows), 2, 400)
+    server = stub((500, {"error": "boom"}), metadata=metadata)  # not a refusal of the rows: not asked again
+    error = _json_error(CliRunner().invoke(main, [*args, server.url]))
+    assert error == {"error": "500: boom", "exit_code": 1, "status": 500} and len(server.requests) == 1
 
 
 def test_predict_server_error_exits_1_with_message(stub):

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import csv
+import itertools
+import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import click
+
+from tfxp.cli.exit_codes import ExitCode
 
 
 class CommandGroup(click.Group):
@@ -31,24 +36,88 @@ class CommandGroup(click.Group):
                 formatter.write_dl(rows)
 
 
-def read_rows_option(rows_path: Path):
-    """The `--rows` file as a tfxp.serving.client.RowsFile (its header and rows, values as read).
+class RowsError(click.BadParameter):
+    """A `--rows` file (or a row in it) the command can't use: exit 2, naming --rows.
 
-    Raises click.BadParameter (exit 2, naming --rows) when the file can't be read as rows.
+    `file`, `line` (1-based) and `column` say where, when known; `--json` prints them.
+    """
+
+    def __init__(self, message: str, *, file: Path | None = None, line: int | None = None, column: str | None = None):
+        super().__init__(message, param_hint="--rows")
+        self.details = {"file": None if file is None else str(file), "line": line, "column": column}
+
+
+class CommandFailed(click.ClickException):
+    """The command could not do its job (a server refused the call, a model folder is unusable): exit 1.
+
+    Shown as `error: <message>` on stderr; `details` (e.g. {"status": "NOT_FOUND"}) go into `--json`'s
+    error object.
+    """
+
+    exit_code = ExitCode.FAILURE
+
+    def __init__(self, message: str, **details: object):
+        super().__init__(message)
+        self.details = details
+
+    def show(self, file=None) -> None:
+        click.echo(f"error: {self.format_message()}", err=True, file=file)
+
+
+class JsonErrorsCommand(click.Command):
+    """A command with `--json` whose errors keep stdout JSON: an error object there, the usual text on stderr.
+
+    The object is `{"error": text, "exit_code": N}` plus what the error knows (RowsError: `file`,
+    `line`, `column`; CommandFailed: its details), for errors found while parsing the options
+    (a `--rows` file that does not exist) as for those the command raises. The exit code is the
+    error's, as without `--json`.
+    """
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        as_json = "--json" in args  # before parsing, which consumes `args`
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.ClickException as exc:
+            if as_json:
+                echo_json_error(exc)
+            raise
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except click.ClickException as exc:
+            if ctx.params.get("as_json"):
+                echo_json_error(exc)
+            raise
+
+
+def echo_json_error(exc: click.ClickException) -> None:
+    """Prints `exc` as the JSON error object of JsonErrorsCommand on stdout."""
+    error = {"error": exc.format_message(), "exit_code": int(exc.exit_code)}
+    error.update(getattr(exc, "details", {}))
+    click.echo(json.dumps(json_safe(error), allow_nan=False))
+
+
+def read_rows_option(rows_path: Path):
+    """The `--rows` file as a tfxp.rows.RowsFile (its header and rows, values as read).
+
+    Raises RowsError (exit 2, naming --rows and, where the reader says, file:line) when the file
+    can't be read as rows.
     """
     from tfxp.serving.client import read_rows_file
 
     try:
         return read_rows_file(rows_path)
-    except (ValueError, UnicodeDecodeError, csv.Error) as exc:
-        raise click.BadParameter(str(exc), param_hint="--rows") from None
+    except (ValueError, UnicodeDecodeError, csv.Error, OSError) as exc:
+        # OSError: a file click saw but can't open (no permission); its text names the path.
+        raise RowsError(str(exc), file=rows_path) from None
 
 
 def check_model_columns(rows_file, inputs, optional, allow_missing_optional: bool) -> list[dict]:
     """The rows of `rows_file` (one dict per row, column -> raw value) once it has a column for each model input.
 
-    Raises click.BadParameter (exit 2, naming --rows and the missing columns) when it lacks one
-    (the rule of tfxp.serving.client.check_columns).
+    Raises RowsError (exit 2, naming --rows and the missing columns) when it lacks one
+    (the rule of tfxp.rows.check_columns).
     """
     from tfxp.serving.client import MissingColumnsError, check_columns
 
@@ -56,8 +125,55 @@ def check_model_columns(rows_file, inputs, optional, allow_missing_optional: boo
         check_columns(rows_file, inputs, optional, allow_missing_optional)
     except MissingColumnsError as exc:
         hint = "" if exc.required else "; --allow-missing-optional reads them as missing in every row"
-        raise click.BadParameter(f"{exc}{hint}", param_hint="--rows") from None
+        raise RowsError(f"{exc}{hint}", file=rows_file.path) from None
     return rows_file.rows
+
+
+def bad_row_error(rows_file, inputs: Mapping[str, str], error: Exception, as_example: bool = False) -> RowsError:
+    """The RowsError for a row of `rows_file` that can't be sent: `file:line: column: why`.
+
+    `error`: the tfxp.rows.RowError the client or runtime raised (its text names the row by its
+    0-based index, not where it is in the file). The rows are checked again one by one, input by
+    input (`inputs`: {name: dtype}), to find the row and column; `as_example` also checks what only
+    a tf.Example refuses (a finite float beyond float32). Called on the error path only.
+    """
+    from tfxp import rows as R
+
+    for index, row in enumerate(rows_file.rows):
+        for name, dtype in inputs.items():
+            try:
+                R.row_value(row, name, dtype, index)
+                if as_example:
+                    R.encode_example(row, {name: dtype}, index)
+            except R.RowError as found:
+                line = row_line(rows_file.path, index)
+                text = str(found).removeprefix(f"row {index}: ")
+                return RowsError(f"{rows_file.path}:{line}: {text}", file=rows_file.path, line=line, column=name)
+    return RowsError(str(error), file=rows_file.path)  # not found again: as raised
+
+
+def row_line(path: Path, index: int) -> int | None:
+    """The 1-based line where row `index` (0-based, as tfxp.rows.read_rows_file counts rows) starts in `path`.
+
+    Blank lines are no rows (both readers skip them) and a quoted CSV cell may span lines, so the
+    file is read again as the reader reads it. None when the file has fewer rows.
+    """
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        if Path(path).suffix.lower() == ".jsonl":
+            lines = (number for number, line in enumerate(f, start=1) if line.strip())
+            return next(itertools.islice(lines, index, None), None)
+        reader = csv.reader(f)
+        next(reader, None)  # the header
+        row = -1
+        while True:
+            start = reader.line_num + 1
+            cells = next(reader, None)
+            if cells is None:
+                return None
+            if cells:
+                row += 1
+                if row == index:
+                    return start
 
 
 def table_cells(name: str, value) -> list[tuple[str, object]]:
@@ -65,6 +181,46 @@ def table_cells(name: str, value) -> list[tuple[str, object]]:
     if not isinstance(value, list):
         return [(name, value)]
     return [cell for k, item in enumerate(value) for cell in table_cells(f"{name}[{k}]", item)]
+
+
+def classes_fit(predictions: list, classes: Sequence[str] | None) -> bool:
+    """Whether `classes` name the values of `predictions` (one output's results, one per row): K
+    probabilities per row for K classes (multiclass), or one probability, of the second of two
+    classes, per row (binary)."""
+    if not classes:
+        return False
+    if all(isinstance(p, list) for p in predictions):
+        return all(len(p) == len(classes) for p in predictions)
+    return len(classes) == 2 and all(isinstance(p, float) for p in predictions)
+
+
+def predicted_classes(predictions: list, classes: Sequence[str]) -> list[str | None]:
+    """Per row, the class with the highest probability; None for a row without an answer (NaN).
+
+    Multiclass (K probabilities per row, in the order of `classes`): the first of the highest.
+    Binary (P(classes[1]) per row): classes[1] when p > 0.5, else classes[0] (at 0.5 the first of
+    two equal scores, as Keras' BinaryAccuracy, the gated metric, counts it).
+    """
+    import math
+
+    chosen: list[str | None] = []
+    for p in predictions:
+        scores = p if isinstance(p, list) else [1.0 - p, p]
+        if any(not isinstance(v, float) or math.isnan(v) for v in scores):
+            chosen.append(None)
+        else:
+            chosen.append(classes[scores.index(max(scores))])
+    return chosen
+
+
+def class_cells(output: str, prediction, predicted: str | None, classes: Sequence[str]) -> list[tuple[str, object]]:
+    """A classification row as table cells: `predicted_class`, then each probability named by its
+    class (`probabilities[setosa]`; binary: `probability[<positive class>]`)."""
+    if isinstance(prediction, list):
+        named = [(f"{output}[{name}]", value) for name, value in zip(classes, prediction, strict=True)]
+    else:
+        named = [(f"{output}[{classes[1]}]", prediction)]
+    return [("predicted_class", predicted), *named]
 
 
 def json_safe(value):

@@ -11,11 +11,24 @@ from pathlib import Path
 
 import click
 
-from tfxp.cli._common import check_model_columns, json_safe, log_beside, read_rows_option, rows_option, table_cells
+from tfxp.cli._common import (
+    CommandFailed,
+    JsonErrorsCommand,
+    bad_row_error,
+    check_model_columns,
+    class_cells,
+    classes_fit,
+    json_safe,
+    log_beside,
+    predicted_classes,
+    read_rows_option,
+    rows_option,
+    table_cells,
+)
 from tfxp.cli.exit_codes import ExitCode, epilog
 
 
-@click.command(epilog=epilog("convert"))
+@click.command(cls=JsonErrorsCommand, epilog=epilog("convert"))
 @click.option(
     "--saved-model",
     "saved_model",
@@ -64,7 +77,12 @@ from tfxp.cli.exit_codes import ExitCode, epilog
     is_flag=True,
     help="Leave out serving_bytes (strings as bytes, for TensorFlowLiteSwift); saves ~40 KB per file.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the result as JSON on stdout; on an error, an error object (the text also goes to stderr).",
+)
 def convert(
     saved_model: Path,
     transform_output: Path | None,
@@ -79,56 +97,76 @@ def convert(
 
     Builtin ops only; the models take the raw features.
     """
-    rows = None
-    if rows_path is not None:
-        from tfxp.models.signatures import load_problem
-
-        # The parity gate needs every model input and the label's column: a file lacking one
-        # would be read as "missing in every row" and gate on the wrong question.
-        problem = load_problem(str(saved_model))
-        rows = check_model_columns(
-            read_rows_option(rows_path),
-            [*(f.name for f in problem.features), problem.label.column],
-            optional=(),
-            allow_missing_optional=False,
-        )
     resolved = saved_model.resolve()
     if model_version is None and resolved.name.isascii() and resolved.name.isdigit():
         model_version = int(resolved.name)
         model_name = model_name or resolved.parent.name
-    from tfxp.mobile import convert as convert_lib
+    rows_file = read_rows_option(rows_path) if rows_path is not None else None
     from tfxp.pipeline.console import library_output_to
-    from tfxp.serving.client import RowError
 
     log_file = log_beside(output)
     try:
-        with library_output_to(log_file):  # the converter's C++ log lines included
-            if transform_output is None:
-                try:
-                    transform_output = Path(convert_lib.find_transform_output(saved_model))
-                except convert_lib.ConversionError as exc:
-                    raise click.BadParameter(str(exc), param_hint="--transform-output") from None
-            result = convert_lib.convert(
-                saved_model,
-                output,
-                transform_output_dir=transform_output,
-                eval_rows=rows,
-                model_version=model_version,
-                model_name=model_name,
-                bytes_signature=not no_bytes_signature,
+        # Everything that loads TensorFlow runs inside: its C++ start-up lines (CUDA probing, oneDNN)
+        # and the converter's MLIR lines go to the log file, not the console.
+        with library_output_to(log_file):
+            result = _convert(
+                saved_model, transform_output, output, rows_file, model_version, model_name, no_bytes_signature
             )
     except click.ClickException:
         raise
-    except RowError as exc:
-        raise click.BadParameter(str(exc), param_hint="--rows") from None
     except Exception as exc:  # converter, transform and SavedModel loading errors
-        click.echo(f"error: conversion failed: {type(exc).__name__}: {exc} (log: {log_file})", err=True)
-        sys.exit(ExitCode.FAILURE)
+        raise CommandFailed(f"conversion failed: {type(exc).__name__}: {exc} (log: {log_file})") from None
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
     else:
-        _print_conversion(result, checked=rows is not None)
+        _print_conversion(result, checked=rows_file is not None)
     sys.exit(ExitCode.OK if result.ok else ExitCode.CHECK_FAILED)
+
+
+def _convert(
+    saved_model: Path,
+    transform_output: Path | None,
+    output: Path,
+    rows_file,
+    model_version: int | None,
+    model_name: str | None,
+    no_bytes_signature: bool,
+):
+    """tfxp.mobile.convert.convert for the command's options: its ConversionResult.
+
+    Raises RowsError for a rows file without a column the gate needs or a value it can't read,
+    click.BadParameter when no transform output is found, and the converter's own errors.
+    """
+    from tfxp.mobile import convert as convert_lib
+    from tfxp.models.signatures import load_problem
+    from tfxp.rows import RowError
+
+    rows, columns = None, {}
+    if rows_file is not None:
+        # The parity gate needs every model input and the label's column: a file lacking one
+        # would be read as "missing in every row" and gate on the wrong question.
+        problem = load_problem(str(saved_model))
+        columns = {f.name: f.dtype for f in problem.features}
+        columns[problem.label.column] = problem.label.dtype
+        rows = check_model_columns(rows_file, list(columns), optional=(), allow_missing_optional=False)
+    if transform_output is None:
+        try:
+            transform_output = Path(convert_lib.find_transform_output(saved_model))
+        except convert_lib.ConversionError as exc:
+            raise click.BadParameter(str(exc), param_hint="--transform-output") from None
+    try:
+        return convert_lib.convert(
+            saved_model,
+            output,
+            transform_output_dir=transform_output,
+            eval_rows=rows,
+            model_version=model_version,
+            model_name=model_name,
+            bytes_signature=not no_bytes_signature,
+        )
+    except RowError as exc:
+        # Named by where it is in the file (file:line), not by its index among the rows.
+        raise bad_row_error(rows_file, columns, exc) from None
 
 
 def _print_conversion(result, checked: bool) -> None:
@@ -156,7 +194,7 @@ def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.4f}"
 
 
-@click.command("mobile-predict", epilog=epilog("mobile-predict"))
+@click.command("mobile-predict", cls=JsonErrorsCommand, epilog=epilog("mobile-predict"))
 @click.option(
     "--model",
     "model_dir",
@@ -177,7 +215,12 @@ def _fmt(value: float | None) -> str:
     help="Let the rows file lack columns of optional inputs (required: false in model_spec.json): "
     "read as missing in every row. Required inputs always need a column.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON object instead of a table.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print a JSON object instead of a table; on an error, an error object (the text also goes to stderr).",
+)
 def mobile_predict(
     model_dir: Path, rows_path: Path, variant: str | None, allow_missing_optional: bool, as_json: bool
 ) -> None:
@@ -186,7 +229,9 @@ def mobile_predict(
     Runs a converted model on the TFLite runtime, without TensorFlow. Every
     model input needs a column in the rows file; a row missing a required value
     gets no answer (null in --json, nan in the table). One value per row
-    (binary probability, regression prediction) or K (multiclass probabilities).
+    (binary probability, regression prediction) or K (multiclass probabilities);
+    a classification model's rows also get the predicted class, and each
+    probability is named by its class (model_spec.json's output.classes).
     """
     from tfxp.mobile.runtime import MobileModel, ModelSpecError
     from tfxp.serving.client import RowError
@@ -194,9 +239,10 @@ def mobile_predict(
     rows_file = read_rows_option(rows_path)
     try:
         model = MobileModel(model_dir, variant)
-    except (ModelSpecError, ImportError, OSError, ValueError) as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(ExitCode.FAILURE)
+    except ModelSpecError as exc:  # its text names the file
+        raise CommandFailed(str(exc)) from None
+    except (ImportError, OSError, ValueError) as exc:  # no interpreter; the interpreter refusing a .tflite
+        raise CommandFailed(f"{model_dir}: {' '.join(str(exc).split())}") from None
     rows = check_model_columns(
         rows_file,
         [i["name"] for i in model.inputs],
@@ -205,9 +251,22 @@ def mobile_predict(
     )
     try:
         predictions = model.predict(rows)
-        output = (model.spec.get("output") or {}).get("name", "prediction")
     except RowError as exc:
-        raise click.BadParameter(str(exc), param_hint="--rows") from None
+        # Named by where it is in the file (file:line), not by its index among the rows.
+        raise bad_row_error(rows_file, {i["name"]: i["dtype"] for i in model.inputs}, exc) from None
+    except ValueError as exc:  # model_spec.json names an input dtype rows don't hold
+        raise CommandFailed(f"{model.model_dir / 'model_spec.json'}: {exc}") from None
+    spec_output = model.spec.get("output") or {}
+    output = spec_output.get("name", "prediction")
+    # model_spec.json's output.classes name the values (multiclass: one per value; binary: negative,
+    # positive, the output being P(positive)); regression has none.
+    classes = spec_output.get("classes")
+    if classes is not None and not classes_fit(predictions, classes):
+        raise CommandFailed(
+            f"{model.model_dir / 'model_spec.json'}: output.classes ({', '.join(map(str, classes))}) do not name "
+            f"the model's {output} values"
+        )
+    chosen = predicted_classes(predictions, classes) if classes else None
     if as_json:
         click.echo(
             json.dumps(
@@ -217,6 +276,8 @@ def mobile_predict(
                     "variant": model.variant,
                     "output": output,
                     "predictions": json_safe(predictions),
+                    "classes": classes,
+                    "predicted_classes": chosen,
                 },
                 allow_nan=False,
             )
@@ -224,6 +285,12 @@ def mobile_predict(
         return
     from tabulate import tabulate
 
-    table = [[i] + [value for _, value in table_cells(output, p)] for i, p in enumerate(predictions)]
-    headers = ["row"] + ([name for name, _ in table_cells(output, predictions[0])] if predictions else [output])
-    click.echo(tabulate(table, headers=headers, floatfmt=".6g"))
+    def cells(index: int) -> list[tuple[str, object]]:
+        if chosen is None:
+            return table_cells(output, predictions[index])
+        return class_cells(output, predictions[index], chosen[index], classes)
+
+    table = [[i] + [value for _, value in cells(i)] for i in range(len(predictions))]
+    headers = ["row"] + ([name for name, _ in cells(0)] if predictions else [output])
+    # Class names are text: "007" or "1e3" must not be shown as numbers.
+    click.echo(tabulate(table, headers=headers, floatfmt=".6g", disable_numparse=[1] if chosen else False))

@@ -416,12 +416,14 @@ def schema() -> None:
 def schema_infer(data: Path, out: Path) -> None:
     """Infer a schema.pbtxt with SchemaGen, for a person to curate.
 
-    Copy the result to schema/schema.pbtxt after tightening domains, ranges and
-    presence; see README "Bring your own data" (or let `tfxp init` do it).
+    After tightening domains, ranges and presence, copy the result to the
+    project's schema.pbtxt, beside its project.yaml (the embedded taxi
+    project's is tfxp/projects/taxi/schema.pbtxt); see README "Bring your own
+    data" (or let `tfxp init` do it).
     """
     from tfxp.pipeline.console import library_output_to
     from tfxp.pipeline.schema_infer import infer_schema
 
     with library_output_to(out.with_suffix(".log")):
         infer_schema(data, out)
-    click.echo(f"wrote {out} (curate it, then copy to {DEFAULT_SCHEMA.relative_to(DEFAULT_SCHEMA.parent.parent)})")
+    click.echo(f"wrote {out} (curate it, then copy it to the project's schema.pbtxt, e.g. {DEFAULT_SCHEMA})")

@@ -6,7 +6,7 @@ Heavy imports (TensorFlow, gRPC stubs) happen inside the commands, so `--help` s
 from __future__ import annotations
 
 import json
-import os
+import math
 import re
 import sys
 import warnings
@@ -14,11 +14,23 @@ from pathlib import Path
 
 import click
 
-from tfxp.cli._common import check_model_columns, json_safe, read_rows_option, rows_option, table_cells
+from tfxp.cli._common import (
+    CommandFailed,
+    JsonErrorsCommand,
+    bad_row_error,
+    check_model_columns,
+    class_cells,
+    classes_fit,
+    json_safe,
+    predicted_classes,
+    read_rows_option,
+    rows_option,
+    table_cells,
+)
 from tfxp.cli.exit_codes import ExitCode, epilog
 
 
-@click.command(epilog=epilog("predict"))
+@click.command(cls=JsonErrorsCommand, epilog=epilog("predict"))
 @click.option(
     "--server",
     "target",
@@ -57,7 +69,12 @@ from tfxp.cli.exit_codes import ExitCode, epilog
     "refuses rows missing a required input (TF Serving's metadata does not say which inputs are "
     "optional, so without this flag every input needs a column).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON object instead of a table.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print a JSON object instead of a table; on an error, an error object (the text also goes to stderr).",
+)
 def predict(
     target: str,
     model: str,
@@ -75,7 +92,8 @@ def predict(
     Any TF Serving compatible server: `tfxp serve` or TF Serving itself, any model
     this pipeline pushes. The model's inputs and outputs come from its metadata:
     every input needs a column in the rows file (a blank cell is a missing value);
-    one result per row, one column per output value.
+    one result per row, one column per output value. A classification model's rows
+    also get the predicted class, and each probability is named by its class.
     """
     from tfxp.serving import client as client_lib
 
@@ -87,10 +105,8 @@ def predict(
         raise click.BadParameter(str(exc), param_hint="--server") from None
     rows_file = read_rows_option(rows_path)
     if kind == "grpc":
-        # The gRPC client builds TensorProtos with TensorFlow, whose C++ start-up lines (CUDA probing,
-        # oneDNN) would fill the console of a command whose output is its answer. Set
-        # TF_CPP_MIN_LOG_LEVEL yourself to see them.
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        # The gRPC client loads TensorFlow (its protos); GrpcClient keeps TF's C++ start-up lines off
+        # the console, and google.api_core's Python-version notice is not this command's business.
         warnings.filterwarnings("ignore", category=FutureWarning, module=r"google\.api_core")
     factory = client_lib.RestClient if kind == "rest" else client_lib.GrpcClient
     try:
@@ -99,19 +115,129 @@ def predict(
             # say which are optional (optional=None): every one needs a column unless the flag
             # lets them be missing, and then the model itself refuses a row missing a required one.
             rows = check_model_columns(rows_file, list(client.model_inputs()), None, allow_missing_optional)
-            results = client.predict(rows)
+            try:
+                results = client.predict(rows)
+            except client_lib.RowError as exc:
+                # Named by where it is in the file (file:line), not by its index among the rows; the
+                # inputs are those of the metadata the request was built from.
+                example = signature != client_lib.PREDICT_RAW
+                raise bad_row_error(rows_file, client.model_inputs(), exc, as_example=example) from None
+            except client_lib.ServingClientError as exc:
+                raise _refused(client, rows_file, rows, exc) from None
             outputs = list(client.outputs())
             served = client.last_version  # gRPC answers name it
             if served is None:  # REST answers don't: the version the metadata came from
                 served = client.model_metadata().version
             if served is None:
                 served = _latest_version(client)
-    except client_lib.RowError as exc:
-        raise click.BadParameter(str(exc), param_hint="--rows") from None
+            classes = _class_names(client, rows, results) if len(outputs) == 1 else None
     except client_lib.ServingClientError as exc:
-        click.echo(f"error: {exc.code}: {exc.message}", err=True)
-        sys.exit(ExitCode.FAILURE)
-    _print_predictions(model, served, kind, signature, outputs, results, as_json)
+        raise CommandFailed(f"{exc.code}: {exc.message}", status=exc.code) from None
+    _print_predictions(model, served, kind, signature, outputs, results, classes, as_json)
+
+
+# The server's answer to a request it refuses for what it holds (TF Serving: INVALID_ARGUMENT, 400 over REST).
+_REFUSED = (400, "INVALID_ARGUMENT")
+
+
+def _refused(client, rows_file, rows: list[dict], error) -> CommandFailed:
+    """The command's error for a request the server refused: naming the first row it refuses, by file:line.
+
+    TF Serving's refusals rarely say which row ("Feature: fare ... is required but could not be
+    found"), so the rows are asked again by halves (about log2(rows) small requests, on this error
+    path only) down to the first row refused on its own, whose error is then shown. When no single
+    row is refused (a batch-level error) or the server fails otherwise, the error is shown as it came.
+    """
+    from tfxp.cli._common import row_line
+    from tfxp.serving.client import ServingClientError
+
+    failure = CommandFailed(f"{error.code}: {error.message}", status=error.code)
+    if error.code not in _REFUSED or len(rows) < 2:
+        return failure
+    lo, hi = 0, len(rows)  # rows[lo:hi] holds a refused row
+    try:
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if _refuses(client, rows[lo:mid]):
+                hi = mid
+            else:
+                lo = mid
+        client.predict(rows[lo : lo + 1])
+    except ServingClientError as alone:
+        if alone.code not in _REFUSED:
+            return failure
+        line = row_line(rows_file.path, lo)
+        return CommandFailed(
+            f"{rows_file.path}:{line}: the server refuses this row (sent alone): {alone.code}: {alone.message}",
+            status=alone.code,
+            file=str(rows_file.path),
+            line=line,
+        )
+    return failure  # every row is answered on its own
+
+
+def _refuses(client, rows: list[dict]) -> bool:
+    """Whether the server refuses `rows` (raises its other failures)."""
+    from tfxp.serving.client import ServingClientError
+
+    try:
+        client.predict(rows)
+    except ServingClientError as exc:
+        if exc.code not in _REFUSED:
+            raise
+        return True
+    return False
+
+
+def _class_names(client, rows: list[dict], results: list) -> list[str] | None:
+    """The served model's class names in the order of its output's values, or None (a regression model).
+
+    Asked of the model's `classification` signature with the first answered row (the metadata has
+    the signature, not its class names): one small call. Its scores for that row must be the
+    predict answer's, so names never come from another version than the one that answered (a
+    version pushed in between); if they differ, or the call fails, the values are shown unnamed
+    and a warning on stderr says why.
+    """
+    from tfxp.serving import client as client_lib
+
+    if client_lib.CLASSIFICATION not in client.model_metadata().signatures:
+        return None
+    answered = [i for i, r in enumerate(results) if not isinstance(r, dict) and _finite(r)]
+    if not answered:
+        return None
+    index = answered[0]
+    try:
+        classes, scores = client.class_scores(rows[index])
+    except (client_lib.ServingClientError, client_lib.RowError) as exc:
+        _warn(f"class names not shown: the {client_lib.CLASSIFICATION} signature failed: {exc}")
+        return None
+    expected = results[index] if isinstance(results[index], list) else [1.0 - results[index], results[index]]
+    if not classes_fit(results, classes) or not _close(scores, expected):
+        _warn(
+            f"class names not shown: the {client_lib.CLASSIFICATION} signature's scores for row {index} "
+            f"({', '.join(f'{s:.6g}' for s in scores)}) are not the predict answer's: another model version "
+            "may have answered"
+        )
+        return None
+    return classes
+
+
+def _finite(value) -> bool:
+    values = value if isinstance(value, list) else [value]
+    return all(isinstance(v, float) and math.isfinite(v) for v in values)
+
+
+def _close(scores: list, expected: list) -> bool:
+    # The same SavedModel computes both (classification runs serving_default inside); predict_raw
+    # differs from the tf.Example path by float rounding only (~1e-7).
+    return len(scores) == len(expected) and all(
+        isinstance(s, float) and math.isclose(s, e, rel_tol=1e-4, abs_tol=1e-5)
+        for s, e in zip(scores, expected, strict=True)
+    )
+
+
+def _warn(message: str) -> None:
+    click.echo(f"warning: {message}", err=True)
 
 
 def _latest_version(client) -> int | None:
@@ -126,13 +252,24 @@ def _latest_version(client) -> int | None:
 
 
 def _print_predictions(
-    model: str, version: int | None, protocol: str, signature: str, outputs: list[str], results: list, as_json: bool
+    model: str,
+    version: int | None,
+    protocol: str,
+    signature: str,
+    outputs: list[str],
+    results: list,
+    classes: list[str] | None,
+    as_json: bool,
 ) -> None:
     """One line (JSON) or a table row per input row: `row` and each output value.
 
     `results`: `ServingClient.predict`'s, one per row: a value ([N] output), a list
     of K values ([N, K]), or {output: value} for several outputs (`outputs`, by name).
+    `classes`: the class names of a classification model's one output (multiclass: one per
+    value; binary: negative, positive), else None. With them each row also gets its predicted
+    class and the table names each probability by its class.
     """
+    chosen = predicted_classes(results, classes) if classes else None
     if as_json:
         click.echo(
             json.dumps(
@@ -143,6 +280,8 @@ def _print_predictions(
                     "signature": signature,
                     "outputs": outputs,
                     "predictions": json_safe(results),
+                    "classes": classes,
+                    "predicted_classes": chosen,
                 },
                 allow_nan=False,
             )
@@ -152,12 +291,16 @@ def _print_predictions(
 
     headers, table = ["row"], []
     for index, result in enumerate(results):
-        named = result if isinstance(result, dict) else {outputs[0] if len(outputs) == 1 else "prediction": result}
-        cells = [(name, value) for name in sorted(named) for name, value in table_cells(name, named[name])]
+        if chosen is not None:
+            cells = class_cells(outputs[0], result, chosen[index], classes)
+        else:
+            named = result if isinstance(result, dict) else {outputs[0] if len(outputs) == 1 else "prediction": result}
+            cells = [(name, value) for name in sorted(named) for name, value in table_cells(name, named[name])]
         if index == 0:
             headers += [name for name, _ in cells]
         table.append([index] + [value for _, value in cells])
-    click.echo(tabulate(table, headers=headers, floatfmt=".6g"))
+    # Class names are text: "007" or "1e3" must not be shown as numbers.
+    click.echo(tabulate(table, headers=headers, floatfmt=".6g", disable_numparse=[1] if chosen else False))
 
 
 @click.command(epilog=epilog("serve"))

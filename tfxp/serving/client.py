@@ -15,6 +15,8 @@ rebuilt once) or, over gRPC, when a predict answer names another version:
   row: a float for a [N] output (binary `probability`, regression `prediction`), a list
   of K floats for [N, K] (multiclass `probabilities`), {output name: value} when the
   signature has several outputs.
+- Class names: not in the metadata (a signature declares tensors, not their values);
+  `class_scores(row)` asks the `classification` signature for them with one row.
 
 Rows are raw feature dicts as read from CSV/JSONL (`tfxp.rows`: strings, numbers, "" or None).
 
@@ -29,7 +31,10 @@ import abc
 import base64
 import json
 import math
+import os
+import re
 import struct
+import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -56,6 +61,10 @@ SERVING_DEFAULT = "serving_default"
 PREDICT_RAW = "predict_raw"
 EXAMPLES_INPUT = "examples"
 SIGNATURES = (SERVING_DEFAULT, PREDICT_RAW)
+# TF Serving's Classify signature of classification models: `classes` (the label's values, [N, K]
+# strings) and `scores` ([N, K]), both in output order; a serialized tf.Example per row.
+CLASSIFICATION = "classification"
+CLASSES_OUTPUT, SCORES_OUTPUT = "classes", "scores"
 PROTOCOLS = ("grpc", "rest")
 # Output dtypes whose values are floats (REST JSON may write 1.0 as 1).
 FLOAT_DTYPES = ("DT_FLOAT", "DT_DOUBLE", "DT_HALF", "DT_BFLOAT16")
@@ -328,6 +337,32 @@ class ServingClient(abc.ABC):
         """The chosen signature's outputs, by name: what each `predict` result holds."""
         return dict(sorted(self.model_metadata().signature(self.signature).outputs.items()))
 
+    def class_scores(self, row: Row) -> tuple[list[str], list[float]]:
+        """The `classification` signature's `classes` and `scores` for one raw row: the class names in
+        output order (multiclass: the K classes of `probabilities`; binary: negative, positive, the
+        latter being `probability`'s) and their scores.
+
+        A Predict call on that signature (TF Serving runs classify signatures through Predict too),
+        with the row as a tf.Example, for this client's version or label. Raises ModelMetadataError
+        when the model has no such signature (regression), RowError for a value the row can't hold,
+        ServingClientError when the server refuses.
+        """
+        metadata = self.model_metadata()
+        signature = metadata.signature(CLASSIFICATION)
+        if not {CLASSES_OUTPUT, SCORES_OUTPUT} <= set(signature.outputs):
+            raise ModelMetadataError(
+                f"model {metadata._name()}: {CLASSIFICATION} has outputs {', '.join(sorted(signature.outputs))}, "
+                f"not {CLASSES_OUTPUT} and {SCORES_OUTPUT}"
+            )
+        examples = R.encode_examples([row], metadata.raw_inputs())
+        outputs = self._predict_examples(examples, metadata.examples_input(CLASSIFICATION), signature, CLASSIFICATION)
+        classes, scores = outputs[CLASSES_OUTPUT][0], outputs[SCORES_OUTPUT][0]
+        if not isinstance(classes, list) or not isinstance(scores, list) or len(classes) != len(scores):
+            raise ServingClientError(
+                "INTERNAL", f"{CLASSIFICATION} answered classes {str(classes)[:200]} for scores {str(scores)[:200]}"
+            )
+        return [c if isinstance(c, str) else _text(c) for c in classes], scores
+
     def predict(self, rows: Iterable[Row]) -> list[Any]:
         """One result per row, in order: a float for a [N] output, a list of K floats for [N, K],
         {output name: value} when the signature has several outputs.
@@ -361,7 +396,8 @@ class ServingClient(abc.ABC):
             outputs = self._predict_raw(R.raw_columns(rows, inputs), inputs, signature)
         else:
             examples = R.encode_examples(rows, inputs)
-            outputs = self._predict_examples(examples, metadata.examples_input(self.signature), signature)
+            input_name = metadata.examples_input(self.signature)
+            outputs = self._predict_examples(examples, input_name, signature, self.signature)
         return _per_row(outputs, len(rows))
 
     @abc.abstractmethod
@@ -380,8 +416,10 @@ class ServingClient(abc.ABC):
     def _fetch_metadata(self) -> ModelMetadata: ...
 
     @abc.abstractmethod
-    def _predict_examples(self, examples: list[bytes], input_name: str, signature: Signature) -> dict[str, list]:
-        """{output name: one value per row}."""
+    def _predict_examples(
+        self, examples: list[bytes], input_name: str, signature: Signature, signature_name: str
+    ) -> dict[str, list]:
+        """{output name: one value per row} of signature `signature_name` (`signature`) for serialized tf.Examples."""
 
     @abc.abstractmethod
     def _predict_raw(
@@ -508,9 +546,11 @@ class RestClient(ServingClient):
             return f"{url}/labels/{quote(self.label, safe='')}"
         return url
 
-    def _predict_examples(self, examples: list[bytes], input_name: str, signature: Signature) -> dict[str, list]:
+    def _predict_examples(
+        self, examples: list[bytes], input_name: str, signature: Signature, signature_name: str
+    ) -> dict[str, list]:
         # Row format of a single-input signature: the input is not named.
-        body = rest_predict_body(self.signature, examples=examples)
+        body = rest_predict_body(signature_name, examples=examples)
         return rest_outputs(self._call("POST", ":predict", body).get("predictions"), signature)
 
     def _predict_raw(
@@ -574,16 +614,29 @@ def _reason(exc: Exception) -> str:
     # requests nests urllib3's reason several levels deep; the innermost text is the useful part.
     while exc.args and isinstance(exc.args[0], Exception):
         exc = exc.args[0]
-    return str(getattr(exc, "reason", exc))
+    # urllib3 starts it with its connection object ("<urllib3.connection.HTTPConnection object at
+    # 0x7f...>: Failed to establish a new connection: ..."): a repr, not a reason.
+    return _OBJECT_REPR.sub("", str(getattr(exc, "reason", exc)))
+
+
+_OBJECT_REPR = re.compile(r"<[\w.]+ object at 0x[0-9a-fA-F]+>:? ?")
 
 
 # -- gRPC ----------------------------------------------------------------------------------------
 
 
 class GrpcClient(ServingClient):
-    """TF Serving's gRPC PredictionService / ModelService. Loads TensorFlow's protos (~4 s)."""
+    """TF Serving's gRPC PredictionService / ModelService. Loads TensorFlow's protos (~4 s).
+
+    When it is the first to load TensorFlow, TensorFlow's C++ logging is set to fatal errors only
+    (TF_CPP_MIN_LOG_LEVEL=3, unless set already): its start-up lines (CUDA probing, oneDNN, CPU
+    features) are about a runtime this client doesn't run, and would land on the console of the
+    program using it. Set TF_CPP_MIN_LOG_LEVEL yourself to see them.
+    """
 
     def __init__(self, target: str, model: str, **kwargs: Any):
+        if "tensorflow" not in sys.modules:
+            os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         import grpc
         from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
 
@@ -610,26 +663,29 @@ class GrpcClient(ServingClient):
         if signature:
             spec.signature_name = signature
 
-    def predict_request(self, inputs: Mapping[str, Any]) -> Any:
-        """A PredictRequest for this client's model spec and the given TensorProtos."""
+    def predict_request(self, inputs: Mapping[str, Any], signature_name: str | None = None) -> Any:
+        """A PredictRequest for this client's model spec and the given TensorProtos, for its signature
+        or `signature_name`."""
         from tensorflow_serving.apis import predict_pb2
 
         request = predict_pb2.PredictRequest()
-        self._fill_spec(request.model_spec, self.signature)
+        self._fill_spec(request.model_spec, signature_name or self.signature)
         for name, tensor in inputs.items():
             request.inputs[name].CopyFrom(tensor)
         return request
 
-    def _predict_examples(self, examples: list[bytes], input_name: str, signature: Signature) -> dict[str, list]:
-        return self._predict({input_name: tensor_proto(examples, R.DT_STRING)})
+    def _predict_examples(
+        self, examples: list[bytes], input_name: str, signature: Signature, signature_name: str
+    ) -> dict[str, list]:
+        return self._predict({input_name: tensor_proto(examples, R.DT_STRING)}, signature_name)
 
     def _predict_raw(
         self, columns: dict[str, list], inputs: Mapping[str, str], signature: Signature
     ) -> dict[str, list]:
         return self._predict({name: tensor_proto(columns[name], dtype) for name, dtype in inputs.items()})
 
-    def _predict(self, inputs: Mapping[str, Any]) -> dict[str, list]:
-        request = self.predict_request(inputs)
+    def _predict(self, inputs: Mapping[str, Any], signature_name: str | None = None) -> dict[str, list]:
+        request = self.predict_request(inputs, signature_name)
         response = self._call(self._prediction.Predict, request)
         if response.model_spec.HasField("version"):
             self.last_version = response.model_spec.version.value
