@@ -254,5 +254,5 @@ def test_a_column_name_tensorflow_refuses_is_named_and_nothing_is_written(tmp_pa
     ("not a valid root scope name"): init refuses it, naming the column, and writes nothing."""
     data = _write(tmp_path / "names.csv", ["mean radius", "y"], [[str(i), "ab"[i % 2]] for i in range(20)])
     result = _tfxp("init", "--data", str(data), "--label", "y", "--dir", "project", cwd=tmp_path)
-    assert result.returncode == 2 and "mean radius" in result.stderr and "kind: ignored" in result.stderr
+    assert result.returncode == 2 and "mean radius" in result.stderr and "--ignore 'mean radius'" in result.stderr
     assert not (tmp_path / "project").exists()
