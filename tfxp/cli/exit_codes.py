@@ -34,7 +34,8 @@ EXIT_CODES: Mapping[str, Mapping[ExitCode, str]] = MappingProxyType(
             ExitCode.OK: "a blessed model is pushed (or was, by an earlier identical run)",
             ExitCode.FAILURE: "unexpected failure (see the log file named in the output)",
             ExitCode.USAGE: "usage error (also: another tfxp run holds --output; a --data folder without *.csv; "
-            "a schema whose FLOAT features allow NaN)",
+            "a schema whose FLOAT features allow NaN; a new label, task, classes or inputs under the name of a "
+            "pushed model: name the new model)",
             ExitCode.CHECK_FAILED: "bad data, nothing pushed: an unreadable CSV file (file:line named), no rows, "
             "or anomalies against the schema",
             ExitCode.NOT_BLESSED: "model not blessed by the Evaluator; nothing pushed",

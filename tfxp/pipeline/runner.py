@@ -91,6 +91,10 @@ def _preflight(config: PipelineConfig) -> Outcome | None:
     problem = schema_problem(config.schema_file)
     if problem:
         return Outcome(ExitCode.USAGE, Summary(config.name), f"schema: {problem}")
+    if config.remote is None:
+        refused = _identity_preflight(config)
+        if refused is not None:
+            return refused
     if config.remote is not None or is_uri(config.data):
         return None
     try:
@@ -113,11 +117,30 @@ def _preflight(config: PipelineConfig) -> Outcome | None:
     return None
 
 
+def _identity_preflight(config: PipelineConfig) -> Outcome | None:
+    """Refuses (USAGE) a project whose model is another model than the one pushed under its name.
+
+    See pipeline.identity: a changed label, task, classes, label hook or set of inputs would be
+    gated against the old model and, once blessed, hot-swapped in for its clients.
+    """
+    from tfxp.pipeline.identity import pushed_identity_change
+
+    try:
+        change = pushed_identity_change(config.name, config.serving_dir, config.problem.to_dict())
+    except ValueError as exc:
+        return Outcome(ExitCode.USAGE, Summary(config.name), f"the pushed model can't be compared: {exc}")
+    if change is None:
+        return None
+    summary = Summary(config.name, identity_changes=change.differences)
+    return Outcome(ExitCode.USAGE, summary, change.message(config.serving_dir, config.mobile_dir))
+
+
 def run(config: PipelineConfig, on_event: Callable[[ComponentEvent], None] = lambda e: None) -> Outcome:
     """Runs the whole pipeline once; never raises for pipeline failures, returns an Outcome.
 
     Refuses at once, before any component: a second run on the same output
-    (ExitCode.USAGE), a schema that lets NaN through (USAGE), a `data` folder
+    (ExitCode.USAGE), a schema that lets NaN through (USAGE), a model of another identity
+    (label, task, classes, hook, inputs) than the one pushed under the name (USAGE), a `data` folder
     without CSV files (USAGE), files that can't be read as one dataset or hold no
     rows (ANOMALIES, naming the file and line).
     """

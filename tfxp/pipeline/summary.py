@@ -32,6 +32,8 @@ class Summary:
     metrics: dict[str, dict[str, float | int | None]] = field(default_factory=dict)
     # slice -> metric -> why it is undefined (e.g. "one class only"); see explain_undefined.
     undefined_metrics: dict[str, dict[str, str]] = field(default_factory=dict)
+    # How the project differs from the model pushed under its name (run refused; pipeline.identity).
+    identity_changes: list[str] = field(default_factory=list)
     blessed: bool | None = None
     failures: list[ThresholdFailure] = field(default_factory=list)
     baseline_model: str | None = None
