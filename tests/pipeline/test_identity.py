@@ -11,10 +11,8 @@ then the old project is refused against the new pushed model.
 
 from __future__ import annotations
 
-import csv
 import json
 import os
-import random
 import shutil
 import subprocess
 import sys
@@ -22,6 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
+from wage_data import wage_rows, write_table
 
 from tfxp.pipeline.identity import PROBLEM_FILE, ModelIdentity, pushed_identity_change
 
@@ -148,36 +147,6 @@ def test_the_resolver_skips_blessed_models_of_another_identity(tmp_path):
 # -- real runs -----------------------------------------------------------------------------------------
 
 
-def _wage_rows(n: int = 600) -> list[dict]:
-    rng = random.Random(0)
-    rows = []
-    for _ in range(n):
-        age, exper, school = rng.uniform(18, 60), rng.uniform(0, 30), rng.randint(0, 5)
-        union = int(exper * 0.1 + school * 0.3 + rng.gauss(0, 1) > 2)
-        married = int(age * 0.05 + rng.gauss(0, 1) > 1.8)
-        rows.append(
-            {
-                "age": f"{age:.2f}",
-                "exper": f"{exper:.2f}",
-                "school": school,
-                "region": rng.choice("NSEW"),
-                "union": union,
-                "married": married,
-            }
-        )
-    return rows
-
-
-def _write(path: Path, rows: list[dict], drop: str | None = None) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    names = [k for k in rows[0] if k != drop]
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=names, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
-
-
 def _tfxp(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "TF_USE_LEGACY_KERAS": "1"}
     return subprocess.run(
@@ -220,9 +189,9 @@ def _versions(base: Path) -> list[str]:
 def wage(tmp_path_factory):
     """(work folder, union project) after a first real run pushed `wage`."""
     work = tmp_path_factory.mktemp("identity")
-    rows = _wage_rows()
-    _write(work / "wage.csv", rows)
-    _write(work / "no_exper" / "wage.csv", rows, drop="exper")
+    rows = wage_rows()
+    write_table(work / "wage.csv", rows)
+    write_table(work / "no_exper" / "wage.csv", rows, drop="exper")
     union = _init(work, work / "wage.csv", "union", "union")
     code, summary, _ = _run(work, union)
     assert code == 0 and summary["pushed"], summary

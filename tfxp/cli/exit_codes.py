@@ -24,6 +24,7 @@ class ExitCode(enum.IntEnum):
     USAGE = 2  # a bad option or input file, found before any work; click's own code for UsageError
     CHECK_FAILED = 3  # the input failed a check (bad data; a TFLite variant failing parity): nothing pushed
     NOT_BLESSED = 4  # the Evaluator did not bless the model: nothing pushed
+    MOBILE_FAILED = 5  # pushed for serving, but the mobile (TFLite) push failed: the reason is printed
 
 
 # Command (as typed after `tfxp`) -> the codes it returns -> their meaning for that command.
@@ -39,6 +40,8 @@ EXIT_CODES: Mapping[str, Mapping[ExitCode, str]] = MappingProxyType(
             ExitCode.CHECK_FAILED: "bad data, nothing pushed: an unreadable CSV file (file:line named), no rows, "
             "or anomalies against the schema",
             ExitCode.NOT_BLESSED: "model not blessed by the Evaluator; nothing pushed",
+            ExitCode.MOBILE_FAILED: "the model was pushed for serving; the mobile (TFLite) push failed (a "
+            "conversion error, or every variant failed its checks): what was pushed and why not is printed",
         },
         "compile": {
             ExitCode.OK: "pipeline JSON written",

@@ -19,6 +19,12 @@ Points (all in the push path, all before ML Metadata records the component):
   component returns (and TFX records its output).
 - `mobile_pusher:published`: `MobilePusher`, likewise.
 
+One point raises instead of killing (`raise_at`), for a failure the run must report, not survive:
+
+- `mobile_pusher:conversion`: `MobilePusher`, after the serving push, raises
+  tfxp.mobile.errors.ConversionError where the conversion starts, as a transform the
+  TFLite graph can't reproduce does (e.g. "no (mean, std) reproduces the transform").
+
 The `publish:*` points fire on whichever publish reaches them first: in a fresh
 run that is the serving push; on a re-run whose serving version already exists
 (a crash after its rename) the Pusher copies nothing, so they fire in the mobile
@@ -29,6 +35,12 @@ import os
 import signal
 
 ENV = "TFXP_FAILPOINT"
+
+
+def raise_at(name: str, error: Exception) -> None:
+    """Raises `error` when TFXP_FAILPOINT is `name`; otherwise returns at once."""
+    if os.environ.get(ENV) == name:
+        raise error
 
 
 def hit(name: str) -> None:

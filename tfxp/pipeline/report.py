@@ -34,6 +34,9 @@ def _columns(metrics: Mapping[str, Mapping[str, float | int | None]]) -> list[st
     return [name for name in _SUMMARY_METRICS if name in present]
 
 
+# A TFLite variant's name in words (tfxp.mobile.runtime.FLOAT / QUANT).
+_VARIANT_TEXT = {"float": "float", "quant": "quantized"}
+
 _NOTE_WIDTH = 100  # about the width of the table above the notes
 
 
@@ -182,8 +185,10 @@ def print_summary(outcome: Outcome) -> None:
         )
     if summary.mobile_pushed:
         echo(f"mobile: {summary.mobile_path} ({', '.join(summary.mobile_variants)})")
+    elif summary.pushed and summary.mobile_error:
+        echo(f"mobile: not pushed: {summary.mobile_error}")
     for variant, reasons in summary.mobile_rejected.items():
-        echo(f"mobile variant {variant} not pushed: {'; '.join(reasons)}")
+        echo(f"mobile: {_VARIANT_TEXT.get(variant, variant)} variant not pushed: {'; '.join(reasons)}")
     if outcome.error and outcome.exit_code is not ExitCode.PUSHED:
         echo(f"\nerror: {outcome.error}", err=True)
     if outcome.log_file:

@@ -21,6 +21,7 @@ class ExitCode(enum.IntEnum):
     USAGE = 2
     ANOMALIES = 3
     NOT_BLESSED = 4
+    MOBILE_FAILED = 5
 
 
 @dataclass(frozen=True)
@@ -180,6 +181,7 @@ def _run_pipeline(
     progress = _ProgressHandler(on_event)
     logging.getLogger("absl").addHandler(progress)
     error: str | None = None
+    failed_node: str | None = None
     gate_anomalies: list[dict] = []
     code = ExitCode.PUSHED
     try:
@@ -197,6 +199,7 @@ def _run_pipeline(
         node = progress.fail_current()
         logging.getLogger(__name__).exception("pipeline failed")
         code, error = ExitCode.FAILURE, f"{node or 'pipeline'} failed: {type(exc).__name__}: {exc}"
+        failed_node = node
     finally:
         logging.getLogger("absl").removeHandler(progress)
         file_handler.flush()
@@ -216,6 +219,17 @@ def _run_pipeline(
     finished = [c for c in summary.components if c["id"] != "baseline_resolver"]
     summary.fully_cached = bool(finished) and all(c["status"] == "cached" for c in finished)
     summary.wall_seconds = round(time.monotonic() - started, 2)
+    if failed_node == "MobilePusher" and summary.pushed:
+        # Its failure came after the serving push, which stays: reported as what it is, not as exit 1.
+        summary.mobile_error = error.removeprefix("MobilePusher failed: ")
+        code = ExitCode.MOBILE_FAILED
+    if code is ExitCode.PUSHED and summary.pushed and summary.mobile_error is not None:
+        code = ExitCode.MOBILE_FAILED
+    if code is ExitCode.MOBILE_FAILED:
+        error = (
+            f"pushed for serving: {summary.pushed_path} (version {summary.pushed_version}); "
+            f"mobile (TFLite): not pushed: {summary.mobile_error}"
+        )
     if code is ExitCode.PUSHED and not summary.pushed:
         code = ExitCode.NOT_BLESSED
         failing = "; ".join(str(f) for f in summary.failures) or "no blessing recorded"

@@ -48,6 +48,9 @@ class Summary:
     mobile_path: str | None = None
     mobile_variants: list[str] = field(default_factory=list)
     mobile_rejected: dict[str, list[str]] = field(default_factory=dict)  # variant -> reasons
+    # Why nothing was pushed for mobile although the serving push was made (a ConversionError, a
+    # MobilePusher failure, every variant rejected); None when it was pushed or nothing was to push.
+    mobile_error: str | None = None
     components: list[dict] = field(default_factory=list)  # id, status, seconds
     # True when every component reused an earlier result (nothing new was pushed).
     fully_cached: bool = False
@@ -260,4 +263,7 @@ def collect(reader: MetadataReader, pipeline_name: str) -> Summary:
         summary.mobile_path = str_property(pushed, "pushed_destination")
         summary.mobile_variants = json.loads(str_property(pushed, "variants") or "[]")
         summary.mobile_rejected = json.loads(str_property(pushed, "rejected") or "{}")
+        summary.mobile_error = str_property(pushed, "error") or None
+        if summary.pushed and not summary.mobile_pushed and summary.mobile_error is None:
+            summary.mobile_error = "every TFLite variant was rejected (reasons under mobile_rejected)"
     return summary
