@@ -13,14 +13,36 @@ from tfxp.pipeline.mlmd import MetadataReader, int_property, str_property
 
 @dataclass
 class ThresholdFailure:
+    """A blessing threshold the model failed. `value`: None when the metric is undefined on the slice,
+    then `undefined` says why (explain_undefined's reason, e.g. "one class only")."""
+
     slice: str
     metric: str
     value: float | None
     threshold: str
+    undefined: str | None = None
 
     def __str__(self) -> str:
+        if self.undefined is not None:
+            where = "the eval split" if self.slice == "Overall" else f"slice {self.slice} of the eval split"
+            advice = _UNDEFINED_ADVICE.get(self.undefined, "see the log file")
+            return f"{self.metric} is undefined on {where} ({self.undefined}), so it fails {self.threshold}: {advice}"
         value = "n/a" if self.value is None else f"{self.value:.4f}"
         return f"{self.metric} = {value} on slice {self.slice} fails {self.threshold}"
+
+
+def mark_undefined(
+    failures: list[ThresholdFailure], undefined: Mapping[str, Mapping[str, str]]
+) -> list[ThresholdFailure]:
+    """`failures` with the metrics undefined on their slice (`undefined`: slice -> metric -> why, from
+    explain_undefined) given no value and the reason: TFMA still compares a number (AUC 0.0 on one class,
+    its np.nansum), which is no measurement of the model."""
+    for failure in failures:
+        base = failure.metric.removesuffix(" (change vs baseline)")
+        why = undefined.get(failure.slice, {}).get(base)
+        if why is not None:
+            failure.value, failure.undefined = None, why
+    return failures
 
 
 @dataclass
@@ -92,6 +114,15 @@ NO_POSITIVE_PREDICTIONS = "no positive predictions"
 NO_POSITIVE_LABELS = "no positive labels"
 NO_EXAMPLES = "no examples"
 NOT_A_NUMBER = "NaN from TFMA"
+
+# What to do when a gated metric is undefined on the eval split, per reason (see explain_undefined).
+_UNDEFINED_ADVICE = {
+    ONE_CLASS: "its rows hold one class of the label: add rows until the eval split holds both classes, "
+    "or check that the label is the column you meant",
+    NO_POSITIVE_LABELS: "its rows hold no positive label: add rows with the positive class, or check the "
+    "label and its positive value",
+    NO_EXAMPLES: "it has no rows: add rows",
+}
 
 
 @dataclass(frozen=True)
@@ -240,7 +271,7 @@ def collect(reader: MetadataReader, pipeline_name: str) -> Summary:
         evaluation = evaluator.output("evaluation")
         if evaluation is not None:
             summary.metrics, summary.undefined_metrics = explain_undefined(_metrics(evaluation.uri))
-            summary.failures = _failures(evaluation.uri)
+            summary.failures = mark_undefined(_failures(evaluation.uri), summary.undefined_metrics)
         blessing = evaluator.output("blessing")
         summary.blessed = int_property(blessing, "blessed") == 1
         # Resolver nodes record no outputs; the resolved baseline is the Evaluator's input.
