@@ -167,6 +167,14 @@ def _run_locked(config: PipelineConfig, on_event: Callable[[ComponentEvent], Non
         return _run_pipeline(config, on_event, started, log_file, file_handler)
 
 
+def _class_names(config: PipelineConfig) -> tuple[str, ...]:
+    """A multiclass model's classes in output order (the summary names per-class results by them); ()."""
+    from tfxp.models.features import Task
+
+    label = config.problem.label
+    return tuple(label.classes) if label.task is Task.MULTICLASS else ()
+
+
 def _run_pipeline(
     config: PipelineConfig,
     on_event: Callable[[ComponentEvent], None],
@@ -205,7 +213,7 @@ def _run_pipeline(
         file_handler.flush()
 
     summary = (
-        collect(MetadataReader(config.metadata_path), config.name)
+        collect(MetadataReader(config.metadata_path), config.name, _class_names(config))
         if config.metadata_path.exists()
         else Summary(config.name)
     )

@@ -66,6 +66,11 @@ class Summary:
     pushed_earlier: bool = False
     # The highest version in the serving base path: what TF Serving's default policy serves.
     served_version: str | None = None
+    # Multiclass, on the overall eval slice, top-1 (a row counts as the class of its highest probability):
+    # class name -> {"precision", "recall", "examples"} (TFMA's precision/class_k, recall/class_k), and
+    # TFMA's MultiClassConfusionMatrixPlot as {"classes", "counts" [actual][predicted], "no_prediction"}.
+    per_class: dict[str, dict[str, float | int | None]] = field(default_factory=dict)
+    confusion_matrix: dict | None = None
     mobile_pushed: bool = False
     mobile_path: str | None = None
     mobile_variants: list[str] = field(default_factory=list)
@@ -250,8 +255,67 @@ def _failures(evaluation_uri: str) -> list[ThresholdFailure]:
     return failures
 
 
-def collect(reader: MetadataReader, pipeline_name: str) -> Summary:
-    """Summarises the newest run from MLMD: only executions of that run count."""
+def _count(value: float) -> float | int:
+    return int(value) if float(value).is_integer() else value
+
+
+def confusion_matrix(evaluation_uri: str, classes: tuple[str, ...] | list[str]) -> dict | None:
+    """The overall slice's MultiClassConfusionMatrixPlot (TFMA, threshold 0.0: each row is predicted as
+    its top-1 class) as {"classes": names, "counts": K x K [actual][predicted], "no_prediction": K counts
+    of rows without a top class (a NaN output)}. None when the evaluation has no such plot."""
+    import tensorflow_model_analysis as tfma
+
+    k = len(classes)
+    for plots in tfma.load_plots(evaluation_uri):
+        if _slice_name(plots.slice_key) != "Overall":
+            continue
+        for kv in plots.plot_keys_and_values:
+            if kv.key.model_name == "baseline" or not kv.value.HasField("multi_class_confusion_matrix_at_thresholds"):
+                continue
+            matrices = kv.value.multi_class_confusion_matrix_at_thresholds.matrices
+            if not matrices:
+                continue
+            counts = [[0.0] * k for _ in range(k)]
+            missing = [0.0] * k
+            for entry in matrices[0].entries:
+                actual, predicted = entry.actual_class_id, entry.predicted_class_id
+                if not 0 <= actual < k:
+                    continue  # a label outside the classes: the schema's domain refuses it before training
+                if 0 <= predicted < k:
+                    counts[actual][predicted] += entry.num_weighted_examples
+                else:
+                    missing[actual] += entry.num_weighted_examples
+            return {
+                "classes": list(classes),
+                "counts": [[_count(c) for c in row] for row in counts],
+                "no_prediction": [_count(c) for c in missing],
+            }
+    return None
+
+
+def per_class(
+    overall: Mapping[str, float | int | None], classes: tuple[str, ...] | list[str], matrix: dict | None
+) -> dict[str, dict[str, float | int | None]]:
+    """Class name -> top-1 precision, recall (the overall slice's `precision/class_k`, `recall/class_k`) and
+    examples (the class's eval rows, from the confusion matrix; None without it)."""
+    out = {}
+    for k, name in enumerate(classes):
+        examples = None
+        if matrix is not None:
+            examples = _count(sum(matrix["counts"][k]) + matrix["no_prediction"][k])
+        out[name] = {
+            "precision": overall.get(f"precision/class_{k}"),
+            "recall": overall.get(f"recall/class_{k}"),
+            "examples": examples,
+        }
+    return out
+
+
+def collect(reader: MetadataReader, pipeline_name: str, classes: tuple[str, ...] = ()) -> Summary:
+    """Summarises the newest run from MLMD: only executions of that run count.
+
+    `classes`: a multiclass model's class names in output order, for `per_class` and
+    `confusion_matrix` (left empty otherwise)."""
     summary = Summary(pipeline=pipeline_name)
     this_run = reader.latest_run_execution_ids()
 
@@ -272,6 +336,9 @@ def collect(reader: MetadataReader, pipeline_name: str) -> Summary:
         if evaluation is not None:
             summary.metrics, summary.undefined_metrics = explain_undefined(_metrics(evaluation.uri))
             summary.failures = mark_undefined(_failures(evaluation.uri), summary.undefined_metrics)
+            if classes:
+                summary.confusion_matrix = confusion_matrix(evaluation.uri, classes)
+                summary.per_class = per_class(summary.metrics.get("Overall", {}), classes, summary.confusion_matrix)
         blessing = evaluator.output("blessing")
         summary.blessed = int_property(blessing, "blessed") == 1
         # Resolver nodes record no outputs; the resolved baseline is the Evaluator's input.
