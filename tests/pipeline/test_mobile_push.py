@@ -2,8 +2,9 @@
 push exits 5, saying what was pushed (the serving version, on disk) and what wasn't and why; a variant
 rejected by its parity gate says in words what failed.
 
-A real `tfxp run` on a small wage-like table, with the conversion failing at the fail point
-`mobile_pusher:conversion` (tfxp.pipeline.failpoints: a ConversionError where MobilePusher converts).
+Real `tfxp run`s on a small wage-like table into one output: MobilePusher failing unexpectedly (fail
+point `mobile_pusher:error`, a RuntimeError), then the conversion failing (`mobile_pusher:conversion`, a
+ConversionError where MobilePusher converts; tfxp.pipeline.failpoints), everything before it cached.
 """
 
 from __future__ import annotations
@@ -41,20 +42,47 @@ def _project(work: Path) -> Path:
     return work / "project"
 
 
-@pytest.fixture(scope="module")
-def failed_conversion(tmp_path_factory):
-    work = tmp_path_factory.mktemp("mobile")
-    project = _project(work)
-    code, summary, stderr = tfxp_run(
+def _run(work: Path, failpoint: str) -> tuple[int, dict, str]:
+    return tfxp_run(
         work / "wage.csv",
         work / "out",
         "--project",
-        str(project),
+        str(work / "project"),
         name=NAME,
         train_steps=TRAIN_STEPS,
-        env={"TFXP_FAILPOINT": "mobile_pusher:conversion"},
+        env={"TFXP_FAILPOINT": failpoint},
     )
+
+
+@pytest.fixture(scope="module")
+def failed_mobile_pusher(tmp_path_factory):
+    """The MobilePusher fails unexpectedly (a RuntimeError) after a real serving push."""
+    work = tmp_path_factory.mktemp("mobile")
+    _project(work)
+    code, summary, stderr = _run(work, "mobile_pusher:error")
     return work, code, summary, stderr
+
+
+@pytest.fixture(scope="module")
+def failed_conversion(failed_mobile_pusher):
+    """Then, same output, the conversion raises ConversionError (everything before MobilePusher cached)."""
+    work = failed_mobile_pusher[0]
+    code, summary, stderr = _run(work, "mobile_pusher:conversion")
+    return work, code, summary, stderr
+
+
+def test_an_unexpected_mobile_pusher_failure_after_the_serving_push_exits_5_not_1(failed_mobile_pusher):
+    work, code, summary, _ = failed_mobile_pusher
+    assert code == 5, summary
+    assert summary["pushed"] and not summary["mobile_pushed"], summary
+    assert (Path(summary["pushed_path"]) / "saved_model.pb").exists()
+    assert summary["mobile_error"] == "RuntimeError: failpoint TFXP_FAILPOINT=mobile_pusher:error"
+    assert summary["error"] == (
+        f"pushed for serving: {summary['pushed_path']} (version {summary['pushed_version']}); "
+        "mobile (TFLite): not pushed: RuntimeError: failpoint TFXP_FAILPOINT=mobile_pusher:error"
+    )
+    statuses = {c["id"]: c["status"] for c in summary["components"]}
+    assert statuses["Pusher"] == "finished" and statuses["MobilePusher"] == "failed", statuses
 
 
 def test_a_conversion_failure_after_the_serving_push_exits_5_and_keeps_the_serving_version(failed_conversion):
@@ -73,7 +101,7 @@ def test_a_conversion_failure_after_the_serving_push_exits_5_and_keeps_the_servi
     assert "mobile (TFLite): not pushed: ConversionError" in error, error
     assert "unexpected" not in error and "MobilePusher failed" not in error
     statuses = {c["id"]: c["status"] for c in summary["components"]}
-    assert statuses["Pusher"] == statuses["MobilePusher"] == "finished", statuses
+    assert statuses["Pusher"] == "cached" and statuses["MobilePusher"] == "finished", statuses
 
 
 def test_the_console_says_what_was_pushed_and_what_was_not(failed_conversion, capsys):

@@ -179,6 +179,7 @@ def MobilePusher(
     # tf.io.gfile: artifact URIs are gs:// on Vertex AI.
     tf.io.gfile.makedirs(mobile_pushed_model.uri)
     report_file = os.path.join(mobile_pushed_model.uri, "report.json")
+    failpoints.raise_at("mobile_pusher:error", RuntimeError(f"failpoint {failpoints.ENV}=mobile_pusher:error"))
     with tempfile.TemporaryDirectory(prefix="tfxp-mobile-") as tmp:
         try:
             failpoints.raise_at(

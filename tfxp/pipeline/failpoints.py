@@ -19,11 +19,13 @@ Points (all in the push path, all before ML Metadata records the component):
   component returns (and TFX records its output).
 - `mobile_pusher:published`: `MobilePusher`, likewise.
 
-One point raises instead of killing (`raise_at`), for a failure the run must report, not survive:
+Two points raise instead of killing (`raise_at`), for failures the run must report, not survive:
 
 - `mobile_pusher:conversion`: `MobilePusher`, after the serving push, raises
   tfxp.mobile.errors.ConversionError where the conversion starts, as a transform the
   TFLite graph can't reproduce does (e.g. "no (mean, std) reproduces the transform").
+- `mobile_pusher:error`: the same place, a RuntimeError: an unexpected failure of the
+  component (it fails; its execution is not cached).
 
 The `publish:*` points fire on whichever publish reaches them first: in a fresh
 run that is the serving push; on a re-run whose serving version already exists
