@@ -245,6 +245,7 @@ def test_run_exits_with_the_runners_codes():
         "USAGE": ExitCode.USAGE,
         "ANOMALIES": ExitCode.CHECK_FAILED,
         "NOT_BLESSED": ExitCode.NOT_BLESSED,
+        "MOBILE_FAILED": ExitCode.MOBILE_FAILED,
     }
     assert {int(code) for code in RunnerExitCode} == {int(code) for code in EXIT_CODES["run"]}
 

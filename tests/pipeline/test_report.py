@@ -251,3 +251,28 @@ def test_a_model_pushed_before_and_a_newer_served_version_are_said(capsys):
     out = capsys.readouterr().out
     assert "this model was pushed before; no new version" in out
     assert "version 200 is newer, so TF Serving (latest policy) serves it, not 100" in out
+
+
+def test_a_rejected_variant_is_named_in_words(capsys):
+    reason = "AUC 0.912 vs the SavedModel's 0.921 on 330 eval rows: they differ by 0.009, more than the 0.005 allowed"
+    summary = Summary(
+        "wage",
+        pushed=True,
+        pushed_path="/out/serving/wage/7",
+        pushed_version="7",
+        mobile_pushed=True,
+        mobile_path="/out/mobile/wage/7",
+        mobile_variants=["float"],
+        mobile_rejected={"quant": [reason]},
+    )
+    report.print_summary(Outcome(ExitCode.PUSHED, summary))
+    out = capsys.readouterr().out
+    assert "mobile: /out/mobile/wage/7 (float)" in out
+    assert f"mobile: quantized variant not pushed: {reason}" in out
+
+
+def test_a_refused_identity_change_names_each_difference_in_json():
+    summary = Summary("wage", identity_changes=["label: union -> married", "inputs: + union, - married"])
+    got = report.as_json(Outcome(ExitCode.USAGE, summary, "model wage: ..."))
+    assert got["exit_code"] == 2 and got["result"] == "usage"
+    assert got["identity_changes"] == ["label: union -> married", "inputs: + union, - married"]

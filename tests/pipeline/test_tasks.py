@@ -48,12 +48,17 @@ def _breast_cancer(folder: Path) -> Path:
     )
 
 
+# sklearn's wine targets 0, 1, 2 are the three Piedmont cultivars of Forina's data: named, so that the
+# summary's class names can't be mistaken for TFMA's class_k keys.
+WINE_CULTIVARS = ("barolo", "grignolino", "barbera")
+
+
 def _wine(folder: Path) -> Path:
     lines = list(csv.reader(open(SKLEARN_DATA / "wine_data.csv")))[1:]
     return _write(
         folder / "wine.csv",
         [f"x{i:02d}" for i in range(13)] + ["cultivar"],
-        [r[:-1] + [f"class_{r[-1]}"] for r in lines],
+        [r[:-1] + [WINE_CULTIVARS[int(r[-1])]] for r in lines],
     )
 
 
@@ -108,10 +113,55 @@ def test_the_run_is_gated_on_the_tasks_metrics_and_pushed(pushed):
     elif task == "multiclass":
         assert overall["sparse_categorical_accuracy"] > 0.8, overall
         assert {"precision/class_0", "recall/class_2"} <= set(overall), sorted(overall)
+        _check_multiclass_summary(summary, project_classes(pushed[1]))
     else:
         # Better than always predicting the mean (the label's standard deviation, ~77).
         assert overall["root_mean_squared_error"] < 75, overall
         assert "auc" not in overall
+
+
+def project_classes(project_dir: Path) -> list[str]:
+    from tfxp import project as project_lib
+
+    return list(project_lib.load(project_dir).label.classes)
+
+
+def _check_multiclass_summary(summary: dict, classes: list[str]) -> None:
+    """Per-class results by class name, top-1, and the confusion matrix, in --json and on the console.
+
+    TFMA's per-class precision/recall (top_k=1) must be what the confusion matrix (argmax) gives:
+    precision_k = M[k][k] / column k, recall_k = M[k][k] / row k."""
+    assert sorted(classes) == sorted(WINE_CULTIVARS)
+    matrix = summary["confusion_matrix"]
+    assert matrix["classes"] == classes and len(matrix["counts"]) == 3, matrix
+    counts = np.array(matrix["counts"], float)
+    assert counts.shape == (3, 3) and matrix["no_prediction"] == [0, 0, 0], matrix
+    overall = summary["metrics"]["Overall"]
+    assert counts.sum() == overall["example_count"]
+    np.testing.assert_allclose(np.trace(counts) / counts.sum(), overall["sparse_categorical_accuracy"], atol=1e-6)
+    assert list(summary["per_class"]) == classes
+    for k, name in enumerate(classes):
+        got = summary["per_class"][name]
+        assert got["examples"] == counts[k].sum()
+        assert got["precision"] == overall[f"precision/class_{k}"]
+        np.testing.assert_allclose(got["precision"], counts[k, k] / counts[:, k].sum(), atol=1e-6)
+        np.testing.assert_allclose(got["recall"], counts[k, k] / counts[k].sum(), atol=1e-6)
+
+    import click.testing
+
+    from tfxp.pipeline import report
+    from tfxp.pipeline.runner import ExitCode, Outcome
+    from tfxp.pipeline.summary import Summary
+
+    fields = set(Summary.__dataclass_fields__)
+    outcome = Outcome(ExitCode.PUSHED, Summary(**{k: v for k, v in summary.items() if k in fields}))
+    printed = click.testing.CliRunner().invoke(click.command()(lambda: report.print_summary(outcome))).output
+    assert "per class, overall (top-1: a row counts as the class of its highest probability):" in printed
+    assert "confusion matrix, overall (rows: actual class; columns: predicted class, top-1):" in printed
+    matrix_lines = printed.split("confusion matrix, overall")[1].splitlines()
+    for name, row in zip(classes, matrix["counts"], strict=True):
+        assert any(line.split() == [name, *map(str, row)] for line in matrix_lines), (name, printed)
+    assert "class_0" not in printed.split("per class, overall")[1], printed
 
 
 def _served(summary):
@@ -176,7 +226,7 @@ def test_served_over_rest_and_grpc_with_the_tasks_api(pushed):
             )
             assert answer.status_code == 200, answer.text
             results = answer.json()["results"]
-            classes = ["benign", "malignant"] if task == "binary" else ["class_0", "class_1", "class_2"]
+            classes = ["benign", "malignant"] if task == "binary" else project_classes(project_dir)
             assert [label_ for label_, _ in results[0]] == classes  # the label column's values
             request = classification_pb2.ClassificationRequest()
             request.model_spec.name = name

@@ -24,6 +24,7 @@ class ExitCode(enum.IntEnum):
     USAGE = 2  # a bad option or input file, found before any work; click's own code for UsageError
     CHECK_FAILED = 3  # the input failed a check (bad data; a TFLite variant failing parity): nothing pushed
     NOT_BLESSED = 4  # the Evaluator did not bless the model: nothing pushed
+    MOBILE_FAILED = 5  # pushed for serving, but the mobile (TFLite) push failed: the reason is printed
 
 
 # Command (as typed after `tfxp`) -> the codes it returns -> their meaning for that command.
@@ -34,10 +35,13 @@ EXIT_CODES: Mapping[str, Mapping[ExitCode, str]] = MappingProxyType(
             ExitCode.OK: "a blessed model is pushed (or was, by an earlier identical run)",
             ExitCode.FAILURE: "unexpected failure (see the log file named in the output)",
             ExitCode.USAGE: "usage error (also: another tfxp run holds --output; a --data folder without *.csv; "
-            "a schema whose FLOAT features allow NaN)",
+            "a schema whose FLOAT features allow NaN; a new label, task, classes or inputs under the name of a "
+            "pushed model: name the new model)",
             ExitCode.CHECK_FAILED: "bad data, nothing pushed: an unreadable CSV file (file:line named), no rows, "
             "or anomalies against the schema",
             ExitCode.NOT_BLESSED: "model not blessed by the Evaluator; nothing pushed",
+            ExitCode.MOBILE_FAILED: "the model was pushed for serving; the mobile (TFLite) push failed (a "
+            "conversion error, or every variant failed its checks): what was pushed and why not is printed",
         },
         "compile": {
             ExitCode.OK: "pipeline JSON written",

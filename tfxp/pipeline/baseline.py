@@ -1,9 +1,27 @@
-"""Baseline resolution: the latest blessed model other than the current candidate."""
+"""Baseline resolution: the latest blessed model of the candidate's identity, other than the candidate."""
 
 from __future__ import annotations
 
+import logging
+
 from tfx import types
 from tfx.dsl.components.common import resolver
+
+from tfxp.pipeline.identity import ModelIdentity, read_identity
+
+# The SavedModel inside a Trainer's Model artifact (TFX's path_utils.serving_model_path).
+SERVING_MODEL_DIR = "Format-Serving"
+
+_log = logging.getLogger(__name__)
+
+
+def model_identity(model: types.Artifact) -> ModelIdentity | None:
+    """The identity saved with a Trainer's model; None when it has none or it can't be read."""
+    try:
+        return read_identity(f"{model.uri.rstrip('/')}/{SERVING_MODEL_DIR}")
+    except ValueError as exc:
+        _log.warning("baseline_resolver: %s", exc)
+        return None
 
 
 class LatestBlessedOtherModelStrategy(resolver.ResolverStrategy):
@@ -25,9 +43,17 @@ class LatestBlessedOtherModelStrategy(resolver.ResolverStrategy):
             for b in input_dict.get("model_blessing", [])
             if b.get_int_custom_property("blessed") == 1
         }
+        wanted = [model_identity(a) for a in input_dict.get("candidate", [])]
         for model in sorted(input_dict.get("model", []), key=lambda a: a.id, reverse=True):
-            if model.id in blessings and model.id not in candidates:
-                return {"model": [model], "model_blessing": [blessings[model.id]], "candidate": []}
+            if model.id not in blessings or model.id in candidates:
+                continue
+            if wanted and wanted[0] is not None:
+                identity = model_identity(model)
+                if identity != wanted[0]:
+                    why = "; ".join(identity.differences(wanted[0])) if identity else "no problem file"
+                    _log.info("baseline_resolver: skipped blessed model %s, another model (%s)", model.uri, why)
+                    continue
+            return {"model": [model], "model_blessing": [blessings[model.id]], "candidate": []}
         return {"model": [], "model_blessing": [], "candidate": []}
 
 

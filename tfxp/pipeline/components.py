@@ -10,6 +10,7 @@ from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArti
 from tfx.dsl.component.experimental.decorators import component
 from tfx.types import standard_artifacts
 
+from tfxp.mobile.errors import ConversionError
 from tfxp.pipeline import anomalies as anomalies_lib, failpoints
 from tfxp.pipeline.publish import find_pushed, latest_version, publish_version
 
@@ -106,6 +107,39 @@ def _eval_rows(examples_uri: str, limit: int) -> list[dict[str, str]]:
     return [example_row(record) for record in _eval_records(examples_uri, limit)]
 
 
+_METRIC_ALLOWED = r"\|{text} - SavedModel's\| <= ([0-9.eE+-]+)"
+
+
+def worded_reasons(variant) -> list[str]:
+    """Why a TFLite variant (a tfxp.mobile.convert.VariantResult) was not written, the parity gate's metric
+    failure in words: "AUC 0.912 vs the SavedModel's 0.921 on 330 eval rows: they differ by 0.009, more
+    than the 0.005 allowed". Other reasons (converter, operators, per-row differences) are kept as worded by
+    the converter; a reason this can't read is kept as it is."""
+    import re
+
+    from tfxp.mobile.parity import METRIC_TEXT
+
+    report = variant.parity
+    if report is None or report.metric is None or report.metric_delta is None or report.metric_value is None:
+        return list(variant.reasons)
+    text = METRIC_TEXT[report.metric]
+    allowed = re.search(_METRIC_ALLOWED.format(text=re.escape(text)), report.gate)
+    out = []
+    for reason in variant.reasons:
+        if allowed and reason.startswith(f"{text} ") and "|delta|" in reason:
+            bound = float(allowed.group(1))
+            if report.metric == "rmse":  # the gate is relative: a share of the SavedModel's RMSE
+                differ = f"{report.metric_delta:.1%} of the SavedModel's RMSE, more than the {bound:.1%} allowed"
+            else:
+                differ = f"{report.metric_delta:.2g}, more than the {bound:.2g} allowed"
+            reason = (
+                f"{text} {report.metric_value:.4g} vs the SavedModel's {report.reference_metric_value:.4g} on "
+                f"{report.labeled_rows} eval rows: they differ by {differ}"
+            )
+        out.append(reason)
+    return out
+
+
 @component
 def MobilePusher(
     model: InputArtifact[standard_artifacts.Model],
@@ -122,8 +156,11 @@ def MobilePusher(
 
     Same version number as the serving push, published atomically to
     `<mobile_dir>/<version>/`. A variant that fails its gate is left out and the
-    reasons are kept on the output artifact (and in its report.json); the serving
-    push is never affected, so this component records failures instead of raising.
+    reasons are kept on the output artifact (and in its report.json), the parity
+    gate's metric failure in words (`worded_reasons`); a ConversionError (the
+    preprocessing can't be rebuilt with builtin ops) is kept as its `error`. The
+    serving push is never affected, so this component records failures instead of
+    raising; the run reports a serving push without a mobile one as such.
     A re-execution for a model whose mobile version exists (a crash before TFX
     recorded this component) converts again but publishes nothing.
     """
@@ -139,21 +176,34 @@ def MobilePusher(
         return
     version = int(pushed_model.get_string_custom_property("pushed_version"))
     rows = _eval_rows(examples.uri, parity_rows)
+    # tf.io.gfile: artifact URIs are gs:// on Vertex AI.
+    tf.io.gfile.makedirs(mobile_pushed_model.uri)
+    report_file = os.path.join(mobile_pushed_model.uri, "report.json")
+    failpoints.raise_at("mobile_pusher:error", RuntimeError(f"failpoint {failpoints.ENV}=mobile_pusher:error"))
     with tempfile.TemporaryDirectory(prefix="tfxp-mobile-") as tmp:
-        result = convert(
-            os.path.join(model.uri, "Format-Serving"),
-            tmp,
-            transform_output_dir=transform_graph.uri,
-            eval_rows=rows,
-            model_version=version,
-            model_name=model_name,
-        )
-        report = result.to_dict()
-        # tf.io.gfile: artifact URIs are gs:// on Vertex AI.
-        tf.io.gfile.makedirs(mobile_pushed_model.uri)
-        with tf.io.gfile.GFile(os.path.join(mobile_pushed_model.uri, "report.json"), "w") as f:
-            f.write(json.dumps(report, indent=2))
-        mobile_pushed_model.set_string_custom_property("rejected", json.dumps(result.rejected))
+        try:
+            failpoints.raise_at(
+                "mobile_pusher:conversion", ConversionError(f"failpoint {failpoints.ENV}=mobile_pusher:conversion")
+            )
+            result = convert(
+                os.path.join(model.uri, "Format-Serving"),
+                tmp,
+                transform_output_dir=transform_graph.uri,
+                eval_rows=rows,
+                model_version=version,
+                model_name=model_name,
+            )
+        except ConversionError as exc:
+            # The serving version stays pushed: the run reports this (runner.ExitCode.MOBILE_FAILED).
+            error = f"{type(exc).__name__}: {exc}"
+            with tf.io.gfile.GFile(report_file, "w") as f:
+                f.write(json.dumps({"error": error}, indent=2))
+            mobile_pushed_model.set_string_custom_property("error", error)
+            return
+        with tf.io.gfile.GFile(report_file, "w") as f:
+            f.write(json.dumps(result.to_dict(), indent=2))
+        rejected = {name: worded_reasons(v) for name, v in result.variants.items() if not v.written}
+        mobile_pushed_model.set_string_custom_property("rejected", json.dumps(rejected))
         mobile_pushed_model.set_string_custom_property("variants", json.dumps(result.written))
         if not result.written:
             return

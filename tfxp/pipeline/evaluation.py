@@ -116,8 +116,12 @@ REPORTED_METRICS = {
     F.Task.MULTICLASS: ("ExampleCount", "SparseCategoricalAccuracy", "MultiClassConfusionMatrixPlot"),
     F.Task.REGRESSION: ("ExampleCount", "MeanSquaredError", "RootMeanSquaredError", "MeanAbsoluteError"),
 }
-# Multiclass: precision and recall of each class (one-vs-rest), reported with a class_id sub key.
+# Multiclass: precision and recall of each class, top-1: a row is predicted as the class of its highest
+# probability (TFMA's top_k=1 sets the other classes' scores to -inf, then binarizes by class_id at a
+# -inf threshold), as the MultiClassConfusionMatrixPlot counts it; reported with a class_id sub key.
+# (Binarized alone, TFMA would count a class as predicted when its probability is >= 0.5.)
 _PER_CLASS_METRICS = ("Precision", "Recall")
+PER_CLASS_TOP_K = 1
 
 
 def _reported(class_name: str) -> tfma.MetricConfig:
@@ -137,7 +141,10 @@ def eval_config(thresholds: EvalThresholds, problem: F.Problem) -> tfma.EvalConf
     if task is F.Task.MULTICLASS:
         metrics_specs.append(
             tfma.MetricsSpec(
-                metrics=[tfma.MetricConfig(class_name=name) for name in _PER_CLASS_METRICS],
+                metrics=[
+                    tfma.MetricConfig(class_name=name, config=f'"top_k": {PER_CLASS_TOP_K}')
+                    for name in _PER_CLASS_METRICS
+                ],
                 binarize=tfma.BinarizationOptions(class_ids={"values": list(range(problem.label.num_classes))}),
             )
         )

@@ -19,6 +19,14 @@ Points (all in the push path, all before ML Metadata records the component):
   component returns (and TFX records its output).
 - `mobile_pusher:published`: `MobilePusher`, likewise.
 
+Two points raise instead of killing (`raise_at`), for failures the run must report, not survive:
+
+- `mobile_pusher:conversion`: `MobilePusher`, after the serving push, raises
+  tfxp.mobile.errors.ConversionError where the conversion starts, as a transform the
+  TFLite graph can't reproduce does (e.g. "no (mean, std) reproduces the transform").
+- `mobile_pusher:error`: the same place, a RuntimeError: an unexpected failure of the
+  component (it fails; its execution is not cached).
+
 The `publish:*` points fire on whichever publish reaches them first: in a fresh
 run that is the serving push; on a re-run whose serving version already exists
 (a crash after its rename) the Pusher copies nothing, so they fire in the mobile
@@ -29,6 +37,12 @@ import os
 import signal
 
 ENV = "TFXP_FAILPOINT"
+
+
+def raise_at(name: str, error: Exception) -> None:
+    """Raises `error` when TFXP_FAILPOINT is `name`; otherwise returns at once."""
+    if os.environ.get(ENV) == name:
+        raise error
 
 
 def hit(name: str) -> None:

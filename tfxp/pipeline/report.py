@@ -12,8 +12,8 @@ from tfxp.pipeline.runner import ComponentEvent, ExitCode, Outcome
 from tfxp.pipeline.summary import COUNT_METRICS
 
 # The table's columns, per task, in this order when present (TFMA's metric names). The
-# confusion counts and per-class metrics stay out (they explain "-" cells or would make
-# the table too wide); --json keeps every metric.
+# confusion counts stay out (they explain "-" cells); multiclass per-class metrics get their own
+# table by class name (_per_class_lines); --json keeps every metric.
 _SUMMARY_METRICS = (
     "example_count",
     "auc",
@@ -33,6 +33,9 @@ def _columns(metrics: Mapping[str, Mapping[str, float | int | None]]) -> list[st
     present = {name for values in metrics.values() for name in values}
     return [name for name in _SUMMARY_METRICS if name in present]
 
+
+# A TFLite variant's name in words (tfxp.mobile.runtime.FLOAT / QUANT).
+_VARIANT_TEXT = {"float": "float", "quant": "quantized"}
 
 _NOTE_WIDTH = 100  # about the width of the table above the notes
 
@@ -125,6 +128,29 @@ def _undefined_notes(undefined: Mapping[str, Mapping[str, str]], width: int = _N
     return lines
 
 
+def _per_class_lines(per_class: Mapping[str, Mapping[str, float | int | None]], matrix: Mapping | None) -> list[str]:
+    """Multiclass: per-class precision/recall by class name, then the confusion matrix; both top-1."""
+    lines = []
+    if per_class:
+        rows = [[name, v.get("precision"), v.get("recall"), v.get("examples")] for name, v in per_class.items()]
+        lines += [
+            "\nper class, overall (top-1: a row counts as the class of its highest probability):",
+            tabulate(rows, headers=["class", "precision", "recall", "examples"], floatfmt=".4f", missingval="-"),
+        ]
+    if matrix:
+        classes = matrix["classes"]
+        rows = [[name, *counts] for name, counts in zip(classes, matrix["counts"], strict=True)]
+        headers = ["actual \\ predicted", *classes]
+        if any(matrix["no_prediction"]):
+            rows = [row + [n] for row, n in zip(rows, matrix["no_prediction"], strict=True)]
+            headers.append("no prediction")
+        lines += [
+            "\nconfusion matrix, overall (rows: actual class; columns: predicted class, top-1):",
+            tabulate(rows, headers=headers, numalign="right"),
+        ]
+    return lines
+
+
 def _wrap(prefix: str, items: list[str], width: int) -> list[str]:
     """`prefix` + comma-separated items, broken only between items (slice values contain spaces)."""
     pieces = [item + "," for item in items[:-1]] + items[-1:]
@@ -163,6 +189,8 @@ def print_summary(outcome: Outcome) -> None:
         echo("\n" + _metrics_table(summary.metrics))
         for line in _undefined_notes(summary.undefined_metrics):
             echo(line)
+    for line in _per_class_lines(summary.per_class, summary.confusion_matrix):
+        echo(line)
     if summary.blessed is not None:
         echo(
             f"\nblessed: {'yes' if summary.blessed else 'no'}"
@@ -185,8 +213,10 @@ def print_summary(outcome: Outcome) -> None:
         )
     if summary.mobile_pushed:
         echo(f"mobile: {summary.mobile_path} ({', '.join(summary.mobile_variants)})")
+    elif summary.pushed and summary.mobile_error:
+        echo(f"mobile: not pushed: {summary.mobile_error}")
     for variant, reasons in summary.mobile_rejected.items():
-        echo(f"mobile variant {variant} not pushed: {'; '.join(reasons)}")
+        echo(f"mobile: {_VARIANT_TEXT.get(variant, variant)} variant not pushed: {'; '.join(reasons)}")
     if outcome.error and outcome.exit_code is not ExitCode.PUSHED:
         echo(f"\nerror: {outcome.error}", err=True)
     if outcome.log_file:

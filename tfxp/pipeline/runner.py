@@ -21,6 +21,7 @@ class ExitCode(enum.IntEnum):
     USAGE = 2
     ANOMALIES = 3
     NOT_BLESSED = 4
+    MOBILE_FAILED = 5
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,10 @@ def _preflight(config: PipelineConfig) -> Outcome | None:
     problem = schema_problem(config.schema_file)
     if problem:
         return Outcome(ExitCode.USAGE, Summary(config.name), f"schema: {problem}")
+    if config.remote is None:
+        refused = _identity_preflight(config)
+        if refused is not None:
+            return refused
     if config.remote is not None or is_uri(config.data):
         return None
     try:
@@ -113,11 +118,30 @@ def _preflight(config: PipelineConfig) -> Outcome | None:
     return None
 
 
+def _identity_preflight(config: PipelineConfig) -> Outcome | None:
+    """Refuses (USAGE) a project whose model is another model than the one pushed under its name.
+
+    See pipeline.identity: a changed label, task, classes, label hook or set of inputs would be
+    gated against the old model and, once blessed, hot-swapped in for its clients.
+    """
+    from tfxp.pipeline.identity import pushed_identity_change
+
+    try:
+        change = pushed_identity_change(config.name, config.serving_dir, config.problem.to_dict())
+    except ValueError as exc:
+        return Outcome(ExitCode.USAGE, Summary(config.name), f"the pushed model can't be compared: {exc}")
+    if change is None:
+        return None
+    summary = Summary(config.name, identity_changes=change.differences)
+    return Outcome(ExitCode.USAGE, summary, change.message(config.serving_dir, config.mobile_dir))
+
+
 def run(config: PipelineConfig, on_event: Callable[[ComponentEvent], None] = lambda e: None) -> Outcome:
     """Runs the whole pipeline once; never raises for pipeline failures, returns an Outcome.
 
     Refuses at once, before any component: a second run on the same output
-    (ExitCode.USAGE), a schema that lets NaN through (USAGE), a `data` folder
+    (ExitCode.USAGE), a schema that lets NaN through (USAGE), a model of another identity
+    (label, task, classes, hook, inputs) than the one pushed under the name (USAGE), a `data` folder
     without CSV files (USAGE), files that can't be read as one dataset or hold no
     rows (ANOMALIES, naming the file and line).
     """
@@ -143,6 +167,14 @@ def _run_locked(config: PipelineConfig, on_event: Callable[[ComponentEvent], Non
         return _run_pipeline(config, on_event, started, log_file, file_handler)
 
 
+def _class_names(config: PipelineConfig) -> tuple[str, ...]:
+    """A multiclass model's classes in output order (the summary names per-class results by them); ()."""
+    from tfxp.models.features import Task
+
+    label = config.problem.label
+    return tuple(label.classes) if label.task is Task.MULTICLASS else ()
+
+
 def _run_pipeline(
     config: PipelineConfig,
     on_event: Callable[[ComponentEvent], None],
@@ -157,6 +189,7 @@ def _run_pipeline(
     progress = _ProgressHandler(on_event)
     logging.getLogger("absl").addHandler(progress)
     error: str | None = None
+    failed_node: str | None = None
     gate_anomalies: list[dict] = []
     code = ExitCode.PUSHED
     try:
@@ -174,12 +207,13 @@ def _run_pipeline(
         node = progress.fail_current()
         logging.getLogger(__name__).exception("pipeline failed")
         code, error = ExitCode.FAILURE, f"{node or 'pipeline'} failed: {type(exc).__name__}: {exc}"
+        failed_node = node
     finally:
         logging.getLogger("absl").removeHandler(progress)
         file_handler.flush()
 
     summary = (
-        collect(MetadataReader(config.metadata_path), config.name)
+        collect(MetadataReader(config.metadata_path), config.name, _class_names(config))
         if config.metadata_path.exists()
         else Summary(config.name)
     )
@@ -195,6 +229,17 @@ def _run_pipeline(
     finished = [c for c in summary.components if c["id"] != "baseline_resolver"]
     summary.fully_cached = bool(finished) and all(c["status"] == "cached" for c in finished)
     summary.wall_seconds = round(time.monotonic() - started, 2)
+    if failed_node == "MobilePusher" and summary.pushed:
+        # Its failure came after the serving push, which stays: reported as what it is, not as exit 1.
+        summary.mobile_error = error.removeprefix("MobilePusher failed: ")
+        code = ExitCode.MOBILE_FAILED
+    if code is ExitCode.PUSHED and summary.pushed and summary.mobile_error is not None:
+        code = ExitCode.MOBILE_FAILED
+    if code is ExitCode.MOBILE_FAILED:
+        error = (
+            f"pushed for serving: {summary.pushed_path} (version {summary.pushed_version}); "
+            f"mobile (TFLite): not pushed: {summary.mobile_error}"
+        )
     if code is ExitCode.PUSHED and not summary.pushed:
         code = ExitCode.NOT_BLESSED
         failing = "; ".join(str(f) for f in summary.failures) or "no blessing recorded"

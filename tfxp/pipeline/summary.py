@@ -13,14 +13,36 @@ from tfxp.pipeline.mlmd import MetadataReader, int_property, str_property
 
 @dataclass
 class ThresholdFailure:
+    """A blessing threshold the model failed. `value`: None when the metric is undefined on the slice,
+    then `undefined` says why (explain_undefined's reason, e.g. "one class only")."""
+
     slice: str
     metric: str
     value: float | None
     threshold: str
+    undefined: str | None = None
 
     def __str__(self) -> str:
+        if self.undefined is not None:
+            where = "the eval split" if self.slice == "Overall" else f"slice {self.slice} of the eval split"
+            advice = _UNDEFINED_ADVICE.get(self.undefined, "see the log file")
+            return f"{self.metric} is undefined on {where} ({self.undefined}), so it fails {self.threshold}: {advice}"
         value = "n/a" if self.value is None else f"{self.value:.4f}"
         return f"{self.metric} = {value} on slice {self.slice} fails {self.threshold}"
+
+
+def mark_undefined(
+    failures: list[ThresholdFailure], undefined: Mapping[str, Mapping[str, str]]
+) -> list[ThresholdFailure]:
+    """`failures` with the metrics undefined on their slice (`undefined`: slice -> metric -> why, from
+    explain_undefined) given no value and the reason: TFMA still compares a number (AUC 0.0 on one class,
+    its np.nansum), which is no measurement of the model."""
+    for failure in failures:
+        base = failure.metric.removesuffix(" (change vs baseline)")
+        why = undefined.get(failure.slice, {}).get(base)
+        if why is not None:
+            failure.value, failure.undefined = None, why
+    return failures
 
 
 @dataclass
@@ -32,6 +54,8 @@ class Summary:
     metrics: dict[str, dict[str, float | int | None]] = field(default_factory=dict)
     # slice -> metric -> why it is undefined (e.g. "one class only"); see explain_undefined.
     undefined_metrics: dict[str, dict[str, str]] = field(default_factory=dict)
+    # How the project differs from the model pushed under its name (run refused; pipeline.identity).
+    identity_changes: list[str] = field(default_factory=list)
     blessed: bool | None = None
     failures: list[ThresholdFailure] = field(default_factory=list)
     baseline_model: str | None = None
@@ -42,10 +66,18 @@ class Summary:
     pushed_earlier: bool = False
     # The highest version in the serving base path: what TF Serving's default policy serves.
     served_version: str | None = None
+    # Multiclass, on the overall eval slice, top-1 (a row counts as the class of its highest probability):
+    # class name -> {"precision", "recall", "examples"} (TFMA's precision/class_k, recall/class_k), and
+    # TFMA's MultiClassConfusionMatrixPlot as {"classes", "counts" [actual][predicted], "no_prediction"}.
+    per_class: dict[str, dict[str, float | int | None]] = field(default_factory=dict)
+    confusion_matrix: dict | None = None
     mobile_pushed: bool = False
     mobile_path: str | None = None
     mobile_variants: list[str] = field(default_factory=list)
     mobile_rejected: dict[str, list[str]] = field(default_factory=dict)  # variant -> reasons
+    # Why nothing was pushed for mobile although the serving push was made (a ConversionError, a
+    # MobilePusher failure, every variant rejected); None when it was pushed or nothing was to push.
+    mobile_error: str | None = None
     components: list[dict] = field(default_factory=list)  # id, status, seconds
     # True when every component reused an earlier result (nothing new was pushed).
     fully_cached: bool = False
@@ -87,6 +119,15 @@ NO_POSITIVE_PREDICTIONS = "no positive predictions"
 NO_POSITIVE_LABELS = "no positive labels"
 NO_EXAMPLES = "no examples"
 NOT_A_NUMBER = "NaN from TFMA"
+
+# What to do when a gated metric is undefined on the eval split, per reason (see explain_undefined).
+_UNDEFINED_ADVICE = {
+    ONE_CLASS: "its rows hold one class of the label: add rows until the eval split holds both classes, "
+    "or check that the label is the column you meant",
+    NO_POSITIVE_LABELS: "its rows hold no positive label: add rows with the positive class, or check the "
+    "label and its positive value",
+    NO_EXAMPLES: "it has no rows: add rows",
+}
 
 
 @dataclass(frozen=True)
@@ -214,8 +255,67 @@ def _failures(evaluation_uri: str) -> list[ThresholdFailure]:
     return failures
 
 
-def collect(reader: MetadataReader, pipeline_name: str) -> Summary:
-    """Summarises the newest run from MLMD: only executions of that run count."""
+def _count(value: float) -> float | int:
+    return int(value) if float(value).is_integer() else value
+
+
+def confusion_matrix(evaluation_uri: str, classes: tuple[str, ...] | list[str]) -> dict | None:
+    """The overall slice's MultiClassConfusionMatrixPlot (TFMA, threshold 0.0: each row is predicted as
+    its top-1 class) as {"classes": names, "counts": K x K [actual][predicted], "no_prediction": K counts
+    of rows without a top class (a NaN output)}. None when the evaluation has no such plot."""
+    import tensorflow_model_analysis as tfma
+
+    k = len(classes)
+    for plots in tfma.load_plots(evaluation_uri):
+        if _slice_name(plots.slice_key) != "Overall":
+            continue
+        for kv in plots.plot_keys_and_values:
+            if kv.key.model_name == "baseline" or not kv.value.HasField("multi_class_confusion_matrix_at_thresholds"):
+                continue
+            matrices = kv.value.multi_class_confusion_matrix_at_thresholds.matrices
+            if not matrices:
+                continue
+            counts = [[0.0] * k for _ in range(k)]
+            missing = [0.0] * k
+            for entry in matrices[0].entries:
+                actual, predicted = entry.actual_class_id, entry.predicted_class_id
+                if not 0 <= actual < k:
+                    continue  # a label outside the classes: the schema's domain refuses it before training
+                if 0 <= predicted < k:
+                    counts[actual][predicted] += entry.num_weighted_examples
+                else:
+                    missing[actual] += entry.num_weighted_examples
+            return {
+                "classes": list(classes),
+                "counts": [[_count(c) for c in row] for row in counts],
+                "no_prediction": [_count(c) for c in missing],
+            }
+    return None
+
+
+def per_class(
+    overall: Mapping[str, float | int | None], classes: tuple[str, ...] | list[str], matrix: dict | None
+) -> dict[str, dict[str, float | int | None]]:
+    """Class name -> top-1 precision, recall (the overall slice's `precision/class_k`, `recall/class_k`) and
+    examples (the class's eval rows, from the confusion matrix; None without it)."""
+    out = {}
+    for k, name in enumerate(classes):
+        examples = None
+        if matrix is not None:
+            examples = _count(sum(matrix["counts"][k]) + matrix["no_prediction"][k])
+        out[name] = {
+            "precision": overall.get(f"precision/class_{k}"),
+            "recall": overall.get(f"recall/class_{k}"),
+            "examples": examples,
+        }
+    return out
+
+
+def collect(reader: MetadataReader, pipeline_name: str, classes: tuple[str, ...] = ()) -> Summary:
+    """Summarises the newest run from MLMD: only executions of that run count.
+
+    `classes`: a multiclass model's class names in output order, for `per_class` and
+    `confusion_matrix` (left empty otherwise)."""
     summary = Summary(pipeline=pipeline_name)
     this_run = reader.latest_run_execution_ids()
 
@@ -235,7 +335,10 @@ def collect(reader: MetadataReader, pipeline_name: str) -> Summary:
         evaluation = evaluator.output("evaluation")
         if evaluation is not None:
             summary.metrics, summary.undefined_metrics = explain_undefined(_metrics(evaluation.uri))
-            summary.failures = _failures(evaluation.uri)
+            summary.failures = mark_undefined(_failures(evaluation.uri), summary.undefined_metrics)
+            if classes:
+                summary.confusion_matrix = confusion_matrix(evaluation.uri, classes)
+                summary.per_class = per_class(summary.metrics.get("Overall", {}), classes, summary.confusion_matrix)
         blessing = evaluator.output("blessing")
         summary.blessed = int_property(blessing, "blessed") == 1
         # Resolver nodes record no outputs; the resolved baseline is the Evaluator's input.
@@ -258,4 +361,7 @@ def collect(reader: MetadataReader, pipeline_name: str) -> Summary:
         summary.mobile_path = str_property(pushed, "pushed_destination")
         summary.mobile_variants = json.loads(str_property(pushed, "variants") or "[]")
         summary.mobile_rejected = json.loads(str_property(pushed, "rejected") or "{}")
+        summary.mobile_error = str_property(pushed, "error") or None
+        if summary.pushed and not summary.mobile_pushed and summary.mobile_error is None:
+            summary.mobile_error = "every TFLite variant was rejected (reasons under mobile_rejected)"
     return summary
