@@ -129,6 +129,11 @@ def test_decision_lines_say_why(kinds_project):
     )
     report = result.report_lines()
     assert report[-1] == f"  tfxp run --project {result.dir}"
+    # How missing and unseen values will be read is said once, with the optional columns named.
+    said = [line for line in report if line.startswith(("missing values:", "unseen values:"))]
+    assert any("f_opt" in line and "training mean plus a missing indicator" in line for line in said), said
+    assert any(line.startswith("missing values: a row missing a required input is refused") for line in said)
+    assert any(line.startswith("unseen values:") for line in said), said
 
 
 def test_binary_label_gates_and_slices(kinds_project):

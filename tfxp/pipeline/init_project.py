@@ -212,14 +212,42 @@ class InitResult:
     remarks: list[str] = field(default_factory=list)
 
     def report_lines(self) -> list[str]:
-        """The lines `tfxp init` prints: decisions, remarks, warnings, the files written and the next command."""
+        """The lines `tfxp init` prints: decisions, remarks, the missing-value rule, warnings, the files written
+        and the next command."""
         return [
             *self.decisions,
             *(f"note: {r}" for r in self.remarks),
+            *self.missing_value_lines(),
             *(f"warning: {w}" for w in self.warnings),
             f"wrote {self.project_file} and {self.schema_file} ({self.rows} rows); review them, then run:",
             f"  tfxp run --project {shlex.quote(str(self.dir))}",
         ]
+
+    def missing_value_lines(self) -> list[str]:
+        """How the model and every serving path will read missing and unseen values (README, "Values the
+        model never learned")."""
+        inputs = self.project.inputs
+        optional = [c.name for c in inputs if not c.required]
+        numbers = [c.name for c in inputs if not c.required and c.kind == "numeric"]
+        lines = []
+        if any(c.required for c in inputs):
+            lines.append("missing values: a row missing a required input is refused, naming it (TFLite: no answer)")
+        if optional:
+            lines.append(
+                f"missing values: {', '.join(optional)} may be missing: "
+                + (
+                    "numbers are read as the training mean plus a missing indicator the model learns, "
+                    if numbers
+                    else ""
+                )
+                + "categories as their own learned id; never as 0 or an empty string"
+            )
+        if any(c.kind in ("vocabulary", "categorical_int") for c in inputs):
+            lines.append(
+                "unseen values: a category not in the training data (or an int outside a categorical_int's "
+                "0..size-1) is one 'unknown' id, trained on 1% of training values; never a known one"
+            )
+        return lines
 
 
 # ------------------------------------------------------------------------------------------ reading the data
