@@ -251,6 +251,8 @@ def base_row() -> dict:
 
 
 def _logit(p: float) -> float:
+    """log(p / (1 - p)), finite for p of 0 or 1 (float32 saturates: 0 hp answered 1.0 on one run)."""
+    p = min(max(p, 1e-12), 1 - 1e-7)
     return math.log(p / (1 - p))
 
 
