@@ -206,3 +206,16 @@ def test_feeding_by_position_in_the_specs_order_gives_other_answers(converted, e
     assert len(swapped) >= 2, swapped
     assert np.isfinite(by_position).all() and ((by_position >= 0) & (by_position <= 1)).all()  # plausible
     assert np.max(np.abs(by_position - by_name)) > 0.01, swapped
+
+
+def test_the_guides_numbers_are_the_codes():
+    """tfxp/mobile/README.md quotes the gate's tolerances by their spec key; each quoted value is the code's."""
+    import re
+
+    readme = (Path(M.__file__).parent / "README.md").read_text()
+    quoted = re.findall(r"`tolerances\.(\w+)` \(([0-9.e+-]+)", readme)
+    assert {key for key, _ in quoted} >= {"float_eval_rows", "float_contract_rows", "quant_contract_rows"}
+    for key, value in quoted:
+        assert float(value) == M.tolerances()[key], key
+    assert f"`signature_runner_version`\n({M.SIGNATURE_RUNNER_VERSION})" in readme
+    assert "in this order" not in readme and "by name, never by position" in readme
