@@ -219,3 +219,22 @@ def test_the_guides_numbers_are_the_codes():
         assert float(value) == M.tolerances()[key], key
     assert f"`signature_runner_version`\n({M.SIGNATURE_RUNNER_VERSION})" in readme
     assert "in this order" not in readme and "by name, never by position" in readme
+
+
+def test_the_runtime_refuses_a_spec_whose_tensors_are_not_the_files(converted, tmp_path):
+    """Tensor indices differ between the two files: a spec stating the float file's for the quantized one is
+    refused at load, not used to feed the wrong tensors."""
+    import shutil
+
+    result, _ = converted
+    copy = tmp_path / "copy"
+    shutil.copytree(result.output_dir, copy)
+    spec = json.loads((copy / runtime.SPEC_FILE).read_text())
+    float_tensors, quant_tensors = spec["variants"]["float"]["tensors"], spec["variants"]["quant"]["tensors"]
+    assert float_tensors != quant_tensors  # e.g. the output's tensor index
+    runtime.MobileModel(copy, "quant")  # as written: accepted
+    spec["variants"]["quant"]["tensors"] = float_tensors
+    (copy / runtime.SPEC_FILE).write_text(json.dumps(spec))
+    runtime.MobileModel(copy, "float")
+    with pytest.raises(runtime.ModelSpecError, match="tensors do not match"):
+        runtime.MobileModel(copy, "quant")
