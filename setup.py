@@ -16,7 +16,11 @@ setup(
     # label hook) ship in the wheel, at any depth: `tfxp run` finds them beside the installed code
     # (tfxp.pipeline.config.PACKAGE_ROOT), from any directory. "*.py" keeps a label hook that sits in
     # a folder without __init__.py, which find_packages skips.
-    package_data={"tfxp.projects": [f"**/*.{ext}" for ext in ("csv", "pbtxt", "yaml", "jsonl", "py")]},
+    # tfxp/mobile/model_spec.schema.json: the JSON Schema of model_spec.json (tfxp.mobile.model_spec.SCHEMA_FILE).
+    package_data={
+        "tfxp.projects": [f"**/*.{ext}" for ext in ("csv", "pbtxt", "yaml", "jsonl", "py")],
+        "tfxp.mobile": ["model_spec.schema.json"],
+    },
     install_requires=[
         "tfx==1.16.0",
         "tensorflow>=2.16.2,<2.17",

@@ -119,6 +119,8 @@ def test_wheel_ships_the_code_and_every_project_file(wheel):
     assert code - names == set()
     assert projects - names == set()
     assert {"tfxp/projects/taxi/schema.pbtxt", "tfxp/projects/taxi/data/taxi.csv"} <= names
+    # model_spec.json's JSON Schema, which apps and tests validate specs with (issue 18).
+    assert "tfxp/mobile/model_spec.schema.json" in names
 
 
 def test_installed_package_finds_its_data_and_stages_its_wheel(installed, tmp_path):

@@ -305,7 +305,7 @@ def test_model_spec_matches_the_interpreters(converted, transformed):
         assert item["missing_marker"] == markers[item["dtype"]]
         assert item["shape"] == [-1] and item["meaning"].startswith(item["name"])
     assert spec["signatures"]["serving_default"]["inputs"] == [
-        {"name": i["name"], "dtype": i["dtype"], "shape": i["shape"]} for i in spec["inputs"]
+        {k: i[k] for k in ("name", "dtype", "shape", "missing_marker", "required")} for i in spec["inputs"]
     ]
     widths = {p.name: p.byte_width for p in result.params if p.dtype is F.DType.STRING}
     assert set(widths) == {"payment_type", "company"}

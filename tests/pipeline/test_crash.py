@@ -19,7 +19,7 @@ import pytest
 from pipeline_harness import start_tfxp_run, tfxp_run, write_csv
 from taxi_data import read_csv_rows
 
-from tfxp.pipeline.publish import PUSH_RECORD, STAGING_PREFIX
+from tfxp.pipeline.publish import LATEST_FILE, PUSH_RECORD, STAGING_PREFIX, read_latest, source_digest
 
 pytestmark = pytest.mark.slow
 
@@ -169,7 +169,8 @@ def test_killed_after_the_mobile_rename_has_the_same_version_number(after_mobile
     run = after_mobile_rename
     assert run.returncode == -9, run.why
     assert run.serving == after_serving_rename.serving
-    assert run.mobile == after_serving_rename.serving  # one version, same number, stale staging gone
+    # One version, same number, stale staging gone; killed before latest.json pointed at it.
+    assert run.mobile == after_serving_rename.serving
 
 
 def test_rerun_after_the_crashes_completes_with_the_same_version(recovered, after_serving_rename, workdir):
@@ -187,7 +188,9 @@ def test_rerun_after_the_crashes_completes_with_the_same_version(recovered, afte
     assert summary["pushed_path"] == str(out / "serving" / NAME / version)
     assert summary["mobile_pushed"] is True and summary["mobile_path"] == str(out / "mobile" / NAME / version)
     assert _entries(out / "serving" / NAME) == [version]
-    assert _entries(out / "mobile" / NAME) == [version]
+    # The re-run points latest.json at the version the killed run published (issue 18).
+    assert _entries(out / "mobile" / NAME) == sorted([version, LATEST_FILE])
+    assert read_latest(str(out / "mobile" / NAME))["version"] == int(version)
     assert not [
         d
         for base in ("serving", "mobile")
@@ -198,7 +201,7 @@ def test_rerun_after_the_crashes_completes_with_the_same_version(recovered, afte
     model_uri = MetadataReader(out / "metadata" / NAME / "metadata.db").latest(NAME, "Trainer").output("model").uri
     for path in (summary["pushed_path"], summary["mobile_path"]):
         with open(os.path.join(path, PUSH_RECORD)) as f:
-            assert json.load(f)["source_id"] == model_uri
+            assert json.load(f)["source_id"] == source_digest(model_uri)
     assert "serving_default" in tf.saved_model.load(summary["pushed_path"]).signatures
 
 
@@ -208,4 +211,4 @@ def test_a_further_rerun_is_fully_cached(cached, recovered, workdir):
     assert summary["fully_cached"] is True
     assert summary["pushed_version"] == recovered[1]["pushed_version"]
     assert _entries(workdir / "out" / "serving" / NAME) == [summary["pushed_version"]]
-    assert _entries(workdir / "out" / "mobile" / NAME) == [summary["pushed_version"]]
+    assert _entries(workdir / "out" / "mobile" / NAME) == sorted([summary["pushed_version"], LATEST_FILE])

@@ -8,7 +8,17 @@ import sys
 
 import pytest
 
-from tfxp.pipeline.publish import PUSH_RECORD, STAGING_PREFIX, next_version, publish_version, read_push_record
+from tfxp.pipeline.publish import (
+    LATEST_FILE,
+    PUSH_RECORD,
+    STAGING_PREFIX,
+    next_version,
+    publish_latest,
+    publish_version,
+    read_latest,
+    read_push_record,
+    source_digest,
+)
 
 
 def _model_dir(tmp_path):
@@ -82,9 +92,25 @@ def test_version_carries_a_push_record_naming_the_model(tmp_path):
     src = str(_model_dir(tmp_path))
     version, path = publish_version(src, str(tmp_path / "serving"), source_id=MODEL_URI)
     record = read_push_record(path)
-    assert record["source_id"] == MODEL_URI and record["source"] == src and record["version"] == version
+    assert record["source_id"] == source_digest(MODEL_URI) and record["version"] == version
     assert record["pushed_at"].endswith("Z")
     assert record["files"] == ["saved_model.pb", "variables/variables.index"]
+    # Issue 18: a folder served as is publishes its record: no build-machine path in it.
+    text = (tmp_path / "serving" / str(version) / PUSH_RECORD).read_text()
+    assert "source" not in record and MODEL_URI not in text and str(tmp_path) not in text and src not in text
+    assert set(record) == {"source_id", "version", "pushed_at", "files"}
+
+
+def test_a_version_recorded_with_the_uri_itself_is_still_found(tmp_path):
+    """Records written before the digest held the model URI: crash recovery still recognises them."""
+    import json
+
+    base = tmp_path / "serving"
+    (base / "42").mkdir(parents=True)
+    (base / "42" / PUSH_RECORD).write_text(json.dumps({"source_id": MODEL_URI, "version": 42, "files": []}))
+    src = str(_model_dir(tmp_path))
+    assert publish_version(src, str(base), source_id=MODEL_URI) == (42, str(base / "42"))
+    assert sorted(os.listdir(base)) == ["42"]
 
 
 def test_same_model_is_not_pushed_twice(tmp_path):
@@ -225,7 +251,7 @@ def test_object_store_push_is_idempotent(tmp_path):
     base = _ram_base(tmp_path)
     src = str(_model_dir(tmp_path))
     version, path = publish_version(src, base, source_id=MODEL_URI)
-    assert read_push_record(path)["source_id"] == MODEL_URI
+    assert read_push_record(path)["source_id"] == source_digest(MODEL_URI)
     calls = []
     assert publish_version(src, base, add_files=calls.append, source_id=MODEL_URI) == (version, path)
     assert calls == []
@@ -276,3 +302,61 @@ def test_find_pushed_and_latest_version(tmp_path):
     assert find_pushed(str(base), "model-a") == (first, first_path)
     assert find_pushed(str(base), "model-c") is None
     assert latest_version(str(base)) == second > first
+
+
+# latest.json: the pointer apps fetch (issue 18).
+
+
+def _published(base, version: int, files: dict[str, bytes]) -> None:
+    for name, content in files.items():
+        path = os.path.join(base, str(version), name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(content)
+
+
+def test_latest_points_at_a_complete_version_with_relative_paths_and_digests(tmp_path):
+    import hashlib
+    import json
+
+    base = str(tmp_path / "mobile" / "taxi")
+    _published(base, 7, {"model_spec.json": b"{}", "model.tflite": b"flat"})
+    pointer = publish_latest(base, 7, ["model_spec.json", "model.tflite"], extra={"model_name": "taxi"})
+    on_disk = json.loads((tmp_path / "mobile" / "taxi" / LATEST_FILE).read_text())
+    assert on_disk == pointer == read_latest(base)
+    assert pointer["version"] == 7 and pointer["path"] == "7/" and pointer["model_name"] == "taxi"
+    assert pointer["files"]["model.tflite"] == {
+        "path": "7/model.tflite",
+        "sha256": hashlib.sha256(b"flat").hexdigest(),
+        "bytes": 4,
+    }
+    assert str(tmp_path) not in json.dumps(pointer)
+    # Each listed path, resolved against the pointer's folder, is the file it hashes.
+    for item in pointer["files"].values():
+        with open(os.path.join(base, item["path"]), "rb") as f:
+            assert hashlib.sha256(f.read()).hexdigest() == item["sha256"]
+    assert sorted(os.listdir(base)) == ["7", LATEST_FILE]  # no temporary file left beside it
+
+
+def test_latest_never_moves_back_nor_points_at_a_missing_file(tmp_path):
+    base = str(tmp_path / "mobile")
+    _published(base, 9, {"model_spec.json": b"{}"})
+    _published(base, 5, {"model_spec.json": b"{}"})
+    assert publish_latest(base, 9, ["model_spec.json"])["version"] == 9
+    assert publish_latest(base, 5, ["model_spec.json"]) is None  # an older model blessed again
+    assert read_latest(base)["version"] == 9
+    _published(base, 10, {"model_spec.json": b"{}"})
+    with pytest.raises(FileNotFoundError):
+        publish_latest(base, 10, ["model_spec.json", "model.tflite"])  # half a version: no pointer
+    assert read_latest(base)["version"] == 9
+
+
+def test_latest_on_an_object_store(tmp_path):
+    import tensorflow as tf
+
+    base = _ram_base(tmp_path)
+    version, path = publish_version(str(_model_dir(tmp_path)), base, source_id=MODEL_URI)
+    assert read_latest(base) is None
+    pointer = publish_latest(base, version, ["saved_model.pb", PUSH_RECORD])
+    assert read_latest(base) == pointer and pointer["files"]["saved_model.pb"]["bytes"] == len(b"graph")
+    assert sorted(d.rstrip("/") for d in tf.io.gfile.listdir(base)) == sorted([str(version), LATEST_FILE])

@@ -14,7 +14,8 @@
 4. `parity`: given eval rows, each variant gated on parity with the SavedModel's
    `predict_raw` on them and on the contract rows (missing and invalid values),
    and on its task's metric against labels from the SavedModel's `transform_features`.
-5. `model_spec`: `model_spec.json`, written last. Only variants that pass are written.
+5. `model_spec`: `model_spec.json`, written last, with the tensor names and indices
+   the interpreter reads off each written flatbuffer. Only variants that pass are written.
 
 What the model is — its input features, task, output and classes — comes from the
 SavedModel (`tfxp.models.signatures.load_problem`), so any model this project's
@@ -300,6 +301,7 @@ def convert(
         reference_metrics=quality(problem.label.task, y, reference) if rows is not None else None,
         rows=len(rows) if rows is not None else None,
         bytes_signature=bytes_signature,
+        max_abs_diff=max_abs_diff,
     )
     spec_path = output_dir / SPEC_FILE
     _write_atomic(spec_path, dumps(spec))

@@ -297,3 +297,17 @@ def _check_matches(model: TFLiteModel, spec: Mapping[str, Any], path: Path) -> N
         raise ModelSpecError(f"{path}: {model.signature} inputs {actual} do not match {SPEC_FILE} {declared}")
     if spec["output"]["name"] not in model.output_details():
         raise ModelSpecError(f"{path}: no output {spec['output']['name']!r}")
+    _check_tensors(model, spec, path)
+
+
+def _check_tensors(model: TFLiteModel, spec: Mapping[str, Any], path: Path) -> None:
+    """The tensor names and indices the spec states for this file (format 2, issue 18) are the interpreter's:
+    an app mapping positions to names through them would otherwise feed the wrong inputs."""
+    variant = next((v for v in spec.get("variants", {}).values() if v.get("file") == path.name), None)
+    declared = ((variant or {}).get("tensors") or {}).get("signatures", {}).get(model.signature)
+    if declared is None:  # a spec written before issue 18: nothing stated, nothing to check
+        return
+    for side, details in (("inputs", model.runner.get_input_details()), ("outputs", model.runner.get_output_details())):
+        actual = {name: {"tensor": d["name"], "tensor_index": int(d["index"])} for name, d in details.items()}
+        if declared.get(side) != actual:
+            raise ModelSpecError(f"{path}: {SPEC_FILE} {model.signature} {side} tensors do not match the model's")

@@ -12,7 +12,7 @@ from tfx.types import standard_artifacts
 
 from tfxp.mobile.errors import ConversionError
 from tfxp.pipeline import anomalies as anomalies_lib, failpoints
-from tfxp.pipeline.publish import find_pushed, latest_version, publish_version
+from tfxp.pipeline.publish import LATEST_FILE, find_pushed, latest_version, publish_latest, publish_version
 
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 
@@ -140,6 +140,28 @@ def worded_reasons(variant) -> list[str]:
     return out
 
 
+def _point_latest(mobile_dir: str, version_dir: str, version: int, model_name: str) -> bool:
+    """Points `<mobile_dir>/latest.json` at a published mobile version: its model_spec.json and the variant
+    files that spec lists (as published: a re-executed push may have found an earlier copy), with their
+    sha256s. False when the pointer already names a newer version (left as it is)."""
+    import json
+
+    import tensorflow as tf
+
+    from tfxp.mobile.runtime import SPEC_FILE
+
+    with tf.io.gfile.GFile(f"{version_dir.rstrip('/')}/{SPEC_FILE}") as f:
+        spec = json.loads(f.read())
+    files = [SPEC_FILE] + [v["file"] for v in spec.get("variants", {}).values()]
+    extra = {
+        "model_name": model_name,
+        "spec": f"{version}/{SPEC_FILE}",
+        "spec_format": spec.get("format"),
+        "default_variant": spec.get("default_variant"),
+    }
+    return publish_latest(mobile_dir, version, files, extra=extra) is not None
+
+
 @component
 def MobilePusher(
     model: InputArtifact[standard_artifacts.Model],
@@ -163,6 +185,8 @@ def MobilePusher(
     raising; the run reports a serving push without a mobile one as such.
     A re-execution for a model whose mobile version exists (a crash before TFX
     recorded this component) converts again but publishes nothing.
+    After the version is complete, `<mobile_dir>/latest.json` (publish.LATEST_FILE) points at it
+    (`_point_latest`), unless it already points at a newer version.
     """
     import json
     import tempfile
@@ -210,6 +234,8 @@ def MobilePusher(
         os.chmod(tmp, 0o755)  # TemporaryDirectory is 0700; the published version must be readable
         _, final = publish_version(tmp, mobile_dir, version=version, source_id=model.uri)
     failpoints.hit("mobile_pusher:published")
+    if _point_latest(mobile_dir, final, version, model_name):
+        mobile_pushed_model.set_string_custom_property("latest", f"{mobile_dir.rstrip('/')}/{LATEST_FILE}")
     mobile_pushed_model.set_int_custom_property("pushed", 1)
     mobile_pushed_model.set_string_custom_property("pushed_destination", final)
     mobile_pushed_model.set_string_custom_property("pushed_version", str(version))

@@ -1,13 +1,16 @@
 """Publishing a model version directory atomically (for TF Serving's file-system poller), at most once per model.
 
 Every published version carries a push record, PUSH_RECORD at its root, naming
-the model it was copied from (`source_id`, the model artifact URI). A push that
-finds its model already published returns that version instead of copying it
-again, so a run re-executed after a crash never publishes a duplicate.
+the model it was copied from by a digest of its artifact URI (`source_id`,
+`source_digest`): a folder served as is publishes no build-machine path. A push
+that finds its model already published returns that version instead of copying
+it again, so a run re-executed after a crash never publishes a duplicate.
+`publish_latest` then points LATEST_FILE at the newest complete version, for apps.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -28,9 +31,15 @@ STAGING_PREFIX = ".staging-"
 # uploaded last: TF Serving cannot load a version before its saved_model.pb
 # exists, and apps read model_spec.json first.
 COMMIT_FILES = ("saved_model.pb", "model_spec.json")
-# JSON at the root of each version: {"source_id", "source", "version", "pushed_at",
-# "files"}. TF Serving and the TFLite loaders ignore files they don't know.
+# JSON at the root of each version: {"source_id" (source_digest of the model's URI), "version",
+# "pushed_at", "files" (relative to the version folder)}. No absolute path: a backend serving the
+# folder as is publishes the record too. TF Serving and the TFLite loaders ignore files they don't know.
 PUSH_RECORD = "tfxp_push.json"
+# Beside the version folders: {"version", "path", "files": {name: {"path", "sha256", "bytes"}}, ...},
+# paths relative to the file itself; rewritten whole (atomically) after a version is complete.
+LATEST_FILE = "latest.json"
+LATEST_FORMAT = 1
+_DIGEST_PREFIX = "sha256:"
 
 _log = logging.getLogger(__name__)
 # Staging directories this process is filling: a staging name carrying our own pid
@@ -86,11 +95,21 @@ def read_push_record(version_dir: str) -> dict | None:
     return record if isinstance(record, dict) else None
 
 
-def _push_record(source_id: str | None, source: str, version: int, files: list[str]) -> str:
+def source_digest(source_id: str) -> str:
+    """How a push record names a model: "sha256:<hex>" of its artifact URI (no build-machine path)."""
+    return _DIGEST_PREFIX + hashlib.sha256(source_id.encode("utf-8")).hexdigest()
+
+
+def _names(record: dict, source_id: str) -> bool:
+    # Records written before the digest held the URI itself: still recognised, so crash recovery
+    # finds versions pushed by an older release.
+    return record.get("source_id") in (source_digest(source_id), source_id)
+
+
+def _push_record(source_id: str | None, version: int, files: list[str]) -> str:
     return json.dumps(
         {
-            "source_id": source_id,
-            "source": source,
+            "source_id": source_digest(source_id) if source_id is not None else None,
             "version": version,
             "pushed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "files": sorted(f.replace(os.sep, "/") for f in files),
@@ -114,7 +133,7 @@ def find_pushed(base_dir: str, source_id: str, version: int | None = None) -> tu
     for candidate in candidates:
         path = _join(base_dir, str(candidate))
         record = read_push_record(path)
-        if record is not None and record.get("source_id") == source_id:
+        if record is not None and _names(record, source_id):
             return candidate, path
     return None
 
@@ -200,7 +219,7 @@ def publish_version(
         files = [os.path.relpath(os.path.join(d, f), staging) for d, _, names in os.walk(staging) for f in names]
         # Written before the rename, so a version never exists without its record.
         with open(os.path.join(staging, PUSH_RECORD), "w") as f:
-            f.write(_push_record(source_id, source, version, files))
+            f.write(_push_record(source_id, version, files))
         failpoints.hit("publish:staged")
         os.rename(staging, final)
     except BaseException:
@@ -255,7 +274,7 @@ def _publish_remote(
             if resumed is None:
                 gfile.makedirs(final)
                 with gfile.GFile(f"{final}/{PUSH_RECORD}", "w") as f:
-                    f.write(_push_record(source_id, source, version, files))
+                    f.write(_push_record(source_id, version, files))
             for rel in upload_order(files):
                 target = f"{final}/{rel.replace(os.sep, '/')}"
                 if resumed is not None and gfile.exists(target):
@@ -272,3 +291,72 @@ def _publish_remote(
 def upload_order(files: list[str]) -> list[str]:
     """Relative paths in upload order: COMMIT_FILES last."""
     return sorted(files, key=lambda rel: (os.path.basename(rel) in COMMIT_FILES, rel))
+
+
+def _read_bytes(path: str) -> bytes:
+    if is_uri(path):
+        import tensorflow as tf
+
+        with tf.io.gfile.GFile(path, "rb") as f:
+            return f.read()
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def read_latest(base_dir: str) -> dict | None:
+    """The LATEST_FILE pointer of `base_dir`; None if there is none or it can't be read."""
+    try:
+        pointer = json.loads(_read_bytes(_join(base_dir, LATEST_FILE)))
+    except FileNotFoundError:
+        return None
+    except Exception as exc:  # noqa: BLE001  (a broken pointer is rewritten, never trusted)
+        if is_uri(base_dir) and "NotFound" in type(exc).__name__:
+            return None
+        _log.warning("unreadable %s in %s: %s", LATEST_FILE, base_dir, exc)
+        return None
+    return pointer if isinstance(pointer, dict) else None
+
+
+def publish_latest(base_dir: str, version: int, files: list[str], extra: dict | None = None) -> dict | None:
+    """Points `<base_dir>/LATEST_FILE` at `<base_dir>/<version>/`, a version already complete.
+
+    `files`: names inside the version folder to list, each with its sha256 and size, read back from
+    the published version (so the pointer describes what is there, not what was meant to be). Paths
+    are relative to the pointer ("<version>/model.tflite"); `extra` adds keys (model name, spec
+    fields). Written atomically: locally beside it then renamed over it; on an object store one
+    object write, which readers see whole or not at all. Never moves back: when the pointer already
+    names a newer version, nothing is written and None is returned; else the pointer written.
+    Raises OSError (or tf.errors.OpError) when a listed file can't be read: no pointer to a half version.
+    """
+    current = read_latest(base_dir)
+    if current is not None and isinstance(current.get("version"), int) and current["version"] > version:
+        return None
+    listed = {}
+    for name in files:
+        content = _read_bytes(_join(_join(base_dir, str(version)), name))
+        listed[name] = {
+            "path": f"{version}/{name}",
+            "sha256": hashlib.sha256(content).hexdigest(),
+            "bytes": len(content),
+        }
+    pointer = {
+        "format": LATEST_FORMAT,
+        **(extra or {}),
+        "version": version,
+        "path": f"{version}/",
+        "files": listed,
+        "updated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    text = json.dumps(pointer, indent=2) + "\n"
+    target = _join(base_dir, LATEST_FILE)
+    if is_uri(base_dir):
+        import tensorflow as tf
+
+        with tf.io.gfile.GFile(target, "w") as f:
+            f.write(text)
+    else:
+        tmp = _join(base_dir, f".{LATEST_FILE}.{os.getpid()}.tmp")
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.replace(tmp, target)
+    return pointer
