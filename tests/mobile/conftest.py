@@ -151,21 +151,14 @@ def generated_rows(task: str, n: int = GENERATED_ROWS, seed: int = 11) -> list[d
     return rows
 
 
-def generated_schema(task: str):
-    """The raw schema (tensorflow_metadata Schema): x1, x2, color, row_id and the label required
-    (a shape), x3 optional; every float finite (disallow_nan/inf, as `tfxp schema infer` writes)."""
+def raw_schema(columns):
+    """A raw schema (tensorflow_metadata Schema) of `columns`: (name, schema_pb2 type, required) each.
+    A required column has a shape (one value per row); every float is finite (disallow_nan/inf, as
+    `tfxp schema infer` writes)."""
     from tensorflow_metadata.proto.v0 import schema_pb2
 
     schema = schema_pb2.Schema()
-    label = ("grade", schema_pb2.BYTES) if task == "multiclass" else ("target", schema_pb2.FLOAT)
-    for name, kind, required in (
-        ("x1", schema_pb2.FLOAT, True),
-        ("x2", schema_pb2.FLOAT, True),
-        ("x3", schema_pb2.FLOAT, False),
-        ("color", schema_pb2.BYTES, True),
-        ("row_id", schema_pb2.INT, True),
-        (*label, True),
-    ):
+    for name, kind, required in columns:
         feature = schema.feature.add(name=name, type=kind)
         if required:
             feature.shape.dim.add(size=1)
@@ -174,6 +167,29 @@ def generated_schema(task: str):
             feature.float_domain.disallow_nan = True
             feature.float_domain.disallow_inf = True
     return schema
+
+
+@pytest.fixture(scope="session")
+def schema_of():
+    """`raw_schema`, for test modules (a conftest is not importable by name under importlib mode)."""
+    return raw_schema
+
+
+def generated_schema(task: str):
+    """The raw schema: x1, x2, color, row_id and the label required, x3 optional (`raw_schema`)."""
+    from tensorflow_metadata.proto.v0 import schema_pb2
+
+    label = ("grade", schema_pb2.BYTES) if task == "multiclass" else ("target", schema_pb2.FLOAT)
+    return raw_schema(
+        (
+            ("x1", schema_pb2.FLOAT, True),
+            ("x2", schema_pb2.FLOAT, True),
+            ("x3", schema_pb2.FLOAT, False),
+            ("color", schema_pb2.BYTES, True),
+            ("row_id", schema_pb2.INT, True),
+            (*label, True),
+        )
+    )
 
 
 def _transform_generated(task: str, rows, out_dir: str):

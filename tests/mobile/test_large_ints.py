@@ -26,28 +26,21 @@ PROBLEM = F.Problem(
 )
 
 
-def _schema():
+def _schema(schema_of):
     from tensorflow_metadata.proto.v0 import schema_pb2
 
-    schema = schema_pb2.Schema()
-    for name, kind, required in (
-        ("listing_id", schema_pb2.INT, True),
-        ("last_review", schema_pb2.INT, False),
-        ("price", schema_pb2.FLOAT, True),
-        ("rating", schema_pb2.FLOAT, True),
-    ):
-        feature = schema.feature.add(name=name, type=kind)
-        if required:
-            feature.shape.dim.add(size=1)
-            feature.presence.min_fraction = 1.0
-        if kind == schema_pb2.FLOAT:
-            feature.float_domain.disallow_nan = True
-            feature.float_domain.disallow_inf = True
-    return schema
+    return schema_of(
+        (
+            ("listing_id", schema_pb2.INT, True),
+            ("last_review", schema_pb2.INT, False),
+            ("price", schema_pb2.FLOAT, True),
+            ("rating", schema_pb2.FLOAT, True),
+        )
+    )
 
 
 @pytest.fixture(scope="module")
-def transform_output(tmp_path_factory):
+def transform_output(tmp_path_factory, schema_of):
     import functools
 
     import apache_beam as beam
@@ -69,7 +62,7 @@ def transform_output(tmp_path_factory):
             }
         )
     out_dir = str(tmp_path_factory.mktemp("large_ints"))
-    schema = _schema()
+    schema = _schema(schema_of)
     metadata = dataset_metadata.DatasetMetadata(schema)
     fn = functools.partial(preprocessing_fn, custom_config={"problem": PROBLEM.to_dict()})
     with beam.Pipeline(options=beam.options.pipeline_options.PipelineOptions(["--direct_running_mode=in_memory"])) as p:
