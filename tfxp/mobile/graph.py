@@ -184,8 +184,7 @@ def _answerable(raw: dict, params: Sequence[FeatureParams], as_bytes: bool = Fal
         elif p.optional:
             continue
         elif as_bytes and p.dtype is F.DType.STRING:
-            # A missing string is all zeros. Compared as int32: NOT_EQUAL has no uint8 kernel.
-            flags.append(tf.logical_not(tf.reduce_any(tf.not_equal(tf.cast(x, tf.int32), 0), axis=1)))
+            flags.append(tf.logical_not(_present(x, p.dtype, as_bytes=True)))  # a missing string is all zeros
         else:
             flags.append(tf.equal(x, tf.constant(F.missing_value(p.dtype), tf_dtype(p.dtype))))
     if not flags:
