@@ -43,7 +43,9 @@ setup(
     extras_require={
         "dev": ["pytest>=8,<10", "psutil>=5.9", "ruff>=0.17,<0.18"],
         "vertex": ["kfp==2.5.0", "kfp-pipeline-spec==0.2.2", "google-cloud-aiplatform>=1.40"],
-        "mobile": ["tflite-runtime==2.14.0"],
+        # Both TFLite interpreters: LiteRT (preferred; wheels for Python >= 3.12 and macOS arm64) and
+        # tflite-runtime (2.14 is its last release); tfxp.mobile.runtime uses whichever is installed.
+        "mobile": ["ai-edge-litert==2.3.0", "tflite-runtime==2.14.0"],
         "bench": ["matplotlib>=3.8,<3.11"],
     },
     entry_points={"console_scripts": ["tfxp=tfxp.cli:main"]},

@@ -1,4 +1,4 @@
-"""The reference on-device runtime (tflite_runtime, no TensorFlow) and `tfxp mobile-predict` / `tfxp convert`."""
+"""The reference on-device runtime (LiteRT or tflite-runtime) and `tfxp mobile-predict` / `tfxp convert`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import os
 import shutil
 import subprocess
 import sys
-import types
 from pathlib import Path
 
 import numpy as np
@@ -122,23 +121,63 @@ def test_runtime_checks_the_spec_against_the_model(converted, tmp_path):
         MobileModel(result.output_dir, "int8")
 
 
-def test_interpreter_falls_back_to_ai_edge_litert(monkeypatch):
-    fake = types.ModuleType("ai_edge_litert.interpreter")
-    fake.Interpreter = type("Interpreter", (), {})
-    monkeypatch.setitem(sys.modules, "tflite_runtime", None)
-    monkeypatch.setitem(sys.modules, "tflite_runtime.interpreter", None)
-    monkeypatch.setitem(sys.modules, "ai_edge_litert", types.ModuleType("ai_edge_litert"))
-    monkeypatch.setitem(sys.modules, "ai_edge_litert.interpreter", fake)
-    assert runtime.interpreter_class() is fake.Interpreter
-    monkeypatch.setitem(sys.modules, "ai_edge_litert.interpreter", None)
-    # Neither installed (a wheel without the `mobile` extra): TensorFlow's own interpreter, which runs
-    # the model as tflite_runtime does.
+def test_interpreter_prefers_litert_then_tflite_runtime_then_tensorflow(monkeypatch):
+    """Both runtimes are in the lock (the `mobile` extra): LiteRT first; a name or $TFXP_TFLITE_RUNTIME
+    picks one; an uninstalled runtime is skipped, or refused when named."""
+    from ai_edge_litert.interpreter import Interpreter as LiteRT
     from tensorflow.lite.python.interpreter import Interpreter as TFInterpreter
+    from tflite_runtime.interpreter import Interpreter as TFLiteRuntime
 
+    monkeypatch.delenv(runtime.RUNTIME_ENV, raising=False)
+    assert runtime.interpreter_class() is LiteRT
+    assert runtime.runtime_of(LiteRT) == {"package": "ai-edge-litert", "version": "2.3.0"}
+    assert runtime.interpreter_class("tflite-runtime") is TFLiteRuntime
+    assert runtime.runtime_of(TFLiteRuntime) == {"package": "tflite-runtime", "version": "2.14.0"}
+    monkeypatch.setenv(runtime.RUNTIME_ENV, "tensorflow")
+    assert runtime.interpreter_class() is TFInterpreter
+    monkeypatch.setenv(runtime.RUNTIME_ENV, "tflite")
+    with pytest.raises(ValueError, match="unknown TFLite runtime 'tflite'"):
+        runtime.interpreter_class()
+    monkeypatch.delenv(runtime.RUNTIME_ENV)
+    # Not installed (sys.modules None makes the import fail): the next one.
+    monkeypatch.setitem(sys.modules, "ai_edge_litert.interpreter", None)
+    assert runtime.interpreter_class() is TFLiteRuntime
+    with pytest.raises(ImportError, match="pip install ai-edge-litert"):
+        runtime.interpreter_class("ai-edge-litert")
+    monkeypatch.setitem(sys.modules, "tflite_runtime.interpreter", None)
+    # A wheel without the `mobile` extra: TensorFlow's own interpreter, which runs the model the same.
     assert runtime.interpreter_class() is TFInterpreter
     monkeypatch.setitem(sys.modules, "tensorflow.lite.python.interpreter", None)
-    with pytest.raises(ImportError, match="tflite-runtime or ai-edge-litert"):
+    with pytest.raises(ImportError, match="ai-edge-litert or tflite-runtime"):
         runtime.interpreter_class()
+
+
+@pytest.mark.parametrize("variant", ["float", "quant"])
+def test_litert_and_tflite_runtime_agree(converted, eval_rows, odd_rows, variant):
+    """LiteRT 2.3 and tflite-runtime 2.14 give the same answers (and the same no-answer rows) on eval
+    rows and rows with every kind of missing and edge value (the parity gate's contract rows: blank,
+    infinite, 1e30, int64 extremes, unseen and odd strings), through both signatures. (Before
+    features.Z_LIMIT, LiteRT's XNNPACK answered NaN for fare = 1e30 where tflite-runtime said 0.0.)"""
+    from tfxp.mobile.parity import contract_rows
+
+    result, _ = converted
+    rows = eval_rows[:200] + odd_rows + contract_rows(eval_rows, result.params)
+    for signature in runtime.SIGNATURES:
+        litert = MobileModel(result.output_dir, variant, signature=signature, runtime="ai-edge-litert")
+        legacy = MobileModel(result.output_dir, variant, signature=signature, runtime="tflite-runtime")
+        assert litert.model.runtime["package"] == "ai-edge-litert"
+        assert legacy.model.runtime["package"] == "tflite-runtime"
+        a, b = np.array(litert.predict(rows)), np.array(legacy.predict(rows))
+        assert np.array_equal(np.isnan(a), np.isnan(b))
+        assert np.isnan(a).any() and not np.isnan(a).all()
+        # Float: float32 rounding. Quantized: dynamic-range kernels quantize activations per call, and
+        # LiteRT's XNNPACK does it differently from tflite-runtime's kernels (measured 1.6e-4 on taxi).
+        tolerance = 1e-6 if variant == "float" else 1e-3
+        np.testing.assert_allclose(a[~np.isnan(a)], b[~np.isnan(b)], rtol=0, atol=tolerance)
+        # One row at a time, as an app runs it.
+        for row, expected in zip(rows[:20], a[:20], strict=True):
+            one = litert.predict([row])[0]
+            assert (math.isnan(one) and math.isnan(expected)) or abs(one - expected) <= tolerance
 
 
 def test_tfxp_mobile_predict(converted, eval_rows, odd_rows, tmp_path):

@@ -148,6 +148,9 @@ def test_the_runtime_version_covers_ops_and_signature_runners(converted):
     assert key(runtime_versions["required_version"]) == max(
         key(runtime_versions["min_runtime_version"]), key(M.SIGNATURE_RUNNER_VERSION)
     )
+    # The interpreter the parity gate ran on, read from the installed distribution (LiteRT first).
+    assert runtime_versions["checked_with"] == [{"package": "ai-edge-litert", "version": "2.3.0"}]
+    assert all(v["parity"]["runtime"] == runtime_versions["checked_with"][0] for v in spec["variants"].values())
 
 
 def _run_primary(interpreter, feeds):
@@ -238,3 +241,96 @@ def test_the_runtime_refuses_a_spec_whose_tensors_are_not_the_files(converted, t
     runtime.MobileModel(copy, "float")
     with pytest.raises(runtime.ModelSpecError, match="tensors do not match"):
         runtime.MobileModel(copy, "quant")
+
+
+def _swift_structs(source: str) -> dict[str, dict[str, tuple[str, bool]]]:
+    """The guide's `ModelSpec` Swift types: {struct: {json key: (Swift type, optional)}}, keys mapped
+    through each struct's CodingKeys as JSONDecoder maps them."""
+    import re
+
+    structs: dict[str, dict[str, tuple[str, bool]]] = {}
+    renames: dict[str, dict[str, str]] = {}
+    stack: list[tuple[str, int]] = []  # (struct, brace depth at which it opened)
+    depth = 0
+    for line in source.splitlines():
+        code = line.split("//")[0]
+        opened = re.match(r"\s*struct (\w+): Decodable \{", code)
+        if opened:
+            stack.append((opened.group(1), depth))
+            structs[opened.group(1)], renames[opened.group(1)] = {}, {}
+        if stack and not re.search(r"\bfunc\b|\benum\b", code):
+            body = code.split("{", 1)[1] if opened else code  # a one-line struct: `struct S: Decodable { let a: T }`
+            field = re.match(r"\s*let (\w+): ([^=}]+?)(\?)?\s*(\}|$)", body)
+            if field and (opened or depth == stack[-1][1] + 1):
+                structs[stack[-1][0]][field.group(1)] = (field.group(2).strip(), bool(field.group(3)))
+        if stack and "case " in code:
+            for name, raw in re.findall(r"(\w+) = \"(\w+)\"", code):
+                renames[stack[-1][0]][name] = raw
+        depth += code.count("{") - code.count("}")
+        while stack and depth <= stack[-1][1]:
+            stack.pop()
+    return {
+        struct: {renames[struct].get(name, name): kind for name, kind in fields.items()}
+        for struct, fields in structs.items()
+    }
+
+
+def _decodes(value, swift_type: str, structs: dict, where: str) -> list[str]:
+    """Why JSONDecoder would refuse `value` as `swift_type` (empty: it decodes)."""
+    if swift_type.startswith("[") and ":" in swift_type:
+        inner = swift_type[1:-1].split(":", 1)[1].strip()
+        if not isinstance(value, dict):
+            return [f"{where}: not an object"]
+        return [e for k, v in value.items() for e in _decodes(v, inner, structs, f"{where}.{k}")]
+    if swift_type.startswith("["):
+        if not isinstance(value, list):
+            return [f"{where}: not an array"]
+        return [e for i, v in enumerate(value) for e in _decodes(v, swift_type[1:-1], structs, f"{where}[{i}]")]
+    checks = {
+        "Int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+        "Int64": lambda v: isinstance(v, int) and not isinstance(v, bool) and -(2**63) <= v < 2**63,
+        "String": lambda v: isinstance(v, str),
+        "Bool": lambda v: isinstance(v, bool),
+        "MissingMarker": lambda v: isinstance(v, str) or (isinstance(v, int) and -(2**63) <= v < 2**63),
+    }
+    if swift_type in checks:
+        return [] if checks[swift_type](value) else [f"{where}: {value!r} is not {swift_type}"]
+    fields = structs[swift_type]
+    if not isinstance(value, dict):
+        return [f"{where}: not an object"]
+    errors = []
+    for key, (kind, optional) in fields.items():
+        if value.get(key) is None:
+            if not optional:
+                errors.append(f"{where}.{key}: absent, but the Swift type's {kind} is not optional")
+            continue
+        errors += _decodes(value[key], kind, structs, f"{where}.{key}")
+    return errors
+
+
+def test_the_guides_swift_decodable_decodes_every_spec(converted, generated):
+    """The guide's `ModelSpec: Decodable` is checked against real specs (binary taxi and a generated
+    multiclass/regression model): every non-optional field is present with a JSON type the Swift
+    type decodes, every key it names is in the JSON Schema. No Swift toolchain installs here, so this
+    is JSONDecoder's rule applied in Python, not a compile."""
+    import re
+
+    readme = (Path(M.__file__).parent / "README.md").read_text()
+    source = next(b for b in re.findall(r"```swift\n(.*?)```", readme, re.S) if "struct ModelSpec: Decodable" in b)
+    structs = _swift_structs(source)
+    assert set(structs) >= {"ModelSpec", "Input", "Signature", "Output", "Runtime", "Variant"}
+    assert {"missing_marker", "byte_width", "required"} <= set(structs["Input"])
+    assert set(structs["Signature"]) == {"inputs"} and set(structs["Runtime"]) == {"required_version"}
+    for spec in (converted[0].spec, generated.result.spec):
+        assert _decodes(spec, "ModelSpec", structs, "spec") == []
+    schema = M.load_schema()
+    named = set(schema["properties"])
+    for struct in structs.values():
+        for key in struct:
+            found = key in named or any(key in d.get("properties", {}) for d in schema["$defs"].values())
+            found = found or key in json.dumps(schema)
+            assert found, key
+    # A spec missing a key the app needs does not decode: the check can fail.
+    broken = json.loads(json.dumps(converted[0].spec))
+    del broken["signatures"]["serving_bytes"]["inputs"][0]["missing_marker"]
+    assert _decodes(broken, "ModelSpec", structs, "spec")

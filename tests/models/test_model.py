@@ -266,6 +266,31 @@ def test_every_signature_refuses_an_infinite_float_the_schema_disallows(saved, t
     assert good.shape == (1,) and np.isfinite(good).all()
 
 
+def test_every_signature_refuses_a_number_beyond_z_limit(saved, taxi_rows):
+    """A fare of 1e30 was answered 0.0 (TF, tflite-runtime) and NaN (LiteRT's XNNPACK): float32
+    overflow inside the network, from a value the model never learned. Every signature refuses
+    it, naming the input and the row; a missing optional number (z = 0) and a large but
+    learnable one are still answered."""
+    loaded = tf.saved_model.load(saved[0])
+    spec = raw_feature_spec()
+    for name, value in (("fare", "1e30"), ("trip_miles", "-1e12"), ("trip_seconds", str(2**62))):
+        rows = [taxi_rows[0], dict(taxi_rows[1], **{name: value})]
+        pattern = f"input {name} is more than 10000 standard deviations from its training mean.* in rows \\[1\\]"
+        with pytest.raises(tf.errors.InvalidArgumentError, match=pattern):
+            loaded.signatures[signatures.PREDICT_RAW](**_raw_tensors(rows))
+        examples = tf.constant([to_example(r, spec) for r in rows])
+        for signature, key in (
+            (signatures.SERVING_DEFAULT, "examples"),
+            (signatures.CLASSIFICATION, "inputs"),
+            (signatures.REGRESSION, "inputs"),
+        ):
+            with pytest.raises(tf.errors.InvalidArgumentError, match=pattern):
+                loaded.signatures[signature](**{key: examples})
+    fine = [dict(taxi_rows[0], fare="5000"), dict(taxi_rows[1], trip_seconds="")]
+    out = loaded.signatures[signatures.PREDICT_RAW](**_raw_tensors(fine))[OUTPUT].numpy()
+    assert out.shape == (2,) and np.isfinite(out).all()
+
+
 def test_trainer_input_applies_the_transform_graph_to_raw_examples(transformed, taxi_rows, tmp_path):
     """The Trainer reads raw ExampleGen examples (Transform no longer materialises a transformed
     copy): its batches must be what tf.Transform's batch output was, features and label."""

@@ -320,6 +320,16 @@ def test_missing_required_int_is_refused_naming_it(paths, base_row):
     _refused(paths.all(dict(base_row, temp_c=None)), "temp_c")
 
 
+def test_a_number_beyond_z_limit_is_refused_on_every_path(paths, base_row):
+    """1e30 kg was answered (0.0 by TF, NaN by LiteRT's XNNPACK: float32 overflow in the network).
+    Beyond features.Z_LIMIT standard deviations every path refuses it; a heavy but learnable
+    value (2x the heaviest car) is still answered alike."""
+    _refused(paths.all(dict(base_row, weight=1e30)), "weight")
+    _refused(paths.all(dict(base_row, horsepower=-1e12)), "horsepower")  # optional, but present
+    _answer(paths.all(dict(base_row, temp_c=2**62)))  # a vocabulary int: unknown, not a number
+    _answer(paths.all(dict(base_row, weight=10000.0)))
+
+
 def test_the_transform_reads_missing_and_unknown_values_as_their_own_ids(pushed, base_row):
     """What the model is given, from the SavedModel's own transform_features signature."""
     import tensorflow as tf

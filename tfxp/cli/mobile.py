@@ -216,13 +216,25 @@ def _fmt(value: float | None) -> str:
     "read as missing in every row. Required inputs always need a column.",
 )
 @click.option(
+    "--runtime",
+    type=click.Choice(["ai-edge-litert", "tflite-runtime", "tensorflow"]),
+    default=None,
+    help="The TFLite interpreter to run on. Default: $TFXP_TFLITE_RUNTIME, else LiteRT (ai-edge-litert) "
+    "if installed, else tflite-runtime.",
+)
+@click.option(
     "--json",
     "as_json",
     is_flag=True,
     help="Print a JSON object instead of a table; on an error, an error object (the text also goes to stderr).",
 )
 def mobile_predict(
-    model_dir: Path, rows_path: Path, variant: str | None, allow_missing_optional: bool, as_json: bool
+    model_dir: Path,
+    rows_path: Path,
+    variant: str | None,
+    allow_missing_optional: bool,
+    runtime: str | None,
+    as_json: bool,
 ) -> None:
     """Predictions for raw rows from a TFLite model.
 
@@ -234,11 +246,11 @@ def mobile_predict(
     probability is named by its class (model_spec.json's output.classes).
     """
     from tfxp.mobile.runtime import MobileModel, ModelSpecError
-    from tfxp.serving.client import RowError
+    from tfxp.rows import RowError
 
     rows_file = read_rows_option(rows_path)
     try:
-        model = MobileModel(model_dir, variant)
+        model = MobileModel(model_dir, variant, runtime=runtime)
     except ModelSpecError as exc:  # its text names the file
         raise CommandFailed(str(exc)) from None
     except (ImportError, OSError, ValueError) as exc:  # no interpreter; the interpreter refusing a .tflite
@@ -274,6 +286,7 @@ def mobile_predict(
                     "model": model.spec.get("model_name"),
                     "version": model.version,
                     "variant": model.variant,
+                    "runtime": model.model.runtime,
                     "output": output,
                     "predictions": json_safe(predictions),
                     "classes": classes,

@@ -14,8 +14,9 @@ tfxp.mobile.preprocessing_params:
   raw schema lets be absent they become MISSING_ID (0), or z = 0 and a missing
   indicator 1.0 (NUMERIC), as the transform makes them. Where `predict_raw` refuses
   (models.signatures.check_raw_inputs) every variant answers NaN: a required
-  feature at its marker, an infinite float the schema disallows (`unanswerable`
-  is the same rule in numpy, for the parity gate). Inputs of unequal lengths
+  feature at its marker, an infinite float the schema disallows, a number more
+  than F.Z_LIMIT standard deviations from its training mean (`unanswerable` is
+  the same rule in numpy, for the parity gate). Inputs of unequal lengths
   fail the call (RESHAPE), as they fail `predict_raw`. NaN is found as x != x
   (no IsNan builtin).
 
@@ -107,6 +108,9 @@ def build_module(
             return self._predict(self._preprocess(raw, as_bytes=True), _answerable(raw, params, as_bytes=True))
 
         def _predict(self, transformed, answerable):
+            in_range = _in_range(transformed, params)
+            if in_range is not None:
+                answerable = tf.logical_and(answerable, in_range)
             prediction = keras_model(transformed, training=False)
             if classes is None:
                 prediction = tf.reshape(prediction, [-1])  # [batch, 1] -> [batch], as predict_raw answers
@@ -192,6 +196,31 @@ def _answerable(raw: dict, params: Sequence[FeatureParams], as_bytes: bool = Fal
     return tf.logical_not(tf.reduce_any(tf.stack(flags, axis=1), axis=1))
 
 
+def _in_range(transformed: dict, params: Sequence[FeatureParams]):
+    """bool [batch]: no NUMERIC z-score beyond +-F.Z_LIMIT (models.signatures.check_in_range's rule;
+    a missing value's z is 0); None without numeric features."""
+    import tensorflow as tf
+
+    flags = [
+        tf.greater(tf.abs(tf.reshape(transformed[F.transformed_name(p.name)], [-1])), F.Z_LIMIT)
+        for p in params
+        if p.kind is F.Kind.NUMERIC
+    ]
+    if not flags:
+        return None
+    return tf.logical_not(tf.reduce_any(tf.stack(flags, axis=1), axis=1))
+
+
+def z_scores(p: FeatureParams, x: np.ndarray) -> np.ndarray:
+    """float64 [batch]: a NUMERIC input's z-scores as `_feature` computes them (NaN for a missing value)."""
+    x = np.asarray(x)
+    missing = np.isnan(x) if p.dtype is F.DType.FLOAT else x == F.MISSING_INT
+    centred = (x.astype(np.int64) - np.int64(p.offset or 0)) if p.dtype is F.DType.INT else x
+    z = centred.astype(np.float64) - p.mean
+    z = z / p.scale if p.scale_op == "div" else z * p.scale
+    return np.where(missing, np.nan, z)
+
+
 def unanswerable(cols: Mapping[str, np.ndarray], params: Sequence[FeatureParams]) -> np.ndarray:
     """bool [batch]: rows of `runtime.columns(...)` the contract gives no answer (see `_answerable`).
 
@@ -211,6 +240,9 @@ def unanswerable(cols: Mapping[str, np.ndarray], params: Sequence[FeatureParams]
                 )
         if p.finite:
             out |= np.isinf(x)
+        if p.kind is F.Kind.NUMERIC:
+            with np.errstate(invalid="ignore", over="ignore"):
+                out |= np.abs(z_scores(p, x)) > F.Z_LIMIT  # NaN (missing) compares False
     return out
 
 

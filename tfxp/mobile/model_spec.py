@@ -120,6 +120,16 @@ def tolerances(max_abs_diff: float = MAX_ABS_DIFF) -> dict:
     }
 
 
+def _checked_with(variants: Mapping[str, Any]) -> list[dict[str, str]]:
+    """The distinct {"package", "version"} the variants' parity gates ran on, in variant order."""
+    found: list[dict[str, str]] = []
+    for variant in variants.values():
+        ran_on = (variant.get("parity") or {}).get("runtime")
+        if ran_on and ran_on not in found:
+            found.append(dict(ran_on))
+    return found
+
+
 def min_runtime_version(content: bytes) -> str | None:
     """The `min_runtime_version` the converter wrote into a flatbuffer's metadata (e.g. "2.6.0"), else None."""
     from tensorflow.lite.tools import flatbuffer_utils
@@ -182,8 +192,9 @@ def tensor_map(content: bytes) -> dict:
 
 
 _NO_ANSWER = (
-    "; NaN (in every value of the row) when the row has no answer: a required input missing "
-    "or a float input infinite, where the server refuses the row"
+    "; NaN (in every value of the row) when the row has no answer: a required input missing, "
+    f"a float input infinite, or a numeric input more than {F.Z_LIMIT:g} standard deviations from its "
+    "training mean (preprocessing.mean, .std), where the server refuses the row"
 )
 
 
@@ -355,6 +366,8 @@ def model_spec(
             "why": "min_runtime_version: the operators' versions in the flatbuffers; signature_runner_version: "
             "Interpreter.runSignature / signatureRunner(with:) / get_signature_runner, which feeding inputs "
             "by name needs",
+            # The interpreters the parity gate ran the variants on (variants.<name>.parity.runtime).
+            "checked_with": _checked_with(variants),
         },
         "row_parsing": row_parsing(),
         "task": problem.label.task.value,

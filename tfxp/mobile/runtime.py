@@ -12,8 +12,9 @@ missing-value contract in every variant, checked by the converter's parity gate.
 (TensorFlowLiteSwift): string inputs are UTF-8 bytes, uint8 [batch, width],
 cut to `width` and zero-padded (`encode_bytes`). Both give identical results.
 
-No TensorFlow here: the interpreter comes from `tflite_runtime`, or from
-`ai_edge_litert` (its successor) when `tflite_runtime` is not installed.
+No TensorFlow here: the interpreter comes from `ai_edge_litert` (LiteRT), or from
+`tflite_runtime` (its predecessor) when LiteRT is not installed (`RUNTIMES`;
+$TFXP_TFLITE_RUNTIME or `runtime=` picks one).
 An interpreter is not thread-safe; use one `MobileModel` per thread.
 """
 
@@ -49,21 +50,56 @@ class ModelSpecError(ValueError):
     """model_spec.json is missing, malformed, or does not match the .tflite file."""
 
 
-def interpreter_class() -> type:
-    """tflite_runtime's Interpreter, else ai_edge_litert's, else TensorFlow's own tf.lite.Interpreter
-    (same API; TensorFlow is a dependency of the pipeline, so a wheel installed without the `mobile`
-    extra still converts, gates and pushes TFLite models — only slower to import)."""
-    try:
-        from tflite_runtime.interpreter import Interpreter
-    except ImportError:
+# The TFLite interpreters this module runs on, in the order it prefers them: LiteRT (tflite-runtime's
+# successor: wheels for Python >= 3.12 and macOS arm64), then tflite-runtime (2.14 was its last release),
+# then TensorFlow's own (TensorFlow is a dependency of the pipeline, so a wheel installed without the
+# `mobile` extra still converts, gates and pushes TFLite models; only slower to import). All three have
+# the same Interpreter API. Name -> (module, distribution).
+RUNTIMES = {
+    "ai-edge-litert": ("ai_edge_litert.interpreter", "ai-edge-litert"),
+    "tflite-runtime": ("tflite_runtime.interpreter", "tflite-runtime"),
+    "tensorflow": ("tensorflow.lite.python.interpreter", "tensorflow"),
+}
+# Set to one of RUNTIMES' names to run everything (mobile-predict, the parity gate) on that interpreter.
+RUNTIME_ENV = "TFXP_TFLITE_RUNTIME"
+
+
+def interpreter_class(runtime: str | None = None) -> type:
+    """The TFLite `Interpreter` class of `runtime` (a name in RUNTIMES), of $TFXP_TFLITE_RUNTIME when
+    `runtime` is None, else of the first of RUNTIMES installed (LiteRT first).
+
+    Raises ValueError for an unknown name, ImportError when the named runtime (or, unnamed, every
+    runtime) is not installed.
+    """
+    import importlib
+    import os
+
+    runtime = runtime or os.environ.get(RUNTIME_ENV) or None
+    if runtime is not None and runtime not in RUNTIMES:
+        raise ValueError(f"unknown TFLite runtime {runtime!r}: use one of {', '.join(RUNTIMES)}")
+    for name in [runtime] if runtime else RUNTIMES:
         try:
-            from ai_edge_litert.interpreter import Interpreter
+            return importlib.import_module(RUNTIMES[name][0]).Interpreter
         except ImportError:
+            continue
+    if runtime:
+        raise ImportError(f"the TFLite runtime {runtime!r} is not installed (pip install {RUNTIMES[runtime][1]})")
+    raise ImportError("no TFLite interpreter: install ai-edge-litert or tflite-runtime (the `mobile` extra)")
+
+
+def runtime_of(interpreter_cls: type) -> dict[str, str]:
+    """{"package", "version"} of the distribution an Interpreter class comes from (recorded with the
+    parity gate's results and printed by mobile-predict, so a number says which runtime measured it)."""
+    from importlib import metadata
+
+    module = interpreter_cls.__module__
+    for name, (module_name, distribution) in RUNTIMES.items():
+        if module == module_name or module.startswith(module_name.split(".")[0] + "."):
             try:
-                from tensorflow.lite.python.interpreter import Interpreter
-            except ImportError:
-                raise ImportError("no TFLite interpreter: install tflite-runtime or ai-edge-litert") from None
-    return Interpreter
+                return {"package": name, "version": metadata.version(distribution)}
+            except metadata.PackageNotFoundError:
+                return {"package": name, "version": "unknown"}
+    return {"package": module, "version": "unknown"}
 
 
 def missing_marker_json(dtype: str) -> Any:
@@ -113,10 +149,12 @@ class TFLiteModel:
         num_threads: int = 1,
         output: str | None = None,
         signature: str = SIGNATURE,
+        runtime: str | None = None,
     ):
         if (model_path is None) == (model_content is None):
             raise ValueError("give model_path or model_content")
-        Interpreter = interpreter_class()
+        Interpreter = interpreter_class(runtime)
+        self.runtime = runtime_of(Interpreter)  # {"package", "version"}
         if model_path is not None:
             self.interpreter = Interpreter(model_path=str(model_path), num_threads=num_threads)
         else:
@@ -240,11 +278,18 @@ class MobileModel:
 
     `variant`: "float" or "quant"; default: the spec's `default_variant`.
     `signature`: "serving_default" (string tensors) or "serving_bytes" (strings as bytes).
+    `runtime`: a name in RUNTIMES; default: $TFXP_TFLITE_RUNTIME, else LiteRT, else tflite-runtime.
     Checks that the interpreter's signatures match the spec's inputs and output.
     """
 
     def __init__(
-        self, model_dir: str | Path, variant: str | None = None, *, signature: str = SIGNATURE, num_threads: int = 1
+        self,
+        model_dir: str | Path,
+        variant: str | None = None,
+        *,
+        signature: str = SIGNATURE,
+        num_threads: int = 1,
+        runtime: str | None = None,
     ):
         self.model_dir = Path(model_dir)
         self.spec = read_spec(self.model_dir)
@@ -255,7 +300,7 @@ class MobileModel:
         self.path = self.model_dir / available[self.variant]["file"]
         self.inputs: list[dict] = self.spec["inputs"]
         self.model = TFLiteModel(
-            self.path, num_threads=num_threads, output=self.spec["output"]["name"], signature=signature
+            self.path, num_threads=num_threads, output=self.spec["output"]["name"], signature=signature, runtime=runtime
         )
         _check_matches(self.model, self.spec, self.path)
 

@@ -152,6 +152,14 @@ BUCKETS = 10
 # embedding, since every training value is in the vocabulary and a required column is never missing.
 MISSING_ID = 0
 
+# A NUMERIC value whose z-score (models.preprocessing) is beyond +-Z_LIMIT has no answer: every
+# serving signature refuses the row (models.signatures.check_in_range) and the TFLite models answer
+# NaN (mobile.graph). Such a value is nothing the model learned (n training values lie within
+# sqrt(n - 1) standard deviations of their mean, so no training value of a split under 10**8 rows is
+# refused), and its activations overflow float32 inside the network, where runtimes disagree: LiteRT's
+# XNNPACK answered NaN for a fare of 1e30 where TensorFlow and tflite-runtime answered 0.0.
+Z_LIMIT = 1e4
+
 
 def learned_values(feature: Feature, vocabulary_size: int = 0) -> int:
     """n, the ids of learned values (1..n): BUCKETIZED buckets, CATEGORICAL_INT size, VOCABULARY entries."""

@@ -7,6 +7,8 @@
   clients; absent values are written as the markers in `models.features`. It
   refuses (InvalidArgumentError, TF Serving's 400) inputs of unequal lengths,
   rows missing a required feature and infinite floats: see `check_raw_inputs`.
+  Every serving signature refuses a number beyond `features.Z_LIMIT` standard
+  deviations from its training mean (`check_in_range`).
 - `transform_features`: serialized examples -> transformed features (for TFMA).
 - `classification` / `regression`: TF Serving's Classify and Regress APIs
   (`inputs`: serialized examples; `classes`+`scores` over the label's classes, or
@@ -146,6 +148,31 @@ def check_raw_inputs(raw: dict, raw_spec: dict, problem: F.Problem, finite: froz
     return checks
 
 
+def check_in_range(transformed: dict, problem: F.Problem) -> list:
+    """Assertions that no NUMERIC feature's z-score is beyond +-`F.Z_LIMIT` (features.Z_LIMIT says why).
+
+    `transformed`: the tf.Transform layer's output ({transformed name: [batch] or [batch, 1]});
+    a missing value's z is 0, so only values present are checked. Run after the transform and
+    before the model, in every serving signature; a failed check is INVALID_ARGUMENT (400) naming
+    the input and the rows. `mobile.graph` gives those rows NaN: the same contract.
+    """
+    checks = []
+    for feature in problem.features:
+        name = F.transformed_name(feature.name)
+        if feature.kind is not F.Kind.NUMERIC or name not in transformed:
+            continue
+        z = tf.reshape(transformed[name], [-1])
+        beyond = tf.where(tf.greater(tf.abs(z), F.Z_LIMIT))[:, 0]
+        message = tf.strings.format(
+            f"input {feature.name} is more than {F.Z_LIMIT:g} standard deviations from its training mean "
+            "(nothing the model learned) in rows {}",
+            [beyond],
+            summarize=_ROWS_SHOWN,
+        )
+        checks.append(tf.debugging.Assert(tf.equal(tf.size(beyond), 0), [message], name=f"check_{feature.name}_range"))
+    return checks
+
+
 def check_parsed_finite(parsed: dict, finite: frozenset[str]) -> list:
     """Assertions that no `finite` feature of parsed tf.Examples is +-inf.
 
@@ -242,6 +269,9 @@ def build(model: tf.keras.Model, tf_transform_output: tft.TFTransformOutput, pro
     output = problem.output
 
     def predict(transformed: dict) -> dict:
+        # The model sees no value beyond what it can answer (check_in_range).
+        with tf.control_dependencies(check_in_range(transformed, problem)):
+            transformed = {name: tf.identity(value) for name, value in transformed.items()}
         prediction = model(transformed)
         if task is F.Task.MULTICLASS:
             return {output: prediction}
