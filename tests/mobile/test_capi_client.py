@@ -194,9 +194,10 @@ def _every_input_present(rows, spec) -> list[dict]:
     def blank(value) -> bool:
         return value is None or not str(value).strip()
 
-    names = [i["name"] for i in spec["inputs"]]
-    filler = {n: next(r[n] for r in rows if not blank(r.get(n))) for n in names}
-    return [dict(r, **{n: filler[n] for n in names if blank(r.get(n))}) for r in rows]
+    some = {"int64": "1", "float32": "1.0", "string": "x"}  # for a column no row fills
+    dtypes = {i["name"]: i["dtype"] for i in spec["inputs"]}
+    filler = {n: next((r[n] for r in rows if not blank(r.get(n))), some[dtype]) for n, dtype in dtypes.items()}
+    return [dict(r, **{n: filler[n] for n in dtypes if blank(r.get(n))}) for r in rows]
 
 
 def test_feeding_by_position_in_the_specs_order_gives_other_answers(capi_client, converted, eval_rows, tmp_path):
