@@ -92,12 +92,25 @@ def client_outputs(client, model_dir, rows, variant: str, mode: str, tmp_path: P
     return np.asarray(values, dtype=np.float64).astype(np.float32)  # null -> nan
 
 
+# Spellings the rules cover beyond their examples: Unicode whitespace (Python's str.strip() and int()/float()
+# strip it), signs, exponents, infinities' other names. And spellings both sides must refuse.
+MORE_CELLS = {
+    "string": ["\u00a0", "\u3000\u2003", "\u00a0x "],
+    "int64": ["\u00a07\u2003", "+7", "-0", "1E1", "-2.0e1"],
+    "float32": ["\u00a01.5\u3000", "+1.5", ".5", "5.", "1E-3", "Infinity", "-INF", "1e40", "-1e-50"],
+}
+MORE_REFUSED = {"int64": ["0x10", "1e400", "7 7"], "float32": ["0x1p3", "1.5.", "nan(1)"]}
+
+
 def row_parsing_rows(base, spec) -> list[dict]:
-    """One row per (input, `row_parsing` example of the input's dtype that is not refused), plus each input's
-    key left out: the base row with that one cell changed. Spelled as the spec states the cells."""
+    """One row per (input, `row_parsing` example of the input's dtype that is not refused, or MORE_CELLS),
+    plus each input's key left out: the base row with that one cell changed."""
     dtypes = {item["name"]: item["dtype"] for item in spec["inputs"]}
-    examples = [e for e in spec["row_parsing"]["examples"] if e["outcome"] != "refused"]
-    rows = [dict(base, **{name: e["cell"]}) for name, dtype in dtypes.items() for e in examples if e["dtype"] == dtype]
+    cells = {dtype: list(more) for dtype, more in MORE_CELLS.items()}
+    for example in spec["row_parsing"]["examples"]:
+        if example["outcome"] != "refused":
+            cells[example["dtype"]].append(example["cell"])
+    rows = [dict(base, **{name: cell}) for name, dtype in dtypes.items() for cell in cells[dtype]]
     return rows + [{key: value for key, value in base.items() if key != name} for name in dtypes]
 
 
@@ -170,22 +183,23 @@ def test_generated_tasks_match_mobile_predict(capi_client, generated, tmp_path):
 
 
 def test_refused_cells_are_refused_as_mobile_predict_refuses_them(capi_client, converted, eval_rows, tmp_path):
-    """Each `refused` row_parsing example, in the first input of its dtype: mobile-predict raises RowError,
-    the client exits 2 naming the line and the column, and answers nothing."""
+    """Each `refused` row_parsing example (and MORE_REFUSED), in the first input of its dtype: mobile-predict
+    raises RowError, the client exits 2 naming the line and the column, and answers nothing."""
     result, _ = converted
     spec = result.spec
     base = answerable_base(eval_rows, spec)
-    refused = [e for e in spec["row_parsing"]["examples"] if e["outcome"] == "refused"]
-    assert {e["dtype"] for e in refused} >= {"int64", "float32"}
+    refused = [(e["dtype"], e["cell"]) for e in spec["row_parsing"]["examples"] if e["outcome"] == "refused"]
+    assert {dtype for dtype, _ in refused} >= {"int64", "float32"}
+    refused += [(dtype, cell) for dtype, cells in MORE_REFUSED.items() for cell in cells]
     model = runtime.MobileModel(result.output_dir, runtime.FLOAT)
-    for example in refused:
-        name = next(i["name"] for i in spec["inputs"] if i["dtype"] == example["dtype"])
-        rows = [base, dict(base, **{name: example["cell"]})]
+    for dtype, cell in refused:
+        name = next(i["name"] for i in spec["inputs"] if i["dtype"] == dtype)
+        rows = [base, dict(base, **{name: cell})]
         with pytest.raises(R.RowError):
             model.predict(rows)
         done = run_client(capi_client, result.output_dir, rows, runtime.FLOAT, "batch", tmp_path)
-        assert done.returncode == 2 and done.stdout == "", (example, done.stderr)
-        assert f":2: {name}: cannot read" in done.stderr, (example, done.stderr)
+        assert done.returncode == 2 and done.stdout == "", (cell, done.stderr)
+        assert f":2: {name}: cannot read" in done.stderr, (cell, done.stderr)
 
 
 def _every_input_present(rows, spec) -> list[dict]:

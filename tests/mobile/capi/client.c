@@ -96,8 +96,8 @@ static int space_at(const unsigned char *s) {
     return 0;
 }
 
-/* The text without surrounding whitespace, in buf (Python's str.strip()). */
-static const char *strip(const char *text, char *buf, size_t size) {
+/* The text without surrounding whitespace (Python's str.strip()), as a new string the caller frees. */
+static char *strip(const char *text) {
     const unsigned char *s = (const unsigned char *)text;
     int n;
     while ((n = space_at(s)) > 0) s += n;
@@ -107,15 +107,18 @@ static const char *strip(const char *text, char *buf, size_t size) {
         if (n == 0) end = ++i;
         else i += n;
     }
-    if (end >= size) end = size - 1;
-    memcpy(buf, s, end);
-    buf[end] = '\0';
-    return buf;
+    char *out = malloc(end + 1);
+    if (!out) die(1, "out of memory");
+    memcpy(out, s, end);
+    out[end] = '\0';
+    return out;
 }
 
 static int blank(const char *text) {
-    char buf[8];
-    return strip(text, buf, sizeof buf)[0] == '\0';
+    char *stripped = strip(text);
+    int empty = stripped[0] == '\0';
+    free(stripped);
+    return empty;
 }
 
 /* A float as Python's float() reads text: decimal or exponent, inf/infinity/nan, no hex. */
@@ -125,6 +128,24 @@ static int parse_double(const char *text, double *out) {
     errno = 0;
     *out = strtod(text, &end);
     return *end == '\0';
+}
+
+/* Stripped text -> 1 an exact int64 in `integer`; 2 a double in `value`; -1 refused. */
+static int parse_text(const char *s, enum kind kind, double *value, int64_t *integer, const char **why) {
+    if (kind == K_INT64) {   /* an integer in decimal first: exact beyond 2^53 */
+        const char *digits = s + (*s == '+' || *s == '-');
+        if (*digits && strspn(digits, "0123456789") == strlen(digits)) {
+            char *end;
+            errno = 0;
+            long long v = strtoll(s, &end, 10);
+            if (errno == ERANGE) { *why = "out of int64 range"; return -1; }
+            if (v == INT64_MIN) { *why = "int64's minimum, the missing marker"; return -1; }
+            *integer = v;
+            return 1;
+        }
+    }
+    if (!parse_double(s, value)) { *why = "not a number"; return -1; }
+    return 2;
 }
 
 /* One cell -> 1 value, 0 missing, -1 refused (why in `why`). Python's rules: tfxp/rows.py parse_value. */
@@ -153,20 +174,10 @@ static int parse_cell(const cJSON *cell, const Input *in, double *number, int64_
             return -1;
         }
     } else if (cJSON_IsString(cell)) {
-        const char *s = strip(cell->valuestring, buf, size);
-        if (in->kind == K_INT64) {   /* an integer in decimal first: exact beyond 2^53 */
-            const char *digits = s + (*s == '+' || *s == '-');
-            if (*digits && strspn(digits, "0123456789") == strlen(digits)) {
-                char *end;
-                errno = 0;
-                long long v = strtoll(s, &end, 10);
-                if (errno == ERANGE) { *why = "out of int64 range"; return -1; }
-                if (v == INT64_MIN) { *why = "int64's minimum, the missing marker"; return -1; }
-                *integer = v;
-                return 1;
-            }
-        }
-        if (!parse_double(s, &value)) { *why = "not a number"; return -1; }
+        char *s = strip(cell->valuestring);
+        int got = parse_text(s, in->kind, &value, integer, why);
+        free(s);
+        if (got != 2) return got;   /* 2: a double in `value`, checked below */
     } else {
         *why = "not a number";
         return -1;
