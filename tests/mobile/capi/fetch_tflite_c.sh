@@ -4,12 +4,12 @@
 # github.com/tensorflow/tfjs) ships Google's prebuilt C API library for linux_amd64/linux_arm64 with
 # c_api.h. The tarball is checked against the sha256 pinned here before anything is unpacked.
 #
-# Usage: fetch_tflite_c.sh [DIR]   (default: $TFXP_TFLITE_C_DIR, else ~/.cache/tfxp/tflite-c-2.9.0)
+# Usage: fetch_tflite_c.sh [DIR]   (default: $TFXP_TFLITE_C_DIR, else ${XDG_CACHE_HOME:-~/.cache}/tfxp/tflite-c-2.9.0)
 # Prints DIR; DIR/lib/libtensorflowlite_c.so and DIR/include/tensorflow/lite/c/c_api.h exist after it.
 set -euo pipefail
 PACKAGE=tfjs-tflite-node@0.0.2
 SHA256=3be1632328a76a2475e5b6833253763c802c859433becb4d879ee1860e3b5284
-dir=${1:-${TFXP_TFLITE_C_DIR:-$HOME/.cache/tfxp/tflite-c-2.9.0}}
+dir=${1:-${TFXP_TFLITE_C_DIR:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/tfxp/tflite-c-2.9.0}}
 if [[ -f $dir/lib/libtensorflowlite_c.so && -f $dir/include/tensorflow/lite/c/c_api.h ]]; then
     echo "$dir"
     exit 0
