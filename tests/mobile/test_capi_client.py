@@ -18,7 +18,7 @@ the models' ops (`runtime.min_runtime_version` 2.6.0). Measured: npm node-tflite
 TFLite 2.2.0 and refuses the taxi model at TfLiteInterpreterCreate ("Didn't find op for builtin opcode
 'EQUAL' version '3'"); tflite-runtime 2.14 and tensorflow 2.16 wheels export no C API; ai-edge-litert's
 libLiteRt.so exports the LiteRt* API, not TfLite*; Debian 12 packages no TFLite. 2.9.0's library exports
-no signature runner (TfLiteInterpreterGetSignatureRunner came later), hence names through tensor names.
+no signature-runner function (no *Signature* symbol), hence names through tensor names.
 
 Tolerance: |C − mobile-predict| ≤ 1e-6 × max(1, |mobile-predict|) per value. Measured on one run of this
 suite's models: batched float32-identical (TFLite 2.9 on serving_bytes vs tflite-runtime 2.14 on
