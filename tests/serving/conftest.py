@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from serving_harness import FIRST_VERSION, MODEL_NAME, ServerHandle, publish, start_server  # noqa: F401
+from serving_harness import FIRST_VERSION, MODEL_NAME, ServerHandle, publish, start_server
 from taxi_data import raw_feature_spec, read_csv_rows, to_example
 
 # The first 24 CSV rows have blank floats, ints and strings (all three missing markers).

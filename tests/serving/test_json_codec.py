@@ -135,7 +135,7 @@ def test_signature_name():
 
 def test_rank_beyond_numpys_limit_is_refused_before_decoding():
     infos = {"x": TensorInfo(np.float32, None)}
-    nested = lambda depth: "[" * depth + "1" + "]" * depth  # noqa: E731
+    nested = lambda depth: "[" * depth + "1" + "]" * depth
     assert _decode(f'{{"inputs": {nested(32)}}}', infos)[0]["x"].ndim == 32
     assert "Encountered lists nested 33 levels deep" in _error(f'{{"inputs": {nested(33)}}}', infos)
     # Row format adds the batch dimension.

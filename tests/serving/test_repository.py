@@ -27,7 +27,7 @@ from tfxp.serving.config import VersionPolicy
 from tfxp.serving.repository import ModelConfig, ModelRepository, is_version_name, parse_version
 
 sys.path.append(os.path.dirname(os.path.abspath(__file__)))  # test_servable's model builders live beside this file
-from test_servable import save_doubler_without_variables_tf1, save_half_plus_two_tf1  # noqa: E402
+from test_servable import save_doubler_without_variables_tf1, save_half_plus_two_tf1
 
 
 @pytest.fixture(scope="module")
@@ -375,7 +375,7 @@ def test_unloaded_versions_free_their_session(tf1_model, tmp_path):
         pass
     shutil.copytree(tf1_model, base / "2")
     repository.poll_once()
-    assert first._session._closed  # noqa: SLF001
+    assert first._session._closed
 
 
 # ------------------------------------------------------------------ through the server (REST and gRPC)

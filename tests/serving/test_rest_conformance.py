@@ -83,7 +83,7 @@ def _build(export_dir: str) -> None:
         b = v1.Variable(2.0, name="b", use_resource=False)
         c = v1.Variable(3.0, name="c", use_resource=False)
         serialized = v1.placeholder(tf.string, name="tf_example")
-        parsed = rm._parse_example_v1(tf, serialized)  # noqa: SLF001 - the TF 1.x ParseExample op, as the original
+        parsed = rm._parse_example_v1(tf, serialized)  # the TF 1.x ParseExample op, as the original
         x = tf.identity(parsed["x"], name="x")
         x2 = tf.identity(parsed["x2"], name="x2")
         a2 = v1.Variable(0.5, name="a2", use_resource=False)
@@ -939,7 +939,7 @@ def test_lone_surrogates_in_signature_name(target):
 
 
 def test_lists_nested_deeper_than_numpy_holds(own):
-    nested = lambda depth: "[" * depth + "1" + "]" * depth  # noqa: E731
+    nested = lambda depth: "[" * depth + "1" + "]" * depth
     assert ok(predict(own, f'{{"signature_name": "echo_float", "inputs": {nested(32)}}}'))["outputs"]
     error(
         predict(own, f'{{"signature_name": "echo_float", "inputs": {nested(33)}}}'),
@@ -1034,7 +1034,7 @@ def test_large_examples_body_is_decoded_off_the_event_loop_within_the_deadline(t
 class _BrokenPlane:
     """A DataPlane (our layer) whose every call fails the way a bug would."""
 
-    class repository:  # noqa: N801 - attribute access like the real DataPlane's
+    class repository:  # attribute access like the real DataPlane's
         @staticmethod
         def model_names() -> list[str]:
             return [MODEL]
@@ -1068,7 +1068,7 @@ def test_a_bug_is_a_json_500_with_the_traceback_logged(caplog):
     loop.run_until_complete(runner.setup())
     site = web.TCPSite(runner, "127.0.0.1", 0)
     loop.run_until_complete(site.start())
-    port = site._server.sockets[0].getsockname()[1]  # noqa: SLF001
+    port = site._server.sockets[0].getsockname()[1]
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
     target = Target(f"http://127.0.0.1:{port}")

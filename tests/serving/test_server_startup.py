@@ -32,7 +32,7 @@ from tfxp.serving import server as server_lib
 from tfxp.serving.options import ServerOptions
 
 sys.path.append(os.path.dirname(os.path.abspath(__file__)))  # test_servable's model builders live beside this file
-from test_servable import save_half_plus_two_tf1, save_half_plus_two_tf2  # noqa: E402
+from test_servable import save_half_plus_two_tf1, save_half_plus_two_tf2
 
 ROOT = Path(__file__).resolve().parents[2]
 TFXP = str(Path(sys.executable).with_name("tfxp"))

@@ -114,7 +114,7 @@ def convert(
             )
     except click.ClickException:
         raise
-    except Exception as exc:  # converter, transform and SavedModel loading errors
+    except Exception as exc:  # noqa: BLE001 - converter, transform and SavedModel loading errors, named
         raise CommandFailed(f"conversion failed: {type(exc).__name__}: {exc} (log: {log_file})") from None
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))

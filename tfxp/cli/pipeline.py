@@ -345,7 +345,7 @@ def compile_command(
     try:
         with library_output_to(output.with_suffix(".log")):
             job = vertex.compile_pipeline(config, image=image, output=output)
-    except Exception as exc:  # TFX's compiler raises assorted errors for unsupported pipelines
+    except Exception as exc:  # noqa: BLE001 - TFX's compiler raises assorted errors for unsupported pipelines
         click.echo(
             f"error: compiling failed: {type(exc).__name__}: {exc} (log: {output.with_suffix('.log')})", err=True
         )

@@ -36,7 +36,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import tfxp.models  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 from tfxp.mobile.converter import VARIANTS, check_builtins_only, operators, to_tflite
 from tfxp.mobile.errors import ConversionError, NonBuiltinOpsError
 from tfxp.mobile.graph import build_module, unanswerable
@@ -251,7 +250,7 @@ def convert(
             results[name] = result
             try:
                 content = to_tflite(module_dir, signatures, quantize=quantize)
-            except Exception as exc:  # the converter raises ConverterError and others
+            except Exception as exc:  # noqa: BLE001 - the converter raises ConverterError and others: a reason
                 result.reasons.append(f"conversion failed: {str(exc).strip().splitlines()[-1] if str(exc) else exc!r}")
                 continue
             result.size_bytes = len(content)

@@ -40,7 +40,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-import tfxp.models  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 from tfxp.mobile.preprocessing_params import FeatureParams, tf_dtype, utf8
 from tfxp.mobile.runtime import BYTES_SIGNATURE, SIGNATURE, encode_bytes
 from tfxp.models import features as F

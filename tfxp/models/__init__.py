@@ -1,10 +1,6 @@
-"""Model code for the taxi pipeline: features, preprocessing, Keras model, signatures.
+"""Model code: features, preprocessing (the tf.Transform preprocessing_fn), Keras model, signatures.
 
-TF 2.16's `tf.keras` is Keras 3, while tf.Transform and TFMA 1.16 expect Keras 2.
-The switch must be set before TensorFlow is first imported, and every entry point
-(CLI, Trainer, Transform, tests) imports this package before TensorFlow.
+Knows no orchestrator, server or converter: imports nothing from tfxp.pipeline, tfxp.serving or
+tfxp.mobile (enforced by tfxp/models/ruff.toml). The Keras 2 switch TensorFlow needs is set by
+`tfxp/__init__.py`, which Python runs before any module of this package.
 """
-
-import os
-
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")

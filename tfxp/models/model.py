@@ -5,9 +5,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 
-import tfxp.models  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
-
-# isort: split
 import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft

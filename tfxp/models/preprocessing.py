@@ -11,9 +11,6 @@ import importlib.util
 from collections.abc import Mapping
 from typing import Any
 
-import tfxp.models  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
-
-# isort: split
 import tensorflow as tf
 import tensorflow_transform as tft
 

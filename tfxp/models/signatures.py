@@ -19,9 +19,6 @@ Outputs follow the problem's task (`Problem.output`).
 
 from __future__ import annotations
 
-import tfxp.models  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
-
-# isort: split
 import tensorflow as tf
 import tensorflow_transform as tft
 
@@ -343,7 +340,7 @@ def save(model: tf.keras.Model, tf_transform_output: tft.TFTransformOutput, path
     """
     import json
 
-    from tfxp.pipeline.publish import copy_tree
+    from tfxp.files import copy_tree
 
     model.save(path, save_format="tf", signatures=build(model, tf_transform_output, problem), save_traces=False)
     _set_method_names(path)

@@ -3,5 +3,3 @@
 Importing this package is cheap: TensorFlow and TFX load only where a command
 needs them, so `tfxp --help` stays fast.
 """
-
-import tfxp.models  # noqa: F401  (sets TF_USE_LEGACY_KERAS before anything imports TensorFlow)

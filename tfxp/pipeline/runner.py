@@ -203,7 +203,7 @@ def _run_pipeline(
         progress.fail_current()
         code, error = ExitCode.ANOMALIES, f"{exc} (data: {config.data})"
         gate_anomalies = [a.as_dict() for a in exc.anomalies]
-    except Exception as exc:  # noqa: BLE001 - any pipeline failure becomes exit 1 with its message
+    except Exception as exc:  # any pipeline failure becomes exit 1 with its message
         node = progress.fail_current()
         logging.getLogger(__name__).exception("pipeline failed")
         code, error = ExitCode.FAILURE, f"{node or 'pipeline'} failed: {type(exc).__name__}: {exc}"

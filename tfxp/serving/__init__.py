@@ -5,5 +5,3 @@ Locally and in CI the project's own server speaks TF Serving's wire protocol
 `tensorflow/serving` container configured by `serving/deploy/`. The same clients
 and contract tests work against both.
 """
-
-import tfxp.models  # noqa: F401  (TF_USE_LEGACY_KERAS before TensorFlow)

@@ -90,7 +90,7 @@ def _statuses(context, api: str, name: str, outcome: dict | None = None):
     except MemoryError:
         log.exception("gRPC %s for model %r ran out of memory", api, name)
         fail(Code.RESOURCE_EXHAUSTED, "Out of memory while serving the request")
-    except Exception as exc:  # noqa: BLE001 - our bug: logged with its traceback, answered INTERNAL
+    except Exception as exc:  # our bug: logged with its traceback, answered INTERNAL
         log.exception("gRPC %s for model %r failed", api, name)
         fail(Code.INTERNAL, f"Internal error ({type(exc).__name__}: {exc}); see the server log")
 

@@ -91,7 +91,7 @@ class ModelRepository:
         while not self._stop.wait(poll_seconds):
             try:
                 self.poll_once()
-            except Exception:  # noqa: BLE001 - a bad poll must not kill the poller
+            except Exception:  # a bad poll must not kill the poller
                 log.exception("model repository poll failed")
 
     def reload_config(self, configs: list[ModelConfig]) -> None:
@@ -123,7 +123,7 @@ class ModelRepository:
         for model in models:
             try:
                 self._sync(model)
-            except Exception:  # noqa: BLE001 - one model's trouble never stops the others
+            except Exception:  # one model's trouble never stops the others
                 log.exception("polling model %s failed", model.config.name)
 
     def _on_disk(self, model: _Model) -> dict[int, str]:
@@ -196,7 +196,7 @@ class ModelRepository:
         started = time.monotonic()
         try:
             servable, warmed = self._open(name, version, path)
-        except Exception as exc:  # noqa: BLE001 - a broken version is reported, not fatal
+        except Exception as exc:  # a broken version is reported, not fatal
             # One line on the console; the traceback goes to the log file (see server.console_handler).
             log.error("failed to load %s version %d from %s: %s", name, version, path, _first_line(exc), exc_info=True)
             model.failed[version] = fingerprint
@@ -246,7 +246,7 @@ class ModelRepository:
         for listener in self.listeners:
             try:
                 listener(name, version, event)
-            except Exception:  # noqa: BLE001 - a listener's bug must not undo a load
+            except Exception:  # a listener's bug must not undo a load
                 log.exception("repository listener failed on %s %s version %d", event, name, version)
 
     # -- routing ------------------------------------------------------------------

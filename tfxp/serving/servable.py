@@ -264,7 +264,7 @@ class Servable:
             # Session::MakeCallable, as TF Serving's Session::Run: no Python-side
             # feed shape check (Session.run/make_callable refuse shapes that differ
             # from the placeholder's), and no per-call feed dict to build.
-            run = self._session._make_callable_from_options(options)  # noqa: SLF001
+            run = self._session._make_callable_from_options(options)
         except Exception as exc:  # noqa: BLE001 - e.g. a signature naming a tensor not in the graph
             raise ServingError(Code.INVALID_ARGUMENT, tensorflow_message(exc)) from None
         return _Call(inputs, outputs, tuple(fetches.index(n) for n in wanted), run)
