@@ -132,3 +132,16 @@ def test_project_dependency_in_a_wheel_install(tmp_path, monkeypatch):
     assert with_project_dependency(chosen) == chosen
     chosen = ("--runner=FlinkRunner", "--worker_harness_container_image=img")
     assert with_project_dependency(chosen) == chosen
+
+
+def test_the_taxi_gates_are_written_once_in_its_project_yaml():
+    """Issue 19: the gates were in project.yaml and in config.py's defaults, and `tfxp compile` used the
+    config.py copy. The defaults are now read from the YAML."""
+    from tfxp import project
+    from tfxp.pipeline.config import EvalThresholds
+    from tfxp.projects import TAXI
+
+    assert EvalThresholds().gates == tuple(project.load(TAXI).thresholds)
+    assert [g.metric for g in EvalThresholds().gates] == ["AUC", "BinaryAccuracy"]
+    source = (PROJECT_ROOT / "tfxp" / "pipeline" / "config.py").read_text()
+    assert "Gate(" not in source

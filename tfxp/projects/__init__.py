@@ -14,3 +14,12 @@ def taxi_problem():
     from tfxp import project
 
     return project.load(TAXI).problem()
+
+
+@functools.lru_cache(maxsize=1)
+def taxi_gates() -> tuple:
+    """The embedded taxi project's Evaluator gates (tfxp.project.Gate), from its project.yaml: the one
+    place they are written, read by `tfxp run` and `tfxp compile` alike."""
+    from tfxp import project
+
+    return tuple(project.load(TAXI).thresholds)
