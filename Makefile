@@ -11,7 +11,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 help:
 	@echo "make run    - set up .venv from the lock and run the pipeline on the embedded taxi data"
 	@echo "make test   - set up .venv from the lock and run the whole test suite"
-	@echo "make lint   - ruff check and ruff format --check (pyproject.toml's rules)"
+	@echo "make lint   - ruff check, ruff format --check and mypy (pyproject.toml's rules; layer rules in tfxp/*/ruff.toml)"
 	@echo "make bench  - benchmark this pipeline against TFX's own taxi example (minutes)"
 	@echo "make serve  - serve output/serving/taxi over TF Serving's REST (8501) and gRPC (8500) APIs"
 	@echo "make bench-serving - serving latency/throughput of the pushed model (after make run)"
@@ -39,6 +39,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 test-fast: $(STAMP)
 	$(VENV)/bin/python -m pytest -v -m "not slow" $(ARGS)

@@ -41,7 +41,7 @@ setup(
         "PyYAML>=6,<7",
     ],
     extras_require={
-        "dev": ["pytest>=8,<10", "psutil>=5.9", "ruff>=0.17,<0.18"],
+        "dev": ["pytest>=8,<10", "psutil>=5.9", "ruff>=0.17,<0.18", "mypy>=1.20,<2"],
         "vertex": ["kfp==2.5.0", "kfp-pipeline-spec==0.2.2", "google-cloud-aiplatform>=1.40"],
         # Both TFLite interpreters: LiteRT (preferred; wheels for Python >= 3.12 and macOS arm64) and
         # tflite-runtime (2.14 is its last release); tfxp.mobile.runtime uses whichever is installed.

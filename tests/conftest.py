@@ -95,3 +95,14 @@ def trained_model(transformed, tmp_path_factory):
     path = str(tmp_path_factory.mktemp("model") / "saved")
     signatures.save(model, tft_output, path, problem)
     return path, metrics
+
+
+# Fixtures that run tf.Transform, train a model or run a pipeline: a test that uses one (directly or
+# through another fixture) is `slow`, so `make test-fast` (-m "not slow") is a quick loop.
+SLOW_FIXTURES = frozenset({"transformed", "trained_model", "saved", "converted", "generated", "pushed"})
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)

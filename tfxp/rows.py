@@ -117,20 +117,19 @@ def parse_value(value: Any, dtype: Any) -> int | float | str | None:
 
 
 def _parse_int(value: Any) -> int | None:
-    if isinstance(value, int):
-        number = value
-    else:
+    number: int | None = value if isinstance(value, int) else None
+    if number is None:
         try:
             number = int(value) if isinstance(value, str) else None
         except ValueError:
             number = None
-        if number is None:
-            real = float(value)
-            if math.isnan(real):
-                return None
-            if not real.is_integer():  # also refuses inf
-                raise ValueError(f"{value!r} is not an integer")
-            number = int(real)
+    if number is None:
+        real = float(value)
+        if math.isnan(real):
+            return None
+        if not real.is_integer():  # also refuses inf
+            raise ValueError(f"{value!r} is not an integer")
+        number = int(real)
     if not INT64_MIN <= number <= INT64_MAX:
         raise ValueError(f"{value!r} is out of int64 range")
     if number == MISSING_INT:
@@ -224,7 +223,7 @@ def _example_class() -> type:
 _EXAMPLE: type | None = None
 
 
-def example_class() -> type:
+def example_class() -> Any:
     """The protobuf class of tensorflow.Example (TF-free; built once). Its bytes are TF's tf.Example."""
     global _EXAMPLE
     if _EXAMPLE is None:
@@ -250,9 +249,9 @@ def encode_example(row: Row, features: Mapping[str, Any], index: int = 0) -> byt
         feature = entries[name]
         if value is None:
             feature.SetInParent()
-        elif dtype == DT_STRING:
+        elif isinstance(value, str):  # DT_STRING: parse_value gives str for strings only
             feature.bytes_list.value.append(value.encode("utf-8"))
-        elif dtype == DT_FLOAT:
+        elif dtype == DT_FLOAT and isinstance(value, float):
             if math.isfinite(value) and not _fits_float32(value):
                 # protobuf would store inf: not the value the row says.
                 raise RowError(f"row {index}: {name}: {value!r} is out of float32 range")

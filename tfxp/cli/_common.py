@@ -7,6 +7,7 @@ import itertools
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -129,7 +130,7 @@ def check_model_columns(rows_file, inputs, optional, allow_missing_optional: boo
     return rows_file.rows
 
 
-def bad_row_error(rows_file, inputs: Mapping[str, str], error: Exception, as_example: bool = False) -> RowsError:
+def bad_row_error(rows_file, inputs: Mapping[str, Any], error: Exception, as_example: bool = False) -> RowsError:
     """The RowsError for a row of `rows_file` that can't be sent: `file:line: column: why`.
 
     `error`: the tfxp.rows.RowError the client or runtime raised (its text names the row by its
@@ -213,9 +214,14 @@ def predicted_classes(predictions: list, classes: Sequence[str]) -> list[str | N
     return chosen
 
 
-def class_cells(output: str, prediction, predicted: str | None, classes: Sequence[str]) -> list[tuple[str, object]]:
+def class_cells(
+    output: str, prediction, predicted: str | None, classes: Sequence[str] | None
+) -> list[tuple[str, object]]:
     """A classification row as table cells: `predicted_class`, then each probability named by its
-    class (`probabilities[setosa]`; binary: `probability[<positive class>]`)."""
+    class (`probabilities[setosa]`; binary: `probability[<positive class>]`). Raises ValueError
+    without `classes` (a regression model's rows have no class cells)."""
+    if not classes:
+        raise ValueError("class_cells needs the model's output.classes")
     if isinstance(prediction, list):
         named = [(f"{output}[{name}]", value) for name, value in zip(classes, prediction, strict=True)]
     else:

@@ -7,13 +7,18 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from tfxp.cli._common import CommandGroup
 from tfxp.cli.exit_codes import ExitCode, epilog
 from tfxp.pipeline.config import DEFAULT_BEAM_WORKERS, DEFAULT_DATA, DEFAULT_EVAL_ROWS, DEFAULT_SCHEMA
+
+if TYPE_CHECKING:
+    from tfxp.pipeline.vertex import StagedFile
 
 
 def _data_option(help_text: str):
@@ -387,7 +392,7 @@ def compile_command(
     )
 
 
-def _write_staged(files, folder: Path) -> list[tuple[Path, object]]:
+def _write_staged(files: Sequence[StagedFile], folder: Path) -> list[tuple[Path, StagedFile]]:
     """Writes each staged file's snapshot into `folder`; returns (local path, StagedFile) pairs."""
     written = []
     for file in files:

@@ -125,7 +125,7 @@ def columns(rows: Sequence[Mapping[str, Any]], inputs: Sequence[Mapping[str, Any
     return out
 
 
-def encode_bytes(values: Sequence[bytes], width: int) -> np.ndarray:
+def encode_bytes(values: Sequence[bytes] | np.ndarray, width: int) -> np.ndarray:
     """Strings (UTF-8 bytes) as `serving_bytes` takes them: uint8 [n, width], cut to width, zero-padded."""
     out = np.zeros([len(values), width], np.uint8)
     for i, value in enumerate(values):

@@ -254,10 +254,10 @@ def parse_target(target: str, protocol: str | None = None) -> tuple[str, str]:
     """
     if protocol not in (None, *PROTOCOLS):
         raise ValueError(f"unknown protocol {protocol!r}; use one of {', '.join(PROTOCOLS)}")
-    scheme, sep, rest = target.partition("://")
+    prefix, sep, rest = target.partition("://")
+    scheme = prefix.lower() if sep and prefix else None
     if not sep:
-        scheme, rest = None, target
-    scheme = scheme.lower() if scheme else None
+        rest = target
     if scheme not in (None, "http", "https", "grpc"):
         raise ValueError(f"unsupported scheme {scheme!r} in {target!r}")
     address = rest.rstrip("/")
@@ -361,7 +361,8 @@ class ServingClient(abc.ABC):
             raise ServingClientError(
                 "INTERNAL", f"{CLASSIFICATION} answered classes {str(classes)[:200]} for scores {str(scores)[:200]}"
             )
-        return [c if isinstance(c, str) else _text(c) for c in classes], scores
+        # A class name that is not UTF-8 shows its bytes escaped, never as a bytes object.
+        return [c if isinstance(c, str) else c.decode("utf-8", "backslashreplace") for c in classes], scores
 
     def predict(self, rows: Iterable[Row]) -> list[Any]:
         """One result per row, in order: a float for a [N] output, a list of K floats for [N, K],
