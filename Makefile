@@ -45,16 +45,16 @@ test-fast: $(STAMP)
 	$(VENV)/bin/python -m pytest -v -m "not slow" $(ARGS)
 
 bench: $(STAMP)
-	$(VENV)/bin/python bench/pipeline.py $(ARGS)
+	$(VENV)/bin/python -m bench.pipeline $(ARGS)
 
 bench-serving: $(STAMP)
-	$(VENV)/bin/python bench/serving.py $(ARGS)
+	$(VENV)/bin/python -m bench.serving $(ARGS)
 
 bench-mobile: $(STAMP)
-	$(VENV)/bin/python bench/mobile.py $(ARGS)
+	$(VENV)/bin/python -m bench.mobile $(ARGS)
 
 bench-scale: $(STAMP)
-	$(VENV)/bin/python bench/scale.py $(ARGS)
+	$(VENV)/bin/python -m bench.scale $(ARGS)
 
 serve: $(STAMP)
 	$(VENV)/bin/tfxp serve --model-base-path output/serving/taxi $(ARGS)

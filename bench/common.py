@@ -4,9 +4,8 @@ Running a command in a subprocess while sampling the peak RSS of its whole
 process tree, reading the JSON a tool prints last, machine information, median,
 timing repeated calls.
 
-Import it as `bench.common` after putting the project root on sys.path; the
-scripts do that themselves, because a script's own folder (bench/) on sys.path
-would let bench/pipeline.py shadow the project's `pipeline` package.
+Imported as `bench.common` by the benchmarks, which run as modules of the `bench` package
+(`python -m bench.<name>` from the repository root).
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ serving version with the same number:
   * AUC of each on the last 3,000 rows of data/taxi.csv (labels: tips > 20% of fare; these
     rows include training rows, so AUC is optimistic, but the same for every variant).
 Writes bench/results/mobile.json and prints a table.
-Run: make bench-mobile  (= python bench/mobile.py [--output output --name taxi])
+Run: make bench-mobile  (= python -m bench.mobile [--output output --name taxi])
 """
 
 from __future__ import annotations
@@ -25,10 +25,6 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 ROOT = Path(__file__).resolve().parent.parent
-# Run as a script, this file's folder comes first on sys.path and its name would
-# shadow the project's `mobile` package; drop the folder so the package wins, and
-# put the project root first so the shared helpers import as `bench.common`.
-sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 from bench.common import time_calls  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "mobile.json"

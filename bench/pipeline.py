@@ -30,9 +30,9 @@ Exit status: 0 when every run succeeded, whether or not targets are met (this
 is a benchmark, not a test); 1 when a run failed (A exiting non-zero, i.e. not
 pushed, or B failing), after writing what was collected.
 
-Run:  make bench                      (= python bench/pipeline.py)
-      python bench/pipeline.py --repeat 3
-      python bench/pipeline.py --skip-example --train-steps 50   (quick, A only)
+Run:  make bench                      (= python -m bench.pipeline)
+      python -m bench.pipeline --repeat 3
+      python -m bench.pipeline --skip-example --train-steps 50   (quick, A only)
 """
 
 from __future__ import annotations
@@ -46,10 +46,6 @@ from pathlib import Path
 from tabulate import tabulate
 
 BENCH_DIR = Path(__file__).resolve().parent
-# Run as a script, this file's folder comes first on sys.path and its name would
-# shadow the project's `pipeline` package; drop the folder so the package wins,
-# and put the project root first so the shared helpers import as `bench.common`.
-sys.path[:] = [str(BENCH_DIR.parent)] + [p for p in sys.path if Path(p or ".").resolve() != BENCH_DIR]
 from bench.common import (  # noqa: E402
     execute as _execute,
     last_json_object as _last_json_object,

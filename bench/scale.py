@@ -49,9 +49,9 @@ is printed.
 Exit status: 0 when every run succeeded, whether or not targets are met (this
 is a benchmark, not a test); 1 when any run failed, after writing the results.
 
-Run:  make bench-scale          (= python bench/scale.py; ~30 min on 2 cores, today's speed)
+Run:  make bench-scale          (= python -m bench.scale; ~30 min on 2 cores, today's speed)
       make bench-scale ARGS="--beam-workers auto,1,2 --with-example-1.5m --with-15m"
-      python bench/scale.py --sizes 3000 --example-sizes 3000 --train-steps 20 \\
+      python -m bench.scale --sizes 3000 --example-sizes 3000 --train-steps 20 \\
           --output /tmp/s.json --plot /tmp/s.png      (a smoke test, a few minutes)
 """
 
@@ -73,10 +73,6 @@ from tabulate import tabulate
 
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
-# Run as a script, bench/ comes first on sys.path, where bench/pipeline.py would
-# shadow the project's `pipeline` package; drop it, and put the project root
-# first so the shared helpers import as `bench.common`.
-sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != BENCH_DIR]
 from bench.common import execute, last_json_object, last_line_json, machine_info, write_json  # noqa: E402
 from tfxp.pipeline.report import finite  # noqa: E402
 

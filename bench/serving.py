@@ -15,7 +15,7 @@ Clients run as threads in this process; the server runs in its own process, so
 on 2 cores they compete for CPU exactly as a co-located client would.
 
 Writes bench/results/serving.json and prints a table.
-Run: make bench-serving  (= python bench/serving.py [--model-base-path output/serving/taxi])
+Run: make bench-serving  (= python -m bench.serving [--model-base-path output/serving/taxi])
 """
 
 from __future__ import annotations
@@ -38,10 +38,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "serving.json"
-# Run as a script, this file's folder comes first on sys.path and its name would
-# shadow the project's `serving` package; drop the folder, put the project root
-# first (shared helpers as `bench.common`) and tests/ (the taxi data helpers).
-sys.path[:] = [str(ROOT), str(ROOT / "tests")] + [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 from bench.common import time_calls  # noqa: E402
 
 
@@ -52,7 +48,7 @@ def _free_port() -> int:
 
 
 def _examples(n: int) -> list[bytes]:
-    from taxi_data import raw_feature_spec, read_csv_rows, to_example
+    from tests.taxi_data import raw_feature_spec, read_csv_rows, to_example
 
     spec = raw_feature_spec()
     return [to_example(r, spec) for r in read_csv_rows(limit=n)]
