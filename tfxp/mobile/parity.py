@@ -468,112 +468,224 @@ def parity(
     model = runtime.TFLiteModel(tflite_path, output=output)
     cols = runtime.columns(rows + contract, input_spec(params))
     everything = _run(model, cols, problem)
-    got, got_contract = everything[: len(rows)], everything[len(rows) :]
-    reasons: list[str] = []
-    # Each variant's differences are measured in its own scale (module docstring): float32 rounding
-    # for `float`, the output's spread for quantized variants.
-    if variant == FLOAT:
-        bound, scale_text = max_abs_diff, " x max(1, |SavedModel's|)"
-        contract_bound = max(bound, FLOAT_CONTRACT_MAX_DIFF)
-        floor = 1.0
-        if task is F.Task.REGRESSION:
-            spread, center = output_scale(task, reference)
-            floor = max(1.0, abs(center) + spread)
-            scale_text = f" x max({floor:.3g}, |SavedModel's|)"
-
-        def scale(values: np.ndarray) -> np.ndarray:
-            return np.maximum(floor, _magnitude(values))
-    else:
-        spread, center = output_scale(task, reference)
-        bound = QUANT_CONTRACT_MAX_DIFF
-        scale_text = f" x max({spread:.3g}, |SavedModel's - {center:.3g}|)" if task is F.Task.REGRESSION else ""
-
-        def scale(values: np.ndarray) -> np.ndarray:
-            return np.maximum(spread, np.abs(np.nan_to_num(np.asarray(values, np.float64)) - center))
-
-        contract_bound = bound
-
-    max_diff, mean_diff = _diff(got, reference)
-    scaled, _ = _diff(got, reference, scale(reference))
-    contract_diff, _ = _diff(got_contract, contract_reference)
-    contract_scaled, _ = _diff(got_contract, contract_reference, scale(contract_reference))
-    bytes_diff = None
-    if BYTES_SIGNATURE in model.signatures and len(everything):
-        as_bytes = _run(runtime.TFLiteModel(tflite_path, signature=BYTES_SIGNATURE, output=output), cols, problem)
-        bytes_diff, _ = _diff(as_bytes, everything)
-        bytes_scaled, _ = _diff(as_bytes, everything, _magnitude(everything))
-        if not bytes_scaled <= BYTES_MAX_DIFF:
-            reasons.append(f"{BYTES_SIGNATURE} differs from {SIGNATURE} by up to {bytes_diff:.3g}")
-    reasons += _nan_mismatches(everything, np.concatenate([reference, contract_reference]), len(rows))
-    if not rows:
-        reasons.append("no rows to check parity on")
-
-    metric = GATED_METRIC[task]
-    metrics, reference_metrics = quality(task, y, got), quality(task, y, reference)
-    value, reference_value = metrics[metric], reference_metrics[metric]
-    delta = _metric_delta(metric, value, reference_value)
-    metric_bound = {"auc": max_auc_delta, "accuracy": max_accuracy_delta, "rmse": max_rmse_delta}[metric]
-    labeled_rows = int(labeled(task, y, reference).sum())
-    if metric == "accuracy" and labeled_rows:
-        metric_bound += ACCURACY_NOISE_ROWS / labeled_rows
-    text = METRIC_TEXT[metric]
-    relative = " x SavedModel's" if metric == "rmse" else ""
-    gate = f"|{text} - SavedModel's| <= {metric_bound:.4g}{relative}"
-    if delta is None:
-        if rows and variant != FLOAT:
-            why = "both labels" if metric == "auc" else "a label"
-            reasons.append(
-                f"{text} undefined: the rows need {why} and finite outputs ({labeled_rows} labeled rows with an answer)"
-            )
-    elif not delta <= metric_bound:
-        reasons.append(
-            f"{text} {value:.5g} vs SavedModel {reference_value:.5g}: |delta| {delta:.5g} > "
-            f"{metric_bound:.4g}{relative}"
-        )
-    if variant == FLOAT:
-        gate = f"max |d{output}| <= {bound:g}{scale_text}; " + gate
-        if scaled is not None and not scaled <= bound:
-            shown = "" if scaled == max_diff else f"{scale_text} (scaled: {scaled:.3g})"
-            reasons.append(f"max |{output} - SavedModel's| = {max_diff:.3g} > {bound:g}{shown}")
-    if contract_scaled is not None and not contract_scaled <= contract_bound:
-        shown = "" if contract_scaled == contract_diff else f"{scale_text} (scaled: {contract_scaled:.3g})"
-        reasons.append(
-            f"rows with missing and invalid values: max |{output} - SavedModel's| = "
-            f"{contract_diff:.3g} > {contract_bound:g}{shown}"
-        )
-    gate += (
-        f"; NaN exactly where predict_raw has no answer; contract rows max |d{output}| <= "
-        f"{contract_bound:g}{scale_text}"
-    )
-    binary = task is F.Task.BINARY
-    return ParityReport(
+    gate = _GateInputs(
         variant=variant,
-        gate=gate,
+        task=task,
+        output=output,
         rows=len(rows),
+        got=everything[: len(rows)],
+        got_contract=everything[len(rows) :],
+        reference=reference,
+        contract_reference=contract_reference,
+        y=y,
+        scale=_variant_scale(variant, task, reference, max_abs_diff),
+        metric_bounds={"auc": max_auc_delta, "accuracy": max_accuracy_delta, "rmse": max_rmse_delta},
+    )
+    if BYTES_SIGNATURE in model.signatures and len(everything):
+        bytes_model = runtime.TFLiteModel(tflite_path, signature=BYTES_SIGNATURE, output=output, runtime=None)
+        gate.as_bytes = _run(bytes_model, cols, problem)
+    reasons = [reason for check in GATE_CHECKS for reason in check(gate)]
+    return _report(gate, reasons, contract_rows=len(contract), ran_on=model.runtime)
+
+
+# -- the gate as a list of checks ---------------------------------------------------------------
+
+
+@dataclass
+class _Scale:
+    """How one variant's differences are measured (module docstring): float32 rounding for `float`
+    (max(floor, |SavedModel's|)), the output's spread for quantized variants."""
+
+    bound: float  # eval rows, per value
+    contract_bound: float  # contract rows, per value
+    text: str  # the scale as the gate's text shows it
+    floor: float = 1.0
+    spread: float | None = None  # quantized: output_scale's (spread, center)
+    center: float = 0.0
+
+    def of(self, values: np.ndarray) -> np.ndarray:
+        if self.spread is None:
+            return np.maximum(self.floor, _magnitude(values))
+        return np.maximum(self.spread, np.abs(np.nan_to_num(np.asarray(values, np.float64)) - self.center))
+
+
+def _variant_scale(variant: str, task: F.Task, reference: np.ndarray, max_abs_diff: float) -> _Scale:
+    if variant == FLOAT:
+        if task is not F.Task.REGRESSION:
+            return _Scale(max_abs_diff, max(max_abs_diff, FLOAT_CONTRACT_MAX_DIFF), " x max(1, |SavedModel's|)")
+        spread, center = output_scale(task, reference)
+        floor = max(1.0, abs(center) + spread)
+        text = f" x max({floor:.3g}, |SavedModel's|)"
+        return _Scale(max_abs_diff, max(max_abs_diff, FLOAT_CONTRACT_MAX_DIFF), text, floor=floor)
+    spread, center = output_scale(task, reference)
+    text = f" x max({spread:.3g}, |SavedModel's - {center:.3g}|)" if task is F.Task.REGRESSION else ""
+    return _Scale(QUANT_CONTRACT_MAX_DIFF, QUANT_CONTRACT_MAX_DIFF, text, spread=spread, center=center)
+
+
+@dataclass
+class _GateInputs:
+    """What every check reads: the variant's and predict_raw's outputs on the eval rows ([N] or
+    [N, K]) and on the contract rows, the eval rows' labels, and the variant's scale."""
+
+    variant: str
+    task: F.Task
+    output: str
+    rows: int
+    got: np.ndarray
+    got_contract: np.ndarray
+    reference: np.ndarray
+    contract_reference: np.ndarray
+    y: np.ndarray
+    scale: _Scale
+    metric_bounds: dict[str, float]
+    as_bytes: np.ndarray | None = None  # serving_bytes' outputs on eval + contract rows, when it has one
+
+    @property
+    def everything(self) -> np.ndarray:
+        return np.concatenate([self.got, self.got_contract])
+
+    def diff(self, contract: bool = False, scaled: bool = False) -> tuple[float | None, float | None]:
+        got, want = (self.got_contract, self.contract_reference) if contract else (self.got, self.reference)
+        return _diff(got, want, self.scale.of(want)) if scaled else _diff(got, want)
+
+    def metric(self) -> dict[str, Any]:
+        """The task's gated metric of the variant and of predict_raw on the labeled rows, and its bound."""
+        name = GATED_METRIC[self.task]
+        metrics, reference_metrics = quality(self.task, self.y, self.got), quality(self.task, self.y, self.reference)
+        labeled_rows = int(labeled(self.task, self.y, self.reference).sum())
+        bound = self.metric_bounds[name]
+        if name == "accuracy" and labeled_rows:
+            bound += ACCURACY_NOISE_ROWS / labeled_rows
+        value, reference_value = metrics[name], reference_metrics[name]
+        return {
+            "name": name,
+            "value": value,
+            "reference_value": reference_value,
+            "delta": _metric_delta(name, value, reference_value),
+            "bound": bound,
+            "metrics": metrics,
+            "reference_metrics": reference_metrics,
+            "labeled_rows": labeled_rows,
+            "relative": " x SavedModel's" if name == "rmse" else "",
+        }
+
+
+def _check_rows(gate: _GateInputs) -> list[str]:
+    return [] if gate.rows else ["no rows to check parity on"]
+
+
+def _check_float_values(gate: _GateInputs) -> list[str]:
+    """The float variant, every output value on the eval rows within its bound x its scale."""
+    max_diff, _ = gate.diff()
+    scaled, _ = gate.diff(scaled=True)
+    if gate.variant != FLOAT or scaled is None or scaled <= gate.scale.bound:
+        return []
+    shown = "" if scaled == max_diff else f"{gate.scale.text} (scaled: {scaled:.3g})"
+    return [f"max |{gate.output} - SavedModel's| = {max_diff:.3g} > {gate.scale.bound:g}{shown}"]
+
+
+def _check_contract_values(gate: _GateInputs) -> list[str]:
+    """Every variant, every answered output value on the contract rows within its contract bound."""
+    diff, _ = gate.diff(contract=True)
+    scaled, _ = gate.diff(contract=True, scaled=True)
+    if scaled is None or scaled <= gate.scale.contract_bound:
+        return []
+    shown = "" if scaled == diff else f"{gate.scale.text} (scaled: {scaled:.3g})"
+    return [
+        f"rows with missing and invalid values: max |{gate.output} - SavedModel's| = "
+        f"{diff:.3g} > {gate.scale.contract_bound:g}{shown}"
+    ]
+
+
+def _check_no_answer(gate: _GateInputs) -> list[str]:
+    """The missing-value contract: NaN exactly where predict_raw has no answer."""
+    return _nan_mismatches(gate.everything, np.concatenate([gate.reference, gate.contract_reference]), gate.rows)
+
+
+def _check_bytes_signature(gate: _GateInputs) -> list[str]:
+    """serving_bytes gives serving_default's outputs (within BYTES_MAX_DIFF x max(1, |value|))."""
+    if gate.as_bytes is None:
+        return []
+    scaled, _ = _diff(gate.as_bytes, gate.everything, _magnitude(gate.everything))
+    if scaled is not None and scaled <= BYTES_MAX_DIFF:
+        return []
+    diff, _ = _diff(gate.as_bytes, gate.everything)
+    return [f"{BYTES_SIGNATURE} differs from {SIGNATURE} by up to {diff:.3g}"]
+
+
+def _check_metric(gate: _GateInputs) -> list[str]:
+    """The task's metric within its bound of the SavedModel's; undefined fails a quantized variant."""
+    m = gate.metric()
+    text = METRIC_TEXT[m["name"]]
+    if m["delta"] is None:
+        if not gate.rows or gate.variant == FLOAT:
+            return []
+        why = "both labels" if m["name"] == "auc" else "a label"
+        rows = m["labeled_rows"]
+        return [f"{text} undefined: the rows need {why} and finite outputs ({rows} labeled rows with an answer)"]
+    if m["delta"] <= m["bound"]:
+        return []
+    return [
+        f"{text} {m['value']:.5g} vs SavedModel {m['reference_value']:.5g}: |delta| {m['delta']:.5g} > "
+        f"{m['bound']:.4g}{m['relative']}"
+    ]
+
+
+# In the order their reasons are listed; a variant is pushed only when none gives a reason.
+GATE_CHECKS = (
+    _check_bytes_signature,
+    _check_no_answer,
+    _check_rows,
+    _check_metric,
+    _check_float_values,
+    _check_contract_values,
+)
+
+
+def _gate_text(gate: _GateInputs, metric: Mapping[str, Any]) -> str:
+    text = f"|{METRIC_TEXT[metric['name']]} - SavedModel's| <= {metric['bound']:.4g}{metric['relative']}"
+    if gate.variant == FLOAT:
+        text = f"max |d{gate.output}| <= {gate.scale.bound:g}{gate.scale.text}; " + text
+    return text + (
+        f"; NaN exactly where predict_raw has no answer; contract rows max |d{gate.output}| <= "
+        f"{gate.scale.contract_bound:g}{gate.scale.text}"
+    )
+
+
+def _report(gate: _GateInputs, reasons: list[str], contract_rows: int, ran_on: dict) -> ParityReport:
+    metric = gate.metric()
+    max_diff, mean_diff = gate.diff()
+    contract_diff, _ = gate.diff(contract=True)
+    bytes_diff = _diff(gate.as_bytes, gate.everything)[0] if gate.as_bytes is not None else None
+    binary = gate.task is F.Task.BINARY
+    return ParityReport(
+        variant=gate.variant,
+        gate=_gate_text(gate, metric),
+        rows=gate.rows,
         passed=not reasons,
         reasons=reasons,
         max_abs_diff=max_diff,
         mean_abs_diff=mean_diff,
-        auc=metrics["auc"] if binary else None,
-        reference_auc=reference_metrics["auc"] if binary else None,
-        auc_delta=delta if binary else None,
-        accuracy=metrics.get("accuracy"),
-        task=task.value,
-        output=output,
-        max_scaled_diff=scaled,
-        metric=metric,
-        metric_value=value,
-        reference_metric_value=reference_value,
-        metric_delta=delta,
-        metrics=metrics,
-        reference_metrics=reference_metrics,
-        labeled_rows=labeled_rows,
+        auc=metric["metrics"]["auc"] if binary else None,
+        reference_auc=metric["reference_metrics"]["auc"] if binary else None,
+        auc_delta=metric["delta"] if binary else None,
+        accuracy=metric["metrics"].get("accuracy"),
+        task=gate.task.value,
+        output=gate.output,
+        max_scaled_diff=gate.diff(scaled=True)[0],
+        metric=metric["name"],
+        metric_value=metric["value"],
+        reference_metric_value=metric["reference_value"],
+        metric_delta=metric["delta"],
+        metrics=metric["metrics"],
+        reference_metrics=metric["reference_metrics"],
+        labeled_rows=metric["labeled_rows"],
         bytes_signature_max_abs_diff=bytes_diff,
-        contract_rows=len(contract),
+        contract_rows=contract_rows,
         contract_max_abs_diff=contract_diff,
-        contract_max_scaled_diff=contract_scaled,
-        unanswered=int(_nan_rows(reference).sum() + _nan_rows(contract_reference).sum()),
-        runtime=model.runtime,
+        contract_max_scaled_diff=gate.diff(contract=True, scaled=True)[0],
+        unanswered=int(_nan_rows(gate.reference).sum() + _nan_rows(gate.contract_reference).sum()),
+        runtime=ran_on,
     )
 
 
