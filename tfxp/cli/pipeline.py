@@ -293,25 +293,12 @@ def compile_command(
     project's spec is compiled into the job, its schema comes from the image (a project under
     tfxp/) or from the pipeline root (the upload command is printed), its label hook from the image.
     """
-    from click.core import ParameterSource
-
     from tfxp.pipeline.config import DEFAULT_BEAM_ARGS, VertexTraining
 
-    if name is not None and not _valid_name(name):
-        raise click.BadParameter("use letters, digits, '-' and '_' only", param_hint="--name")
-    if loaded is None and name not in (None, "taxi"):
-        raise click.BadParameter(
-            f"without --project this compiles the embedded taxi project; it would be named {name!r}: "
-            "give --project DIR to compile your project",
-            param_hint="--name",
-        )
-    if not pipeline_root.startswith("gs://"):
-        raise click.BadParameter("Vertex AI needs a gs:// pipeline root", param_hint="--pipeline-root")
-    if (temp_location or dataflow_max_workers) and not dataflow:
-        raise click.UsageError("--temp-location and --dataflow-max-workers go with --dataflow")
-    if temp_location is not None and not temp_location.startswith("gs://"):
-        raise click.BadParameter("Dataflow needs a gs:// temp location", param_hint="--temp-location")
-    if ctx.get_parameter_source("training_machine_type") is not ParameterSource.DEFAULT and not vertex_training:
+    _check_compile_options(ctx, loaded, name, pipeline_root, dataflow, temp_location, dataflow_max_workers)
+    if ctx.get_parameter_source("training_machine_type") is not click.core.ParameterSource.DEFAULT and not (
+        vertex_training
+    ):
         raise click.UsageError("--training-machine-type goes with --vertex-training (the Trainer's custom job)")
     from tfxp.pipeline import vertex
 
@@ -356,7 +343,6 @@ def compile_command(
         )
         sys.exit(ExitCode.FAILURE)
     staged = _write_staged(remote.staged, output.with_suffix(".staged"))
-    tasks = sorted(job["pipelineSpec"]["root"]["dag"]["tasks"])
     answer = {
         "output": str(output),
         "target": target,
@@ -369,16 +355,47 @@ def compile_command(
         "schema": config.schema_file,
         "label_hook": config.problem.label.hook,
         "stage": [{"from": str(path), "to": file.uri} for path, file in staged],
-        "tasks": tasks,
+        "tasks": sorted(job["pipelineSpec"]["root"]["dag"]["tasks"]),
         "vertex_training": vertex_training,
         "dataflow": dataflow,
     }
     if as_json:
         click.echo(json.dumps(answer, indent=2))
-        return
+    else:
+        _print_compiled(answer, staged, region)
+
+
+def _check_compile_options(
+    ctx: click.Context,
+    loaded,
+    name: str | None,
+    pipeline_root: str,
+    dataflow: bool,
+    temp_location: str | None,
+    dataflow_max_workers: int | None,
+) -> None:
+    """`tfxp compile`'s option rules that click can't state; raises click.BadParameter / UsageError."""
+    if name is not None and not _valid_name(name):
+        raise click.BadParameter("use letters, digits, '-' and '_' only", param_hint="--name")
+    if loaded is None and name not in (None, "taxi"):
+        raise click.BadParameter(
+            f"without --project this compiles the embedded taxi project; it would be named {name!r}: "
+            "give --project DIR to compile your project",
+            param_hint="--name",
+        )
+    if not pipeline_root.startswith("gs://"):
+        raise click.BadParameter("Vertex AI needs a gs:// pipeline root", param_hint="--pipeline-root")
+    if (temp_location or dataflow_max_workers) and not dataflow:
+        raise click.UsageError("--temp-location and --dataflow-max-workers go with --dataflow")
+    if temp_location is not None and not temp_location.startswith("gs://"):
+        raise click.BadParameter("Dataflow needs a gs:// temp location", param_hint="--temp-location")
+
+
+def _print_compiled(answer: dict, staged: list, region: str) -> None:
+    """What `tfxp compile` wrote, what to upload and how to submit it, for a person."""
     click.echo(
-        f"wrote {output}: project {loaded.dir} as {config.name!r}, {len(tasks)} tasks, image {image}, "
-        f"pipeline root {pipeline_root}"
+        f"wrote {answer['output']}: project {answer['project']} as {answer['name']!r}, {len(answer['tasks'])} tasks, "
+        f"image {answer['image']}, pipeline root {answer['pipeline_root']}"
     )
     if staged:
         click.echo("upload before submitting (the job reads these from the pipeline root):")
@@ -386,9 +403,10 @@ def compile_command(
             click.echo(f"  gsutil cp {path} {file.uri}")
     click.echo("submit it (README: Scaling out):")
     click.echo(
-        f"  python -c \"from google.cloud import aiplatform; aiplatform.init(project='{gcp_project}', "
-        f"location='{region}'); aiplatform.PipelineJob(display_name='{config.name}', template_path='{output}', "
-        f"pipeline_root='{pipeline_root}').submit(service_account='SA_EMAIL')\""
+        f"  python -c \"from google.cloud import aiplatform; aiplatform.init(project='{answer['gcp_project']}', "
+        f"location='{region}'); aiplatform.PipelineJob(display_name='{answer['name']}', "
+        f"template_path='{answer['output']}', pipeline_root='{answer['pipeline_root']}')"
+        f".submit(service_account='SA_EMAIL')\""
     )
 
 
