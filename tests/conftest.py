@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-import json
-import os
-
 import pytest
 from taxi_data import TAXI, load_schema, raw_feature_spec, read_csv_rows, to_instance
 
@@ -21,36 +17,12 @@ def transformed(tmp_path_factory, taxi_rows):
 
     Returns (TFTransformOutput, raw instances, transformed instances).
     """
-    import apache_beam as beam
-    import numpy as np
-    import tensorflow_transform as tft
-    import tensorflow_transform.beam as tft_beam
-    from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io
-
-    from tfxp.models.preprocessing import preprocessing_fn
+    from transform_harness import run_transform
 
     spec = raw_feature_spec()
     instances = [to_instance(r, spec) for r in taxi_rows]
-    metadata = dataset_metadata.DatasetMetadata(load_schema())
-    out_dir = str(tmp_path_factory.mktemp("transform"))
-    with beam.Pipeline(options=beam.options.pipeline_options.PipelineOptions(["--direct_running_mode=in_memory"])) as p:
-        with tft_beam.Context(temp_dir=os.path.join(out_dir, "tmp"), force_tf_compat_v1=True):
-            data = p | "Create" >> beam.Create(instances, reshuffle=False)
-            (transformed_data, _), transform_fn = (data, metadata) | tft_beam.AnalyzeAndTransformDataset(
-                functools.partial(preprocessing_fn, custom_config={"problem": TAXI.to_dict()}),
-                output_record_batches=False,
-            )
-            transform_fn | tft_beam.WriteTransformFn(out_dir)
-            _ = (
-                transformed_data
-                | beam.Map(lambda d: json.dumps({k: np.asarray(v).tolist() for k, v in d.items()}))
-                | beam.io.WriteToText(os.path.join(out_dir, "transformed.jsonl"), shard_name_template="")
-            )
-    # TFX's Transform also writes the raw metadata; the serving signatures read it.
-    metadata_io.write_metadata(metadata, os.path.join(out_dir, tft.TFTransformOutput.RAW_METADATA_DIR))
-    with open(os.path.join(out_dir, "transformed.jsonl")) as f:
-        rows = [json.loads(line) for line in f]
-    return tft.TFTransformOutput(out_dir), instances, rows
+    tft_output, rows = run_transform(instances, load_schema(), TAXI, str(tmp_path_factory.mktemp("transform")))
+    return tft_output, instances, rows
 
 
 def _dataset(rows, batch_size, tft_output=None):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 
 import pytest
@@ -196,37 +195,13 @@ def _transform_generated(task: str, rows, out_dir: str):
     """Runs the project's preprocessing_fn (the generated problem in custom_config) through tf.Transform.
 
     Returns (TFTransformOutput, transformed rows as dicts of lists)."""
-    import functools
-
-    import apache_beam as beam
-    import numpy as np
-    import tensorflow_transform as tft
-    import tensorflow_transform.beam as tft_beam
     from taxi_data import to_instance
-    from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io, schema_utils
-
-    from tfxp.models.preprocessing import preprocessing_fn
+    from tensorflow_transform.tf_metadata import schema_utils
+    from transform_harness import run_transform
 
     schema = generated_schema(task)
     spec = schema_utils.schema_as_feature_spec(schema).feature_spec
-    metadata = dataset_metadata.DatasetMetadata(schema)
-    fn = functools.partial(preprocessing_fn, custom_config={"problem": generated_problem(task).to_dict()})
-    with beam.Pipeline(options=beam.options.pipeline_options.PipelineOptions(["--direct_running_mode=in_memory"])) as p:
-        with tft_beam.Context(temp_dir=os.path.join(out_dir, "tmp"), force_tf_compat_v1=True):
-            data = p | "Create" >> beam.Create([to_instance(r, spec) for r in rows], reshuffle=False)
-            (transformed, _), transform_fn = (data, metadata) | tft_beam.AnalyzeAndTransformDataset(
-                fn, output_record_batches=False
-            )
-            transform_fn | tft_beam.WriteTransformFn(out_dir)
-            _ = (
-                transformed
-                | beam.Map(lambda d: json.dumps({k: np.asarray(v).tolist() for k, v in d.items()}))
-                | beam.io.WriteToText(os.path.join(out_dir, "transformed.jsonl"), shard_name_template="")
-            )
-    metadata_io.write_metadata(metadata, os.path.join(out_dir, tft.TFTransformOutput.RAW_METADATA_DIR))
-    with open(os.path.join(out_dir, "transformed.jsonl")) as f:
-        transformed_rows = [json.loads(line) for line in f]
-    return tft.TFTransformOutput(out_dir), transformed_rows
+    return run_transform([to_instance(r, spec) for r in rows], schema, generated_problem(task), out_dir)
 
 
 def _train_generated(task: str, tft_output, transformed_rows, path: str) -> dict:
