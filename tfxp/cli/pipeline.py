@@ -293,6 +293,8 @@ def compile_command(
     project's spec is compiled into the job, its schema comes from the image (a project under
     tfxp/) or from the pipeline root (the upload command is printed), its label hook from the image.
     """
+    # Long because click passes each of the 17 options as a parameter; the rules and the printout are
+    # in _check_compile_options and _print_compiled.
     from tfxp.pipeline.config import DEFAULT_BEAM_ARGS, VertexTraining
 
     _check_compile_options(ctx, loaded, name, pipeline_root, dataflow, temp_location, dataflow_max_workers)
@@ -304,15 +306,9 @@ def compile_command(
 
     runner_args = DEFAULT_BEAM_ARGS
     if dataflow:
-        runner_args = vertex.dataflow_beam_args(
-            vertex.DataflowSettings(
-                project=gcp_project,
-                region=region,
-                temp_location=temp_location or f"{pipeline_root.rstrip('/')}/tmp",
-                image=image,
-                max_num_workers=dataflow_max_workers,
-            )
-        )
+        temp = temp_location or f"{pipeline_root.rstrip('/')}/tmp"
+        settings = vertex.DataflowSettings(gcp_project, region, temp, image, max_num_workers=dataflow_max_workers)
+        runner_args = vertex.dataflow_beam_args(settings)
     if loaded is None:
         from tfxp import project as project_lib
         from tfxp.projects import TAXI
@@ -347,15 +343,10 @@ def compile_command(
         "output": str(output),
         "target": target,
         "project": str(loaded.dir),
-        "name": config.name,
+        **_compiled_facts(config, job, staged),
         "gcp_project": gcp_project,
         "image": image,
         "pipeline_root": pipeline_root,
-        "data": config.data_uri,
-        "schema": config.schema_file,
-        "label_hook": config.problem.label.hook,
-        "stage": [{"from": str(path), "to": file.uri} for path, file in staged],
-        "tasks": sorted(job["pipelineSpec"]["root"]["dag"]["tasks"]),
         "vertex_training": vertex_training,
         "dataflow": dataflow,
     }
@@ -363,6 +354,18 @@ def compile_command(
         click.echo(json.dumps(answer, indent=2))
     else:
         _print_compiled(answer, staged, region)
+
+
+def _compiled_facts(config, job: dict, staged: list) -> dict:
+    """What the compiled job holds: name, data, schema, label hook, files to upload, tasks."""
+    return {
+        "name": config.name,
+        "data": config.data_uri,
+        "schema": config.schema_file,
+        "label_hook": config.problem.label.hook,
+        "stage": [{"from": str(path), "to": file.uri} for path, file in staged],
+        "tasks": sorted(job["pipelineSpec"]["root"]["dag"]["tasks"]),
+    }
 
 
 def _check_compile_options(

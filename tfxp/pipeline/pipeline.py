@@ -36,6 +36,11 @@ def _trainer(config: PipelineConfig, custom_config: dict, **args) -> Trainer:
 
 
 def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
+    """The TFX pipeline of `config`: every component in DAG order, wired by its artifacts.
+
+    Long because it reads top to bottom as the DAG, one component after another, as TFX's
+    templates' create_pipeline does; each component's own logic lives in its module.
+    """
     example_gen = csv_example_gen(
         str(config.data_dir),
         config.data_pattern,
