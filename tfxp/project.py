@@ -647,7 +647,7 @@ def check_schema(project: Project, schema_file: Path | str, spec_file: Path | st
     """
     from tensorflow_metadata.proto.v0 import schema_pb2
 
-    from tfxp.pipeline.schema_rules import load_schema
+    from tfxp.schema.rules import load_schema
 
     schema_file = Path(schema_file)
     spec = str(spec_file) if spec_file is not None else None

@@ -1061,14 +1061,14 @@ def decide_slices(columns: list[project_lib.Column], profiles: dict[str, ColumnP
 
 
 def build_schema(stats, label: project_lib.Label, columns: list[project_lib.Column]):
-    """The TFDV-inferred schema, tightened as the pipeline requires (schema_rules) and for the project:
+    """The TFDV-inferred schema, tightened as the pipeline requires (tfxp.schema.rules) and for the project:
     disallow_nan/disallow_inf on FLOAT features; the label kept out of SERVING (default environments
     TRAINING and SERVING); a classification label's values as its domain (a new class is an anomaly, not a
     wrong class index); categorical_int columns within 0..size-1 (outside, one-hot encoding gives zeros).
     """
     import tensorflow_data_validation as tfdv
 
-    from tfxp.pipeline.schema_rules import disallow_non_finite
+    from tfxp.schema.rules import disallow_non_finite
 
     schema = tfdv.infer_schema(stats, infer_feature_shape=True)
     disallow_non_finite(schema)

@@ -11,7 +11,7 @@ from pathlib import Path
 def infer_schema(data: Path, out: Path) -> None:
     """Runs CsvExampleGen -> StatisticsGen -> SchemaGen on `data`, writes schema.pbtxt to `out`.
 
-    Every FLOAT feature gets `disallow_nan` / `disallow_inf` (see pipeline.schema_rules).
+    Every FLOAT feature gets `disallow_nan` / `disallow_inf` (see tfxp.schema.rules).
     """
     from google.protobuf import text_format
     from tfx.components import SchemaGen, StatisticsGen
@@ -20,7 +20,7 @@ def infer_schema(data: Path, out: Path) -> None:
 
     from tfxp.pipeline.config import DEFAULT_BEAM_ARGS, PipelineConfig
     from tfxp.pipeline.example_gen import csv_example_gen
-    from tfxp.pipeline.schema_rules import disallow_non_finite, load_schema
+    from tfxp.schema.rules import disallow_non_finite, load_schema
 
     with tempfile.TemporaryDirectory(prefix="tfxp-schema-") as tmp:
         config = PipelineConfig(name="schema-infer", data=data, output=Path(tmp))
