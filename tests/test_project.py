@@ -15,7 +15,7 @@ from taxi_data import TAXI
 
 from tfxp import project as P
 
-TAXI_DIR = Path(P.__file__).resolve().parent / "projects" / "taxi"
+TAXI_DIR = Path(P.__file__).resolve().parents[1] / "projects" / "taxi"
 
 # The taxi model's features as tfxp/models/features.py and the curated schema had them before projects:
 # (dtype, kind, size or buckets, required).
