@@ -167,7 +167,7 @@ def test_schema_accepts_its_data_and_keeps_the_label_out_of_serving(kinds_projec
     from tensorflow_metadata.proto.v0 import schema_pb2
 
     from tfxp.pipeline import init_project as init
-    from tfxp.pipeline.schema_rules import load_schema, schema_problem
+    from tfxp.schema.rules import load_schema, schema_problem
 
     result, data, _ = kinds_project
     assert schema_problem(result.schema_file) is None  # FLOAT features disallow NaN and infinity
@@ -808,7 +808,7 @@ def test_a_few_placeholder_cells_make_a_numeric_column_with_missing_values(tmp_p
     # The schema types the column from its numbers and lets it be missing; the YAML says which cells are.
     from tensorflow_metadata.proto.v0 import schema_pb2
 
-    from tfxp.pipeline.schema_rules import load_schema
+    from tfxp.schema.rules import load_schema
 
     schema = {f.name: f for f in load_schema(result.schema_file).feature}
     assert schema["horsepower"].type == schema_pb2.INT and not schema["horsepower"].HasField("shape")

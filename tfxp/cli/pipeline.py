@@ -448,7 +448,7 @@ def schema_infer(data: Path, out: Path) -> None:
     data" (or let `tfxp init` do it).
     """
     from tfxp.pipeline.console import library_output_to
-    from tfxp.pipeline.schema_infer import infer_schema
+    from tfxp.schema.infer import infer_schema
 
     with library_output_to(out.with_suffix(".log")):
         infer_schema(data, out)

@@ -1,6 +1,6 @@
 """What the model code knows of a problem: feature kinds and dtypes, the label and task, output names.
 
-A project (tfxp/project.py) becomes a `Problem` (`Project.problem()`), which reaches the model code
+A project (tfxp/project/) becomes a `Problem` (`Project.problem()`), which reaches the model code
 in TFX's `custom_config` and is saved with the model; no feature name is spelled in shared code.
 """
 

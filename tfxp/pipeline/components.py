@@ -11,8 +11,9 @@ from tfx.dsl.component.experimental.decorators import component
 from tfx.types import standard_artifacts
 
 from tfxp.mobile.errors import ConversionError
-from tfxp.pipeline import anomalies as anomalies_lib, failpoints
+from tfxp.pipeline import failpoints
 from tfxp.pipeline.publish import LATEST_FILE, find_pushed, latest_version, publish_latest, publish_version
+from tfxp.schema import anomalies as anomalies_lib
 
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 
@@ -25,7 +26,7 @@ def DataGate(
 ) -> None:
     """Stops the run before Transform and training on ExampleValidator's anomalies or an empty split.
 
-    Raises pipeline.anomalies.DataAnomaliesError listing every finding.
+    Raises tfxp.schema.anomalies.DataAnomaliesError listing every finding.
     """
     found = anomalies_lib.read_anomalies(anomalies.uri)
     found += anomalies_lib.empty_splits(anomalies_lib.split_row_counts(statistics.uri))

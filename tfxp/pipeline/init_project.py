@@ -19,7 +19,7 @@ How the data is read, and why:
    the inferred schema are then exactly what StatisticsGen and ExampleValidator will see in `tfxp run`
    (TFDV's `generate_statistics_from_csv` splits multi-line cells and reads the header differently).
 
-The rules (the project spec's, see tfxp/project.py for the format they fill in; README "Bring your own data"):
+The rules (the project spec's, see tfxp/project/ for the format they fill in; README "Bring your own data"):
 - Task (`auto`): a label with 2 values -> binary (positive: the one of 1/true/yes against 0/false/no,
   else the minority value); a string label, or an int label with <= 20 values -> multiclass (int classes
   must be consecutive: the schema's int_domain is min..max); a float label, or an int label with > 20
@@ -57,6 +57,7 @@ from pathlib import Path
 
 from tfxp import project as project_lib
 from tfxp.pipeline.csv_files import INT_CELL, NUMBER_CELL, check_dataset, list_csv_files, parse_header
+from tfxp.schema.infer import build_schema
 
 TASK_CHOICES = ("auto", *project_lib.TASKS)
 
@@ -1020,7 +1021,7 @@ def decide_label(
 
 def _check_int_classes_contiguous(name: str, classes: tuple[str, ...], dtype: str) -> None:
     """An int class label's schema domain is int_domain min..max, which must admit its classes only
-    (tfxp.project.check_schema): classes 4, 6, 8 would admit 5 and 7. Raises InitError saying what to do."""
+    (tfxp.schema.check.check_schema): classes 4, 6, 8 would admit 5 and 7. Raises InitError saying what to do."""
     if dtype != "int":
         return
     values = sorted(int(c) for c in classes)
@@ -1055,43 +1056,6 @@ def decide_slices(columns: list[project_lib.Column], profiles: dict[str, ColumnP
         + ", ".join(f"{n} ({profiles[n].distinct} values)" for n in chosen)
         + " (categorical columns with the fewest values; TFMA reports each value's metrics)"
     )
-
-
-# --------------------------------------------------------------------------------------------------- schema
-
-
-def build_schema(stats, label: project_lib.Label, columns: list[project_lib.Column]):
-    """The TFDV-inferred schema, tightened as the pipeline requires (schema_rules) and for the project:
-    disallow_nan/disallow_inf on FLOAT features; the label kept out of SERVING (default environments
-    TRAINING and SERVING); a classification label's values as its domain (a new class is an anomaly, not a
-    wrong class index); categorical_int columns within 0..size-1 (outside, one-hot encoding gives zeros).
-    """
-    import tensorflow_data_validation as tfdv
-
-    from tfxp.pipeline.schema_rules import disallow_non_finite
-
-    schema = tfdv.infer_schema(stats, infer_feature_shape=True)
-    disallow_non_finite(schema)
-    features = {f.name: f for f in schema.feature}
-    target = features[label.column]
-    target.not_in_environment.append("SERVING")
-    del schema.default_environment[:]
-    schema.default_environment.extend(["TRAINING", "SERVING"])
-    if label.task != "regression":
-        if label.dtype == "string":
-            if target.HasField("domain"):  # TFDV's shared string_domain of the same values: replaced inline
-                kept = [d for d in schema.string_domain if d.name != target.domain]
-                del schema.string_domain[:]
-                schema.string_domain.extend(kept)
-            target.string_domain.value[:] = list(label.classes)
-        elif label.dtype == "int":
-            values = [int(c) for c in label.classes]
-            target.int_domain.min, target.int_domain.max = min(values), max(values)
-    for column in columns:
-        if column.kind == "categorical_int":
-            domain = features[column.name].int_domain
-            domain.min, domain.max = 0, column.size - 1
-    return schema
 
 
 # ---------------------------------------------------------------------------------------------------- init

@@ -20,7 +20,7 @@ from tfxp.pipeline.baseline import baseline_resolver
 from tfxp.pipeline.components import AtomicPusher, DataGate, MobilePusher
 from tfxp.pipeline.config import PipelineConfig, model_code_fingerprint, with_project_dependency
 from tfxp.pipeline.example_gen import csv_example_gen
-from tfxp.pipeline.schema_rules import float_features, load_schema
+from tfxp.schema.rules import float_features, load_schema
 
 
 def _trainer(config: PipelineConfig, custom_config: dict, **args) -> Trainer:

@@ -85,9 +85,9 @@ def _preflight(config: PipelineConfig) -> Outcome | None:
     Returns the refusing Outcome, or None to go on. Local data only: on Vertex AI
     the data is read by the pipeline image (pipeline.example_gen).
     """
-    from tfxp.pipeline.anomalies import Anomaly
     from tfxp.pipeline.csv_files import DataFileError, NoCsvFilesError, check_dataset, list_csv_files
-    from tfxp.pipeline.schema_rules import schema_problem
+    from tfxp.schema.anomalies import Anomaly
+    from tfxp.schema.rules import schema_problem
 
     problem = schema_problem(config.schema_file)
     if problem:
@@ -182,9 +182,9 @@ def _run_pipeline(
     log_file: Path,
     file_handler: logging.Handler,
 ) -> Outcome:
-    from tfxp.pipeline.anomalies import DataAnomaliesError, with_fixes
     from tfxp.pipeline.mlmd import MetadataReader
     from tfxp.pipeline.summary import collect
+    from tfxp.schema.anomalies import DataAnomaliesError, with_fixes
 
     progress = _ProgressHandler(on_event)
     logging.getLogger("absl").addHandler(progress)

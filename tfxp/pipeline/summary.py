@@ -7,8 +7,8 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 
-from tfxp.pipeline.anomalies import read_anomalies, split_row_counts
 from tfxp.pipeline.mlmd import MetadataReader, int_property, str_property
+from tfxp.schema.anomalies import read_anomalies, split_row_counts
 
 
 @dataclass

@@ -6,7 +6,7 @@ from google.protobuf import text_format
 from taxi_data import SCHEMA, load_schema
 from tensorflow_metadata.proto.v0 import schema_pb2
 
-from tfxp.pipeline.schema_rules import disallow_non_finite, non_finite_allowed, schema_problem
+from tfxp.schema.rules import disallow_non_finite, non_finite_allowed, schema_problem
 
 LOOSE = """
 feature { name: "fare" type: FLOAT float_domain { min: 0 max: 10 } }

@@ -271,7 +271,7 @@ def how_to_accept(anomaly: Mapping, schema_file: Path | str, spec_file: Path | s
     `anomaly`: an `Anomaly.as_dict()` (TFDV's `type` and `description` are read). Answers name the line of
     `schema_file` to change and, when `spec_file` (project.yaml) must change with it, its line too: a
     categorical_int's `size` is its int_domain's max + 1 (`tfxp run` refuses them apart,
-    tfxp.project.check_schema), and a class label's values are its `label.classes`.
+    tfxp.schema.check.check_schema), and a class label's values are its `label.classes`.
     """
     kind = anomaly.get("type", "")
     if kind not in _INT_RANGE and kind not in _FLOAT_RANGE and kind != _NEW_STRINGS:

@@ -1,5 +1,6 @@
-"""The project spec (tfxp/project.py): loading, checks against the schema, errors naming file and field,
-dict and YAML round trips, the taxi project that ships in the package."""
+"""The project spec (tfxp/project/: spec.py, load.py): loading, errors naming file and field, dict round
+trips, the taxi project that ships in the package. Writing: test_dump.py; the checks against the schema:
+tests/schema/test_check.py."""
 
 from __future__ import annotations
 
@@ -8,14 +9,12 @@ import shutil
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
+from project_data import SCHEMA, SPEC, TAXI_DIR, refused, write_project
 from taxi_data import TAXI
 
 from tfxp import project as P
-
-TAXI_DIR = Path(P.__file__).resolve().parent / "projects" / "taxi"
 
 # The taxi model's features as tfxp/models/features.py and the curated schema had them before projects:
 # (dtype, kind, size or buckets, required).
@@ -38,67 +37,6 @@ TAXI_COLUMNS = {
     "trip_seconds": ("int", "numeric", 0, False),
     "dropoff_community_area": ("int", "vocabulary", 0, False),
 }
-
-SCHEMA = """
-feature { name: "x" type: FLOAT float_domain { disallow_nan: true disallow_inf: true }
-          presence { min_fraction: 1.0 min_count: 1 } shape { dim { size: 1 } } }
-feature { name: "city" type: BYTES presence { min_count: 0 } }
-feature { name: "n" type: INT int_domain { min: 0 max: 4 } presence { min_fraction: 1.0 min_count: 1 }
-          shape { dim { size: 1 } } }
-feature { name: "y" type: BYTES presence { min_fraction: 1.0 min_count: 1 } not_in_environment: "SERVING"
-          string_domain { value: "a" value: "b" value: "c" }
-          shape { dim { size: 1 } } }
-default_environment: "TRAINING"
-default_environment: "SERVING"
-"""
-
-SPEC = """\
-name: demo
-data: data/demo.csv
-label:
-  column: y
-  task: multiclass
-  classes: [a, b, c]
-features:
-  - name: x
-    dtype: float
-    kind: numeric
-    required: true
-  - name: city
-    dtype: string
-    kind: vocabulary
-    required: false
-  - name: n
-    dtype: int
-    kind: categorical_int
-    size: 5
-slices: [city]
-thresholds:
-  - metric: SparseCategoricalAccuracy
-    higher_is_better: true
-    bound: 0.4
-    max_change: 0.02
-"""
-
-
-def _project(tmp_path: Path, spec: str = SPEC, schema: str = SCHEMA) -> Path:
-    folder = tmp_path / "demo"
-    folder.mkdir(exist_ok=True)
-    (folder / "project.yaml").write_text(spec)
-    (folder / "schema.pbtxt").write_text(schema)
-    return folder
-
-
-def _refused(folder: Path, field: str, *words: str, file: str = "project.yaml") -> P.ProjectError:
-    with pytest.raises(P.ProjectError) as info:
-        P.load(folder)
-    error = info.value
-    assert error.file == str(folder.resolve() / file), str(error)
-    assert error.field == field, str(error)
-    for word in words:
-        assert word in str(error), str(error)
-    assert str(error).startswith(f"{error.file}: {field}") if field else True
-    return error
 
 
 def test_taxi_project_loads_with_its_schema_and_matches_the_taxi_model():
@@ -125,7 +63,7 @@ def test_taxi_project_loads_with_its_schema_and_matches_the_taxi_model():
 
 
 def test_loads_a_folder_or_its_project_yaml(tmp_path):
-    folder = _project(tmp_path)
+    folder = write_project(tmp_path)
     project = P.load(folder)
     assert P.load(folder / "project.yaml") == project
     assert project.data == str(folder.resolve() / "data" / "demo.csv")
@@ -137,61 +75,12 @@ def test_loads_a_folder_or_its_project_yaml(tmp_path):
 
 
 def test_dict_round_trip_is_json_safe(tmp_path):
-    project = P.load(_project(tmp_path))
+    project = P.load(write_project(tmp_path))
     d = json.loads(json.dumps(project.to_dict()))
     assert P.from_dict(d) == project
     assert d["label"] == {"column": "y", "task": "multiclass", "dtype": "string", "classes": ["a", "b", "c"]}
     taxi = P.load(TAXI_DIR)
     assert P.from_dict(json.loads(json.dumps(taxi.to_dict()))) == taxi
-
-
-def test_dump_reads_back_the_same_project_with_awkward_values(tmp_path):
-    """Names YAML would read as booleans, numbers or other syntax are quoted; notes are comments."""
-    names = ["yes", "1", "a: b", "x, y", "#tag", "naïve", "null"]
-    spec = {
-        "name": "awkward",
-        "label": {"column": "on", "task": "multiclass", "classes": ["no", "1.0", "[x]", "a,b"]},
-        # Names TensorFlow refuses as model inputs can still be validated (ignored) columns.
-        "features": [
-            {
-                "name": n,
-                "dtype": "string",
-                "kind": "vocabulary" if P.TF_NAME.fullmatch(n) else "ignored",
-                "required": True,
-            }
-            for n in names
-        ],
-        "slices": ["yes", "null"],
-        "thresholds": [{"metric": "SparseCategoricalAccuracy", "bound": 0.25, "max_change": 0.02}],
-    }
-    project = P.from_dict(spec, dir=tmp_path)
-    out = tmp_path / "copy" / "project.yaml"
-    P.dump(
-        project,
-        out,
-        header="Written by a test\nsecond line",
-        notes={"features.yes": "a note", "label": "x " * 80, "thresholds.SparseCategoricalAccuracy": "gate"},
-    )
-    text = out.read_text()
-    assert text.startswith("# Written by a test\n# second line\n")
-    assert "  - name: 'yes'  # a note\n" in text
-    import yaml
-
-    back = P.from_dict(yaml.safe_load(text), dir=out.parent)
-    assert back == project
-
-
-def test_dump_writes_paths_relative_to_the_project(tmp_path):
-    folder = _project(tmp_path)
-    (folder / "label.py").write_text("def make(inputs):\n    return inputs['y']\n")
-    spec = SPEC.replace("  classes: [a, b, c]\n", "  classes: [a, b, c]\n  hook: label.py:make\n")
-    (folder / "project.yaml").write_text(spec)
-    project = P.load(folder)
-    assert project.label.hook == f"{folder.resolve() / 'label.py'}:make"
-    P.dump(project, folder / "project.yaml")
-    text = (folder / "project.yaml").read_text()
-    assert "data: data/demo.csv\n" in text and "hook: label.py:make\n" in text
-    assert P.load(folder) == project
 
 
 def test_binary_label_defaults(tmp_path):
@@ -290,106 +179,47 @@ def test_binary_label_defaults(tmp_path):
 def test_spec_errors_name_the_file_and_field(tmp_path, edit, field, words):
     old, new = edit
     assert old in SPEC
-    folder = _project(tmp_path, SPEC.replace(old, new, 1))
-    _refused(folder, field, *words)
+    folder = write_project(tmp_path, SPEC.replace(old, new, 1))
+    refused(folder, field, *words)
 
 
 def test_task_specific_label_errors(tmp_path):
     binary = SPEC.replace("  task: multiclass\n  classes: [a, b, c]\n", "  task: binary\n  classes: [a, b]\n")
     binary = binary.replace("SparseCategoricalAccuracy", "BinaryAccuracy")
     two = SCHEMA.replace('value: "a" value: "b" value: "c"', 'value: "a" value: "b"')
-    assert P.load(_project(tmp_path, binary, two)).label.positive == "b"
+    assert P.load(write_project(tmp_path, binary, two)).label.positive == "b"
     # A domain admitting a value outside the classes ("c" would be learned as the negative class):
-    _refused(_project(tmp_path, binary), "feature 'y'", "listing only its classes", file="schema.pbtxt")
-    _refused(
-        _project(
+    refused(write_project(tmp_path, binary), "feature 'y'", "listing only its classes", file="schema.pbtxt")
+    refused(
+        write_project(
             tmp_path, binary, SCHEMA.replace('\n          string_domain { value: "a" value: "b" value: "c" }', "")
         ),
         "feature 'y'",
         "listing only its classes",
         file="schema.pbtxt",
     )
-    _refused(_project(tmp_path, binary.replace("[a, b]", "[a, b, c]")), "label.classes", "2 classes")
-    _refused(_project(tmp_path, binary.replace("[a, b]", "[a, b]\n  positive: a")), "label.classes", "must come second")
-    _refused(_project(tmp_path, binary.replace("  classes: [a, b]\n", "")), "label.positive", "positive class")
+    refused(write_project(tmp_path, binary.replace("[a, b]", "[a, b, c]")), "label.classes", "2 classes")
+    refused(
+        write_project(tmp_path, binary.replace("[a, b]", "[a, b]\n  positive: a")), "label.classes", "must come second"
+    )
+    refused(write_project(tmp_path, binary.replace("  classes: [a, b]\n", "")), "label.positive", "positive class")
     regression = SPEC.replace("  task: multiclass\n", "  task: regression\n")
-    _refused(_project(tmp_path, regression), "label.classes", "no classes")
+    refused(write_project(tmp_path, regression), "label.classes", "no classes")
     regression = regression.replace("  classes: [a, b, c]\n", "").replace(
         "SparseCategoricalAccuracy\n    higher_is_better: true", "RootMeanSquaredError\n    higher_is_better: false"
     )
     # The label column y is BYTES in the schema: nothing numeric to regress on.
-    _refused(_project(tmp_path, regression), "label.task", "numeric label")
+    refused(write_project(tmp_path, regression), "label.task", "numeric label")
     numeric_schema = SCHEMA.replace(
         'name: "y" type: BYTES', 'name: "y" type: FLOAT float_domain { disallow_nan: true disallow_inf: true }'
     ).replace('\n          string_domain { value: "a" value: "b" value: "c" }', "")
-    project = P.load(_project(tmp_path, regression, numeric_schema))
+    project = P.load(write_project(tmp_path, regression, numeric_schema))
     assert project.label.dtype == "float" and project.label.num_classes == 1
     assert project.thresholds[0] == P.Gate("RootMeanSquaredError", 0.4, 0.02, higher_is_better=False)
 
 
-@pytest.mark.parametrize(
-    "edit, field, words, file",
-    [
-        (
-            ('name: "n" type: INT', 'name: "m" type: INT'),
-            "features[2] (n).name",
-            ["'n' is not a feature of"],
-            "project.yaml",
-        ),
-        (
-            ('name: "x" type: FLOAT float_domain { disallow_nan: true disallow_inf: true }', 'name: "x" type: INT'),
-            "features[0] (x).dtype",
-            ["float, but", "INT (int)"],
-            "project.yaml",
-        ),
-        (
-            (
-                'name: "city" type: BYTES presence { min_count: 0 }',
-                'name: "city" type: BYTES presence { min_count: 0 } shape { dim { size: 1 } }',
-            ),
-            "features[1] (city).required",
-            ["false, but", "gives it a shape"],
-            "project.yaml",
-        ),
-        (
-            (
-                'presence { min_fraction: 1.0 min_count: 1 } shape { dim { size: 1 } } }\nfeature { name: "city"',
-                'presence { min_fraction: 1.0 min_count: 1 } }\nfeature { name: "city"',
-            ),
-            "features[0] (x).required",
-            ["true, but", "no shape"],
-            "project.yaml",
-        ),
-        (
-            ('name: "y" type: BYTES', 'name: "label" type: BYTES'),
-            "label.column",
-            ["'y' is not a feature"],
-            "project.yaml",
-        ),
-        (('not_in_environment: "SERVING"', ""), "feature 'y'", ["SERVING environment"], "schema.pbtxt"),
-        (
-            ('default_environment: "TRAINING"', 'feature { name: "extra" type: INT }\ndefault_environment: "TRAINING"'),
-            "features",
-            ["extra: in", "kind: ignored"],
-            "project.yaml",
-        ),
-        (("feature {", "feature {{"), "", ["not a text-format Schema"], "schema.pbtxt"),
-    ],
-)
-def test_schema_disagreements_name_the_field(tmp_path, edit, field, words, file):
-    old, new = edit
-    assert old in SCHEMA
-    folder = _project(tmp_path, schema=SCHEMA.replace(old, new, 1))
-    _refused(folder, field, *words, file=file)
-
-
-def test_label_dtype_must_agree_with_the_schema(tmp_path):
-    folder = _project(tmp_path, SPEC.replace("  column: y\n", "  column: y\n  dtype: int\n"))
-    _refused(folder, "label.dtype", "int, but", "BYTES")
-
-
 def test_missing_files(tmp_path):
-    folder = _project(tmp_path)
+    folder = write_project(tmp_path)
     (folder / "schema.pbtxt").unlink()
     with pytest.raises(P.ProjectError, match="schema.pbtxt: no such file"):
         P.load(folder)
@@ -460,102 +290,11 @@ def test_problem_dict_is_what_the_model_code_reads():
         ).to_problem_dict()
 
 
-# ------------------------------------------------- project.yaml against schema.pbtxt, both ways (issue 17, kind 9)
-
-N_DOMAIN = 'name: "n" type: INT int_domain { min: 0 max: 4 }'
-
-
-def test_categorical_int_size_and_the_schema_domain_must_agree_both_ways(tmp_path):
-    # New data brought n = 5: widening the schema's domain alone would let 5 through validation into a
-    # model whose size-5 one-hot has no room for it.
-    schema_only = SCHEMA.replace(N_DOMAIN, 'name: "n" type: INT int_domain { min: 0 max: 5 }')
-    error = _refused(_project(tmp_path, schema=schema_only), "features[2] (n).size", "size: 5 (values 0..4)")
-    for words in ("int_domain admits 0..5", "size: 6 in project.yaml", "max: 4 in schema.pbtxt"):
-        assert words in str(error), str(error)
-    # Widening project.yaml's size alone: the schema would still refuse the value the model has room for.
-    size_only = SPEC.replace("size: 5", "size: 6")
-    error = _refused(_project(tmp_path, size_only), "features[2] (n).size", "size: 6 (values 0..5)")
-    for words in ("int_domain admits 0..4", "size: 5 in project.yaml", "max: 5 in schema.pbtxt"):
-        assert words in str(error), str(error)
-    # Both widened: agreed.
-    assert P.load(_project(tmp_path, size_only, schema_only)).column("n").size == 6
-
-
-@pytest.mark.parametrize(
-    "schema_edit, spec_edit, field, words, file",
-    [
-        # A categorical_int the schema does not bound: any value would pass validation.
-        ((N_DOMAIN, 'name: "n" type: INT'), None, "features[2] (n).size", ["int_domain { min: 0 max: 4 }"], "yaml"),
-        (
-            (N_DOMAIN, 'name: "n" type: INT int_domain { max: 4 }'),
-            None,
-            "features[2] (n).size",
-            ["no int_domain"],
-            "yaml",
-        ),
-        # Negative values can't be one-hot positions 0..size-1.
-        (
-            (N_DOMAIN, 'name: "n" type: INT int_domain { min: -1 max: 4 }'),
-            None,
-            "features[2] (n).kind",
-            ["admits n from -1", "kind vocabulary"],
-            "yaml",
-        ),
-        # A domain of another type than the feature's.
-        (
-            ('name: "city" type: BYTES', 'name: "city" type: BYTES int_domain { min: 0 max: 3 }'),
-            None,
-            "feature 'city'",
-            ["an int_domain on a BYTES feature", "string_domain"],
-            "pbtxt",
-        ),
-        (
-            (N_DOMAIN, 'name: "n" type: INT float_domain { min: 0 max: 4 }'),
-            None,
-            "feature 'n'",
-            ["a float_domain on an INT feature"],
-            "pbtxt",
-        ),
-        # The schema says the ints are codes, the spec makes them a magnitude.
-        (
-            (N_DOMAIN, 'name: "n" type: INT int_domain { min: 0 max: 4 is_categorical: true }'),
-            ("    kind: categorical_int\n    size: 5", "    kind: numeric"),
-            "features[2] (n).kind",
-            ["numeric, but", "is_categorical"],
-            "yaml",
-        ),
-    ],
-)
-def test_a_domain_that_disagrees_with_the_spec_is_refused(tmp_path, schema_edit, spec_edit, field, words, file):
-    schema = SCHEMA.replace(*schema_edit)
-    assert schema != SCHEMA
-    spec = SPEC.replace(*spec_edit) if spec_edit else SPEC
-    assert spec != SPEC or spec_edit is None
-    _refused(_project(tmp_path, spec, schema), field, *words, file="project.yaml" if file == "yaml" else "schema.pbtxt")
-
-
-def test_every_schema_feature_is_a_column_and_every_column_a_schema_feature(tmp_path):
-    extra = SCHEMA.replace("default_environment", 'feature { name: "z" type: INT }\ndefault_environment', 1)
-    _refused(_project(tmp_path, schema=extra), "features", "z: in", "but not listed")
-    missing = SCHEMA.replace('feature { name: "city" type: BYTES presence { min_count: 0 } }\n', "")
-    _refused(_project(tmp_path, schema=missing), "features[1] (city).name", "'city' is not a feature of")
-
-
-def test_the_taxi_project_agrees_with_its_schema_under_the_domain_rules():
-    # Hand-written, with a curated schema: month 1..12 (size 13), hour 0..23, day 1..7 (size 8).
-    project = P.load(TAXI_DIR)
-    assert {c.name: c.size for c in project.features if c.kind == "categorical_int"} == {
-        "trip_start_month": 13,
-        "trip_start_hour": 24,
-        "trip_start_day": 8,
-    }
-
-
 def test_missing_values_round_trip_and_reach_the_example_gen_config(tmp_path):
     """A column's placeholders ("?", "-", "NA") survive YAML (dump quotes what YAML would misread) and
     to_dict/from_dict, and `Project.missing_values` is what CsvExampleGen's custom_config carries."""
     spec = SPEC.replace("    kind: vocabulary", "    kind: vocabulary\n    missing_values: ['?', '-', NA]", 1)
-    project = P.load(_project(tmp_path, spec))
+    project = P.load(write_project(tmp_path, spec))
     assert project.column("city").missing_values == ("?", "-", "NA")
     assert project.column("x").missing_values == ()
     assert project.missing_values == {"city": ["?", "-", "NA"]}

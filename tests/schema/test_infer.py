@@ -44,6 +44,6 @@ def test_infers_types_and_domains_from_a_csv(tmp_path):
     # Non-finite floats are anomalies in every schema the pipeline writes.
     fare = next(f for f in schema.feature if f.name == "fare")
     assert fare.float_domain.disallow_nan and fare.float_domain.disallow_inf
-    from tfxp.pipeline.schema_rules import non_finite_allowed
+    from tfxp.schema.rules import non_finite_allowed
 
     assert non_finite_allowed(schema) == []

@@ -1,4 +1,4 @@
-"""Anomalies (tfxp/pipeline/anomalies.py): TFDV's findings read back, and for a value outside the schema's
+"""Anomalies (tfxp/schema/anomalies.py): TFDV's findings read back, and for a value outside the schema's
 domain, how to accept it — the schema.pbtxt line and, for a categorical_int or a class label, the
 project.yaml line that must change with it (issue 17, kind 9)."""
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tfxp import project as P
-from tfxp.pipeline import anomalies as A
+from tfxp.schema import anomalies as A
 
 SPEC = """\
 # A project written by hand; the comments shift the lines a fix must name.
@@ -116,7 +116,7 @@ def _validate(folder: Path, out: Path) -> list[dict]:
     import pandas as pd
     import tensorflow_data_validation as tfdv
 
-    from tfxp.pipeline.schema_rules import load_schema
+    from tfxp.schema.rules import load_schema
 
     stats = tfdv.generate_statistics_from_dataframe(pd.read_csv(folder / "shapes.csv"))
     found = tfdv.validate_statistics(stats, load_schema(folder / "schema.pbtxt"))
