@@ -1,7 +1,8 @@
 """The layer rules are the linter's (issue 19): `make lint` fails on an import that reaches sideways.
 
 pyproject.toml bans TensorFlow, TFX and Beam from tfxp/rows.py (and from tfxp/files.py at module
-level); tfxp/{models,serving,mobile}/ruff.toml ban the packages each must not import. Each test plants
+level); tfxp/{models,serving,mobile,schema}/ruff.toml ban the packages each must not import (and, for
+schema, TensorFlow/TFX/TFDV/Beam at module level). Each test plants
 one forbidden import in a copy of the tree and runs the real ruff on it with the repository's config.
 """
 
@@ -77,6 +78,8 @@ def test_the_tree_as_it_is_passes(tree):
         ),
         ("tfxp/mobile/parity.py", "from tfxp.cli import main  # noqa: F401,E402", "tfxp.mobile knows no CLI"),
         ("tfxp/rows.py", "def _f():\n    import tensorflow  # noqa: F401", "tfxp/rows.py is TF-free"),
+        ("tfxp/schema/check.py", "import tfx  # noqa: F401,E402", "`tfx` is banned at the module level"),
+        ("tfxp/schema/rules.py", "from tfxp.serving import client  # noqa: F401,E402", "tfxp.schema knows no server"),
         ("tfxp/files.py", "import tensorflow  # noqa: F401,E402", "`tensorflow` is banned at the module level"),
     ],
 )
