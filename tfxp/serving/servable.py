@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from tfxp.serving.errors import Code, ServingError, from_tensorflow_error, tensorflow_message
-from tfxp.serving.json_codec import STRING, CodecError, TensorInfo
+from tfxp.serving.protocol import STRING, CodecError, TensorInfo
 from tfxp.serving.tensors import to_ndarray
 
 log = logging.getLogger(__name__)

@@ -197,8 +197,8 @@ async def start(options: ServerOptions) -> RunningServer:
 async def _start_bound(
     options: ServerOptions, configs, server_config, batching, rest_sockets, grpc_sockets
 ) -> RunningServer:
-    from tfxp.serving import grpc_server
     from tfxp.serving.metrics import Metrics
+    from tfxp.serving.protocol import grpc_server
     from tfxp.serving.repository import ModelRepository
 
     metrics = Metrics()
@@ -274,7 +274,7 @@ async def _serve_rest(options: ServerOptions, plane, metrics, sockets: list[sock
     """Starts REST on the bound sockets; returns the aiohttp AppRunner (cleaned up by RunningServer.stop)."""
     from aiohttp import web
 
-    from tfxp.serving.rest import RestFrontEnd
+    from tfxp.serving.protocol import RestFrontEnd
 
     rest = RestFrontEnd(
         plane,

@@ -42,10 +42,10 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError
 
-from tfxp.serving import json_codec
 from tfxp.serving.dataplane import DataPlane, ModelSpec
 from tfxp.serving.errors import Code, ServingError, from_tensorflow_error
 from tfxp.serving.metrics import CONTENT_TYPE_LATEST, Metrics
+from tfxp.serving.protocol import json_codec
 
 log = logging.getLogger(__name__)
 

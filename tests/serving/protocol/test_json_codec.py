@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from tfxp.serving.json_codec import (
+from tfxp.serving.protocol import (
     CodecError,
     TensorInfo,
     decimal_texts,
