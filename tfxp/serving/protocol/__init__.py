@@ -8,7 +8,8 @@ module here is private (`_name`).
 - `RestFrontEnd` (`rest.py`): aiohttp handlers for TF Serving's REST API (`/v1/models/...`).
 - `build_server`, `SERVING`, `NOT_SERVING` (`grpc_server.py`): the gRPC PredictionService,
   ModelService and health services.
-- TF Serving's JSON (`json_codec`): `parse_json`, `decode_predict_request`, `decode_examples`,
+- TF Serving's JSON (`json_codec`): `parse_json`, `decode_predict_request` (inputs described by
+  `TensorInfo`, the server's one type from `tfxp.serving.signature_def`), `decode_examples`,
   `encode_*_response`, `dumps`, `CodecError`.
 
 The front ends import aiohttp / grpc, so they load on first use (PEP 562): importing the JSON codec
@@ -22,9 +23,7 @@ from typing import TYPE_CHECKING, Any
 from tfxp.serving.protocol.json_codec import (
     COLUMNAR,
     ROW,
-    STRING,
     CodecError,
-    TensorInfo,
     decimal_texts,
     decode_examples,
     decode_predict_request,
@@ -36,6 +35,7 @@ from tfxp.serving.protocol.json_codec import (
     signature_name,
     to_utf8,
 )
+from tfxp.serving.signature_def import TensorInfo
 
 if TYPE_CHECKING:
     from tfxp.serving.protocol.grpc_server import NOT_SERVING, SERVING, build_server
@@ -46,7 +46,6 @@ __all__ = [
     "NOT_SERVING",
     "ROW",
     "SERVING",
-    "STRING",
     "CodecError",
     "RestFrontEnd",
     "TensorInfo",

@@ -33,14 +33,14 @@ import math
 import re
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from tfxp.serving.signature_def import STRING, TensorInfo
+
 ROW = "row"
 COLUMNAR = "columnar"
-STRING = "string"
 
 _B64_KEY = "b64"
 _BYTES_SUFFIX = "_bytes"
@@ -49,32 +49,6 @@ _BYTES_SUFFIX = "_bytes"
 _MAX_VALUE_CHARS = 1000
 MAX_RANK = 32  # numpy's limit on dimensions (TF's is 254)
 
-# tensorflow.DataType enum numbers -> numpy, so signatures can be read without TF. Types TF Serving's
-# REST API can't convert (half, uint16, complex, bfloat16) are known here so that their signatures load
-# and serve over gRPC; JSON for them is refused as TF Serving refuses it.
-_DT_ENUM_TO_DTYPE: dict[int, np.dtype | str] = {
-    1: np.dtype(np.float32),
-    2: np.dtype(np.float64),
-    3: np.dtype(np.int32),
-    4: np.dtype(np.uint8),
-    5: np.dtype(np.int16),
-    6: np.dtype(np.int8),
-    7: STRING,
-    8: np.dtype(np.complex64),
-    9: np.dtype(np.int64),
-    10: np.dtype(np.bool_),
-    17: np.dtype(np.uint16),
-    18: np.dtype(np.complex128),
-    19: np.dtype(np.float16),
-    22: np.dtype(np.uint32),
-    23: np.dtype(np.uint64),
-}
-try:  # TensorFlow's own numpy bfloat16 (ml_dtypes is a TensorFlow dependency)
-    import ml_dtypes
-
-    _DT_ENUM_TO_DTYPE[14] = np.dtype(ml_dtypes.bfloat16)
-except ImportError:  # pragma: no cover - TF always brings it
-    pass
 # numpy -> TF's DataTypeString(), which TF Serving puts in its messages.
 _TF_TYPE_NAMES = {
     "float32": "float",
@@ -117,49 +91,6 @@ class CodecError(ValueError):
     def __init__(self, message: str, code: str = "INVALID_ARGUMENT"):
         super().__init__(message)
         self.code = code
-
-
-@dataclass(frozen=True)
-class TensorInfo:
-    """What a signature says about one tensor.
-
-    dtype: a numpy dtype, or "string" for DT_STRING (values are bytes).
-    shape: one entry per dimension, None for an unknown size; shape=None means unknown rank.
-    """
-
-    dtype: DType
-    shape: Shape | None = None
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "dtype", _normalize_dtype(self.dtype))
-        if self.shape is not None:
-            # -1 is how TensorShapeProto spells an unknown dimension.
-            dims = tuple(None if d is None or int(d) < 0 else int(d) for d in self.shape)
-            object.__setattr__(self, "shape", dims)
-
-    @classmethod
-    def from_proto(cls, proto: Any) -> TensorInfo:
-        """From a `tensorflow.TensorInfo` message (as found in a SignatureDef), without importing TF.
-
-        Raises CodecError for a dtype numpy can't hold (resource, variant, quantized types).
-        """
-        if proto.dtype not in _DT_ENUM_TO_DTYPE:
-            raise CodecError(f"Unsupported tensor dtype enum: {proto.dtype}")
-        shape_proto = proto.tensor_shape
-        if shape_proto.unknown_rank:
-            return cls(_DT_ENUM_TO_DTYPE[proto.dtype], None)
-        return cls(_DT_ENUM_TO_DTYPE[proto.dtype], tuple(d.size for d in shape_proto.dim))
-
-
-def _normalize_dtype(dtype: Any) -> DType:
-    if isinstance(dtype, str) and dtype in (STRING, "DT_STRING"):
-        return STRING
-    if dtype in (str, bytes, object) or (isinstance(dtype, np.dtype) and dtype.kind in "OSU"):
-        return STRING
-    resolved = np.dtype(dtype)
-    if resolved.name not in _TF_TYPE_NAMES:
-        raise CodecError(f"Unsupported tensor dtype: {resolved}")
-    return resolved
 
 
 def _tf_type_name(dtype: DType) -> str:
@@ -729,7 +660,7 @@ class _RowBatch:
         if name not in self._infos:
             raise CodecError(f"JSON object: does not have named input: {name}")
         # One dimension is left for the batch.
-        flat, shape = _json_to_flat(value, self._infos[name].dtype, MAX_RANK - 1)
+        flat, shape = _json_to_flat(value, self._infos[name].numpy_dtype, MAX_RANK - 1)
         if name not in self._shapes:
             self._shapes[name] = shape
             self._flat[name] = []
@@ -741,7 +672,7 @@ class _RowBatch:
 
     def arrays(self, batch_size: int) -> dict[str, np.ndarray]:
         return {
-            name: _to_array(self._flat[name], (batch_size,) + self._shapes[name], self._infos[name].dtype)
+            name: _to_array(self._flat[name], (batch_size,) + self._shapes[name], self._infos[name].numpy_dtype)
             for name in self._infos
         }
 
@@ -768,11 +699,11 @@ def _decode_inputs(value: Any, infos: Mapping[str, TensorInfo], checkpoint: Chec
 
 def _decode_column(name: str, value: Any, info: TensorInfo) -> np.ndarray:
     try:
-        flat, shape = _json_to_flat(value, info.dtype)
+        flat, shape = _json_to_flat(value, info.numpy_dtype)
     except CodecError as e:
         # TF Serving returns the bare inner error (its code too); the input's name is appended.
         raise CodecError(f"{e} (input: {name})", e.code) from None
-    return _to_array(flat, shape, info.dtype)
+    return _to_array(flat, shape, info.numpy_dtype)
 
 
 # --------------------------------------------------------------------------- predict: response
