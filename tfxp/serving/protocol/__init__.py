@@ -8,9 +8,12 @@ module here is private (`_name`).
 - `RestFrontEnd` (`rest.py`): aiohttp handlers for TF Serving's REST API (`/v1/models/...`).
 - `build_server`, `SERVING`, `NOT_SERVING` (`grpc_server.py`): the gRPC PredictionService,
   ModelService and health services.
-- TF Serving's JSON (`json_codec`): `parse_json`, `decode_predict_request` (inputs described by
-  `TensorInfo`, the server's one type from `tfxp.serving.signature_def`), `decode_examples`,
-  `encode_*_response`, `dumps`, `CodecError`.
+- TF Serving's JSON, as TF Serving 2.16.1's `json_tensor.cc` reads and writes it (the rules:
+  `_json_common`'s docstring): `parse_json` / `dumps` / `to_utf8` (the text, `_json_text`),
+  `signature_name`, `decode_predict_request` (row or columnar; inputs described by `TensorInfo`,
+  the server's one type from `tfxp.serving.signature_def`) and `decode_examples` (`_json_request`,
+  over `_json_values`: JSON values -> tensor values, b64), `encode_*_response` and `decimal_texts`
+  (`_json_response`); every refusal is a `CodecError` carrying TF Serving's message.
 
 The front ends import aiohttp / grpc, so they load on first use (PEP 562): importing the JSON codec
 does not start either.
@@ -20,21 +23,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from tfxp.serving.protocol.json_codec import (
-    COLUMNAR,
-    ROW,
-    CodecError,
+from tfxp.serving.protocol._json_common import COLUMNAR, ROW, CodecError
+from tfxp.serving.protocol._json_request import decode_examples, decode_predict_request, signature_name
+from tfxp.serving.protocol._json_response import (
     decimal_texts,
-    decode_examples,
-    decode_predict_request,
-    dumps,
     encode_classify_response,
     encode_predict_response,
     encode_regress_response,
-    parse_json,
-    signature_name,
-    to_utf8,
 )
+from tfxp.serving.protocol._json_text import dumps, parse_json, to_utf8
 from tfxp.serving.signature_def import TensorInfo
 
 if TYPE_CHECKING:
