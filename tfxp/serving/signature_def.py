@@ -126,12 +126,13 @@ class TensorInfo:
 
 @dataclass(frozen=True)
 class Signature:
-    """A SignatureDef: {tensor key: TensorInfo} of its inputs and outputs, its method name, its key."""
+    """A SignatureDef: {tensor key: TensorInfo} of its inputs and outputs, its method name, and its key in the
+    SignatureDefMap (`name`, not part of equality: it is where the signature is, not what it is)."""
 
     inputs: dict[str, TensorInfo]
     outputs: dict[str, TensorInfo]
     method_name: str = ""
-    name: str = ""
+    name: str = field(default="", compare=False)
 
 
 def dtype_name(dtype: Any) -> str:

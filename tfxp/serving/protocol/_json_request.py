@@ -146,6 +146,7 @@ class _RowBatch:
 
     def __init__(self, infos: Mapping[str, TensorInfo]):
         self._infos = infos
+        self._dtypes = {name: info.numpy_dtype for name, info in infos.items()}  # read once, used per row
         self._flat: dict[str, list[Any]] = {}
         self._shapes: dict[str, tuple[int, ...]] = {}
 
@@ -153,7 +154,7 @@ class _RowBatch:
         if name not in self._infos:
             raise CodecError(f"JSON object: does not have named input: {name}")
         # One dimension is left for the batch.
-        flat, shape = _json_to_flat(value, self._infos[name].numpy_dtype, MAX_RANK - 1)
+        flat, shape = _json_to_flat(value, self._dtypes[name], MAX_RANK - 1)
         if name not in self._shapes:
             self._shapes[name] = shape
             self._flat[name] = []
@@ -165,7 +166,7 @@ class _RowBatch:
 
     def arrays(self, batch_size: int) -> dict[str, np.ndarray]:
         return {
-            name: _to_array(self._flat[name], (batch_size,) + self._shapes[name], self._infos[name].numpy_dtype)
+            name: _to_array(self._flat[name], (batch_size,) + self._shapes[name], self._dtypes[name])
             for name in self._infos
         }
 
