@@ -62,7 +62,7 @@ def test_the_tree_as_it_is_passes(tree):
             "tfxp.models knows no converter",
         ),
         (
-            "tfxp/serving/rest.py",
+            "tfxp/serving/protocol/rest.py",
             "from tfxp.mobile.runtime import MobileModel  # noqa: F401,E402",
             "serving and mobile do not import each other",
         ),

@@ -158,7 +158,7 @@ def test_signature_names_match_models_signatures():
 
 
 def _signature_inputs(signature: str, inputs: dict) -> dict:
-    from tfxp.serving.json_codec import TensorInfo
+    from tfxp.serving.protocol import TensorInfo
 
     if signature == C.SERVING_DEFAULT:
         return {"examples": TensorInfo("DT_STRING", (-1,))}
@@ -167,7 +167,7 @@ def _signature_inputs(signature: str, inputs: dict) -> dict:
 
 
 def test_rest_examples_body_is_tf_serving_row_format(rows):
-    from tfxp.serving.json_codec import decode_predict_request, parse_json
+    from tfxp.serving.protocol import decode_predict_request, parse_json
 
     examples = C.encode_examples(rows[:3], TAXI_INPUTS)
     text = C.rest_predict_body(C.SERVING_DEFAULT, examples=examples)
@@ -179,7 +179,7 @@ def test_rest_examples_body_is_tf_serving_row_format(rows):
 
 
 def test_rest_raw_body_is_tf_serving_columnar_format_with_nan(rows):
-    from tfxp.serving.json_codec import decode_predict_request, parse_json
+    from tfxp.serving.protocol import decode_predict_request, parse_json
 
     text = C.rest_predict_body(C.PREDICT_RAW, columns=R.raw_columns(rows[:4], TAXI_INPUTS))
     assert "NaN" in text  # the first rows lack coordinates

@@ -166,7 +166,7 @@ def test_tf1_signatures_with_reference_variables_load(tf1):
         "get_a",
     }
     assert tf1.signature_defs["get_a"].outputs["a"].dtype == tf.float32.as_datatype_enum + 100  # DT_FLOAT_REF
-    assert tf1.signatures["get_a"].outputs["a"].dtype == np.float32
+    assert tf1.signatures["get_a"].outputs["a"].numpy_dtype == np.float32
     assert tf1.run("get_a", {}) == {"a": pytest.approx(0.5)}
 
 

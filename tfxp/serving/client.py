@@ -56,6 +56,9 @@ from tfxp.rows import (  # noqa: F401
     read_rows_file,
 )
 
+# The server's one signature type, under the names this module has always given it.
+from tfxp.serving.signature_def import Signature, TensorInfo
+
 # Same names as models.signatures (not imported: that module loads TensorFlow).
 SERVING_DEFAULT = "serving_default"
 PREDICT_RAW = "predict_raw"
@@ -130,24 +133,6 @@ class _Unavailable(Exception):
 
 
 @dataclass(frozen=True)
-class TensorInfo:
-    """One input or output of a SignatureDef: `dtype` as TF Serving names it ("DT_FLOAT"),
-    `shape` with -1 for a dimension of any size, None when the rank is unknown."""
-
-    dtype: str
-    shape: tuple[int, ...] | None = None
-
-
-@dataclass(frozen=True)
-class Signature:
-    """A SignatureDef: {tensor key: TensorInfo} of its inputs and outputs, and its method name."""
-
-    inputs: dict[str, TensorInfo]
-    outputs: dict[str, TensorInfo]
-    method_name: str = ""
-
-
-@dataclass(frozen=True)
 class ModelMetadata:
     """A served model version's SignatureDefMap, as GetModelMetadata (REST `.../metadata`) gives it."""
 
@@ -216,20 +201,13 @@ def _signatures(signature_defs: Mapping[str, Mapping[str, Any]]) -> dict[str, Si
     """A SignatureDefMap as JSON (REST's `signature_def`, or gRPC's via MessageToDict) -> Signatures."""
     return {
         name: Signature(
-            inputs={key: _tensor_info(info) for key, info in (sig.get("inputs") or {}).items()},
-            outputs={key: _tensor_info(info) for key, info in (sig.get("outputs") or {}).items()},
+            inputs={key: TensorInfo.from_json(info) for key, info in (sig.get("inputs") or {}).items()},
+            outputs={key: TensorInfo.from_json(info) for key, info in (sig.get("outputs") or {}).items()},
             method_name=sig.get("method_name", ""),
+            name=name,
         )
         for name, sig in signature_defs.items()
     }
-
-
-def _tensor_info(info: Mapping[str, Any]) -> TensorInfo:
-    shape = info.get("tensor_shape") or {}
-    if shape.get("unknown_rank"):
-        return TensorInfo(info.get("dtype", "DT_INVALID"), None)
-    # JSON writes int64 sizes as strings ("-1").
-    return TensorInfo(info.get("dtype", "DT_INVALID"), tuple(int(d.get("size", -1)) for d in shape.get("dim") or ()))
 
 
 def _version(value: Any) -> int | None:

@@ -18,7 +18,8 @@ import numpy as np
 
 from tfxp.serving.errors import Code, ServingError
 from tfxp.serving.repository import ModelRepository, VersionStatus
-from tfxp.serving.servable import CLASSIFY_METHOD, PREDICT_METHOD, REGRESS_METHOD, Servable, Signature
+from tfxp.serving.servable import CLASSIFY_METHOD, PREDICT_METHOD, REGRESS_METHOD, Servable
+from tfxp.serving.signature_def import Signature
 from tfxp.serving.tensors import dtype_name, shape_string
 
 DEFAULT_SIGNATURE = "serving_default"

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from tfxp.serving.errors import Code, ServingError, from_tensorflow_error, tensorflow_message
-from tfxp.serving.json_codec import STRING, CodecError, TensorInfo
+from tfxp.serving.signature_def import STRING, Signature, TensorInfo, UnsupportedDtypeError
 from tfxp.serving.tensors import to_ndarray
 
 log = logging.getLogger(__name__)
@@ -42,14 +42,6 @@ WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 MAX_WARMUP_RECORDS = 1000  # TF Serving's limit
 _MAX_PREPARED_CALLS = 256  # per version: (signature, output filter) pairs
 _REF_DTYPE_OFFSET = 100  # DT_FLOAT_REF = DT_FLOAT + 100, ... (tensorflow/core/framework/types.proto)
-
-
-@dataclass(frozen=True)
-class Signature:
-    name: str
-    method: str
-    inputs: dict[str, TensorInfo]
-    outputs: dict[str, TensorInfo]
 
 
 def is_complete_version(path: str) -> bool:
@@ -137,7 +129,7 @@ class Servable:
                 continue
             try:
                 self.signatures[key] = _signature(key, sig_def)
-            except CodecError as exc:
+            except UnsupportedDtypeError as exc:
                 log.warning("%s version %d: signature '%s' can't be served: %s", name, version, key, exc)
                 self._unservable[key] = str(exc)
         self._calls: dict[tuple[str, tuple[str, ...]], _Call] = {}
@@ -308,17 +300,17 @@ def _load_session(path: str):
 
 def _signature(key: str, sig_def) -> Signature:
     return Signature(
-        name=key,
-        method=sig_def.method_name or PREDICT_METHOD,
         inputs={k: _tensor_info(v) for k, v in sig_def.inputs.items()},
         outputs={k: _tensor_info(v) for k, v in sig_def.outputs.items()},
+        method_name=sig_def.method_name or PREDICT_METHOD,
+        name=key,
     )
 
 
 def _tensor_info(proto) -> TensorInfo:
     """TensorInfo of a SignatureDef entry; a reference dtype (TF1 variables, DT_FLOAT_REF) as its value dtype."""
     if proto.dtype > _REF_DTYPE_OFFSET:
-        proto = type(proto)(dtype=proto.dtype - _REF_DTYPE_OFFSET, tensor_shape=proto.tensor_shape)
+        proto = type(proto)(dtype=proto.dtype - _REF_DTYPE_OFFSET, tensor_shape=proto.tensor_shape, name=proto.name)
     return TensorInfo.from_proto(proto)
 
 
@@ -341,7 +333,8 @@ def _to_array(key: str, value, spec: TensorInfo) -> np.ndarray:
     as TF's session does ("Expects arg[0] to be float but double is provided").
     """
     value = np.asarray(value)
-    if spec.dtype == STRING:
+    dtype = spec.numpy_dtype
+    if dtype == STRING:
         # An object array may hold anything; TF's session takes only bytes and str
         # (else INTERNAL "Unsupported object type int", a 500 for a client's mistake).
         if value.dtype.kind not in ("O", "S", "U") or (
@@ -351,10 +344,8 @@ def _to_array(key: str, value, spec: TensorInfo) -> np.ndarray:
                 Code.INVALID_ARGUMENT, f"input '{key}' expects string but {_provided(value)} is provided"
             )
         return value.astype(object)
-    if value.dtype != spec.dtype:
-        raise ServingError(
-            Code.INVALID_ARGUMENT, f"input '{key}' expects {spec.dtype} but {_provided(value)} is provided"
-        )
+    if value.dtype != dtype:
+        raise ServingError(Code.INVALID_ARGUMENT, f"input '{key}' expects {dtype} but {_provided(value)} is provided")
     return value
 
 

@@ -197,7 +197,7 @@ async def start(options: ServerOptions) -> RunningServer:
 async def _start_bound(
     options: ServerOptions, configs, server_config, batching, rest_sockets, grpc_sockets
 ) -> RunningServer:
-    from tfxp.serving import grpc_server
+    from tfxp.serving import protocol
     from tfxp.serving.metrics import Metrics
     from tfxp.serving.repository import ModelRepository
 
@@ -216,13 +216,13 @@ async def _start_bound(
 
         _close(grpc_sockets)
         grpc, grpc_port, health = _build_grpc(
-            grpc_server,
+            protocol,
             plane,
             metrics,
             _grpc_address(options.host, grpc_port),
             reload_config if options.enable_reload_config_request else None,
         )
-        _track_health(health, repository, model_configs_, grpc_server)
+        _track_health(health, repository, model_configs_, protocol)
         grpc.start()
         app_runner = await _serve_rest(options, plane, metrics, rest_sockets)
     except BaseException:
@@ -274,7 +274,7 @@ async def _serve_rest(options: ServerOptions, plane, metrics, sockets: list[sock
     """Starts REST on the bound sockets; returns the aiohttp AppRunner (cleaned up by RunningServer.stop)."""
     from aiohttp import web
 
-    from tfxp.serving.rest import RestFrontEnd
+    from tfxp.serving.protocol import RestFrontEnd
 
     rest = RestFrontEnd(
         plane,
@@ -293,23 +293,23 @@ async def _serve_rest(options: ServerOptions, plane, metrics, sockets: list[sock
     return app_runner
 
 
-def _build_grpc(grpc_server, plane, metrics, address: str, reload_config):
+def _build_grpc(protocol, plane, metrics, address: str, reload_config):
     try:
-        return grpc_server.build_server(plane, metrics, address, reload_config)
+        return protocol.build_server(plane, metrics, address, reload_config)
     except RuntimeError as exc:  # grpcio >= 1.60 raises instead of returning port 0
         raise OSError(f"gRPC port {address} can't be bound: {exc}") from None
 
 
-def _track_health(health, repository, model_configs_: ModelConfigs, grpc_server) -> None:
+def _track_health(health, repository, model_configs_: ModelConfigs, protocol) -> None:
     """grpc.health.v1: "" is SERVING when every model has a version; each model by name."""
     known: set[str] = set()
 
     def update(*_event) -> None:
         names = set(repository.model_names())
         for name in names | known:
-            health.set(name, grpc_server.SERVING if repository.available(name) else grpc_server.NOT_SERVING)
+            health.set(name, protocol.SERVING if repository.available(name) else protocol.NOT_SERVING)
         known.update(names)
-        health.set("", grpc_server.SERVING if repository.ready() else grpc_server.NOT_SERVING)
+        health.set("", protocol.SERVING if repository.ready() else protocol.NOT_SERVING)
 
     update()
     repository.listeners.append(update)

@@ -22,7 +22,7 @@ TF Serving's libevent server reads it (a `Content-Encoding: gzip` body is not de
 Beyond TF Serving: a body over `max_request_bytes` is 413 (refused on its Content-Length before it
 is read). The request deadline (`request_timeout`, 504) covers reading the body, decoding, running
 and encoding; decoding and encoding run in the worker pool, never on the event loop, and stop at
-the deadline (json_codec's checkpoints).
+the deadline (the JSON decoders' checkpoints).
 """
 
 from __future__ import annotations
@@ -42,10 +42,17 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError
 
-from tfxp.serving import json_codec
 from tfxp.serving.dataplane import DataPlane, ModelSpec
 from tfxp.serving.errors import Code, ServingError, from_tensorflow_error
 from tfxp.serving.metrics import CONTENT_TYPE_LATEST, Metrics
+from tfxp.serving.protocol._json_common import CodecError
+from tfxp.serving.protocol._json_request import decode_examples, decode_predict_request, signature_name
+from tfxp.serving.protocol._json_response import (
+    encode_classify_response,
+    encode_predict_response,
+    encode_regress_response,
+)
+from tfxp.serving.protocol._json_text import LARGE_BODY_BYTES, dumps, gc_paused, parse_json, to_utf8
 
 log = logging.getLogger(__name__)
 
@@ -68,12 +75,12 @@ _JSON_HEADERS = {"Content-Type": "application/json"}
 
 
 def _json_response(text: str, status: int = 200) -> web.Response:
-    return web.Response(body=json_codec.to_utf8(text), status=status, headers=_JSON_HEADERS)
+    return web.Response(body=to_utf8(text), status=status, headers=_JSON_HEADERS)
 
 
 def error_response(code: Code, message: str, status: int | None = None) -> web.Response:
     """`{"error": message}` with the HTTP status TF Serving gives `code` (or `status`)."""
-    return _json_response(json_codec.dumps({"error": message}), status or code.http_status)
+    return _json_response(dumps({"error": message}), status or code.http_status)
 
 
 @dataclass(frozen=True)
@@ -165,7 +172,7 @@ class RestFrontEnd:
                 raise
             if exc.status == 413:
                 return error_response(Code.RESOURCE_EXHAUSTED, f"Request body too large: {exc.text}", 413)
-            return _json_response(json_codec.dumps({"error": exc.reason or str(exc)}), exc.status)
+            return _json_response(dumps({"error": exc.reason or str(exc)}), exc.status)
         except Exception as exc:  # noqa: BLE001 - the catch-all: never aiohttp's plain-text 500
             return _internal_error(exc, request)
 
@@ -174,11 +181,11 @@ class RestFrontEnd:
         return web.Response(body=self._metrics.exposition(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def _list_models(self, request: web.Request) -> web.Response:
-        return _json_response(json_codec.dumps({"models": self._plane.repository.model_names()}))
+        return _json_response(dumps({"models": self._plane.repository.model_names()}))
 
     async def _ready(self, request: web.Request) -> web.Response:
         ready = self._plane.ready()
-        return _json_response(json_codec.dumps({"ready": ready}), 200 if ready else 503)
+        return _json_response(dumps({"ready": ready}), 200 if ready else 503)
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         path = request.raw_path  # as sent: TF Serving matches the raw path and query
@@ -233,38 +240,38 @@ class RestFrontEnd:
         inputs by the signature's dtypes; classify/regress parse the whole request (examples too)
         first, then resolve the servable and signature; then the run and the response."""
         # A large body's decoded objects live until the answer is written: the garbage collector
-        # stays paused that long, so it never traverses them (json_codec.gc_paused).
-        large = len(body) >= json_codec.LARGE_BODY_BYTES
-        with json_codec.gc_paused() if large else contextlib.nullcontext():
+        # stays paused that long, so it never traverses them (_json_text.gc_paused).
+        large = len(body) >= LARGE_BODY_BYTES
+        with gc_paused() if large else contextlib.nullcontext():
             return self._infer_json(route, body, deadline)
 
     def _infer_json(self, route: Route, body: bytes, deadline: float) -> str:
         checkpoint = functools.partial(_check_deadline, deadline)
-        request = json_codec.parse_json(body)
+        request = parse_json(body)
         checkpoint()
-        signature = json_codec.signature_name(request)
+        signature = signature_name(request)
         spec = ModelSpec(route.name, route.version, route.label, signature)
         if route.action == "predict":
             formats = []
 
             def decode(signature_def):
-                inputs, fmt = json_codec.decode_predict_request(request, signature_def.inputs, signature, checkpoint)
+                inputs, fmt = decode_predict_request(request, signature_def.inputs, signature, checkpoint)
                 formats.append(fmt)
                 return inputs
 
             result = self._plane.predict(spec, decode, deadline=deadline, rest=True)
             checkpoint()
-            return json_codec.encode_predict_response(result.value, formats[0])
+            return encode_predict_response(result.value, formats[0])
         # The whole body becomes a ClassificationRequest / RegressionRequest before any model or
         # signature is looked up (ProcessClassifyRequest: FillClassificationRequestFromJson, then
         # Classify), so a malformed example is TF Serving's parse error even for an unknown model
         # or signature.
-        examples = json_codec.decode_examples(request, checkpoint)
+        examples = decode_examples(request, checkpoint)
         if route.action == "classify":
             result = self._plane.classify(spec, examples, deadline)
-            return json_codec.encode_classify_response(result.value)
+            return encode_classify_response(result.value)
         result = self._plane.regress(spec, examples, deadline)
-        return json_codec.encode_regress_response(result.value)
+        return encode_regress_response(result.value)
 
     def _metadata(self, route: Route) -> str:
         """GetModelMetadataResponse as TF Serving's ToJsonString writes it: MessageToJsonString with
@@ -286,9 +293,7 @@ class RestFrontEnd:
                 message, including_default_value_fields=True, preserving_proto_field_name=True
             )
 
-        return json_codec.dumps(
-            {"model_spec": to_dict(model_spec), "metadata": {"signature_def": to_dict(signature_map)}}
-        )
+        return dumps({"model_spec": to_dict(model_spec), "metadata": {"signature_def": to_dict(signature_map)}})
 
     def _status(self, route: Route) -> str:
         """GetModelStatusResponse as JSON (its fields carry json_name = the proto names).
@@ -297,7 +302,7 @@ class RestFrontEnd:
         lists every version of the model, whatever the label (even an unknown one).
         """
         statuses = self._plane.status(route.name, route.version, None)
-        return json_codec.dumps(
+        return dumps(
             {
                 "model_version_status": [
                     {
@@ -335,7 +340,7 @@ def _failure(exc: Exception, request: web.Request) -> tuple[Code, web.Response]:
     """Any exception of the model handler -> (its status code, the JSON answer)."""
     if isinstance(exc, ServingError):
         return exc.code, error_response(exc.code, exc.message)
-    if isinstance(exc, json_codec.CodecError):
+    if isinstance(exc, CodecError):
         code = Code[exc.code]
         return code, error_response(code, str(exc))
     if isinstance(exc, web.HTTPRequestEntityTooLarge):

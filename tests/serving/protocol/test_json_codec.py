@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from tfxp.serving.json_codec import (
+from tfxp.serving.protocol import (
     CodecError,
     TensorInfo,
     decimal_texts,
@@ -602,7 +602,7 @@ def test_decode_examples_errors(request_, detail):
 
 def test_tensor_info_normalizes_dtype_and_unknown_dims():
     assert TensorInfo("float32", (-1, 3)) == TensorInfo(np.float32, (None, 3))
-    assert TensorInfo(object, None).dtype == "string"
+    assert TensorInfo(object, None).numpy_dtype == "string" and TensorInfo(object, None).dtype == "DT_STRING"
 
 
 def test_tensor_info_from_signature_proto():

@@ -532,7 +532,7 @@ def test_classify_regress_requests_as_tf_serving_builds_them():
     from google.protobuf import text_format
     from tensorflow.core.example import example_pb2
 
-    from tfxp.serving.json_codec import decode_examples, parse_json, signature_name
+    from tfxp.serving.protocol import decode_examples, parse_json, signature_name
 
     request = parse_json(
         b'{"examples": [{"names": ["foo", "bar"], "ratings": [8.0, 9.0], "age": 20},'
@@ -1053,7 +1053,7 @@ def test_a_bug_is_a_json_500_with_the_traceback_logged(caplog):
     from aiohttp import web
 
     from tfxp.serving.metrics import Metrics
-    from tfxp.serving.rest import RestFrontEnd
+    from tfxp.serving.protocol import RestFrontEnd
 
     metrics = Metrics()
     front = RestFrontEnd(
@@ -1073,11 +1073,11 @@ def test_a_bug_is_a_json_500_with_the_traceback_logged(caplog):
     thread.start()
     target = Target(f"http://127.0.0.1:{port}")
     try:
-        with caplog.at_level(logging.ERROR, logger="tfxp.serving.rest"):
+        with caplog.at_level(logging.ERROR, logger="tfxp.serving.protocol.rest"):
             assert error(predict(target, {"instances": [1]}), 500, "Internal error: RuntimeError: boom in predict")
             error(call(target, "GET", f"/v1/models/{MODEL}"), 500, "Internal error: KeyError")
             error(call(target, "GET", "/readyz"), 500, "Internal error: ZeroDivisionError")
-        tracebacks = [r for r in caplog.records if r.exc_info and r.name == "tfxp.serving.rest"]
+        tracebacks = [r for r in caplog.records if r.exc_info and r.name == "tfxp.serving.protocol.rest"]
         assert {type(r.exc_info[1]) for r in tracebacks} == {RuntimeError, KeyError, ZeroDivisionError}
         # Bad input is still a 400, even here.
         error(predict(target, "{"), 400, "JSON Parse error")

@@ -860,8 +860,8 @@ def test_huge_echoed_name_gives_a_short_error(own, stub, char):
 @pytest.fixture
 def plane_server(own):
     """Starts a gRPC server (build_server) around a DataPlane over the running server's repository."""
-    from tfxp.serving.grpc_server import build_server
     from tfxp.serving.metrics import Metrics
+    from tfxp.serving.protocol import build_server
 
     started = []
 
@@ -884,7 +884,7 @@ def test_our_bug_is_internal_with_traceback_in_the_log(own, plane_server, caplog
         return {}["no such output"]  # a bug of ours: KeyError
 
     stub = plane_server(DataPlane(own.background.server.repository, runner=broken_runner))
-    with caplog.at_level(logging.ERROR, logger="tfxp.serving.grpc_server"):
+    with caplog.at_level(logging.ERROR, logger="tfxp.serving.protocol.grpc_server"):
         details = rpc_error(stub.Predict, predict_request({"x": _x_tensor(2.0)}), grpc.StatusCode.INTERNAL, "KeyError")
     assert "see the server log" in details
     assert any(r.exc_info and r.exc_info[0] is KeyError for r in caplog.records), caplog.text
