@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tfxp.mobile import runtime
+from tfxp.mobile import runtime, web
 from tfxp.mobile.converter import QUANTIZATION
 from tfxp.mobile.errors import ConversionError
 from tfxp.mobile.parity import (
@@ -371,6 +371,8 @@ def model_spec(
         "reference": {"signature": "predict_raw", "rows": rows, **_reference_metrics(problem, reference_metrics)},
         "parity_checked": rows is not None,
         "tolerances": tolerances(max_abs_diff),
+        # Which web runtimes can run the default variant, read off its tensors (tfxp.mobile.web).
+        "web": web.web_support(contents[default], default) if default else None,
     }
 
 
