@@ -415,3 +415,21 @@ def test_litert_js_verdict_on_float_models_with_internal_int64(browser, tmp_path
 def _all_tensors(content: bytes) -> list[dict]:
     interpreter = runtime.interpreter_class()(model_content=content)
     return [{"name": d["name"], "dtype": np.dtype(d["dtype"]).name} for d in interpreter.get_tensor_details()]
+
+
+def test_the_guide_quotes_the_measured_versions():
+    readme = (Path(web.__file__).parent / "README.md").read_text()
+    section = readme.split("## Web (LiteRT.js, tfjs-tflite)", 1)[1].split("\n## ", 1)[0]
+    for name in RUNTIMES:
+        assert f"`{web.PACKAGES[name]}` {web.VERSIONS[name]}" in section, name
+
+
+def test_every_written_variant_gets_the_same_verdict(converted, generated):
+    """The spec judges the default variant; the other file has the same boundary tensors, so the same verdict."""
+    for result in (converted[0], generated.result):
+        verdicts = [
+            web.web_support((Path(result.output_dir) / v.file).read_bytes())["runtimes"]
+            for v in result.variants.values()
+            if v.written
+        ]
+        assert len(verdicts) == 2 and verdicts[0] == verdicts[1] == result.spec["web"]["runtimes"]
