@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import tfxp.models  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+from tfxp.mobile import web
 from tfxp.mobile.converter import VARIANTS, check_builtins_only, operators, to_tflite
 from tfxp.mobile.errors import ConversionError, NonBuiltinOpsError
 from tfxp.mobile.graph import build_module, unanswerable
@@ -72,7 +73,7 @@ from tfxp.mobile.preprocessing_params import (
     find_transform_output,
     input_spec,
 )
-from tfxp.mobile.runtime import SPEC_FILE, VARIANT_FILES
+from tfxp.mobile.runtime import FLOAT, SPEC_FILE, VARIANT_FILES
 from tfxp.models import features as F
 
 # The former private name (bench/mobile.py and tests import it from here).
@@ -195,6 +196,7 @@ def convert(
     max_accuracy_delta: float = MAX_ACCURACY_DELTA,
     max_rmse_delta: float = MAX_RMSE_DELTA,
     bytes_signature: bool = True,
+    web_variant: bool = True,
 ) -> ConversionResult:
     """Converts a SavedModel saved by models.signatures into mobile models in `output_dir`.
 
@@ -208,7 +210,9 @@ def convert(
     not written (stale files of that name are removed); their reasons are in the
     result and under `rejected` in the spec. The preprocessing is rebuilt from
     `transform_output_dir`, by default the copy the SavedModel carries
-    (models.signatures.TRANSFORM_OUTPUT_DIR).
+    (models.signatures.TRANSFORM_OUTPUT_DIR). With `web_variant`, also `model_web.tflite`
+    (tfxp.mobile.web: one row, inputs every web runtime can feed), written when the float
+    variant is and, with `eval_rows`, it answers as the float variant does (`web.gate_web`).
     Raises ConversionError when the preprocessing cannot be rebuilt at all,
     ValueError when no eval row has the label column, and RowError (tfxp.rows) for
     an eval row value not of its column's dtype.
@@ -226,7 +230,7 @@ def convert(
     tft_output = tft.TFTransformOutput(str(transform_output_dir or find_transform_output(saved_model_dir)))
     params = extract_preprocessing(tft_output, problem)
     keras_model = tf.keras.models.load_model(saved_model_dir, compile=False)
-    module = build_module(keras_model, params, problem, bytes_signature=bytes_signature)
+    module = build_module(keras_model, params, problem, bytes_signature=bytes_signature, web_signature=web_variant)
     signatures = module.signatures()
 
     reference = contract = contract_reference = y = None
@@ -283,6 +287,7 @@ def convert(
                 result.reasons += result.parity.reasons
             if not result.reasons:
                 contents[name] = content
+        web_file = _web_file(module, tmp, contents, rows, contract, params, problem) if web_variant else None
 
     for name, result in results.items():
         target = output_dir / result.file
@@ -291,6 +296,11 @@ def convert(
             result.written = True
         elif target.exists():
             target.unlink()  # a stale file from an earlier conversion must not pass for this one
+    web_target = output_dir / web.WEB_FILE
+    if web_file and web_file["content"] is not None:
+        _write_atomic(web_target, web_file["content"])
+    elif web_target.exists():
+        web_target.unlink()
     spec = model_spec(
         params,
         problem,
@@ -302,6 +312,7 @@ def convert(
         rows=len(rows) if rows is not None else None,
         bytes_signature=bytes_signature,
         max_abs_diff=max_abs_diff,
+        web_file=web_file,
     )
     spec_path = output_dir / SPEC_FILE
     _write_atomic(spec_path, dumps(spec))
@@ -313,6 +324,25 @@ def convert(
         params=params,
         problem=problem,
     )
+
+
+def _web_file(module, work_dir: str, contents: Mapping[str, bytes], rows, contract, params, problem) -> dict:
+    """{"content" (None: not written), "parity", "reasons"} of model_web.tflite: converted from
+    `module.web_fn`, gated against the written float variant on the eval and contract rows."""
+    if FLOAT not in contents:
+        return {"content": None, "parity": None, "reasons": ["the float variant was not written"]}
+    try:
+        content = web.convert_web(module, os.path.join(work_dir, "web_module"))
+        check_builtins_only(content)
+    except Exception as exc:  # the converter's errors, NonBuiltinOpsError
+        text = str(exc).strip().splitlines()[-1] if str(exc) else repr(exc)
+        return {"content": None, "parity": None, "reasons": [f"conversion failed: {text}"]}
+    report = None
+    if rows is not None:
+        report = web.gate_web(content, contents[FLOAT], list(rows) + list(contract), params, problem.output)
+        if not report["passed"]:
+            return {"content": None, "parity": report, "reasons": report["reasons"]}
+    return {"content": content, "parity": report, "reasons": []}
 
 
 def _write_atomic(path: Path, content: bytes) -> None:
