@@ -316,7 +316,12 @@ def _prove(browser, result, rows: list[dict], *, web_file: bool) -> dict:
             axis=1
         )
         diff = float(np.max(np.abs(got - reference).reshape(len(rows), -1)[finite])) if finite.any() else 0.0
+        nan_rows = np.isnan(reference.reshape(len(rows), -1)).all(axis=1)
+        answered_nan = int((nan_rows & ~np.isnan(got.reshape(len(rows), -1)).any(axis=1)).sum())
         measured[name] = {"rows": len(rows), "same_rows": int(same.sum()), "max_abs_diff": diff}
+        measured[name]["answered_rows_without_answer"] = answered_nan
+        if web_file and name == LITERT_JS:  # outputs by the signature's output name, as the guide reads them
+            assert set(page["results"][0]["outputs"]) == {result.spec["output"]["name"]}
         if verdict["answers"]:
             assert same.all(), (name, np.flatnonzero(~same)[:5], got[~same][:3], reference[~same][:3])
             if name != TFJS_TFLITE:
@@ -358,6 +363,8 @@ def test_taxi_mobile_files_are_not_for_the_web_and_each_runtime_shows_why(browse
     assert "INT64" in measured[LITERT_JS]["load_error"]
     # The measurement: tfjs-tflite's answers are far off, not rounding.
     assert measured[TFJS_TFLITE]["max_abs_diff"] > 0.1, measured
+    # ... and rows missing a required int (no answer in mobile-predict) get a number.
+    assert measured[TFJS_TFLITE]["answered_rows_without_answer"] > 0, measured
     print("taxi model.tflite web:", json.dumps(measured))
 
 

@@ -14,7 +14,10 @@
 4. `parity`: given eval rows, each variant gated on parity with the SavedModel's
    `predict_raw` on them and on the contract rows (missing and invalid values),
    and on its task's metric against labels from the SavedModel's `transform_features`.
-5. `model_spec`: `model_spec.json`, written last, with the tensor names and indices
+5. `web`: `model_web.tflite`, the float graph as one signature `serving_web` with
+   one-row inputs every web runtime can feed (int64 as int32 halves), gated against
+   the written float variant on the same rows.
+6. `model_spec`: `model_spec.json`, written last, with the tensor names and indices
    the interpreter reads off each written flatbuffer. Only variants that pass are written.
 
 What the model is — its input features, task, output and classes — comes from the
