@@ -146,6 +146,7 @@ class WebServer:
                 "--headless",
                 "--no-sandbox",  # CI runs as root
                 "--disable-gpu",
+                "--disable-dev-shm-usage",  # containers' small /dev/shm
                 "--no-first-run",
                 "--disable-extensions",
                 f"--user-data-dir={profile}",
