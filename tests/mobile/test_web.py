@@ -483,3 +483,25 @@ def test_every_written_variant_gets_the_same_verdict(converted, generated):
             if v.written
         ]
         assert len(verdicts) == 2 and verdicts[0] == verdicts[1] == result.spec["web"]["default_variant"]["runtimes"]
+
+
+def test_the_web_gate_refuses_a_file_that_answers_otherwise(converted, eval_rows):
+    """gate_web on real files: the web file against the float variant passes; against the quantized
+    variant (another graph, ~1e-3 away) it fails, naming the difference: a web file that answered
+    otherwise than the float variant would not be written."""
+    result, _ = converted
+    out = Path(result.output_dir)
+    web_content = (out / web.WEB_FILE).read_bytes()
+    rows = eval_rows[:100] + C.contract_rows(eval_rows, result.params)
+    same = web.gate_web(web_content, (out / "model.tflite").read_bytes(), rows, result.params, "probability")
+    assert same["passed"] and same["max_abs_diff"] <= web.WEB_MAX_DIFF and same["nan_rows"] > 0
+    other = web.gate_web(web_content, (out / "model_quant.tflite").read_bytes(), rows, result.params, "probability")
+    assert not other["passed"] and other["reasons"][0].startswith("max |probability - float variant's|")
+
+
+def test_int64_halves_are_exact():
+    values = np.array([0, -7, 2**31, 17031081401, -(2**63), 2**63 - 1, -(2**31) - 1], np.int64)
+    halves = web.split_int64(values)
+    assert halves.dtype == np.int32 and halves[4].tolist() == [-(2**31), 0]
+    low = halves[:, 1].astype(np.int64) % 2**32
+    assert (halves[:, 0].astype(np.int64) * 2**32 + low == values).all()
