@@ -131,38 +131,58 @@ class WebServer:
         Returns the page's result: {"ok": False, "stage": "load", "error"} when the runtime refuses
         the model, else {"ok": True, "signature", "inputs", "results": [{"ok", "outputs"|"error"}]}.
         Raises TimeoutError when the page does not answer within RESULT_TIMEOUT_S."""
+        job, folder = self._job({"model.tflite": Path(model).read_bytes(), "feeds.json": json.dumps(feeds).encode()})
+        return self._open(job, f"index.html?runtime={runtime}&job={job}")
+
+    def run_module(self, files: Mapping[str, bytes], module: str) -> dict:
+        """Serves `files` and runs the ES module `module` (JavaScript text) in a page beside them, with
+        @litertjs/core importable by name; the module POSTs its own result to `RESULT_URL` (a
+        placeholder replaced by the job's URL). Returns that result."""
+        job, folder = self._job(files)
+        module = module.replace("RESULT_URL", f"/result/{job}")
+        (folder / "module.js").write_text(module)
+        page = (WEB_DIR / "index.html").read_text().replace('src="/run.js"', 'src="module.js"')
+        (folder / "page.html").write_text(page)
+        return self._open(job, f"run/{job}/page.html")
+
+    def _job(self, files: Mapping[str, bytes]) -> tuple[str, Path]:
         job = uuid.uuid4().hex
         folder = self.tmp / job
         folder.mkdir()
-        shutil.copyfile(model, folder / "model.tflite")
-        (folder / "feeds.json").write_text(json.dumps(feeds))
+        for name, content in files.items():
+            (folder / name).write_bytes(content)
         self.jobs[job] = folder
         self.done[job] = threading.Event()
-        url = f"http://127.0.0.1:{self.port}/index.html?runtime={runtime}&job={job}"
-        profile = folder / "profile"
-        proc = subprocess.Popen(
-            [
-                self.chromium,
-                "--headless",
-                "--no-sandbox",  # CI runs as root
-                "--disable-gpu",
-                "--disable-dev-shm-usage",  # containers' small /dev/shm
-                "--no-first-run",
-                "--disable-extensions",
-                f"--user-data-dir={profile}",
-                url,
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            start_new_session=True,  # its own process group: the renderers go with it
-        )
-        try:
-            if not self.done[job].wait(RESULT_TIMEOUT_S):
-                raise TimeoutError(f"{runtime}: no result from the page in {RESULT_TIMEOUT_S} s ({url})")
-            return self.results[job]
-        finally:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        return job, folder
+
+    def _open(self, job: str, path: str) -> dict:
+        url = f"http://127.0.0.1:{self.port}/{path}"
+        folder = self.jobs[job]
+        with open(folder / "chromium.log", "wb") as log:
+            proc = subprocess.Popen(
+                [
+                    self.chromium,
+                    "--headless",
+                    "--no-sandbox",  # CI runs as root
+                    "--disable-gpu",
+                    "--disable-dev-shm-usage",  # containers' small /dev/shm
+                    "--no-first-run",
+                    "--disable-extensions",
+                    f"--user-data-dir={folder / 'profile'}",
+                    url,
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=log,  # a file, not a pipe nobody reads (a full pipe would block chromium)
+                start_new_session=True,  # its own process group: the renderers go with it
+            )
+            try:
+                if not self.done[job].wait(RESULT_TIMEOUT_S):
+                    tail = (folder / "chromium.log").read_text(errors="replace")[-2000:]
+                    raise TimeoutError(f"no result from {url} in {RESULT_TIMEOUT_S} s; chromium said:\n{tail}")
+                return self.results[job]
+            finally:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
 
 
 def _cell(dtype: str, value: Any) -> Any:
@@ -505,3 +525,36 @@ def test_int64_halves_are_exact():
     assert halves.dtype == np.int32 and halves[4].tolist() == [-(2**31), 0]
     low = halves[:, 1].astype(np.int64) % 2**32
     assert (halves[:, 0].astype(np.int64) * 2**32 + low == values).all()
+
+
+def _guide_snippet(marker: str) -> str:
+    """The ```js block of the guide's Web section that starts with `marker`."""
+    readme = (Path(web.__file__).parent / "README.md").read_text()
+    section = readme.split("## Web (LiteRT.js, tfjs-tflite)", 1)[1].split("\n## ", 1)[0]
+    blocks = [b.split("```", 1)[0] for b in section.split("```js\n")[1:]]
+    (block,) = [b for b in blocks if b.startswith(marker)]
+    return block
+
+
+def test_the_guides_litert_js_code_answers_as_mobile_predict(browser, converted, eval_rows, odd_rows):
+    """The guide's LiteRT.js code, as printed, run in Chromium on model_web.tflite with only
+    model_spec.json and a row of CSV cells: mobile-predict's answer, NaN for a row without one."""
+    result, _ = converted
+    snippet = _guide_snippet("// LiteRT.js: model_web.tflite")
+    rows = eval_rows[:2] + [odd_rows[2], odd_rows[4], odd_rows[7], dict(eval_rows[0], trip_start_hour="")]
+    want = runtime.MobileModel(result.output_dir, "float", signature=runtime.BYTES_SIGNATURE).predict(rows)
+    assert math.isnan(want[-1]) and not any(math.isnan(w) for w in want[:-1])
+    files = {web.WEB_FILE: (Path(result.output_dir) / web.WEB_FILE).read_bytes()}
+    for row, expected in zip(rows, want, strict=True):
+        module = (
+            "const report = (body) => fetch('RESULT_URL', {method: 'POST', body: JSON.stringify(body)});\n"
+            "window.addEventListener('error', (e) => report({ok: false, error: String(e.message)}));\n"
+            "window.addEventListener('unhandledrejection', (e) => report({ok: false, error: String(e.reason)}));\n"
+            f"const spec = {json.dumps(result.spec)};\nconst row = {json.dumps(row)};\n"
+            + snippet
+            + "\nawait report({ok: true, answer: Array.from(answer, String)});\n"
+        )
+        page = browser.run_module(files, module)
+        assert page["ok"], page
+        (got,) = [float(v) for v in page["answer"]]
+        assert (math.isnan(got) and math.isnan(expected)) or abs(got - expected) <= ROW_TOLERANCE, (row, got, expected)
