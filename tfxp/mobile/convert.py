@@ -40,7 +40,6 @@ from pathlib import Path
 from typing import Any
 
 import tfxp.models  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
-from tfxp.mobile import web
 from tfxp.mobile.converter import VARIANTS, check_builtins_only, operators, to_tflite
 from tfxp.mobile.errors import ConversionError, NonBuiltinOpsError
 from tfxp.mobile.graph import build_module, unanswerable
@@ -223,6 +222,7 @@ def convert(
     import tensorflow as tf
     import tensorflow_transform as tft
 
+    from tfxp.mobile import web
     from tfxp.models.signatures import load_problem
 
     saved_model_dir, output_dir = str(saved_model_dir), Path(output_dir)
@@ -332,12 +332,14 @@ def convert(
 def _web_file(module, work_dir: str, contents: Mapping[str, bytes], rows, contract, params, problem) -> dict:
     """{"content" (None: not written), "parity", "reasons"} of model_web.tflite: converted from
     `module.web_fn`, gated against the written float variant on the eval and contract rows."""
+    from tfxp.mobile import web
+
     if FLOAT not in contents:
         return {"content": None, "parity": None, "reasons": ["the float variant was not written"]}
     try:
         content = web.convert_web(module, os.path.join(work_dir, "web_module"))
         check_builtins_only(content)
-    except Exception as exc:  # the converter's errors, NonBuiltinOpsError
+    except Exception as exc:  # noqa: BLE001 - the converter's errors, NonBuiltinOpsError: a reason
         text = str(exc).strip().splitlines()[-1] if str(exc) else repr(exc)
         return {"content": None, "parity": None, "reasons": [f"conversion failed: {text}"]}
     report = None
