@@ -21,7 +21,8 @@ def test_both_variants_are_converted_and_written(converted):
     result, _ = converted
     assert result.ok, result.rejected
     out = Path(result.output_dir)
-    assert sorted(p.name for p in out.iterdir()) == ["model.tflite", "model_quant.tflite", "model_spec.json"]
+    files = ["model.tflite", "model_quant.tflite", "model_spec.json", "model_web.tflite"]  # web: test_web.py
+    assert sorted(p.name for p in out.iterdir()) == files
     float_size = (out / "model.tflite").stat().st_size
     quant_size = (out / "model_quant.tflite").stat().st_size
     assert quant_size < 0.85 * float_size

@@ -14,7 +14,10 @@
 4. `parity`: given eval rows, each variant gated on parity with the SavedModel's
    `predict_raw` on them and on the contract rows (missing and invalid values),
    and on its task's metric against labels from the SavedModel's `transform_features`.
-5. `model_spec`: `model_spec.json`, written last, with the tensor names and indices
+5. `web`: `model_web.tflite`, the float graph as one signature `serving_web` with
+   one-row inputs every web runtime can feed (int64 as int32 halves), gated against
+   the written float variant on the same rows.
+6. `model_spec`: `model_spec.json`, written last, with the tensor names and indices
    the interpreter reads off each written flatbuffer. Only variants that pass are written.
 
 What the model is — its input features, task, output and classes — comes from the
@@ -71,7 +74,7 @@ from tfxp.mobile.preprocessing_params import (
     find_transform_output,
     input_spec,
 )
-from tfxp.mobile.runtime import SPEC_FILE, VARIANT_FILES
+from tfxp.mobile.runtime import FLOAT, SPEC_FILE, VARIANT_FILES
 from tfxp.models import features as F
 
 # The former private name (bench/mobile.py and tests import it from here).
@@ -194,6 +197,7 @@ def convert(
     max_accuracy_delta: float = MAX_ACCURACY_DELTA,
     max_rmse_delta: float = MAX_RMSE_DELTA,
     bytes_signature: bool = True,
+    web_variant: bool = True,
 ) -> ConversionResult:
     """Converts a SavedModel saved by models.signatures into mobile models in `output_dir`.
 
@@ -207,7 +211,9 @@ def convert(
     not written (stale files of that name are removed); their reasons are in the
     result and under `rejected` in the spec. The preprocessing is rebuilt from
     `transform_output_dir`, by default the copy the SavedModel carries
-    (models.signatures.TRANSFORM_OUTPUT_DIR).
+    (models.signatures.TRANSFORM_OUTPUT_DIR). With `web_variant`, also `model_web.tflite`
+    (tfxp.mobile.web: one row, inputs every web runtime can feed), written when the float
+    variant is and, with `eval_rows`, it answers as the float variant does (`web.gate_web`).
     Raises ConversionError when the preprocessing cannot be rebuilt at all,
     ValueError when no eval row has the label column, and RowError (tfxp.rows) for
     an eval row value not of its column's dtype.
@@ -215,6 +221,7 @@ def convert(
     import tensorflow as tf
     import tensorflow_transform as tft
 
+    from tfxp.mobile import web
     from tfxp.models.signatures import load_problem
 
     saved_model_dir, output_dir = str(saved_model_dir), Path(output_dir)
@@ -225,7 +232,7 @@ def convert(
     tft_output = tft.TFTransformOutput(str(transform_output_dir or find_transform_output(saved_model_dir)))
     params = extract_preprocessing(tft_output, problem)
     keras_model = tf.keras.models.load_model(saved_model_dir, compile=False)
-    module = build_module(keras_model, params, problem, bytes_signature=bytes_signature)
+    module = build_module(keras_model, params, problem, bytes_signature=bytes_signature, web_signature=web_variant)
     signatures = module.signatures()
 
     reference = contract = contract_reference = y = None
@@ -282,6 +289,7 @@ def convert(
                 result.reasons += result.parity.reasons
             if not result.reasons:
                 contents[name] = content
+        web_file = _web_file(module, tmp, contents, rows, contract, params, problem) if web_variant else None
 
     for name, result in results.items():
         target = output_dir / result.file
@@ -290,6 +298,11 @@ def convert(
             result.written = True
         elif target.exists():
             target.unlink()  # a stale file from an earlier conversion must not pass for this one
+    web_target = output_dir / web.WEB_FILE
+    if web_file and web_file["content"] is not None:
+        _write_atomic(web_target, web_file["content"])
+    elif web_target.exists():
+        web_target.unlink()
     spec = model_spec(
         params,
         problem,
@@ -301,6 +314,7 @@ def convert(
         rows=len(rows) if rows is not None else None,
         bytes_signature=bytes_signature,
         max_abs_diff=max_abs_diff,
+        web_file=web_file,
     )
     spec_path = output_dir / SPEC_FILE
     _write_atomic(spec_path, dumps(spec))
@@ -312,6 +326,27 @@ def convert(
         params=params,
         problem=problem,
     )
+
+
+def _web_file(module, work_dir: str, contents: Mapping[str, bytes], rows, contract, params, problem) -> dict:
+    """{"content" (None: not written), "parity", "reasons"} of model_web.tflite: converted from
+    `module.web_fn`, gated against the written float variant on the eval and contract rows."""
+    from tfxp.mobile import web
+
+    if FLOAT not in contents:
+        return {"content": None, "parity": None, "reasons": ["the float variant was not written"]}
+    try:
+        content = web.convert_web(module, os.path.join(work_dir, "web_module"))
+        check_builtins_only(content)
+    except Exception as exc:  # noqa: BLE001 - the converter's errors, NonBuiltinOpsError: a reason
+        text = str(exc).strip().splitlines()[-1] if str(exc) else repr(exc)
+        return {"content": None, "parity": None, "reasons": [f"conversion failed: {text}"]}
+    report = None
+    if rows is not None:
+        report = web.gate_web(content, contents[FLOAT], list(rows) + list(contract), params, problem.output)
+        if not report["passed"]:
+            return {"content": None, "parity": report, "reasons": report["reasons"]}
+    return {"content": content, "parity": report, "reasons": []}
 
 
 def _write_atomic(path: Path, content: bytes) -> None:

@@ -49,7 +49,12 @@ if TYPE_CHECKING:
 
 
 def build_module(
-    keras_model: tf.keras.Model, params: Sequence[FeatureParams], problem: F.Problem, *, bytes_signature: bool = True
+    keras_model: tf.keras.Model,
+    params: Sequence[FeatureParams],
+    problem: F.Problem,
+    *,
+    bytes_signature: bool = True,
+    web_signature: bool = False,
 ) -> tf.Module:
     """A tf.Module with the mobile signatures, built from builtin-friendly ops only.
 
@@ -64,6 +69,12 @@ def build_module(
     - `bytes_fn(raw)`: the same, but string features as UTF-8 bytes, uint8
       [batch, byte_width] zero-padded (for runtimes without string tensors, e.g.
       TensorFlowLiteSwift). Only when `bytes_signature` and some feature is a string; else None.
+    - `web_fn(raw)`: only when `web_signature`: one row, inputs every web runtime can feed
+      (tfxp.mobile.web: float32 [1]; strings as `bytes_fn`'s uint8 [1, byte_width]; int64 as
+      int32 [1, 2] = (high, low) 32-bit halves, value = high * 2**32 + (low mod 2**32), so
+      every int64 and its missing marker -2**63 = (-2**31, 0) is exact); output [1] or [1, K].
+      Saved alone in model_web.tflite: LiteRT.js refuses a file if any signature has int64 or
+      string tensors, and cannot resize a dynamic dimension.
     - `preprocess(raw)`: the transformed features, [batch, 1] each (for checks).
     - `signatures()`: {signature key: concrete function} to save and convert.
 
@@ -91,6 +102,9 @@ def build_module(
                 for p in string_features:
                     bytes_spec[p.name] = tf.TensorSpec([None, p.byte_width], tf.uint8, name=p.name)
                 self.bytes_fn = tf.function(self._serve_bytes, input_signature=[bytes_spec], autograph=False)
+            self.web_fn = None
+            if web_signature:
+                self.web_fn = tf.function(self._serve_web, input_signature=[_web_spec(params)], autograph=False)
 
         def signatures(self) -> dict:
             out = {SIGNATURE: self.raw_fn.get_concrete_function()}
@@ -104,6 +118,10 @@ def build_module(
 
         def _serve_bytes(self, raw):
             raw = _same_length(raw)
+            return self._predict(self._preprocess(raw, as_bytes=True), _answerable(raw, params, as_bytes=True))
+
+        def _serve_web(self, raw):
+            raw = {p.name: _join_int64(raw[p.name]) if p.dtype is F.DType.INT else raw[p.name] for p in params}
             return self._predict(self._preprocess(raw, as_bytes=True), _answerable(raw, params, as_bytes=True))
 
         def _predict(self, transformed, answerable):
@@ -139,6 +157,28 @@ def build_module(
             return out
 
     return MobileModule()
+
+
+def _web_spec(params: Sequence[FeatureParams]) -> dict:
+    """`web_fn`'s inputs: one row; float32 [1], strings uint8 [1, byte_width], ints int32 [1, 2] (high, low)."""
+    import tensorflow as tf
+
+    shapes = {F.DType.FLOAT: ([1], tf.float32), F.DType.STRING: (None, tf.uint8), F.DType.INT: ([1, 2], tf.int32)}
+    spec = {}
+    for p in params:
+        shape, dtype = shapes[p.dtype]
+        spec[p.name] = tf.TensorSpec(shape or [1, p.byte_width], dtype, name=p.name)
+    return spec
+
+
+def _join_int64(halves):
+    """int32 [1, 2] (high, low) -> int64 [1]: high * 2**32 + low read as unsigned (SELECT_V2, no bitwise ops)."""
+    import tensorflow as tf
+
+    high = tf.cast(halves[:, 0], tf.int64)
+    low = tf.cast(halves[:, 1], tf.int64)
+    low = tf.where(low < 0, low + tf.constant(2**32, tf.int64), low)
+    return high * tf.constant(2**32, tf.int64) + low
 
 
 def _same_length(raw: dict) -> dict:

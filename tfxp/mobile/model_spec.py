@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tfxp.mobile import runtime
+from tfxp.mobile import runtime, web
 from tfxp.mobile.converter import QUANTIZATION
 from tfxp.mobile.errors import ConversionError
 from tfxp.mobile.parity import (
@@ -276,6 +276,7 @@ def model_spec(
     rows: int | None = None,
     bytes_signature: bool = True,
     max_abs_diff: float = MAX_ABS_DIFF,
+    web_file: Mapping[str, Any] | None = None,
 ) -> dict:
     """The JSON contract apps integrate against (see mobile/README.md).
 
@@ -284,7 +285,8 @@ def model_spec(
     "quant"); `contents`: the flatbuffer bytes of the written ones (hashed into
     `sha256`; a written variant must be there, else KeyError). `rows`: eval rows the
     parity gate ran on (None: not checked); `reference_metrics`: the SavedModel's
-    metrics on them (`parity.quality`); `max_abs_diff`: the float gate's tolerance it ran with.
+    metrics on them (`parity.quality`); `max_abs_diff`: the float gate's tolerance it ran with;
+    `web_file`: {"content" (bytes or None), "parity", "reasons"} of model_web.tflite (tfxp.mobile.web).
     Tensor names and indices are read off `contents` by the interpreter (`tensor_map`).
     Returns a JSON-safe dict (see `dumps`) that satisfies SCHEMA_FILE. Raises
     ConversionError when the variants' subgraph 0 belong to different signatures.
@@ -384,6 +386,15 @@ def model_spec(
         "reference": {"signature": "predict_raw", "rows": rows, **_reference_metrics(problem, reference_metrics)},
         "parity_checked": rows is not None,
         "tolerances": tolerances(max_abs_diff),
+        # Which web runtimes can run the web file (else the default variant), read off its tensors.
+        "web": web.web_entry(
+            contents[default] if default else None,
+            default,
+            (web_file or {}).get("content"),
+            (web_file or {}).get("parity"),
+            params,
+            (web_file or {}).get("reasons", ()),
+        ),
     }
 
 
