@@ -190,7 +190,13 @@ def test_rerun_after_the_crashes_completes_with_the_same_version(recovered, afte
     assert _entries(out / "serving" / NAME) == [version]
     # The re-run points latest.json at the version the killed run published (issue 18).
     assert _entries(out / "mobile" / NAME) == sorted([version, LATEST_FILE])
-    assert read_latest(str(out / "mobile" / NAME))["version"] == int(version)
+    latest = read_latest(str(out / "mobile" / NAME))
+    assert latest["version"] == int(version)
+    # Every file the spec names, the web variant included, is in the pointer with its sha256.
+    with open(out / "mobile" / NAME / version / "model_spec.json") as f:
+        spec = json.load(f)
+    named = {"model_spec.json", *(v["file"] for v in spec["variants"].values()), spec["web"]["file"]}
+    assert "model_web.tflite" in named and set(latest["files"]) == named
     assert not [
         d
         for base in ("serving", "mobile")

@@ -48,7 +48,7 @@ from tfxp.cli.exit_codes import ExitCode, epilog
     "--output",
     required=True,
     type=click.Path(file_okay=False, path_type=Path),
-    help="Folder for model.tflite, model_quant.tflite and model_spec.json.",
+    help="Folder for model.tflite, model_quant.tflite, model_web.tflite and model_spec.json.",
 )
 @click.option(
     "--rows",

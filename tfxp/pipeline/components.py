@@ -143,8 +143,8 @@ def worded_reasons(variant) -> list[str]:
 
 def _point_latest(mobile_dir: str, version_dir: str, version: int, model_name: str) -> bool:
     """Points `<mobile_dir>/latest.json` at a published mobile version: its model_spec.json and the variant
-    files that spec lists (as published: a re-executed push may have found an earlier copy), with their
-    sha256s. False when the pointer already names a newer version (left as it is)."""
+    files that spec lists, the web file too (as published: a re-executed push may have found an earlier
+    copy), with their sha256s. False when the pointer already names a newer version (left as it is)."""
     import json
 
     import tensorflow as tf
@@ -154,6 +154,9 @@ def _point_latest(mobile_dir: str, version_dir: str, version: int, model_name: s
     with tf.io.gfile.GFile(f"{version_dir.rstrip('/')}/{SPEC_FILE}") as f:
         spec = json.loads(f.read())
     files = [SPEC_FILE] + [v["file"] for v in spec.get("variants", {}).values()]
+    web_file = (spec.get("web") or {}).get("file")  # model_web.tflite, when the web variant was written
+    if web_file:
+        files.append(web_file)
     extra = {
         "model_name": model_name,
         "spec": f"{version}/{SPEC_FILE}",
