@@ -201,6 +201,9 @@ def convert(
 ) -> ConversionResult:
     """Converts a SavedModel saved by models.signatures into mobile models in `output_dir`.
 
+    Long because of its keyword parameters and this docstring; the steps are _GateReference (the
+    references, once), _convert_variant (per variant), _web_file, _write_files and model_spec.
+
     The model's Problem (features, task, output, classes) is read from the SavedModel
     (`models.signatures.load_problem`). Writes `model.tflite` (float32) and
     `model_quant.tflite` (dynamic-range quantized) when they hold only builtin ops
@@ -221,7 +224,6 @@ def convert(
     import tensorflow as tf
     import tensorflow_transform as tft
 
-    from tfxp.mobile import web
     from tfxp.models.signatures import load_problem
 
     saved_model_dir, output_dir = str(saved_model_dir), Path(output_dir)
@@ -235,16 +237,13 @@ def convert(
     module = build_module(keras_model, params, problem, bytes_signature=bytes_signature, web_signature=web_variant)
     signatures = module.signatures()
 
-    reference = contract = contract_reference = y = None
-    if rows is not None:
-        saved_model = SavedModelReference(saved_model_dir, params, problem, raw_example_features(tft_output))
-        # One predict_raw pass over both row sets and one transform_features pass for the labels,
-        # shared by every variant's gate.
-        contract = contract_rows(rows, params)
-        both = saved_model.outputs(rows + contract)
-        reference, contract_reference = both[: len(rows)], both[len(rows) :]
-        y = saved_model.labels(rows)
-
+    gate = _GateReference.of(saved_model_dir, params, problem, tft_output, rows) if rows is not None else None
+    limits = {
+        "max_abs_diff": max_abs_diff,
+        "max_auc_delta": max_auc_delta,
+        "max_accuracy_delta": max_accuracy_delta,
+        "max_rmse_delta": max_rmse_delta,
+    }
     output_dir.mkdir(parents=True, exist_ok=True)
     results: dict[str, VariantResult] = {}
     contents: dict[str, bytes] = {}
@@ -252,57 +251,12 @@ def convert(
         module_dir = os.path.join(tmp, "module")
         tf.saved_model.save(module, module_dir, signatures=signatures)
         for name, quantize in VARIANTS:
-            file_name = VARIANT_FILES[name]
-            result = VariantResult(name=name, file=file_name, size_bytes=0, written=False)
-            results[name] = result
-            try:
-                content = to_tflite(module_dir, signatures, quantize=quantize)
-            except Exception as exc:  # noqa: BLE001 - the converter raises ConverterError and others: a reason
-                result.reasons.append(f"conversion failed: {str(exc).strip().splitlines()[-1] if str(exc) else exc!r}")
-                continue
-            result.size_bytes = len(content)
-            try:
-                result.ops = check_builtins_only(content)
-            except NonBuiltinOpsError as exc:
-                result.ops = operators(content)
-                result.reasons.append(str(exc))
-                continue
-            if rows is not None:
-                candidate = os.path.join(tmp, file_name)
-                Path(candidate).write_bytes(content)
-                result.parity = parity(
-                    candidate,
-                    saved_model_dir,
-                    rows,
-                    params=params,
-                    problem=problem,
-                    variant=name,
-                    reference=reference,
-                    contract=contract,
-                    contract_reference=contract_reference,
-                    y=y,
-                    max_abs_diff=max_abs_diff,
-                    max_auc_delta=max_auc_delta,
-                    max_accuracy_delta=max_accuracy_delta,
-                    max_rmse_delta=max_rmse_delta,
-                )
-                result.reasons += result.parity.reasons
-            if not result.reasons:
+            results[name], content = _convert_variant(name, quantize, module_dir, signatures, tmp, gate, limits)
+            if content is not None:
                 contents[name] = content
+        contract = gate.contract if gate is not None else None
         web_file = _web_file(module, tmp, contents, rows, contract, params, problem) if web_variant else None
-
-    for name, result in results.items():
-        target = output_dir / result.file
-        if name in contents:
-            _write_atomic(target, contents[name])
-            result.written = True
-        elif target.exists():
-            target.unlink()  # a stale file from an earlier conversion must not pass for this one
-    web_target = output_dir / web.WEB_FILE
-    if web_file and web_file["content"] is not None:
-        _write_atomic(web_target, web_file["content"])
-    elif web_target.exists():
-        web_target.unlink()
+    _write_files(output_dir, results, contents, web_file)
     spec = model_spec(
         params,
         problem,
@@ -310,8 +264,8 @@ def convert(
         contents,
         model_version=model_version,
         model_name=model_name,
-        reference_metrics=quality(problem.label.task, y, reference) if rows is not None else None,
-        rows=len(rows) if rows is not None else None,
+        reference_metrics=quality(problem.label.task, gate.y, gate.reference) if gate is not None else None,
+        rows=gate.rows_count if gate is not None else None,
         bytes_signature=bytes_signature,
         max_abs_diff=max_abs_diff,
         web_file=web_file,
@@ -326,6 +280,100 @@ def convert(
         params=params,
         problem=problem,
     )
+
+
+@dataclass
+class _GateReference:
+    """What every variant's parity gate compares with, computed once: the eval rows, the contract
+    rows, predict_raw's outputs on both and the eval rows' labels (transform_features)."""
+
+    saved_model_dir: str
+    params: list
+    problem: F.Problem
+    rows: list
+    contract: list
+    reference: Any
+    contract_reference: Any
+    y: Any
+
+    @property
+    def rows_count(self) -> int:
+        return len(self.rows)
+
+    @classmethod
+    def of(cls, saved_model_dir: str, params, problem: F.Problem, tft_output, rows: list) -> _GateReference:
+        saved_model = SavedModelReference(saved_model_dir, params, problem, raw_example_features(tft_output))
+        # One predict_raw pass over both row sets and one transform_features pass for the labels.
+        contract = contract_rows(rows, params)
+        both = saved_model.outputs(rows + contract)
+        return cls(
+            saved_model_dir,
+            params,
+            problem,
+            rows,
+            contract,
+            both[: len(rows)],
+            both[len(rows) :],
+            saved_model.labels(rows),
+        )
+
+
+def _convert_variant(
+    name: str, quantize: bool, module_dir: str, signatures, tmp: str, gate: _GateReference | None, limits: dict
+) -> tuple[VariantResult, bytes | None]:
+    """One variant: converted, checked for builtin ops only and, with a gate, parity-gated.
+    Returns its result and its bytes (None when it is not to be written: `result.reasons` say why)."""
+    result = VariantResult(name=name, file=VARIANT_FILES[name], size_bytes=0, written=False)
+    try:
+        content = to_tflite(module_dir, signatures, quantize=quantize)
+    except Exception as exc:  # noqa: BLE001 - the converter raises ConverterError and others: a reason
+        result.reasons.append(f"conversion failed: {str(exc).strip().splitlines()[-1] if str(exc) else exc!r}")
+        return result, None
+    result.size_bytes = len(content)
+    try:
+        result.ops = check_builtins_only(content)
+    except NonBuiltinOpsError as exc:
+        result.ops = operators(content)
+        result.reasons.append(str(exc))
+        return result, None
+    if gate is not None:
+        candidate = os.path.join(tmp, result.file)
+        Path(candidate).write_bytes(content)
+        result.parity = parity(
+            candidate,
+            gate.saved_model_dir,
+            gate.rows,
+            params=gate.params,
+            problem=gate.problem,
+            variant=name,
+            reference=gate.reference,
+            contract=gate.contract,
+            contract_reference=gate.contract_reference,
+            y=gate.y,
+            **limits,
+        )
+        result.reasons += result.parity.reasons
+    return result, (None if result.reasons else content)
+
+
+def _write_files(
+    output_dir: Path, results: Mapping[str, VariantResult], contents: Mapping[str, bytes], web_file: dict | None
+) -> None:
+    """Writes the variants that passed (and the web file); removes stale files of those that did not."""
+    from tfxp.mobile import web
+
+    for name, result in results.items():
+        target = output_dir / result.file
+        if name in contents:
+            _write_atomic(target, contents[name])
+            result.written = True
+        elif target.exists():
+            target.unlink()  # a stale file from an earlier conversion must not pass for this one
+    web_target = output_dir / web.WEB_FILE
+    if web_file and web_file["content"] is not None:
+        _write_atomic(web_target, web_file["content"])
+    elif web_target.exists():
+        web_target.unlink()
 
 
 def _web_file(module, work_dir: str, contents: Mapping[str, bytes], rows, contract, params, problem) -> dict:

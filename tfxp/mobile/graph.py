@@ -58,6 +58,9 @@ def build_module(
 ) -> tf.Module:
     """A tf.Module with the mobile signatures, built from builtin-friendly ops only.
 
+    Long because the tf.Module class is defined inside it: its tf.functions close over the Keras
+    model and the parameters, which TF traces as constants into the graph.
+
     `keras_model`: the Trainer's model (inputs `<name>_xf`, [batch, 1] each; output
     [batch, 1], or [batch, K] for a multiclass problem); `params`:
     `extract_preprocessing(...)`, one per raw input; `problem`: the model's Problem

@@ -290,6 +290,9 @@ def model_spec(
     Tensor names and indices are read off `contents` by the interpreter (`tensor_map`).
     Returns a JSON-safe dict (see `dumps`) that satisfies SCHEMA_FILE. Raises
     ConversionError when the variants' subgraph 0 belong to different signatures.
+
+    Long because it is the spec's one literal, key by key in the order model_spec.json is read (each
+    part's facts come from its own function: tensor_map, row_parsing, tolerances, web.web_entry).
     """
     output_name = problem.output
     inputs = []
