@@ -282,10 +282,10 @@ def test_readme_tour_runs_as_written(tmp_path):
     script = _tour_block().replace("8501", str(rest)).replace("8500", str(grpc))
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    # `tfxp` as the venv's entry point would call it, on this checkout's package.
-    (bin_dir / "tfxp").write_text(f'#!/bin/sh\nexec "{sys.executable}" -m tfxp.cli "$@"\n')
-    (bin_dir / "tfxp").chmod(0o755)
-    (bin_dir / "python").symlink_to(sys.executable)
+    # `tfxp` and `python` as the activated venv gives them, on this checkout's package.
+    for name, command in (("tfxp", f'"{sys.executable}" -m tfxp.cli'), ("python", f'"{sys.executable}"')):
+        (bin_dir / name).write_text(f'#!/bin/sh\nexec {command} "$@"\n')
+        (bin_dir / name).chmod(0o755)
     work = tmp_path / "work"
     work.mkdir()
     env = {
