@@ -140,10 +140,10 @@ def test_version_and_top_level_help_do_not_import_tensorflow():
 
 
 def test_readme_rows_file_has_every_model_input():
-    # README's `tfxp predict ... --rows tfxp/projects/taxi/data/rows.jsonl` example must work as shipped.
+    # docs/serving.md's `tfxp predict ... --rows tfxp/projects/taxi/data/rows.jsonl` example must work as shipped.
     from tfxp.serving import client
 
-    assert "--rows tfxp/projects/taxi/data/rows.jsonl" in (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "--rows tfxp/projects/taxi/data/rows.jsonl" in (ROOT / "docs" / "serving.md").read_text(encoding="utf-8")
     rows = client.read_rows(ROOT / "tfxp" / "projects" / "taxi" / "data" / "rows.jsonl")
     assert len(rows) >= 3
     for row in rows:

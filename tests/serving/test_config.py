@@ -347,7 +347,7 @@ def test_same_server_flags():
 def test_compose_mounts_models_and_configs():
     service = compose_service()
     volumes = set(service["volumes"])
-    assert "../../output/serving/taxi:/models/taxi:ro" in volumes
+    assert "../../../output/serving/taxi:/models/taxi:ro" in volumes  # <checkout>/output, from tfxp/serving/deploy
     for name in ("models.config", "batching.config", "monitoring.config"):
         assert f"./{name}:/config/{name}:ro" in volumes
         assert (DEPLOY / name).is_file()

@@ -78,5 +78,5 @@ def main() -> None:
     `tfxp run` runs the embedded taxi project; `tfxp init --data CSV --label
     COLUMN` starts a project of your own (then `tfxp run --project DIR`).
     `tfxp COMMAND --help` describes a command and its exit codes. README.md
-    covers the whole project.
+    is the front door; docs/ has a page per topic.
     """

@@ -404,7 +404,7 @@ def _print_compiled(answer: dict, staged: list, region: str) -> None:
         click.echo("upload before submitting (the job reads these from the pipeline root):")
         for path, file in staged:
             click.echo(f"  gsutil cp {path} {file.uri}")
-    click.echo("submit it (README: Scaling out):")
+    click.echo("submit it (docs/scaling-out.md):")
     click.echo(
         f"  python -c \"from google.cloud import aiplatform; aiplatform.init(project='{answer['gcp_project']}', "
         f"location='{region}'); aiplatform.PipelineJob(display_name='{answer['name']}', "
@@ -444,8 +444,8 @@ def schema_infer(data: Path, out: Path) -> None:
 
     After tightening domains, ranges and presence, copy the result to the
     project's schema.pbtxt, beside its project.yaml (the embedded taxi
-    project's is tfxp/projects/taxi/schema.pbtxt); see README "Bring your own
-    data" (or let `tfxp init` do it).
+    project's is tfxp/projects/taxi/schema.pbtxt); see
+    docs/bring-your-own-data.md (or let `tfxp init` do it).
     """
     from tfxp.pipeline.console import library_output_to
     from tfxp.schema.infer import infer_schema
