@@ -2,7 +2,7 @@
 
 TFMA computes every metric for every slice in Python, example by example, so
 its cost grows with eval rows × slices × per-example combiners. Two changes
-cut that work with the same numbers out (README, "Evaluating big data"):
+cut that work with the same numbers out (docs/scaling-out.md, "Evaluating big data"):
 `custom_extractors` drops what neither slicing nor the metrics read before
 TFMA unbatches, and `HistogramCalibration` reads calibration off the histogram
 AUC already builds. The Evaluator loads this module by name (`module_path`).

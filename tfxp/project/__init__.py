@@ -1,5 +1,5 @@
 """A project: `project.yaml` + `schema.pbtxt` in one folder — the contract between `tfxp init`,
-`tfxp run --project`, the model code and the clients (issue 11; format: README "Bring your own data").
+`tfxp run --project`, the model code and the clients (issue 11; format: docs/bring-your-own-data.md).
 
 TF-free (PyYAML, and `tensorflow_metadata` protos to read the schema), so the CLI, the clients and the
 converter can read a project without loading TensorFlow.
