@@ -19,14 +19,15 @@ How the data is read, and why:
    the inferred schema are then exactly what StatisticsGen and ExampleValidator will see in `tfxp run`
    (TFDV's `generate_statistics_from_csv` splits multi-line cells and reads the header differently).
 
-The rules (the project spec's, see tfxp/project/ for the format they fill in; README "Bring your own data"):
+The rules (tables COLUMN_RULES and TASK_RULES below; the project spec's, see tfxp/project/ for the format
+they fill in; README "Bring your own data"):
 - Task (`auto`): a label with 2 values -> binary (positive: the one of 1/true/yes against 0/false/no,
   else the minority value); a string label, or an int label with <= 20 values -> multiclass (int classes
   must be consecutive: the schema's int_domain is min..max); a float label, or an int label with > 20
   values -> regression.
 - Columns: blank in every row -> ignored; a string column of dates/date-times -> ignored; a whole-number
   column with more than 20 values that is a Unix timestamp, unique per row or nearly, or a counter ->
-  ignored (`_ignored_role`); float -> numeric; int with <= 32 distinct non-negative values and max < 64 ->
+  ignored; float -> numeric; int with <= 32 distinct non-negative values and max < 64 ->
   categorical_int (size max+1); other int -> numeric above 20 distinct values, else vocabulary; string
   with more distinct values than half the rows (ids, free text) -> ignored, else vocabulary. Numbers with
   a few placeholder cells (fewer than the numbers) -> typed from the numbers, placeholders read as missing.
@@ -51,7 +52,7 @@ import re
 import shlex
 import tempfile
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -739,83 +740,161 @@ def _utc_date(seconds: float) -> str:
     return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).date().isoformat()
 
 
-def _ignored_role(p: ColumnProfile) -> tuple[str, str] | None:
-    """(evidence, why) when a column is an id, a timestamp or a date and so kept out of the model, else None.
+def _seen(p: ColumnProfile) -> str:
+    """ "string, 90 distinct values": what init saw of any column."""
+    return f"{p.dtype}, {p.distinct_text()}"
 
-    Rules (README "Bring your own data"): a string column of dates or date-times; a whole-number column
-    (int, or float cells all whole: "1001.0") with more than MIN_NUMERIC_INT_VALUES values that is a Unix
-    timestamp (every value in 1990..2040 in seconds or milliseconds), unique per row or nearly
-    (ID_UNIQUE_FRACTION of its cells distinct), or a counter (only going up or down in row order, with
-    distinct values in COUNTER_DISTINCT_FRACTION of its cells). A float with a fractional part is a
-    measurement, never an id.
-    """
-    if p.dtype == "string":
-        if p.date_example is not None:
-            return (
-                f"string, dates/times like {p.date_example!r}",
-                "date/time: calendar features are not derived; add e.g. month/day-of-week columns to the CSV",
-            )
-        return None
-    if not p.whole or p.min is None or p.max is None:
-        return None
-    cells = p.numbers
-    kind = "int" if p.dtype == "int" else "float, whole numbers"
+
+def _seen_int(p: ColumnProfile) -> str:
+    return f"{_seen(p)} in {int(p.min or 0)}..{int(p.max or 0)}"
+
+
+def _whole_kind(p: ColumnProfile) -> str:
+    return "int" if p.dtype == "int" else "float, whole numbers"
+
+
+def _whole_numbers(p: ColumnProfile) -> bool:
+    """An int column, or a float one whose cells are all whole ("1001.0"): could be an id or a time. A float
+    with a fractional part is a measurement, never an id."""
+    return p.dtype != "string" and p.whole and p.min is not None and p.max is not None
+
+
+def _is_unix_time(p: ColumnProfile) -> bool:
+    return (
+        _whole_numbers(p)
+        and _unix_time_unit(p.min, p.max) is not None
+        and (p.capped or p.distinct >= MIN_NUMERIC_INT_VALUES)
+    )
+
+
+def _seen_unix_time(p: ColumnProfile) -> str:
     unit = _unix_time_unit(p.min, p.max)
-    distinct = p.exact_distinct if p.exact_distinct is not None else p.distinct
-    if unit is not None and (p.capped or p.distinct >= MIN_NUMERIC_INT_VALUES):
-        scale = 1 if unit == "seconds" else 1000
-        return (
-            f"{kind}, every value a Unix time in {unit} ({_utc_date(p.min / scale)}..{_utc_date(p.max / scale)})",
-            "a timestamp: calendar features are not derived, and a later time is outside the training range; "
-            "add e.g. month/day-of-week columns to the CSV",
-        )
-    why = "an id: an id outside the training range would drive the answer"
-    if p.exact_distinct is not None and distinct >= MIN_NUMERIC_INT_VALUES and distinct >= ID_UNIQUE_FRACTION * cells:
-        how = "unique per row" if distinct == cells else "nearly unique per row"
-        return f"{kind}, {distinct:,} distinct values in {cells:,} rows ({how})", why
-    if (
-        p.monotone is not None
+    scale = 1 if unit == "seconds" else 1000
+    return (
+        f"{_whole_kind(p)}, every value a Unix time in {unit} ({_utc_date(p.min / scale)}..{_utc_date(p.max / scale)})"
+    )
+
+
+def _is_unique_per_row(p: ColumnProfile) -> bool:
+    distinct = p.exact_distinct
+    return (
+        _whole_numbers(p)
+        and distinct is not None
+        and distinct >= MIN_NUMERIC_INT_VALUES
+        and distinct >= ID_UNIQUE_FRACTION * p.numbers
+    )
+
+
+def _seen_unique(p: ColumnProfile) -> str:
+    distinct, cells = p.exact_distinct, p.numbers
+    how = "unique per row" if distinct == cells else "nearly unique per row"
+    return f"{_whole_kind(p)}, {distinct:,} distinct values in {cells:,} rows ({how})"
+
+
+def _is_counter(p: ColumnProfile) -> bool:
+    return (
+        _whole_numbers(p)
+        and p.monotone is not None
         and p.monotone_distinct >= MIN_NUMERIC_INT_VALUES
-        and p.monotone_distinct >= COUNTER_DISTINCT_FRACTION * cells
-    ):
-        return (
-            f"{kind}, {p.monotone_distinct:,} distinct values in {cells:,} rows, {p.monotone} in row order "
-            "(a counter or sorted ids)",
-            why,
-        )
-    return None
+        and p.monotone_distinct >= COUNTER_DISTINCT_FRACTION * p.numbers
+    )
+
+
+def _seen_counter(p: ColumnProfile) -> str:
+    return (
+        f"{_whole_kind(p)}, {p.monotone_distinct:,} distinct values in {p.numbers:,} rows, {p.monotone} in row order "
+        "(a counter or sorted ids)"
+    )
+
+
+def _is_small_ints(p: ColumnProfile) -> bool:
+    low, high = p.min or 0, p.max or 0
+    return (
+        p.dtype == "int"
+        and not p.capped
+        and p.distinct <= MAX_CATEGORICAL_INT_VALUES
+        and low >= 0
+        and high < CATEGORICAL_INT_LIMIT
+    )
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One of init's decisions. When `applies` to a column's profile (the first rule that does wins), the
+    decision is `decision` (a column kind in COLUMN_RULES, a task in TASK_RULES) because of `reason`: a
+    str.format template over the profile `p` and `high` (its max as an int), printed by init after the
+    decision and written as the column's comment in project.yaml (empty: nothing to add). `evidence`: what
+    init saw, printed before the arrow."""
+
+    name: str
+    applies: Callable[[ColumnProfile], bool]
+    decision: str
+    reason: str
+    evidence: Callable[[ColumnProfile], str] = _seen
+
+
+_ID_REASON = "an id: an id outside the training range would drive the answer"
+_CALENDAR = "calendar features are not derived"
+
+# How a feature column is used (README "Bring your own data"), in order: the first rule that applies wins.
+COLUMN_RULES: tuple[Rule, ...] = (
+    Rule("blank", lambda p: p.blank == p.rows, "ignored", "nothing to learn from", lambda p: "blank in every row"),
+    Rule(
+        "dates",
+        lambda p: p.dtype == "string" and p.date_example is not None,
+        "ignored",
+        f"date/time: {_CALENDAR}; add e.g. month/day-of-week columns to the CSV",
+        lambda p: f"string, dates/times like {p.date_example!r}",
+    ),
+    Rule(
+        "timestamp",
+        _is_unix_time,
+        "ignored",
+        f"a timestamp: {_CALENDAR}, and a later time is outside the training range; "
+        "add e.g. month/day-of-week columns to the CSV",
+        _seen_unix_time,
+    ),
+    Rule("unique id", _is_unique_per_row, "ignored", _ID_REASON, _seen_unique),
+    Rule("counter", _is_counter, "ignored", _ID_REASON, _seen_counter),
+    Rule("float", lambda p: p.dtype == "float", "numeric", ""),
+    Rule(
+        "small ints",
+        _is_small_ints,
+        "categorical_int",
+        "small non-negative ints: one-hot over 0..{high}",
+        _seen_int,
+    ),
+    Rule(
+        "many ints",
+        lambda p: p.dtype == "int" and (p.capped or p.distinct >= MIN_NUMERIC_INT_VALUES),
+        "numeric",
+        "too many values for a vocabulary",
+        _seen_int,
+    ),
+    Rule("few ints", lambda p: p.dtype == "int", "vocabulary", "", _seen_int),
+    Rule(
+        "id-like strings",
+        lambda p: p.distinct > ID_LIKE_FRACTION * p.rows,
+        "ignored",
+        "more distinct values than half the {p.rows} rows: an id or free text",
+    ),
+    Rule("strings", lambda p: True, "vocabulary", ""),
+)
+
+
+def column_rule(profile: ColumnProfile) -> Rule:
+    """The first of COLUMN_RULES that applies to a feature column's profile (the last always does)."""
+    return next(rule for rule in COLUMN_RULES if rule.applies(profile))
 
 
 def decide_column(profile: ColumnProfile) -> tuple[project_lib.Column, str]:
     """The spec entry for a feature column and the line saying why ("company: string, 90 distinct values
-    -> vocabulary"). Rules: module docstring."""
+    -> vocabulary"): COLUMN_RULES, plus the placeholder cells read as missing and the blank cells."""
     p = profile
-    evidence = f"{p.dtype}, {p.distinct_text()}"
-    kind, size, why = "", 0, ""
-    role = _ignored_role(p) if p.blank < p.rows else None
-    if p.blank == p.rows:
-        evidence, kind, why = "blank in every row", "ignored", "nothing to learn from"
-    elif role is not None:
-        kind, (evidence, why) = "ignored", role
-    elif p.dtype == "float":
-        kind = "numeric"
-    elif p.dtype == "int":
-        low, high = p.min or 0, p.max or 0
-        evidence += f" in {int(low)}..{int(high)}"
-        if not p.capped and p.distinct <= MAX_CATEGORICAL_INT_VALUES and low >= 0 and high < CATEGORICAL_INT_LIMIT:
-            kind, size = "categorical_int", int(high) + 1
-            why = f"small non-negative ints: one-hot over 0..{size - 1}"
-        elif p.capped or p.distinct >= MIN_NUMERIC_INT_VALUES:
-            kind, why = "numeric", "too many values for a vocabulary"
-        else:
-            kind = "vocabulary"
-    else:
-        if p.distinct > ID_LIKE_FRACTION * p.rows:
-            kind = "ignored"
-            why = f"more distinct values than half the {p.rows} rows: an id or free text"
-        else:
-            kind = "vocabulary"
-    required = p.required
+    rule = column_rule(p)
+    kind, evidence = rule.decision, rule.evidence(p)
+    why = rule.reason.format(p=p, high=int(p.max or 0))
+    size = int(p.max or 0) + 1 if kind == "categorical_int" else 0
     if p.missing_values:
         evidence += (
             f"; {p.numbers:,} of {p.rows:,} cells are numbers; {_markers_text(p.missing_values)} read as missing"
@@ -828,7 +907,7 @@ def decide_column(profile: ColumnProfile) -> tuple[project_lib.Column, str]:
         name=p.name,
         dtype=p.dtype,
         kind=kind,
-        required=required,
+        required=p.required,
         buckets=project_lib.DEFAULT_BUCKETS if kind == "bucketized" else 0,
         size=size,
         missing_values=tuple(sorted(p.missing_values)),
