@@ -957,44 +957,44 @@ def _describe_counts(counts: dict[str, int], order: list[str], rows: int) -> str
     return ", ".join(f"{value} ({_share(counts[value], rows)})" for value in order)
 
 
-def decide_label(
-    profile: ColumnProfile, task: str = "auto", positive: str | None = None
-) -> tuple[project_lib.Label, list[project_lib.Gate], list[str]]:
-    """The label entry, its gates and the lines saying why.
+# How `--task auto` reads the label (README "Bring your own data"), in order: the first rule that applies wins.
+TASK_RULES: tuple[Rule, ...] = (
+    Rule("two values", lambda p: not p.capped and p.distinct == 2, "binary", "two values: a positive class"),
+    Rule(
+        "classes",
+        lambda p: p.dtype == "string" or (p.dtype == "int" and p.distinct <= MAX_MULTICLASS_INT_VALUES),
+        "multiclass",
+        f"strings, or at most {MAX_MULTICLASS_INT_VALUES} ints: classes",
+    ),
+    Rule("numbers", lambda p: True, "regression", f"floats, or more than {MAX_MULTICLASS_INT_VALUES} ints: a measure"),
+)
 
-    `task`: "auto" | "binary" | "multiclass" | "regression". `positive`: a binary label's positive value
-    (--positive). Raises InitError: blank label cells, one value, --positive
-    not a value or with another task, binary with more than 2 values, multiclass on a float label or with
-    more than MAX_CLASSES values, regression on a string label.
-    """
-    p = profile
-    name = p.name
-    if task not in TASK_CHOICES:
-        raise InitError(f"--task {task!r}: one of {', '.join(TASK_CHOICES)}")
+
+def _check_label_cells(p: ColumnProfile) -> None:
+    """Raises InitError: blank label cells, placeholder cells, one value in every row."""
     if p.blank:
         raise InitError(
-            f"label {name} is blank in {_plural(p.blank, 'row')} (first: {p.first_blank}); "
+            f"label {p.name} is blank in {_plural(p.blank, 'row')} (first: {p.first_blank}); "
             "every training row needs a label: fill or drop those rows"
         )
     if p.missing_values:
         raise InitError(
-            f"label {name}: {p.numbers} cells are numbers and {_markers_text(p.missing_values)} mean no value; "
+            f"label {p.name}: {p.numbers} cells are numbers and {_markers_text(p.missing_values)} mean no value; "
             "every training row needs a label: fill or drop those rows"
         )
     if not p.capped and p.distinct == 1:
         only = next(iter(p.counts))
-        raise InitError(f"label {name} has one value ({only!r}) in every row: nothing to learn")
-    values = "more than 1000 values" if p.capped else _plural(p.distinct, "value")
+        raise InitError(f"label {p.name} has one value ({only!r}) in every row: nothing to learn")
+
+
+def _label_task(p: ColumnProfile, task: str, positive: str | None, values: str) -> tuple[str, str]:
+    """(task, " -> task" as printed): `task`, or TASK_RULES' for "auto". Raises InitError: --positive
+    with a task other than binary."""
     if task == "auto":
-        if not p.capped and p.distinct == 2:
-            task = "binary"
-        elif p.dtype == "string" or (p.dtype == "int" and p.distinct <= MAX_MULTICLASS_INT_VALUES):
-            task = "multiclass"
-        else:
-            task = "regression"
+        task = next(rule for rule in TASK_RULES if rule.applies(p)).decision
         if positive is not None and task != "binary":
             raise InitError(
-                f"--positive {positive!r}: label {name} has {values}, and --positive applies to a "
+                f"--positive {positive!r}: label {p.name} has {values}, and --positive applies to a "
                 "label with two values (a binary task)"
             )
         detected = f" -> {task}"
@@ -1002,96 +1002,137 @@ def decide_label(
         detected = f" -> {task} (--task)"
     if positive is not None and task != "binary":
         raise InitError(f"--positive is for --task binary, not {task}")
-    evidence = f"{name} (label): {p.dtype}, {values}"
+    return task, detected
 
+
+def decide_label(
+    profile: ColumnProfile, task: str = "auto", positive: str | None = None
+) -> tuple[project_lib.Label, list[project_lib.Gate], list[str]]:
+    """The label entry, its gates and the lines saying why.
+
+    `task`: "auto" (TASK_RULES) | "binary" | "multiclass" | "regression". `positive`: a binary label's
+    positive value (--positive). Raises InitError: blank label cells, one value, --positive
+    not a value or with another task, binary with more than 2 values, multiclass on a float label or with
+    more than MAX_CLASSES values, regression on a string label.
+    """
+    p = profile
+    if task not in TASK_CHOICES:
+        raise InitError(f"--task {task!r}: one of {', '.join(TASK_CHOICES)}")
+    _check_label_cells(p)
+    values = "more than 1000 values" if p.capped else _plural(p.distinct, "value")
+    task, detected = _label_task(p, task, positive, values)
+    seen = f"{p.name} (label): {p.dtype}, {values}{detected}"
     if task == "regression":
-        if p.dtype == "string":
-            raise InitError(f"--task regression: label {name} is a string column ({values}); regression needs numbers")
-        mean, std = p.mean, p.std
-        if mean is None or std is None or not math.isfinite(mean) or not math.isfinite(std):
-            raise InitError(
-                f"label {name}: no standard deviation (non-finite values?); a regression label needs finite numbers"
-            )
-        label = project_lib.Label(column=name, task="regression", dtype=p.dtype)
-        if std <= 0:
-            raise InitError(f"label {name}: one value in every row: nothing to learn")
-        bound = _round_below(std, 3)
-        gate = project_lib.Gate(
-            "RootMeanSquaredError",
-            bound=bound,
-            max_change=_round_up(RMSE_MAX_CHANGE_FRACTION * std, 3),
-            higher_is_better=False,
-        )
-        return (
-            label,
-            [gate],
-            [
-                f"{evidence}{detected} (mean {mean:.4g}, standard deviation {std:.4g})",
-                f"gate RootMeanSquaredError <= {gate.bound}: below the label's standard deviation {std:.4g}, what "
-                f"always predicting the mean scores; change vs the blessed baseline at most {gate.max_change} (2%)",
-            ],
-        )
-
-    counts, rows = p.counts, p.rows
+        return _regression_label(p, seen, values)
     if task == "multiclass" and p.dtype == "float":
         raise InitError(
-            f"--task multiclass: label {name} is a float column; classes need int or string values "
+            f"--task multiclass: label {p.name} is a float column; classes need int or string values "
             "(or --task regression)"
         )
     if p.capped or p.distinct > MAX_CLASSES:
         raise InitError(
-            f"label {name} has {values}: a {task} label has at most {MAX_CLASSES} classes"
+            f"label {p.name} has {values}: a {task} label has at most {MAX_CLASSES} classes"
             + ("; for a numeric label use --task regression" if p.dtype != "string" else "")
         )
-    majority = max(sorted(counts), key=lambda v: counts[v])
-    share = counts[majority] / rows
-    accuracy_why = (
-        f"above {share:.4g}: the majority class {majority} is {_share(counts[majority], rows)} of rows, what always "
-        "guessing it scores"
-    )
     if task == "binary":
-        if p.distinct != 2:
-            raise InitError(
-                f"--task binary: label {name} has {values} "
-                f"({', '.join(sorted(counts, key=lambda v: _value_sort_key(v, p.dtype))[:10])}"
-                f"{', ...' if p.distinct > 10 else ''}); binary needs exactly 2 (or --task multiclass)"
-            )
-        if positive is not None:
-            found = _find_value(positive, counts, p.dtype)
-            if found is None:
-                raise InitError(
-                    f"--positive {positive!r} is not a value of label {name} (values: {', '.join(sorted(counts))})"
-                )
-            positive, why = found, "--positive"
-        else:
-            positive, why = _positive_of(counts)
-        negative = next(v for v in counts if v != positive)
-        label = project_lib.Label(
-            column=name, task="binary", classes=(negative, positive), positive=positive, dtype=p.dtype
-        )
-        accuracy = project_lib.Gate("BinaryAccuracy", bound=_hundredth_above(share), max_change=ACCURACY_MAX_CHANGE)
-        auc = project_lib.Gate("AUC", bound=AUC_BOUND, max_change=AUC_MAX_CHANGE)
-        return (
-            label,
-            [auc, accuracy],
-            [
-                f"{evidence}{detected}: positive class {positive} ({why}; {_share(counts[positive], rows)} of rows), "
-                f"negative {negative}",
-                f"gate AUC >= {AUC_BOUND} (0.5 is guessing); change vs the blessed baseline at most {AUC_MAX_CHANGE}",
-                f"gate BinaryAccuracy >= {accuracy.bound}: {accuracy_why}; change at most {ACCURACY_MAX_CHANGE}",
-            ],
-        )
+        return _binary_label(p, seen, values, positive)
+    return _multiclass_label(p, seen)
 
-    # multiclass
-    classes = tuple(sorted(counts, key=lambda v: _value_sort_key(v, p.dtype)))
-    _check_int_classes_contiguous(name, classes, p.dtype)
-    label = project_lib.Label(column=name, task="multiclass", classes=classes, dtype=p.dtype)
+
+def _regression_label(
+    p: ColumnProfile, seen: str, values: str
+) -> tuple[project_lib.Label, list[project_lib.Gate], list[str]]:
+    """decide_label for a regression: RootMeanSquaredError below the label's standard deviation."""
+    name = p.name
+    if p.dtype == "string":
+        raise InitError(f"--task regression: label {name} is a string column ({values}); regression needs numbers")
+    mean, std = p.mean, p.std
+    if mean is None or std is None or not math.isfinite(mean) or not math.isfinite(std):
+        raise InitError(
+            f"label {name}: no standard deviation (non-finite values?); a regression label needs finite numbers"
+        )
+    label = project_lib.Label(column=name, task="regression", dtype=p.dtype)
+    if std <= 0:
+        raise InitError(f"label {name}: one value in every row: nothing to learn")
+    gate = project_lib.Gate(
+        "RootMeanSquaredError",
+        bound=_round_below(std, 3),
+        max_change=_round_up(RMSE_MAX_CHANGE_FRACTION * std, 3),
+        higher_is_better=False,
+    )
+    return (
+        label,
+        [gate],
+        [
+            f"{seen} (mean {mean:.4g}, standard deviation {std:.4g})",
+            f"gate RootMeanSquaredError <= {gate.bound}: below the label's standard deviation {std:.4g}, what "
+            f"always predicting the mean scores; change vs the blessed baseline at most {gate.max_change} (2%)",
+        ],
+    )
+
+
+def _majority(p: ColumnProfile) -> tuple[float, str]:
+    """(share, why) of a class label's majority class: the accuracy gate is above it."""
+    counts, rows = p.counts, p.rows
+    majority = max(sorted(counts), key=lambda v: counts[v])
+    why = (
+        f"above {counts[majority] / rows:.4g}: the majority class {majority} is {_share(counts[majority], rows)} "
+        "of rows, what always guessing it scores"
+    )
+    return counts[majority] / rows, why
+
+
+def _binary_label(
+    p: ColumnProfile, seen: str, values: str, positive: str | None
+) -> tuple[project_lib.Label, list[project_lib.Gate], list[str]]:
+    """decide_label for a binary task: the positive class (--positive, else _positive_of), AUC and
+    BinaryAccuracy gates."""
+    name, counts, rows = p.name, p.counts, p.rows
+    if p.distinct != 2:
+        raise InitError(
+            f"--task binary: label {name} has {values} "
+            f"({', '.join(sorted(counts, key=lambda v: _value_sort_key(v, p.dtype))[:10])}"
+            f"{', ...' if p.distinct > 10 else ''}); binary needs exactly 2 (or --task multiclass)"
+        )
+    if positive is not None:
+        found = _find_value(positive, counts, p.dtype)
+        if found is None:
+            raise InitError(
+                f"--positive {positive!r} is not a value of label {name} (values: {', '.join(sorted(counts))})"
+            )
+        positive, why = found, "--positive"
+    else:
+        positive, why = _positive_of(counts)
+    negative = next(v for v in counts if v != positive)
+    label = project_lib.Label(
+        column=name, task="binary", classes=(negative, positive), positive=positive, dtype=p.dtype
+    )
+    share, accuracy_why = _majority(p)
+    accuracy = project_lib.Gate("BinaryAccuracy", bound=_hundredth_above(share), max_change=ACCURACY_MAX_CHANGE)
+    auc = project_lib.Gate("AUC", bound=AUC_BOUND, max_change=AUC_MAX_CHANGE)
+    return (
+        label,
+        [auc, accuracy],
+        [
+            f"{seen}: positive class {positive} ({why}; {_share(counts[positive], rows)} of rows), negative {negative}",
+            f"gate AUC >= {AUC_BOUND} (0.5 is guessing); change vs the blessed baseline at most {AUC_MAX_CHANGE}",
+            f"gate BinaryAccuracy >= {accuracy.bound}: {accuracy_why}; change at most {ACCURACY_MAX_CHANGE}",
+        ],
+    )
+
+
+def _multiclass_label(p: ColumnProfile, seen: str) -> tuple[project_lib.Label, list[project_lib.Gate], list[str]]:
+    """decide_label for a multiclass task: classes in sort order (ints consecutive), an accuracy gate."""
+    classes = tuple(sorted(p.counts, key=lambda v: _value_sort_key(v, p.dtype)))
+    _check_int_classes_contiguous(p.name, classes, p.dtype)
+    label = project_lib.Label(column=p.name, task="multiclass", classes=classes, dtype=p.dtype)
+    share, accuracy_why = _majority(p)
     gate = project_lib.Gate("SparseCategoricalAccuracy", bound=_hundredth_above(share), max_change=ACCURACY_MAX_CHANGE)
     return (
         label,
         [gate],
         [
-            f"{evidence}{detected}: classes in output order {_describe_counts(counts, list(classes), rows)}",
+            f"{seen}: classes in output order {_describe_counts(p.counts, list(classes), p.rows)}",
             f"gate SparseCategoricalAccuracy >= {gate.bound}: {accuracy_why}; change vs the blessed baseline at "
             f"most {ACCURACY_MAX_CHANGE}",
         ],
