@@ -822,7 +822,7 @@ def _is_small_ints(p: ColumnProfile) -> bool:
 class Rule:
     """One of init's decisions. When `applies` to a column's profile (the first rule that does wins), the
     decision is `decision` (a column kind in COLUMN_RULES, a task in TASK_RULES) because of `reason`: a
-    str.format template over the profile `p` and `high` (its max as an int), printed by init after the
+    str.format template over the profile `p` and `high` (a categorical_int's max), printed by init after the
     decision and written as the column's comment in project.yaml (empty: nothing to add). `evidence`: what
     init saw, printed before the arrow."""
 
@@ -893,8 +893,9 @@ def decide_column(profile: ColumnProfile) -> tuple[project_lib.Column, str]:
     p = profile
     rule = column_rule(p)
     kind, evidence = rule.decision, rule.evidence(p)
-    why = rule.reason.format(p=p, high=int(p.max or 0))
-    size = int(p.max or 0) + 1 if kind == "categorical_int" else 0
+    high = int(p.max or 0) if kind == "categorical_int" else None  # another column's max may be inf
+    why = rule.reason.format(p=p, high=high)
+    size = high + 1 if kind == "categorical_int" else 0
     if p.missing_values:
         evidence += (
             f"; {p.numbers:,} of {p.rows:,} cells are numbers; {_markers_text(p.missing_values)} read as missing"
@@ -1339,6 +1340,88 @@ def _magnitude_note(column: project_lib.Column, p: ColumnProfile) -> str | None:
     )
 
 
+def _where(data: Path | str, name: str | None, dir: Path | str | None) -> tuple[Path, str, Path]:
+    """(data, name, folder) resolved. Raises InitError: remote data, a bad name, a folder that already holds
+    a project."""
+    if "://" in str(data):
+        raise InitError(f"--data {data}: tfxp init reads local files; copy the data (or a sample) here")
+    data = Path(data).resolve()
+    name = name if name is not None else default_name(data)
+    if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", name):
+        raise InitError(
+            f"--name {name!r}: use lowercase letters, digits, '_' and '-' (it names the pipeline and the served model)"
+        )
+    folder = Path(dir if dir is not None else name).resolve()
+    existing = [folder / f for f in (project_lib.PROJECT_FILE, project_lib.SCHEMA_FILE) if (folder / f).exists()]
+    if existing:
+        raise InitError(
+            f"{' and '.join(map(str, existing))} already exist(s); tfxp init doesn't overwrite a "
+            "project: choose another --dir, or delete them"
+        )
+    return data, name, folder
+
+
+def _schema_header(command: str, today: str, profile: DataProfile, label: project_lib.Label) -> str:
+    """The comment at the top of schema.pbtxt: who wrote it, and what init tightened."""
+    return (
+        f"Inferred by `{command}` on {today} (TFDV, {profile.rows} rows).\n"
+        "A starting schema: curate it (value ranges, closed vocabularies) before relying on it. Tightened:\n"
+        "- disallow_nan / disallow_inf on every FLOAT feature (tfxp run refuses a schema without them);\n"
+        f"- the label {label.column} is kept out of the SERVING environment (requests carry no label);\n"
+        + (
+            "- the label's values are its domain (a new class is an anomaly, not a wrong class index);\n"
+            if label.task != "regression"
+            else ""
+        )
+        + "- categorical_int columns are bounded to 0..size-1.\n"
+        + (
+            "Typed with project.yaml's missing_values cells read as missing (CsvExampleGen reads them so).\n"
+            if profile.missing_values
+            else ""
+        )
+        + "Features with `shape` are required in every row; the others may be blank."
+    )
+
+
+def _spec_header(command: str, today: str) -> str:
+    """The comment at the top of project.yaml: who wrote it, and the vocabulary of its fields."""
+    return (
+        f"Written by `{command}` on {today}; edit freely.\n"
+        "kind: numeric (z-scored) | bucketized (float, `buckets: N` quantiles) | categorical_int (0..size-1)\n"
+        "      | vocabulary (top-k values) | ignored (validated by the schema, not a model input)\n"
+        "missing_values: cell texts read as missing (placeholders such as '?' in a numeric column).\n"
+        "required: false = may be blank (then schema.pbtxt gives it no shape). Comments: what tfxp init saw.\n"
+        "thresholds: blessing gates on the overall eval slice, from the naive predictor on this data."
+    )
+
+
+def _write(
+    project: project_lib.Project, schema, decided: Decisions, profile: DataProfile, command: str
+) -> project_lib.Project:
+    """Writes project.dir/schema.pbtxt and project.yaml and loads them back (they must make a valid
+    project); on any error removes what it wrote (and the folder, if it made it), then re-raises."""
+    from google.protobuf import text_format
+
+    folder, today = project.dir, datetime.date.today().isoformat()
+    created = not folder.exists()
+    folder.mkdir(parents=True, exist_ok=True)
+    schema_file, project_file = folder / project_lib.SCHEMA_FILE, folder / project_lib.PROJECT_FILE
+    schema_header = _schema_header(command, today, profile, decided.label)
+    try:
+        schema_file.write_text(
+            "".join(f"# {line}\n" for line in schema_header.splitlines()) + text_format.MessageToString(schema),
+            encoding="utf-8",
+        )
+        project_lib.dump(project, project_file, header=_spec_header(command, today), notes=decided.notes)
+        return project_lib.load(folder)  # the files just written must make a valid project
+    except BaseException:
+        for written in (schema_file, project_file):
+            written.unlink(missing_ok=True)
+        if created:  # leave nothing behind: a folder we made holds nothing else
+            folder.rmdir()
+        raise
+
+
 def init_project(
     data: Path | str,
     label: str,
@@ -1364,28 +1447,11 @@ def init_project(
     tfxp.pipeline.csv_files.DataFileError (a file that can't be read as the dataset, by file:line),
     NoCsvFilesError / FileNotFoundError (no data there).
     """
-    from google.protobuf import text_format
-
     ignore = list(dict.fromkeys(ignore))
     command = _command(data, label, task, positive, name, dir, ignore)
     if task not in TASK_CHOICES:
         raise InitError(f"--task {task!r}: one of {', '.join(TASK_CHOICES)}")
-    if "://" in str(data):
-        raise InitError(f"--data {data}: tfxp init reads local files; copy the data (or a sample) here")
-    data = Path(data).resolve()
-    name = name if name is not None else default_name(data)
-    if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", name):
-        raise InitError(
-            f"--name {name!r}: use lowercase letters, digits, '_' and '-' (it names the pipeline and the served model)"
-        )
-    folder = Path(dir if dir is not None else name).resolve()
-    existing = [folder / f for f in (project_lib.PROJECT_FILE, project_lib.SCHEMA_FILE) if (folder / f).exists()]
-    if existing:
-        raise InitError(
-            f"{' and '.join(map(str, existing))} already exist(s); tfxp init doesn't overwrite a "
-            "project: choose another --dir, or delete them"
-        )
-
+    data, name, folder = _where(data, name, dir)
     # Header checks first: a name TensorFlow refuses is said in a fraction of a second, not after statistics.
     _, _, header = read_header(data)
     if label not in header:
@@ -1405,56 +1471,14 @@ def init_project(
         data=str(data),
         dir=folder,
     )
-    schema = build_schema(profile.statistics, decided.label, decided.features)
-    today = datetime.date.today().isoformat()
-    created = not folder.exists()
-    folder.mkdir(parents=True, exist_ok=True)
-    schema_file = folder / project_lib.SCHEMA_FILE
-    project_file = folder / project_lib.PROJECT_FILE
-    schema_header = (
-        f"Inferred by `{command}` on {today} (TFDV, {profile.rows} rows).\n"
-        "A starting schema: curate it (value ranges, closed vocabularies) before relying on it. Tightened:\n"
-        "- disallow_nan / disallow_inf on every FLOAT feature (tfxp run refuses a schema without them);\n"
-        f"- the label {label} is kept out of the SERVING environment (requests carry no label);\n"
-        + (
-            "- the label's values are its domain (a new class is an anomaly, not a wrong class index);\n"
-            if decided.label.task != "regression"
-            else ""
-        )
-        + "- categorical_int columns are bounded to 0..size-1.\n"
-        + (
-            "Typed with project.yaml's missing_values cells read as missing (CsvExampleGen reads them so).\n"
-            if profile.missing_values
-            else ""
-        )
-        + "Features with `shape` are required in every row; the others may be blank."
+    loaded = _write(
+        project, build_schema(profile.statistics, decided.label, decided.features), decided, profile, command
     )
-    spec_header = (
-        f"Written by `{command}` on {today}; edit freely.\n"
-        "kind: numeric (z-scored) | bucketized (float, `buckets: N` quantiles) | categorical_int (0..size-1)\n"
-        "      | vocabulary (top-k values) | ignored (validated by the schema, not a model input)\n"
-        "missing_values: cell texts read as missing (placeholders such as '?' in a numeric column).\n"
-        "required: false = may be blank (then schema.pbtxt gives it no shape). Comments: what tfxp init saw.\n"
-        "thresholds: blessing gates on the overall eval slice, from the naive predictor on this data."
-    )
-    try:
-        schema_file.write_text(
-            "".join(f"# {line}\n" for line in schema_header.splitlines()) + text_format.MessageToString(schema),
-            encoding="utf-8",
-        )
-        project_lib.dump(project, project_file, header=spec_header, notes=decided.notes)
-        loaded = project_lib.load(folder)  # the files just written must make a valid project
-    except BaseException:
-        for written in (schema_file, project_file):
-            written.unlink(missing_ok=True)
-        if created:  # leave nothing behind: a folder we made holds nothing else
-            folder.rmdir()
-        raise
     return InitResult(
         project=loaded,
         dir=folder,
-        project_file=project_file,
-        schema_file=schema_file,
+        project_file=folder / project_lib.PROJECT_FILE,
+        schema_file=folder / project_lib.SCHEMA_FILE,
         rows=profile.rows,
         decisions=decided.lines,
         warnings=decided.warnings,
