@@ -19,14 +19,15 @@ How the data is read, and why:
    the inferred schema are then exactly what StatisticsGen and ExampleValidator will see in `tfxp run`
    (TFDV's `generate_statistics_from_csv` splits multi-line cells and reads the header differently).
 
-The rules (the project spec's, see tfxp/project/ for the format they fill in; README "Bring your own data"):
+The rules (tables COLUMN_RULES and TASK_RULES below; the project spec's, see tfxp/project/ for the format
+they fill in; README "Bring your own data"):
 - Task (`auto`): a label with 2 values -> binary (positive: the one of 1/true/yes against 0/false/no,
   else the minority value); a string label, or an int label with <= 20 values -> multiclass (int classes
   must be consecutive: the schema's int_domain is min..max); a float label, or an int label with > 20
   values -> regression.
 - Columns: blank in every row -> ignored; a string column of dates/date-times -> ignored; a whole-number
   column with more than 20 values that is a Unix timestamp, unique per row or nearly, or a counter ->
-  ignored (`_ignored_role`); float -> numeric; int with <= 32 distinct non-negative values and max < 64 ->
+  ignored; float -> numeric; int with <= 32 distinct non-negative values and max < 64 ->
   categorical_int (size max+1); other int -> numeric above 20 distinct values, else vocabulary; string
   with more distinct values than half the rows (ids, free text) -> ignored, else vocabulary. Numbers with
   a few placeholder cells (fewer than the numbers) -> typed from the numbers, placeholders read as missing.
@@ -51,7 +52,7 @@ import re
 import shlex
 import tempfile
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -739,83 +740,162 @@ def _utc_date(seconds: float) -> str:
     return datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc).date().isoformat()
 
 
-def _ignored_role(p: ColumnProfile) -> tuple[str, str] | None:
-    """(evidence, why) when a column is an id, a timestamp or a date and so kept out of the model, else None.
+def _seen(p: ColumnProfile) -> str:
+    """ "string, 90 distinct values": what init saw of any column."""
+    return f"{p.dtype}, {p.distinct_text()}"
 
-    Rules (README "Bring your own data"): a string column of dates or date-times; a whole-number column
-    (int, or float cells all whole: "1001.0") with more than MIN_NUMERIC_INT_VALUES values that is a Unix
-    timestamp (every value in 1990..2040 in seconds or milliseconds), unique per row or nearly
-    (ID_UNIQUE_FRACTION of its cells distinct), or a counter (only going up or down in row order, with
-    distinct values in COUNTER_DISTINCT_FRACTION of its cells). A float with a fractional part is a
-    measurement, never an id.
-    """
-    if p.dtype == "string":
-        if p.date_example is not None:
-            return (
-                f"string, dates/times like {p.date_example!r}",
-                "date/time: calendar features are not derived; add e.g. month/day-of-week columns to the CSV",
-            )
-        return None
-    if not p.whole or p.min is None or p.max is None:
-        return None
-    cells = p.numbers
-    kind = "int" if p.dtype == "int" else "float, whole numbers"
+
+def _seen_int(p: ColumnProfile) -> str:
+    return f"{_seen(p)} in {int(p.min or 0)}..{int(p.max or 0)}"
+
+
+def _whole_kind(p: ColumnProfile) -> str:
+    return "int" if p.dtype == "int" else "float, whole numbers"
+
+
+def _whole_numbers(p: ColumnProfile) -> bool:
+    """An int column, or a float one whose cells are all whole ("1001.0"): could be an id or a time. A float
+    with a fractional part is a measurement, never an id."""
+    return p.dtype != "string" and p.whole and p.min is not None and p.max is not None
+
+
+def _is_unix_time(p: ColumnProfile) -> bool:
+    return (
+        _whole_numbers(p)
+        and _unix_time_unit(p.min, p.max) is not None
+        and (p.capped or p.distinct >= MIN_NUMERIC_INT_VALUES)
+    )
+
+
+def _seen_unix_time(p: ColumnProfile) -> str:
     unit = _unix_time_unit(p.min, p.max)
-    distinct = p.exact_distinct if p.exact_distinct is not None else p.distinct
-    if unit is not None and (p.capped or p.distinct >= MIN_NUMERIC_INT_VALUES):
-        scale = 1 if unit == "seconds" else 1000
-        return (
-            f"{kind}, every value a Unix time in {unit} ({_utc_date(p.min / scale)}..{_utc_date(p.max / scale)})",
-            "a timestamp: calendar features are not derived, and a later time is outside the training range; "
-            "add e.g. month/day-of-week columns to the CSV",
-        )
-    why = "an id: an id outside the training range would drive the answer"
-    if p.exact_distinct is not None and distinct >= MIN_NUMERIC_INT_VALUES and distinct >= ID_UNIQUE_FRACTION * cells:
-        how = "unique per row" if distinct == cells else "nearly unique per row"
-        return f"{kind}, {distinct:,} distinct values in {cells:,} rows ({how})", why
-    if (
-        p.monotone is not None
+    scale = 1 if unit == "seconds" else 1000
+    return (
+        f"{_whole_kind(p)}, every value a Unix time in {unit} ({_utc_date(p.min / scale)}..{_utc_date(p.max / scale)})"
+    )
+
+
+def _is_unique_per_row(p: ColumnProfile) -> bool:
+    distinct = p.exact_distinct
+    return (
+        _whole_numbers(p)
+        and distinct is not None
+        and distinct >= MIN_NUMERIC_INT_VALUES
+        and distinct >= ID_UNIQUE_FRACTION * p.numbers
+    )
+
+
+def _seen_unique(p: ColumnProfile) -> str:
+    distinct, cells = p.exact_distinct, p.numbers
+    how = "unique per row" if distinct == cells else "nearly unique per row"
+    return f"{_whole_kind(p)}, {distinct:,} distinct values in {cells:,} rows ({how})"
+
+
+def _is_counter(p: ColumnProfile) -> bool:
+    return (
+        _whole_numbers(p)
+        and p.monotone is not None
         and p.monotone_distinct >= MIN_NUMERIC_INT_VALUES
-        and p.monotone_distinct >= COUNTER_DISTINCT_FRACTION * cells
-    ):
-        return (
-            f"{kind}, {p.monotone_distinct:,} distinct values in {cells:,} rows, {p.monotone} in row order "
-            "(a counter or sorted ids)",
-            why,
-        )
-    return None
+        and p.monotone_distinct >= COUNTER_DISTINCT_FRACTION * p.numbers
+    )
+
+
+def _seen_counter(p: ColumnProfile) -> str:
+    return (
+        f"{_whole_kind(p)}, {p.monotone_distinct:,} distinct values in {p.numbers:,} rows, {p.monotone} in row order "
+        "(a counter or sorted ids)"
+    )
+
+
+def _is_small_ints(p: ColumnProfile) -> bool:
+    low, high = p.min or 0, p.max or 0
+    return (
+        p.dtype == "int"
+        and not p.capped
+        and p.distinct <= MAX_CATEGORICAL_INT_VALUES
+        and low >= 0
+        and high < CATEGORICAL_INT_LIMIT
+    )
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One of init's decisions. When `applies` to a column's profile (the first rule that does wins), the
+    decision is `decision` (a column kind in COLUMN_RULES, a task in TASK_RULES) because of `reason`: a
+    str.format template over the profile `p` and `high` (a categorical_int's max), printed by init after the
+    decision and written as the column's comment in project.yaml (empty: nothing to add). `evidence`: what
+    init saw, printed before the arrow."""
+
+    name: str
+    applies: Callable[[ColumnProfile], bool]
+    decision: str
+    reason: str
+    evidence: Callable[[ColumnProfile], str] = _seen
+
+
+_ID_REASON = "an id: an id outside the training range would drive the answer"
+_CALENDAR = "calendar features are not derived"
+
+# How a feature column is used (README "Bring your own data"), in order: the first rule that applies wins.
+COLUMN_RULES: tuple[Rule, ...] = (
+    Rule("blank", lambda p: p.blank == p.rows, "ignored", "nothing to learn from", lambda p: "blank in every row"),
+    Rule(
+        "dates",
+        lambda p: p.dtype == "string" and p.date_example is not None,
+        "ignored",
+        f"date/time: {_CALENDAR}; add e.g. month/day-of-week columns to the CSV",
+        lambda p: f"string, dates/times like {p.date_example!r}",
+    ),
+    Rule(
+        "timestamp",
+        _is_unix_time,
+        "ignored",
+        f"a timestamp: {_CALENDAR}, and a later time is outside the training range; "
+        "add e.g. month/day-of-week columns to the CSV",
+        _seen_unix_time,
+    ),
+    Rule("unique id", _is_unique_per_row, "ignored", _ID_REASON, _seen_unique),
+    Rule("counter", _is_counter, "ignored", _ID_REASON, _seen_counter),
+    Rule("float", lambda p: p.dtype == "float", "numeric", ""),
+    Rule(
+        "small ints",
+        _is_small_ints,
+        "categorical_int",
+        "small non-negative ints: one-hot over 0..{high}",
+        _seen_int,
+    ),
+    Rule(
+        "many ints",
+        lambda p: p.dtype == "int" and (p.capped or p.distinct >= MIN_NUMERIC_INT_VALUES),
+        "numeric",
+        "too many values for a vocabulary",
+        _seen_int,
+    ),
+    Rule("few ints", lambda p: p.dtype == "int", "vocabulary", "", _seen_int),
+    Rule(
+        "id-like strings",
+        lambda p: p.distinct > ID_LIKE_FRACTION * p.rows,
+        "ignored",
+        "more distinct values than half the {p.rows} rows: an id or free text",
+    ),
+    Rule("strings", lambda p: True, "vocabulary", ""),
+)
+
+
+def column_rule(profile: ColumnProfile) -> Rule:
+    """The first of COLUMN_RULES that applies to a feature column's profile (the last always does)."""
+    return next(rule for rule in COLUMN_RULES if rule.applies(profile))
 
 
 def decide_column(profile: ColumnProfile) -> tuple[project_lib.Column, str]:
     """The spec entry for a feature column and the line saying why ("company: string, 90 distinct values
-    -> vocabulary"). Rules: module docstring."""
+    -> vocabulary"): COLUMN_RULES, plus the placeholder cells read as missing and the blank cells."""
     p = profile
-    evidence = f"{p.dtype}, {p.distinct_text()}"
-    kind, size, why = "", 0, ""
-    role = _ignored_role(p) if p.blank < p.rows else None
-    if p.blank == p.rows:
-        evidence, kind, why = "blank in every row", "ignored", "nothing to learn from"
-    elif role is not None:
-        kind, (evidence, why) = "ignored", role
-    elif p.dtype == "float":
-        kind = "numeric"
-    elif p.dtype == "int":
-        low, high = p.min or 0, p.max or 0
-        evidence += f" in {int(low)}..{int(high)}"
-        if not p.capped and p.distinct <= MAX_CATEGORICAL_INT_VALUES and low >= 0 and high < CATEGORICAL_INT_LIMIT:
-            kind, size = "categorical_int", int(high) + 1
-            why = f"small non-negative ints: one-hot over 0..{size - 1}"
-        elif p.capped or p.distinct >= MIN_NUMERIC_INT_VALUES:
-            kind, why = "numeric", "too many values for a vocabulary"
-        else:
-            kind = "vocabulary"
-    else:
-        if p.distinct > ID_LIKE_FRACTION * p.rows:
-            kind = "ignored"
-            why = f"more distinct values than half the {p.rows} rows: an id or free text"
-        else:
-            kind = "vocabulary"
-    required = p.required
+    rule = column_rule(p)
+    kind, evidence = rule.decision, rule.evidence(p)
+    high = int(p.max or 0) if kind == "categorical_int" else None  # another column's max may be inf
+    why = rule.reason.format(p=p, high=high)
+    size = high + 1 if kind == "categorical_int" else 0
     if p.missing_values:
         evidence += (
             f"; {p.numbers:,} of {p.rows:,} cells are numbers; {_markers_text(p.missing_values)} read as missing"
@@ -828,7 +908,7 @@ def decide_column(profile: ColumnProfile) -> tuple[project_lib.Column, str]:
         name=p.name,
         dtype=p.dtype,
         kind=kind,
-        required=required,
+        required=p.required,
         buckets=project_lib.DEFAULT_BUCKETS if kind == "bucketized" else 0,
         size=size,
         missing_values=tuple(sorted(p.missing_values)),
@@ -878,44 +958,44 @@ def _describe_counts(counts: dict[str, int], order: list[str], rows: int) -> str
     return ", ".join(f"{value} ({_share(counts[value], rows)})" for value in order)
 
 
-def decide_label(
-    profile: ColumnProfile, task: str = "auto", positive: str | None = None
-) -> tuple[project_lib.Label, list[project_lib.Gate], list[str]]:
-    """The label entry, its gates and the lines saying why.
+# How `--task auto` reads the label (README "Bring your own data"), in order: the first rule that applies wins.
+TASK_RULES: tuple[Rule, ...] = (
+    Rule("two values", lambda p: not p.capped and p.distinct == 2, "binary", "two values: a positive class"),
+    Rule(
+        "classes",
+        lambda p: p.dtype == "string" or (p.dtype == "int" and p.distinct <= MAX_MULTICLASS_INT_VALUES),
+        "multiclass",
+        f"strings, or at most {MAX_MULTICLASS_INT_VALUES} ints: classes",
+    ),
+    Rule("numbers", lambda p: True, "regression", f"floats, or more than {MAX_MULTICLASS_INT_VALUES} ints: a measure"),
+)
 
-    `task`: "auto" | "binary" | "multiclass" | "regression". `positive`: a binary label's positive value
-    (--positive). Raises InitError: blank label cells, one value, --positive
-    not a value or with another task, binary with more than 2 values, multiclass on a float label or with
-    more than MAX_CLASSES values, regression on a string label.
-    """
-    p = profile
-    name = p.name
-    if task not in TASK_CHOICES:
-        raise InitError(f"--task {task!r}: one of {', '.join(TASK_CHOICES)}")
+
+def _check_label_cells(p: ColumnProfile) -> None:
+    """Raises InitError: blank label cells, placeholder cells, one value in every row."""
     if p.blank:
         raise InitError(
-            f"label {name} is blank in {_plural(p.blank, 'row')} (first: {p.first_blank}); "
+            f"label {p.name} is blank in {_plural(p.blank, 'row')} (first: {p.first_blank}); "
             "every training row needs a label: fill or drop those rows"
         )
     if p.missing_values:
         raise InitError(
-            f"label {name}: {p.numbers} cells are numbers and {_markers_text(p.missing_values)} mean no value; "
+            f"label {p.name}: {p.numbers} cells are numbers and {_markers_text(p.missing_values)} mean no value; "
             "every training row needs a label: fill or drop those rows"
         )
     if not p.capped and p.distinct == 1:
         only = next(iter(p.counts))
-        raise InitError(f"label {name} has one value ({only!r}) in every row: nothing to learn")
-    values = "more than 1000 values" if p.capped else _plural(p.distinct, "value")
+        raise InitError(f"label {p.name} has one value ({only!r}) in every row: nothing to learn")
+
+
+def _label_task(p: ColumnProfile, task: str, positive: str | None, values: str) -> tuple[str, str]:
+    """(task, " -> task" as printed): `task`, or TASK_RULES' for "auto". Raises InitError: --positive
+    with a task other than binary."""
     if task == "auto":
-        if not p.capped and p.distinct == 2:
-            task = "binary"
-        elif p.dtype == "string" or (p.dtype == "int" and p.distinct <= MAX_MULTICLASS_INT_VALUES):
-            task = "multiclass"
-        else:
-            task = "regression"
+        task = next(rule for rule in TASK_RULES if rule.applies(p)).decision
         if positive is not None and task != "binary":
             raise InitError(
-                f"--positive {positive!r}: label {name} has {values}, and --positive applies to a "
+                f"--positive {positive!r}: label {p.name} has {values}, and --positive applies to a "
                 "label with two values (a binary task)"
             )
         detected = f" -> {task}"
@@ -923,96 +1003,137 @@ def decide_label(
         detected = f" -> {task} (--task)"
     if positive is not None and task != "binary":
         raise InitError(f"--positive is for --task binary, not {task}")
-    evidence = f"{name} (label): {p.dtype}, {values}"
+    return task, detected
 
+
+def decide_label(
+    profile: ColumnProfile, task: str = "auto", positive: str | None = None
+) -> tuple[project_lib.Label, list[project_lib.Gate], list[str]]:
+    """The label entry, its gates and the lines saying why.
+
+    `task`: "auto" (TASK_RULES) | "binary" | "multiclass" | "regression". `positive`: a binary label's
+    positive value (--positive). Raises InitError: blank label cells, one value, --positive
+    not a value or with another task, binary with more than 2 values, multiclass on a float label or with
+    more than MAX_CLASSES values, regression on a string label.
+    """
+    p = profile
+    if task not in TASK_CHOICES:
+        raise InitError(f"--task {task!r}: one of {', '.join(TASK_CHOICES)}")
+    _check_label_cells(p)
+    values = "more than 1000 values" if p.capped else _plural(p.distinct, "value")
+    task, detected = _label_task(p, task, positive, values)
+    seen = f"{p.name} (label): {p.dtype}, {values}{detected}"
     if task == "regression":
-        if p.dtype == "string":
-            raise InitError(f"--task regression: label {name} is a string column ({values}); regression needs numbers")
-        mean, std = p.mean, p.std
-        if mean is None or std is None or not math.isfinite(mean) or not math.isfinite(std):
-            raise InitError(
-                f"label {name}: no standard deviation (non-finite values?); a regression label needs finite numbers"
-            )
-        label = project_lib.Label(column=name, task="regression", dtype=p.dtype)
-        if std <= 0:
-            raise InitError(f"label {name}: one value in every row: nothing to learn")
-        bound = _round_below(std, 3)
-        gate = project_lib.Gate(
-            "RootMeanSquaredError",
-            bound=bound,
-            max_change=_round_up(RMSE_MAX_CHANGE_FRACTION * std, 3),
-            higher_is_better=False,
-        )
-        return (
-            label,
-            [gate],
-            [
-                f"{evidence}{detected} (mean {mean:.4g}, standard deviation {std:.4g})",
-                f"gate RootMeanSquaredError <= {gate.bound}: below the label's standard deviation {std:.4g}, what "
-                f"always predicting the mean scores; change vs the blessed baseline at most {gate.max_change} (2%)",
-            ],
-        )
-
-    counts, rows = p.counts, p.rows
+        return _regression_label(p, seen, values)
     if task == "multiclass" and p.dtype == "float":
         raise InitError(
-            f"--task multiclass: label {name} is a float column; classes need int or string values "
+            f"--task multiclass: label {p.name} is a float column; classes need int or string values "
             "(or --task regression)"
         )
     if p.capped or p.distinct > MAX_CLASSES:
         raise InitError(
-            f"label {name} has {values}: a {task} label has at most {MAX_CLASSES} classes"
+            f"label {p.name} has {values}: a {task} label has at most {MAX_CLASSES} classes"
             + ("; for a numeric label use --task regression" if p.dtype != "string" else "")
         )
-    majority = max(sorted(counts), key=lambda v: counts[v])
-    share = counts[majority] / rows
-    accuracy_why = (
-        f"above {share:.4g}: the majority class {majority} is {_share(counts[majority], rows)} of rows, what always "
-        "guessing it scores"
-    )
     if task == "binary":
-        if p.distinct != 2:
-            raise InitError(
-                f"--task binary: label {name} has {values} "
-                f"({', '.join(sorted(counts, key=lambda v: _value_sort_key(v, p.dtype))[:10])}"
-                f"{', ...' if p.distinct > 10 else ''}); binary needs exactly 2 (or --task multiclass)"
-            )
-        if positive is not None:
-            found = _find_value(positive, counts, p.dtype)
-            if found is None:
-                raise InitError(
-                    f"--positive {positive!r} is not a value of label {name} (values: {', '.join(sorted(counts))})"
-                )
-            positive, why = found, "--positive"
-        else:
-            positive, why = _positive_of(counts)
-        negative = next(v for v in counts if v != positive)
-        label = project_lib.Label(
-            column=name, task="binary", classes=(negative, positive), positive=positive, dtype=p.dtype
-        )
-        accuracy = project_lib.Gate("BinaryAccuracy", bound=_hundredth_above(share), max_change=ACCURACY_MAX_CHANGE)
-        auc = project_lib.Gate("AUC", bound=AUC_BOUND, max_change=AUC_MAX_CHANGE)
-        return (
-            label,
-            [auc, accuracy],
-            [
-                f"{evidence}{detected}: positive class {positive} ({why}; {_share(counts[positive], rows)} of rows), "
-                f"negative {negative}",
-                f"gate AUC >= {AUC_BOUND} (0.5 is guessing); change vs the blessed baseline at most {AUC_MAX_CHANGE}",
-                f"gate BinaryAccuracy >= {accuracy.bound}: {accuracy_why}; change at most {ACCURACY_MAX_CHANGE}",
-            ],
-        )
+        return _binary_label(p, seen, values, positive)
+    return _multiclass_label(p, seen)
 
-    # multiclass
-    classes = tuple(sorted(counts, key=lambda v: _value_sort_key(v, p.dtype)))
-    _check_int_classes_contiguous(name, classes, p.dtype)
-    label = project_lib.Label(column=name, task="multiclass", classes=classes, dtype=p.dtype)
+
+def _regression_label(
+    p: ColumnProfile, seen: str, values: str
+) -> tuple[project_lib.Label, list[project_lib.Gate], list[str]]:
+    """decide_label for a regression: RootMeanSquaredError below the label's standard deviation."""
+    name = p.name
+    if p.dtype == "string":
+        raise InitError(f"--task regression: label {name} is a string column ({values}); regression needs numbers")
+    mean, std = p.mean, p.std
+    if mean is None or std is None or not math.isfinite(mean) or not math.isfinite(std):
+        raise InitError(
+            f"label {name}: no standard deviation (non-finite values?); a regression label needs finite numbers"
+        )
+    label = project_lib.Label(column=name, task="regression", dtype=p.dtype)
+    if std <= 0:
+        raise InitError(f"label {name}: one value in every row: nothing to learn")
+    gate = project_lib.Gate(
+        "RootMeanSquaredError",
+        bound=_round_below(std, 3),
+        max_change=_round_up(RMSE_MAX_CHANGE_FRACTION * std, 3),
+        higher_is_better=False,
+    )
+    return (
+        label,
+        [gate],
+        [
+            f"{seen} (mean {mean:.4g}, standard deviation {std:.4g})",
+            f"gate RootMeanSquaredError <= {gate.bound}: below the label's standard deviation {std:.4g}, what "
+            f"always predicting the mean scores; change vs the blessed baseline at most {gate.max_change} (2%)",
+        ],
+    )
+
+
+def _majority(p: ColumnProfile) -> tuple[float, str]:
+    """(share, why) of a class label's majority class: the accuracy gate is above it."""
+    counts, rows = p.counts, p.rows
+    majority = max(sorted(counts), key=lambda v: counts[v])
+    why = (
+        f"above {counts[majority] / rows:.4g}: the majority class {majority} is {_share(counts[majority], rows)} "
+        "of rows, what always guessing it scores"
+    )
+    return counts[majority] / rows, why
+
+
+def _binary_label(
+    p: ColumnProfile, seen: str, values: str, positive: str | None
+) -> tuple[project_lib.Label, list[project_lib.Gate], list[str]]:
+    """decide_label for a binary task: the positive class (--positive, else _positive_of), AUC and
+    BinaryAccuracy gates."""
+    name, counts, rows = p.name, p.counts, p.rows
+    if p.distinct != 2:
+        raise InitError(
+            f"--task binary: label {name} has {values} "
+            f"({', '.join(sorted(counts, key=lambda v: _value_sort_key(v, p.dtype))[:10])}"
+            f"{', ...' if p.distinct > 10 else ''}); binary needs exactly 2 (or --task multiclass)"
+        )
+    if positive is not None:
+        found = _find_value(positive, counts, p.dtype)
+        if found is None:
+            raise InitError(
+                f"--positive {positive!r} is not a value of label {name} (values: {', '.join(sorted(counts))})"
+            )
+        positive, why = found, "--positive"
+    else:
+        positive, why = _positive_of(counts)
+    negative = next(v for v in counts if v != positive)
+    label = project_lib.Label(
+        column=name, task="binary", classes=(negative, positive), positive=positive, dtype=p.dtype
+    )
+    share, accuracy_why = _majority(p)
+    accuracy = project_lib.Gate("BinaryAccuracy", bound=_hundredth_above(share), max_change=ACCURACY_MAX_CHANGE)
+    auc = project_lib.Gate("AUC", bound=AUC_BOUND, max_change=AUC_MAX_CHANGE)
+    return (
+        label,
+        [auc, accuracy],
+        [
+            f"{seen}: positive class {positive} ({why}; {_share(counts[positive], rows)} of rows), negative {negative}",
+            f"gate AUC >= {AUC_BOUND} (0.5 is guessing); change vs the blessed baseline at most {AUC_MAX_CHANGE}",
+            f"gate BinaryAccuracy >= {accuracy.bound}: {accuracy_why}; change at most {ACCURACY_MAX_CHANGE}",
+        ],
+    )
+
+
+def _multiclass_label(p: ColumnProfile, seen: str) -> tuple[project_lib.Label, list[project_lib.Gate], list[str]]:
+    """decide_label for a multiclass task: classes in sort order (ints consecutive), an accuracy gate."""
+    classes = tuple(sorted(p.counts, key=lambda v: _value_sort_key(v, p.dtype)))
+    _check_int_classes_contiguous(p.name, classes, p.dtype)
+    label = project_lib.Label(column=p.name, task="multiclass", classes=classes, dtype=p.dtype)
+    share, accuracy_why = _majority(p)
     gate = project_lib.Gate("SparseCategoricalAccuracy", bound=_hundredth_above(share), max_change=ACCURACY_MAX_CHANGE)
     return (
         label,
         [gate],
         [
-            f"{evidence}{detected}: classes in output order {_describe_counts(counts, list(classes), rows)}",
+            f"{seen}: classes in output order {_describe_counts(p.counts, list(classes), p.rows)}",
             f"gate SparseCategoricalAccuracy >= {gate.bound}: {accuracy_why}; change vs the blessed baseline at "
             f"most {ACCURACY_MAX_CHANGE}",
         ],
@@ -1219,6 +1340,88 @@ def _magnitude_note(column: project_lib.Column, p: ColumnProfile) -> str | None:
     )
 
 
+def _where(data: Path | str, name: str | None, dir: Path | str | None) -> tuple[Path, str, Path]:
+    """(data, name, folder) resolved. Raises InitError: remote data, a bad name, a folder that already holds
+    a project."""
+    if "://" in str(data):
+        raise InitError(f"--data {data}: tfxp init reads local files; copy the data (or a sample) here")
+    data = Path(data).resolve()
+    name = name if name is not None else default_name(data)
+    if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", name):
+        raise InitError(
+            f"--name {name!r}: use lowercase letters, digits, '_' and '-' (it names the pipeline and the served model)"
+        )
+    folder = Path(dir if dir is not None else name).resolve()
+    existing = [folder / f for f in (project_lib.PROJECT_FILE, project_lib.SCHEMA_FILE) if (folder / f).exists()]
+    if existing:
+        raise InitError(
+            f"{' and '.join(map(str, existing))} already exist(s); tfxp init doesn't overwrite a "
+            "project: choose another --dir, or delete them"
+        )
+    return data, name, folder
+
+
+def _schema_header(command: str, today: str, profile: DataProfile, label: project_lib.Label) -> str:
+    """The comment at the top of schema.pbtxt: who wrote it, and what init tightened."""
+    return (
+        f"Inferred by `{command}` on {today} (TFDV, {profile.rows} rows).\n"
+        "A starting schema: curate it (value ranges, closed vocabularies) before relying on it. Tightened:\n"
+        "- disallow_nan / disallow_inf on every FLOAT feature (tfxp run refuses a schema without them);\n"
+        f"- the label {label.column} is kept out of the SERVING environment (requests carry no label);\n"
+        + (
+            "- the label's values are its domain (a new class is an anomaly, not a wrong class index);\n"
+            if label.task != "regression"
+            else ""
+        )
+        + "- categorical_int columns are bounded to 0..size-1.\n"
+        + (
+            "Typed with project.yaml's missing_values cells read as missing (CsvExampleGen reads them so).\n"
+            if profile.missing_values
+            else ""
+        )
+        + "Features with `shape` are required in every row; the others may be blank."
+    )
+
+
+def _spec_header(command: str, today: str) -> str:
+    """The comment at the top of project.yaml: who wrote it, and the vocabulary of its fields."""
+    return (
+        f"Written by `{command}` on {today}; edit freely.\n"
+        "kind: numeric (z-scored) | bucketized (float, `buckets: N` quantiles) | categorical_int (0..size-1)\n"
+        "      | vocabulary (top-k values) | ignored (validated by the schema, not a model input)\n"
+        "missing_values: cell texts read as missing (placeholders such as '?' in a numeric column).\n"
+        "required: false = may be blank (then schema.pbtxt gives it no shape). Comments: what tfxp init saw.\n"
+        "thresholds: blessing gates on the overall eval slice, from the naive predictor on this data."
+    )
+
+
+def _write(
+    project: project_lib.Project, schema, decided: Decisions, profile: DataProfile, command: str
+) -> project_lib.Project:
+    """Writes project.dir/schema.pbtxt and project.yaml and loads them back (they must make a valid
+    project); on any error removes what it wrote (and the folder, if it made it), then re-raises."""
+    from google.protobuf import text_format
+
+    folder, today = project.dir, datetime.date.today().isoformat()
+    created = not folder.exists()
+    folder.mkdir(parents=True, exist_ok=True)
+    schema_file, project_file = folder / project_lib.SCHEMA_FILE, folder / project_lib.PROJECT_FILE
+    schema_header = _schema_header(command, today, profile, decided.label)
+    try:
+        schema_file.write_text(
+            "".join(f"# {line}\n" for line in schema_header.splitlines()) + text_format.MessageToString(schema),
+            encoding="utf-8",
+        )
+        project_lib.dump(project, project_file, header=_spec_header(command, today), notes=decided.notes)
+        return project_lib.load(folder)  # the files just written must make a valid project
+    except BaseException:
+        for written in (schema_file, project_file):
+            written.unlink(missing_ok=True)
+        if created:  # leave nothing behind: a folder we made holds nothing else
+            folder.rmdir()
+        raise
+
+
 def init_project(
     data: Path | str,
     label: str,
@@ -1244,28 +1447,11 @@ def init_project(
     tfxp.pipeline.csv_files.DataFileError (a file that can't be read as the dataset, by file:line),
     NoCsvFilesError / FileNotFoundError (no data there).
     """
-    from google.protobuf import text_format
-
     ignore = list(dict.fromkeys(ignore))
     command = _command(data, label, task, positive, name, dir, ignore)
     if task not in TASK_CHOICES:
         raise InitError(f"--task {task!r}: one of {', '.join(TASK_CHOICES)}")
-    if "://" in str(data):
-        raise InitError(f"--data {data}: tfxp init reads local files; copy the data (or a sample) here")
-    data = Path(data).resolve()
-    name = name if name is not None else default_name(data)
-    if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", name):
-        raise InitError(
-            f"--name {name!r}: use lowercase letters, digits, '_' and '-' (it names the pipeline and the served model)"
-        )
-    folder = Path(dir if dir is not None else name).resolve()
-    existing = [folder / f for f in (project_lib.PROJECT_FILE, project_lib.SCHEMA_FILE) if (folder / f).exists()]
-    if existing:
-        raise InitError(
-            f"{' and '.join(map(str, existing))} already exist(s); tfxp init doesn't overwrite a "
-            "project: choose another --dir, or delete them"
-        )
-
+    data, name, folder = _where(data, name, dir)
     # Header checks first: a name TensorFlow refuses is said in a fraction of a second, not after statistics.
     _, _, header = read_header(data)
     if label not in header:
@@ -1285,56 +1471,14 @@ def init_project(
         data=str(data),
         dir=folder,
     )
-    schema = build_schema(profile.statistics, decided.label, decided.features)
-    today = datetime.date.today().isoformat()
-    created = not folder.exists()
-    folder.mkdir(parents=True, exist_ok=True)
-    schema_file = folder / project_lib.SCHEMA_FILE
-    project_file = folder / project_lib.PROJECT_FILE
-    schema_header = (
-        f"Inferred by `{command}` on {today} (TFDV, {profile.rows} rows).\n"
-        "A starting schema: curate it (value ranges, closed vocabularies) before relying on it. Tightened:\n"
-        "- disallow_nan / disallow_inf on every FLOAT feature (tfxp run refuses a schema without them);\n"
-        f"- the label {label} is kept out of the SERVING environment (requests carry no label);\n"
-        + (
-            "- the label's values are its domain (a new class is an anomaly, not a wrong class index);\n"
-            if decided.label.task != "regression"
-            else ""
-        )
-        + "- categorical_int columns are bounded to 0..size-1.\n"
-        + (
-            "Typed with project.yaml's missing_values cells read as missing (CsvExampleGen reads them so).\n"
-            if profile.missing_values
-            else ""
-        )
-        + "Features with `shape` are required in every row; the others may be blank."
+    loaded = _write(
+        project, build_schema(profile.statistics, decided.label, decided.features), decided, profile, command
     )
-    spec_header = (
-        f"Written by `{command}` on {today}; edit freely.\n"
-        "kind: numeric (z-scored) | bucketized (float, `buckets: N` quantiles) | categorical_int (0..size-1)\n"
-        "      | vocabulary (top-k values) | ignored (validated by the schema, not a model input)\n"
-        "missing_values: cell texts read as missing (placeholders such as '?' in a numeric column).\n"
-        "required: false = may be blank (then schema.pbtxt gives it no shape). Comments: what tfxp init saw.\n"
-        "thresholds: blessing gates on the overall eval slice, from the naive predictor on this data."
-    )
-    try:
-        schema_file.write_text(
-            "".join(f"# {line}\n" for line in schema_header.splitlines()) + text_format.MessageToString(schema),
-            encoding="utf-8",
-        )
-        project_lib.dump(project, project_file, header=spec_header, notes=decided.notes)
-        loaded = project_lib.load(folder)  # the files just written must make a valid project
-    except BaseException:
-        for written in (schema_file, project_file):
-            written.unlink(missing_ok=True)
-        if created:  # leave nothing behind: a folder we made holds nothing else
-            folder.rmdir()
-        raise
     return InitResult(
         project=loaded,
         dir=folder,
-        project_file=project_file,
-        schema_file=schema_file,
+        project_file=folder / project_lib.PROJECT_FILE,
+        schema_file=folder / project_lib.SCHEMA_FILE,
         rows=profile.rows,
         decisions=decided.lines,
         warnings=decided.warnings,

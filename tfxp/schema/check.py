@@ -23,8 +23,6 @@ def check_schema(project: Project, schema_file: Path | str, spec_file: Path | st
     be kept out of the SERVING environment and, as a class label, have a domain of its classes. Raises
     ProjectError naming the field, and the file whose edit would fix it (both files when either would).
     """
-    from tensorflow_metadata.proto.v0 import schema_pb2
-
     schema_file = Path(schema_file)
     spec = str(spec_file) if spec_file is not None else None
     if not schema_file.is_file():
@@ -34,32 +32,42 @@ def check_schema(project: Project, schema_file: Path | str, spec_file: Path | st
     except ValueError as exc:
         raise ProjectError(schema_file, "", str(exc)) from None
     by_name = {f.name: f for f in schema.feature}
-    columns = [(f"features[{i}] ({c.name})", c, c.dtype, c.required) for i, c in enumerate(project.features)]
+    for i, column in enumerate(project.features):
+        _check_column(column, f"features[{i}] ({column.name})", by_name, schema_file, spec)
+    dtype = _check_label(project.label, schema, by_name, schema_file, spec)
+    _check_no_unlisted(project, schema, schema_file, spec)
+    return replace(project, label=replace(project.label, dtype=dtype))
 
-    for path, column, dtype, required in columns:
-        name = column.name
-        feature = by_name.get(name)
-        if feature is None:
-            raise ProjectError(spec, f"{path}.name", f"{name!r} is not a feature of {schema_file}")
-        schema_type = schema_pb2.FeatureType.Name(feature.type)
-        if SCHEMA_TYPES[dtype] != schema_type:
-            raise ProjectError(
-                spec, f"{path}.dtype", f"{dtype}, but {schema_file} types it {schema_type} ({_dtype_for(schema_type)})"
-            )
-        if required != _schema_required(feature):
-            raise ProjectError(
-                spec,
-                f"{path}.required",
-                f"{str(required).lower()}, but {schema_file} "
-                + (
-                    "gives it no shape (values may be missing)"
-                    if required
-                    else "gives it a shape (a value in every row)"
-                ),
-            )
-        _check_domain(column, feature, path, schema_file, spec)
 
-    label = project.label
+def _check_column(column, path: str, by_name: dict, schema_file: Path, spec: str | None) -> None:
+    """project -> schema: the column is a schema feature of its dtype, `required` as its shape, a domain
+    that suits its kind. Raises ProjectError."""
+    from tensorflow_metadata.proto.v0 import schema_pb2
+
+    name, dtype, required = column.name, column.dtype, column.required
+    feature = by_name.get(name)
+    if feature is None:
+        raise ProjectError(spec, f"{path}.name", f"{name!r} is not a feature of {schema_file}")
+    schema_type = schema_pb2.FeatureType.Name(feature.type)
+    if SCHEMA_TYPES[dtype] != schema_type:
+        raise ProjectError(
+            spec, f"{path}.dtype", f"{dtype}, but {schema_file} types it {schema_type} ({_dtype_for(schema_type)})"
+        )
+    if required != _schema_required(feature):
+        raise ProjectError(
+            spec,
+            f"{path}.required",
+            f"{str(required).lower()}, but {schema_file} "
+            + ("gives it no shape (values may be missing)" if required else "gives it a shape (a value in every row)"),
+        )
+    _check_domain(column, feature, path, schema_file, spec)
+
+
+def _check_label(label, schema, by_name: dict, schema_file: Path, spec: str | None) -> str:
+    """project -> schema for the label: a schema feature of a usable dtype (returned), numeric for
+    regression, a domain of its classes, kept out of SERVING. Raises ProjectError."""
+    from tensorflow_metadata.proto.v0 import schema_pb2
+
     feature = by_name.get(label.column)
     if feature is None:
         raise ProjectError(spec, "label.column", f"{label.column!r} is not a feature of {schema_file}")
@@ -82,8 +90,12 @@ def check_schema(project: Project, schema_file: Path | str, spec_file: Path | st
             "the label must be kept out of the SERVING "
             'environment (add `not_in_environment: "SERVING"`; requests carry no label)',
         )
+    return dtype
 
-    listed = {c.name for c in project.features} | {label.column}
+
+def _check_no_unlisted(project: Project, schema, schema_file: Path, spec: str | None) -> None:
+    """schema -> project: every schema feature is a column or the label. Raises ProjectError."""
+    listed = {c.name for c in project.features} | {project.label.column}
     unlisted = [f.name for f in schema.feature if f.name not in listed]
     if unlisted:
         raise ProjectError(
@@ -92,7 +104,6 @@ def check_schema(project: Project, schema_file: Path | str, spec_file: Path | st
             f"{', '.join(unlisted)}: in {schema_file} but not listed (add each "
             "as a column; `kind: ignored` keeps it validated but out of the model)",
         )
-    return replace(project, label=replace(label, dtype=dtype))
 
 
 # Which schema domain (the Feature's `domain_info` oneof) each TFDV type can carry; `domain` names a
