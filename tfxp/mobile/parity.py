@@ -35,6 +35,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -539,17 +540,25 @@ class _GateInputs:
     scale: _Scale
     metric_bounds: dict[str, float]
     as_bytes: np.ndarray | None = None  # serving_bytes' outputs on eval + contract rows, when it has one
+    _diffs: dict = field(default_factory=dict, repr=False)
 
-    @property
+    @cached_property
     def everything(self) -> np.ndarray:
         return np.concatenate([self.got, self.got_contract])
 
     def diff(self, contract: bool = False, scaled: bool = False) -> tuple[float | None, float | None]:
-        got, want = (self.got_contract, self.contract_reference) if contract else (self.got, self.reference)
-        return _diff(got, want, self.scale.of(want)) if scaled else _diff(got, want)
+        """(max, mean) difference on the eval (or contract) rows, raw or in the variant's scale. Computed
+        once per kind: the checks and the report read the same numbers."""
+        key = (contract, scaled)
+        if key not in self._diffs:
+            got, want = (self.got_contract, self.contract_reference) if contract else (self.got, self.reference)
+            self._diffs[key] = _diff(got, want, self.scale.of(want)) if scaled else _diff(got, want)
+        return self._diffs[key]
 
+    @cached_property
     def metric(self) -> dict[str, Any]:
-        """The task's gated metric of the variant and of predict_raw on the labeled rows, and its bound."""
+        """The task's gated metric of the variant and of predict_raw on the labeled rows, and its bound
+        (computed once: _check_metric and the report both read it)."""
         name = GATED_METRIC[self.task]
         metrics, reference_metrics = quality(self.task, self.y, self.got), quality(self.task, self.y, self.reference)
         labeled_rows = int(labeled(self.task, self.y, self.reference).sum())
@@ -615,7 +624,7 @@ def _check_bytes_signature(gate: _GateInputs) -> list[str]:
 
 def _check_metric(gate: _GateInputs) -> list[str]:
     """The task's metric within its bound of the SavedModel's; undefined fails a quantized variant."""
-    m = gate.metric()
+    m = gate.metric
     text = METRIC_TEXT[m["name"]]
     if m["delta"] is None:
         if not gate.rows or gate.variant == FLOAT:
@@ -653,7 +662,7 @@ def _gate_text(gate: _GateInputs, metric: Mapping[str, Any]) -> str:
 
 
 def _report(gate: _GateInputs, reasons: list[str], contract_rows: int, ran_on: dict) -> ParityReport:
-    metric = gate.metric()
+    metric = gate.metric
     max_diff, mean_diff = gate.diff()
     contract_diff, _ = gate.diff(contract=True)
     bytes_diff = _diff(gate.as_bytes, gate.everything)[0] if gate.as_bytes is not None else None
