@@ -156,21 +156,17 @@ def tensor_map(content: bytes) -> dict:
     the interpreter's own get_input_details()/get_output_details(), in that (positional) order.
     Raises ConversionError when no signature owns subgraph 0's tensors.
     """
-    interpreter = runtime.interpreter_class()(model_content=content)
-    primary_inputs = [(d["name"], int(d["index"])) for d in interpreter.get_input_details()]
-    primary_outputs = [(d["name"], int(d["index"])) for d in interpreter.get_output_details()]
-    signatures: dict[str, dict] = {}
-    primary = None
-    for key in sorted(interpreter.get_signature_list()):
-        runner = interpreter.get_signature_runner(key)
-        entry = {
-            side: {name: {"tensor": d["name"], "tensor_index": int(d["index"])} for name, d in sorted(details.items())}
-            for side, details in (("inputs", runner.get_input_details()), ("outputs", runner.get_output_details()))
+    found = runtime.boundary_details(content)
+    signatures = {
+        key: {
+            side: {name: {"tensor": d["name"], "tensor_index": int(d["index"])} for name, d in details.items()}
+            for side, details in sides.items()
         }
-        signatures[key] = entry
-        tensors = {side: sorted((t["tensor"], t["tensor_index"]) for t in entry[side].values()) for side in entry}
-        if tensors == {"inputs": sorted(primary_inputs), "outputs": sorted(primary_outputs)}:
-            primary = key
+        for key, sides in found["signatures"].items()
+    }
+    primary_inputs = [(d["name"], int(d["index"])) for d in found["primary_inputs"]]
+    primary_outputs = [(d["name"], int(d["index"])) for d in found["primary_outputs"]]
+    primary = found["primary"]
     if primary is None:
         raise ConversionError(f"no signature of the converted model owns subgraph 0's tensors {primary_inputs}")
 

@@ -102,6 +102,43 @@ def runtime_of(interpreter_cls: type) -> dict[str, str]:
     return {"package": module, "version": "unknown"}
 
 
+def boundary_details(content: bytes) -> dict:
+    """A .tflite file's boundary tensors as the TFLite interpreter reports them (its detail dicts: name,
+    index, dtype, shape, shape_signature): {"signatures": {key: {"inputs": {input: detail}, "outputs":
+    {output: detail}}}, "primary_inputs": [detail], "primary_outputs": [detail], "primary": key or None}.
+    The primary subgraph (0) is what a runtime without signatures sees, in positional order; `primary`
+    is the signature owning exactly its tensors. One reader for model_spec.tensor_map and web.model_tensors.
+    """
+    interpreter = interpreter_class()(model_content=content)
+    signatures = {}
+    for key in sorted(interpreter.get_signature_list()):
+        runner = interpreter.get_signature_runner(key)
+        signatures[key] = {
+            side: dict(sorted(details.items()))
+            for side, details in (("inputs", runner.get_input_details()), ("outputs", runner.get_output_details()))
+        }
+    primary_inputs, primary_outputs = interpreter.get_input_details(), interpreter.get_output_details()
+
+    def tensors(details) -> list[tuple[str, int]]:
+        return sorted((d["name"], int(d["index"])) for d in details)
+
+    primary = next(
+        (
+            key
+            for key, sides in signatures.items()
+            if tensors(sides["inputs"].values()) == tensors(primary_inputs)
+            and tensors(sides["outputs"].values()) == tensors(primary_outputs)
+        ),
+        None,
+    )
+    return {
+        "signatures": signatures,
+        "primary_inputs": primary_inputs,
+        "primary_outputs": primary_outputs,
+        "primary": primary,
+    }
+
+
 def missing_marker_json(dtype: str) -> Any:
     """The missing-value marker of a spec dtype as written in model_spec.json (NaN as the string "NaN")."""
     marker = R.missing_marker(dtype)

@@ -61,28 +61,17 @@ def model_tensors(content: bytes) -> dict:
     {"signature": key or None, "inputs": [tensor], "outputs": [tensor]}}, a tensor being
     {"name", "tensor", "dtype" ("float32", "int64", "string", ...), "shape" (-1: dynamic)}.
     """
-    interpreter = runtime.interpreter_class()(model_content=content)
-    signatures = {}
-    for key in sorted(interpreter.get_signature_list()):
-        runner = interpreter.get_signature_runner(key)
-        signatures[key] = {
-            side: [_tensor(d, name) for name, d in sorted(details.items())]
-            for side, details in (("inputs", runner.get_input_details()), ("outputs", runner.get_output_details()))
-        }
-    primary_inputs = [_tensor(d) for d in interpreter.get_input_details()]
-    primary_outputs = [_tensor(d) for d in interpreter.get_output_details()]
-    primary = next(
-        (
-            key
-            for key, s in signatures.items()
-            if sorted(t["tensor"] for t in s["inputs"]) == sorted(t["tensor"] for t in primary_inputs)
-            and sorted(t["tensor"] for t in s["outputs"]) == sorted(t["tensor"] for t in primary_outputs)
-        ),
-        None,
-    )
+    found = runtime.boundary_details(content)
     return {
-        "signatures": signatures,
-        "primary_subgraph": {"signature": primary, "inputs": primary_inputs, "outputs": primary_outputs},
+        "signatures": {
+            key: {side: [_tensor(d, name) for name, d in details.items()] for side, details in sides.items()}
+            for key, sides in found["signatures"].items()
+        },
+        "primary_subgraph": {
+            "signature": found["primary"],
+            "inputs": [_tensor(d) for d in found["primary_inputs"]],
+            "outputs": [_tensor(d) for d in found["primary_outputs"]],
+        },
     }
 
 
