@@ -321,6 +321,12 @@ def test_malformed_distribution_refused():
     nan = Distribution("numeric", ("[0, 1)",), (1.0,), (float("nan"),))
     with pytest.raises(ValueError, match="fraction nan is not a number in"):
         H.render_html(MonitorReport("t", 60, 1, [finding(1, W[0], "c", SKEW, 0, 0.3, nan)]))
+    too_much = Distribution("numeric", ("[0, 1)", "[1, 2)"), (0.6, 0.6), (0.5, 0.5))
+    with pytest.raises(ValueError, match="reference fractions sum to 1.2, more than 1"):
+        H.render_html(MonitorReport("t", 60, 1, [finding(1, W[0], "c", SKEW, 0, 0.3, too_much)]))
+    unknown = Distribution("ordinal", ("a",), (1.0,), (1.0,))
+    with pytest.raises(ValueError, match="distribution kind 'ordinal' is neither categorical nor numeric"):
+        H.render_html(MonitorReport("t", 60, 1, [finding(1, W[0], "c", SKEW, 0, 0.3, unknown)]))
 
 
 def test_size_bounded_by_caps_not_by_data():
@@ -336,7 +342,15 @@ def test_size_bounded_by_caps_not_by_data():
     huge = H.render_html(big_report(windows=100, labels=10_000))
     assert len(huge.encode()) < 900_000, len(huge.encode())
     assert f"{100 - H.MAX_WINDOW_ROWS} earlier window(s) not listed" in huge
-    assert "findings under their threshold, from earlier windows, are not listed" in huge
+    assert f"{3 * 100 * 51 * 2 - H.MAX_FINDING_ROWS:,} findings under their threshold, from earlier windows" in huge
+    over = huge.count("<tr class=o><td>taxi")
+    assert over == 3 * 100 * 2  # feature_003, skew and drift, every window of every version
+    skipped = [Skipped("corrupt_record", f"logs/{i}.tfrecord", 2, "truncated") for i in range(5000)]
+    many = H.render_html(MonitorReport("t", 60, 1, skipped=skipped))
+    assert len(many.encode()) < 100_000
+    assert (
+        f"{5000 - H.MAX_SKIPPED_ROWS:,} more item(s) not listed: corrupt_record: 4,800 item(s), 9,600 record(s)" in many
+    )
 
 
 # -- headless Chromium ----------------------------------------------------------------------------------------

@@ -11,7 +11,8 @@ draws, so its size does not grow with the rows read; every cap is stated on the 
 - a chart shows at most MAX_CATEGORIES values (the least frequent merged into "(other)") or MAX_BUCKETS
   histogram buckets (neighbours merged);
 - the windows table of a version lists its latest MAX_WINDOW_ROWS windows; the table of every finding lists
-  at most MAX_FINDING_ROWS rows (every over-threshold finding, then the latest others). `--json` has it all.
+  at most MAX_FINDING_ROWS rows (every over-threshold finding, then the latest others); the Skipped list, at
+  most MAX_SKIPPED_ROWS items (the rest counted by reason). `--json` has it all.
 
 Everything that comes from data (model and feature names, category values, file names, messages) is escaped.
 """
@@ -47,7 +48,9 @@ MAX_CATEGORIES = 12
 MAX_BUCKETS = 20
 MAX_WINDOW_ROWS = 48
 MAX_FINDING_ROWS = 3000
+MAX_SKIPPED_ROWS = 200
 MAX_LABEL_CHARS = 28
+SUM_TOLERANCE = 1e-6  # float sums of fractions that add up to 1
 
 CATEGORICAL = "categorical"
 NUMERIC = "numeric"
@@ -102,8 +105,9 @@ def render_html(report: MonitorReport) -> str:
 
     No external reference of any kind, no script. Size: bounded by the MAX_* caps above, not by the rows
     read (about 0.5 MB for 50 features x 10 windows x 3 versions, most of it the table of every finding).
-    Raises ValueError when the distribution of a Finding drawn is malformed (labels, reference and served of different
-    lengths, a fraction outside [0, 1] or not a number, an unknown kind): a chart of it would be wrong.
+    Raises ValueError when the distribution of a charted Finding is malformed (labels, reference and served of
+    different lengths, a fraction outside [0, 1] or not a number, fractions summing to more than 1, an unknown
+    kind): a chart of it would be wrong.
     """
     plan = _ChartPlan.of(report)
     parts = [
@@ -164,9 +168,10 @@ def _latest_verdict_windows(report: MonitorReport) -> dict[tuple[str, int], tupl
         key = (w.model, w.version)
         if w.verdict != TOO_FEW_ROWS and (key not in latest or w.start > latest[key][0]):
             latest[key] = (w.start, w.end)
+    listed = {(w.model, w.version) for w in report.windows}
     for f in report.findings:
         key = (f.model, f.version)
-        if not any((w.model, w.version) == key for w in report.windows):
+        if key not in listed:
             if key not in latest or f.window_start > latest[key][0]:
                 latest[key] = (f.window_start, f.window_end)
     return latest
@@ -335,6 +340,9 @@ def _check_distribution(feature: str, dist: Distribution) -> None:
     for x in (*dist.reference, *dist.served):
         if not (isinstance(x, int | float) and 0.0 <= x <= 1.0):
             raise ValueError(f"feature {feature!r}: fraction {x!r} is not a number in [0, 1]")
+    for name, shares in (("reference", dist.reference), ("served", dist.served)):
+        if sum(shares) > 1.0 + SUM_TOLERANCE:
+            raise ValueError(f"feature {feature!r}: {name} fractions sum to {sum(shares):.6g}, more than 1")
 
 
 def _chart(finding: Finding, dist: Distribution) -> str:
@@ -451,14 +459,27 @@ def _merged_bucket(first: str, last: str) -> str:
 
 
 def _skipped_section(skipped: Sequence[Skipped]) -> str:
+    """The Skipped list in the monitor's order; beyond MAX_SKIPPED_ROWS items, the rest counted by reason."""
     if not skipped:
         return "<section><h2>Skipped input</h2><p>Nothing was skipped.</p></section>"
     rows = "".join(
-        f"<tr><td>{_e(s.reason)}<td>{_e(s.where)}<td class=n>{s.count:,}<td>{_e(s.message)}" for s in skipped
+        f"<tr><td>{_e(s.reason)}<td>{_e(s.where)}<td class=n>{s.count:,}<td>{_e(s.message)}"
+        for s in skipped[:MAX_SKIPPED_ROWS]
+    )
+    rest: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for s in skipped[MAX_SKIPPED_ROWS:]:
+        rest[s.reason][0] += 1
+        rest[s.reason][1] += s.count
+    note = (
+        f"<p class=note>{len(skipped) - MAX_SKIPPED_ROWS:,} more item(s) not listed: "
+        + "; ".join(f"{_e(reason)}: {items:,} item(s), {count:,} record(s)" for reason, (items, count) in rest.items())
+        + ".</p>"
+        if rest
+        else ""
     )
     return (
-        f"<section><h2>Skipped input ({len(skipped)})</h2>"
-        f"<table><tr><th>reason<th>where<th>count<th>message{rows}</table></section>"
+        f"<section><h2>Skipped input ({len(skipped):,})</h2>"
+        f"<table><tr><th>reason<th>where<th>count<th>message{rows}</table>{note}</section>"
     )
 
 
