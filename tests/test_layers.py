@@ -1,7 +1,7 @@
 """The layer rules are the linter's (issue 19): `make lint` fails on an import that reaches sideways.
 
 pyproject.toml bans TensorFlow, TFX and Beam from tfxp/rows.py (and from tfxp/files.py at module
-level); tfxp/{models,serving,mobile,schema}/ruff.toml ban the packages each must not import (and, for
+level); tfxp/{models,serving,mobile,schema,monitoring}/ruff.toml ban the packages each must not import (and, for
 schema, TensorFlow/TFX/TFDV/Beam at module level). Each test plants
 one forbidden import in a copy of the tree and runs the real ruff on it with the repository's config.
 """
@@ -81,6 +81,12 @@ def test_the_tree_as_it_is_passes(tree):
         ("tfxp/schema/check.py", "import tfx  # noqa: F401,E402", "`tfx` is banned at the module level"),
         ("tfxp/schema/rules.py", "from tfxp.serving import client  # noqa: F401,E402", "tfxp.schema knows no server"),
         ("tfxp/files.py", "import tensorflow  # noqa: F401,E402", "`tensorflow` is banned at the module level"),
+        (
+            "tfxp/monitoring/monitor.py",
+            "def _f():\n    from tfxp.pipeline import publish  # noqa: F401",
+            "tfxp.monitoring knows no orchestrator",
+        ),
+        ("tfxp/monitoring/logs.py", "import tfxp.cli  # noqa: F401,E402", "tfxp.monitoring knows no CLI"),
     ],
 )
 def test_a_forbidden_import_fails_the_lint(tree, module, code, message):

@@ -30,6 +30,7 @@ COMMANDS: Mapping[str, str] = MappingProxyType(
         "convert": "tfxp.cli.mobile:convert",
         "mobile-predict": "tfxp.cli.mobile:mobile_predict",
         "init": "tfxp.cli.project:init",
+        "monitor": "tfxp.cli.monitoring:monitor",
     }
 )
 

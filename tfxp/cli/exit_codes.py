@@ -76,6 +76,13 @@ EXIT_CODES: Mapping[str, Mapping[ExitCode, str]] = MappingProxyType(
             ExitCode.USAGE: "usage error",
             ExitCode.CHECK_FAILED: "a variant failed its checks (non-builtin op or parity) and was not written",
         },
+        "monitor": {
+            ExitCode.OK: "nothing over a threshold (windows with too few rows get no verdict and say so)",
+            ExitCode.FAILURE: "unexpected failure (the reason is printed)",
+            ExitCode.USAGE: "usage error (bad option, an unreadable --model-config-file)",
+            ExitCode.CHECK_FAILED: "skew or drift over a threshold: the table names version, window, feature, "
+            "kind, statistic, value and threshold",
+        },
         "mobile-predict": {
             ExitCode.OK: "predictions printed",
             ExitCode.FAILURE: "the model folder cannot be used (model_spec.json, .tflite, no TFLite interpreter)",

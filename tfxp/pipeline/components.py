@@ -13,6 +13,7 @@ from tfx.types import standard_artifacts
 from tfxp.mobile.errors import ConversionError
 from tfxp.pipeline import failpoints
 from tfxp.pipeline.publish import LATEST_FILE, find_pushed, latest_version, publish_latest, publish_version
+from tfxp.project.spec import Monitoring
 from tfxp.schema import anomalies as anomalies_lib
 
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
@@ -61,17 +62,68 @@ def _write_warmup(examples_uri: str, model_name: str, destination: str, count: i
         writer.write(log.SerializeToString())
 
 
+def _eval_predictions(model_dir: str, records: list[bytes], problem: dict) -> list:
+    """The model's answers on eval examples, as the monitor reads served answers (tfxp.monitoring.logs):
+    the probability (binary), the class name (multiclass) or the value. An example the model refuses (a
+    value beyond its range: features.Z_LIMIT) has no answer and is left out."""
+    import numpy as np
+    import tensorflow as tf
+
+    from tfxp.models import features, signatures
+
+    task = problem["label"]["task"]
+    output = features.OUTPUTS[features.Task(task)]
+    serve = tf.saved_model.load(model_dir).signatures[signatures.SERVING_DEFAULT]
+
+    def run(batch: list[bytes]) -> list:
+        try:
+            values = serve(examples=tf.constant(batch))[output].numpy()
+        except tf.errors.InvalidArgumentError:
+            return [a for record in batch for a in run([record])] if len(batch) > 1 else []
+        if task == "multiclass":
+            return [problem["label"]["classes"][i] for i in np.argmax(values, axis=1)]
+        return [float(v) for v in values.reshape(-1)]
+
+    return [answer for start in range(0, len(records), 500) for answer in run(records[start : start + 500])]
+
+
+def _write_monitoring(staging: str, examples_uri: str, statistics_uri: str, schema_uri: str, settings, rows: int):
+    """The monitoring reference a pushed version carries (tfxp.monitoring.reference): the train split's
+    statistics, the schema with the comparators' thresholds (`settings`), and the model's answers on up
+    to `rows` eval rows."""
+    import json
+
+    import tensorflow as tf
+
+    from tfxp.monitoring import reference
+
+    with tf.io.gfile.GFile(os.path.join(statistics_uri, "Split-train", "FeatureStats.pb"), "rb") as f:
+        train_statistics = f.read()
+    with tf.io.gfile.GFile(os.path.join(schema_uri, "schema.pbtxt")) as f:
+        schema_text = f.read()
+    with open(os.path.join(staging, reference.PROBLEM_FILE)) as f:
+        problem = json.load(f)
+    answers = _eval_predictions(staging, _eval_records(examples_uri, rows), problem)
+    reference.write(staging, train_statistics, schema_text, problem, settings, answers)
+
+
 @component
 def AtomicPusher(
     model: InputArtifact[standard_artifacts.Model],
     model_blessing: InputArtifact[standard_artifacts.ModelBlessing],
     examples: InputArtifact[standard_artifacts.Examples],
+    statistics: InputArtifact[standard_artifacts.ExampleStatistics],
+    schema: InputArtifact[standard_artifacts.Schema],
     pushed_model: OutputArtifact[standard_artifacts.PushedModel],
     serving_dir: Parameter[str],
     model_name: Parameter[str],
     warmup_records: Parameter[int] = 10,
+    monitoring: Parameter[str] = "{}",
+    monitoring_rows: Parameter[int] = 2000,
 ) -> None:
-    """Pushes a blessed model to `<serving_dir>/<version>/` atomically, with warmup requests.
+    """Pushes a blessed model to `<serving_dir>/<version>/` atomically, with warmup requests and the
+    monitoring reference (`assets.extra/tfxp_monitoring/`: tfxp.monitoring.reference; `monitoring`: the
+    project's thresholds as JSON, `monitoring_rows`: eval rows whose answers describe the predictions).
 
     A model server polling the base path sees either no new version or a complete
     one (see `pipeline.publish`). Re-executed for a model it already pushed (the
@@ -86,8 +138,11 @@ def AtomicPusher(
     version, final = publish_version(
         os.path.join(model.uri, "Format-Serving"),
         serving_dir,
-        add_files=lambda staging: _write_warmup(
-            examples.uri, model_name, os.path.join(staging, WARMUP_FILE), warmup_records
+        add_files=lambda staging: (
+            _write_warmup(examples.uri, model_name, os.path.join(staging, WARMUP_FILE), warmup_records),
+            _write_monitoring(
+                staging, examples.uri, statistics.uri, schema.uri, Monitoring.from_json(monitoring), monitoring_rows
+            ),
         ),
         source_id=model.uri,
     )

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from tfxp.models.features import Problem
 from tfxp.project import Gate, Project
+from tfxp.project.spec import Monitoring
 from tfxp.projects import TAXI, taxi_gates, taxi_problem
 
 # The installed `tfxp` package: <checkout>/tfxp in an editable install, <site-packages>/tfxp from a
@@ -261,6 +262,8 @@ class PipelineConfig:
     remote: RemoteLayout | None = None
     # Column -> cell texts CsvExampleGen reads as missing (a project's `missing_values`).
     missing_values: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    # `tfxp monitor`'s thresholds, carried by every pushed version (tfxp.monitoring.reference).
+    monitoring: Monitoring = field(default_factory=Monitoring)
 
     def _project_file(self, path: Path | str) -> str:
         """A file of this project as the runner sees it: rebased into the image when remote (image_path).
@@ -283,6 +286,7 @@ class PipelineConfig:
             "thresholds": EvalThresholds(gates=tuple(project.thresholds)),
             "problem": project.problem(),
             "missing_values": tuple((n, tuple(t)) for n, t in project.missing_values.items()),
+            "monitoring": project.monitoring,
         }
         if project.data is not None:
             settings["data"] = project.data

@@ -109,9 +109,12 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
         examples=example_gen.outputs["examples"],
+        statistics=statistics_gen.outputs["statistics"],
+        schema=schema_gen.outputs["schema"],
         serving_dir=config.serving_dir,
         model_name=config.name,
         warmup_records=config.warmup_records,
+        monitoring=config.monitoring.to_json(),
     ).with_id("Pusher")
 
     mobile_pusher = MobilePusher(

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from tfxp.project.load import parse
-from tfxp.project.spec import Project, ProjectError, check_hook, is_uri
+from tfxp.project.spec import Monitoring, Project, ProjectError, check_hook, is_uri
 
 
 def _yaml_scalar(value: Any) -> str:
@@ -107,7 +107,28 @@ def dumps(
         lines.append(f"    higher_is_better: {_yaml_scalar(g.higher_is_better)}")
         lines.append(f"    bound: {_yaml_scalar(g.bound)}")
         lines.append(f"    max_change: {_yaml_scalar(g.max_change)}")
+    if project.monitoring != Monitoring():
+        lines += _monitoring_lines(project.monitoring)
     return "\n".join(lines) + "\n"
+
+
+def _monitoring_lines(m: Monitoring) -> list[str]:
+    """The `monitoring:` section (written only when it differs from the defaults)."""
+    lines = ["monitoring:", f"  min_rows: {m.min_rows}"]
+    for kind in ("skew", "drift"):
+        lines.append(f"  {kind}:")
+        lines += [f"    {c}: {_yaml_scalar(getattr(m, f'{c}_{kind}'))}" for c in ("categorical", "numeric")]
+    lines += [
+        "  prediction:",
+        f"    skew: {_yaml_scalar(m.prediction_skew)}",
+        f"    drift: {_yaml_scalar(m.prediction_drift)}",
+    ]
+    if m.features:
+        lines.append("  features:")
+        for name, skew, drift in m.features:
+            lines.append(f"    {_yaml_scalar(name)}:")
+            lines += [f"      {k}: {_yaml_scalar(v)}" for k, v in (("skew", skew), ("drift", drift)) if v is not None]
+    return lines
 
 
 def dump(project: Project, path: Path | str, header: str | None = None, notes: Mapping[str, str] | None = None) -> None:

@@ -27,6 +27,7 @@ from tfxp.project.spec import (
     Column,
     Gate,
     Label,
+    Monitoring,
     Project,
     ProjectError,
     check_hook,
@@ -272,7 +273,7 @@ def parse(raw: Any, file: str | None, base: Path | None, check_files: bool = Tru
     d = r.mapping(
         raw,
         "",
-        ("name", "data", "label", "features", "slices", "thresholds"),
+        ("name", "data", "label", "features", "slices", "thresholds", "monitoring"),
         ("name", "label", "features", "thresholds"),
     )
     name = r.string(d["name"], "name")
@@ -322,7 +323,51 @@ def parse(raw: Any, file: str | None, base: Path | None, check_files: bool = Tru
     metrics = [g.metric for g in thresholds]
     if len(set(metrics)) != len(metrics):
         raise r.error("thresholds", "a metric is gated more than once")
-    return Project(name=name, label=label, features=features, thresholds=thresholds, slices=slices, data=data, dir=base)
+    monitoring = _parse_monitoring(r, d["monitoring"], features) if d.get("monitoring") is not None else Monitoring()
+    return Project(
+        name=name,
+        label=label,
+        features=features,
+        thresholds=thresholds,
+        slices=slices,
+        data=data,
+        dir=base,
+        monitoring=monitoring,
+    )
+
+
+def _parse_monitoring(r: _Reader, raw: Any, features: tuple[Column, ...]) -> Monitoring:
+    """`monitoring:` {min_rows, skew: {categorical, numeric}, drift: {categorical, numeric},
+    prediction: {skew, drift}, features: {column: {skew, drift}}}; every field optional."""
+    d = r.mapping(raw, "monitoring", ("min_rows", "skew", "drift", "prediction", "features"), ())
+    values: dict[str, Any] = {}
+    if d.get("min_rows") is not None:
+        values["min_rows"] = r.positive_int(d["min_rows"], "monitoring.min_rows")
+    for kind in ("skew", "drift"):
+        part = r.mapping(d.get(kind) or {}, f"monitoring.{kind}", ("categorical", "numeric"), ())
+        for column_kind, value in part.items():
+            values[f"{column_kind}_{kind}"] = _statistic_bound(r, value, f"monitoring.{kind}.{column_kind}")
+    prediction = r.mapping(d.get("prediction") or {}, "monitoring.prediction", ("skew", "drift"), ())
+    for kind, value in prediction.items():
+        values[f"prediction_{kind}"] = _statistic_bound(r, value, f"monitoring.prediction.{kind}")
+    inputs = [c.name for c in features if c.is_input]
+    overrides = []
+    for name, part in r.mapping(d.get("features") or {}, "monitoring.features", tuple(inputs), ()).items():
+        part = r.mapping(part, f"monitoring.features.{name}", ("skew", "drift"), ())
+        skew, drift = (
+            _statistic_bound(r, part[k], f"monitoring.features.{name}.{k}") if part.get(k) is not None else None
+            for k in ("skew", "drift")
+        )
+        overrides.append((name, skew, drift))
+    return Monitoring(**values, features=tuple(overrides))
+
+
+def _statistic_bound(r: _Reader, value: Any, path: str) -> float:
+    """A threshold of L-infinity or Jensen-Shannon divergence: both lie in [0, 1]."""
+    number = r.number(value, path)
+    if not 0 <= number <= 1:
+        raise r.error(path, f"{number} is outside [0, 1], where L-infinity and Jensen-Shannon divergence lie")
+    return number
 
 
 def from_dict(d: Mapping[str, Any], dir: Path | str | None = None, check_files: bool = False) -> Project:

@@ -126,6 +126,59 @@ class Gate:
 
 
 @dataclass(frozen=True)
+class Monitoring:
+    """`tfxp monitor`'s comparator thresholds and window size floor (project.yaml `monitoring:`, optional).
+
+    Statistics as TFDV's comparators: L-infinity for categorical features, Jensen-Shannon divergence for
+    numeric ones and for the prediction distribution. A finding is over when its value exceeds the
+    threshold. `min_rows`: the fewest rows a window needs for a verdict. `features`: (name, skew, drift)
+    overrides, None keeping the default. Defaults measured on clean and shifted replays (docs/monitoring.md).
+    """
+
+    min_rows: int = 200
+    categorical_skew: float = 0.2
+    categorical_drift: float = 0.2
+    numeric_skew: float = 0.1
+    numeric_drift: float = 0.1
+    prediction_skew: float = 0.1
+    prediction_drift: float = 0.1
+    features: tuple[tuple[str, float | None, float | None], ...] = ()
+
+    def of(self, name: str, kind: str) -> tuple[float, float]:
+        """(skew, drift) thresholds of feature `name` of `kind` ("categorical" or "numeric")."""
+        skew, drift = (
+            (self.categorical_skew, self.categorical_drift)
+            if kind == "categorical"
+            else (self.numeric_skew, self.numeric_drift)
+        )
+        for feature, feature_skew, feature_drift in self.features:
+            if feature == name:
+                skew = skew if feature_skew is None else feature_skew
+                drift = drift if feature_drift is None else feature_drift
+        return skew, drift
+
+    def to_json(self) -> str:
+        """This object as JSON (a TFX Parameter), read back by `from_json`."""
+        import json
+        from dataclasses import asdict
+
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> Monitoring:
+        """Monitoring from `to_json`'s JSON; "{}" gives the defaults. Raises ValueError for other JSON."""
+        import json
+        from dataclasses import fields
+
+        data = json.loads(text)
+        if not isinstance(data, dict) or set(data) - {f.name for f in fields(cls)}:
+            raise ValueError(f"not monitoring thresholds: {text[:200]}")
+        if "features" in data:
+            data["features"] = tuple(tuple(item) for item in data["features"])
+        return cls(**data)
+
+
+@dataclass(frozen=True)
 class Project:
     """A loaded project spec.
 
@@ -141,6 +194,7 @@ class Project:
     slices: tuple[str, ...] = ()
     data: str | None = None
     dir: Path | None = field(default=None, compare=False)
+    monitoring: Monitoring = field(default_factory=Monitoring)
 
     @property
     def inputs(self) -> tuple[Column, ...]:

@@ -1,0 +1,199 @@
+"""`tfxp monitor`: skew and drift of logged requests against what each served version was trained on.
+
+Heavy imports (TensorFlow protos, TFDV's protos) happen inside the command, so `--help` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from tfxp.cli._common import JsonErrorsCommand
+from tfxp.cli.exit_codes import epilog
+
+_DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*\Z")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in "90", "90s", "15m", "1h" or "1d". Raises click.BadParameter for anything else or 0."""
+    match = _DURATION.match(text)
+    if match is None or float(match[1]) <= 0:
+        raise click.BadParameter(f"{text!r}: give a positive duration such as 30s, 15m, 1h or 1d")
+    return float(match[1]) * _UNITS[match[2]]
+
+
+class Duration(click.ParamType):
+    name = "DURATION"
+
+    def convert(self, value, param, ctx):
+        return value if isinstance(value, float) else parse_duration(str(value))
+
+
+def _models(model_base_path: Path | None, model_name: str | None, config_file: Path | None) -> dict[str, str]:
+    """Model name -> base path, from --model-base-path (and --model-name) or a --model-config-file."""
+    if (model_base_path is None) == (config_file is None):
+        raise click.UsageError("give exactly one of --model-base-path and --model-config-file")
+    if config_file is None:
+        assert model_base_path is not None
+        return {model_name or model_base_path.resolve().name: str(model_base_path)}
+    from tfxp.serving.config import ConfigError, load_model_server_config
+
+    try:
+        config = load_model_server_config(config_file)
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+    return {m.name: m.base_path for m in config.model_config_list.config}
+
+
+@click.command(cls=JsonErrorsCommand, epilog=epilog("monitor"))
+@click.option(
+    "--logs",
+    "logs_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The request-log folder (`tfxp serve --request-log DIR`): PredictionLog TFRecord files.",
+)
+@click.option(
+    "--model-base-path",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="The served model's base path (its version folders carry the training statistics).",
+)
+@click.option("--model-name", default=None, help="Its name in the logs. Default: the base path's folder name.")
+@click.option(
+    "--model-config-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="A text ModelServerConfig naming several models (instead of --model-base-path).",
+)
+@click.option(
+    "--window",
+    "window_seconds",
+    type=Duration(),
+    default="1h",
+    show_default=True,
+    help="Window length (30s, 15m, 1h, 1d): drift compares each window with the previous one.",
+)
+@click.option(
+    "--min-rows",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Fewest rows a window needs for a verdict. Default: each version's (project.yaml monitoring.min_rows, 200).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON instead of a table.")
+@click.option(
+    "--textfile",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write Prometheus metrics (atomically) for node-exporter's textfile collector.",
+)
+@click.option(
+    "--html",
+    "html_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write one self-contained HTML page (no network needed to open it).",
+)
+@click.option(
+    "--every",
+    type=Duration(),
+    default=None,
+    help="Repeat every DURATION (for --textfile), until stopped; the exit code is the last pass's.",
+)
+def monitor(
+    logs_dir: Path,
+    model_base_path: Path | None,
+    model_name: str | None,
+    model_config_file: Path | None,
+    window_seconds: float,
+    min_rows: int | None,
+    as_json: bool,
+    textfile: Path | None,
+    html_file: Path | None,
+    every: float | None,
+) -> None:
+    """Skew and drift of served traffic, from request logs.
+
+    Reads the PredictionLog files under --logs (Predict, Classify and Regress; REST and gRPC alike),
+    turns each request back into raw rows, groups them by the version that answered and by window,
+    and compares each window with the training statistics that version carries (skew) and with the
+    previous window (drift): L-infinity for categorical features, Jensen-Shannon divergence for
+    numeric ones and for the predictions, against the project's thresholds. Also the share of
+    refused requests. A window with fewer than --min-rows rows gets no verdict.
+    """
+    models = _models(model_base_path, model_name, model_config_file)
+    while True:
+        code = _one_pass(logs_dir, models, window_seconds, min_rows, as_json, textfile, html_file)
+        if every is None:
+            sys.exit(code)
+        time.sleep(every)
+
+
+def _one_pass(logs_dir, models, window_seconds, min_rows, as_json, textfile, html_file) -> int:
+    from tfxp.monitoring.monitor import monitor as run_monitor
+
+    report = run_monitor(str(logs_dir), models, window_seconds, min_rows)
+    if textfile is not None:
+        from tfxp.monitoring.textfile import write_textfile
+
+        write_textfile(report, str(textfile))
+    if html_file is not None:
+        from tfxp.monitoring.html import render_html
+
+        html_file.write_text(render_html(report), encoding="utf-8")
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2, allow_nan=False))
+    else:
+        _print_table(report)
+    return report.exit_code
+
+
+def _print_table(report) -> None:
+    from tabulate import tabulate
+
+    from tfxp.monitoring.report import TOO_FEW_ROWS
+
+    windows = [
+        [w.model, w.version, w.start, w.rows, w.requests, f"{w.refused_ratio:.1%}", w.verdict, w.note]
+        for w in report.windows
+    ]
+    if windows:
+        click.echo(
+            tabulate(windows, headers=["model", "version", "window", "rows", "requests", "refused", "verdict", "note"])
+        )
+    findings = [
+        [
+            f.model,
+            f.version,
+            f.window_start,
+            f.feature,
+            f.kind,
+            f.statistic,
+            f"{f.value:.4f}",
+            f.threshold,
+            "OVER" if f.over else "",
+        ]
+        for f in report.findings
+    ]
+    if findings:
+        click.echo()
+        headers = ["model", "version", "window", "feature", "kind", "statistic", "value", "threshold", ""]
+        click.echo(tabulate(findings, headers=headers, disable_numparse=True))
+    for s in report.skipped:
+        click.echo(f"skipped ({s.reason}, {s.count}x): {s.where}: {s.message}", err=True)
+    judged = [w for w in report.windows if w.verdict != TOO_FEW_ROWS]
+    if not report.windows:
+        click.echo("no verdict: no logged request of a monitored model was read")
+    elif not judged:
+        click.echo(f"no verdict: every window has fewer than its minimum of rows ({report.min_rows} by default)")
+    elif report.over:
+        names = sorted({f"{f.feature} ({f.kind})" for f in report.over})
+        click.echo(f"\nskew or drift over a threshold: {', '.join(names)}")
+    else:
+        click.echo(f"\nnothing over a threshold in {len(judged)} window(s)")
