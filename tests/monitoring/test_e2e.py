@@ -25,9 +25,9 @@ import pytest
 from pipeline_harness import tfxp_run, write_csv
 from taxi_data import read_csv_rows
 
-ROWS = 4000
+ROWS = 4500
 MODEL = "watched"
-REPLAYED = 600  # rows per phase: a verdict needs 200 (the default min_rows)
+REPLAYED = 700  # rows per phase: a verdict needs 500 (the default min_rows)
 CHUNK = 10
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "TF_USE_LEGACY_KERAS": "1"}
 

@@ -84,7 +84,7 @@ def _models(model_base_path: Path | None, model_name: str | None, config_file: P
     "--min-rows",
     type=click.IntRange(min=1),
     default=None,
-    help="Fewest rows a window needs for a verdict. Default: each version's (project.yaml monitoring.min_rows, 200).",
+    help="Fewest rows a window needs for a verdict. Default: each version's (project.yaml monitoring.min_rows, 500).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON instead of a table.")
 @click.option(
