@@ -345,12 +345,14 @@ def test_the_cronjob_mounts_what_the_command_reads_and_exit_3_is_success():
 
 
 def test_the_alert_timings_match_the_cronjob_s_window_and_schedule():
-    """for = 1.5 x --window on skew/drift; stale = 2 runs of the hourly schedule."""
+    """for = 1.5 x --window on skew/drift, scores counted while their window ended < 1.25 x --window ago; stale =
+    2 runs of the hourly schedule."""
     window = _duration_seconds(dict(zip(_monitor_args()[::2], _monitor_args()[1::2], strict=False))["--window"])
     assert _cronjob()["spec"]["schedule"].split()[1:] == ["*", "*", "*", "*"]  # hourly
     rules = {rule["alert"]: rule for group in _rules()["groups"] for rule in group["rules"] if "alert" in rule}
     for alert in ("TfxpFeatureDrift", "TfxpFeatureSkew"):
         assert _duration_seconds(rules[alert]["for"]) == 1.5 * window
+        assert f"< 1.25 * {window:.0f}" in rules[alert]["expr"]
     assert "> 2 * 3600" in rules["TfxpMonitorStale"]["expr"]
 
 
