@@ -394,7 +394,7 @@ def test_a_file_rotates_after_max_records(tmp_path):
     logger = RequestLogger(str(tmp_path), 1.0, max_records_per_file=2)
     try:
         for _ in range(5):
-            logger.log(prediction_log_pb2.PredictionLog)
+            logger.log(lambda: b"")
     finally:
         logger.close()
     files = log_files(tmp_path)
@@ -415,7 +415,7 @@ def test_sampling_zero_logs_nothing_and_a_rate_logs_its_share(tmp_path):
 
     logger = RequestLogger(str(tmp_path / "quarter"), 0.25)
     for _ in range(4000):
-        logger.log(prediction_log_pb2.PredictionLog)
+        logger.log(lambda: b"")
     logger.close()
     records = read_records(tmp_path / "quarter")
     assert 850 <= len(records) <= 1150, len(records)  # binomial(4000, 0.25): sd 27
