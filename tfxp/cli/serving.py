@@ -372,6 +372,13 @@ def _print_predictions(
     default=None,
     help="Fraction of requests logged (needs --request-log). Default with --request-log: 1.",
 )
+@click.option(
+    "--request-log-rotate-seconds",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Start a new request-log file after this many seconds or 10,000 records; its name carries "
+    "its UTC start time (needs --request-log). Default: 60.",
+)
 @click.option("--max-request-bytes", type=click.IntRange(min=1), default=64 * 1024 * 1024, show_default=True)
 @click.option(
     "--request-timeout",
@@ -403,6 +410,7 @@ def serve(
     batching_parameters_file: Path | None,
     request_log: Path | None,
     log_sampling: float | None,
+    request_log_rotate_seconds: float | None,
     max_request_bytes: int,
     request_timeout: float,
     log_file: Path | None,
@@ -424,6 +432,8 @@ def serve(
         raise click.UsageError("--batching-parameters-file needs --enable-batching")
     if log_sampling is not None and request_log is None:
         raise click.UsageError("--log-sampling needs --request-log")
+    if request_log_rotate_seconds is not None and request_log is None:
+        raise click.UsageError("--request-log-rotate-seconds needs --request-log")
     if rest_port and rest_port == grpc_port:
         raise click.UsageError("--rest-port and --grpc-port must differ")
     name = model_name
@@ -449,6 +459,7 @@ def serve(
         batching_parameters_file=batching_parameters_file,
         request_log_dir=request_log,
         log_sampling=(1.0 if log_sampling is None else log_sampling) if request_log is not None else 0.0,
+        request_log_rotate_seconds=request_log_rotate_seconds or ServerOptions.request_log_rotate_seconds,
         max_request_bytes=max_request_bytes,
         request_timeout_seconds=request_timeout,
     )

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tfxp.serving import request_log
 from tfxp.serving.errors import Code, ServingError
 from tfxp.serving.repository import ModelRepository, VersionStatus
 from tfxp.serving.servable import CLASSIFY_METHOD, PREDICT_METHOD, REGRESS_METHOD, Servable
@@ -86,7 +87,7 @@ class DataPlane:
         self,
         repository: ModelRepository,
         runner: Runner = direct_runner,
-        request_logger=None,
+        request_logger: request_log.RequestLogger | None = None,
         signature_method_name_check: bool = False,
     ):
         self.repository = repository
@@ -114,20 +115,23 @@ class DataPlane:
         (http_rest_api_handler.cc GetInfoMap looks the signature up while decoding the JSON).
         """
         with self._servable(spec) as servable:
-            if rest and _lookup(servable, spec.signature) is None:
-                raise ServingError(
-                    Code.INVALID_ARGUMENT, f'Serving signature name: "{spec.signature}" not found in signature def'
-                )
-            signature = self._predict_signature(servable, spec.signature)
-            if callable(inputs):
-                inputs = inputs(signature)
-            output_filter = tuple(output_filter)
-            _check_output_filter(signature, output_filter)
-            _check_deadline(deadline)
-            outputs = self._runner(servable, signature.name, inputs, output_filter)
-            result = Result(spec.name, servable.version, signature.name, outputs)
-        if self._request_logger is not None and self._request_logger.sampled():
-            self._request_logger.write(_predict_log(result, inputs))
+            logged = request_log.LoggedRequest(spec.name, servable.version, spec.signature)
+            with self._refusal_logged(lambda: request_log.predict_log(logged, None)):
+                if rest and _lookup(servable, spec.signature) is None:
+                    raise ServingError(
+                        Code.INVALID_ARGUMENT, f'Serving signature name: "{spec.signature}" not found in signature def'
+                    )
+                signature = self._predict_signature(servable, spec.signature)
+                logged.signature_name = signature.name
+                if callable(inputs):
+                    inputs = inputs(signature)
+                logged.request = inputs
+                output_filter = tuple(output_filter)
+                _check_output_filter(signature, output_filter)
+                _check_deadline(deadline)
+                outputs = self._runner(servable, signature.name, inputs, output_filter)
+                result = Result(spec.name, servable.version, signature.name, outputs)
+        self._log(lambda: request_log.predict_log(logged, result.value))
         return result
 
     def classify(self, spec: ModelSpec, examples: Examples, deadline: float | None = None) -> Result:
@@ -141,23 +145,33 @@ class DataPlane:
         ("Input is empty."), or outputs of the wrong shape or dtype.
         """
         with self._servable(spec) as servable:
-            signature = self._classification_signature(servable, spec.signature, _NO_SIGNATURE)
-            serialized = _serialized(examples)
-            _check_deadline(deadline)
-            return Result(
-                spec.name, servable.version, signature.name, self._classify_run(servable, signature, serialized)
-            )
+            logged = request_log.LoggedRequest(spec.name, servable.version, spec.signature)
+            with self._refusal_logged(lambda: request_log.classify_log(logged, None)):
+                signature = self._classification_signature(servable, spec.signature, _NO_SIGNATURE)
+                logged.signature_name = signature.name
+                logged.request = serialized = _serialized(examples)
+                _check_deadline(deadline)
+                result = Result(
+                    spec.name, servable.version, signature.name, self._classify_run(servable, signature, serialized)
+                )
+        self._log(lambda: request_log.classify_log(logged, result.value))
+        return result
 
     def regress(self, spec: ModelSpec, examples: Examples, deadline: float | None = None) -> Result:
         """Regress (regressor.cc RunRegress): one float per example, from the signature's `outputs`
         (float [batch] or [batch, 1]). Raises ServingError INVALID_ARGUMENT as `classify` does."""
         with self._servable(spec) as servable:
-            signature = self._regression_signature(servable, spec.signature, _NO_SIGNATURE)
-            serialized = _serialized(examples)
-            _check_deadline(deadline)
-            return Result(
-                spec.name, servable.version, signature.name, self._regress_run(servable, signature, serialized)
-            )
+            logged = request_log.LoggedRequest(spec.name, servable.version, spec.signature)
+            with self._refusal_logged(lambda: request_log.regress_log(logged, None)):
+                signature = self._regression_signature(servable, spec.signature, _NO_SIGNATURE)
+                logged.signature_name = signature.name
+                logged.request = serialized = _serialized(examples)
+                _check_deadline(deadline)
+                result = Result(
+                    spec.name, servable.version, signature.name, self._regress_run(servable, signature, serialized)
+                )
+        self._log(lambda: request_log.regress_log(logged, result.value))
+        return result
 
     def multi_inference(
         self, tasks: Sequence[InferenceTask], examples: Examples, deadline: float | None = None
@@ -170,16 +184,20 @@ class DataPlane:
         """
         first = tasks[0].spec if tasks else ModelSpec("")
         with self._servable(first) as servable:
-            signatures = self._inference_signatures(servable, first.name, tasks)
-            serialized = _serialized(examples)
-            results = []
-            for task, signature in zip(tasks, signatures, strict=True):
-                _check_deadline(deadline)
-                run = self._classify_run if task.method_name == CLASSIFY_METHOD else self._regress_run
-                results.append(
-                    Result(task.spec.name, servable.version, signature.name, run(servable, signature, serialized))
-                )
-            return results
+            logged = request_log.LoggedRequest(first.name, servable.version, "")
+            logged_tasks = [request_log.LoggedTask(t.spec.name, t.spec.signature, t.method_name) for t in tasks]
+            with self._refusal_logged(lambda: request_log.multi_inference_log(logged, logged_tasks, None)):
+                signatures = self._inference_signatures(servable, first.name, tasks)
+                logged.request = serialized = _serialized(examples)
+                results = []
+                for task, signature in zip(tasks, signatures, strict=True):
+                    _check_deadline(deadline)
+                    run = self._classify_run if task.method_name == CLASSIFY_METHOD else self._regress_run
+                    results.append(
+                        Result(task.spec.name, servable.version, signature.name, run(servable, signature, serialized))
+                    )
+        self._log(lambda: request_log.multi_inference_log(logged, logged_tasks, [r.value for r in results]))
+        return results
 
     def metadata(self, spec: ModelSpec) -> Result:
         """The SignatureDef map (TF Serving's only metadata field), keyed by signature name."""
@@ -191,6 +209,21 @@ class DataPlane:
 
     def ready(self) -> bool:
         return self.repository.ready()
+
+    # -- request log ----------------------------------------------------------------------
+    def _log(self, build: Callable[[], object]) -> None:
+        """Writes `build()` (a PredictionLog) if this request is sampled; never raises."""
+        if self._request_logger is not None:
+            self._request_logger.log(build)
+
+    @contextlib.contextmanager
+    def _refusal_logged(self, build: Callable[[], object]) -> Iterator[None]:
+        """Logs a request its resolved version refused (a ServingError inside), then re-raises it."""
+        try:
+            yield
+        except ServingError:
+            self._log(build)
+            raise
 
     # -- resolving ------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -433,26 +466,3 @@ def _regressions(outputs: Mapping[str, np.ndarray], count: int) -> list[float]:
     if dtype_name(array) != "DT_FLOAT":
         raise ServingError(Code.INVALID_ARGUMENT, f"Expected output Tensor of DT_FLOAT.  Got: {dtype_name(array)}")
     return array.reshape(-1).astype(np.float64).tolist()
-
-
-def _predict_log(result: Result, inputs: Mapping[str, np.ndarray]):
-    """A PredictionLog record of one served request and its response."""
-    from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
-
-    from tfxp.serving.tensors import to_tensor_proto
-
-    request = predict_pb2.PredictRequest()
-    request.model_spec.name = result.name
-    request.model_spec.version.value = result.version
-    request.model_spec.signature_name = result.signature_name
-    response = predict_pb2.PredictResponse()
-    response.model_spec.CopyFrom(request.model_spec)
-    for key, value in inputs.items():
-        to_tensor_proto(value, request.inputs[key])
-    for key, value in result.value.items():
-        to_tensor_proto(value, response.outputs[key])
-    log = prediction_log_pb2.PredictionLog()
-    log.predict_log.request.CopyFrom(request)
-    log.predict_log.response.CopyFrom(response)
-    log.log_metadata.model_spec.CopyFrom(request.model_spec)
-    return log

@@ -28,6 +28,8 @@ class ServerOptions:
     batching_parameters_file: Path | None = None
     request_log_dir: Path | None = None
     log_sampling: float = 0.0  # fraction of requests written as PredictionLog records
+    # A request-log file is closed and a new one started after this many seconds (or 10,000 records).
+    request_log_rotate_seconds: float = 60.0
     max_request_bytes: int = 64 * 1024 * 1024
     request_timeout_seconds: float = 30.0  # TF Serving's REST default: 30,000 ms
     monitoring_path: str = "/monitoring/prometheus/metrics"

@@ -263,7 +263,9 @@ def _data_plane(options: ServerOptions, repository, metrics, batching):
     if options.request_log_dir is not None and options.log_sampling > 0:
         from tfxp.serving.request_log import RequestLogger
 
-        request_logger = RequestLogger(str(options.request_log_dir), options.log_sampling)
+        request_logger = RequestLogger(
+            str(options.request_log_dir), options.log_sampling, rotate_seconds=options.request_log_rotate_seconds
+        )
     plane = DataPlane(
         repository, runner, request_logger, signature_method_name_check=options.enable_signature_method_name_check
     )
