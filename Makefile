@@ -6,7 +6,7 @@ STAMP := $(VENV)/.lock-installed
 export TF_USE_LEGACY_KERAS := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test test-fast lint bench bench-serving bench-mobile bench-scale serve lock clean help
+.PHONY: run test test-fast lint bench bench-serving bench-mobile bench-monitor bench-scale serve lock clean help
 
 help:
 	@echo "make run    - set up .venv from the lock and run the pipeline on the embedded taxi data"
@@ -16,6 +16,7 @@ help:
 	@echo "make serve  - serve output/serving/taxi over TF Serving's REST (8501) and gRPC (8500) APIs"
 	@echo "make bench-serving - serving latency/throughput of the pushed model (after make run)"
 	@echo "make bench-mobile  - TFLite variants vs the SavedModel: size, latency, AUC (after make run)"
+	@echo "make bench-monitor - tfxp monitor over 100,000 logged requests; how its thresholds were chosen (after make run)"
 	@echo "make bench-scale   - pipeline at 15k/150k/1.5M generated rows vs TFX's example at 15k/150k, against"
 	@echo "                     issue 12's targets (~30 min; ARGS=\"--with-example-1.5m --with-15m\" for the rest)"
 	@echo "make lock   - re-resolve setup.py's ranges into requirements.lock"
@@ -49,6 +50,9 @@ bench: $(STAMP)
 
 bench-serving: $(STAMP)
 	$(VENV)/bin/python -m bench.serving $(ARGS)
+
+bench-monitor: $(STAMP)
+	$(VENV)/bin/python -m bench.monitor $(ARGS)
 
 bench-mobile: $(STAMP)
 	$(VENV)/bin/python -m bench.mobile $(ARGS)

@@ -34,7 +34,16 @@ README = ROOT / "README.md"
 DEPLOY_README = ROOT / "tfxp" / "serving" / "deploy" / "README.md"
 DOCS = sorted((ROOT / "docs").glob("*.md"))
 PAGES = [README, *DOCS, DEPLOY_README]
-TOPICS = ("pipeline", "bring-your-own-data", "serving", "mobile", "scaling-out", "benchmarks", "operations")
+TOPICS = (
+    "pipeline",
+    "bring-your-own-data",
+    "serving",
+    "monitoring",
+    "mobile",
+    "scaling-out",
+    "benchmarks",
+    "operations",
+)
 
 FENCE = re.compile(r"^```([a-z]*)\n(.*?)^```", re.M | re.S)
 SHELL_LANGS = {"bash", "sh", "console"}

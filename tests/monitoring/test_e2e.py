@@ -13,7 +13,6 @@ import base64
 import json
 import os
 import random
-import re
 import shutil
 import socket
 import subprocess
@@ -129,7 +128,7 @@ def _replay(records: list[bytes], rest: int, grpc: int) -> None:
 
     channel = grpc_lib.insecure_channel(f"127.0.0.1:{grpc}")
     stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
-    rest_default = RestClient(f"127.0.0.1:{rest}", MODEL)
+    rest_default = RestClient(f"http://127.0.0.1:{rest}", MODEL)
     grpc_raw = GrpcClient(f"127.0.0.1:{grpc}", MODEL, signature="predict_raw")
     for index, start in enumerate(range(0, len(records), CHUNK)):
         chunk = records[start : start + CHUNK]
@@ -141,11 +140,15 @@ def _replay(records: list[bytes], rest: int, grpc: int) -> None:
             grpc_raw.predict(rows)
         elif route == 2:
             request = classification_pb2.ClassificationRequest()
-            request.model_spec.name = MODEL
-            request.input.example_list.examples.extend(example_class().FromString(r) for r in chunk)
+            request.model_spec.name, request.model_spec.signature_name = MODEL, "classification"
+            for record in chunk:
+                request.input.example_list.examples.add().ParseFromString(record)
             stub.Classify(request, timeout=30)
         else:
-            body = {"examples": [_json_example(example_class().FromString(r)) for r in chunk]}
+            body = {
+                "signature_name": "classification",
+                "examples": [_json_example(example_class().FromString(r)) for r in chunk],
+            }
             _post(rest, f"/v1/models/{MODEL}:classify", body)
         if index % 20 == 0:
             with pytest.raises(ServingClientError):
@@ -188,12 +191,25 @@ def _monitor(logs: Path, base: Path, *args: str) -> tuple[int, dict]:
 
 
 def _folder(tmp_path: Path, files: list[Path], hour: int) -> Path:
-    """`files` copied into a folder of their own, their start times moved to 2026-12-01 <hour>:MM:SS (order kept)."""
+    """`files` copied into a folder of their own as if logged on 2026-12-01 from <hour>:00 on: each record's
+    log_metadata.timestamp_secs and each file name's start moved by the same amount (order kept)."""
+    import calendar
+
+    import tensorflow as tf
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    from tfxp.monitoring.logs import read_records
+    from tfxp.serving.request_log import file_name, file_start_time
+
     folder = tmp_path / f"hour{hour}"
     folder.mkdir()
-    for i, path in enumerate(sorted(files)):
-        name = re.sub(r"\d{8}T\d{6}\.\d{3}Z", f"20261201T{hour:02d}{i // 60:02d}{i % 60:02d}.000Z", path.name)
-        shutil.copy(path, folder / name)
+    shift = calendar.timegm((2026, 12, 1, hour, 0, 0)) - min(file_start_time(p.name) for p in files)
+    for index, path in enumerate(sorted(files)):
+        with tf.io.TFRecordWriter(str(folder / file_name(file_start_time(path.name) + shift, 1, index))) as writer:
+            for record in read_records(str(path)):
+                log = prediction_log_pb2.PredictionLog.FromString(record)
+                log.log_metadata.timestamp_secs += int(shift)
+                writer.write(log.SerializeToString())
     return folder
 
 
@@ -217,7 +233,8 @@ def test_a_shifted_hour_exits_3_naming_exactly_the_shifted_features(logged, tmp_
     folder = _folder(tmp_path, clean, 0)
     for path in _folder(tmp_path, shifted, 1).iterdir():
         shutil.move(path, folder / path.name)
-    code, report = _monitor(folder, base, "--window", "1h")
+    prom, page = tmp_path / "tfxp_monitor.prom", tmp_path / "report.html"
+    code, report = _monitor(folder, base, "--window", "1h", "--textfile", str(prom), "--html", str(page))
     assert code == 3
     first, second = report["windows"]
     assert first["verdict"] == "ok" and second["verdict"] == "over_threshold"
@@ -226,6 +243,21 @@ def test_a_shifted_hour_exits_3_naming_exactly_the_shifted_features(logged, tmp_
     assert features == {"fare", "payment_type"}, over
     assert {("fare", "skew"), ("fare", "drift"), ("payment_type", "skew"), ("payment_type", "drift")} <= over
     assert all(f["window_start"] == "2026-12-01T01:00:00Z" for f in report["findings"] if f["over"])
+    # The Prometheus textfile and the HTML page of the same pass, written before the exit code 3.
+    from prometheus_client.parser import text_string_to_metric_families
+
+    samples = {
+        (s.name, s.labels.get("feature")): s.value
+        for family in text_string_to_metric_families(prom.read_text())
+        for s in family.samples
+    }
+    assert samples[("tfxp_monitor_skew_score", "fare")] > samples[("tfxp_monitor_skew_threshold", "fare")]
+    assert (
+        samples[("tfxp_monitor_drift_score", "payment_type")]
+        > samples[("tfxp_monitor_drift_threshold", "payment_type")]
+    )
+    html = page.read_text()
+    assert html.count("<svg") >= 4 and "payment_type" in html and "over threshold" in html
 
 
 def test_a_window_with_too_few_rows_gets_no_verdict(logged, tmp_path):

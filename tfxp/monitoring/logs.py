@@ -1,8 +1,9 @@
 """Request logs back to raw rows: PredictionLog TFRecords (TF Serving's format, `tfxp serve --request-log`).
 
-A log folder holds TFRecord files of `PredictionLog`s. PredictionLog has no timestamp, so a record's time
-is its file's: the start time in the name `tfxp serve` gives its files (tfxp.serving.request_log), else
-the file's modification time (files written by a proxy or by clients). Files are read oldest first.
+A log folder holds TFRecord files of `PredictionLog`s, read oldest file first. A record's time is its
+`log_metadata.timestamp_secs` (TF Serving's LogMetadata; `tfxp serve` sets it); a record without one
+takes its file's time: the start time in the name `tfxp serve` gives its files
+(tfxp.serving.request_log), else the file's modification time (files written by a proxy or clients).
 
 Per record (`LoggedRequest`): the model, the version that answered, the raw rows of the request and the
 model's answer per row, and whether the server refused it (the logger writes a refused request with a
@@ -33,7 +34,8 @@ _PREFIX = "prediction_log-"
 class LoggedRequest:
     """One logged request. `rows`: {column: value or None}, values typed (str, int, float);
     `predictions`: one per row (float probability/value, or the class name for multiclass) when the
-    response carries them, else empty; `refused`: the server answered with an error."""
+    response carries them, else empty; `refused`: the server answered with an error; `time`: epoch
+    seconds from the record's log_metadata, None when it has none."""
 
     model: str
     version: int | None
@@ -41,6 +43,7 @@ class LoggedRequest:
     rows: list[dict] = field(default_factory=list)
     predictions: list = field(default_factory=list)
     refused: bool = False
+    time: float | None = None
 
 
 class CorruptRecord(ValueError):
@@ -121,10 +124,15 @@ def parse(record: bytes, outputs: OutputOf) -> LoggedRequest:
         raise ValueError(f"not a PredictionLog ({exc})") from None
     kind = log.WhichOneof("log_type")
     if kind == "predict_log":
-        return _predict(log.predict_log, outputs)
-    if kind in ("classify_log", "regress_log", "multi_inference_log"):
-        return _examples_request(getattr(log, kind), kind, outputs)
-    raise ValueError(f"a PredictionLog of kind {kind or 'none'}: only Predict, Classify, Regress and MultiInference")
+        request = _predict(log.predict_log, outputs)
+    elif kind in ("classify_log", "regress_log", "multi_inference_log"):
+        request = _examples_request(getattr(log, kind), kind, outputs)
+    else:
+        raise ValueError(
+            f"a PredictionLog of kind {kind or 'none'}: only Predict, Classify, Regress and MultiInference"
+        )
+    request.time = float(log.log_metadata.timestamp_secs) or None
+    return request
 
 
 def _spec(request, response) -> tuple[str, int | None, str]:

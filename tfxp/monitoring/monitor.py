@@ -130,13 +130,16 @@ class Monitor:
         return problem["label"]["task"], tuple(problem["label"].get("classes") or ("0", "1"))
 
     def add(self, request: logs.LoggedRequest, started: float) -> None:
-        """Counts one logged request into its version's window of `started` (epoch seconds)."""
+        """Counts one logged request into its version's window: that of its own time, else of `started`
+        (its file's time, epoch seconds)."""
         state = self._version(request)
         if state is None:
             return
-        index = math.floor(started / self.window_seconds)
-        if state.current is not None and index != state.current.index:
+        index = math.floor((request.time or started) / self.window_seconds)
+        if state.current is not None and index > state.current.index:
             self._close(state)
+        # A record older than the open window (another process's file, read after a newer one) is counted
+        # into the open window: closed windows are final.
         if state.current is None:
             state.current = _Window(index)
         window = state.current

@@ -133,18 +133,19 @@ def _threshold(comparator) -> float | None:
     return None
 
 
-def _reference(name: str, kind: str, stats, skew: float | None, drift: float | None) -> FeatureReference:
+def _reference(name: str, kind: str, stats, skew: float | None, drift: float | None) -> FeatureReference | None:
     """One feature's reference from its TFDV FeatureNameStatistics. A categorical feature whose statistics
     are numeric (an INT column: StatisticsGen gives INT features quantiles, not value counts) is compared
-    as numeric. Raises ValueError when the statistics hold no distribution."""
+    as numeric. None for a numeric feature training never had a value of (no quantiles to bucket by):
+    it gets drift only, its buckets placed from its first window."""
     if kind == CATEGORICAL and stats.HasField("string_stats"):
         buckets = [(b.label, b.sample_count) for b in stats.string_stats.rank_histogram.buckets]
         return FeatureReference(name, CATEGORICAL, skew, drift, fractions=categorical_reference(buckets))
     for histogram in stats.num_stats.histograms:
-        if histogram.type == histogram.QUANTILES:
+        if histogram.type == histogram.QUANTILES and sum(b.sample_count for b in histogram.buckets) > 0:
             edges, fractions = numeric_reference((b.low_value, b.high_value, b.sample_count) for b in histogram.buckets)
             return FeatureReference(name, NUMERIC, skew, drift, edges, fractions)
-    raise ValueError(f"{name}: its training statistics have no value counts or quantiles")
+    return None
 
 
 def _references(path: str, kinds: dict[str, str], thresholds: Monitoring) -> dict[str, FeatureReference]:
@@ -155,10 +156,11 @@ def _references(path: str, kinds: dict[str, str], thresholds: Monitoring) -> dic
             skew, drift = thresholds.of(name, kind)
             reference = _reference(name, kind, stats[name], skew, drift)
             # An INT categorical compared on quantiles uses the numeric comparator's thresholds.
-            if reference.kind != kind:
+            if reference is not None and reference.kind != kind:
                 skew, drift = thresholds.of(name, reference.kind)
                 reference = _reference(name, reference.kind, stats[name], skew, drift)
-            references[name] = reference
+            if reference is not None:
+                references[name] = reference
     return references
 
 

@@ -163,12 +163,11 @@ def numeric_reference(quantile_buckets: Iterable[tuple[float, float, float]]) ->
 
 
 def categorical_reference(rank_buckets: Iterable[tuple[str, float]]) -> dict[str, float]:
-    """Training fractions by value from TFDV's rank histogram (label, count). Raises ValueError when empty."""
+    """Training fractions by value from TFDV's rank histogram (label, count). Empty when training had no
+    value: then any served value is new, and L-infinity is its share (up to 1)."""
     counts = {label: float(count) for label, count in rank_buckets}
     total = sum(counts.values())
-    if total <= 0:
-        raise ValueError("a categorical reference needs a rank histogram with counts")
-    return {label: count / total for label, count in counts.items()}
+    return {label: count / total for label, count in counts.items()} if total > 0 else {}
 
 
 def quantile_edges(values: Iterable[float], buckets: int = 10) -> Buckets:
