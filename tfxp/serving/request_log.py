@@ -11,8 +11,9 @@ What a record holds (the contract the monitor reads):
   name; Predict's `inputs` as decoded tensors, Classify/Regress/MultiInference's
   `input.example_list.examples` as tf.Examples) and the response TF Serving would send;
 - `log_metadata`, as TF Serving's RequestLogger writes it: `model_spec` (name, version,
-  signature_name; MultiInference: name and version only, its tasks name their signatures),
-  `sampling_config.sampling_rate`, and `timestamp_secs` (the second the record was written).
+  signature_name; MultiInference: name and version only, its tasks name their signatures) and
+  `sampling_config.sampling_rate`; also LogMetadata's `timestamp_secs` (the second the record was
+  written).
 - **Refused requests**: a request that resolved a version and was then refused with an error
   (its inputs could not be decoded for the signature, the signature is unknown or misshapen, the
   model refused a value, the deadline passed) is logged, when sampled, with the request as far as it
