@@ -438,6 +438,8 @@ def test_a_file_rotates_after_max_records(tmp_path):
             logger.log(lambda: b"")
     finally:
         logger.close()
+    logger.log(lambda: b"")  # after close: counted, no new file
+    assert logger.failures == 1
     files = log_files(tmp_path)
     assert [sum(1 for _ in tf.data.TFRecordDataset(p)) for p in files] == [2, 2, 1]
     assert all(file_start_time(p) is not None for p in files)
