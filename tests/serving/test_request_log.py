@@ -159,7 +159,7 @@ def example_values(example: tf.train.Example) -> dict:
     values = {}
     for name, feature in example.features.feature.items():
         kind = feature.WhichOneof("kind")
-        values[name] = list(getattr(feature, kind).value)
+        values[name] = list(getattr(feature, kind).value) if kind else []
     return values
 
 
@@ -315,6 +315,46 @@ def test_a_refused_request_is_logged_with_a_response_without_outputs(logging_ser
         assert_metadata(record, "predict_raw")
 
 
+def test_a_refused_classify_is_logged_with_its_examples_and_no_result(logging_server, rows, new_records):
+    """A tf.Example without a required feature: the model refuses it (REST 400), after decoding."""
+    example = json_example(rows[0])
+    del example["fare"]
+    answer = post(rest_url(logging_server, "classify"), {"signature_name": "classification", "examples": [example]})
+    assert answer.status_code == 400, answer.text
+
+    (record,) = new_records()
+    assert record.WhichOneof("log_type") == "classify_log"
+    (logged,) = record.classify_log.request.input.example_list.examples
+    assert set(example_values(logged)) == set(example)
+    assert record.classify_log.response == classification_pb2.ClassificationResponse(model_spec=spec("classification"))
+    assert_metadata(record, "classification")
+
+
+def test_examples_with_context_are_logged_as_the_merged_examples_the_model_ran(stub, examples, new_records):
+    request = regression_pb2.RegressionRequest()
+    request.model_spec.name = MODEL_NAME
+    request.model_spec.signature_name = "regression"
+    context = tf.train.Example.FromString(examples[0])
+    listed = request.input.example_list_with_context
+    listed.context.CopyFrom(context)
+    own = tf.train.Example()
+    own.features.feature["fare"].float_list.value.append(123.0)
+    listed.examples.extend([own, tf.train.Example.FromString(examples[1])])
+    stub.Regress(request, timeout=TIMEOUT)
+
+    (record,) = new_records()
+    merged = tf.train.Example()
+    merged.CopyFrom(context)
+    merged.features.feature["fare"].CopyFrom(own.features.feature["fare"])
+    first, second = record.regress_log.request.input.example_list.examples
+    # Compared as {feature: values}: the record holds the context's and the example's map entries,
+    # which read as the merged map (protobuf's cpp `==` may compare them before merging).
+    assert example_values(first) == example_values(merged)
+    assert example_values(first)["fare"] == [123.0]
+    expected = example_values(context) | example_values(tf.train.Example.FromString(examples[1]))
+    assert example_values(second) == expected
+
+
 def test_refused_before_decoding_is_logged_with_an_empty_request(stub, examples, new_records):
     """A tensor that can't be decoded: the request is logged with its model_spec only."""
     request = predict_request("serving_default", {})
@@ -372,7 +412,8 @@ def test_files_rotate_by_time_and_their_names_carry_their_start(logging_server, 
     assert starts[-1] - starts[0] >= 2 * ROTATE_SECONDS
     for path, start in zip(new, starts, strict=True):
         (record,) = [prediction_log_pb2.PredictionLog.FromString(r.numpy()) for r in tf.data.TFRecordDataset(path)]
-        assert int(start) <= record.log_metadata.timestamp_secs <= start + ROTATE_SECONDS + 1
+        # timestamp_secs is read just before the write that starts the file: a second boundary may fall between
+        assert start - 1 <= record.log_metadata.timestamp_secs <= start + ROTATE_SECONDS
     assert len(new_records()) == 3
 
 
@@ -397,6 +438,8 @@ def test_a_file_rotates_after_max_records(tmp_path):
             logger.log(lambda: b"")
     finally:
         logger.close()
+    logger.log(lambda: b"")  # after close: counted, no new file
+    assert logger.failures == 1
     files = log_files(tmp_path)
     assert [sum(1 for _ in tf.data.TFRecordDataset(p)) for p in files] == [2, 2, 1]
     assert all(file_start_time(p) is not None for p in files)

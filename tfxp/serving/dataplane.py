@@ -81,6 +81,9 @@ class DataPlane:
     false there too): when off, Classify and Regress run any signature shaped for them, whatever its
     method name — TF2 SavedModels (`tf.saved_model.save`) name every signature a predict method.
     When on, Classify/Regress require the classify/regress method name, and Predict one of the three.
+
+    With a `request_logger`, each Predict/Classify/Regress/MultiInference that resolved a version is
+    offered to it, answered or refused (a ServingError), as request_log.py's module docstring says.
     """
 
     def __init__(
@@ -211,13 +214,13 @@ class DataPlane:
         return self.repository.ready()
 
     # -- request log ----------------------------------------------------------------------
-    def _log(self, build: Callable[[], object]) -> None:
-        """Writes `build()` (a PredictionLog) if this request is sampled; never raises."""
+    def _log(self, build: Callable[[], bytes]) -> None:
+        """Writes `build()` (a serialized PredictionLog) if this request is sampled; never raises."""
         if self._request_logger is not None:
             self._request_logger.log(build)
 
     @contextlib.contextmanager
-    def _refusal_logged(self, build: Callable[[], object]) -> Iterator[None]:
+    def _refusal_logged(self, build: Callable[[], bytes]) -> Iterator[None]:
         """Logs a request its resolved version refused (a ServingError inside), then re-raises it."""
         try:
             yield

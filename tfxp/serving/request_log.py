@@ -9,17 +9,20 @@ What a record holds (the contract the monitor reads):
 - one of `predict_log`, `classify_log`, `regress_log`, `multi_inference_log`: the request as the
   model ran it (its `model_spec` with the model name, the version that answered and the signature
   name; Predict's `inputs` as decoded tensors, Classify/Regress/MultiInference's
-  `input.example_list.examples` as tf.Examples) and the response TF Serving would send;
+  `input.example_list.examples` as tf.Examples; REST's JSON examples as the tf.Examples the model
+  ran; gRPC's example_list_with_context as each example merged with the context, the example's
+  features winning, as TF Serving runs them) and the response TF Serving would send;
 - `log_metadata`, as TF Serving's RequestLogger writes it: `model_spec` (name, version,
-  signature_name; MultiInference: name and version only, its tasks name their signatures),
-  `sampling_config.sampling_rate`, and `timestamp_secs` (the second the record was written).
+  signature_name; MultiInference: name and version only, its tasks name their signatures) and
+  `sampling_config.sampling_rate`; also LogMetadata's `timestamp_secs` (the second the record was
+  written).
 - **Refused requests**: a request that resolved a version and was then refused with an error
   (its inputs could not be decoded for the signature, the signature is unknown or misshapen, the
   model refused a value, the deadline passed) is logged, when sampled, with the request as far as it
   was decoded (the inputs or examples if decoded, else only its `model_spec`) and a response that
   has `model_spec` set and NO outputs (Predict: empty `outputs`; Classify/Regress: no `result`;
-  MultiInference: no `results`). A response without outputs is the refusal marker. (A Predict
-  signature with no outputs at all would read as refused; a served model always has outputs.)
+  MultiInference: no `results`). A response without outputs is the refusal marker. (So a Predict
+  on a signature that has no outputs at all would read as refused.)
   Requests that never resolved a version (no or unknown model name, unknown version or label)
   are not logged: there is no version to charge them to.
 
@@ -112,6 +115,7 @@ class RequestLogger:
         self._rotate_seconds = rotate_seconds
         self._lock = threading.Lock()
         self._writer = None
+        self._closed = False
         self._count = 0
         self._opened = 0.0  # time.monotonic() of the current file's first record
         self._sequence = 0
@@ -142,6 +146,8 @@ class RequestLogger:
 
     def _write(self, record: bytes) -> None:
         with self._lock:
+            if self._closed:  # a request still running as the server stops: no new file after close()
+                raise ValueError("the request log is closed")
             if self._writer is None or self._count >= self._max or self._expired():
                 self._rotate()
             self._writer.write(record)
@@ -190,7 +196,9 @@ class RequestLogger:
             )
 
     def close(self) -> None:
+        """Closes the current file; records logged afterwards are counted as failures, not written."""
         with self._lock:
+            self._closed = True
             self._close_writer()
 
 
