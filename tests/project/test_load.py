@@ -265,6 +265,7 @@ def test_the_format_in_the_module_docstring_is_a_valid_spec():
     project = P.from_dict(spec, dir="/projects/penguins")
     assert project.data == "/projects/penguins/data/penguins.csv"
     assert project.column("bill_length_mm").buckets == 10
+    assert project.monitoring.of("island", "categorical") == (0.25, 0.15)
 
 
 def test_problem_dict_is_what_the_model_code_reads():
@@ -304,3 +305,29 @@ def test_missing_values_round_trip_and_reach_the_example_gen_config(tmp_path):
     assert "    missing_values: ['?', '-', NA]\n" in text
     # The model code's view doesn't change: missing cells are missing, whatever they were written as.
     assert "missing_values" not in json.dumps(project.to_problem_dict())
+
+
+def test_monitoring_thresholds_load_round_trip_and_are_checked(tmp_path):
+    """project.yaml `monitoring:` (every field optional) reaches the Pusher as Monitoring; bad values name the field."""
+    section = (
+        "monitoring:\n  min_rows: 300\n  skew: {categorical: 0.2}\n  drift: {numeric: 0.07}\n"
+        "  prediction: {skew: 0.1}\n  features:\n    city: {skew: 0.3}\n"
+    )
+    project = P.load(write_project(tmp_path, SPEC + section))
+    m = project.monitoring
+    assert (m.min_rows, m.categorical_skew, m.numeric_drift, m.prediction_skew) == (300, 0.2, 0.07, 0.1)
+    assert m.of("city", "categorical") == (0.3, m.categorical_drift)
+    assert m.of("x", "numeric") == (m.numeric_skew, 0.07)
+    assert P.from_dict(json.loads(json.dumps(project.to_dict())), project.dir) == project
+    P.dump(project, tmp_path / "copy" / "project.yaml")
+    shutil.copy(project.dir / "schema.pbtxt", tmp_path / "copy")
+    assert P.load(tmp_path / "copy").monitoring == m
+    assert P.Monitoring.from_json(m.to_json()) == m
+    assert P.load(write_project(tmp_path, SPEC)).monitoring == P.Monitoring()
+    for bad, field, words in (
+        ("monitoring:\n  skew: {categorical: 1.5}\n", "monitoring.skew.categorical", "outside [0, 1]"),
+        ("monitoring:\n  features:\n    nope: {skew: 0.1}\n", "monitoring.features.nope", "allowed: x, city, n"),
+        ("monitoring:\n  min_rows: 0\n", "monitoring.min_rows", "integer >= 1"),
+        ("monitoring:\n  window: 1h\n", "monitoring.window", "unknown field"),
+    ):
+        refused(write_project(tmp_path, SPEC + bad), field, words)

@@ -35,6 +35,11 @@ project.yaml (`tfxp init` writes one, with comments saying what it saw in the da
     slices: [island]               # categorical columns TFMA reports separately
     thresholds:                    # blessing gates, all must pass; metrics per task: GATE_METRICS
       - {metric: SparseCategoricalAccuracy, bound: 0.44, max_change: 0.02}  # higher_is_better: the metric's
+    monitoring:                    # optional: tfxp monitor's thresholds (docs/monitoring.md; these are the defaults)
+      min_rows: 500                # fewest rows a window needs for a verdict
+      skew: {categorical: 0.15, numeric: 0.05}   # L-infinity / Jensen-Shannon divergence, served vs training
+      drift: {categorical: 0.15, numeric: 0.05}  # a window vs the previous one
+      features: {island: {skew: 0.25}}           # per model input
 """
 
 from tfxp.project.dump import dump, dumps
@@ -55,6 +60,7 @@ from tfxp.project.spec import (
     Column,
     Gate,
     Label,
+    Monitoring,
     Project,
     ProjectError,
     check_hook,
@@ -76,6 +82,7 @@ __all__ = [
     "Column",
     "Gate",
     "Label",
+    "Monitoring",
     "Project",
     "ProjectError",
     "check_hook",

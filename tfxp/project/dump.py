@@ -113,21 +113,20 @@ def dumps(
 
 
 def _monitoring_lines(m: Monitoring) -> list[str]:
-    """The `monitoring:` section (written only when it differs from the defaults)."""
-    lines = ["monitoring:", f"  min_rows: {m.min_rows}"]
-    for kind in ("skew", "drift"):
-        lines.append(f"  {kind}:")
-        lines += [f"    {c}: {_yaml_scalar(getattr(m, f'{c}_{kind}'))}" for c in ("categorical", "numeric")]
-    lines += [
-        "  prediction:",
-        f"    skew: {_yaml_scalar(m.prediction_skew)}",
-        f"    drift: {_yaml_scalar(m.prediction_drift)}",
-    ]
-    if m.features:
-        lines.append("  features:")
-        for name, skew, drift in m.features:
-            lines.append(f"    {_yaml_scalar(name)}:")
-            lines += [f"      {k}: {_yaml_scalar(v)}" for k, v in (("skew", skew), ("drift", drift)) if v is not None]
+    """The `monitoring:` section (written only when it differs from the defaults), as Monitoring.spec_dict."""
+    lines = ["monitoring:"]
+    for key, value in m.spec_dict().items():
+        if not isinstance(value, dict):
+            lines.append(f"  {key}: {_yaml_scalar(value)}")
+            continue
+        lines.append(f"  {key}:")
+        for name, inner in value.items():
+            if isinstance(inner, dict):
+                lines.append(
+                    f"    {_yaml_scalar(name)}: {{{', '.join(f'{k}: {_yaml_scalar(v)}' for k, v in inner.items())}}}"
+                )
+            else:
+                lines.append(f"    {name}: {_yaml_scalar(inner)}")
     return lines
 
 

@@ -162,6 +162,21 @@ class Monitoring:
                 drift = drift if feature_drift is None else feature_drift
         return skew, drift
 
+    def spec_dict(self) -> dict[str, Any]:
+        """The `monitoring:` mapping of project.yaml (as tfxp.project.load parses it)."""
+        spec: dict[str, Any] = {
+            "min_rows": self.min_rows,
+            "skew": {"categorical": self.categorical_skew, "numeric": self.numeric_skew},
+            "drift": {"categorical": self.categorical_drift, "numeric": self.numeric_drift},
+            "prediction": {"skew": self.prediction_skew, "drift": self.prediction_drift},
+        }
+        if self.features:
+            spec["features"] = {
+                name: {k: v for k, v in (("skew", skew), ("drift", drift)) if v is not None}
+                for name, skew, drift in self.features
+            }
+        return spec
+
     def to_json(self) -> str:
         """This object as JSON (a TFX Parameter), read back by `from_json`."""
         import json
@@ -301,6 +316,8 @@ class Project:
                 for g in self.thresholds
             ],
         )
+        if self.monitoring != Monitoring():
+            out["monitoring"] = self.monitoring.spec_dict()
         return out
 
 
