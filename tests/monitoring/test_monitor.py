@@ -6,13 +6,12 @@ Bad input is named, counted and skipped, never a traceback and never a verdict o
 
 from __future__ import annotations
 
-import json
 import os
 import struct
 
 import numpy as np
 import pytest
-from taxi_data import read_csv_rows
+from monitoring_data import MODEL, log_record, write_log_file
 
 from tfxp.monitoring import monitor as monitor_lib, reference
 from tfxp.monitoring.statistics import (
@@ -22,88 +21,6 @@ from tfxp.monitoring.statistics import (
     numeric_reference,
 )
 from tfxp.project.spec import Monitoring
-
-MODEL = "taxi"
-FEATURES = {"fare": "DT_FLOAT", "payment_type": "DT_STRING", "trip_start_hour": "DT_INT64"}
-PROBLEM = {
-    "features": [
-        {"name": "fare", "kind": "numeric", "dtype": "float32", "size": 0, "required": True},
-        {"name": "payment_type", "kind": "vocabulary", "dtype": "string", "size": 0, "required": True},
-        {"name": "trip_start_hour", "kind": "categorical_int", "dtype": "int64", "size": 24, "required": True},
-    ],
-    "label": {"column": "tips", "dtype": "float32", "task": "binary", "classes": ["0", "1"], "hook": None},
-    "slices": [],
-}
-
-
-def _typed(row: dict) -> dict:
-    return {
-        "fare": float(row["fare"]),
-        "payment_type": row["payment_type"],
-        "trip_start_hour": int(row["trip_start_hour"]),
-    }
-
-
-@pytest.fixture(scope="module")
-def rows():
-    """Taxi rows in a random order: the CSV's own order has stretches unlike the whole (rows 6,500-7,100
-    differ from the first 5,000 by L-infinity 0.17 on payment_type), which a monitor rightly reports."""
-    import random
-
-    typed = [_typed(r) for r in read_csv_rows(limit=8000) if r["fare"]]
-    random.Random(11).shuffle(typed)
-    return typed
-
-
-@pytest.fixture(scope="module")
-def base_path(tmp_path_factory, rows):
-    """A model base path with version 1 carrying a monitoring reference (training = the first 5,000 rows)."""
-    import pandas as pd
-    import tensorflow_data_validation as tfdv
-    from google.protobuf import text_format
-
-    base = tmp_path_factory.mktemp("models") / MODEL
-    version = base / "1"
-    (version / "assets.extra").mkdir(parents=True)
-    (version / reference.PROBLEM_FILE).write_text(json.dumps(PROBLEM))
-    stats = tfdv.generate_statistics_from_dataframe(pd.DataFrame(rows[:5000]), n_jobs=1)
-    schema = text_format.MessageToString(tfdv.infer_schema(stats))
-    answers = list(np.random.default_rng(0).uniform(size=1000))
-    reference.write(str(version), stats.SerializeToString(), schema, PROBLEM, Monitoring(), answers)
-    return base
-
-
-_ANSWERS = np.random.default_rng(1)
-
-
-def _log(row: dict, version: int = 1, refused: bool = False) -> bytes:
-    """A logged serving_default request of `row`; its answer drawn as the eval answers were (uniform)."""
-    import tensorflow as tf
-    from tensorflow_serving.apis import prediction_log_pb2
-
-    from tfxp.rows import encode_example
-
-    log = prediction_log_pb2.PredictionLog()
-    request = log.predict_log.request
-    request.model_spec.name, request.model_spec.signature_name = MODEL, "serving_default"
-    request.model_spec.version.value = version
-    request.inputs["examples"].CopyFrom(tf.make_tensor_proto([encode_example(row, FEATURES)]))
-    log.predict_log.response.model_spec.CopyFrom(request.model_spec)
-    if not refused:
-        answer = np.array([_ANSWERS.uniform()], np.float32)
-        log.predict_log.response.outputs["probability"].CopyFrom(tf.make_tensor_proto(answer))
-    return log.SerializeToString()
-
-
-def _write(folder, hour: int, records: list[bytes], index: int = 0):
-    import tensorflow as tf
-
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"prediction_log-20261201T{hour:02d}0000.000Z-1-{index}.tfrecord"
-    with tf.io.TFRecordWriter(str(path)) as writer:
-        for record in records:
-            writer.write(record)
-    return path
 
 
 def _run(folder, base, **kwargs):
@@ -159,10 +76,10 @@ def test_the_reference_a_version_carries(base_path):
 
 
 def test_clean_rows_pass_and_shifted_ones_are_named(base_path, rows, tmp_path):
-    clean = [_log(r) for r in rows[5000:5600]]
-    shifted = [_log({**r, "payment_type": "Cash"}) for r in rows[5600:6200]]
-    _write(tmp_path / "logs", 0, clean)
-    _write(tmp_path / "logs", 1, shifted, 1)
+    clean = [log_record(r) for r in rows[5000:5600]]
+    shifted = [log_record({**r, "payment_type": "Cash"}) for r in rows[5600:6200]]
+    write_log_file(tmp_path / "logs", 0, clean)
+    write_log_file(tmp_path / "logs", 1, shifted, 1)
     report = _run(tmp_path / "logs", base_path)
     first, second = report.windows
     assert (first.verdict, second.verdict) == ("ok", "over_threshold")
@@ -173,8 +90,8 @@ def test_clean_rows_pass_and_shifted_ones_are_named(base_path, rows, tmp_path):
 
 
 def test_refused_requests_are_counted_not_judged(base_path, rows, tmp_path):
-    records = [_log(r) for r in rows[5000:5600]] + [_log(r, refused=True) for r in rows[:60]]
-    _write(tmp_path / "logs", 0, records)
+    records = [log_record(r) for r in rows[5000:5600]] + [log_record(r, refused=True) for r in rows[:60]]
+    write_log_file(tmp_path / "logs", 0, records)
     [window] = _run(tmp_path / "logs", base_path).windows
     assert (window.requests, window.refused, window.rows) == (660, 60, 600)
     assert window.refused_ratio == pytest.approx(60 / 660)
@@ -191,7 +108,7 @@ def test_no_logs_is_named_and_gives_no_verdict(base_path, tmp_path, setup, reaso
 
 
 def test_corrupt_and_truncated_files_are_counted_and_skipped(base_path, rows, tmp_path):
-    path = _write(tmp_path / "logs", 0, [_log(r) for r in rows[5000:5600]])
+    path = write_log_file(tmp_path / "logs", 0, [log_record(r) for r in rows[5000:5600]])
     data = bytearray(path.read_bytes())
     length = struct.unpack("<Q", data[:8])[0]
     data[12 + 3] ^= 0xFF  # the first record's data fails its checksum
@@ -211,10 +128,12 @@ def test_unknown_models_and_versions_and_versions_without_a_reference(base_path,
     old = base_path.parent / "old"
     shutil.copytree(base_path, old)
     shutil.rmtree(old / "1" / reference.MONITORING_DIR)  # pushed by an older release
-    records = [_log(r, version=1) for r in rows[5000:5600]]
-    _write(tmp_path / "logs", 0, records)
-    _write(tmp_path / "logs", 1, [_log({**r, "payment_type": "Cash"}, version=1) for r in rows[5600:6200]], 1)
-    _write(tmp_path / "logs", 2, [_log(r, version=7) for r in rows[:10]], 2)
+    records = [log_record(r, version=1) for r in rows[5000:5600]]
+    write_log_file(tmp_path / "logs", 0, records)
+    write_log_file(
+        tmp_path / "logs", 1, [log_record({**r, "payment_type": "Cash"}, version=1) for r in rows[5600:6200]], 1
+    )
+    write_log_file(tmp_path / "logs", 2, [log_record(r, version=7) for r in rows[:10]], 2)
     report = monitor_lib.monitor(str(tmp_path / "logs"), {MODEL: str(old)}, 3600)
     reasons = {s.reason for s in report.skipped}
     assert {"no_reference", "unknown_version"} <= reasons
@@ -226,7 +145,7 @@ def test_unknown_models_and_versions_and_versions_without_a_reference(base_path,
 
 
 def test_a_window_with_too_few_rows_gets_no_verdict(base_path, rows, tmp_path):
-    _write(tmp_path / "logs", 0, [_log({**r, "payment_type": "Cash"}) for r in rows[5000:5100]])
+    write_log_file(tmp_path / "logs", 0, [log_record({**r, "payment_type": "Cash"}) for r in rows[5000:5100]])
     report = _run(tmp_path / "logs", base_path)
     [window] = report.windows
     assert window.verdict == "too_few_rows" and "500" in window.note
