@@ -306,3 +306,46 @@ def test_a_column_name_tensorflow_refuses_is_named_and_nothing_is_written(tmp_pa
     result = _tfxp("init", "--data", str(data), "--label", "y", "--dir", "project", cwd=tmp_path)
     assert result.returncode == 2 and "mean radius" in result.stderr and "--ignore 'mean radius'" in result.stderr
     assert not (tmp_path / "project").exists()
+
+
+def test_the_monitor_reads_each_tasks_logged_requests_and_answers(pushed, tmp_path):
+    """`tfxp serve --request-log` -> `tfxp monitor` for each task: every row and answer is read back, the
+    pushed version carries its reference, and the prediction is compared by the task's statistic (the
+    class for multiclass: L-infinity; a probability or a value: Jensen-Shannon divergence)."""
+    from serving_harness import BackgroundServer
+
+    from tfxp.monitoring.monitor import monitor
+    from tfxp.serving.client import GrpcClient, RestClient
+    from tfxp.serving.options import ServerOptions
+
+    task, project_dir, summary, rows = pushed
+    label = TASKS[task][1]
+    base = Path(summary["pushed_path"]).parent
+    logs = tmp_path / "logs"
+    server = BackgroundServer(
+        ServerOptions(
+            model_base_path=base,
+            model_name=base.name,
+            rest_port=0,
+            grpc_port=0,
+            poll_seconds=0,
+            request_log_dir=logs,
+            log_sampling=1.0,
+        )
+    )
+    sample = [{k: v for k, v in r.items() if k != label} for r in rows[:40]]
+    try:
+        RestClient(f"http://127.0.0.1:{server.server.rest_port}", base.name).predict(sample)
+        GrpcClient(f"127.0.0.1:{server.server.grpc_port}", base.name, signature="predict_raw").predict(sample)
+    finally:
+        server.stop()
+    report = monitor(str(logs), {base.name: str(base)}, 3600, min_rows=1)
+    assert report.skipped == []
+    [window] = report.windows
+    assert (window.rows, window.refused) == (80, 0)
+    statistics = {f.feature: f.statistic for f in report.findings}
+    assert statistics.pop("<prediction>") == ("l_infinity" if task == "multiclass" else "jensen_shannon_divergence")
+    from tfxp import project as P
+
+    # The sklearn tables have no missing cells: every model input is compared with its training statistics.
+    assert set(statistics) == {c.name for c in P.load(project_dir).inputs}
