@@ -94,6 +94,7 @@ def test_every_rewrites_the_textfile_until_stopped(logs, base_path, tmp_path):
         (["--model-base-path", "x", "--window", "0s"], "positive duration"),
         (["--model-base-path", "x", "--window", "an hour"], "positive duration"),
         (["--model-base-path", "x", "--min-rows", "0"], "--min-rows"),
+        (["--model-base-path", "x", "--textfile", "metrics.txt"], "only reads files ending in .prom"),
     ],
 )
 def test_usage_errors_exit_2_and_name_the_problem(tmp_path, args, words):

@@ -118,10 +118,11 @@ def _shifted(record: bytes) -> bytes:
 
 
 def _replay(records: list[bytes], rest: int, grpc: int) -> None:
-    """Chunks of rows in turn: REST serving_default, gRPC predict_raw, gRPC Classify, REST classify; and a
-    request the model refuses (a fare far beyond its range) every 20 chunks."""
+    """Chunks of rows in turn: REST serving_default, gRPC predict_raw, gRPC Classify, REST classify, gRPC
+    Regress (the binary model's probability); and a request the model refuses (a fare far beyond its
+    range) every 20 chunks."""
     import grpc as grpc_lib
-    from tensorflow_serving.apis import classification_pb2, prediction_service_pb2_grpc
+    from tensorflow_serving.apis import classification_pb2, prediction_service_pb2_grpc, regression_pb2
 
     from tfxp.rows import example_class, example_row
     from tfxp.serving.client import GrpcClient, RestClient, ServingClientError
@@ -133,7 +134,7 @@ def _replay(records: list[bytes], rest: int, grpc: int) -> None:
     for index, start in enumerate(range(0, len(records), CHUNK)):
         chunk = records[start : start + CHUNK]
         rows = [example_row(r) for r in chunk]
-        route = index % 4
+        route = index % 5
         if route == 0:
             rest_default.predict(rows)
         elif route == 1:
@@ -144,12 +145,18 @@ def _replay(records: list[bytes], rest: int, grpc: int) -> None:
             for record in chunk:
                 request.input.example_list.examples.add().ParseFromString(record)
             stub.Classify(request, timeout=30)
-        else:
+        elif route == 3:
             body = {
                 "signature_name": "classification",
                 "examples": [_json_example(example_class().FromString(r)) for r in chunk],
             }
             _post(rest, f"/v1/models/{MODEL}:classify", body)
+        else:
+            regress = regression_pb2.RegressionRequest()
+            regress.model_spec.name, regress.model_spec.signature_name = MODEL, "regression"
+            for record in chunk:
+                regress.input.example_list.examples.add().ParseFromString(record)
+            stub.Regress(regress, timeout=30)
         if index % 20 == 0:
             with pytest.raises(ServingClientError):
                 rest_default.predict([{**rows[0], "fare": "1e30"}])

@@ -35,6 +35,13 @@ class Duration(click.ParamType):
         return value if isinstance(value, float) else parse_duration(str(value))
 
 
+def _prom_path(path: Path | None) -> Path | None:
+    """node-exporter's textfile collector reads only *.prom files: another name would be ignored silently."""
+    if path is not None and path.suffix != ".prom":
+        raise click.BadParameter(f"{path}: node-exporter's textfile collector only reads files ending in .prom")
+    return path
+
+
 def _models(model_base_path: Path | None, model_name: str | None, config_file: Path | None) -> dict[str, str]:
     """Model name -> base path, from --model-base-path (and --model-name) or a --model-config-file."""
     if (model_base_path is None) == (config_file is None):
@@ -91,7 +98,8 @@ def _models(model_base_path: Path | None, model_name: str | None, config_file: P
     "--textfile",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Also write Prometheus metrics (atomically) for node-exporter's textfile collector.",
+    callback=lambda ctx, param, value: _prom_path(value),
+    help="Also write Prometheus metrics (atomically) for node-exporter's textfile collector (FILE.prom).",
 )
 @click.option(
     "--html",

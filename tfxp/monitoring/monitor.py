@@ -24,6 +24,7 @@ from tfxp.monitoring.report import (
     OVER_THRESHOLD,
     PREDICTION,
     SKEW,
+    SKIPPED_REASONS,
     TOO_FEW_ROWS,
     Distribution,
     Finding,
@@ -206,6 +207,8 @@ class Monitor:
         return self._versions[key]
 
     def skip(self, reason: str, where: str, message: str) -> None:
+        """Counts one thing not used; `reason` is one of report.SKIPPED_REASONS."""
+        assert reason in SKIPPED_REASONS, reason
         self._skipped[(reason, where)] += 1
         self._skip_messages.setdefault((reason, where), message)
 

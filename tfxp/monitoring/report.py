@@ -26,6 +26,17 @@ OVER_THRESHOLD = "over_threshold"
 TOO_FEW_ROWS = "too_few_rows"  # fewer rows than `min_rows`: no verdict, and the report says so
 NO_REFERENCE = "no_reference"  # the version carries no training statistics: drift only
 
+# Skipped.reason values: what the monitor could not use (the textfile writes each, 0 when none).
+SKIPPED_REASONS = (
+    "missing_logs",
+    "empty_logs",
+    "corrupt_record",
+    "unknown_model",
+    "unknown_version",
+    "no_reference",
+    "unreadable_request",
+)
+
 # Exit codes (tfxp.cli.exit_codes has the table): 0 nothing over a threshold, 3 skew or drift found.
 EXIT_OK = 0
 EXIT_SKEW_OR_DRIFT = 3
@@ -90,9 +101,8 @@ class Window:
 
 @dataclass(frozen=True)
 class Skipped:
-    """Input the monitor could not use, named and counted: `reason` is one of "missing_logs", "empty_logs",
-    "corrupt_record", "unknown_model", "unknown_version", "no_reference", "unreadable_request";
-    `where` is a file, model or version; `count` how many records (or 1)."""
+    """Input the monitor could not use, named and counted: `reason` is one of SKIPPED_REASONS; `where` is a
+    file, model or version; `count` how many records (or 1)."""
 
     reason: str
     where: str

@@ -31,18 +31,8 @@ from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Gauge, write_to_textfile
 
-from tfxp.monitoring.report import DRIFT, SKEW, TOO_FEW_ROWS, Finding, MonitorReport, Window
+from tfxp.monitoring.report import DRIFT, SKEW, SKIPPED_REASONS, TOO_FEW_ROWS, Finding, MonitorReport, Window
 
-# Skipped.reason values (report.Skipped's docstring), written even when zero.
-SKIPPED_REASONS = (
-    "missing_logs",
-    "empty_logs",
-    "corrupt_record",
-    "unknown_model",
-    "unknown_version",
-    "no_reference",
-    "unreadable_request",
-)
 _FEATURE_LABELS = ("model", "version", "feature", "statistic")
 _VERSION_LABELS = ("model", "version")
 
