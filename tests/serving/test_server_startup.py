@@ -363,3 +363,22 @@ def test_reload_config_request_can_be_turned_off(tf1_model, tf2_model, tmp_path,
             assert server.server.repository.model_names() == ["a"]
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        ([], "exactly one of --model-base-path and --model-config-file"),
+        (["--model-base-path", "m", "--model-config-file", "CONFIG"], "exactly one of"),
+        (["--model-config-file", "CONFIG", "--model-name", "x"], "--model-name goes with --model-base-path"),
+        (["--model-base-path", "m", "--model-name", "bad name"], "starting with a letter or digit"),
+    ],
+)
+def test_serve_model_source_usage_errors(monkeypatch, tmp_path, args, words):
+    """The model-source rule `tfxp serve` shares with `tfxp monitor` (cli/_common.model_source_name)."""
+    monkeypatch.setattr(server_lib, "run", lambda options: pytest.fail("the server must not start"))
+    config = tmp_path / "models.config"
+    config.write_text("model_config_list {}\n")
+    args = [str(config) if a == "CONFIG" else str(tmp_path / a) if a == "m" else a for a in args]
+    result = CliRunner().invoke(main, ["serve", "--log-file", str(tmp_path / "serve.log"), *args])
+    assert result.exit_code == 2 and words in result.output, result.output

@@ -5,7 +5,8 @@ from __future__ import annotations
 import csv
 import itertools
 import json
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -259,3 +260,47 @@ def log_beside(path: Path) -> Path:
     """`<path>.log` next to an output file or folder: the library logs of one command."""
     path = path.resolve()
     return path.with_name(path.name + ".log")
+
+
+def model_source_options(base_path_help: str) -> Callable:
+    """`--model-base-path DIR` (+ `--model-name`) or `--model-config-file FILE`: one model's base path, or a text
+    ModelServerConfig naming several, as TF Serving takes them. Check the values with `model_source_name`."""
+
+    def decorate(function: Callable) -> Callable:
+        function = click.option(
+            "--model-config-file",
+            type=click.Path(exists=True, dir_okay=False, path_type=Path),
+            default=None,
+            help="A text ModelServerConfig naming several models (instead of --model-base-path).",
+        )(function)
+        function = click.option(
+            "--model-name", default=None, help="Name of that model. Default: the base path's folder name."
+        )(function)
+        return click.option(
+            "--model-base-path", type=click.Path(file_okay=False, path_type=Path), default=None, help=base_path_help
+        )(function)
+
+    return decorate
+
+
+def model_source_name(
+    model_base_path: Path | None, model_name: str | None, model_config_file: Path | None
+) -> str | None:
+    """The model name of `--model-base-path` (its folder's name unless `--model-name`), None with a config file.
+
+    Raises click.UsageError unless exactly one source is given, or for `--model-name` with a config file;
+    click.BadParameter for a name the server can't serve (its rule: serving/server.py).
+    """
+    if (model_base_path is None) == (model_config_file is None):
+        raise click.UsageError("give exactly one of --model-base-path and --model-config-file")
+    if model_config_file is not None and model_name is not None:
+        raise click.UsageError("--model-name goes with --model-base-path; the config file names its models")
+    if model_base_path is None:
+        return None
+    name = model_name or model_base_path.resolve().name
+    if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name) is None:
+        raise click.BadParameter(
+            f"{name!r}: use letters, digits, '.', '-' and '_', starting with a letter or digit",
+            param_hint="--model-name",
+        )
+    return name

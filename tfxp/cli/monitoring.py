@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from tfxp.cli._common import JsonErrorsCommand
+from tfxp.cli._common import JsonErrorsCommand, model_source_name, model_source_options
 from tfxp.cli.exit_codes import epilog
 
 _DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)?\s*\Z")
@@ -44,11 +44,10 @@ def _prom_path(path: Path | None) -> Path | None:
 
 def _models(model_base_path: Path | None, model_name: str | None, config_file: Path | None) -> dict[str, str]:
     """Model name -> base path, from --model-base-path (and --model-name) or a --model-config-file."""
-    if (model_base_path is None) == (config_file is None):
-        raise click.UsageError("give exactly one of --model-base-path and --model-config-file")
-    if config_file is None:
-        assert model_base_path is not None
-        return {model_name or model_base_path.resolve().name: str(model_base_path)}
+    name = model_source_name(model_base_path, model_name, config_file)
+    if model_base_path is not None and name is not None:
+        return {name: str(model_base_path)}
+    assert config_file is not None  # model_source_name: exactly one source
     from tfxp.serving.config import ConfigError, load_model_server_config
 
     try:
@@ -66,19 +65,7 @@ def _models(model_base_path: Path | None, model_name: str | None, config_file: P
     type=click.Path(file_okay=False, path_type=Path),
     help="The request-log folder (`tfxp serve --request-log DIR`): PredictionLog TFRecord files.",
 )
-@click.option(
-    "--model-base-path",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="The served model's base path (its version folders carry the training statistics).",
-)
-@click.option("--model-name", default=None, help="Its name in the logs. Default: the base path's folder name.")
-@click.option(
-    "--model-config-file",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    default=None,
-    help="A text ModelServerConfig naming several models (instead of --model-base-path).",
-)
+@model_source_options("The served model's base path: its version folders carry the training statistics.")
 @click.option(
     "--window",
     "window_seconds",

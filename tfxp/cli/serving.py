@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import sys
 import warnings
 from pathlib import Path
@@ -22,6 +21,8 @@ from tfxp.cli._common import (
     class_cells,
     classes_fit,
     json_safe,
+    model_source_name,
+    model_source_options,
     predicted_classes,
     read_rows_option,
     rows_option,
@@ -304,19 +305,7 @@ def _print_predictions(
 
 
 @click.command(epilog=epilog("serve"))
-@click.option(
-    "--model-base-path",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Serve one model from DIR/<version>/ (e.g. output/serving/taxi).",
-)
-@click.option("--model-name", default=None, help="Name of that model. Default: the base path's folder name.")
-@click.option(
-    "--model-config-file",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    default=None,
-    help="A text ModelServerConfig naming several models (instead of --model-base-path).",
-)
+@model_source_options("Serve one model from DIR/<version>/ (e.g. output/serving/taxi).")
 @click.option(
     "--model-config-file-poll-wait-seconds",
     "config_poll_seconds",
@@ -422,10 +411,7 @@ def serve(
     """
     from tfxp.serving.options import ServerOptions
 
-    if (model_base_path is None) == (model_config_file is None):
-        raise click.UsageError("give exactly one of --model-base-path and --model-config-file")
-    if model_config_file is not None and model_name is not None:
-        raise click.UsageError("--model-name goes with --model-base-path; the config file names its models")
+    name = model_source_name(model_base_path, model_name, model_config_file)
     if config_poll_seconds and model_config_file is None:
         raise click.UsageError("--model-config-file-poll-wait-seconds needs --model-config-file")
     if batching_parameters_file is not None and not enable_batching:
@@ -436,14 +422,6 @@ def serve(
         raise click.UsageError("--request-log-rotate-seconds needs --request-log")
     if rest_port and rest_port == grpc_port:
         raise click.UsageError("--rest-port and --grpc-port must differ")
-    name = model_name
-    if model_base_path is not None:
-        name = model_name or model_base_path.resolve().name
-        if not _valid_model_name(name):
-            raise click.BadParameter(
-                f"{name!r}: use letters, digits, '.', '-' and '_', starting with a letter or digit",
-                param_hint="--model-name",
-            )
     options = ServerOptions(
         model_base_path=model_base_path,
         model_name=name or ServerOptions.model_name,
@@ -507,8 +485,3 @@ def _run_server(options, log_file: Path) -> None:
     if failure is not None:
         click.echo(f"error: {failure}", err=True)
         sys.exit(ExitCode.FAILURE)
-
-
-def _valid_model_name(name: str) -> bool:
-    # The server's rule (serving/server.py), checked here so a bad name is a usage error, not a crash.
-    return re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name) is not None

@@ -51,6 +51,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from tfxp.serving.servable import CLASSIFY_METHOD
+from tfxp.serving.tensors import varint
 
 log = logging.getLogger(__name__)
 
@@ -365,13 +366,4 @@ def _log_metadata_wire(sampling_rate: float, timestamp_secs: int) -> bytes:
 
 
 def _length_delimited(field: int, payload: bytes) -> bytes:
-    return _varint(field << 3 | 2) + _varint(len(payload)) + payload
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while value > 0x7F:
-        out.append(value & 0x7F | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
+    return varint(field << 3 | 2) + varint(len(payload)) + payload

@@ -278,13 +278,14 @@ def to_tensor_proto(array: np.ndarray, proto: tensor_pb2.TensorProto | None = No
     values = kind.to_field(array)
     if kind.field in _RAW_FIELDS and values.size:
         raw = values.astype(_RAW_FIELDS[kind.field], copy=False).tobytes()
-        proto.MergeFromString(_FIELD_TAGS[kind.field] + _varint(len(raw)) + raw)
+        proto.MergeFromString(_FIELD_TAGS[kind.field] + varint(len(raw)) + raw)
     else:
         getattr(proto, kind.field).extend(values.tolist())
     return proto
 
 
-def _varint(value: int) -> bytes:
+def varint(value: int) -> bytes:
+    """`value` (>= 0) as a protobuf base-128 varint (the wire format of lengths and field tags)."""
     out = bytearray()
     while value > 0x7F:
         out.append(value & 0x7F | 0x80)
@@ -295,7 +296,7 @@ def _varint(value: int) -> bytes:
 
 # The tag of each raw field in its packed (length-delimited, wire type 2) form.
 _FIELD_TAGS = {
-    name: _varint(tensor_pb2.TensorProto.DESCRIPTOR.fields_by_name[name].number << 3 | 2) for name in _RAW_FIELDS
+    name: varint(tensor_pb2.TensorProto.DESCRIPTOR.fields_by_name[name].number << 3 | 2) for name in _RAW_FIELDS
 }
 
 
