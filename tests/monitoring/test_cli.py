@@ -95,11 +95,18 @@ def test_every_rewrites_the_textfile_until_stopped(logs, base_path, tmp_path):
         (["--model-base-path", "x", "--window", "an hour"], "positive duration"),
         (["--model-base-path", "x", "--min-rows", "0"], "--min-rows"),
         (["--model-base-path", "x", "--textfile", "metrics.txt"], "only reads files ending in .prom"),
+        (["--model-base-path", "x", "--html", "/no/such/folder/r.html"], "no folder /no/such/folder"),
+        (["--model-base-path", "no-such-base"], "no such folder"),
     ],
 )
 def test_usage_errors_exit_2_and_name_the_problem(tmp_path, args, words):
     done = _tfxp("--logs", str(tmp_path), *args)
     assert done.returncode == 2 and words in done.stderr, done.stderr
+
+
+def test_a_version_folder_given_as_the_base_path_is_named(logs, base_path):
+    done = _tfxp("--logs", str(logs), "--model-base-path", str(base_path / "1"), "--model-name", MODEL)
+    assert done.returncode == 2 and "is a version folder" in done.stderr and str(base_path) in done.stderr
 
 
 def test_durations():

@@ -150,3 +150,26 @@ def test_a_window_with_too_few_rows_gets_no_verdict(base_path, rows, tmp_path):
     [window] = report.windows
     assert window.verdict == "too_few_rows" and "500" in window.note
     assert report.findings == [] and report.exit_code == 0
+
+
+def test_new_thresholds_reach_a_version_already_pushed(base_path, tmp_path):
+    """The Pusher calls update_thresholds when the model was pushed before but project.yaml's monitoring changed."""
+    import shutil
+
+    copy = tmp_path / "taxi"
+    shutil.copytree(base_path, copy)
+    changed = Monitoring(min_rows=300, features=(("payment_type", 0.5, None),), prediction_drift=0.2)
+    assert reference.update_thresholds(str(copy / "1"), changed)
+    ref = reference.load(str(copy / "1"))
+    assert ref.min_rows == 300 and ref.prediction.drift_threshold == 0.2
+    assert (ref.features["payment_type"].skew_threshold, ref.features["payment_type"].drift_threshold) == (0.5, 0.15)
+    assert ref.features["fare"].skew_threshold == changed.numeric_skew
+    assert not [p for p in (copy / "1").rglob("*.tmp")]
+    shutil.rmtree(copy / "1" / reference.MONITORING_DIR)
+    assert not reference.update_thresholds(str(copy / "1"), changed)
+
+
+def test_a_feature_with_no_value_in_a_window_is_named(base_path, rows, tmp_path):
+    write_log_file(tmp_path / "logs", 0, [log_record({**r, "payment_type": None}) for r in rows[5000:5600]])
+    [window] = _run(tmp_path / "logs", base_path).windows
+    assert "not compared, no value in this window: payment_type" in window.note

@@ -90,18 +90,18 @@ def read_records(path: str) -> Iterator[bytes | CorruptRecord]:
             if not header:
                 return
             if len(header) < 12:
-                yield CorruptRecord(f"{path}: ends inside a record header (truncated)")
+                yield CorruptRecord("ends inside a record header (truncated, or not a TFRecord file)")
                 return
             length, length_crc = struct.unpack("<QI", header)
             if _masked_crc(header[:8]) != length_crc:
-                yield CorruptRecord(f"{path}: a record length fails its checksum (not a TFRecord, or corrupt)")
+                yield CorruptRecord("a record length fails its checksum (not a TFRecord file, or corrupt)")
                 return
             data, footer = f.read(length), f.read(4)
             if len(data) < length or len(footer) < 4:
-                yield CorruptRecord(f"{path}: ends inside a record (truncated)")
+                yield CorruptRecord("ends inside a record (truncated)")
                 return
             if _masked_crc(data) != struct.unpack("<I", footer)[0]:
-                yield CorruptRecord(f"{path}: a record fails its checksum (corrupt)")
+                yield CorruptRecord("a record fails its checksum (corrupt)")
                 continue
             yield data
 

@@ -234,7 +234,8 @@ class Monitor:
         start, end = window.index * self.window_seconds, (window.index + 1) * self.window_seconds
         common = (state.model, state.version, _iso(start), _iso(end))
         if window.rows < min_rows:
-            note = f"{window.rows} rows: a verdict needs at least {min_rows} (--min-rows)"
+            source = "--min-rows" if self.min_rows is not None else "the version's min_rows"
+            note = f"{window.rows} rows: a verdict needs at least {min_rows} ({source})"
             self.report.windows.append(
                 Window(*common, window.rows, window.requests, window.refused, TOO_FEW_ROWS, note)
             )
@@ -245,9 +246,13 @@ class Monitor:
             over = sorted({f"{f.feature} ({f.kind})" for f in findings if f.over})
             verdict, note = OVER_THRESHOLD, "over a threshold: " + ", ".join(over)
         elif state.reference.missing:
-            verdict, note = NO_REFERENCE, f"no skew check ({state.reference.missing}); drift checked"
+            checked = "drift checked" if findings else "nothing compared: no verdict until a second window"
+            verdict, note = NO_REFERENCE, f"no skew check ({state.reference.missing}); {checked}"
         else:
             verdict, note = OK, ""
+        unseen = _not_compared(state, window)
+        if unseen:
+            note = "; ".join(n for n in (note, f"not compared, no value in this window: {', '.join(unseen)}") if n)
         self.report.windows.append(Window(*common, window.rows, window.requests, window.refused, verdict, note))
         state.previous = window
 
@@ -310,6 +315,16 @@ class Monitor:
                 )
             )
         return findings
+
+
+def _not_compared(state: _Version, window: _Window) -> list[str]:
+    """Model inputs with a training reference but no value at all in the window: nothing to compare, and
+    a whole feature gone missing is worth a look (its share of missing values is not a statistic here)."""
+    return sorted(
+        name
+        for name in state.reference.features
+        if (name not in window.tallies or window.tallies[name].present == 0) and window.rows > 0
+    )
 
 
 def _finding(

@@ -69,6 +69,8 @@ def feature_kind(problem_feature: dict) -> str:
 def load(version_dir: str) -> VersionReference:
     """The monitoring reference of a version directory. Never raises for a missing or unreadable file:
     the result's `missing` names it (skew is then skipped; drift is still checked)."""
+    if not os.path.isdir(version_dir):
+        return VersionReference(version_dir, None, {}, missing=f"no version folder {version_dir}")
     problem = _read_json(os.path.join(version_dir, PROBLEM_FILE))
     kinds = {f["name"]: feature_kind(f) for f in problem["features"]} if problem else {}
     folder = os.path.join(version_dir, MONITORING_DIR)
@@ -221,6 +223,42 @@ def write(
     }
     with open(os.path.join(folder, CONFIG_FILE), "w") as f:
         json.dump(config, f, indent=2)
+
+
+def update_thresholds(version_dir: str, thresholds: Monitoring) -> bool:
+    """Rewrites the thresholds a published version carries (its schema's comparators and monitoring.json),
+    each file replaced atomically, when the project's `monitoring:` changed but the model did not (the
+    Pusher publishes no new version then). TF Serving never reads these files, so the served version is
+    untouched. Returns False when the version carries no reference (nothing to update)."""
+    from google.protobuf import text_format
+    from tensorflow_metadata.proto.v0 import schema_pb2
+
+    folder = os.path.join(version_dir, MONITORING_DIR)
+    problem = _read_json(os.path.join(version_dir, PROBLEM_FILE))
+    config = _read_json(os.path.join(folder, CONFIG_FILE))
+    if problem is None or config is None:
+        return False
+    with open(os.path.join(folder, SCHEMA_FILE)) as f:
+        schema = text_format.Parse(f.read(), schema_pb2.Schema())
+    kinds = {f["name"]: feature_kind(f) for f in problem["features"]}
+    for feature in schema.feature:
+        if feature.name in kinds:
+            feature.ClearField("skew_comparator")
+            feature.ClearField("drift_comparator")
+            _set_comparators(feature, kinds[feature.name], thresholds)
+    config.update(
+        min_rows=thresholds.min_rows,
+        prediction={"skew": thresholds.prediction_skew, "drift": thresholds.prediction_drift},
+    )
+    _replace(os.path.join(folder, SCHEMA_FILE), text_format.MessageToString(schema))
+    _replace(os.path.join(folder, CONFIG_FILE), json.dumps(config, indent=2))
+    return True
+
+
+def _replace(path: str, text: str) -> None:
+    with open(f"{path}.tmp", "w") as f:
+        f.write(text)
+    os.replace(f"{path}.tmp", path)
 
 
 def _set_comparators(feature, kind: str, thresholds: Monitoring) -> None:

@@ -12,6 +12,7 @@ from tfx.types import standard_artifacts
 
 from tfxp.mobile.errors import ConversionError
 from tfxp.pipeline import failpoints
+from tfxp.pipeline.config import is_uri
 from tfxp.pipeline.publish import LATEST_FILE, find_pushed, latest_version, publish_latest, publish_version
 from tfxp.project.spec import Monitoring
 from tfxp.schema import anomalies as anomalies_lib
@@ -146,6 +147,11 @@ def AtomicPusher(
         ),
         source_id=model.uri,
     )
+    if earlier is not None and not is_uri(final):
+        # The model was pushed before (no new version): the project's monitoring thresholds may have changed.
+        from tfxp.monitoring.reference import update_thresholds
+
+        update_thresholds(final, Monitoring.from_json(monitoring))
     failpoints.hit("pusher:published")
     pushed_model.set_int_custom_property("pushed", 1)
     pushed_model.set_string_custom_property("pushed_destination", final)
