@@ -83,7 +83,8 @@ def test_every_rewrites_the_textfile_until_stopped(logs, base_path, tmp_path):
         assert proc.poll() is None, "--every stopped after a pass that found skew"
     finally:
         proc.terminate()
-        proc.wait(30)
+        code = proc.wait(30)
+    assert code == 3, "SIGTERM ends --every with the last pass's exit code (skew found)"
 
 
 @pytest.mark.parametrize(
