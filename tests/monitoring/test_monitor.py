@@ -173,3 +173,24 @@ def test_a_feature_with_no_value_in_a_window_is_named(base_path, rows, tmp_path)
     write_log_file(tmp_path / "logs", 0, [log_record({**r, "payment_type": None}) for r in rows[5000:5600]])
     [window] = _run(tmp_path / "logs", base_path).windows
     assert "not compared, no value in this window: payment_type" in window.note
+
+
+def test_a_version_whose_eval_rows_were_all_refused_still_carries_its_reference(base_path, tmp_path):
+    """No answers to describe (the model refused every eval row): the push goes on, the prediction is not compared."""
+    import shutil
+
+    folder = reference.MONITORING_DIR
+    copy = tmp_path / "taxi" / "1"
+    shutil.copytree(base_path / "1", copy)
+    train = (copy / folder / reference.TRAIN_STATISTICS_FILE).read_bytes()
+    schema = (copy / folder / reference.SCHEMA_FILE).read_text()
+    shutil.rmtree(copy / folder)
+    from monitoring_data import PROBLEM
+
+    reference.write(str(copy), train, schema, PROBLEM, Monitoring(), [])
+    ref = reference.load(str(copy))
+    assert (
+        ref.missing is None
+        and ref.prediction is None
+        and set(ref.features) == {"fare", "payment_type", "trip_start_hour"}
+    )

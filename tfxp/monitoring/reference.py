@@ -192,15 +192,14 @@ def write(
     `train_statistics`: the serialized DatasetFeatureStatisticsList of the train split (StatisticsGen's
     FeatureStats.pb); `schema_text`: the project's schema.pbtxt; `predictions`: the model's answers on eval
     rows, one per row (a float probability or value; a class name for multiclass), statistics computed here
-    with TFDV (in memory). Raises ValueError for an empty `predictions`.
+    with TFDV (in memory). With no answers (every eval row refused) no prediction statistics are written:
+    the prediction is then not compared, and monitoring.json's `eval_rows` is 0; the push goes on.
     """
     import pandas as pd
     import tensorflow_data_validation as tfdv
     from google.protobuf import text_format
     from tensorflow_metadata.proto.v0 import schema_pb2
 
-    if not predictions:
-        raise ValueError("no eval predictions to describe")
     folder = os.path.join(destination, MONITORING_DIR)
     os.makedirs(folder, exist_ok=True)
     with open(os.path.join(folder, TRAIN_STATISTICS_FILE), "wb") as f:
@@ -212,9 +211,10 @@ def write(
             _set_comparators(feature, kinds[feature.name], thresholds)
     with open(os.path.join(folder, SCHEMA_FILE), "w") as f:
         f.write(text_format.MessageToString(schema))
-    stats = tfdv.generate_statistics_from_dataframe(pd.DataFrame({PREDICTION: predictions}), n_jobs=1)
-    with open(os.path.join(folder, PREDICTION_STATISTICS_FILE), "wb") as f:
-        f.write(stats.SerializeToString())
+    if predictions:
+        stats = tfdv.generate_statistics_from_dataframe(pd.DataFrame({PREDICTION: predictions}), n_jobs=1)
+        with open(os.path.join(folder, PREDICTION_STATISTICS_FILE), "wb") as f:
+            f.write(stats.SerializeToString())
     config = {
         "format": FORMAT,
         "min_rows": thresholds.min_rows,
