@@ -264,6 +264,9 @@ class PipelineConfig:
     missing_values: tuple[tuple[str, tuple[str, ...]], ...] = ()
     # `tfxp monitor`'s thresholds, carried by every pushed version (tfxp.monitoring.reference).
     monitoring: Monitoring = field(default_factory=Monitoring)
+    # Set by the local preflight, which reads every input file: (name relative to data_dir, sha256, bytes, rows)
+    # per file. ExampleGen's cache then follows content, not TFX's size-and-mtime fingerprint.
+    input_files: tuple[tuple[str, str, int, int], ...] = ()
 
     def _project_file(self, path: Path | str) -> str:
         """A file of this project as the runner sees it: rebased into the image when remote (image_path).

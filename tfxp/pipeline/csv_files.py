@@ -16,6 +16,7 @@ Accepted dialects: comma-separated, UTF-8 with or without a byte-order mark
 from __future__ import annotations
 
 import csv
+import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,10 +49,13 @@ class DataFileError(ValueError):
 
 @dataclass
 class CsvDataset:
-    """What the check found: the shared header and the data rows per file."""
+    """What the check found: the shared header, and per file its data rows, sha256 and size (the file's
+    bytes, hashed while they were read: no second pass)."""
 
     header: list[str]
     rows: dict[str, int] = field(default_factory=dict)  # file -> data rows (blank lines not counted)
+    sha256: dict[str, str] = field(default_factory=dict)  # file -> hex digest of its bytes
+    sizes: dict[str, int] = field(default_factory=dict)  # file -> bytes
 
     @property
     def total_rows(self) -> int:
@@ -93,9 +97,13 @@ class _Lines:
     def __init__(self, path: Path, raw_lines):
         self._path, self._raw = path, raw_lines
         self.quotes = 0  # '"' characters on the lines yielded so far
+        self.hash = hashlib.sha256()  # of every byte read (the file's content once read to its end)
+        self.size = 0
 
     def __iter__(self) -> Iterator[str]:
         for number, raw in enumerate(self._raw, start=1):
+            self.hash.update(raw)
+            self.size += len(raw)
             if number == 1 and raw.startswith(_GZIP_MAGIC):
                 raise DataFileError(self._path, "gzip-compressed, not a text CSV file; decompress it first", 1)
             try:
@@ -204,7 +212,10 @@ def _check_open_file(path: Path, f, expected_header: list[str] | None, first_fil
     except csv.Error as exc:
         # e.g. an unterminated quote ("unexpected end of data") or a NUL byte.
         raise DataFileError(path, _csv_problem(exc), reader.line_num) from None
-    return CsvDataset(header=header, rows={str(path): rows})
+    # csv.reader read every line (to StopIteration): the hash is the whole file's.
+    return CsvDataset(
+        header=header, rows={str(path): rows}, sha256={str(path): lines.hash.hexdigest()}, sizes={str(path): lines.size}
+    )
 
 
 def check_dataset(files: list[Path]) -> CsvDataset:
@@ -216,6 +227,8 @@ def check_dataset(files: list[Path]) -> CsvDataset:
             dataset = found
         else:
             dataset.rows.update(found.rows)
+            dataset.sha256.update(found.sha256)
+            dataset.sizes.update(found.sizes)
     if dataset is None:
         raise NoCsvFilesError("no CSV file given")
     return dataset

@@ -65,7 +65,7 @@ import tensorflow as tf
 from absl import logging
 from google.protobuf import json_format, struct_pb2
 from tfx import components as tfx_components
-from tfx.components.example_gen import base_example_gen_executor, utils, write_split
+from tfx.components.example_gen import base_example_gen_executor, driver, utils, write_split
 from tfx.components.example_gen.component import FileBasedExampleGen
 from tfx.components.util import examples_utils
 from tfx.dsl.components.base import executor_spec
@@ -104,18 +104,27 @@ def read_column_names(csv_file: str) -> list[str]:
 _FLOAT_COLUMNS = "float_columns"
 _EVAL_ROWS = "eval_rows"
 _MISSING_VALUES = "missing_values"
+_INPUT_FILES = "input_files"
 EVAL_SPLIT = "eval"
 
 MissingValues = Mapping[str, Sequence[str]]
 
 
 def example_gen_config(
-    float_columns: Sequence[str], eval_rows: int | None = None, missing_values: MissingValues | None = None
+    float_columns: Sequence[str],
+    eval_rows: int | None = None,
+    missing_values: MissingValues | None = None,
+    input_files: Sequence[tuple[str, str, int, int]] = (),
 ) -> example_gen_pb2.CustomConfig:
     """ExampleGen's custom_config (a Struct in its Any): the schema's FLOAT column names, the eval split's cap,
-    and per column the cell texts read as missing (project.yaml's `missing_values`)."""
+    per column the cell texts read as missing (project.yaml's `missing_values`), and the input files the
+    preflight read ((name, sha256, bytes, rows); ContentFingerprintDriver fingerprints the input by them)."""
     struct = struct_pb2.Struct()
     struct.update({_FLOAT_COLUMNS: sorted(float_columns)})
+    if input_files:
+        struct.update(
+            {_INPUT_FILES: [{"path": p, "sha256": h, "bytes": b, "rows": r} for p, h, b, r in sorted(input_files)]}
+        )
     if eval_rows is not None:
         struct.update({_EVAL_ROWS: eval_rows})
     if missing_values:
@@ -654,13 +663,41 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
         logging.info("Examples generated.")
 
 
+def content_fingerprint(input_files: Sequence[Mapping[str, Any]]) -> str:
+    """ "sha256:<hex>" over each input file's name and content digest, in name order."""
+    digest = hashlib.sha256()
+    for entry in sorted(input_files, key=lambda e: e["path"]):
+        digest.update(f"{entry['path']}\0{entry['sha256']}\n".encode())
+    return "sha256:" + digest.hexdigest()
+
+
+class ContentFingerprintDriver(driver.FileBasedDriver):
+    """TFX's FileBasedDriver (spans, versions, patterns) whose input fingerprint is the files' content.
+
+    TFX fingerprints file-based input by size and mtime (io_utils.generate_fingerprint; tensorflow/tfx#4226):
+    a same-size edit whose mtime is kept (`cp -p`, `rsync -t`, an archive) reused the cached model, and a
+    `touch` re-ran everything. With the input files the preflight hashed (custom_config, `_INPUT_FILES`),
+    the fingerprint is their content digest: the cache follows content. Without them (on Vertex AI the
+    preflight doesn't run) TFX's own fingerprint stays.
+    """
+
+    def resolve_exec_properties(self, exec_properties, pipeline_info, component_info):
+        resolved = super().resolve_exec_properties(exec_properties, pipeline_info, component_info)
+        files = json_format.MessageToDict(_custom_struct(resolved)).get(_INPUT_FILES)
+        if files:
+            resolved[utils.FINGERPRINT_PROPERTY_NAME] = content_fingerprint(files)
+        return resolved
+
+
 class CsvExampleGen(tfx_components.CsvExampleGen):
-    """TFX's CsvExampleGen (same spec, node id, driver and outputs) running `Executor`.
+    """TFX's CsvExampleGen (same spec, node id and outputs) running `Executor`, fingerprinting its input by
+    content (ContentFingerprintDriver).
 
     TFX's CsvExampleGen.__init__ takes no custom_config; its base class does.
     """
 
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)
+    DRIVER_CLASS = ContentFingerprintDriver
 
     def __init__(
         self,
@@ -669,12 +706,13 @@ class CsvExampleGen(tfx_components.CsvExampleGen):
         float_columns: Sequence[str] = (),
         eval_rows: int | None = None,
         missing_values: MissingValues | None = None,
+        input_files: Sequence[tuple[str, str, int, int]] = (),
     ):
         FileBasedExampleGen.__init__(
             self,
             input_base=input_base,
             input_config=input_config,
-            custom_config=example_gen_config(float_columns, eval_rows, missing_values),
+            custom_config=example_gen_config(float_columns, eval_rows, missing_values, input_files),
         )
 
 
@@ -684,12 +722,14 @@ def csv_example_gen(
     float_columns: Sequence[str] = (),
     eval_rows: int | None = None,
     missing_values: MissingValues | None = None,
+    input_files: Sequence[tuple[str, str, int, int]] = (),
 ) -> CsvExampleGen:
     """CsvExampleGen reading `input_base/pattern` (one input split; TFX splits it train:eval 2:1).
 
     `float_columns`: the schema's FLOAT features, written as floats even when every cell is a whole number.
     `eval_rows`: cap on the eval split's rows (see `splits_for`); None keeps TFX's 2:1.
     `missing_values`: column -> cell texts written as missing (project.yaml's `missing_values`).
+    `input_files`: (name, sha256, bytes, rows) per file, from the preflight: the cache follows their content.
     """
     return CsvExampleGen(
         input_base=input_base,
@@ -697,4 +737,5 @@ def csv_example_gen(
         float_columns=float_columns,
         eval_rows=eval_rows,
         missing_values=missing_values,
+        input_files=input_files,
     )

@@ -47,6 +47,7 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
         float_columns=float_features(load_schema(config.schema)),
         eval_rows=config.eval_rows,
         missing_values=dict(config.missing_values),
+        input_files=config.input_files,
     )
 
     statistics_gen = StatisticsGen(examples=example_gen.outputs["examples"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import logging
 import os
@@ -79,11 +80,12 @@ class _ProgressHandler(logging.Handler):
         return node
 
 
-def _preflight(config: PipelineConfig) -> Outcome | None:
+def _preflight(config: PipelineConfig) -> Outcome | PipelineConfig:
     """Checks that need no TFX: the schema, and that the CSV files read as one dataset.
 
-    Returns the refusing Outcome, or None to go on. Local data only: on Vertex AI
-    the data is read by the pipeline image (pipeline.example_gen).
+    Returns the refusing Outcome, or the config to run: with local data, its `input_files` (each file's
+    sha256, bytes and rows, hashed while the check read it). Local data only: on Vertex AI the data is
+    read by the pipeline image (pipeline.example_gen).
     """
     from tfxp.pipeline.csv_files import DataFileError, NoCsvFilesError, check_dataset, list_csv_files
     from tfxp.schema.anomalies import Anomaly
@@ -97,7 +99,7 @@ def _preflight(config: PipelineConfig) -> Outcome | None:
         if refused is not None:
             return refused
     if config.remote is not None or is_uri(config.data):
-        return None
+        return config
     try:
         files = list_csv_files(Path(config.data))
         dataset = check_dataset(files)
@@ -115,7 +117,12 @@ def _preflight(config: PipelineConfig) -> Outcome | None:
     logging.getLogger(__name__).info(
         "input: %d rows in %d file(s), columns %s", dataset.total_rows, len(files), dataset.header
     )
-    return None
+    base = config.data_dir
+    files_seen = tuple(
+        (os.path.relpath(path, base), dataset.sha256[path], dataset.sizes[path], rows)
+        for path, rows in sorted(dataset.rows.items())
+    )
+    return dataclasses.replace(config, input_files=files_seen)
 
 
 def _identity_preflight(config: PipelineConfig) -> Outcome | None:
@@ -160,11 +167,11 @@ def _run_locked(config: PipelineConfig, on_event: Callable[[ComponentEvent], Non
     log_file = config.output.resolve() / "logs" / f"{config.name}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
     file_handler = route_library_logs(log_file)
     with stderr_to_log(log_file):
-        refused = _preflight(config)
-        if refused is not None:
-            refused.log_file = str(log_file)
-            return refused
-        return _run_pipeline(config, on_event, started, log_file, file_handler)
+        checked = _preflight(config)
+        if isinstance(checked, Outcome):
+            checked.log_file = str(log_file)
+            return checked
+        return _run_pipeline(checked, on_event, started, log_file, file_handler)
 
 
 def _class_names(config: PipelineConfig) -> tuple[str, ...]:
