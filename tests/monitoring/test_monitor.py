@@ -194,3 +194,10 @@ def test_a_version_whose_eval_rows_were_all_refused_still_carries_its_reference(
         and ref.prediction is None
         and set(ref.features) == {"fare", "payment_type", "trip_start_hour"}
     )
+
+
+def test_the_monitors_output_names_are_the_models():
+    """reference.OUTPUTS is read without the model code; it must stay tfxp.models.features.OUTPUTS."""
+    from tfxp.models import features
+
+    assert reference.OUTPUTS == {task.value: name for task, name in features.OUTPUTS.items()}

@@ -24,6 +24,7 @@ import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+from tfxp.monitoring.reference import OUTPUTS
 from tfxp.rows import MISSING_INT
 
 # `tfxp serve`'s name for a log file (tfxp.serving.request_log.file_start_time reads it).
@@ -199,7 +200,7 @@ def _predict_answers(tensors, output: tuple[str, tuple[str, ...]] | None) -> lis
     if output is None:
         return []
     task, classes = output
-    key = {"binary": "probability", "multiclass": "probabilities", "regression": "prediction"}[task]
+    key = OUTPUTS[task]
     if key not in tensors:
         return []  # an output_filter left the answer out
     values = to_ndarray(tensors[key])

@@ -34,8 +34,8 @@ CONFIG_FILE = "monitoring.json"
 FORMAT = 1
 # Written by the Trainer beside every SavedModel (tfxp.models.signatures.PROBLEM_FILE).
 PROBLEM_FILE = os.path.join("assets.extra", "tfxp_problem.json")
-# Predict output per task (tfxp.models.features.OUTPUTS).
-_OUTPUTS = {"binary": "probability", "multiclass": "probabilities", "regression": "prediction"}
+# Predict output per task, as tfxp.models.features.OUTPUTS (read here without the model code).
+OUTPUTS = {"binary": "probability", "multiclass": "probabilities", "regression": "prediction"}
 # Feature kinds the model treats as categories (tfxp.project.spec.KINDS).
 _CATEGORICAL_KINDS = ("categorical_int", "vocabulary")
 
@@ -58,7 +58,7 @@ class VersionReference:
 
     @property
     def output(self) -> str | None:
-        return _OUTPUTS.get(self.problem["label"]["task"]) if self.problem else None
+        return OUTPUTS.get(self.problem["label"]["task"]) if self.problem else None
 
 
 def feature_kind(problem_feature: dict) -> str:
