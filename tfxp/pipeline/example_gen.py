@@ -50,6 +50,7 @@ import dataclasses
 import hashlib
 import io
 import itertools
+import json
 import math
 import os
 import random
@@ -105,6 +106,8 @@ _FLOAT_COLUMNS = "float_columns"
 _EVAL_ROWS = "eval_rows"
 _MISSING_VALUES = "missing_values"
 _INPUT_FILES = "input_files"
+# The Examples artifact's custom property holding those files as JSON: [{"path", "sha256", "bytes", "rows"}].
+INPUT_FILES_PROPERTY = "input_files"
 EVAL_SPLIT = "eval"
 
 MissingValues = Mapping[str, Sequence[str]]
@@ -149,6 +152,13 @@ def _custom_struct(exec_properties: dict[str, Any]) -> struct_pb2.Struct:
 def _float_columns(exec_properties: dict[str, Any]) -> frozenset[str]:
     struct = _custom_struct(exec_properties)
     return frozenset(struct[_FLOAT_COLUMNS]) if _FLOAT_COLUMNS in struct else frozenset()
+
+
+def input_files_of(exec_properties: dict[str, Any]) -> list[dict[str, Any]]:
+    """The preflight's input files from custom_config: [{"path", "sha256", "bytes" (int), "rows" (int)}]; [] without."""
+    files = json_format.MessageToDict(_custom_struct(exec_properties)).get(_INPUT_FILES) or []
+    # A Struct holds numbers as doubles.
+    return [{**f, "bytes": int(f["bytes"]), "rows": int(f["rows"])} for f in files]
 
 
 def _eval_rows(exec_properties: dict[str, Any]) -> int | None:
@@ -660,6 +670,10 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
         file_format = exec_properties.get(standard_component_specs.OUTPUT_FILE_FORMAT_KEY)
         if file_format:
             examples_utils.set_file_format(examples, write_split.to_file_format_str(file_format))
+        files = input_files_of(exec_properties)
+        if files:
+            # The data's identity travels with the examples (MLMD, the model card): path, sha256, bytes, rows.
+            examples.set_string_custom_property(INPUT_FILES_PROPERTY, json.dumps(files, sort_keys=True))
         logging.info("Examples generated.")
 
 
@@ -683,7 +697,7 @@ class ContentFingerprintDriver(driver.FileBasedDriver):
 
     def resolve_exec_properties(self, exec_properties, pipeline_info, component_info):
         resolved = super().resolve_exec_properties(exec_properties, pipeline_info, component_info)
-        files = json_format.MessageToDict(_custom_struct(resolved)).get(_INPUT_FILES)
+        files = input_files_of(resolved)
         if files:
             resolved[utils.FINGERPRINT_PROPERTY_NAME] = content_fingerprint(files)
         return resolved
