@@ -27,6 +27,16 @@ LABEL_SCALE_BATCHES = 20  # regression: label mean/std from the first 20 x 256 t
 # wine, diabetes and breast cancer in the note of issue 17 (accuracy unchanged within noise).
 TRAIN_OOV_RATE = 0.01
 TRAIN_MISSING_RATE = 0.01
+# What this code trains with, by name (the model card's hyperparameters, beside the run's train steps).
+HYPERPARAMETERS = {
+    "train_batch_size": TRAIN_BATCH_SIZE,
+    "hidden_units": list(HIDDEN_UNITS),
+    "embedding_dim": EMBEDDING_DIM,
+    "learning_rate": LEARNING_RATE,
+    "optimizer": "adam",
+    "train_oov_rate": TRAIN_OOV_RATE,
+    "train_missing_rate": TRAIN_MISSING_RATE,
+}
 
 
 def vocabulary_sizes(tf_transform_output: tft.TFTransformOutput, features: Sequence[F.Feature]) -> dict[str, int]:

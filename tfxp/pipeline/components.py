@@ -4,6 +4,7 @@ Both are Python-function components so they run unchanged under LocalDagRunner
 and in the pipeline image on Vertex AI.
 """
 
+import json
 import os
 
 from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArtifact, Parameter
@@ -13,7 +14,14 @@ from tfx.types import standard_artifacts
 from tfxp.mobile.errors import ConversionError
 from tfxp.pipeline import failpoints
 from tfxp.pipeline.config import is_uri
-from tfxp.pipeline.publish import LATEST_FILE, find_pushed, latest_version, publish_latest, publish_version
+from tfxp.pipeline.publish import (
+    LATEST_FILE,
+    find_pushed,
+    latest_version,
+    next_version,
+    publish_latest,
+    publish_version,
+)
 from tfxp.project.spec import Monitoring
 from tfxp.schema import anomalies as anomalies_lib
 
@@ -92,7 +100,6 @@ def _write_monitoring(staging: str, examples_uri: str, statistics_uri: str, sche
     """The monitoring reference a pushed version carries (tfxp.monitoring.reference): the train split's
     statistics, the schema with the comparators' thresholds (`settings`), and the model's answers on up
     to `rows` eval rows."""
-    import json
 
     import tensorflow as tf
 
@@ -115,16 +122,21 @@ def AtomicPusher(
     examples: InputArtifact[standard_artifacts.Examples],
     statistics: InputArtifact[standard_artifacts.ExampleStatistics],
     schema: InputArtifact[standard_artifacts.Schema],
+    model_evaluation: InputArtifact[standard_artifacts.ModelEvaluation],
     pushed_model: OutputArtifact[standard_artifacts.PushedModel],
     serving_dir: Parameter[str],
     model_name: Parameter[str],
     warmup_records: Parameter[int] = 10,
     monitoring: Parameter[str] = "{}",
     monitoring_rows: Parameter[int] = 2000,
+    model_card: Parameter[str] = "{}",
+    baseline_model: InputArtifact[standard_artifacts.Model] = None,
 ) -> None:
-    """Pushes a blessed model to `<serving_dir>/<version>/` atomically, with warmup requests and the
+    """Pushes a blessed model to `<serving_dir>/<version>/` atomically, with warmup requests, the
     monitoring reference (`assets.extra/tfxp_monitoring/`: tfxp.monitoring.reference; `monitoring`: the
-    project's thresholds as JSON, `monitoring_rows`: eval rows whose answers describe the predictions).
+    project's thresholds as JSON, `monitoring_rows`: eval rows whose answers describe the predictions) and
+    the model card (`model_card.json` + `.html`: tfxp.pipeline.model_card; `model_card`: its facts known
+    before the run, `baseline_model`: the model the Evaluator compared it with, when there was one).
 
     A model server polling the base path sees either no new version or a complete
     one (see `pipeline.publish`). Re-executed for a model it already pushed (the
@@ -136,6 +148,20 @@ def AtomicPusher(
         return
 
     earlier = find_pushed(serving_dir, model.uri)
+    # Chosen here, not by publish_version, so the card written into the staging folder names it.
+    version = earlier[0] if earlier is not None else next_version(serving_dir)
+
+    artifacts = {"model": model, "examples": examples, "statistics": statistics, "schema": schema}
+    artifacts.update(model_evaluation=model_evaluation, baseline_model=baseline_model)
+
+    def card(version_dir: str) -> None:
+        from tfxp.pipeline.model_card import write_card
+        from tfxp.pipeline.model_card_build import build_card
+
+        facts = json.loads(model_card)
+        built = build_card(model_name, version, version_dir, facts, artifacts, serving_dir, pushed_model)
+        write_card(version_dir, built)
+
     version, final = publish_version(
         os.path.join(model.uri, "Format-Serving"),
         serving_dir,
@@ -144,14 +170,22 @@ def AtomicPusher(
             _write_monitoring(
                 staging, examples.uri, statistics.uri, schema.uri, Monitoring.from_json(monitoring), monitoring_rows
             ),
+            card(staging),
         ),
+        version=version,
         source_id=model.uri,
     )
     if earlier is not None and not is_uri(final):
-        # The model was pushed before (no new version): the project's monitoring thresholds may have changed.
+        # The model was pushed before (no new version): the project's monitoring thresholds may have changed,
+        # and a version pushed before cards existed gets one.
         from tfxp.monitoring.reference import update_thresholds
+        from tfxp.pipeline.model_card import read_card
 
         update_thresholds(final, Monitoring.from_json(monitoring))
+        old = read_card(final)
+        card(final)  # the project's facts (intended use, gates' wording) may have changed since
+        if old is not None:
+            _keep_push_facts(final, old)
     failpoints.hit("pusher:published")
     pushed_model.set_int_custom_property("pushed", 1)
     pushed_model.set_string_custom_property("pushed_destination", final)
@@ -160,6 +194,43 @@ def AtomicPusher(
     # earlier version; a newer version may be the one TF Serving serves.
     pushed_model.set_int_custom_property("pushed_earlier", int(earlier is not None))
     pushed_model.set_string_custom_property("served_version", str(latest_version(serving_dir)))
+
+
+def _keep_push_facts(version_dir: str, old: dict) -> None:
+    """A card rewritten for a version pushed before keeps that push's time and its mobile section."""
+    from tfxp.pipeline.model_card import read_card, write_card
+
+    card = read_card(version_dir) or {}
+    card["model"]["pushed_at"] = old.get("model", {}).get("pushed_at", card["model"]["pushed_at"])
+    card["mobile"] = old.get("mobile")
+    write_card(version_dir, card)
+
+
+def _card_with_mobile(serving_version_dir: str, mobile: dict) -> dict | None:
+    """The serving version's card with its `mobile` section set (written back there); None without a card."""
+    from tfxp.pipeline.model_card import read_remote_card, write_card
+
+    card = read_remote_card(serving_version_dir)
+    if card is None:
+        return None
+    card["mobile"] = mobile
+    write_card(serving_version_dir, card)
+    return card
+
+
+def _record_conversion_error(exc: Exception, report_file: str, output, serving_version: str, version: int) -> None:
+    """A ConversionError kept on the MobilePusher's output, its report.json and the serving version's card.
+
+    The serving version stays pushed: the run reports this (runner.ExitCode.MOBILE_FAILED)."""
+    import tensorflow as tf
+
+    from tfxp.pipeline.model_card_build import mobile_section
+
+    error = f"{type(exc).__name__}: {exc}"
+    with tf.io.gfile.GFile(report_file, "w") as f:
+        f.write(json.dumps({"error": error}, indent=2))
+    output.set_string_custom_property("error", error)
+    _card_with_mobile(serving_version, {**mobile_section(version, {}, {}), "error": error})
 
 
 def _eval_rows(examples_uri: str, limit: int) -> list[dict[str, str]]:
@@ -206,7 +277,6 @@ def _point_latest(mobile_dir: str, version_dir: str, version: int, model_name: s
     """Points `<mobile_dir>/latest.json` at a published mobile version: its model_spec.json and the variant
     files that spec lists, the web file too (as published: a re-executed push may have found an earlier
     copy), with their sha256s. False when the pointer already names a newer version (left as it is)."""
-    import json
 
     import tensorflow as tf
 
@@ -253,17 +323,19 @@ def MobilePusher(
     After the version is complete, `<mobile_dir>/latest.json` (publish.LATEST_FILE) points at it
     (`_point_latest`), unless it already points at a newer version.
     """
-    import json
     import tempfile
 
     import tensorflow as tf
 
     from tfxp.mobile.convert import convert
+    from tfxp.pipeline.model_card import write_card
+    from tfxp.pipeline.model_card_build import mobile_section
 
     mobile_pushed_model.set_int_custom_property("pushed", 0)
     if model_blessing.get_int_custom_property("blessed") != 1 or pushed_model.get_int_custom_property("pushed") != 1:
         return
     version = int(pushed_model.get_string_custom_property("pushed_version"))
+    serving_version = pushed_model.get_string_custom_property("pushed_destination")
     rows = _eval_rows(examples.uri, parity_rows)
     # tf.io.gfile: artifact URIs are gs:// on Vertex AI.
     tf.io.gfile.makedirs(mobile_pushed_model.uri)
@@ -283,19 +355,18 @@ def MobilePusher(
                 model_name=model_name,
             )
         except ConversionError as exc:
-            # The serving version stays pushed: the run reports this (runner.ExitCode.MOBILE_FAILED).
-            error = f"{type(exc).__name__}: {exc}"
-            with tf.io.gfile.GFile(report_file, "w") as f:
-                f.write(json.dumps({"error": error}, indent=2))
-            mobile_pushed_model.set_string_custom_property("error", error)
+            _record_conversion_error(exc, report_file, mobile_pushed_model, serving_version, version)
             return
         with tf.io.gfile.GFile(report_file, "w") as f:
             f.write(json.dumps(result.to_dict(), indent=2))
         rejected = {name: worded_reasons(v) for name, v in result.variants.items() if not v.written}
         mobile_pushed_model.set_string_custom_property("rejected", json.dumps(rejected))
         mobile_pushed_model.set_string_custom_property("variants", json.dumps(result.written))
+        card = _card_with_mobile(serving_version, mobile_section(version, result.to_dict(), rejected))
         if not result.written:
             return
+        if card is not None:  # every copy of the version carries its card: the app's too
+            write_card(tmp, card)
         os.chmod(tmp, 0o755)  # TemporaryDirectory is 0700; the published version must be readable
         _, final = publish_version(tmp, mobile_dir, version=version, source_id=model.uri)
     failpoints.hit("mobile_pusher:published")

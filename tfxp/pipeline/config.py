@@ -267,6 +267,9 @@ class PipelineConfig:
     # Set by the local preflight, which reads every input file: (name relative to data_dir, sha256, bytes, rows)
     # per file. ExampleGen's cache then follows content, not TFX's size-and-mtime fingerprint.
     input_files: tuple[tuple[str, str, int, int], ...] = ()
+    # The model card's considerations (project.yaml `intended_use:` and `limitations:`).
+    intended_use: str | None = None
+    limitations: str | None = None
 
     def _project_file(self, path: Path | str) -> str:
         """A file of this project as the runner sees it: rebased into the image when remote (image_path).
@@ -290,6 +293,8 @@ class PipelineConfig:
             "problem": project.problem(),
             "missing_values": tuple((n, tuple(t)) for n, t in project.missing_values.items()),
             "monitoring": project.monitoring,
+            "intended_use": project.intended_use,
+            "limitations": project.limitations,
         }
         if project.data is not None:
             settings["data"] = project.data

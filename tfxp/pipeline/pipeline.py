@@ -18,8 +18,9 @@ from tfx.proto import trainer_pb2, transform_pb2
 from tfxp.pipeline import evaluation
 from tfxp.pipeline.baseline import baseline_resolver
 from tfxp.pipeline.components import AtomicPusher, DataGate, MobilePusher
-from tfxp.pipeline.config import PipelineConfig, model_code_fingerprint, with_project_dependency
+from tfxp.pipeline.config import PROJECT_ROOT, PipelineConfig, model_code_fingerprint, with_project_dependency
 from tfxp.pipeline.example_gen import csv_example_gen
+from tfxp.pipeline.model_card import card_facts, environment
 from tfxp.schema.rules import float_features, load_schema
 
 
@@ -33,6 +34,19 @@ def _trainer(config: PipelineConfig, custom_config: dict, **args) -> Trainer:
     from tfxp.pipeline.vertex import training_custom_config
 
     return VertexTrainer(custom_config={**custom_config, **training_custom_config(vertex)}, **args)
+
+
+def _card_facts(config: PipelineConfig, model_code: str) -> str:
+    """The model card's facts known before the run (tfxp.pipeline.model_card.card_facts)."""
+    from dataclasses import asdict
+
+    from tfxp.models.model import HYPERPARAMETERS
+
+    hyperparameters = {"train_steps": config.train_steps, "eval_steps": config.eval_steps, **HYPERPARAMETERS}
+    # The lock of this checkout: on Vertex AI, the image built from it (`tfxp compile` runs here).
+    code = {"model_code": model_code, **environment(str(PROJECT_ROOT))}
+    gates = [asdict(gate) for gate in config.thresholds.gates]
+    return card_facts(gates, hyperparameters, code, config.intended_use, config.limitations)
 
 
 def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
@@ -112,10 +126,13 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
         examples=example_gen.outputs["examples"],
         statistics=statistics_gen.outputs["statistics"],
         schema=schema_gen.outputs["schema"],
+        model_evaluation=evaluator.outputs["evaluation"],
+        baseline_model=baseline.outputs["model"],
         serving_dir=config.serving_dir,
         model_name=config.name,
         warmup_records=config.warmup_records,
         monitoring=config.monitoring.to_json(),
+        model_card=_card_facts(config, code["model_code"]),
     ).with_id("Pusher")
 
     mobile_pusher = MobilePusher(

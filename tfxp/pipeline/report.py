@@ -206,6 +206,8 @@ def print_summary(outcome: Outcome) -> None:
         echo(f"pushed: {summary.pushed_path}")
     else:
         echo("pushed: nothing")
+    if summary.model_card:
+        echo(f"model card: {summary.model_card}")
     if summary.pushed and summary.served_version not in (None, summary.pushed_version):
         echo(
             f"note: version {summary.served_version} is newer, so TF Serving (latest policy) serves it, "

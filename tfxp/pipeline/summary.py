@@ -66,6 +66,8 @@ class Summary:
     pushed_earlier: bool = False
     # The highest version in the serving base path: what TF Serving's default policy serves.
     served_version: str | None = None
+    # The pushed version's model card page (model_card.html beside model_card.json: tfxp.pipeline.model_card).
+    model_card: str | None = None
     # Multiclass, on the overall eval slice, top-1 (a row counts as the class of its highest probability):
     # class name -> {"precision", "recall", "examples"} (TFMA's precision/class_k, recall/class_k), and
     # TFMA's MultiClassConfusionMatrixPlot as {"classes", "counts" [actual][predicted], "no_prediction"}.
@@ -224,7 +226,9 @@ def metric_name(key) -> str:
     return key.name
 
 
-def _metrics(evaluation_uri: str) -> dict[str, dict[str, float]]:
+def evaluation_metrics(evaluation_uri: str, baseline: bool = False) -> dict[str, dict[str, float]]:
+    """slice -> metric -> value of the candidate model (or, `baseline`, of the baseline TFMA compared it to:
+    {} without one) from the Evaluator's output."""
     import tensorflow_model_analysis as tfma
 
     out: dict[str, dict[str, float]] = {}
@@ -232,15 +236,17 @@ def _metrics(evaluation_uri: str) -> dict[str, dict[str, float]]:
         values = {}
         for kv in slice_metrics.metric_keys_and_values:
             # With a baseline, TFMA also reports the baseline's metrics and diffs.
-            if kv.key.is_diff or kv.key.model_name == "baseline":
+            if kv.key.is_diff or (kv.key.model_name == "baseline") != baseline:
                 continue
             if kv.value.HasField("double_value"):
                 values[metric_name(kv.key)] = kv.value.double_value.value
-        out[_slice_name(slice_metrics.slice_key)] = values
+        if values or not baseline:
+            out[_slice_name(slice_metrics.slice_key)] = values
     return out
 
 
-def _failures(evaluation_uri: str) -> list[ThresholdFailure]:
+def threshold_failures(evaluation_uri: str) -> list[ThresholdFailure]:
+    """The blessing thresholds the candidate failed, per slice, from TFMA's validation result."""
     import tensorflow_model_analysis as tfma
 
     result = tfma.load_validation_result(evaluation_uri)
@@ -311,6 +317,17 @@ def per_class(
     return out
 
 
+def _card_page(version_dir: str | None) -> str | None:
+    """`<version_dir>/model_card.html` when the version has a card (local pushes; a gs:// one is not looked at)."""
+    import os
+
+    from tfxp.pipeline.model_card import CARD_HTML, read_card
+
+    if not version_dir or "://" in version_dir or read_card(version_dir) is None:
+        return None
+    return os.path.join(version_dir, CARD_HTML)
+
+
 def collect(reader: MetadataReader, pipeline_name: str, classes: tuple[str, ...] = ()) -> Summary:
     """Summarises the newest run from MLMD: only executions of that run count.
 
@@ -334,8 +351,8 @@ def collect(reader: MetadataReader, pipeline_name: str, classes: tuple[str, ...]
     if evaluator and evaluator.state in ("COMPLETE", "CACHED"):
         evaluation = evaluator.output("evaluation")
         if evaluation is not None:
-            summary.metrics, summary.undefined_metrics = explain_undefined(_metrics(evaluation.uri))
-            summary.failures = mark_undefined(_failures(evaluation.uri), summary.undefined_metrics)
+            summary.metrics, summary.undefined_metrics = explain_undefined(evaluation_metrics(evaluation.uri))
+            summary.failures = mark_undefined(threshold_failures(evaluation.uri), summary.undefined_metrics)
             if classes:
                 summary.confusion_matrix = confusion_matrix(evaluation.uri, classes)
                 summary.per_class = per_class(summary.metrics.get("Overall", {}), classes, summary.confusion_matrix)
@@ -354,6 +371,7 @@ def collect(reader: MetadataReader, pipeline_name: str, classes: tuple[str, ...]
         summary.pushed_version = str_property(pushed, "pushed_version")
         summary.pushed_earlier = int_property(pushed, "pushed_earlier") == 1
         summary.served_version = str_property(pushed, "served_version")
+        summary.model_card = _card_page(summary.pushed_path)
     mobile = latest("MobilePusher")
     if mobile and mobile.state in ("COMPLETE", "CACHED"):
         pushed = mobile.output("mobile_pushed_model")

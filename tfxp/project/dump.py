@@ -3,6 +3,7 @@ before it is written)."""
 
 from __future__ import annotations
 
+import json
 import os
 import textwrap
 from collections.abc import Mapping
@@ -109,6 +110,9 @@ def dumps(
         lines.append(f"    max_change: {_yaml_scalar(g.max_change)}")
     if project.monitoring != Monitoring():
         lines += _monitoring_lines(project.monitoring)
+    for key in ("intended_use", "limitations"):  # the model card's considerations, when the project says them
+        if getattr(project, key) is not None:
+            lines.append(f"{key}: {json.dumps(getattr(project, key))}")  # a JSON string is a YAML string
     return "\n".join(lines) + "\n"
 
 

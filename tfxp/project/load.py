@@ -273,7 +273,7 @@ def parse(raw: Any, file: str | None, base: Path | None, check_files: bool = Tru
     d = r.mapping(
         raw,
         "",
-        ("name", "data", "label", "features", "slices", "thresholds", "monitoring"),
+        ("name", "data", "label", "features", "slices", "thresholds", "monitoring", "intended_use", "limitations"),
         ("name", "label", "features", "thresholds"),
     )
     name = r.string(d["name"], "name")
@@ -333,6 +333,8 @@ def parse(raw: Any, file: str | None, base: Path | None, check_files: bool = Tru
         data=data,
         dir=base,
         monitoring=monitoring,
+        intended_use=r.string(d["intended_use"], "intended_use") if d.get("intended_use") is not None else None,
+        limitations=r.string(d["limitations"], "limitations") if d.get("limitations") is not None else None,
     )
 
 

@@ -215,6 +215,9 @@ class Project:
     data: str | None = None
     dir: Path | None = field(default=None, compare=False)
     monitoring: Monitoring = field(default_factory=Monitoring)
+    # The model card's considerations (project.yaml `intended_use:` and `limitations:`, optional free text).
+    intended_use: str | None = None
+    limitations: str | None = None
 
     @property
     def inputs(self) -> tuple[Column, ...]:
@@ -318,6 +321,9 @@ class Project:
         )
         if self.monitoring != Monitoring():
             out["monitoring"] = self.monitoring.spec_dict()
+        for key in ("intended_use", "limitations"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
         return out
 
 
