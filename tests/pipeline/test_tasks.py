@@ -120,6 +120,22 @@ def test_the_run_is_gated_on_the_tasks_metrics_and_pushed(pushed):
         assert "auc" not in overall
 
 
+def test_the_model_card_names_the_tasks_gates_and_classes(pushed):
+    """Each task's card (tfxp.pipeline.model_card) resolves its gates' metrics (a Keras class for multiclass),
+    with the values the run reported, and its classes."""
+    from tfxp.pipeline.model_card import read_card
+
+    task, project_dir, summary, rows = pushed
+    card = read_card(summary["pushed_path"])
+    assert card is not None and card == read_card(summary["mobile_path"])
+    assert card["model"]["task"] == task
+    assert card["model"]["classes"] == ([] if task == "regression" else project_classes(project_dir))
+    assert card["data"]["files"][0]["rows"] == len(rows)
+    for gate in card["evaluation"]["gates"]:
+        assert gate["passed"] and gate["value"] == pytest.approx(summary["metrics"]["Overall"][gate["name"]])
+    assert card["evaluation"]["gates"] and card["mobile"]["variants"] == sorted(summary["mobile_variants"])
+
+
 def project_classes(project_dir: Path) -> list[str]:
     from tfxp import project as project_lib
 
