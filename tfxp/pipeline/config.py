@@ -267,6 +267,8 @@ class PipelineConfig:
     # Set by the local preflight, which reads every input file: (name relative to data_dir, sha256, bytes, rows)
     # per file. ExampleGen's cache then follows content, not TFX's size-and-mtime fingerprint.
     input_files: tuple[tuple[str, str, int, int], ...] = ()
+    # Features whose drift from the served model's training data is accepted (`tfxp run --accept-drift`).
+    accept_drift: tuple[str, ...] = ()
 
     def _project_file(self, path: Path | str) -> str:
         """A file of this project as the runner sees it: rebased into the image when remote (image_path).
