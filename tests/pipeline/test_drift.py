@@ -168,6 +168,8 @@ def test_nothing_served_or_no_reference_is_skipped_with_the_reason(tmp_path):
     assert old.status == "skipped" and old.served_version == 3 and "carries no training statistics" in old.skipped
     assert json.loads(old.to_json())["skipped"] == old.skipped
     assert drift.reference_key(str(tmp_path / "serving"), statistics) == "no reference: version 3"
+    remote = drift.check_drift("gs://bucket/root/serving/taxi", statistics, examples, Monitoring())
+    assert remote.status == "skipped" and "local runs only" in remote.skipped
 
 
 def test_too_few_rows_is_skipped(tmp_path):
@@ -219,20 +221,26 @@ def test_accept_drift_takes_model_inputs_only(tmp_path):
 
 @pytest.fixture(scope="module")
 def taxi_runs(tmp_path_factory):
-    """Run 1 pushes on 2,000 taxi rows; run 2 has fare x1.6; run 3 is run 2 with --accept-drift fare."""
+    """Run 1 pushes on 2,000 taxi rows; run 2 has their fare x1.6; run 3 is a clean re-sample of the same rows
+    (drawn with replacement) with fare x1.6 and --accept-drift fare. (Consecutive slices of taxi.csv are no
+    clean re-sample: the file is in blocks, rows 2,000-4,000 differ from the first 2,000 by JSD 0.45 on
+    pickup_community_area.)"""
     work = tmp_path_factory.mktemp("drift")
     rows = read_csv_rows(limit=2000)
     first = tfxp_run(write_csv(work / "a" / "taxi.csv", rows), work / "out", name="drift", train_steps=20)
     scaled = [dict(r, fare=f"{float(r['fare']) * 1.6:.2f}") for r in rows]
-    data = write_csv(work / "b" / "taxi.csv", scaled)
-    second = tfxp_run(data, work / "out", name="drift", train_steps=20)
+    second = tfxp_run(write_csv(work / "b" / "taxi.csv", scaled), work / "out", name="drift", train_steps=20)
+    resample = random.Random(3).choices(scaled, k=len(scaled))
+    data = write_csv(work / "c" / "taxi.csv", resample)
     third = tfxp_run(data, work / "out", "--accept-drift", "fare", name="drift", train_steps=20)
-    return first, second, third
+    return work / "out", first, second, third
 
 
 @pytest.mark.slow
 def test_a_unit_change_stops_the_next_run_until_accepted(taxi_runs):
-    (code1, summary1, err1), (code2, summary2, _), (code3, summary3, _) = taxi_runs
+    from tfxp.pipeline.mlmd import MetadataReader, str_property
+
+    out, (code1, summary1, err1), (code2, summary2, _), (code3, summary3, _) = taxi_runs
     assert code1 == 0, err1[-3000:]
     assert code2 == 3, summary2.get("error")
     [anomaly] = [a for a in summary2["anomalies"] if a["anomaly"].startswith("drift")]
@@ -243,3 +251,10 @@ def test_a_unit_change_stops_the_next_run_until_accepted(taxi_runs):
     assert code3 in (0, 4), summary3.get("error")  # through the gate: blessed or not on its merits
     statuses = {c["id"]: c["status"] for c in summary3["components"]}
     assert statuses["DataDriftGate"] == "finished" and statuses["Trainer"] == "finished"
+    gate = MetadataReader(out / "metadata" / "drift" / "metadata.db").latest("drift", "DataDriftGate")
+    result = json.loads(str_property(gate.output("drift"), drift.DRIFT_PROPERTY))
+    assert result["status"] == "accepted" and result["served_version"] == int(summary1["pushed_version"])
+    findings = {f["feature"]: f for f in result["findings"]}
+    assert findings["fare"]["over"] and findings["fare"]["accepted"]
+    # The clean re-sample: every other input compared, none over its threshold.
+    assert len(findings) >= 14 and not [f for n, f in findings.items() if f["over"] and n != "fare"], findings

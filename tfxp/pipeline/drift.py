@@ -45,6 +45,7 @@ from tfx.types import standard_artifacts
 from tfxp.monitoring import reference as reference_lib
 from tfxp.monitoring.report import JENSEN_SHANNON_DIVERGENCE, L_INFINITY
 from tfxp.monitoring.statistics import CATEGORICAL, Tally, compare
+from tfxp.pipeline.config import is_uri
 from tfxp.pipeline.publish import latest_version
 from tfxp.project.spec import Monitoring
 from tfxp.schema.anomalies import Anomaly, DataAnomaliesError
@@ -294,6 +295,8 @@ def check_drift(
 ) -> DriftResult:
     """This run's train split (ExampleGen's and StatisticsGen's output folders) against the data the served
     version was trained on."""
+    if is_uri(serving_dir):  # tfxp.monitoring.reference reads local folders
+        return DriftResult(skipped=f"the served versions are in {serving_dir}: compared on local runs only")
     version = latest_version(serving_dir)
     if version is None:
         return DriftResult(skipped=f"no served version in {serving_dir}: nothing to compare with")
