@@ -294,7 +294,11 @@ def check_drift(
     accepted: Iterable[str] = (),
 ) -> DriftResult:
     """This run's train split (ExampleGen's and StatisticsGen's output folders) against the data the served
-    version was trained on."""
+    version was trained on. Nothing to compare with gives a result with `skipped` set, never an error.
+
+    Raises:
+        OSError, ValueError: this run's own statistics can't be read.
+    """
     if is_uri(serving_dir):  # tfxp.monitoring.reference reads local folders
         return DriftResult(skipped=f"the served versions are in {serving_dir}: compared on local runs only")
     version = latest_version(serving_dir)
@@ -303,7 +307,7 @@ def check_drift(
     version_dir = os.path.join(serving_dir, str(version))
     served = reference_lib.load(version_dir)
     if served.missing is not None:
-        return DriftResult(version, skipped=f"version {version} carries no training statistics ({served.missing})")
+        return DriftResult(version, skipped=f"version {version} carries no training statistics: {served.missing}")
     try:
         served_dataset = read_statistics(served_statistics_path(version_dir))
         reference_rows = served_dataset.num_examples
