@@ -28,6 +28,7 @@ ALL_NODES = [
     "StatisticsGen",
     "ExampleValidator",
     "DataGate",
+    "DataDriftGate",
     "Transform",
     "Trainer",
     "baseline_resolver",

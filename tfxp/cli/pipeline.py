@@ -104,6 +104,14 @@ def _valid_name(name: str) -> bool:
     "The Evaluator's time grows with its rows (TFMA: ~0.4 ms of CPU per row with 3 slicings); data up to "
     "3N rows is split 2:1 as usual. `all`: no cap.",
 )
+@click.option(
+    "--accept-drift",
+    "accept_drift",
+    multiple=True,
+    metavar="FEATURE",
+    help="Accept this input's drift from the served model's training data (a unit change, a shifted "
+    "category the data really has now); repeatable. Without it such a run stops with exit 3.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
 def run(
     project_dir: Path | None,
@@ -114,6 +122,7 @@ def run(
     beam_workers: int,
     beam_args: tuple[str, ...],
     eval_rows: int | None,
+    accept_drift: tuple[str, ...],
     as_json: bool,
 ) -> None:
     """Run the pipeline end to end and push a blessed model."""
@@ -152,7 +161,12 @@ def run(
         train_steps=train_steps,
         beam_args=(*direct_runner_args(beam_workers), *beam_args),
         eval_rows=eval_rows,
+        accept_drift=accept_drift,
     )
+    unknown = sorted(set(accept_drift) - {f.name for f in config.problem.features})
+    if unknown:
+        inputs = ", ".join(f.name for f in config.problem.features)
+        raise click.BadParameter(f"{', '.join(unknown)}: not a model input ({inputs})", param_hint="--accept-drift")
     from tfxp.pipeline.config import with_project_dependency
 
     try:  # how Beam workers get this package: refused before any component runs

@@ -270,6 +270,8 @@ class PipelineConfig:
     # The model card's considerations (project.yaml `intended_use:` and `limitations:`).
     intended_use: str | None = None
     limitations: str | None = None
+    # Features whose drift from the served model's training data is accepted (`tfxp run --accept-drift`).
+    accept_drift: tuple[str, ...] = ()
 
     def _project_file(self, path: Path | str) -> str:
         """A file of this project as the runner sees it: rebased into the image when remote (image_path).

@@ -19,6 +19,7 @@ from tfxp.pipeline import evaluation
 from tfxp.pipeline.baseline import baseline_resolver
 from tfxp.pipeline.components import AtomicPusher, DataGate, MobilePusher
 from tfxp.pipeline.config import PROJECT_ROOT, PipelineConfig, model_code_fingerprint, with_project_dependency
+from tfxp.pipeline.drift import data_drift_gate
 from tfxp.pipeline.example_gen import csv_example_gen
 from tfxp.pipeline.model_card import card_facts, environment
 from tfxp.schema.rules import float_features, load_schema
@@ -76,6 +77,17 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
         anomalies=example_validator.outputs["anomalies"], statistics=statistics_gen.outputs["statistics"]
     )
 
+    # This run's training data against the served model's (tfxp.pipeline.drift), after the schema's checks.
+    drift_gate = data_drift_gate(
+        example_gen.outputs["examples"],
+        statistics_gen.outputs["statistics"],
+        serving_dir=config.serving_dir,
+        thresholds=config.monitoring,
+        inputs=[f.name for f in config.problem.features],
+        accepted=config.accept_drift,
+    )
+    drift_gate.add_upstream_node(data_gate)
+
     # The problem travels to the model code in custom_config (no module globals), and its
     # change re-runs Transform and Trainer like an edit of the model code does.
     code = {"model_code": model_code_fingerprint(), "problem": config.problem.to_dict()}
@@ -97,6 +109,7 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
         force_tf_compat_v1=True,
     ).with_id("Transform")
     transform.add_upstream_node(data_gate)
+    transform.add_upstream_node(drift_gate)
 
     trainer = _trainer(
         config,
@@ -154,6 +167,7 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
             schema_gen,
             example_validator,
             data_gate,
+            drift_gate,
             transform,
             trainer,
             baseline,
