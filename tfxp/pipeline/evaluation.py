@@ -116,6 +116,23 @@ REPORTED_METRICS = {
     F.Task.MULTICLASS: ("ExampleCount", "SparseCategoricalAccuracy", "MultiClassConfusionMatrixPlot"),
     F.Task.REGRESSION: ("ExampleCount", "MeanSquaredError", "RootMeanSquaredError", "MeanAbsoluteError"),
 }
+# The plots the run report draws (tfxp.pipeline.run_report), per task. Binary: ROC points from TFMA's
+# ConfusionMatrixPlot and the calibration plot from its CalibrationPlot; both are derived from the 10,000-bucket
+# calibration histogram AUC already builds (use_histogram; TFMA computes equal computations once), so they add no
+# per-example combiner: PLOT_THRESHOLDS and CALIBRATION_BUCKETS only size what is written (one entry each per
+# slice). Multiclass: the MultiClassConfusionMatrixPlot of REPORTED_METRICS. Regression: none (TFMA has no
+# residual plot and its CalibrationPlot needs the label's range before the data is read; docs/report.md).
+PLOT_THRESHOLDS = 100
+CALIBRATION_BUCKETS = 20
+PLOTS = {
+    F.Task.BINARY: (
+        ("ConfusionMatrixPlot", f'"num_thresholds": {PLOT_THRESHOLDS}'),
+        ("CalibrationPlot", f'"num_buckets": {CALIBRATION_BUCKETS}'),
+    ),
+    F.Task.MULTICLASS: (),
+    F.Task.REGRESSION: (),
+}
+
 # Multiclass: precision and recall of each class, top-1: a row is predicted as the class of its highest
 # probability (TFMA's top_k=1 sets the other classes' scores to -inf, then binarizes by class_id at a
 # -inf threshold), as the MultiClassConfusionMatrixPlot counts it; reported with a class_id sub key.
@@ -137,6 +154,7 @@ def eval_config(thresholds: EvalThresholds, problem: F.Problem) -> tfma.EvalConf
     gated = [_gated(gate) for gate in thresholds.gates]
     gated_names = {gate.metric for gate in thresholds.gates}
     reported = [_reported(name) for name in REPORTED_METRICS[task] if name not in gated_names]
+    reported += [tfma.MetricConfig(class_name=name, config=config) for name, config in PLOTS[task]]
     metrics_specs = [tfma.MetricsSpec(metrics=gated + reported)]
     if task is F.Task.MULTICLASS:
         metrics_specs.append(
