@@ -70,6 +70,7 @@ def _report(task: str, **summary) -> RunReport:
         gates=[Gate("auc", ">= 0.7", 0.8, 0.79, True)],
         roc=[(0.0, 0.0), (0.2, 0.7), (1.0, 1.0)],
         calibration=[{"low": 0, "high": 0.5, "prediction": 0.2, "label": 0.25, "examples": 4}],
+        residuals=None,
         curves={"train/loss": [(0, 0.7), (10, 0.3)]},
     )
 
@@ -88,4 +89,8 @@ def test_multiclass_draws_the_confusion_matrix_and_regression_says_why_no_residu
     page = render_html(_report("multiclass", confusion_matrix=matrix))
     assert 'data-chart="confusion"' in page and 'data-chart="roc"' not in page
     page = render_html(_report("regression"))
-    assert "Residuals are not drawn" in page and 'data-chart="roc"' not in page
+    assert "No residual plot in this evaluation" in page and 'data-chart="roc"' not in page
+    report = _report("regression")
+    report.residuals = [{"low": 1, "high": 2, "prediction": 1.5, "label": 2.0, "examples": 3}] * 2
+    page = render_html(report)
+    assert 'data-chart="residuals"' in page and 'data-chart="calibration"' not in page

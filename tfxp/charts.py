@@ -41,10 +41,29 @@ def pct(share: float) -> str:
     return f"{share * 100:.1f}%".replace(".0%", "%")
 
 
-def _short(label: str) -> str:
+def short_label(label: str) -> str:
+    """`label` escaped, cut to MAX_LABEL_CHARS with "…" and then preceded by a <title> holding it in full (a
+    tooltip), for an SVG <text>."""
     shown = label if len(label) <= MAX_LABEL_CHARS else label[: MAX_LABEL_CHARS - 1] + "…"
     full = f"<title>{escape(label)}</title>" if shown != label else ""
     return full + escape(shown)
+
+
+_short = short_label
+
+NICE_SCALES = (0.01, 0.02, 0.05, 0.1, 0.2, 0.25, 0.5, 0.75, 1.0)
+
+
+def nice_scale(top: float) -> float:
+    """The share a bar chart's axis ends at: the smallest of NICE_SCALES at least `top` (1.0 beyond)."""
+    return next((s for s in NICE_SCALES if top <= s), 1.0)
+
+
+def bar_width(share: float, scale: float, plot_width: int) -> int:
+    """A bar's length in px for `share` on an axis ending at `scale`; a non-zero share is at least 1 px so it is
+    never drawn as nothing."""
+    width = round(share / scale * plot_width)
+    return max(width, 1) if share > 0 else 0
 
 
 def _open(kind: str, width: int, height: int, title: str) -> str:
@@ -83,8 +102,7 @@ def bars(kind: str, title: str, labels: Sequence[str], series: Sequence[tuple[st
             if not (isinstance(share, int | float) and 0.0 <= share <= 1.0):
                 raise ValueError(f"{title}: series {name!r}: share {share!r} is not a number in [0, 1]")
     group_h = len(series) * BAR_H + 8
-    top = max((s for _, shares in series for s in shares), default=0.0)
-    scale = next((s for s in (0.01, 0.02, 0.05, 0.1, 0.2, 0.25, 0.5, 0.75, 1.0) if top <= s), 1.0)
+    scale = nice_scale(max((s for _, shares in series for s in shares), default=0.0))
     width, plot_bottom = LABEL_W + PLOT_W + PCT_W, TOP + len(labels) * group_h
     height = plot_bottom + BOTTOM
     parts = [_open(kind, width, height, title), _legend([name for name, _ in series], 4, 8)]
@@ -99,7 +117,7 @@ def bars(kind: str, title: str, labels: Sequence[str], series: Sequence[tuple[st
         parts.append(f'<text x="{LABEL_W - 6}" y="{y + BAR_H + 2}" text-anchor="end">{_short(label)}</text>')
         for j, (_, shares) in enumerate(series):
             share = shares[i]
-            w = max(round(share / scale * PLOT_W), 1) if share > 0 else 0
+            w = bar_width(share, scale, PLOT_W)
             row_y = y + j * BAR_H
             parts.append(
                 f'<rect class="m" x="{LABEL_W}" y="{row_y}" width="{w}" height="{BAR_H}" '
@@ -133,9 +151,11 @@ def lines(
     x_range: tuple[float, float] | None = None,
     y_range: tuple[float, float] | None = None,
     diagonal: bool = False,
+    zero_line: bool = False,
 ) -> str:
     """One line per series (name, [(x, y)] in drawing order), with a dot at each point; axes span `x_range` and
-    `y_range` or the points' extent. `diagonal`: the dashed y = x line (ROC's chance, perfect calibration).
+    `y_range` or the points' extent. `diagonal`: the dashed y = x line (ROC's chance, perfect calibration);
+    `zero_line`: the dashed y = 0 line (residuals), the y axis then spanning 0.
 
     Raises ValueError when no series has a finite point.
     """
@@ -144,6 +164,8 @@ def lines(
         raise ValueError(f"{title}: no finite point to draw")
     x0, x1 = x_range or (min(x for x, _ in finite), max(x for x, _ in finite))
     y0, y1 = y_range or (min(y for _, y in finite), max(y for _, y in finite))
+    if zero_line:
+        y0, y1 = min(y0, 0.0), max(y1, 0.0)
     if x1 <= x0:
         x0, x1 = x0 - 0.5, x1 + 0.5
     if y1 <= y0:
@@ -173,6 +195,11 @@ def lines(
             parts.append(
                 f'<line x1="{sx(lo)}" y1="{sy(lo)}" x2="{sx(hi)}" y2="{sy(hi)}" stroke="#888" stroke-dasharray="4 3"/>'
             )
+    if zero_line:
+        parts.append(
+            f'<line x1="{PAD_L}" y1="{sy(0.0)}" x2="{PAD_L + plot_w}" y2="{sy(0.0)}" stroke="#888" '
+            'stroke-dasharray="4 3"/>'
+        )
     for i, (_, points) in enumerate(series):
         colour = COLOURS[i % len(COLOURS)]
         drawn = [(sx(x), sy(y)) for x, y in points if math.isfinite(x) and math.isfinite(y)]

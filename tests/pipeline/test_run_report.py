@@ -2,7 +2,8 @@
 then the pages parsed and rendered in headless Chromium offline (Debian's `chromium`, networking denied).
 
 Runs: (1) 2,000 rows, pushed: no baseline; (2) other rows, evaluated against (1): statistics against (1)'s
-training data, gates with the baseline's values; (3) rows with NaN fares: stopped at the data gate.
+training data, gates with the baseline's values; (3) rows with NaN fares: stopped at the data gate. Then one
+multiclass (scikit-learn's wine) and one regression (diabetes) project, `tfxp init` + `tfxp run`, for their plots.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import pytest
 from monitoring.test_html import chromium
 from pipeline_harness import tfxp_run, write_csv
 from taxi_data import read_csv_rows
+from test_tasks import _diabetes, _wine
 
 pytestmark = pytest.mark.slow
 
@@ -143,7 +145,7 @@ def test_a_run_stopped_at_the_data_gate_gets_a_report(runs):
     assert code == 3
     assert "stopped at the data gate" in text
     assert "fare" in text and "Anomalies (" in text
-    assert "Not evaluated" in text
+    assert "Not evaluated" in text and "not resolved: the run stopped before the Evaluator" in text
     assert "Trainer not run" in text and "Pusher not run" in text  # the components table
     assert "DataGate failed" in text
 
@@ -200,10 +202,7 @@ def test_rendered_in_headless_chromium_offline_with_every_chart_drawn(runs, tmp_
     (_, second) = runs[0][1]
     page_file = Path(second["report"])
     expected = Page(page_file.read_text(encoding="utf-8")).svgs
-    probe = tmp_path / "probe.html"
-    probe.write_text(page_file.read_text(encoding="utf-8").replace("</body>", MEASURE + "</body>"), encoding="utf-8")
-    dom = chromium(probe, tmp_path, "--dump-dom").decode()
-    measured = json.loads(re.search(r"<pre id=\"measured\">(.*?)</pre>", dom, re.S)[1].replace("&quot;", '"'))
+    measured = _measured(page_file, tmp_path)
     assert len(measured) == len(expected) > 20
     kinds = {m["kind"] for m in measured}
     assert {"roc", "calibration", "training", "histogram", "top-values"} <= kinds, kinds
@@ -220,3 +219,52 @@ def test_rendered_in_headless_chromium_offline_with_every_chart_drawn(runs, tmp_
     leaky.write_text(page_file.read_text().replace("</body>", '<img src="http://example.com/x.png"></body>'))
     chromium(leaky, tmp_path, "--dump-dom", f"--log-net-log={tmp_path / 'leaky.json'}")
     assert _page_requests(tmp_path / "leaky.json") == ["http://example.com/x.png"]
+
+
+# -- multiclass and regression ------------------------------------------------------------------------------------
+
+TASK_PROJECTS = {"multiclass": (_wine, "cultivar"), "regression": (_diabetes, "progression")}
+
+
+@pytest.fixture(scope="module")
+def task_reports(tmp_path_factory) -> dict[str, Path]:
+    """Task -> the report `tfxp run` wrote for a small project of that task (20 training steps: the report is
+    written whether or not the model is blessed)."""
+    reports = {}
+    for task, (build, label) in TASK_PROJECTS.items():
+        work = tmp_path_factory.mktemp(task)
+        data = build(work)
+        init = _tfxp("init", "--data", str(data), "--label", label, "--dir", str(work / "project"))
+        assert init.returncode == 0, init.stderr[-2000:]
+        run = _tfxp(
+            "run", "--project", str(work / "project"), "--output", str(work / "out"), "--train-steps", "20", "--json"
+        )
+        assert run.returncode in (0, 4), run.stderr[-3000:]
+        reports[task] = Path(json.loads(run.stdout)["report"])
+    return reports
+
+
+def _measured(page_file: Path, tmp_path: Path) -> list[dict]:
+    """Each chart's rendered box and its data marks' boxes, as headless Chromium lays the page out."""
+    probe = tmp_path / "probe.html"
+    probe.write_text(page_file.read_text(encoding="utf-8").replace("</body>", MEASURE + "</body>"), encoding="utf-8")
+    dom = chromium(probe, tmp_path, "--dump-dom").decode()
+    return json.loads(re.search(r"<pre id=\"measured\">(.*?)</pre>", dom, re.S)[1].replace("&quot;", '"'))
+
+
+@pytest.mark.parametrize("task, plot", [("multiclass", "confusion"), ("regression", "residuals")])
+def test_the_tasks_plot_is_drawn(task_reports, tmp_path, task, plot):
+    page_file = task_reports[task]
+    text = Page(page_file.read_text(encoding="utf-8")).all_text
+    assert f"Task {task}" in text
+    measured = _measured(page_file, tmp_path)
+    assert not {"roc", "calibration"} & {c["kind"] for c in measured}
+    charts = [c for c in measured if c["kind"] == plot]
+    assert len(charts) == 1, plot
+    (chart,) = charts
+    assert chart["w"] > 100 and chart["h"] > 100
+    drawn = [m for m in chart["marks"] if m[0] > 0 and m[1] > 0]
+    if task == "multiclass":
+        assert len(drawn) == 9, chart  # a cell per (actual, predicted) pair of the 3 cultivars
+    else:
+        assert len(drawn) >= 3, chart  # a line and a dot per prediction bucket

@@ -101,6 +101,7 @@ class RunReport:
     gates: list[Gate]
     roc: list[tuple[float, float]] | None  # (false positive rate, true positive rate), overall slice
     calibration: list[dict] | None  # buckets: {"low", "high", "prediction", "label", "examples"} (means)
+    residuals: list[dict] | None  # regression, the same per prediction bucket (tfxp.pipeline.evaluation.ResidualPlot)
     curves: dict[str, list[tuple[int, float]]]  # TensorBoard tag -> (step, value)
     notes: list[str] = field(default_factory=list)  # what could not be read, and why
 
@@ -253,6 +254,7 @@ def collect_run(output: Path, name: str, version: str | None = None) -> RunRepor
         gates=[],
         roc=None,
         calibration=None,
+        residuals=None,
         curves={},
         notes=notes,
     )
@@ -271,7 +273,10 @@ def collect_run(output: Path, name: str, version: str | None = None) -> RunRepor
         uri = evaluator.output("evaluation").uri
         report.baseline_metrics = baseline_metrics(uri) if baseline is not None else {}
         report.gates = gates(_eval_config(evaluator, store), summary, report.baseline_metrics)
-        report.roc, report.calibration = binary_plots(uri) if task == "binary" else (None, None)
+        if task == "binary":
+            report.roc, report.calibration = binary_plots(uri)
+        elif task == "regression":
+            report.residuals = residual_plot(uri)
     if trainer is not None and trainer.output("model_run") is not None:
         try:
             report.curves = training_curves(trainer.output("model_run").uri)
@@ -621,20 +626,43 @@ def binary_plots(evaluation_uri: str) -> tuple[list[tuple[float, float]] | None,
                 points = {(m.false_positive_rate, m.recall) for m in kv.value.confusion_matrix_at_thresholds.matrices}
                 roc = sorted(points)
             if kv.value.HasField("calibration_histogram_buckets"):
-                calibration = []
-                for b in kv.value.calibration_histogram_buckets.buckets:
-                    n = b.num_weighted_examples.value
-                    if n > 0:
-                        calibration.append(
-                            {
-                                "low": b.lower_threshold_inclusive,
-                                "high": b.upper_threshold_exclusive,
-                                "prediction": b.total_weighted_refined_prediction.value / n,
-                                "label": b.total_weighted_label.value / n,
-                                "examples": n,
-                            }
-                        )
+                calibration = _bucket_means(kv.value.calibration_histogram_buckets)
     return roc, calibration
+
+
+def _bucket_means(histogram) -> list[dict]:
+    """The non-empty buckets of a CalibrationHistogramBuckets proto with their mean prediction and label."""
+    out = []
+    for b in histogram.buckets:
+        n = b.num_weighted_examples.value
+        if n > 0:
+            out.append(
+                {
+                    "low": b.lower_threshold_inclusive,
+                    "high": b.upper_threshold_exclusive,
+                    "prediction": b.total_weighted_refined_prediction.value / n,
+                    "label": b.total_weighted_label.value / n,
+                    "examples": n,
+                }
+            )
+    return out
+
+
+def residual_plot(evaluation_uri: str) -> list[dict] | None:
+    """The candidate's rows bucketed by prediction on the overall slice (ResidualPlot), as _bucket_means; None
+    for an evaluation without it."""
+    import tensorflow_model_analysis as tfma
+
+    from tfxp.pipeline.evaluation import RESIDUAL_PLOT_NAME
+    from tfxp.pipeline.summary import _slice_name
+
+    for plots in tfma.load_plots(evaluation_uri):
+        if _slice_name(plots.slice_key) != "Overall":
+            continue
+        for kv in plots.plot_keys_and_values:
+            if kv.key.model_name != "baseline" and kv.key.name == RESIDUAL_PLOT_NAME:
+                return _bucket_means(kv.value.calibration_histogram_buckets)
+    return None
 
 
 # -- TensorBoard ----------------------------------------------------------------------------------------------

@@ -86,7 +86,7 @@ def _header(report: RunReport, title: str) -> str:
         ("Rows per split", _e(", ".join(f"{k}: {v:,}" for k, v in (s.get("rows") or {}).items()) or "n/a")),
         ("Blessed", _e({True: "yes", False: "no", None: "not evaluated"}[s.get("blessed")])),
         ("Pushed version", _e(s.get("pushed_version") or "none")),
-        ("Baseline model", _e(report.baseline_version or s.get("baseline_model") or "none (first model)")),
+        ("Baseline model", _e(_baseline(report))),
     ]
     stopped = "" if s.get("pushed") else ' class="stop"'
     notes = "".join(f"<p class=note>{_e(n)}</p>" for n in report.notes)
@@ -95,6 +95,13 @@ def _header(report: RunReport, title: str) -> str:
         + "".join(f"<tr><th scope=row>{k}<td>{v}" for k, v in facts)
         + f'</table><p id="outcome"{stopped}><strong>{_e(report.outcome)}</strong></p>{notes}</header>'
     )
+
+
+def _baseline(report: RunReport) -> str:
+    if report.baseline_version or report.summary.get("baseline_model"):
+        return report.baseline_version or f"{report.summary['baseline_model']} (never pushed)"
+    evaluated = any(step.node == "Evaluator" and step.execution_id is not None for step in report.steps)
+    return "none (first model)" if evaluated else "not resolved: the run stopped before the Evaluator"
 
 
 def _lineage(report: RunReport) -> str:
@@ -260,11 +267,23 @@ def _plots(report: RunReport) -> str:
         else:
             figures.append("<p>No confusion matrix in this evaluation.</p>")
     elif report.task == "regression":
-        figures.append(
-            "<p>Residuals are not drawn: TFMA writes no per-row predictions and has no residual plot, and its "
-            "CalibrationPlot needs the label's range before the data is read (docs/report.md). The error metrics "
-            "per slice are above.</p>"
-        )
+        if report.residuals:
+            points = [(b["prediction"], b["label"] - b["prediction"]) for b in report.residuals]
+            figures.append(
+                _fig(
+                    charts.lines(
+                        "residuals",
+                        "Mean residual (label - prediction) per prediction bucket (ResidualPlot: ~26% wide "
+                        "buckets on a log scale), overall eval slice",
+                        [("candidate", points)],
+                        "mean prediction",
+                        "mean residual",
+                        zero_line=True,
+                    )
+                )
+            )
+        else:
+            figures.append("<p>No residual plot in this evaluation (it ran before the Evaluator computed it).</p>")
     if not report.summary.get("metrics"):
         figures = ["<p>Not evaluated.</p>"]
     return f'<section id="plots"><h2>Plots</h2><div class=charts>{"".join(figures)}</div></section>'
