@@ -18,11 +18,9 @@ from pathlib import Path
 
 import pytest
 from monitoring.test_html import chromium
+from pipeline.test_tasks import _diabetes, _wine
 from pipeline_harness import tfxp_run, write_csv
-from taxi_data import read_csv_rows
-from test_tasks import _diabetes, _wine
-
-pytestmark = pytest.mark.slow
+from taxi_data import TAXI, read_csv_rows
 
 NAME = "taxi"
 TRAIN_STEPS = 20
@@ -85,6 +83,7 @@ def _report(summary: dict) -> Page:
     return Page(Path(path).read_text(encoding="utf-8"))
 
 
+@pytest.mark.slow
 def test_every_run_writes_its_report_under_output_reports(runs):
     results, out = runs
     codes = [code for code, _ in results]
@@ -94,6 +93,7 @@ def test_every_run_writes_its_report_under_output_reports(runs):
     assert all(p.parent == out / "reports" / NAME and p.suffix == ".html" for p in paths), paths
 
 
+@pytest.mark.slow
 def test_first_run_binary_report(runs):
     (code, summary), *_ = runs[0]
     page = _report(summary)
@@ -118,6 +118,7 @@ def test_first_run_binary_report(runs):
     assert not re.search(r"(src|href)=\"?(https?:)?//", Path(summary["report"]).read_text())
 
 
+@pytest.mark.slow
 def test_second_run_against_the_baseline(runs):
     (_, first), (code, second), _ = runs[0]
     page = _report(second)
@@ -138,6 +139,7 @@ def test_second_run_against_the_baseline(runs):
     assert (code == 0) == all(g[2] == "passed" for g in gates), (code, gates)
 
 
+@pytest.mark.slow
 def test_a_run_stopped_at_the_data_gate_gets_a_report(runs):
     _, _, (code, summary) = runs[0]
     page = _report(summary)
@@ -157,6 +159,7 @@ def _tfxp(*args: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_report_version_is_the_run_that_pushed_it(runs, tmp_path):
     (results, out) = runs
     first = results[0][1]
@@ -198,6 +201,7 @@ def _page_requests(net_log: Path) -> list[str]:
     return [u for u in urls if not u.startswith("file://")]
 
 
+@pytest.mark.slow
 def test_rendered_in_headless_chromium_offline_with_every_chart_drawn(runs, tmp_path):
     (_, second) = runs[0][1]
     page_file = Path(second["report"])
@@ -252,6 +256,7 @@ def _measured(page_file: Path, tmp_path: Path) -> list[dict]:
     return json.loads(re.search(r"<pre id=\"measured\">(.*?)</pre>", dom, re.S)[1].replace("&quot;", '"'))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("task, plot", [("multiclass", "confusion"), ("regression", "residuals")])
 def test_the_tasks_plot_is_drawn(task_reports, tmp_path, task, plot):
     page_file = task_reports[task]
@@ -268,3 +273,52 @@ def test_the_tasks_plot_is_drawn(task_reports, tmp_path, task, plot):
         assert len(drawn) == 9, chart  # a cell per (actual, predicted) pair of the 3 cultivars
     else:
         assert len(drawn) >= 3, chart  # a line and a dot per prediction bucket
+
+
+# -- the plots asked of TFMA ------------------------------------------------------------------------------------
+
+
+def _combiners(problem) -> list[str]:
+    """The per-example combiners TFMA runs for the problem's eval config (each one passes over every example of
+    every slice), by name."""
+    import tensorflow_model_analysis as tfma
+    from tensorflow_model_analysis.evaluators import metrics_plots_and_validations_evaluator as evaluator
+    from tensorflow_model_analysis.metrics import metric_specs
+
+    from tfxp.pipeline.config import EvalThresholds
+    from tfxp.pipeline.evaluation import eval_config
+
+    config = tfma.utils.update_eval_config_with_defaults(
+        eval_config(EvalThresholds(), problem), has_baseline=False, rubber_stamp=True
+    )
+    computations = metric_specs.to_computations(list(config.metrics_specs), eval_config=config)
+    return sorted(
+        c.keys[0].name.split(":")[0]
+        for c in evaluator._filter_and_separate_computations(computations).non_derived_computations
+    )
+
+
+def test_binary_plots_are_asked_and_add_no_combiner():
+    from tfxp.pipeline.config import EvalThresholds
+    from tfxp.pipeline.evaluation import eval_config
+
+    config = eval_config(EvalThresholds(), TAXI)
+    names = {m.class_name for spec in config.metrics_specs for m in spec.metrics}
+    assert {"ConfusionMatrixPlot", "CalibrationPlot"} <= names
+    # derived from AUC's histogram: still TFMA's three combiners (tests/pipeline/test_pipeline.py)
+    assert _combiners(TAXI) == ["_binary_confusion_matrices", "_calibration_histogram", "example_count"]
+
+
+def test_regression_residual_plot_is_one_combiner_bucketed_without_a_range():
+    from tfxp.models import features as F
+    from tfxp.pipeline.evaluation import RESIDUAL_PLOT_NAME, residual_bucket, residual_bucket_edges
+
+    value = F.Problem(TAXI.features, F.Label("tips", F.DType.FLOAT, F.Task.REGRESSION))
+    assert _combiners(value).count(RESIDUAL_PLOT_NAME) == 1
+    for x in (-1234.5, -0.3, 0.0, 2e-7, 0.5, 1.0, 77.0, 3.2e9):
+        k = residual_bucket(x)
+        low, high = residual_bucket_edges(k)
+        assert low <= x < high or (k < 0 and low < x <= high), (x, k, low, high)
+        if k:
+            assert high / low == pytest.approx(10**0.1) or low / high == pytest.approx(10**0.1)
+    assert residual_bucket(float("nan")) is None and residual_bucket(float("inf")) is None
