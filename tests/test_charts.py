@@ -94,3 +94,17 @@ def test_multiclass_draws_the_confusion_matrix_and_regression_says_why_no_residu
     report.residuals = [{"low": 1, "high": 2, "prediction": 1.5, "label": 2.0, "examples": 3}] * 2
     page = render_html(report)
     assert 'data-chart="residuals"' in page and 'data-chart="calibration"' not in page
+
+
+def test_metrics_sort_slices_naturally_and_never_print_nan():
+    report = _report("binary")
+    report.summary["metrics"] = {
+        "trip_start_hour=10": {"auc": 0.7},
+        "Overall": {"auc": 0.8, "precision": None},
+        "trip_start_hour=2": {"auc": 0.9},
+    }
+    report.baseline_metrics = {"Overall": {"auc": float("nan"), "precision": 0.5}, "trip_start_hour=2": {"auc": 0.8}}
+    page = render_html(report)
+    assert not re.search(r"[>(+-]nan", page.lower())
+    assert page.index("Overall<td>") < page.index("trip_start_hour=2<") < page.index("trip_start_hour=10<")
+    assert "0.9 <span class=note>(+0.1)</span>" in page

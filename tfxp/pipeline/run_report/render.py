@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Iterable, Mapping
 
 from tfxp import charts
@@ -160,9 +162,15 @@ def _anomalies(anomalies: list[dict]) -> str:
 
 
 def _delta(value, baseline) -> str:
-    if value is None or baseline is None:
+    """value - baseline, signed; "-" when either is missing or not a number (a metric undefined on a slice)."""
+    if value is None or baseline is None or not math.isfinite(value) or not math.isfinite(baseline):
         return "-"
     return f"{value - baseline:+.4g}"
+
+
+def _natural(name: str) -> list:
+    """Sort key: "trip_start_hour=2" before "trip_start_hour=10"."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
 
 
 def _metrics(report: RunReport) -> str:
@@ -189,7 +197,7 @@ def _metrics(report: RunReport) -> str:
     present = {m for values in metrics.values() for m in values}
     names = [m for m in TABLE_METRICS if m in present]
     rows = []
-    for slice_name, values in sorted(metrics.items(), key=lambda kv: (kv[0] != "Overall", kv[0])):
+    for slice_name, values in sorted(metrics.items(), key=lambda kv: (kv[0] != "Overall", _natural(kv[0]))):
         base = report.baseline_metrics.get(slice_name, {})
         cells = [_e(slice_name)]
         for m in names:
