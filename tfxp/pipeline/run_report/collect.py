@@ -181,18 +181,29 @@ def pipeline_names(output: Path) -> list[str]:
     return sorted(p.parent.name for p in root.glob("*/metadata.db")) if root.is_dir() else []
 
 
-def pushed_versions(store: _Store) -> list[str]:
-    """Every version a Pusher pushed, oldest first."""
-    versions = []
+def _pushes(store: _Store) -> list[tuple[str, list]]:
+    """(version, the Pusher executions that output it, oldest first) of every PushedModel the serving Pusher
+    pushed (not MobilePusher's, which carries the same version), oldest artifact first."""
+    pushes = []
     for artifact in store.store.get_artifacts_by_type("PushedModel"):
         version = str_property(artifact, "pushed_version")
-        if version and int_property(artifact, "pushed") == 1 and "/Pusher/" in artifact.uri and version not in versions:
-            versions.append(version)
-    return sorted(versions, key=lambda v: int(v) if v.isdigit() else 0)
+        if not version or int_property(artifact, "pushed") != 1:
+            continue
+        producers = [e for e in store.executions_with(artifact.id, output=True) if store.node_of(e.id) == "Pusher"]
+        if producers:
+            pushes.append((version, producers))
+    return pushes
+
+
+def pushed_versions(store: _Store) -> list[str]:
+    """Every version the Pusher pushed, oldest first."""
+    versions = {version for version, _ in _pushes(store)}
+    return sorted(versions, key=lambda v: (len(v), v))
 
 
 def find_run(store: _Store, version: str | None):
-    """The run that pushed `version` (its first Pusher execution that did, not a cached reuse), or the newest run.
+    """The run that pushed `version` (the first Pusher execution that output it complete, not a cached reuse), or
+    the newest run when `version` is None.
 
     Raises ReportError naming the versions pushed (or that there is no run)."""
     runs = store.runs()
@@ -200,14 +211,11 @@ def find_run(store: _Store, version: str | None):
         raise ReportError("the metadata holds no pipeline run")
     if version is None:
         return runs[-1]
-    for artifact in store.store.get_artifacts_by_type("PushedModel"):
-        if "/Pusher/" not in artifact.uri or str_property(artifact, "pushed_version") != version:
+    for pushed, producers in _pushes(store):
+        if pushed != version:
             continue
-        if int_property(artifact, "pushed") != 1:
-            continue
-        producers = store.executions_with(artifact.id, output=True)
-        first = next((e for e in producers if store.state(e) == "COMPLETE"), producers[0] if producers else None)
-        run = store.run_of(first.id) if first is not None else None
+        first = next((e for e in producers if store.state(e) == "COMPLETE"), producers[0])
+        run = store.run_of(first.id)
         if run is not None:
             return run
     known = ", ".join(pushed_versions(store)) or "none"
