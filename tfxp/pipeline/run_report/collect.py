@@ -94,15 +94,15 @@ class RunReport:
     outcome: str  # one sentence: pushed, or where and why the run stopped
     summary: dict  # tfxp.pipeline.summary.Summary of this run, as a dict
     input_files: list[dict]  # ExampleGen's input_files: path, sha256, bytes, rows (+ span)
-    statistics: list[SplitStats]
-    baseline_stats_source: str | None  # where the baseline's training statistics came from
-    baseline_version: str | None
-    baseline_metrics: dict[str, dict[str, float]]  # slice -> metric -> the baseline model's value
-    gates: list[Gate]
-    roc: list[tuple[float, float]] | None  # (false positive rate, true positive rate), overall slice
-    calibration: list[dict] | None  # buckets: {"low", "high", "prediction", "label", "examples"} (means)
-    residuals: list[dict] | None  # regression, the same per prediction bucket (tfxp.pipeline.evaluation.ResidualPlot)
-    curves: dict[str, list[tuple[int, float]]]  # TensorBoard tag -> (step, value)
+    statistics: list[SplitStats] = field(default_factory=list)
+    baseline_stats_source: str | None = None  # where the baseline's training statistics came from
+    baseline_version: str | None = None
+    baseline_metrics: dict[str, dict[str, float]] = field(default_factory=dict)  # slice -> metric -> baseline's
+    gates: list[Gate] = field(default_factory=list)
+    roc: list[tuple[float, float]] | None = None  # (false positive rate, true positive rate), overall slice
+    calibration: list[dict] | None = None  # buckets: {"low", "high", "prediction", "label", "examples"} (means)
+    residuals: list[dict] | None = None  # regression, the same per prediction bucket (evaluation.ResidualPlot)
+    curves: dict[str, list[tuple[int, float]]] = field(default_factory=dict)  # TensorBoard tag -> (step, value)
     notes: list[str] = field(default_factory=list)  # what could not be read, and why
 
     def as_dict(self) -> dict:
@@ -245,7 +245,6 @@ def collect_run(output: Path, name: str, version: str | None = None) -> RunRepor
     task = problem["label"]["task"] if problem else None
     classes = tuple(problem["label"].get("classes") or ()) if problem and task == "multiclass" else ()
     summary = collect(reader, name, classes)
-    notes: list[str] = []
     steps = [_step(node, nodes[node]) for node in NODES]
     report = RunReport(
         pipeline=name,
@@ -255,67 +254,66 @@ def collect_run(output: Path, name: str, version: str | None = None) -> RunRepor
         outcome=_outcome(summary, steps),
         summary=summary.as_dict(),
         input_files=_input_files(nodes["CsvExampleGen"]),
-        statistics=[],
-        baseline_stats_source=None,
-        baseline_version=None,
-        baseline_metrics={},
-        gates=[],
-        roc=None,
-        calibration=None,
-        residuals=None,
-        curves={},
-        notes=notes,
     )
     evaluator = nodes["Evaluator"]
     baseline = evaluator.input("baseline_model") if evaluator is not None else None
-    baseline_stats = None
-    if baseline is not None:
-        report.baseline_version = _pushed_version_of(store, baseline.id)
-        baseline_stats, report.baseline_stats_source = _baseline_statistics(store, reader, name, baseline, output)
-        if baseline_stats is None:
-            notes.append("the baseline's training statistics were not found: statistics are shown without it")
-    stats = nodes["StatisticsGen"]
-    if stats is not None and stats.output("statistics") is not None:
-        report.statistics = read_statistics(stats.output("statistics").uri, baseline_stats)
+    _add_statistics(report, store, reader, nodes["StatisticsGen"], baseline, output)
     if evaluator is not None and evaluator.state in ("COMPLETE", "CACHED") and evaluator.output("evaluation"):
-        uri = evaluator.output("evaluation").uri
-        report.baseline_metrics = baseline_metrics(uri) if baseline is not None else {}
-        report.gates = gates(_eval_config(evaluator, store), summary, report.baseline_metrics)
-        if task == "binary":
-            report.roc, report.calibration = binary_plots(uri)
-        elif task == "regression":
-            report.residuals = residual_plot(uri)
+        _add_evaluation(report, store, evaluator, summary, with_baseline=baseline is not None)
     if trainer is not None and trainer.output("model_run") is not None:
         try:
             report.curves = training_curves(trainer.output("model_run").uri)
         except (OSError, ValueError) as exc:
-            notes.append(f"training curves not read: {exc}")
+            report.notes.append(f"training curves not read: {exc}")
     return report
 
 
-def _problem(store: _Store, trainer) -> dict | None:
-    if trainer is None:
+def _add_statistics(report: RunReport, store: _Store, reader: MetadataReader, stats, baseline, output: Path) -> None:
+    """The run's statistics per split, against the baseline's training data when there is a baseline."""
+    baseline_stats = None
+    if baseline is not None:
+        report.baseline_version = _pushed_version_of(store, baseline.id)
+        baseline_stats, report.baseline_stats_source = _baseline_statistics(
+            store, reader, report.pipeline, baseline, output
+        )
+        if baseline_stats is None:
+            report.notes.append("the baseline's training statistics were not found: statistics are shown without it")
+    if stats is not None and stats.output("statistics") is not None:
+        report.statistics = read_statistics(stats.output("statistics").uri, baseline_stats)
+
+
+def _add_evaluation(report: RunReport, store: _Store, evaluator, summary: Summary, with_baseline: bool) -> None:
+    """The baseline's metrics, the gates and the task's plots from the Evaluator's output."""
+    uri = evaluator.output("evaluation").uri
+    report.baseline_metrics = baseline_metrics(uri) if with_baseline else {}
+    report.gates = gates(_eval_config(evaluator, store), summary, report.baseline_metrics)
+    if report.task == "binary":
+        report.roc, report.calibration = binary_plots(uri)
+    elif report.task == "regression":
+        report.residuals = residual_plot(uri)
+
+
+def _json_property(store: _Store, execution_id: int, name: str) -> dict | None:
+    """An execution's JSON custom property (TFX records exec properties this way), None when absent or unreadable."""
+    execution = store.store.get_executions_by_id([execution_id])[0]
+    if name not in execution.custom_properties:
         return None
-    execution = store.store.get_executions_by_id([trainer.execution_id])[0]
-    text = (
-        execution.custom_properties["custom_config"].string_value
-        if "custom_config" in (execution.custom_properties)
-        else ""
-    )
     try:
-        return json.loads(text).get("problem") if text else None
+        value = json.loads(execution.custom_properties[name].string_value or "null")
     except ValueError:
         return None
+    return value if isinstance(value, dict) else None
+
+
+def _problem(store: _Store, trainer) -> dict | None:
+    """The Trainer's problem (tfxp.models.features.Problem.to_dict, in its custom_config); None before it ran."""
+    config = _json_property(store, trainer.execution_id, "custom_config") if trainer is not None else None
+    return config.get("problem") if config else None
 
 
 def _eval_config(evaluator, store: _Store) -> dict:
-    execution = store.store.get_executions_by_id([evaluator.execution_id])[0]
-    text = (
-        execution.custom_properties["eval_config"].string_value
-        if "eval_config" in (execution.custom_properties)
-        else "{}"
-    )
-    return json.loads(text or "{}")
+    """The Evaluator's EvalConfig as JSON ({} when not recorded)."""
+    return _json_property(store, evaluator.execution_id, "eval_config") or {}
 
 
 def _step(node: str, run) -> Step:
