@@ -31,6 +31,7 @@ COMMANDS: Mapping[str, str] = MappingProxyType(
         "mobile-predict": "tfxp.cli.mobile:mobile_predict",
         "init": "tfxp.cli.project:init",
         "monitor": "tfxp.cli.monitoring:monitor",
+        "report": "tfxp.cli.report:report",
     }
 )
 

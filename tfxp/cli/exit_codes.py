@@ -83,6 +83,12 @@ EXIT_CODES: Mapping[str, Mapping[ExitCode, str]] = MappingProxyType(
             ExitCode.CHECK_FAILED: "skew or drift over a threshold: the table names version, window, feature, "
             "kind, statistic, value and threshold",
         },
+        "report": {
+            ExitCode.OK: "the report is written (a run that stopped early gets one too: what ran, why it stopped)",
+            ExitCode.FAILURE: "the report could not be written (the reason is printed)",
+            ExitCode.USAGE: "usage error (no metadata at --output, several pipelines and no --name, a --version no "
+            "run pushed: the pipelines or versions that exist are named)",
+        },
         "mobile-predict": {
             ExitCode.OK: "predictions printed",
             ExitCode.FAILURE: "the model folder cannot be used (model_spec.json, .tflite, no TFLite interpreter)",

@@ -174,14 +174,36 @@ def run(
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     outcome = run_pipeline(config, on_event=report.print_event)
+    run_report = _write_run_report(outcome, output, name)
     if as_json:
         # The run's local Beam parallelism and eval cap ride along: benchmarks record what ran.
-        settings = {"beam_workers": beam_workers, "eval_rows": eval_rows}
+        settings = {"beam_workers": beam_workers, "eval_rows": eval_rows, "report": run_report}
         click.echo(json.dumps({**report.as_json(outcome), **settings}, indent=2, allow_nan=False))
     else:
         report.print_summary(outcome)
+        if run_report is not None:
+            click.echo(f"report: {run_report}")
     # runner.ExitCode has this table's values (tests/pipeline/test_cli.py): one code, one meaning.
     sys.exit(ExitCode(outcome.exit_code))
+
+
+def _write_run_report(outcome, output: Path, name: str) -> str | None:
+    """Writes the run's HTML report to OUTPUT/reports/<name>/<run>.html (tfxp.pipeline.run_report); returns its
+    path, or None when the pipeline did not run (a preflight refusal: nothing in ML Metadata) or the report
+    failed, which is said on stderr and does not change the run's exit code."""
+    if not outcome.summary.components:
+        return None
+    from tfxp.pipeline.run_report import ReportError, collect_run, render_html
+
+    try:
+        run = collect_run(output, name)
+        path = output / "reports" / name / (run.run.replace(":", "-") + ".html")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(render_html(run), encoding="utf-8")
+    except (ReportError, OSError, ValueError) as exc:
+        click.echo(f"report: not written: {exc}", err=True)
+        return None
+    return str(path)
 
 
 def _compile_project(ctx: click.Context, param: click.Parameter, value: str | None):

@@ -19,13 +19,14 @@ Everything that comes from data (model and feature names, category values, file 
 
 from __future__ import annotations
 
-import html
 import math
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from tfxp import charts
+from tfxp.charts import bar_width, escape as _e, nice_scale, pct as _pct, short_label
 from tfxp.monitoring.report import (
     DRIFT,
     JENSEN_SHANNON_DIVERGENCE,
@@ -49,7 +50,6 @@ MAX_BUCKETS = 20
 MAX_WINDOW_ROWS = 48
 MAX_FINDING_ROWS = 3000
 MAX_SKIPPED_ROWS = 200
-MAX_LABEL_CHARS = 28
 SUM_TOLERANCE = 1e-6  # float sums of fractions that add up to 1
 
 CATEGORICAL = "categorical"
@@ -72,7 +72,7 @@ GROUP_H = 2 * BAR_H + 8
 TOP = 62
 BOTTOM = 40
 CHART_W = LABEL_W + PLOT_W + PCT_W
-NICE_SCALES = (0.01, 0.02, 0.05, 0.1, 0.2, 0.25, 0.5, 0.75, 1.0)
+NICE_SCALES = charts.NICE_SCALES  # where an axis ends; shared with the run report (tfxp/charts.py)
 
 STATISTIC_NAMES = {L_INFINITY: "L-infinity distance", JENSEN_SHANNON_DIVERGENCE: "Jensen-Shannon divergence"}
 STATISTIC_SHORT = {L_INFINITY: "L∞", JENSEN_SHANNON_DIVERGENCE: "JSD"}
@@ -350,7 +350,7 @@ def _chart(finding: Finding, dist: Distribution) -> str:
     first) or per bucket (numeric, in increasing order), percentages written at the bars' ends."""
     _check_distribution(finding.feature, dist)
     labels, reference, served, merged = _fit(dist)
-    scale = next((s for s in NICE_SCALES if max((*reference, *served), default=0.0) <= s), 1.0)
+    scale = nice_scale(max((*reference, *served), default=0.0))
     height = TOP + len(labels) * GROUP_H + BOTTOM
     plot_bottom = TOP + len(labels) * GROUP_H
     kind = "histogram" if dist.kind == NUMERIC else "top values"
@@ -403,23 +403,15 @@ def _x_axis(scale: float, plot_bottom: int) -> str:
 
 def _group(i: int, label: str, reference: float, served: float, scale: float) -> str:
     y = TOP + i * GROUP_H + 4
-    shown = label if len(label) <= MAX_LABEL_CHARS else label[: MAX_LABEL_CHARS - 1] + "…"
-    full = f"<title>{_e(label)}</title>" if shown != label else ""
-    parts = [f'<text x="{LABEL_W - 6}" y="{y + BAR_H + 3}" text-anchor="end">{full}{_e(shown)}</text>']
+    parts = [f'<text x="{LABEL_W - 6}" y="{y + BAR_H + 3}" text-anchor="end">{short_label(label)}</text>']
     for row, (css, share) in enumerate((("a", reference), ("b", served))):
-        width = _bar_width(share, scale)
+        width = bar_width(share, scale, PLOT_W)
         top = y + row * BAR_H
         parts.append(
             f'<rect class="{css}" x="{LABEL_W}" y="{top}" width="{width}" height="{BAR_H}"/>'
             f'<text class="p" x="{LABEL_W + width + 4}" y="{top + BAR_H - 2}">{_pct(share)}</text>'
         )
     return "".join(parts)
-
-
-def _bar_width(share: float, scale: float) -> int:
-    """Bar length in px; a non-zero share is at least 1 px so it is never drawn as nothing."""
-    width = round(share / scale * PLOT_W)
-    return max(width, 1) if share > 0 else 0
 
 
 def _fit(dist: Distribution) -> tuple[list[str], list[float], list[float], str]:
@@ -519,22 +511,8 @@ def _findings_section(findings: Sequence[Finding]) -> str:
 # -- formatting -----------------------------------------------------------------------------------------
 
 
-def _e(text: object) -> str:
-    """Escaped for HTML text and quoted attributes alike (<, >, &, " and ')."""
-    return html.escape(str(text), quote=True)
-
-
 def _num(x: float) -> str:
     return f"{x:.4g}"
-
-
-def _pct(share: float) -> str:
-    """A share as a percentage, already escaped for HTML ("&lt;0.1%" for a tiny non-zero share)."""
-    if share == 0:
-        return "0%"
-    if share < 0.001:
-        return "&lt;0.1%"
-    return f"{share * 100:.1f}%".replace(".0%", "%")
 
 
 def _duration(seconds: float) -> str:

@@ -116,6 +116,140 @@ REPORTED_METRICS = {
     F.Task.MULTICLASS: ("ExampleCount", "SparseCategoricalAccuracy", "MultiClassConfusionMatrixPlot"),
     F.Task.REGRESSION: ("ExampleCount", "MeanSquaredError", "RootMeanSquaredError", "MeanAbsoluteError"),
 }
+# Regression residuals: TFMA has no residual plot, writes no per-row predictions, and its CalibrationPlot needs the
+# prediction range before the data is read (left/right; 0..1 by default). ResidualPlot buckets rows by prediction
+# on a signed logarithmic scale, RESIDUAL_BINS_PER_DECADE buckets per factor of 10 (a bucket is ~26% wide at any
+# magnitude), so it needs no range; each bucket sums weighted examples, labels and predictions as TFMA's
+# calibration histogram does, and is written as TFMA's CalibrationHistogramBuckets plot: mean label - mean
+# prediction per bucket is the mean residual there. |prediction| < RESIDUAL_SMALLEST falls in the bucket of 0.
+RESIDUAL_PLOT_NAME = "residual_plot"
+RESIDUAL_BINS_PER_DECADE = 10
+RESIDUAL_SMALLEST = 1e-6
+
+
+def residual_bucket(prediction: float) -> int | None:
+    """The signed bucket of a prediction: 0 around zero, k > 0 for [s·10^((k-1)/B), s·10^(k/B)), -k for the
+    mirror interval below zero (s = RESIDUAL_SMALLEST, B = RESIDUAL_BINS_PER_DECADE); None for NaN or inf."""
+    if not np.isfinite(prediction):
+        return None
+    size = abs(prediction)
+    if size < RESIDUAL_SMALLEST:
+        return 0
+    k = int(np.floor(np.log10(size / RESIDUAL_SMALLEST) * RESIDUAL_BINS_PER_DECADE)) + 1
+    return k if prediction > 0 else -k
+
+
+def residual_bucket_edges(k: int) -> tuple[float, float]:
+    """(lower inclusive, upper exclusive) bounds of bucket k (residual_bucket)."""
+    if k == 0:
+        return -RESIDUAL_SMALLEST, RESIDUAL_SMALLEST
+    low = RESIDUAL_SMALLEST * 10 ** ((abs(k) - 1) / RESIDUAL_BINS_PER_DECADE)
+    high = RESIDUAL_SMALLEST * 10 ** (abs(k) / RESIDUAL_BINS_PER_DECADE)
+    return (low, high) if k > 0 else (-high, -low)
+
+
+class _ResidualCombiner(beam.CombineFn):
+    """Bucket -> [weighted examples, weighted labels, weighted predictions], bucketed by prediction."""
+
+    def __init__(self, key, eval_config, example_weighted: bool):
+        self._key = key
+        self._eval_config = eval_config
+        self._example_weighted = example_weighted
+
+    def create_accumulator(self) -> dict[int, list[float]]:
+        return {}
+
+    def add_input(self, accumulator: dict[int, list[float]], element) -> dict[int, list[float]]:
+        for label, prediction, weight in metric_util.to_label_prediction_example_weight(
+            element,
+            eval_config=self._eval_config,
+            model_name=self._key.model_name,
+            output_name=self._key.output_name,
+            example_weighted=self._example_weighted,
+        ):
+            predicted = float(np.asarray(prediction).reshape(-1)[0])
+            k = residual_bucket(predicted)
+            if k is None:
+                continue
+            sums = accumulator.setdefault(k, [0.0, 0.0, 0.0])
+            w = float(weight)
+            sums[0] += w
+            sums[1] += float(np.asarray(label).reshape(-1)[0]) * w
+            sums[2] += predicted * w
+        return accumulator
+
+    def merge_accumulators(self, accumulators) -> dict[int, list[float]]:
+        merged: dict[int, list[float]] = {}
+        for accumulator in accumulators:
+            for k, sums in accumulator.items():
+                into = merged.setdefault(k, [0.0, 0.0, 0.0])
+                for i in range(3):
+                    into[i] += sums[i]
+        return merged
+
+    def extract_output(self, accumulator: dict[int, list[float]]) -> dict:
+        from tensorflow_model_analysis.proto import metrics_for_slice_pb2
+
+        plot = metrics_for_slice_pb2.CalibrationHistogramBuckets()
+        for k in sorted(accumulator):
+            examples, labels, predictions = accumulator[k]
+            low, high = residual_bucket_edges(k)
+            plot.buckets.add(
+                lower_threshold_inclusive=low,
+                upper_threshold_exclusive=high,
+                num_weighted_examples={"value": examples},
+                total_weighted_label={"value": labels},
+                total_weighted_refined_prediction={"value": predictions},
+            )
+        return {self._key: plot}
+
+
+def _residual_plot(
+    name: str = RESIDUAL_PLOT_NAME,
+    eval_config: tfma.EvalConfig | None = None,
+    model_name: str = "",
+    output_name: str = "",
+    sub_key: metric_types.SubKey | None = None,
+    aggregation_type: metric_types.AggregationType | None = None,
+    class_weights: dict[int, float] | None = None,
+    example_weighted: bool = False,
+) -> metric_types.MetricComputations:
+    key = metric_types.PlotKey(
+        name=name, model_name=model_name, output_name=output_name, sub_key=sub_key, example_weighted=example_weighted
+    )
+    return [
+        metric_types.MetricComputation(
+            keys=[key], preprocessors=None, combiner=_ResidualCombiner(key, eval_config, example_weighted)
+        )
+    ]
+
+
+class ResidualPlot(metric_types.Metric):
+    """A regression model's rows bucketed by prediction (residual_bucket), written as TFMA's
+    CalibrationHistogramBuckets: per bucket, weighted examples, labels and predictions. One per-example combiner
+    (regression only)."""
+
+    def __init__(self, name: str = RESIDUAL_PLOT_NAME):
+        super().__init__(metric_util.merge_per_key_computations(_residual_plot), name=name)
+
+
+# The plots the run report draws (tfxp.pipeline.run_report), per task: (class name, config JSON, module).
+# Binary: ROC points from TFMA's ConfusionMatrixPlot and the calibration plot from its CalibrationPlot; both are
+# derived from the 10,000-bucket calibration histogram AUC already builds (use_histogram; TFMA computes equal
+# computations once), so they add no per-example combiner: PLOT_THRESHOLDS and CALIBRATION_BUCKETS only size what
+# is written (one entry each per slice). Multiclass: the MultiClassConfusionMatrixPlot of REPORTED_METRICS.
+# Regression: ResidualPlot.
+PLOT_THRESHOLDS = 100
+CALIBRATION_BUCKETS = 20
+PLOTS = {
+    F.Task.BINARY: (
+        ("ConfusionMatrixPlot", f'"num_thresholds": {PLOT_THRESHOLDS}', ""),
+        ("CalibrationPlot", f'"num_buckets": {CALIBRATION_BUCKETS}', ""),
+    ),
+    F.Task.MULTICLASS: (),
+    F.Task.REGRESSION: ((ResidualPlot.__name__, "", __name__),),
+}
+
 # Multiclass: precision and recall of each class, top-1: a row is predicted as the class of its highest
 # probability (TFMA's top_k=1 sets the other classes' scores to -inf, then binarizes by class_id at a
 # -inf threshold), as the MultiClassConfusionMatrixPlot counts it; reported with a class_id sub key.
@@ -137,6 +271,9 @@ def eval_config(thresholds: EvalThresholds, problem: F.Problem) -> tfma.EvalConf
     gated = [_gated(gate) for gate in thresholds.gates]
     gated_names = {gate.metric for gate in thresholds.gates}
     reported = [_reported(name) for name in REPORTED_METRICS[task] if name not in gated_names]
+    reported += [
+        tfma.MetricConfig(class_name=name, config=config, module=module) for name, config, module in PLOTS[task]
+    ]
     metrics_specs = [tfma.MetricsSpec(metrics=gated + reported)]
     if task is F.Task.MULTICLASS:
         metrics_specs.append(
