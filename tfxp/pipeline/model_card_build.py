@@ -15,9 +15,6 @@ from typing import Any
 
 from tfxp.pipeline.model_card import FORMAT, artifact_origin, pushed_at
 
-# TFMA metric class -> its metric key name where the class isn't a tfma.metrics one (a Keras metric class).
-_KERAS_NAMES = {"SparseCategoricalAccuracy": "sparse_categorical_accuracy"}
-
 
 def _finite(value: Any) -> Any:
     """NaN and infinities as null: the card is strict JSON."""
@@ -28,20 +25,6 @@ def _finite(value: Any) -> Any:
     if isinstance(value, list):
         return [_finite(v) for v in value]
     return value
-
-
-def metric_key_name(class_name: str) -> str:
-    """The key name TFMA reports a metric class under ("AUC" -> "auc", "BinaryAccuracy" -> "binary_accuracy")."""
-    import tensorflow_model_analysis as tfma
-
-    if class_name in _KERAS_NAMES:
-        return _KERAS_NAMES[class_name]
-    metric_class = getattr(tfma.metrics, class_name, None)
-    if metric_class is None:
-        import tensorflow as tf
-
-        metric_class = getattr(tf.keras.metrics, class_name)
-    return metric_class().name
 
 
 def _read_text(path: str) -> str:
@@ -80,6 +63,8 @@ def _data(examples, statistics_uri: str) -> dict[str, Any]:
 def _gates(facts: Mapping[str, Any], metrics: Mapping, baseline: Mapping, failures: list) -> list[dict[str, Any]]:
     """Each gate with the candidate's value, its change against the baseline and TFMA's decision."""
     out = []
+    from tfxp.pipeline.summary import metric_key_name
+
     failed = {(f.slice, f.metric) for f in failures}
     for gate in facts.get("gates", []):
         name = metric_key_name(gate["metric"])

@@ -226,6 +226,24 @@ def metric_name(key) -> str:
     return key.name
 
 
+# TFMA metric class -> its metric key name where the class isn't a tfma.metrics one (a Keras metric class).
+_KERAS_NAMES = {"SparseCategoricalAccuracy": "sparse_categorical_accuracy"}
+
+
+def metric_key_name(class_name: str) -> str:
+    """The key name TFMA reports a metric class under ("AUC" -> "auc", "BinaryAccuracy" -> "binary_accuracy")."""
+    import tensorflow_model_analysis as tfma
+
+    if class_name in _KERAS_NAMES:
+        return _KERAS_NAMES[class_name]
+    metric_class = getattr(tfma.metrics, class_name, None)
+    if metric_class is None:
+        import tensorflow as tf
+
+        metric_class = getattr(tf.keras.metrics, class_name)
+    return metric_class().name
+
+
 def evaluation_metrics(evaluation_uri: str, baseline: bool = False) -> dict[str, dict[str, float]]:
     """slice -> metric -> value of the candidate model (or, `baseline`, of the baseline TFMA compared it to:
     {} without one) from the Evaluator's output."""

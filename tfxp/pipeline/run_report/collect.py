@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from tfxp.pipeline.mlmd import MetadataReader, int_property, str_property
-from tfxp.pipeline.summary import Summary, collect
+from tfxp.pipeline.summary import Summary, collect, evaluation_metrics, metric_key_name
 
 # The DAG's nodes in execution order (tfxp.pipeline.pipeline.create_pipeline); a run lists those that ran.
 NODES = (
@@ -285,7 +284,7 @@ def _add_statistics(report: RunReport, store: _Store, reader: MetadataReader, st
 def _add_evaluation(report: RunReport, store: _Store, evaluator, summary: Summary, with_baseline: bool) -> None:
     """The baseline's metrics, the gates and the task's plots from the Evaluator's output."""
     uri = evaluator.output("evaluation").uri
-    report.baseline_metrics = baseline_metrics(uri) if with_baseline else {}
+    report.baseline_metrics = evaluation_metrics(uri, baseline=True) if with_baseline else {}
     report.gates = gates(_eval_config(evaluator, store), summary, report.baseline_metrics)
     if report.task == "binary":
         report.roc, report.calibration = binary_plots(uri)
@@ -556,28 +555,6 @@ def read_statistics(statistics_uri: str, baseline: dict[str, str] | None = None)
 # -- TFMA results ---------------------------------------------------------------------------------------------
 
 
-def baseline_metrics(evaluation_uri: str) -> dict[str, dict[str, float]]:
-    """Slice -> metric -> the baseline model's value (TFMA evaluates both models when a baseline is resolved)."""
-    import tensorflow_model_analysis as tfma
-
-    from tfxp.pipeline.summary import _slice_name, metric_name
-
-    out: dict[str, dict[str, float]] = {}
-    for slice_metrics in tfma.load_metrics(evaluation_uri):
-        values = {}
-        for kv in slice_metrics.metric_keys_and_values:
-            if kv.key.model_name == "baseline" and not kv.key.is_diff and kv.value.HasField("double_value"):
-                values[metric_name(kv.key)] = kv.value.double_value.value
-        if values:
-            out[_slice_name(slice_metrics.slice_key)] = values
-    return out
-
-
-def _snake(class_name: str) -> str:
-    """TFMA's metric class name -> its metric key name ("BinaryAccuracy" -> "binary_accuracy", "AUC" -> "auc")."""
-    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", class_name).lower()
-
-
 def _threshold_text(threshold: dict) -> str:
     parts = []
     value = threshold.get("value_threshold", {})
@@ -600,7 +577,7 @@ def gates(eval_config: dict, summary: Summary, baseline: dict[str, dict[str, flo
     for spec in eval_config.get("metrics_specs", []):
         for metric in spec.get("metrics", []):
             for per_slice in metric.get("per_slice_thresholds", []):
-                name = _snake(metric["class_name"])
+                name = metric_key_name(metric["class_name"])
                 out.append(
                     Gate(
                         metric=name,
