@@ -276,3 +276,21 @@ def test_a_refused_identity_change_names_each_difference_in_json():
     got = report.as_json(Outcome(ExitCode.USAGE, summary, "model wage: ..."))
     assert got["exit_code"] == 2 and got["result"] == "usage"
     assert got["identity_changes"] == ["label: union -> married", "inputs: + union, - married"]
+
+
+def test_the_drift_gates_result_is_one_line(capsys):
+    """DataDriftGate's result (tfxp.pipeline.drift.DriftResult.to_json) as the summary prints it."""
+    from tfxp.pipeline.drift import DriftFinding, DriftResult
+    from tfxp.pipeline.report import print_summary
+    from tfxp.pipeline.runner import ExitCode, Outcome
+
+    accepted = DriftResult(
+        served_version=7, findings=[DriftFinding("fare", "jensen_shannon_divergence", 0.11, 0.05, True, True)]
+    )
+    for result, words in (
+        (accepted, "against served version 7's training data: accepted: fare jensen_shannon_divergence 0.11 > 0.05"),
+        (DriftResult(served_version=7, findings=[DriftFinding("fare", "l_infinity", 0.01, 0.15, False)]), "none over"),
+        (DriftResult(skipped="no served version"), "data drift: not compared (no served version)"),
+    ):
+        print_summary(Outcome(ExitCode.PUSHED, Summary("taxi", drift=json.loads(result.to_json()))))
+        assert words in capsys.readouterr().out

@@ -165,6 +165,16 @@ def _wrap(prefix: str, items: list[str], width: int) -> list[str]:
     return lines
 
 
+def _drift_line(drift: Mapping) -> str:
+    """DataDriftGate's result in one line: against which served version, and what was over or accepted."""
+    if drift.get("status") == "skipped":
+        return f"data drift: not compared ({drift.get('skipped')})"
+    over = [f for f in drift.get("findings", []) if f.get("over")]
+    accepted = ", ".join(f"{f['feature']} {f['statistic']} {f['value']:.3g} > {f['threshold']:.3g}" for f in over)
+    where = f"against served version {drift.get('served_version')}'s training data"
+    return f"data drift {where}: " + (f"accepted: {accepted}" if accepted else "none over its threshold")
+
+
 def print_summary(outcome: Outcome) -> None:
     summary = outcome.summary
     echo = click.echo
@@ -185,6 +195,8 @@ def print_summary(outcome: Outcome) -> None:
                 echo(f"{feature}: {fix}")
     else:
         echo("data anomalies: none" if summary.rows else "")
+    if summary.drift:
+        echo(_drift_line(summary.drift))
     if summary.metrics:
         echo("\n" + _metrics_table(summary.metrics))
         for line in _undefined_notes(summary.undefined_metrics):

@@ -66,6 +66,9 @@ class Summary:
     pushed_earlier: bool = False
     # The highest version in the serving base path: what TF Serving's default policy serves.
     served_version: str | None = None
+    # DataDriftGate's result (tfxp.pipeline.drift.DriftResult as JSON: status passed|accepted|skipped, skipped's
+    # reason, served_version, findings, not_compared); None when the gate didn't finish (a refusal is an anomaly).
+    drift: dict | None = None
     # The pushed version's model card page (model_card.html beside model_card.json: tfxp.pipeline.model_card).
     model_card: str | None = None
     # Multiclass, on the overall eval slice, top-1 (a row counts as the class of its highest probability):
@@ -364,6 +367,10 @@ def collect(reader: MetadataReader, pipeline_name: str, classes: tuple[str, ...]
     validator = latest("ExampleValidator")
     if validator and validator.output("anomalies") is not None:
         summary.anomalies = [a.as_dict() for a in read_anomalies(validator.output("anomalies").uri)]
+
+    drift_gate = latest("DataDriftGate")
+    if drift_gate and drift_gate.state in ("COMPLETE", "CACHED") and drift_gate.output("drift") is not None:
+        summary.drift = json.loads(str_property(drift_gate.output("drift"), "drift") or "null")
 
     evaluator = latest("Evaluator")
     if evaluator and evaluator.state in ("COMPLETE", "CACHED"):
