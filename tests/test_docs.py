@@ -43,6 +43,7 @@ TOPICS = (
     "scaling-out",
     "benchmarks",
     "operations",
+    "report",
 )
 
 FENCE = re.compile(r"^```([a-z]*)\n(.*?)^```", re.M | re.S)
