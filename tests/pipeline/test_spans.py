@@ -145,6 +145,18 @@ def test_a_gap_in_the_window_is_refused_naming_the_span(tmp_path, spans_dir):
     assert code == ExitCode.ANOMALIES and "span(s) 4 missing" in error and "covers spans 3..5" in error
 
 
+def test_tfxp_run_stops_on_a_gap_with_exit_3(tmp_path, spans_dir):
+    """Through the command: the preflight's refusal is the run's exit code and its --json summary."""
+    _write_span(spans_dir, 5, rows_per_span=40)
+    args = ["run", "--data", f"{spans_dir}/{PATTERN}", "--rolling", "3", "--output", str(tmp_path / "o"), "--json"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 3, result.output
+    summary = json.loads(result.output)
+    assert summary["error"].startswith("span gap: span(s) 4 missing")
+    assert [(a["feature"], a["anomaly"]) for a in summary["anomalies"]] == [("(spans)", "span gap")]
+    assert summary["components"] == []  # nothing ran
+
+
 def test_a_short_history_trains_on_the_spans_there_are(tmp_path, spans_dir, caplog):
     caplog.set_level(logging.INFO, logger="tfxp.pipeline.runner")
     checked = _preflight(_config(tmp_path, spans_dir, rolling=5))
@@ -285,3 +297,16 @@ def test_a_new_span_runs_again_gated_against_the_served_model(rolled):
 
     card = read_card(str(work / "out" / "serving" / "spans" / str(first["pushed_version"])))
     assert card is not None and card["data"]["spans"] == [2, 3]
+
+
+@pytest.mark.slow
+def test_without_a_card_the_served_spans_come_from_ml_metadata(rolled, tmp_path):
+    """A served version without model_card.json (a push older than cards): its Pusher's Examples in MLMD."""
+    work, first, _, (code, summary, _) = rolled
+    version = int(summary["pushed_version"] if code == 0 else first["pushed_version"])
+    serving = tmp_path / "serving"
+    (serving / str(version)).mkdir(parents=True)  # the version folder, without its card
+    [metadata] = [str(p) for p in (work / "out").rglob("metadata.db")]
+    served = spans.served_spans(str(serving), metadata, "spans")
+    assert (served.version, served.source) == (version, "ML Metadata")
+    assert served.spans == ((3, 4) if code == 0 else (2, 3))
