@@ -50,6 +50,45 @@ class EvalRows(click.ParamType):
         return rows
 
 
+class DataPath(click.ParamType):
+    """`tfxp run --data`: an existing CSV file or folder (as click.Path(exists=True) checked it), or a pattern
+    (a `{SPAN}` spec or glob characters, tfxp.pipeline.spans) whose files the run's preflight lists."""
+
+    name = "PATH|PATTERN"
+
+    def convert(self, value, param, ctx) -> Path:
+        from tfxp.pipeline.config import is_data_pattern
+
+        if isinstance(value, Path) or not is_data_pattern(value):
+            return click.Path(exists=True, path_type=Path).convert(value, param, ctx)
+        return Path(value)
+
+
+def _run_data(data: Path | None, project, rolling: int | None) -> Path:
+    """`tfxp run`'s data: --data, else the project's; a folder must hold CSV files, a pattern be well formed
+    (one {SPAN} spec, with --rolling). Raises click.BadParameter (exit 2)."""
+    from tfxp.pipeline import spans
+    from tfxp.pipeline.config import is_data_pattern
+    from tfxp.pipeline.csv_files import NoCsvFilesError, list_csv_files
+
+    hint = "--data"
+    if data is None:
+        if project.data is None:
+            raise click.BadParameter("the project names no `data`: give --data", param_hint="--data")
+        data, hint = Path(project.data), "project.yaml data"
+        if not is_data_pattern(data) and not data.exists():
+            raise click.BadParameter(f"the project's data {data} does not exist: give --data", param_hint="--data")
+    problem = spans.check_pattern(str(data), rolling)
+    if problem:
+        raise click.BadParameter(problem, param_hint="--rolling" if rolling and not spans.has_span(data) else hint)
+    if not is_data_pattern(data):
+        try:
+            list_csv_files(data)
+        except NoCsvFilesError as exc:
+            raise click.BadParameter(str(exc), param_hint=hint) from None
+    return data
+
+
 def _valid_name(name: str) -> bool:
     # A pipeline name becomes folder names under --output: no separators, no "..".
     return bool(name) and all(c.isalnum() or c in "-_" for c in name)
@@ -65,9 +104,18 @@ def _valid_name(name: str) -> bool:
 )
 @click.option(
     "--data",
-    type=click.Path(exists=True, path_type=Path),
+    type=DataPath(),
     default=None,
-    help="A CSV file or a folder of CSV files. Default: the project's `data`.",
+    help="A CSV file, a folder of CSV files, or a pattern: 'DIR/span-{SPAN}/*.csv' trains on the latest span "
+    "(TFX's {SPAN} spec; docs/continuous-training.md). Default: the project's `data`.",
+)
+@click.option(
+    "--rolling",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="N",
+    help="With a {SPAN} pattern in --data: train on the latest N spans (TFX's RangeConfig rolling_range). "
+    "A span missing inside the window, or data older than the served model's, stops the run (exit 3).",
 )
 @click.option(
     "--output",
@@ -116,6 +164,7 @@ def _valid_name(name: str) -> bool:
 def run(
     project_dir: Path | None,
     data: Path | None,
+    rolling: int | None,
     output: Path,
     name: str | None,
     train_steps: int,
@@ -140,18 +189,7 @@ def run(
     name = name or project.name
     if not _valid_name(name):
         raise click.BadParameter("use letters, digits, '-' and '_' only", param_hint="--name")
-    if data is None:
-        if project.data is None:
-            raise click.BadParameter("the project names no `data`: give --data", param_hint="--data")
-        data = Path(project.data)
-        if not data.exists():
-            raise click.BadParameter(f"the project's data {data} does not exist: give --data", param_hint="--data")
-    from tfxp.pipeline.csv_files import NoCsvFilesError, list_csv_files
-
-    try:
-        list_csv_files(data)
-    except NoCsvFilesError as exc:
-        raise click.BadParameter(str(exc), param_hint="--data") from None
+    data = _run_data(data, project, rolling)
     quiet_libraries()
     config = PipelineConfig.for_project(
         project,
@@ -162,6 +200,7 @@ def run(
         beam_args=(*direct_runner_args(beam_workers), *beam_args),
         eval_rows=eval_rows,
         accept_drift=accept_drift,
+        rolling=rolling,
     )
     unknown = sorted(set(accept_drift) - {f.name for f in config.problem.features})
     if unknown:

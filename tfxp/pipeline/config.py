@@ -171,6 +171,16 @@ def _join(root: str, *parts: str) -> str:
     return "/".join([root.rstrip("/"), *parts])
 
 
+def is_data_pattern(data: str | Path) -> bool:
+    """True when `data` is a pattern (a `{SPAN}` spec, or a glob character in a path that doesn't exist: a
+    folder named `data[1]` stays a folder) rather than a file or folder."""
+    from tfxp.pipeline.spans import has_span, is_pattern
+
+    if has_span(data):
+        return True
+    return is_pattern(data) and (is_uri(data) or not Path(data).exists())
+
+
 def is_uri(path: str | Path) -> bool:
     """True for remote file system URIs (gs://, s3://, ...), read through tf.io.gfile."""
     return "://" in str(path)
@@ -244,7 +254,8 @@ class EvalThresholds:
 @dataclass(frozen=True)
 class PipelineConfig:
     name: str = "taxi"
-    data: Path | str = DEFAULT_DATA  # a CSV file or a folder of CSVs; a gs:// URI when remote
+    # A CSV file, a folder of CSVs, or a pattern (`DIR/span-{SPAN}/*.csv`: tfxp.pipeline.spans); gs:// when remote.
+    data: Path | str = DEFAULT_DATA
     output: Path = Path("output")
     train_steps: int = 300
     eval_steps: int = 20
@@ -264,9 +275,12 @@ class PipelineConfig:
     missing_values: tuple[tuple[str, tuple[str, ...]], ...] = ()
     # `tfxp monitor`'s thresholds, carried by every pushed version (tfxp.monitoring.reference).
     monitoring: Monitoring = field(default_factory=Monitoring)
-    # Set by the local preflight, which reads every input file: (name relative to data_dir, sha256, bytes, rows)
-    # per file. ExampleGen's cache then follows content, not TFX's size-and-mtime fingerprint.
-    input_files: tuple[tuple[str, str, int, int], ...] = ()
+    # Set by the local preflight, which reads every input file: (name relative to data_dir, sha256, bytes, rows,
+    # span or None) per file. ExampleGen's cache then follows content, not TFX's size-and-mtime fingerprint.
+    input_files: tuple[tuple[str, str, int, int, int | None], ...] = ()
+    # With a `{SPAN}` pattern in `data`: train on the latest `rolling` spans (`tfxp run --rolling`); None = 1,
+    # TFX's default (the latest span).
+    rolling: int | None = None
     # The model card's considerations (project.yaml `intended_use:` and `limitations:`).
     intended_use: str | None = None
     limitations: str | None = None
@@ -348,18 +362,31 @@ class PipelineConfig:
         return self._project_file(self.data)
 
     def _data_is_file(self) -> bool:
+        if is_data_pattern(self.data):
+            return False
         if self.remote is not None or is_uri(self.data):
             return str(self.data).endswith(".csv")
         return Path(self.data).is_file()
 
     @property
     def data_dir(self) -> str:
-        """The folder CsvExampleGen reads (ExampleGen takes folders, not files)."""
+        """The folder CsvExampleGen reads (ExampleGen takes folders, not files): of a pattern, its leading
+        folders without a spec or glob character (spans.split_pattern)."""
         uri = self.data_uri.rstrip("/")
+        if is_data_pattern(self.data):
+            from tfxp.pipeline.spans import split_pattern
+
+            return split_pattern(uri)[0]
         return uri.rsplit("/", 1)[0] if self._data_is_file() else uri
 
     @property
     def data_pattern(self) -> str:
+        """ExampleGen's split pattern, relative to `data_dir`: a file's name, `*.csv` for a folder, the rest of a
+        pattern (`span-{SPAN}/*.csv`)."""
+        if is_data_pattern(self.data):
+            from tfxp.pipeline.spans import split_pattern
+
+            return split_pattern(self.data_uri.rstrip("/"))[1]
         return self.data_uri.rstrip("/").rsplit("/", 1)[-1] if self._data_is_file() else "*.csv"
 
 

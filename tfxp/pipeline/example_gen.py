@@ -71,11 +71,12 @@ from tfx.components.example_gen.component import FileBasedExampleGen
 from tfx.components.util import examples_utils
 from tfx.dsl.components.base import executor_spec
 from tfx.dsl.io import fileio
-from tfx.proto import example_gen_pb2
+from tfx.proto import example_gen_pb2, range_config_pb2
 from tfx.types import artifact_utils, standard_component_specs
-from tfx.utils import proto_utils
+from tfx.utils import io_utils, proto_utils
 from tfx_bsl.coders import csv_decoder, example_coder
 
+from tfxp.pipeline import spans
 from tfxp.pipeline.csv_files import INT_CELL, NUMBER_CELL, parse_header
 
 ColumnType = csv_decoder.ColumnType
@@ -106,28 +107,36 @@ _FLOAT_COLUMNS = "float_columns"
 _EVAL_ROWS = "eval_rows"
 _MISSING_VALUES = "missing_values"
 _INPUT_FILES = "input_files"
-# The Examples artifact's custom property holding those files as JSON: [{"path", "sha256", "bytes", "rows"}].
+# The Examples artifact's custom property holding those files as JSON: [{"path", "sha256", "bytes", "rows"[, "span"]}].
 INPUT_FILES_PROPERTY = "input_files"
 EVAL_SPLIT = "eval"
 
 MissingValues = Mapping[str, Sequence[str]]
+# A file the preflight read: (name relative to the data folder, sha256, bytes, rows) and, of a span, its span.
+InputFile = tuple[str, str, int, int] | tuple[str, str, int, int, int | None]
+
+
+def _file_entry(path: str, sha256: str, size: int, rows: int, span: int | None = None) -> dict[str, Any]:
+    entry: dict[str, Any] = {"path": path, "sha256": sha256, "bytes": size, "rows": rows}
+    if span is not None:
+        entry["span"] = span
+    return entry
 
 
 def example_gen_config(
     float_columns: Sequence[str],
     eval_rows: int | None = None,
     missing_values: MissingValues | None = None,
-    input_files: Sequence[tuple[str, str, int, int]] = (),
+    input_files: Sequence[InputFile] = (),
 ) -> example_gen_pb2.CustomConfig:
     """ExampleGen's custom_config (a Struct in its Any): the schema's FLOAT column names, the eval split's cap,
     per column the cell texts read as missing (project.yaml's `missing_values`), and the input files the
-    preflight read ((name, sha256, bytes, rows); ContentFingerprintDriver fingerprints the input by them)."""
+    preflight read ((name, sha256, bytes, rows[, span]); ContentFingerprintDriver fingerprints the input by
+    them). A file's entry has "span" when it has one (a `{SPAN}` pattern), else no "span" key."""
     struct = struct_pb2.Struct()
     struct.update({_FLOAT_COLUMNS: sorted(float_columns)})
     if input_files:
-        struct.update(
-            {_INPUT_FILES: [{"path": p, "sha256": h, "bytes": b, "rows": r} for p, h, b, r in sorted(input_files)]}
-        )
+        struct.update({_INPUT_FILES: [_file_entry(*f) for f in sorted(input_files, key=lambda f: f[0])]})
     if eval_rows is not None:
         struct.update({_EVAL_ROWS: eval_rows})
     if missing_values:
@@ -155,10 +164,14 @@ def _float_columns(exec_properties: dict[str, Any]) -> frozenset[str]:
 
 
 def input_files_of(exec_properties: dict[str, Any]) -> list[dict[str, Any]]:
-    """The preflight's input files from custom_config: [{"path", "sha256", "bytes" (int), "rows" (int)}]; [] without."""
+    """The preflight's input files from custom_config: [{"path", "sha256", "bytes" (int), "rows" (int)[, "span"
+    (int)]}]; [] without."""
     files = json_format.MessageToDict(_custom_struct(exec_properties)).get(_INPUT_FILES) or []
     # A Struct holds numbers as doubles.
-    return [{**f, "bytes": int(f["bytes"]), "rows": int(f["rows"])} for f in files]
+    return [
+        {**f, "bytes": int(f["bytes"]), "rows": int(f["rows"]), **({"span": int(f["span"])} if "span" in f else {})}
+        for f in files
+    ]
 
 
 def _eval_rows(exec_properties: dict[str, Any]) -> int | None:
@@ -371,15 +384,19 @@ def _schema_floats(profile: CsvProfile, float_columns: frozenset[str]) -> CsvPro
     return CsvProfile(as_schema_floats(profile.types, float_columns), profile.rows)
 
 
-def csv_files_of(input_base: str, split_pattern: str) -> tuple[list[str], list[str]]:
-    """(files matching `input_base/split_pattern`, their shared column names).
+def csv_files_of(input_base: str, split_pattern: str | Sequence[str]) -> tuple[list[str], list[str]]:
+    """(files matching `input_base/split_pattern`, their shared column names); of several patterns (a window
+    of spans), each pattern's files in turn.
 
-    Raises RuntimeError when nothing matches or two files' headers differ.
+    Raises RuntimeError when a pattern matches nothing or two files' headers differ.
     """
-    pattern = os.path.join(input_base, split_pattern)
-    csv_files = sorted(fileio.glob(pattern))
-    if not csv_files:
-        raise RuntimeError(f"Split pattern {pattern} does not match any files.")
+    csv_files = []
+    for one in [split_pattern] if isinstance(split_pattern, str) else split_pattern:
+        pattern = os.path.join(input_base, one)
+        matched = sorted(fileio.glob(pattern))
+        if not matched:
+            raise RuntimeError(f"Split pattern {pattern} does not match any files.")
+        csv_files += matched
     column_names = read_column_names(csv_files[0])
     for csv_file in csv_files[1:]:
         if read_column_names(csv_file) != column_names:
@@ -639,9 +656,11 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
         float_columns = _float_columns(exec_properties)
         eval_rows = _eval_rows(exec_properties) if output_config.split_config.splits else None
         missing_values = _missing_values(exec_properties)
+        window_patterns = spans.patterns_of(exec_properties)
         with self._make_beam_pipeline() as pipeline:
             for number, (pattern, split_buckets, output_splits) in enumerate(inputs):
-                csv_files, column_names = csv_files_of(input_base, pattern)
+                # A window of spans (ContentFingerprintDriver): every span's files, as one input.
+                csv_files, column_names = csv_files_of(input_base, window_patterns or pattern)
                 shards = shard_count(_csv_bytes(csv_files))
                 logging.info("%s: %d CSV file(s) -> %d shard(s) per split", pattern, len(csv_files), shards)
                 files = pipeline | f"CsvFiles[{number}]" >> beam.Create(csv_files)
@@ -686,21 +705,61 @@ def content_fingerprint(input_files: Sequence[Mapping[str, Any]]) -> str:
 
 
 class ContentFingerprintDriver(driver.FileBasedDriver):
-    """TFX's FileBasedDriver (spans, versions, patterns) whose input fingerprint is the files' content.
+    """TFX's FileBasedDriver (spans, versions, patterns) whose input fingerprint is the files' content, and
+    which reads a rolling window of spans.
 
     TFX fingerprints file-based input by size and mtime (io_utils.generate_fingerprint; tensorflow/tfx#4226):
     a same-size edit whose mtime is kept (`cp -p`, `rsync -t`, an archive) reused the cached model, and a
     `touch` re-ran everything. With the input files the preflight hashed (custom_config, `_INPUT_FILES`),
     the fingerprint is their content digest: the cache follows content. Without them (on Vertex AI the
     preflight doesn't run) TFX's own fingerprint stays.
+
+    A `{SPAN}` pattern with `range_config.rolling_range.num_spans` N > 1, which TFX 1.16's ExampleGen refuses:
+    TFX's driver resolves the latest span (a rolling range of one: the Examples artifact's `span`, `version`),
+    then `spans.resolve_window` the N - 1 spans before it by TFX's static-range matching, refusing a gap
+    (SpanError); the executor reads each span's pattern (exec property `spans.SPAN_PATTERNS_PROPERTY`).
+    Without the preflight's files, the fingerprint is TFX's, per span.
     """
 
     def resolve_exec_properties(self, exec_properties, pipeline_info, component_info):
+        num_spans = rolling_spans_of(exec_properties)
+        if num_spans > 1:
+            input_config = example_gen_pb2.Input()
+            proto_utils.json_to_proto(exec_properties[standard_component_specs.INPUT_CONFIG_KEY], input_config)
+            pattern = input_config.splits[0].pattern
+            requested = exec_properties[standard_component_specs.RANGE_CONFIG_KEY]
+            # What TFX's ExampleGen resolves itself: the latest span.
+            exec_properties[standard_component_specs.RANGE_CONFIG_KEY] = proto_utils.proto_to_json(_rolling_range(1))
         resolved = super().resolve_exec_properties(exec_properties, pipeline_info, component_info)
+        input_base = resolved[standard_component_specs.INPUT_BASE_KEY]
+        if num_spans > 1:
+            resolved[standard_component_specs.RANGE_CONFIG_KEY] = requested  # recorded as asked
+            window = spans.resolve_window(input_base, pattern, num_spans)
+            logging.info("span window: %s", window.describe())
+            resolved[spans.SPAN_PATTERNS_PROPERTY] = spans.patterns_json(window)
+            resolved[utils.FINGERPRINT_PROPERTY_NAME] = "\n".join(
+                io_utils.generate_fingerprint(f"span-{span}", os.path.join(input_base, window.patterns[span]))
+                for span in window.spans
+            )
         files = input_files_of(resolved)
         if files:
             resolved[utils.FINGERPRINT_PROPERTY_NAME] = content_fingerprint(files)
         return resolved
+
+
+def _rolling_range(num_spans: int) -> range_config_pb2.RangeConfig:
+    return range_config_pb2.RangeConfig(rolling_range=range_config_pb2.RollingRange(num_spans=num_spans))
+
+
+def rolling_spans_of(exec_properties: dict[str, Any]) -> int:
+    """`range_config.rolling_range.num_spans` of ExampleGen's exec properties; 1 without a rolling range."""
+    raw = exec_properties.get(standard_component_specs.RANGE_CONFIG_KEY)
+    if not raw:
+        return 1
+    config = raw if isinstance(raw, range_config_pb2.RangeConfig) else range_config_pb2.RangeConfig()
+    if not isinstance(raw, range_config_pb2.RangeConfig):
+        proto_utils.json_to_proto(raw, config)
+    return config.rolling_range.num_spans if config.HasField("rolling_range") else 1
 
 
 class CsvExampleGen(tfx_components.CsvExampleGen):
@@ -720,13 +779,15 @@ class CsvExampleGen(tfx_components.CsvExampleGen):
         float_columns: Sequence[str] = (),
         eval_rows: int | None = None,
         missing_values: MissingValues | None = None,
-        input_files: Sequence[tuple[str, str, int, int]] = (),
+        input_files: Sequence[InputFile] = (),
+        range_config: range_config_pb2.RangeConfig | None = None,
     ):
         FileBasedExampleGen.__init__(
             self,
             input_base=input_base,
             input_config=input_config,
             custom_config=example_gen_config(float_columns, eval_rows, missing_values, input_files),
+            range_config=range_config,
         )
 
 
@@ -736,15 +797,20 @@ def csv_example_gen(
     float_columns: Sequence[str] = (),
     eval_rows: int | None = None,
     missing_values: MissingValues | None = None,
-    input_files: Sequence[tuple[str, str, int, int]] = (),
+    input_files: Sequence[InputFile] = (),
+    rolling_spans: int | None = None,
 ) -> CsvExampleGen:
     """CsvExampleGen reading `input_base/pattern` (one input split; TFX splits it train:eval 2:1).
 
     `float_columns`: the schema's FLOAT features, written as floats even when every cell is a whole number.
     `eval_rows`: cap on the eval split's rows (see `splits_for`); None keeps TFX's 2:1.
     `missing_values`: column -> cell texts written as missing (project.yaml's `missing_values`).
-    `input_files`: (name, sha256, bytes, rows) per file, from the preflight: the cache follows their content.
+    `input_files`: (name, sha256, bytes, rows[, span]) per file, from the preflight: the cache follows their content.
+    `rolling_spans`: with a `{SPAN}` pattern, read the latest N spans (`RangeConfig.rolling_range`; None: 1, the
+    latest, TFX's default). Raises ValueError for it without a `{SPAN}` spec, or below 1.
     """
+    if rolling_spans is not None and (rolling_spans < 1 or not spans.has_span(pattern)):
+        raise ValueError(f"rolling_spans={rolling_spans} needs a {{SPAN}} pattern and N >= 1 (pattern {pattern})")
     return CsvExampleGen(
         input_base=input_base,
         input_config=example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(name="single_split", pattern=pattern)]),
@@ -752,4 +818,5 @@ def csv_example_gen(
         eval_rows=eval_rows,
         missing_values=missing_values,
         input_files=input_files,
+        range_config=_rolling_range(rolling_spans or 1) if spans.has_span(pattern) else None,
     )

@@ -63,6 +63,7 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
         eval_rows=config.eval_rows,
         missing_values=dict(config.missing_values),
         input_files=config.input_files,
+        rolling_spans=config.rolling,
     )
 
     statistics_gen = StatisticsGen(examples=example_gen.outputs["examples"])

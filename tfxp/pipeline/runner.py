@@ -81,13 +81,14 @@ class _ProgressHandler(logging.Handler):
 
 
 def _preflight(config: PipelineConfig) -> Outcome | PipelineConfig:
-    """Checks that need no TFX: the schema, and that the CSV files read as one dataset.
+    """Checks before any component: the schema, which files the data names (a span pattern's: TFX's matching,
+    see _list_data) and that they read as one dataset.
 
     Returns the refusing Outcome, or the config to run: with local data, its `input_files` (each file's
-    sha256, bytes and rows, hashed while the check read it). Local data only: on Vertex AI the data is
+    sha256, bytes, rows, hashed while the check read it, and span). Local data only: on Vertex AI the data is
     read by the pipeline image (pipeline.example_gen).
     """
-    from tfxp.pipeline.csv_files import DataFileError, NoCsvFilesError, check_dataset, list_csv_files
+    from tfxp.pipeline.csv_files import DataFileError, check_dataset
     from tfxp.schema.anomalies import Anomaly
     from tfxp.schema.rules import schema_problem
 
@@ -100,11 +101,12 @@ def _preflight(config: PipelineConfig) -> Outcome | PipelineConfig:
             return refused
     if config.remote is not None or is_uri(config.data):
         return config
+    listed = _list_data(config)
+    if isinstance(listed, Outcome):
+        return listed
+    files, span_of = listed
     try:
-        files = list_csv_files(Path(config.data))
         dataset = check_dataset(files)
-    except (NoCsvFilesError, FileNotFoundError) as exc:
-        return Outcome(ExitCode.USAGE, Summary(config.name), f"--data: {exc}")
     except DataFileError as exc:
         summary = Summary(config.name, anomalies=[Anomaly("-", "(file)", "unreadable CSV", str(exc)).as_dict()])
         return Outcome(ExitCode.ANOMALIES, summary, f"data file can't be read: {exc}")
@@ -119,10 +121,51 @@ def _preflight(config: PipelineConfig) -> Outcome | PipelineConfig:
     )
     base = config.data_dir
     files_seen = tuple(
-        (os.path.relpath(path, base), dataset.sha256[path], dataset.sizes[path], rows)
+        (os.path.relpath(path, base), dataset.sha256[path], dataset.sizes[path], rows, span_of.get(path))
         for path, rows in sorted(dataset.rows.items())
     )
     return dataclasses.replace(config, input_files=files_seen)
+
+
+def _list_data(config: PipelineConfig) -> Outcome | tuple[list[Path], dict[str, int]]:
+    """The local files ExampleGen will read and each one's span ({str(path): span}, spans only), or the refusal.
+
+    A folder: its `*.csv` files; a file: itself; a pattern (`DIR/span-{SPAN}/*.csv`, `--rolling N`): the files
+    of the spans TFX's driver resolves (tfxp.pipeline.spans). Refused: no CSV file, no match or a span that is
+    not a number (USAGE); a gap in the window, or a latest span older than what the served version was trained
+    on (ANOMALIES: the data feed is incomplete or stale, nothing is trained).
+    """
+    from tfxp.pipeline import spans
+    from tfxp.pipeline.config import is_data_pattern
+    from tfxp.pipeline.csv_files import NoCsvFilesError, list_csv_files
+    from tfxp.schema.anomalies import Anomaly
+
+    log = logging.getLogger(__name__)
+    if not is_data_pattern(config.data):
+        try:
+            return list_csv_files(Path(config.data)), {}
+        except (NoCsvFilesError, FileNotFoundError) as exc:
+            return Outcome(ExitCode.USAGE, Summary(config.name), f"--data: {exc}")
+    try:
+        # data_uri: the resolved path ExampleGen's input base and pattern come from (config.data_dir).
+        _, listed, window = spans.data_files(config.data_uri, config.rolling)
+        if window is not None:
+            log.info("input spans: %s", window.describe())
+            served = spans.served_spans(config.serving_dir, str(config.metadata_path), config.name)
+            if served.spans is None and served.version is not None:
+                log.warning("spans: can't check the data is newer than the served model's: %s", served.why)
+            stale = spans.stale_problem(window, served)
+            if stale is not None:
+                raise spans.SpanError("stale", stale)
+    except FileNotFoundError as exc:
+        return Outcome(ExitCode.USAGE, Summary(config.name), f"--data: {exc}")
+    except spans.SpanError as exc:
+        if exc.kind in ("no_match", "bad_span"):
+            return Outcome(ExitCode.USAGE, Summary(config.name), f"--data: {exc}")
+        what = {"gap": "span gap", "stale": "stale span"}[exc.kind]
+        summary = Summary(config.name, anomalies=[Anomaly("-", "(spans)", what, str(exc)).as_dict()])
+        return Outcome(ExitCode.ANOMALIES, summary, f"{what}: {exc}")
+    return [Path(path) for path, _ in listed], {str(Path(path)): span for path, span in listed if span is not None}
 
 
 def _identity_preflight(config: PipelineConfig) -> Outcome | None:
