@@ -44,6 +44,7 @@ TOPICS = (
     "benchmarks",
     "operations",
     "report",
+    "continuous-training",
 )
 
 FENCE = re.compile(r"^```([a-z]*)\n(.*?)^```", re.M | re.S)

@@ -294,3 +294,15 @@ def test_the_drift_gates_result_is_one_line(capsys):
     ):
         print_summary(Outcome(ExitCode.PUSHED, Summary("taxi", drift=json.loads(result.to_json()))))
         assert words in capsys.readouterr().out
+
+
+def test_the_data_read_is_one_line_with_spans(capsys):
+    from tfxp.pipeline.report import print_summary
+    from tfxp.pipeline.runner import ExitCode, Outcome
+
+    one = [{"path": "taxi.csv", "sha256": "d940dcf4e7b5c4707bb7", "bytes": 9, "rows": 2000}]
+    spans = [{"path": f"span-{k}/a.csv", "sha256": "ab", "bytes": 9, "rows": 600, "span": k} for k in (2, 3)]
+    print_summary(Outcome(ExitCode.PUSHED, Summary("taxi", input_files=one)))
+    assert "data: 1 file, 2,000 rows (taxi.csv, sha256 d940dcf4e7b5…)" in capsys.readouterr().out
+    print_summary(Outcome(ExitCode.PUSHED, Summary("taxi", input_files=spans)))
+    assert "data: 2 files, 1,200 rows, spans 2, 3" in capsys.readouterr().out

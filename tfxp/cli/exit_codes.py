@@ -34,11 +34,14 @@ EXIT_CODES: Mapping[str, Mapping[ExitCode, str]] = MappingProxyType(
         "run": {
             ExitCode.OK: "a blessed model is pushed (or was, by an earlier identical run)",
             ExitCode.FAILURE: "unexpected failure (see the log file named in the output)",
-            ExitCode.USAGE: "usage error (also: another tfxp run holds --output; a --data folder without *.csv; "
-            "a schema whose FLOAT features allow NaN; a new label, task, classes or inputs under the name of a "
-            "pushed model: name the new model)",
+            ExitCode.USAGE: "usage error (also: another tfxp run holds --output; a --data folder without *.csv "
+            "or a span pattern matching nothing; --rolling without {SPAN}; an --accept-drift name that is no "
+            "input; a schema whose FLOAT features allow NaN; a new label, task, classes or inputs under the name "
+            "of a pushed model: name the new model)",
             ExitCode.CHECK_FAILED: "bad data, nothing pushed: an unreadable CSV file (file:line named), no rows, "
-            "or anomalies against the schema",
+            "anomalies against the schema, drift from the served model's training data over a threshold "
+            "(--accept-drift FEATURE), a gap in the --rolling window of spans, or spans older than the served "
+            "model's",
             ExitCode.NOT_BLESSED: "model not blessed by the Evaluator; nothing pushed",
             ExitCode.MOBILE_FAILED: "the model was pushed for serving; the mobile (TFLite) push failed (a "
             "conversion error, or every variant failed its checks): what was pushed and why not is printed",

@@ -165,6 +165,18 @@ def _wrap(prefix: str, items: list[str], width: int) -> list[str]:
     return lines
 
 
+def _data_line(files: list[dict]) -> str:
+    """ "data: 2 files, 1,200 rows, spans 2, 3 (sha256 in the model card)"."""
+    spans = sorted({f["span"] for f in files if f.get("span") is not None})
+    rows = sum(f.get("rows", 0) for f in files)
+    text = f"data: {len(files)} file{'s' if len(files) != 1 else ''}, {rows:,} rows"
+    if spans:
+        text += f", span{'s' if len(spans) != 1 else ''} " + ", ".join(str(s) for s in spans)
+    if len(files) == 1:
+        text += f" ({files[0]['path']}, sha256 {files[0]['sha256'][:12]}…)"
+    return text
+
+
 def _drift_line(drift: Mapping) -> str:
     """DataDriftGate's result in one line: against which served version, and what was over or accepted."""
     if drift.get("status") == "skipped":
@@ -179,6 +191,8 @@ def print_summary(outcome: Outcome) -> None:
     summary = outcome.summary
     echo = click.echo
     echo(f"\npipeline {summary.pipeline}: {outcome.exit_code.name.lower()} in {summary.wall_seconds:.1f} s")
+    if summary.input_files:
+        echo(_data_line(summary.input_files))
     if summary.rows:
         echo("rows: " + ", ".join(f"{split} {n}" for split, n in summary.rows.items()))
     if summary.anomalies:

@@ -66,6 +66,8 @@ class Summary:
     pushed_earlier: bool = False
     # The highest version in the serving base path: what TF Serving's default policy serves.
     served_version: str | None = None
+    # The files ExampleGen read (its Examples artifact's `input_files`: path, sha256, bytes, rows, span).
+    input_files: list[dict] = field(default_factory=list)
     # DataDriftGate's result (tfxp.pipeline.drift.DriftResult as JSON: status passed|accepted|skipped, skipped's
     # reason, served_version, findings, not_compared); None when the gate didn't finish (a refusal is an anomaly).
     drift: dict | None = None
@@ -359,6 +361,10 @@ def collect(reader: MetadataReader, pipeline_name: str, classes: tuple[str, ...]
 
     def latest(node_id: str):
         return reader.latest(pipeline_name, node_id, within=this_run)
+
+    example_gen = latest("CsvExampleGen")
+    if example_gen and example_gen.output("examples") is not None:
+        summary.input_files = json.loads(str_property(example_gen.output("examples"), "input_files") or "[]")
 
     stats = latest("StatisticsGen")
     if stats and stats.output("statistics") is not None:
