@@ -8,46 +8,23 @@ from __future__ import annotations
 
 import hashlib
 import json
-import random
-import shutil
 from pathlib import Path
 
 import pytest
 from browser import Page, chromium, colour_runs
-from pipeline_harness import tfxp_run, write_csv
-from project_data import SPEC, TAXI_DIR, write_project
-from taxi_data import read_csv_rows
+from pipeline.conftest import INTENDED_USE, LIMITATIONS
+from project_data import SPEC, write_project
 
 from tfxp import project as P
 from tfxp.pipeline import model_card as MC
 from tfxp.pipeline.config import PROJECT_ROOT, model_code_fingerprint
 from tfxp.pipeline.model_card_html import BASELINE_COLOUR, MODEL_COLOUR, render
 
-INTENDED_USE = "Ranking trips <by> tip likelihood for a dispatch dashboard"
-LIMITATIONS = "Trained on 2013 Chicago trips & only those; not for pricing."
-
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    """(work folder, [(summary, data file)] of two runs: rows 0-2,000 then 2,000-4,000)."""
-    work = tmp_path_factory.mktemp("card")
-    project = work / "taxi"
-    project.mkdir()
-    shutil.copy(TAXI_DIR / "schema.pbtxt", project / "schema.pbtxt")
-    spec = (TAXI_DIR / "project.yaml").read_text()
-    spec += f"intended_use: {json.dumps(INTENDED_USE)}\nlimitations: {json.dumps(LIMITATIONS)}\n"
-    (project / "project.yaml").write_text(spec)
-    # Two random halves: taxi.csv comes in blocks, and consecutive slices differ enough for DataDriftGate to stop
-    # the second run (tests/pipeline/test_drift.py).
-    rows = read_csv_rows(limit=4000)
-    random.Random(21).shuffle(rows)
-    out = []
-    for i, part in enumerate((rows[:2000], rows[2000:])):
-        data = write_csv(work / f"data{i}" / "taxi.csv", part)
-        code, summary, stderr = tfxp_run(data, work / "out", "--project", str(project), name="taxi", train_steps=20)
-        assert code == 0, stderr[-3000:]
-        out.append((summary, data))
-    return work, out
+def runs(two_pushes):
+    """(work folder, [(summary, data file)] of the two pushing runs: tests/pipeline/conftest.py)."""
+    return two_pushes
 
 
 def _card(summary: dict, key: str = "pushed_path") -> dict:

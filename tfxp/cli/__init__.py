@@ -32,6 +32,8 @@ COMMANDS: Mapping[str, str] = MappingProxyType(
         "init": "tfxp.cli.project:init",
         "monitor": "tfxp.cli.monitoring:monitor",
         "report": "tfxp.cli.report:report",
+        "history": "tfxp.cli.history:history",
+        "lineage": "tfxp.cli.history:lineage",
     }
 )
 

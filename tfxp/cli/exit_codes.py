@@ -92,6 +92,18 @@ EXIT_CODES: Mapping[str, Mapping[ExitCode, str]] = MappingProxyType(
             ExitCode.USAGE: "usage error (no metadata at --output, several pipelines and no --name, a --version no "
             "run pushed: the pipelines or versions that exist are named)",
         },
+        "history": {
+            ExitCode.OK: "the versions and runs are printed",
+            ExitCode.FAILURE: "unexpected failure (traceback printed)",
+            ExitCode.USAGE: "usage error (no metadata at --output, several pipelines and no --name, nothing pushed "
+            "or run under the name)",
+        },
+        "lineage": {
+            ExitCode.OK: "the version's upstream graph is printed",
+            ExitCode.FAILURE: "unexpected failure (traceback printed)",
+            ExitCode.USAGE: "usage error (no metadata for the pipeline, a VERSION no run pushed: the versions "
+            "pushed are named)",
+        },
         "mobile-predict": {
             ExitCode.OK: "predictions printed",
             ExitCode.FAILURE: "the model folder cannot be used (model_spec.json, .tflite, no TFLite interpreter)",

@@ -73,6 +73,54 @@ class MetadataReader:
         return run
 
 
+class MetadataQueries:
+    """Read-only ML Metadata queries beyond MetadataReader's: runs, producers and consumers of artifacts."""
+
+    def __init__(self, sqlite_path: Path):
+        from ml_metadata.metadata_store import metadata_store
+        from ml_metadata.proto import metadata_store_pb2
+
+        config = metadata_store_pb2.ConnectionConfig()
+        config.sqlite.filename_uri = str(sqlite_path)
+        config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
+        self.store = metadata_store.MetadataStore(config)
+        self.pb2 = metadata_store_pb2
+
+    def runs(self) -> list:
+        """Every pipeline_run context, oldest first."""
+        return sorted(self.store.get_contexts_by_type("pipeline_run"), key=lambda c: c.id)
+
+    def run_ids(self, run) -> set[int]:
+        return {e.id for e in self.store.get_executions_by_context(run.id)}
+
+    def run_of(self, execution_id: int):
+        runs = [c for c in self.store.get_contexts_by_execution(execution_id) if c.type_id == self._run_type()]
+        return runs[0] if runs else None
+
+    def _run_type(self) -> int:
+        return self.store.get_context_type("pipeline_run").id
+
+    def node_of(self, execution_id: int) -> str | None:
+        node_type = self.store.get_context_type("node").id
+        for context in self.store.get_contexts_by_execution(execution_id):
+            if context.type_id == node_type:
+                return context.name.split(".", 1)[-1]
+        return None
+
+    def executions_with(self, artifact_id: int, output: bool) -> list:
+        """Executions that produced (output) or read (not output) the artifact, oldest first."""
+        kinds = (
+            (self.pb2.Event.OUTPUT, self.pb2.Event.DECLARED_OUTPUT)
+            if output
+            else (self.pb2.Event.INPUT, self.pb2.Event.DECLARED_INPUT)
+        )
+        ids = sorted({e.execution_id for e in self.store.get_events_by_artifact_ids([artifact_id]) if e.type in kinds})
+        return self.store.get_executions_by_id(ids) if ids else []
+
+    def state(self, execution) -> str:
+        return self.pb2.Execution.State.Name(execution.last_known_state)
+
+
 def int_property(artifact, name: str) -> int | None:
     if artifact is None or name not in artifact.custom_properties:
         return None

@@ -12,7 +12,8 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from tfxp.pipeline.mlmd import MetadataReader, int_property, str_property
+from tfxp.pipeline.lineage import INPUT_FILES, pushed_version_of
+from tfxp.pipeline.mlmd import MetadataQueries, MetadataReader, int_property, str_property
 from tfxp.pipeline.summary import Summary, collect, evaluation_metrics, metric_key_name
 
 # The DAG's nodes in execution order (tfxp.pipeline.pipeline.create_pipeline); a run lists those that ran.
@@ -22,6 +23,7 @@ NODES = (
     "ImportSchemaGen",
     "ExampleValidator",
     "DataGate",
+    "DataDriftGate",
     "Transform",
     "Trainer",
     "baseline_resolver",
@@ -29,7 +31,6 @@ NODES = (
     "Pusher",
     "MobilePusher",
 )
-INPUT_FILES = "input_files"  # tfxp.pipeline.example_gen.INPUT_FILES_PROPERTY (not imported: it loads TFX)
 TOP_VALUES = 10  # categorical values charted per feature (the rest are summed into "(other)")
 HISTOGRAM_BUCKETS = 10  # TFDV's standard histogram has 10 equal-width buckets
 NUMERIC, CATEGORICAL = "numeric", "categorical"
@@ -111,55 +112,7 @@ class RunReport:
 # -- the store ------------------------------------------------------------------------------------------------
 
 
-class _Store:
-    """Read-only ML Metadata queries beyond MetadataReader's: runs, producers and consumers of artifacts."""
-
-    def __init__(self, sqlite_path: Path):
-        from ml_metadata.metadata_store import metadata_store
-        from ml_metadata.proto import metadata_store_pb2
-
-        config = metadata_store_pb2.ConnectionConfig()
-        config.sqlite.filename_uri = str(sqlite_path)
-        config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
-        self.store = metadata_store.MetadataStore(config)
-        self.pb2 = metadata_store_pb2
-
-    def runs(self) -> list:
-        """Every pipeline_run context, oldest first."""
-        return sorted(self.store.get_contexts_by_type("pipeline_run"), key=lambda c: c.id)
-
-    def run_ids(self, run) -> set[int]:
-        return {e.id for e in self.store.get_executions_by_context(run.id)}
-
-    def run_of(self, execution_id: int):
-        runs = [c for c in self.store.get_contexts_by_execution(execution_id) if c.type_id == self._run_type()]
-        return runs[0] if runs else None
-
-    def _run_type(self) -> int:
-        return self.store.get_context_type("pipeline_run").id
-
-    def node_of(self, execution_id: int) -> str | None:
-        node_type = self.store.get_context_type("node").id
-        for context in self.store.get_contexts_by_execution(execution_id):
-            if context.type_id == node_type:
-                return context.name.split(".", 1)[-1]
-        return None
-
-    def executions_with(self, artifact_id: int, output: bool) -> list:
-        """Executions that produced (output) or read (not output) the artifact, oldest first."""
-        kinds = (
-            (self.pb2.Event.OUTPUT, self.pb2.Event.DECLARED_OUTPUT)
-            if output
-            else (self.pb2.Event.INPUT, self.pb2.Event.DECLARED_INPUT)
-        )
-        ids = sorted({e.execution_id for e in self.store.get_events_by_artifact_ids([artifact_id]) if e.type in kinds})
-        return self.store.get_executions_by_id(ids) if ids else []
-
-    def state(self, execution) -> str:
-        return self.pb2.Execution.State.Name(execution.last_known_state)
-
-
-class _RunReader(MetadataReader):
+class RunReader(MetadataReader):
     """A MetadataReader whose "latest run" is the run chosen, so summary.collect reads that run."""
 
     def __init__(self, sqlite_path: Path, run_ids: set[int]):
@@ -180,7 +133,7 @@ def pipeline_names(output: Path) -> list[str]:
     return sorted(p.parent.name for p in root.glob("*/metadata.db")) if root.is_dir() else []
 
 
-def _pushes(store: _Store) -> list[tuple[str, list]]:
+def _pushes(store: MetadataQueries) -> list[tuple[str, list]]:
     """(version, the Pusher executions that output it, oldest first) of every PushedModel the serving Pusher
     pushed (not MobilePusher's, which carries the same version), oldest artifact first."""
     pushes = []
@@ -194,13 +147,13 @@ def _pushes(store: _Store) -> list[tuple[str, list]]:
     return pushes
 
 
-def pushed_versions(store: _Store) -> list[str]:
+def pushed_versions(store: MetadataQueries) -> list[str]:
     """Every version the Pusher pushed, oldest first."""
     versions = {version for version, _ in _pushes(store)}
     return sorted(versions, key=lambda v: (len(v), v))
 
 
-def find_run(store: _Store, version: str | None):
+def find_run(store: MetadataQueries, version: str | None):
     """The run that pushed `version` (the first Pusher execution that output it complete, not a cached reuse), or
     the newest run when `version` is None.
 
@@ -234,25 +187,25 @@ def collect_run(output: Path, name: str, version: str | None = None) -> RunRepor
     if not path.is_file():
         known = ", ".join(pipeline_names(output)) or "none"
         raise ReportError(f"no metadata for pipeline {name!r} at {path} (pipelines under {output}: {known})")
-    store = _Store(path)
+    store = MetadataQueries(path)
     run = find_run(store, version)
     ids = store.run_ids(run)
-    reader = _RunReader(path, ids)
+    reader = RunReader(path, ids)
     nodes = {node: reader.latest(name, node, within=ids) for node in NODES}
     trainer = nodes["Trainer"]
     problem = _problem(store, trainer)
     task = problem["label"]["task"] if problem else None
     classes = tuple(problem["label"].get("classes") or ()) if problem and task == "multiclass" else ()
     summary = collect(reader, name, classes)
-    steps = [_step(node, nodes[node]) for node in NODES]
+    steps = [step_of(node, nodes[node]) for node in NODES]
     report = RunReport(
         pipeline=name,
         run=run.name,
         task=task,
         steps=steps,
-        outcome=_outcome(summary, steps),
+        outcome=outcome_of(summary, steps),
         summary=summary.as_dict(),
-        input_files=_input_files(nodes["CsvExampleGen"]),
+        input_files=input_files_of(nodes["CsvExampleGen"]),
     )
     evaluator = nodes["Evaluator"]
     baseline = evaluator.input("baseline_model") if evaluator is not None else None
@@ -267,11 +220,13 @@ def collect_run(output: Path, name: str, version: str | None = None) -> RunRepor
     return report
 
 
-def _add_statistics(report: RunReport, store: _Store, reader: MetadataReader, stats, baseline, output: Path) -> None:
+def _add_statistics(
+    report: RunReport, store: MetadataQueries, reader: MetadataReader, stats, baseline, output: Path
+) -> None:
     """The run's statistics per split, against the baseline's training data when there is a baseline."""
     baseline_stats = None
     if baseline is not None:
-        report.baseline_version = _pushed_version_of(store, baseline.id)
+        report.baseline_version = pushed_version_of(store, baseline.id)
         baseline_stats, report.baseline_stats_source = _baseline_statistics(
             store, reader, report.pipeline, baseline, output
         )
@@ -281,7 +236,9 @@ def _add_statistics(report: RunReport, store: _Store, reader: MetadataReader, st
         report.statistics = read_statistics(stats.output("statistics").uri, baseline_stats)
 
 
-def _add_evaluation(report: RunReport, store: _Store, evaluator, summary: Summary, with_baseline: bool) -> None:
+def _add_evaluation(
+    report: RunReport, store: MetadataQueries, evaluator, summary: Summary, with_baseline: bool
+) -> None:
     """The baseline's metrics, the gates and the task's plots from the Evaluator's output."""
     uri = evaluator.output("evaluation").uri
     report.baseline_metrics = evaluation_metrics(uri, baseline=True) if with_baseline else {}
@@ -292,7 +249,7 @@ def _add_evaluation(report: RunReport, store: _Store, evaluator, summary: Summar
         report.residuals = residual_plot(uri)
 
 
-def _json_property(store: _Store, execution_id: int, name: str) -> dict | None:
+def _json_property(store: MetadataQueries, execution_id: int, name: str) -> dict | None:
     """An execution's JSON custom property (TFX records exec properties this way), None when absent or unreadable."""
     execution = store.store.get_executions_by_id([execution_id])[0]
     if name not in execution.custom_properties:
@@ -304,25 +261,25 @@ def _json_property(store: _Store, execution_id: int, name: str) -> dict | None:
     return value if isinstance(value, dict) else None
 
 
-def _problem(store: _Store, trainer) -> dict | None:
+def _problem(store: MetadataQueries, trainer) -> dict | None:
     """The Trainer's problem (tfxp.models.features.Problem.to_dict, in its custom_config); None before it ran."""
     config = _json_property(store, trainer.execution_id, "custom_config") if trainer is not None else None
     return config.get("problem") if config else None
 
 
-def _eval_config(evaluator, store: _Store) -> dict:
+def _eval_config(evaluator, store: MetadataQueries) -> dict:
     """The Evaluator's EvalConfig as JSON ({} when not recorded)."""
     return _json_property(store, evaluator.execution_id, "eval_config") or {}
 
 
-def _step(node: str, run) -> Step:
+def step_of(node: str, run) -> Step:
     if run is None:
         return Step(node, "NOT RUN")
     outputs = {key: artifacts[-1].uri for key, artifacts in run.outputs.items() if artifacts}
     return Step(node, run.state, run.execution_id, outputs)
 
 
-def _outcome(summary: Summary, steps: list[Step]) -> str:
+def outcome_of(summary: Summary, steps: list[Step]) -> str:
     """Why the run ended where it did, in one sentence."""
     failed = next((s for s in steps if s.state == "FAILED"), None)
     if summary.pushed:
@@ -330,8 +287,15 @@ def _outcome(summary: Summary, steps: list[Step]) -> str:
         return f"pushed version {summary.pushed_version} to {summary.pushed_path}{earlier}"
     if summary.anomalies and (failed is None or failed.node == "DataGate"):
         count = len(summary.anomalies)
+        found = "; ".join(dict.fromkeys(f"{a['feature']}: {a['anomaly']}" for a in summary.anomalies))
         return (
-            f"stopped at the data gate: {count} anomal{'y' if count == 1 else 'ies'} against the schema; "
+            f"stopped at the data gate: {count} anomal{'y' if count == 1 else 'ies'} against the schema ({found}); "
+            "nothing trained or pushed"
+        )
+    if failed is not None and failed.node == "DataDriftGate":
+        return (
+            "stopped at the drift gate: this run's training data drifted from the served model's (the run's log "
+            "names each feature and statistic; `tfxp run --accept-drift FEATURE` accepts a real change); "
             "nothing trained or pushed"
         )
     if summary.blessed is False:
@@ -345,7 +309,7 @@ def _outcome(summary: Summary, steps: list[Step]) -> str:
     return "nothing was pushed"
 
 
-def _input_files(example_gen) -> list[dict]:
+def input_files_of(example_gen) -> list[dict]:
     if example_gen is None or example_gen.output("examples") is None:
         return []
     text = str_property(example_gen.output("examples"), INPUT_FILES)
@@ -356,21 +320,7 @@ def _input_files(example_gen) -> list[dict]:
     return files if isinstance(files, list) else []
 
 
-def _pushed_version_of(store: _Store, model_id: int) -> str | None:
-    """The version the Pusher pushed a Model artifact as (None: never pushed)."""
-    for execution in store.executions_with(model_id, output=False):
-        if store.node_of(execution.id) != "Pusher":
-            continue
-        events = store.store.get_events_by_execution_ids([execution.id])
-        outputs = [e.artifact_id for e in events if e.type == store.pb2.Event.OUTPUT]
-        for artifact in store.store.get_artifacts_by_id(outputs):
-            version = str_property(artifact, "pushed_version")
-            if version and int_property(artifact, "pushed") == 1:
-                return version
-    return None
-
-
-def _baseline_statistics(store: _Store, reader: MetadataReader, name: str, baseline, output: Path):
+def _baseline_statistics(store: MetadataQueries, reader: MetadataReader, name: str, baseline, output: Path):
     """(statistics file per split, where they came from) of the data the baseline model was trained on: the
     StatisticsGen output of the Examples its Trainer read, else its pushed version's train_stats.pb."""
     for trainer in store.executions_with(baseline.id, output=True):
@@ -390,7 +340,7 @@ def _baseline_statistics(store: _Store, reader: MetadataReader, name: str, basel
                     files = _split_files(statistics.uri)
                     if files:
                         return files, f"StatisticsGen execution {execution.id} ({statistics.uri})"
-    version = _pushed_version_of(store, baseline.id)
+    version = pushed_version_of(store, baseline.id)
     if version is not None:
         path = Path(output) / "serving" / name / version / "assets.extra" / "tfxp_monitoring" / "train_stats.pb"
         if path.is_file():
