@@ -23,7 +23,10 @@ def two_pushes(tmp_path_factory):
     project = work / "taxi"
     project.mkdir()
     shutil.copy(TAXI_DIR / "schema.pbtxt", project / "schema.pbtxt")
-    spec = (TAXI_DIR / "project.yaml").read_text()
+    # Loose change thresholds: 20 training steps make two models' AUC differ by more than the taxi gate's 0.01 by
+    # chance, and these tests are about what a push records, not about gating.
+    spec = (TAXI_DIR / "project.yaml").read_text().replace("max_change: 0.01", "max_change: 0.5")
+    spec = spec.replace("max_change: 0.02", "max_change: 0.5")
     spec += f"intended_use: {json.dumps(INTENDED_USE)}\nlimitations: {json.dumps(LIMITATIONS)}\n"
     (project / "project.yaml").write_text(spec)
     # Two random halves: taxi.csv comes in blocks, and consecutive slices differ enough for DataDriftGate to stop

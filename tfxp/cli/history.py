@@ -79,7 +79,7 @@ def _print_history(found: dict) -> None:
 @_NAME
 @_JSON
 def history(output: Path, name: str | None, as_json: bool) -> None:
-    """Every pushed version (newest first) and the runs that pushed nothing, with their data and why."""
+    """Pushed versions and runs: data, metrics, why not pushed."""
     name = pipeline_name(output, name)
     _quiet()
     from tfxp.pipeline.history import history as read_history
@@ -99,7 +99,7 @@ def history(output: Path, name: str | None, as_json: bool) -> None:
 @_NAME
 @_JSON
 def lineage(version: str, output: Path, name: str | None, as_json: bool) -> None:
-    """The upstream graph of pushed VERSION: input files and their sha256 -> ExampleGen -> ... -> Pusher."""
+    """Where pushed VERSION came from, back to its input files."""
     name = pipeline_name(output, name)
     _quiet()
     from tfxp.pipeline.lineage import LineageError, lineage as read_lineage, render_text
