@@ -183,9 +183,10 @@ def AtomicPusher(
 
         update_thresholds(final, Monitoring.from_json(monitoring))
         old = read_card(final)
-        card(final)  # the project's facts (intended use, gates' wording) may have changed since
-        if old is not None:
-            _keep_push_facts(final, old)
+        if old is None:
+            card(final)  # pushed before cards existed
+        else:
+            _update_considerations(final, old, json.loads(model_card))
     failpoints.hit("pusher:published")
     pushed_model.set_int_custom_property("pushed", 1)
     pushed_model.set_string_custom_property("pushed_destination", final)
@@ -196,14 +197,14 @@ def AtomicPusher(
     pushed_model.set_string_custom_property("served_version", str(latest_version(serving_dir)))
 
 
-def _keep_push_facts(version_dir: str, old: dict) -> None:
-    """A card rewritten for a version pushed before keeps that push's time and its mobile section."""
-    from tfxp.pipeline.model_card import read_card, write_card
+def _update_considerations(version_dir: str, card: dict, facts: dict) -> None:
+    """A version pushed before, blessed again: its card still describes that push (its evaluation, baseline, data
+    and time); only the project's considerations (intended use, limitations) are brought up to date."""
+    from tfxp.pipeline.model_card import write_card
 
-    card = read_card(version_dir) or {}
-    card["model"]["pushed_at"] = old.get("model", {}).get("pushed_at", card["model"]["pushed_at"])
-    card["mobile"] = old.get("mobile")
-    write_card(version_dir, card)
+    considerations = facts.get("considerations") or {}
+    if card.get("considerations") != considerations:
+        write_card(version_dir, {**card, "considerations": considerations})
 
 
 def _card_with_mobile(serving_version_dir: str, mobile: dict) -> dict | None:
