@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import json
 import random
-import shutil
 
 import pytest
-from pipeline_harness import tfxp_run, write_csv
-from project_data import TAXI_DIR
+from pipeline_harness import loose_taxi_project, tfxp_run, write_csv
 from taxi_data import read_csv_rows
 
 INTENDED_USE = "Ranking trips <by> tip likelihood for a dispatch dashboard"
@@ -20,15 +18,8 @@ def two_pushes(tmp_path_factory):
     """(work folder, [(--json summary, data file)] of two `tfxp run`s of work/taxi (the taxi project with
     intended_use and limitations) into work/out, each on 2,000 different rows, both pushed."""
     work = tmp_path_factory.mktemp("pushes")
-    project = work / "taxi"
-    project.mkdir()
-    shutil.copy(TAXI_DIR / "schema.pbtxt", project / "schema.pbtxt")
-    # Loose change thresholds: 20 training steps make two models' AUC differ by more than the taxi gate's 0.01 by
-    # chance, and these tests are about what a push records, not about gating.
-    spec = (TAXI_DIR / "project.yaml").read_text().replace("max_change: 0.01", "max_change: 0.5")
-    spec = spec.replace("max_change: 0.02", "max_change: 0.5")
-    spec += f"intended_use: {json.dumps(INTENDED_USE)}\nlimitations: {json.dumps(LIMITATIONS)}\n"
-    (project / "project.yaml").write_text(spec)
+    extra = f"intended_use: {json.dumps(INTENDED_USE)}\nlimitations: {json.dumps(LIMITATIONS)}\n"
+    project = loose_taxi_project(work / "taxi", extra)
     # Two random halves: taxi.csv comes in blocks, and consecutive slices differ enough for DataDriftGate to stop
     # the second run (tests/pipeline/test_drift.py).
     rows = read_csv_rows(limit=4000)

@@ -11,7 +11,7 @@ import random
 
 import numpy as np
 import pytest
-from pipeline_harness import tfxp_run, write_csv
+from pipeline_harness import loose_taxi_project, tfxp_run, write_csv
 from taxi_data import read_csv_rows
 
 from tfxp.monitoring import reference as reference_lib
@@ -226,13 +226,14 @@ def taxi_runs(tmp_path_factory):
     clean re-sample: the file is in blocks, rows 2,000-4,000 differ from the first 2,000 by JSD 0.45 on
     pickup_community_area.)"""
     work = tmp_path_factory.mktemp("drift")
+    loose = ("--project", loose_taxi_project(work / "taxi"))
     rows = read_csv_rows(limit=2000)
-    first = tfxp_run(write_csv(work / "a" / "taxi.csv", rows), work / "out", name="drift", train_steps=20)
+    first = tfxp_run(write_csv(work / "a" / "taxi.csv", rows), work / "out", *loose, name="drift", train_steps=20)
     scaled = [dict(r, fare=f"{float(r['fare']) * 1.6:.2f}") for r in rows]
-    second = tfxp_run(write_csv(work / "b" / "taxi.csv", scaled), work / "out", name="drift", train_steps=20)
+    second = tfxp_run(write_csv(work / "b" / "taxi.csv", scaled), work / "out", *loose, name="drift", train_steps=20)
     resample = random.Random(3).choices(scaled, k=len(scaled))
     data = write_csv(work / "c" / "taxi.csv", resample)
-    third = tfxp_run(data, work / "out", "--accept-drift", "fare", name="drift", train_steps=20)
+    third = tfxp_run(data, work / "out", *loose, "--accept-drift", "fare", name="drift", train_steps=20)
     return work / "out", first, second, third
 
 

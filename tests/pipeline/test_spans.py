@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner
-from pipeline_harness import tfxp_run, write_csv
+from pipeline_harness import loose_taxi_project, tfxp_run, write_csv
 from taxi_data import read_csv_rows
 
 from tfxp.cli import main
@@ -250,12 +250,13 @@ def rolled(tmp_path_factory):
     for span in (1, 2, 3):
         _write_span(data, span)
     out = work / "out"
-    first = tfxp_run(f"{data}/{PATTERN}", out, "--rolling", "2", name="spans", train_steps=20)
+    loose = ("--project", loose_taxi_project(work / "taxi"))
+    first = tfxp_run(f"{data}/{PATTERN}", out, *loose, "--rolling", "2", name="spans", train_steps=20)
     assert first[0] == 0, first[2][-3000:]
     store = _mlmd(out)
     examples1, model1 = _newest(store, "Examples"), _newest(store, "Model")
     _write_span(data, 4)
-    second = tfxp_run(f"{data}/{PATTERN}", out, "--rolling", "2", name="spans", train_steps=20)
+    second = tfxp_run(f"{data}/{PATTERN}", out, *loose, "--rolling", "2", name="spans", train_steps=20)
     return work, first[1], (examples1, model1), second
 
 
