@@ -68,3 +68,18 @@ def test_unparseable_config_refused(tmp_path):
     p.write_text("model_config_list { nope")
     with pytest.raises(release.ReleaseError, match="Invalid protobuf file"):
         release.status(str(p))
+
+
+def test_cli_two_runs_complete_a_canary_and_refusals_exit_3(cfg):
+    from click.testing import CliRunner
+
+    from tfxp.cli.release import release as cli
+
+    run = CliRunner().invoke
+    r = run(cli, ["--model-config-file", cfg, "canary", "2"])
+    assert r.exit_code == 0 and "run the same command again" in r.output
+    r = run(cli, ["--model-config-file", cfg, "--json", "canary", "2"])
+    assert r.exit_code == 0 and json.loads(r.output)["labels"] == {"canary": 2, "stable": 3}
+    before = open(cfg).read()
+    r = run(cli, ["--model-config-file", cfg, "rollback", "--to", "9"])
+    assert r.exit_code == 3 and open(cfg).read() == before

@@ -34,6 +34,7 @@ COMMANDS: Mapping[str, str] = MappingProxyType(
         "report": "tfxp.cli.report:report",
         "history": "tfxp.cli.history:history",
         "lineage": "tfxp.cli.history:lineage",
+        "release": "tfxp.cli.release:release",
     }
 )
 

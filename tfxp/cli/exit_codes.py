@@ -104,6 +104,33 @@ EXIT_CODES: Mapping[str, Mapping[ExitCode, str]] = MappingProxyType(
             ExitCode.USAGE: "usage error (no metadata for the pipeline, a VERSION no run pushed: the versions "
             "pushed are named)",
         },
+        "release status": {
+            ExitCode.OK: "versions and labels printed",
+            ExitCode.FAILURE: "unexpected failure (traceback printed)",
+            ExitCode.USAGE: "usage error (bad option)",
+            ExitCode.CHECK_FAILED: "refused, config untouched (unparseable config, unknown model)",
+        },
+        "release canary": {
+            ExitCode.OK: "written; step 1 without --server says to run it again",
+            ExitCode.FAILURE: "unexpected failure (traceback printed)",
+            ExitCode.USAGE: "usage error (bad option)",
+            ExitCode.CHECK_FAILED: "refused, config untouched (unparseable config, unknown model, "
+            "version not on disk, already stable, server timeout)",
+        },
+        "release promote": {
+            ExitCode.OK: "written; step 1 without --server says to run it again",
+            ExitCode.FAILURE: "unexpected failure (traceback printed)",
+            ExitCode.USAGE: "usage error (bad option)",
+            ExitCode.CHECK_FAILED: "refused, config untouched (unparseable config, unknown model, "
+            "no canary, server timeout)",
+        },
+        "release rollback": {
+            ExitCode.OK: "written; step 1 without --server says to run it again",
+            ExitCode.FAILURE: "unexpected failure (traceback printed)",
+            ExitCode.USAGE: "usage error (bad option)",
+            ExitCode.CHECK_FAILED: "refused, config untouched (unparseable config, unknown model, "
+            "no earlier version, not on disk, server timeout)",
+        },
         "mobile-predict": {
             ExitCode.OK: "predictions printed",
             ExitCode.FAILURE: "the model folder cannot be used (model_spec.json, .tflite, no TFLite interpreter)",
