@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import abc
 import base64
+import hashlib
 import json
 import math
 import os
@@ -819,3 +820,16 @@ def connect(target: str, model: str, *, protocol: str | None = None, **kwargs: A
     if kind == "rest":
         return RestClient(address, model, **kwargs)
     return GrpcClient(address, model, **kwargs)
+
+
+def route_label(key: str, canary_percent: float, canary: str = "canary", stable: str = "stable") -> str:
+    """The version label a request with routing `key` goes to: `canary` for `canary_percent` (0-100) of keys.
+
+    TF Serving does not split traffic itself: clients pick a label per request. The split is a stable
+    hash (sha256 of the UTF-8 key, mod 100, not Python's salted hash()), so one key always goes to the
+    same label across processes and runs. Raises ValueError when `canary_percent` is outside 0-100.
+    """
+    if not 0 <= canary_percent <= 100:
+        raise ValueError(f"canary_percent must be 0-100, got {canary_percent}")
+    bucket = int.from_bytes(hashlib.sha256(key.encode("utf-8")).digest()[:8], "big") % 100
+    return canary if bucket < canary_percent else stable
