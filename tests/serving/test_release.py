@@ -76,10 +76,10 @@ def test_cli_two_runs_complete_a_canary_and_refusals_exit_3(cfg):
     from tfxp.cli.release import release as cli
 
     run = CliRunner().invoke
-    r = run(cli, ["--model-config-file", cfg, "canary", "2"])
+    r = run(cli, ["canary", "2", "--model-config-file", cfg])
     assert r.exit_code == 0 and "run the same command again" in r.output
-    r = run(cli, ["--model-config-file", cfg, "--json", "canary", "2"])
+    r = run(cli, ["canary", "2", "--model-config-file", cfg, "--json"])
     assert r.exit_code == 0 and json.loads(r.output)["labels"] == {"canary": 2, "stable": 3}
     before = open(cfg).read()
-    r = run(cli, ["--model-config-file", cfg, "rollback", "--to", "9"])
+    r = run(cli, ["rollback", "--to", "9", "--model-config-file", cfg])
     assert r.exit_code == 3 and open(cfg).read() == before

@@ -28,9 +28,9 @@ def _rest_available(server: str, model: str, version: int) -> bool:
 def _run(ctx: click.Context, change, *args) -> None:
     from tfxp.serving import release
 
-    opts = ctx.obj
+    opts = ctx.params
     if not opts["config"]:
-        raise click.UsageError("--model-config-file is required (give it before the subcommand)")
+        raise click.UsageError("--model-config-file is required")
     try:
         result = change(opts["config"], opts["model"], *args)
         deadline = time.monotonic() + opts["timeout"]
@@ -45,7 +45,7 @@ def _run(ctx: click.Context, change, *args) -> None:
     except release.ReleaseError as e:
         click.echo(f"refused: {e}", err=True)
         ctx.exit(ExitCode.CHECK_FAILED)
-    if opts["json"]:
+    if opts["as_json"]:
         click.echo(json.dumps(dataclasses.asdict(result), sort_keys=True))
     else:
         click.echo(f"{result.model}: labels {result.labels}, serving {result.versions}")
@@ -55,23 +55,34 @@ def _run(ctx: click.Context, change, *args) -> None:
             )
 
 
+def _options(f):
+    """The options every subcommand takes (after the subcommand: `tfxp release canary 2 --model-config-file F`)."""
+    for option in reversed(
+        [
+            click.option(
+                "--model-config-file",
+                "config",
+                type=click.Path(dir_okay=False),
+                help="TF Serving text ModelServerConfig.",
+            ),
+            click.option("--model", default=None, help="Model name. Default: the config's only model."),
+            click.option("--server", default=None, help="REST HOST:PORT of the server, to wait for step 1 and finish."),
+            click.option("--timeout", default=60.0, show_default=True, help="Seconds to wait for AVAILABLE."),
+            click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout."),
+        ]
+    ):
+        f = option(f)
+    return click.pass_context(f)
+
+
 @click.group()
-@click.option(
-    "--model-config-file", "config", type=click.Path(dir_okay=False), help="TF Serving text ModelServerConfig."
-)
-@click.option("--model", default=None, help="Model name. Default: the config's only model.")
-@click.option("--server", default=None, help="REST HOST:PORT of the server, to wait for step 1 and finish.")
-@click.option("--timeout", default=60.0, show_default=True, help="Seconds to wait for AVAILABLE.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
-@click.pass_context
-def release(ctx, config, model, server, timeout, as_json) -> None:
+def release() -> None:
     """Canary, promote, roll back a served model."""
-    ctx.obj = {"config": config, "model": model, "server": server, "timeout": timeout, "json": as_json}
 
 
 @release.command(epilog=epilog("release status"))
-@click.pass_context
-def status(ctx) -> None:
+@_options
+def status(ctx, **_) -> None:
     """Versions on disk, served versions and labels."""
     from tfxp.serving import release as lib
 
@@ -80,8 +91,8 @@ def status(ctx) -> None:
 
 @release.command(epilog=epilog("release canary"))
 @click.argument("version", type=int)
-@click.pass_context
-def canary(ctx, version: int) -> None:
+@_options
+def canary(ctx, version: int, **_) -> None:
     """Serve stable and VERSION; label canary -> VERSION."""
     from tfxp.serving import release as lib
 
@@ -89,8 +100,8 @@ def canary(ctx, version: int) -> None:
 
 
 @release.command(epilog=epilog("release promote"))
-@click.pass_context
-def promote(ctx) -> None:
+@_options
+def promote(ctx, **_) -> None:
     """stable -> the canary's version; canary removed."""
     from tfxp.serving import release as lib
 
@@ -99,8 +110,8 @@ def promote(ctx) -> None:
 
 @release.command(epilog=epilog("release rollback"))
 @click.option("--to", type=int, default=None, help="Version to roll back to. Default: the one before stable.")
-@click.pass_context
-def rollback(ctx, to) -> None:
+@_options
+def rollback(ctx, to, **_) -> None:
     """stable -> the previous version (or --to); canary removed."""
     from tfxp.serving import release as lib
 
