@@ -83,3 +83,12 @@ def test_cli_two_runs_complete_a_canary_and_refusals_exit_3(cfg):
     before = open(cfg).read()
     r = run(cli, ["rollback", "--to", "9", "--model-config-file", cfg])
     assert r.exit_code == 3 and open(cfg).read() == before
+
+
+def test_version_folders_follow_the_servers_version_rule(tmp_path):
+    """As tfxp.files.parse_version (the server's rule): ASCII decimal only, leading zeros allowed; "²" (which
+    str.isdigit() accepts and int() rejects) and "v4" are no versions and stop nothing."""
+    for name in ("1", "003", "²", "v4"):
+        os.makedirs(tmp_path / name)
+    (tmp_path / "5").write_text("a file, not a version")
+    assert release.versions_on_disk(str(tmp_path)) == [1, 3]

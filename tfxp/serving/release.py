@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
+from tfxp.files import parse_version
 from tfxp.serving import config as config_lib
 
 STABLE = "stable"
@@ -70,12 +71,14 @@ def _model(cfg: model_server_config_pb2.ModelServerConfig, name: str | None, pat
 
 
 def versions_on_disk(base_path: str) -> list[int]:
-    """Numeric version folders under a local `base_path`, ascending ([] if absent)."""
+    """Version folders under a local `base_path`, ascending ([] if absent); a version's name follows
+    tfxp.files.parse_version, the rule the server's repository uses (ASCII decimal, leading zeros allowed)."""
     try:
         names = os.listdir(base_path)
     except OSError:
         return []
-    return sorted(int(n) for n in names if n.isdigit() and os.path.isdir(os.path.join(base_path, n)))
+    found = {parse_version(n) for n in names if os.path.isdir(os.path.join(base_path, n))}
+    return sorted(found - {None})
 
 
 def _served(model, on_disk: list[int]) -> set[int]:
