@@ -97,10 +97,12 @@ def status(config_path: str, model: str | None = None) -> ReleaseResult:
     return ReleaseResult(m.name, labels, served, True, False, on_disk=on_disk)
 
 
-def _apply(config_path, model, command, target_labels, target_versions, is_available) -> ReleaseResult:
+def _apply(config_path, model, command, before: ReleaseResult, target_labels, target_versions, is_available):
+    """Writes the change from `before` (the caller's `status`) to the target labels and versions: step 2 when
+    every labelled version is served and available (`is_available`, default: served by the config), else step 1."""
     cfg = _load(config_path)
     m = _model(cfg, model, config_path)
-    before = status(config_path, model)
+    is_available = is_available or (lambda _m, version: version in before.versions)
     for v in target_versions:
         if v not in before.on_disk:
             raise ReleaseError(f"version {v} of model {m.name!r} is not on disk under {m.base_path}")
@@ -166,8 +168,8 @@ def canary(config_path: str, model: str | None, version: int, is_available=None)
         raise ReleaseError(f"model {st.model!r} serves no version; nothing to keep stable")
     if version == stable:
         raise ReleaseError(f"version {version} is already stable")
-    avail = is_available or (lambda _m, x: x in st.versions)
-    return _apply(config_path, model, f"canary {version}", {STABLE: stable, CANARY: version}, [stable, version], avail)
+    targets = {STABLE: stable, CANARY: version}
+    return _apply(config_path, model, f"canary {version}", st, targets, [stable, version], is_available)
 
 
 def promote(config_path: str, model: str | None = None, is_available=None) -> ReleaseResult:
@@ -176,7 +178,7 @@ def promote(config_path: str, model: str | None = None, is_available=None) -> Re
     if CANARY not in st.labels:
         raise ReleaseError(f"model {st.model!r} has no canary to promote")
     v = st.labels[CANARY]
-    return _apply(config_path, model, "promote", {STABLE: v}, [v], is_available or (lambda _m, x: x in st.versions))
+    return _apply(config_path, model, "promote", st, {STABLE: v}, [v], is_available)
 
 
 def rollback(config_path: str, model: str | None = None, to: int | None = None, is_available=None) -> ReleaseResult:
@@ -188,6 +190,4 @@ def rollback(config_path: str, model: str | None = None, to: int | None = None, 
         if not earlier:
             raise ReleaseError(f"model {st.model!r}: no version earlier than stable {stable} on disk")
         to = earlier[-1]
-    return _apply(
-        config_path, model, f"rollback --to {to}", {STABLE: to}, [to], is_available or (lambda _m, x: x in st.versions)
-    )
+    return _apply(config_path, model, f"rollback --to {to}", st, {STABLE: to}, [to], is_available)
