@@ -74,6 +74,9 @@ def test_a_good_run_is_pushed_with_the_numbers_recorded(runs):
     infra = summary["infra_validation"]
     assert infra["status"] == "passed" and infra["compared"] > 0
     assert infra["load_seconds"] > 0 and infra["p99_ms"] >= infra["p50_ms"] > 0 and infra["rss_bytes"] > 0
+    card_file = os.path.join(os.path.dirname(summary["model_card"]), "model_card.json")
+    with open(card_file) as f:
+        assert json.load(f)["infra_validation"] == infra
     print("infra_validation", json.dumps(infra), "wall", summary.get("wall_seconds"))
 
 
