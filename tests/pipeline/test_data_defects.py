@@ -25,7 +25,7 @@ pytestmark = pytest.mark.slow
 NAME = "taxi"
 ROWS = 3000
 TRAIN_STEPS = 120
-DOWNSTREAM = {"Transform", "Trainer", "Evaluator", "Pusher", "MobilePusher"}
+DOWNSTREAM = {"Transform", "Trainer", "Evaluator", "InfraValidator", "Pusher", "MobilePusher"}
 
 
 def _run(data: Path, output: Path) -> tuple[int, dict, str]:

@@ -33,6 +33,7 @@ ALL_NODES = [
     "Trainer",
     "baseline_resolver",
     "Evaluator",
+    "InfraValidator",
     "Pusher",
     "MobilePusher",
 ]

@@ -123,6 +123,7 @@ def AtomicPusher(
     statistics: InputArtifact[standard_artifacts.ExampleStatistics],
     schema: InputArtifact[standard_artifacts.Schema],
     model_evaluation: InputArtifact[standard_artifacts.ModelEvaluation],
+    infra_blessing: InputArtifact[standard_artifacts.InfraBlessing],
     pushed_model: OutputArtifact[standard_artifacts.PushedModel],
     serving_dir: Parameter[str],
     model_name: Parameter[str],
@@ -143,7 +144,7 @@ def AtomicPusher(
     run crashed before TFX recorded this component), it records that version
     again and copies nothing.
     """
-    if model_blessing.get_int_custom_property("blessed") != 1:
+    if model_blessing.get_int_custom_property("blessed") != 1 or infra_blessing.get_int_custom_property("blessed") != 1:
         pushed_model.set_int_custom_property("pushed", 0)
         return
 
@@ -152,7 +153,7 @@ def AtomicPusher(
     version = earlier[0] if earlier is not None else next_version(serving_dir)
 
     artifacts = {"model": model, "examples": examples, "statistics": statistics, "schema": schema}
-    artifacts.update(model_evaluation=model_evaluation, baseline_model=baseline_model)
+    artifacts.update(model_evaluation=model_evaluation, baseline_model=baseline_model, infra_blessing=infra_blessing)
 
     def card(version_dir: str) -> None:
         from tfxp.pipeline.model_card import write_card
@@ -305,6 +306,7 @@ def MobilePusher(
     transform_graph: InputArtifact[standard_artifacts.TransformGraph],
     examples: InputArtifact[standard_artifacts.Examples],
     pushed_model: InputArtifact[standard_artifacts.PushedModel],
+    infra_blessing: InputArtifact[standard_artifacts.InfraBlessing],
     mobile_pushed_model: OutputArtifact[standard_artifacts.PushedModel],
     mobile_dir: Parameter[str],
     model_name: Parameter[str],
@@ -333,7 +335,11 @@ def MobilePusher(
     from tfxp.pipeline.model_card_build import mobile_section
 
     mobile_pushed_model.set_int_custom_property("pushed", 0)
-    if model_blessing.get_int_custom_property("blessed") != 1 or pushed_model.get_int_custom_property("pushed") != 1:
+    if (
+        model_blessing.get_int_custom_property("blessed") != 1
+        or infra_blessing.get_int_custom_property("blessed") != 1
+        or pushed_model.get_int_custom_property("pushed") != 1
+    ):
         return
     version = int(pushed_model.get_string_custom_property("pushed_version"))
     serving_version = pushed_model.get_string_custom_property("pushed_destination")

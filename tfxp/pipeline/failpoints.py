@@ -27,6 +27,12 @@ Two points raise instead of killing (`raise_at`), for failures the run must repo
 - `mobile_pusher:error`: the same place, a RuntimeError: an unexpected failure of the
   component (it fails; its execution is not cached).
 
+Two points are read only by the InfraValidator (tfxp.pipeline.infra_validator.stage) and spoil its
+staged copy alone, so the candidate loads in-process but can't be served (the run exits 4, not pushed):
+
+- `infra_validator:corrupt_warmup`: the staged warmup file is garbled.
+- `infra_validator:garble_variables`: the staged variables are truncated to 16 bytes.
+
 The `publish:*` points fire on whichever publish reaches them first: in a fresh
 run that is the serving push; on a re-run whose serving version already exists
 (a crash after its rename) the Pusher copies nothing, so they fire in the mobile

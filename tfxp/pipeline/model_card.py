@@ -29,6 +29,8 @@ Layout (FORMAT 1; keys are only ever added):
                   "deltas": {metric: candidate - baseline}} | null (no blessed model before this one),
      "mobile": {"version", "variants": [written variant names], "rejected": {variant: [reasons]},
                 "parity": {variant: {...the parity gate's report...}}, "error": str|null} | null (not yet),
+     "infra_validation": {"status", "reason", "load_seconds", "p50_ms", "p99_ms", "rss_bytes", "requests",
+                          "compared", "max_abs_diff", "signatures"} | null (tfxp.pipeline.infra_validator),
      "considerations": {"intended_use": str|null, "limitations": str|null}}
 
 Reading needs no TensorFlow (`tfxp history` and `tfxp report` read cards of old and new pushes alike);

@@ -94,6 +94,13 @@ def _evaluation(facts: Mapping[str, Any], evaluation_uri: str, blessed: bool) ->
     return {"blessed": blessed, "metrics": metrics, "undefined": undefined, "gates": gates}, baseline
 
 
+def _infra_validation(infra_blessing) -> dict | None:
+    """The `infra_validation` JSON string property of the InfraValidator's blessing, None without it."""
+    if infra_blessing is None:
+        return None
+    return json.loads(infra_blessing.get_string_custom_property("infra_validation") or "null")
+
+
 def build_card(
     model_name: str,
     version: int,
@@ -154,6 +161,8 @@ def build_card(
         "evaluation": evaluation,
         "baseline": baseline,
         "mobile": None,
+        # The InfraValidator's result (tfxp.pipeline.infra_validator's JSON); null without one.
+        "infra_validation": _infra_validation(artifacts.get("infra_blessing")),
         "considerations": dict(facts.get("considerations", {})),
     }
     return _finite(card)

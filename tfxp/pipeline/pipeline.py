@@ -21,6 +21,7 @@ from tfxp.pipeline.components import AtomicPusher, DataGate, MobilePusher
 from tfxp.pipeline.config import PROJECT_ROOT, PipelineConfig, model_code_fingerprint, with_project_dependency
 from tfxp.pipeline.drift import data_drift_gate
 from tfxp.pipeline.example_gen import csv_example_gen
+from tfxp.pipeline.infra_validator import InfraValidator
 from tfxp.pipeline.model_card import card_facts, environment
 from tfxp.schema.rules import float_features, load_schema
 
@@ -134,6 +135,15 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
         module_path=evaluation.__name__,
     )
 
+    # The candidate served by a real server and its answers compared (tfxp.pipeline.infra_validator).
+    infra_validator = InfraValidator(
+        model=trainer.outputs["model"],
+        model_blessing=evaluator.outputs["blessing"],
+        examples=example_gen.outputs["examples"],
+        model_name=config.name,
+        warmup_records=config.warmup_records,
+    ).with_id("InfraValidator")
+
     pusher = AtomicPusher(
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
@@ -141,6 +151,7 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
         statistics=statistics_gen.outputs["statistics"],
         schema=schema_gen.outputs["schema"],
         model_evaluation=evaluator.outputs["evaluation"],
+        infra_blessing=infra_validator.outputs["blessing"],
         baseline_model=baseline.outputs["model"],
         serving_dir=config.serving_dir,
         model_name=config.name,
@@ -155,6 +166,7 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
         transform_graph=transform.outputs["transform_graph"],
         examples=example_gen.outputs["examples"],
         pushed_model=pusher.outputs["pushed_model"],
+        infra_blessing=infra_validator.outputs["blessing"],
         mobile_dir=config.mobile_dir,
         model_name=config.name,
     ).with_id("MobilePusher")
@@ -173,6 +185,7 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
             trainer,
             baseline,
             evaluator,
+            infra_validator,
             pusher,
             mobile_pusher,
         ],

@@ -294,4 +294,7 @@ def _run_pipeline(
         code = ExitCode.NOT_BLESSED
         failing = "; ".join(str(f) for f in summary.failures) or "no blessing recorded"
         error = f"model not blessed, nothing pushed: {failing}"
+        infra = summary.infra_validation or {}
+        if summary.blessed and infra.get("status") == "failed":
+            error = f"model not blessed by the InfraValidator: {infra.get('reason')}"
     return Outcome(code, summary, error, str(log_file))

@@ -73,6 +73,9 @@ class Summary:
     drift: dict | None = None
     # The pushed version's model card page (model_card.html beside model_card.json: tfxp.pipeline.model_card).
     model_card: str | None = None
+    # The InfraValidator's result (tfxp.pipeline.infra_validator: status, reason, load_seconds, p50_ms, p99_ms,
+    # rss_bytes, requests, compared, max_abs_diff, signatures); None when it didn't finish.
+    infra_validation: dict | None = None
     # Multiclass, on the overall eval slice, top-1 (a row counts as the class of its highest probability):
     # class name -> {"precision", "recall", "examples"} (TFMA's precision/class_k, recall/class_k), and
     # TFMA's MultiClassConfusionMatrixPlot as {"classes", "counts" [actual][predicted], "no_prediction"}.
@@ -393,6 +396,10 @@ def collect(reader: MetadataReader, pipeline_name: str, classes: tuple[str, ...]
         baseline = evaluator.input("baseline_model")
         if baseline is not None:
             summary.baseline_model = baseline.uri
+
+    infra = latest("InfraValidator")
+    if infra and infra.state in ("COMPLETE", "CACHED") and infra.output("blessing") is not None:
+        summary.infra_validation = json.loads(str_property(infra.output("blessing"), "infra_validation") or "null")
 
     pusher = latest("Pusher")
     if pusher and pusher.state in ("COMPLETE", "CACHED"):
