@@ -156,7 +156,15 @@ model_config_list {{
 
     from tfxp.serving.options import ServerOptions
 
-    server = BackgroundServer(ServerOptions(model_config_file=config, rest_port=0, grpc_port=0, poll_seconds=0))
+    # Labels in the first config need the flag: nothing is loaded when it is applied (see test_label_parity).
+    options = ServerOptions(
+        model_config_file=config,
+        rest_port=0,
+        grpc_port=0,
+        poll_seconds=0,
+        allow_version_labels_for_unavailable_models=True,
+    )
+    server = BackgroundServer(options)
     rest_url = f"http://127.0.0.1:{server.server.rest_port}"
     try:
         assert _status(rest_url) == {3: "AVAILABLE", 2: "AVAILABLE"}

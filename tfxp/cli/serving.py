@@ -316,6 +316,13 @@ def _print_predictions(
     "labels); 0 reads it once. TF Serving's --model_config_file_poll_wait_seconds.",
 )
 @click.option(
+    "--allow-version-labels-for-unavailable-models",
+    is_flag=True,
+    help="Let a config set a new version label (or keep one) on a version not loaded yet, e.g. a labelled "
+    "config at start-up; moving an existing label still needs its version AVAILABLE. TF Serving's "
+    "--allow_version_labels_for_unavailable_models.",
+)
+@click.option(
     "--disable-reload-config-request",
     is_flag=True,
     help="Answer gRPC ModelService/HandleReloadConfigRequest with UNIMPLEMENTED. Without it (as in TF "
@@ -389,6 +396,7 @@ def serve(
     model_name: str | None,
     model_config_file: Path | None,
     config_poll_seconds: float,
+    allow_version_labels_for_unavailable_models: bool,
     disable_reload_config_request: bool,
     rest_port: int,
     grpc_port: int,
@@ -428,6 +436,7 @@ def serve(
         model_config_file=model_config_file,
         model_config_file_poll_seconds=config_poll_seconds,
         enable_reload_config_request=not disable_reload_config_request,
+        allow_version_labels_for_unavailable_models=allow_version_labels_for_unavailable_models,
         host=host,
         rest_port=rest_port,
         grpc_port=grpc_port,

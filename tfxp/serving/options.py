@@ -17,6 +17,9 @@ class ServerOptions:
     # ModelService/HandleReloadConfigRequest: on by default, as in TF Serving; off
     # answers UNIMPLEMENTED (any client of the gRPC port could load any readable path).
     enable_reload_config_request: bool = True
+    # A label may point at a version that is not AVAILABLE when it is first set (not when an
+    # existing label moves): TF Serving's --allow_version_labels_for_unavailable_models.
+    allow_version_labels_for_unavailable_models: bool = False
     host: str = "127.0.0.1"  # loopback unless told otherwise
     rest_port: int = 8501  # 0 = pick a free port
     grpc_port: int = 8500  # 0 = pick a free port

@@ -63,9 +63,25 @@ class _Model:
 
 
 class ModelRepository:
-    def __init__(self, configs: list[ModelConfig], warm_up: bool = True):
-        self._models = {c.name: _Model(c) for c in configs}
+    """Owns every model's versions: loading, routing, unloading.
+
+    `allow_version_labels_for_unavailable_models` is TF Serving's
+    --allow_version_labels_for_unavailable_models (see `check_labels`). Without it, raises
+    ServingError(FAILED_PRECONDITION) when `configs` label any version: nothing is loaded yet.
+    """
+
+    def __init__(
+        self,
+        configs: list[ModelConfig],
+        warm_up: bool = True,
+        allow_version_labels_for_unavailable_models: bool = False,
+    ):
+        self.allow_version_labels_for_unavailable_models = allow_version_labels_for_unavailable_models
+        self._models: dict[str, _Model] = {}
         self._lock = threading.RLock()  # guards the maps that requests read
+        # TF Serving's first ReloadConfig checks labels before any version loads.
+        self.check_labels(configs)
+        self._models = {c.name: _Model(c) for c in configs}
         self._sync_lock = threading.Lock()  # one poll or reload at a time: no version loads twice
         self._warm_up = warm_up
         self._stop = threading.Event()
@@ -95,9 +111,16 @@ class ModelRepository:
                 log.exception("model repository poll failed")
 
     def reload_config(self, configs: list[ModelConfig]) -> None:
-        """Replaces the whole config (TF Serving's HandleReloadConfigRequest semantics)."""
+        """Replaces the whole config (TF Serving's HandleReloadConfigRequest semantics).
+
+        Raises ServingError(FAILED_PRECONDITION) from `check_labels`, with the old config,
+        labels included, still in force: TF Serving assigns the new config before its label
+        check fails (its versions never load, its labels never apply); keeping the whole old
+        one loses nothing and says the same thing.
+        """
         with self._sync_lock:
             with self._lock:
+                self.check_labels(configs)
                 names = {c.name for c in configs}
                 removed = [m for name, m in self._models.items() if name not in names]
                 for config in configs:
@@ -111,6 +134,31 @@ class ModelRepository:
                 with self._lock:
                     self._models.pop(model.config.name, None)
             self._poll_models()
+
+    def check_labels(self, configs: list[ModelConfig]) -> None:
+        """Refuses a label on a version that is not AVAILABLE now, as TF Serving's
+        server_core.cc UpdateModelVersionLabelMap (run before the new config's versions load,
+        so a config may only label versions the config in force already serves).
+
+        With allow_version_labels_for_unavailable_models, a new label, or one keeping its
+        version, may point at any version; moving an existing label to an unavailable
+        version is still refused (server_core_test.cc AssignExistingLabelToUnavailableVersion).
+        Raises ServingError(FAILED_PRECONDITION) with TF Serving's message.
+        """
+        with self._lock:
+            for config in configs:
+                model = self._models.get(config.name)
+                old_labels = model.config.labels if model is not None else {}
+                available = set(model.servables) if model is not None else set()
+                for label, version in config.labels.items():
+                    moved = label in old_labels and old_labels[label] != version
+                    if version in available or (self.allow_version_labels_for_unavailable_models and not moved):
+                        continue
+                    raise ServingError(
+                        Code.FAILED_PRECONDITION,
+                        f"Request to assign label to version {version} of model {config.name}, "
+                        "which is not currently available for inference",
+                    )
 
     # -- polling ----------------------------------------------------------------
     def poll_once(self) -> None:

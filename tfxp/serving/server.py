@@ -128,6 +128,7 @@ class ConfigFilePoller:
 
     def poll_once(self) -> None:
         from tfxp.serving.config import ConfigError
+        from tfxp.serving.errors import ServingError
 
         try:
             server_config = _load_server_config(self._path)
@@ -138,7 +139,7 @@ class ConfigFilePoller:
                 return
             if server_config != self._configs.current:
                 self._configs.apply(server_config, str(self._path))
-        except ConfigError as exc:
+        except (ConfigError, ServingError) as exc:  # invalid, or labels a version not AVAILABLE
             self._report(f"model config file not applied, the current config keeps serving: {exc}")
         except Exception as exc:  # noqa: BLE001 - the poller must outlive any one bad poll
             self._report(f"model config file poll failed: {type(exc).__name__}: {exc}", exc_info=True)
@@ -181,6 +182,7 @@ async def start(options: ServerOptions) -> RunningServer:
     (serving.config.ConfigError) for a bad config file: both before any model loads."""
     server_config = _initial_server_config(options)
     configs = configs_from_proto(server_config) if server_config is not None else [_single_model(options)]
+    repository = _repository(options, configs, str(options.model_config_file))
     batching = _batching_parameters(options) if options.enable_batching else None
     rest_sockets = bind_port(options.host, options.rest_port, "REST")
     try:
@@ -189,20 +191,37 @@ async def start(options: ServerOptions) -> RunningServer:
         _close(rest_sockets)
         raise
     try:
-        return await _start_bound(options, configs, server_config, batching, rest_sockets, grpc_sockets)
+        return await _start_bound(options, repository, server_config, batching, rest_sockets, grpc_sockets)
     finally:
         _close(grpc_sockets)  # gRPC binds its own socket; ours only held the port meanwhile
 
 
+def _repository(options: ServerOptions, configs, source: str):
+    """The ModelRepository (nothing loaded yet); a config labelling versions is refused here
+    unless --allow-version-labels-for-unavailable-models, as tensorflow_model_server refuses
+    to start (ServerCore's first ReloadConfig). Raises serving.config.ConfigError."""
+    from tfxp.serving.config import ConfigError
+    from tfxp.serving.errors import ServingError
+    from tfxp.serving.repository import ModelRepository
+
+    try:
+        return ModelRepository(
+            configs, allow_version_labels_for_unavailable_models=options.allow_version_labels_for_unavailable_models
+        )
+    except ServingError as exc:
+        raise ConfigError(
+            f"{source}: {exc.message} (at start-up no version is loaded yet: start without labels and add them "
+            "once the versions are AVAILABLE, or pass --allow-version-labels-for-unavailable-models)"
+        ) from exc
+
+
 async def _start_bound(
-    options: ServerOptions, configs, server_config, batching, rest_sockets, grpc_sockets
+    options: ServerOptions, repository, server_config, batching, rest_sockets, grpc_sockets
 ) -> RunningServer:
     from tfxp.serving import protocol
     from tfxp.serving.metrics import Metrics
-    from tfxp.serving.repository import ModelRepository
 
     metrics = Metrics()
-    repository = ModelRepository(configs)
     repository.listeners.append(metrics.on_repository_event)
     model_configs_ = ModelConfigs(repository, server_config)
     grpc_port = grpc_sockets[0].getsockname()[1]

@@ -9,7 +9,9 @@ the server made of the JSON, written back as TF Serving writes it.
 The model (`write_model`) is a TF1 graph (tf.compat.v1, reference variables) in a zero-padded
 version directory, `default/00000123/`, as TF Serving's testdata: TF Serving's half_plus_two
 (tests/serving/reference_models.py, the same tensors and signatures) plus echo signatures and a few
-that return what TF Serving can't write. Our server serves it with version label "Version_Label".
+that return what TF Serving can't write. Our server serves it with version label "Version_Label",
+set in its first config, so it starts with --allow-version-labels-for-unavailable-models (as
+tensorflow_model_server needs --allow_version_labels_for_unavailable_models for such a config).
 
 Against a real TF Serving: start it serving model `default` from an empty directory, then
     TFXP_CONFORMANCE_REST_MODEL_DIR=<that directory> TFXP_CONFORMANCE_REST=http://host:8501 pytest <this file>
@@ -199,7 +201,14 @@ def _start_own_server(tmp_path_factory, **options):
     config = folder / "models.config"
     config.write_text(_config_text(base, folder / TF2_MODEL))
     return BackgroundServer(
-        ServerOptions(model_config_file=config, rest_port=0, grpc_port=0, poll_seconds=0, **options)
+        ServerOptions(
+            model_config_file=config,
+            rest_port=0,
+            grpc_port=0,
+            poll_seconds=0,
+            allow_version_labels_for_unavailable_models=True,
+            **options,
+        )
     )
 
 

@@ -249,14 +249,15 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
     def HandleReloadConfigRequest(self, request, context):
         if self._reload_config is None:
             _abort(context, Code.UNIMPLEMENTED, "config reload is not enabled")
-        response = model_management_pb2.ReloadConfigResponse()
+        # A refused config is the RPC's status, as model_service_impl.cc's `return
+        # ToGRPCStatus(status)`: INVALID_ARGUMENT for an invalid config, FAILED_PRECONDITION
+        # for a label on a version that is not AVAILABLE. The config in force stays.
         with _statuses(context, "reload_config", ""):
             try:
                 self._reload_config(request.config)
-            except (ServingError, ValueError) as error:
-                response.status.error_code = grpc.StatusCode.INVALID_ARGUMENT.value[0]
-                response.status.error_message = getattr(error, "message", str(error))
-            return response
+            except ValueError as error:  # serving.config.ConfigError
+                raise ServingError(Code.INVALID_ARGUMENT, str(error)) from error
+            return model_management_pb2.ReloadConfigResponse()
 
 
 # --------------------------------------------------------------------------- registration
