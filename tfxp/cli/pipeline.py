@@ -165,6 +165,22 @@ def _valid_name(name: str) -> bool:
     is_flag=True,
     help="Also replay the InfraValidator's requests against tensorflow/serving:2.16.1 in Docker (needs `docker`).",
 )
+@click.option(
+    "--push-mode",
+    type=click.Choice(["replace", "canary"]),
+    default="replace",
+    show_default=True,
+    help="replace: the pushed version is served at once (TF Serving's latest policy). canary: the versions served "
+    "now are pinned in --model-config-file before the run and the new one is put beside them, to be labelled "
+    "`canary` (docs/release.md).",
+)
+@click.option(
+    "--model-config-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="The TF Serving model config file the server polls (needed by --push-mode canary); its model named like "
+    "the run, with the run's serving folder as base_path.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
 def run(
     project_dir: Path | None,
@@ -178,10 +194,15 @@ def run(
     eval_rows: int | None,
     accept_drift: tuple[str, ...],
     infra_docker: bool,
+    push_mode: str,
+    model_config_file: Path | None,
     as_json: bool,
 ) -> None:
     """Run the pipeline end to end and push a blessed model."""
     import shutil
+
+    if (push_mode == "canary") != (model_config_file is not None):
+        raise click.UsageError("--push-mode canary and --model-config-file go together")
 
     if infra_docker and shutil.which("docker") is None:
         # Refused before any component runs, as TFX's LocalDockerConfig would fail at the InfraValidator.
@@ -215,6 +236,8 @@ def run(
         eval_rows=eval_rows,
         accept_drift=accept_drift,
         rolling=rolling,
+        push_mode=push_mode,
+        model_config_file=str(model_config_file.resolve()) if model_config_file is not None else None,
     )
     unknown = sorted(set(accept_drift) - {f.name for f in config.problem.features})
     if unknown:

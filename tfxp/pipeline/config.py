@@ -286,6 +286,10 @@ class PipelineConfig:
     limitations: str | None = None
     # Features whose drift from the served model's training data is accepted (`tfxp run --accept-drift`).
     accept_drift: tuple[str, ...] = ()
+    # "replace": a pushed version is served at once (TF Serving's latest policy); "canary": the run pins the
+    # served versions in `model_config_file` and puts the new one beside them (tfxp.pipeline.canary_push).
+    push_mode: str = "replace"
+    model_config_file: str | None = None
 
     def _project_file(self, path: Path | str) -> str:
         """A file of this project as the runner sees it: rebased into the image when remote (image_path).

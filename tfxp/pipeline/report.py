@@ -187,6 +187,22 @@ def _drift_line(drift: Mapping) -> str:
     return f"data drift {where}: " + (f"accepted: {accepted}" if accepted else "none over its threshold")
 
 
+def _release_line(release: dict) -> str:
+    """The canary push's line (tfxp.pipeline.canary_push)."""
+    pinned = " (pinned the served versions in a specific policy first)" if release.get("pinned") else ""
+    if release.get("error"):
+        return f"release: canary not set: {release['error']}"
+    if release.get("version") is None:
+        return f"release: canary mode, no new version pushed; labels unchanged{pinned}"
+    labels = ", ".join(f"{k}={v}" for k, v in sorted(release["labels"].items()))
+    if release.get("done"):
+        return f"release: version {release['version']} is the canary ({labels}){pinned}"
+    return (
+        f"release: version {release['version']} is served beside stable ({labels}); once it is AVAILABLE, "
+        f"label it: {release['next']}{pinned}"
+    )
+
+
 def print_summary(outcome: Outcome) -> None:
     summary = outcome.summary
     echo = click.echo
@@ -234,6 +250,8 @@ def print_summary(outcome: Outcome) -> None:
         echo("pushed: nothing")
     if summary.model_card:
         echo(f"model card: {summary.model_card}")
+    if summary.release is not None:
+        echo(_release_line(summary.release))
     if summary.pushed and summary.served_version not in (None, summary.pushed_version):
         echo(
             f"note: version {summary.served_version} is newer, so TF Serving (latest policy) serves it, "

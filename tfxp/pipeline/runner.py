@@ -211,10 +211,48 @@ def _run_locked(config: PipelineConfig, on_event: Callable[[ComponentEvent], Non
     file_handler = route_library_logs(log_file)
     with stderr_to_log(log_file):
         checked = _preflight(config)
+        pinned = None
+        if not isinstance(checked, Outcome) and checked.push_mode == "canary":
+            checked, pinned = _pin_for_canary(checked)
         if isinstance(checked, Outcome):
             checked.log_file = str(log_file)
             return checked
-        return _run_pipeline(checked, on_event, started, log_file, file_handler)
+        outcome = _run_pipeline(checked, on_event, started, log_file, file_handler)
+        return outcome if pinned is None else _label_canary(checked, outcome, pinned)
+
+
+def _pin_for_canary(config: PipelineConfig) -> tuple[Outcome | PipelineConfig, dict | None]:
+    """Canary push, before any component: the served versions pinned in the model config file (or USAGE)."""
+    from tfxp.pipeline.canary_push import CanaryPushError, prepare
+
+    try:
+        pinned = prepare(str(config.model_config_file), config.name, config.serving_dir)
+    except CanaryPushError as exc:
+        return Outcome(ExitCode.USAGE, Summary(config.name), str(exc)), None
+    logging.getLogger(__name__).info("canary push: %s pinned at %s", config.model_config_file, pinned)
+    return config, pinned
+
+
+def _label_canary(config: PipelineConfig, outcome: Outcome, pinned: dict) -> Outcome:
+    """Canary push, after the run: a newly pushed version goes beside stable (release.canary step 1)."""
+    from tfxp.pipeline.canary_push import CanaryPushError, label_canary
+
+    summary = outcome.summary
+    summary.release = {"mode": "canary", "pinned": pinned["pinned"], "version": None}
+    if not summary.pushed or summary.pushed_version is None or summary.pushed_earlier or summary.fully_cached:
+        return outcome  # nothing new was pushed (a cached run's version was labelled then): labels stay
+    try:
+        summary.release = {**label_canary(str(config.model_config_file), config.name, int(summary.pushed_version))}
+        summary.release["pinned"] = pinned["pinned"]
+    except CanaryPushError as exc:
+        summary.release["error"] = str(exc)
+        if outcome.exit_code is ExitCode.PUSHED:
+            outcome.exit_code = ExitCode.FAILURE
+            outcome.error = (
+                f"pushed version {summary.pushed_version} to {summary.pushed_path}, but it is not served "
+                f"(the pinned policy keeps stable): canary not set: {exc}"
+            )
+    return outcome
 
 
 def _class_names(config: PipelineConfig) -> tuple[str, ...]:

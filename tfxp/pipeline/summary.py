@@ -76,6 +76,9 @@ class Summary:
     # The InfraValidator's result (tfxp.pipeline.infra_validator: status, reason, load_seconds, p50_ms, p99_ms,
     # rss_bytes, requests, compared, max_abs_diff, signatures); None when it didn't finish.
     infra_validation: dict | None = None
+    # The canary push (tfxp.pipeline.canary_push): mode, pinned, version, done, labels, versions, message, next;
+    # None when the run replaces the served version.
+    release: dict | None = None
     # Multiclass, on the overall eval slice, top-1 (a row counts as the class of its highest probability):
     # class name -> {"precision", "recall", "examples"} (TFMA's precision/class_k, recall/class_k), and
     # TFMA's MultiClassConfusionMatrixPlot as {"classes", "counts" [actual][predicted], "no_prediction"}.

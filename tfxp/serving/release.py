@@ -85,6 +85,13 @@ def _served(model, on_disk: list[int]) -> set[int]:
     return config_lib.version_policy(model).select(on_disk)
 
 
+def base_path(config_path: str, model: str | None = None) -> str:
+    """The model's base_path as the server resolves it (relative to the config file's folder).
+    Raises ReleaseError for a config that doesn't parse or an unknown model."""
+    m = _model(_load(config_path), model, config_path)
+    return config_lib.resolve_base_path(m.base_path, os.path.dirname(os.path.abspath(config_path)))
+
+
 def status(config_path: str, model: str | None = None) -> ReleaseResult:
     """The model's versions on disk, served versions and labels (stable defaults to the latest served)."""
     cfg = _load(config_path)
@@ -158,6 +165,19 @@ def _log(path, command, model, before, after) -> None:
     }
     with open(f"{path}.release.log", "a", encoding="utf-8") as f:
         f.write(json.dumps(entry, sort_keys=True) + "\n")
+
+
+def pin(config_path: str, model: str | None = None) -> ReleaseResult:
+    """Pins the versions served now in a `specific` policy, `stable` on the latest of them (kept if set).
+
+    Under `latest` a new version folder is served as soon as it appears; pinned, it waits for a label
+    (the pipeline's canary push pins before it publishes). No change (`wrote` False) when already
+    `specific`. Raises ReleaseError when the model serves no version (nothing to keep stable).
+    """
+    st = status(config_path, model)
+    if STABLE not in st.labels:
+        raise ReleaseError(f"model {st.model!r} serves no version; nothing to pin")
+    return _apply(config_path, model, "pin", st, st.labels, st.versions, None)
 
 
 def canary(config_path: str, model: str | None, version: int, is_available=None) -> ReleaseResult:
