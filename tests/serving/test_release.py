@@ -92,3 +92,23 @@ def test_version_folders_follow_the_servers_version_rule(tmp_path):
         os.makedirs(tmp_path / name)
     (tmp_path / "5").write_text("a file, not a version")
     assert release.versions_on_disk(str(tmp_path)) == [1, 3]
+
+
+def test_pin_keeps_what_is_served_in_a_specific_policy_once(cfg, tmp_path):
+    from click.testing import CliRunner
+
+    from tfxp.cli.release import release as cli
+
+    r = CliRunner().invoke(cli, ["pin", "--model-config-file", cfg, "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["labels"] == {"stable": 3} and json.loads(r.output)["versions"] == [3]
+    assert "specific" in open(cfg).read()
+    os.makedirs(tmp_path / "models" / "m" / "4")  # a new folder: pinned, it is not served by the policy
+    assert release.status(cfg).versions == [3]
+    assert release.pin(cfg).wrote is False  # already pinned
+    log = [json.loads(line) for line in open(cfg + ".release.log")]
+    assert [e["command"] for e in log] == ["pin"]
+    empty = tmp_path / "empty.config"
+    empty.write_text(CONFIG.replace("models/m", "nothing"))
+    r = CliRunner().invoke(cli, ["pin", "--model-config-file", str(empty)])
+    assert r.exit_code == 3 and "serves no version" in r.output

@@ -110,6 +110,12 @@ EXIT_CODES: Mapping[str, Mapping[ExitCode, str]] = MappingProxyType(
             ExitCode.USAGE: "usage error (bad option)",
             ExitCode.CHECK_FAILED: "refused, config untouched (unparseable config, unknown model)",
         },
+        "release pin": {
+            ExitCode.OK: "pinned (or already pinned: no write)",
+            ExitCode.FAILURE: "unexpected failure (traceback printed)",
+            ExitCode.USAGE: "usage error (bad option)",
+            ExitCode.CHECK_FAILED: "refused, config untouched (unparseable config, unknown model, nothing served)",
+        },
         "release canary": {
             ExitCode.OK: "written; step 1 without --server says to run it again",
             ExitCode.FAILURE: "unexpected failure (traceback printed)",

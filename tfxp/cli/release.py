@@ -1,4 +1,4 @@
-"""`tfxp release status|canary VERSION|promote|rollback`: labels `stable`/`canary` over a TF Serving
+"""`tfxp release status|pin|canary VERSION|promote|rollback`: labels `stable`/`canary` over a TF Serving
 text ModelServerConfig, in TF Serving's safe order (see tfxp.serving.release)."""
 
 from __future__ import annotations
@@ -87,6 +87,15 @@ def status(ctx, **_) -> None:
     from tfxp.serving import release as lib
 
     _run(ctx, lambda c, m: lib.status(c, m))
+
+
+@release.command(epilog=epilog("release pin"))
+@_options
+def pin(ctx, **_) -> None:
+    """Pin the served versions (specific policy, stable on the newest): a new folder waits for a label."""
+    from tfxp.serving import release as lib
+
+    _run(ctx, lambda c, m: lib.pin(c, m))
 
 
 @release.command(epilog=epilog("release canary"))

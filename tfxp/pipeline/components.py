@@ -335,11 +335,8 @@ def MobilePusher(
     from tfxp.pipeline.model_card_build import mobile_section
 
     mobile_pushed_model.set_int_custom_property("pushed", 0)
-    if (
-        model_blessing.get_int_custom_property("blessed") != 1
-        or infra_blessing.get_int_custom_property("blessed") != 1
-        or pushed_model.get_int_custom_property("pushed") != 1
-    ):
+    checks = ((model_blessing, "blessed"), (infra_blessing, "blessed"), (pushed_model, "pushed"))
+    if any(artifact.get_int_custom_property(name) != 1 for artifact, name in checks):
         return
     version = int(pushed_model.get_string_custom_property("pushed_version"))
     serving_version = pushed_model.get_string_custom_property("pushed_destination")
