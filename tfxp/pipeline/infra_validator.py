@@ -4,8 +4,8 @@ TFX's InfraValidator (tfx/components/infra_validator) starts TF Serving in Docke
 checks that requests don't raise. This one stages the candidate exactly as the Pusher will push it
 (SavedModel + warmup file), serves it with the project's own server (`python -m tfxp.cli serve`, a real
 subprocess on free loopback ports), waits until GetModelStatus says AVAILABLE, replays K eval rows over
-REST and gRPC to every Predict signature on serialized tf.Examples, and compares each answer with the
-SavedModel's in-process answer.
+REST and gRPC to every Predict signature — the tf.Example ones and `predict_raw` (each row's features as raw
+columns) — and compares each answer with the SavedModel's in-process answer on that row alone.
 
 The `infra_validation` JSON it records: status ("passed" | "failed" | "skipped"), reason, load_seconds
 (process start to AVAILABLE), p50_ms / p99_ms (per request, REST and gRPC together), rss_bytes (the
@@ -34,6 +34,8 @@ TOLERANCE = 1e-4
 LOAD_TIMEOUT_SECONDS = 120.0
 # Signatures fed serialized tf.Examples, with their input key (models/signatures.py).
 EXAMPLE_SIGNATURES = {"serving_default": "examples", "classification": "inputs", "regression": "inputs"}
+# Fed one dense tensor per raw feature (models/signatures.py PREDICT_RAW): rows as JSON apps and TFLite send them.
+PREDICT_RAW = "predict_raw"
 # TFXP_FAILPOINT values that make the staged copy (only it) unservable: its warmup file is garbled, or its
 # variables are truncated (failpoints.py lists them).
 FAILPOINT_CORRUPT_WARMUP = "infra_validator:corrupt_warmup"
@@ -111,21 +113,40 @@ def _tail(path: str, size: int = 1500) -> str:
         return f.read().decode(errors="replace").strip()
 
 
-def _expected(model_dir: str, records: list[bytes]) -> dict[str, dict | str]:
-    """{signature: {output: np.ndarray} or the refusal's message} computed in-process."""
+def _expected(model_dir: str, records: list[bytes]) -> dict[str, list[dict | str]]:
+    """{signature: per row, {output: np.ndarray} or the refusal's message}, computed in-process one row at a
+    time, as the replay asks (a refused row must not make its batch's other rows refusals)."""
     import tensorflow as tf
 
     loaded = tf.saved_model.load(model_dir)
-    answers: dict[str, dict | str] = {}
+    feeds: dict[str, list[dict]] = {}
     for name, key in EXAMPLE_SIGNATURES.items():
-        if name not in loaded.signatures:
-            continue
-        try:
-            out = loaded.signatures[name](**{key: tf.constant(records)})
-            answers[name] = {k: v.numpy() for k, v in out.items()}
-        except tf.errors.InvalidArgumentError as exc:
-            answers[name] = exc.message
+        if name in loaded.signatures:
+            feeds[name] = [{key: tf.constant([record])} for record in records]
+    if PREDICT_RAW in loaded.signatures:
+        specs = loaded.signatures[PREDICT_RAW].structured_input_signature[1]
+        inputs = {name: spec.dtype.name for name, spec in specs.items()}
+        feeds[PREDICT_RAW] = [
+            {n: tf.constant(values, specs[n].dtype) for n, values in column.items()}
+            for column in _raw_columns(records, inputs)
+        ]
+    answers: dict[str, list[dict | str]] = {}
+    for name, rows in feeds.items():
+        answers[name] = []
+        for feed in rows:
+            try:
+                out = loaded.signatures[name](**feed)
+                answers[name].append({k: v.numpy()[0] for k, v in out.items()})
+            except tf.errors.InvalidArgumentError as exc:
+                answers[name].append(exc.message)
     return answers
+
+
+def _raw_columns(records: list[bytes], inputs: dict[str, str]) -> list[dict[str, list]]:
+    """Each serialized tf.Example as one row of `predict_raw` columns (tfxp.rows: missing as the dtype's marker)."""
+    from tfxp import rows as R
+
+    return [R.raw_columns([R.example_row(record)], inputs) for record in records]
 
 
 def _compare(name: str, got: dict[str, list], want: dict, row: int, protocol: str) -> float:
@@ -134,7 +155,7 @@ def _compare(name: str, got: dict[str, list], want: dict, row: int, protocol: st
     worst = 0.0
     for output, expected in want.items():
         value = np.asarray(got.get(output))
-        expected = np.asarray(expected[row])
+        expected = np.asarray(expected)
         if expected.dtype.kind in "SUO":
             equal = [str(a if not isinstance(a, bytes) else a.decode()) for a in np.ravel(value)] == [
                 a.decode() if isinstance(a, bytes) else str(a) for a in np.ravel(expected)
@@ -150,29 +171,37 @@ def _compare(name: str, got: dict[str, list], want: dict, row: int, protocol: st
     return worst
 
 
+def _ask(client, raw_client, name: str, record: bytes, metadata) -> dict[str, list]:
+    """One row's answer from the server: the tf.Example to `name`, or its raw columns to predict_raw."""
+    signature = metadata.signature(name)
+    if name == PREDICT_RAW:
+        inputs = metadata.raw_inputs()
+        return raw_client._predict_raw(_raw_columns([record], inputs)[0], inputs, signature)
+    return client._predict_examples([record], EXAMPLE_SIGNATURES[name], signature, name)
+
+
 def _replay(rest_url: str, grpc_target: str, model_name: str, records: list[bytes], expected: dict, out: dict) -> None:
     from tfxp.serving.client import GrpcClient, RestClient, ServingClientError
 
     latencies: list[float] = []
     worst, compared = 0.0, 0
-    clients = [("REST", RestClient(rest_url, model_name)), ("gRPC", GrpcClient(grpc_target, model_name))]
+    clients = [
+        ("REST", RestClient(rest_url, model_name), RestClient(rest_url, model_name, signature=PREDICT_RAW)),
+        ("gRPC", GrpcClient(grpc_target, model_name), GrpcClient(grpc_target, model_name, signature=PREDICT_RAW)),
+    ]
     try:
-        for protocol, client in clients:
+        for protocol, client, raw_client in clients:
             metadata = client.model_metadata()
-            for name, want in expected.items():
-                signature = metadata.signature(name)
-                for row, record in enumerate(records):
+            for name, answers in expected.items():
+                for row, (record, want) in enumerate(zip(records, answers, strict=True)):
                     start = time.perf_counter()
                     try:
-                        got = client._predict_examples([record], EXAMPLE_SIGNATURES[name], signature, name)
-                        refused = None
+                        got, refused = _ask(client, raw_client, name, record, metadata), None
                     except ServingClientError as exc:
                         got, refused = None, str(exc)
                     latencies.append(time.perf_counter() - start)
                     if isinstance(want, str) or refused is not None:
-                        # A refusal must match a refusal (the whole batch refused in-process: per row, a
-                        # served refusal is checked against the in-process answer on that row alone).
-                        if refused is None or isinstance(want, dict):
+                        if refused is None or isinstance(want, dict):  # a refusal must match a refusal
                             raise InfraValidationError(
                                 f"{protocol} {name} row {row}: got {refused or got} expected {want}"
                             )
@@ -180,8 +209,9 @@ def _replay(rest_url: str, grpc_target: str, model_name: str, records: list[byte
                     worst = max(worst, _compare(name, got, want, row, protocol))
                     compared += 1
     finally:
-        for _, client in clients:
+        for _, client, raw_client in clients:
             client.close()
+            raw_client.close()
         out.update(requests=len(latencies), compared=compared, max_abs_diff=worst)
         if latencies:
             ordered = sorted(latencies)
