@@ -5,6 +5,7 @@ Heavy imports (TensorFlow, gRPC stubs) happen inside the commands, so `--help` s
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import sys
@@ -57,6 +58,18 @@ from tfxp.cli.exit_codes import ExitCode, epilog
 @click.option("--version", type=click.IntRange(min=0), default=None, help="Ask this model version.")
 @click.option("--label", default=None, help="Ask the version with this label.")
 @click.option(
+    "--canary-percent",
+    type=click.FloatRange(0, 100),
+    default=None,
+    help="Split the rows between the versions labelled canary (this share of route keys) and stable, by a "
+    "stable hash of --route-key-column (TF Serving leaves the split to clients; docs/release.md).",
+)
+@click.option(
+    "--route-key-column",
+    default=None,
+    help="The rows file's column whose value routes a row (e.g. a user id): a key always gets the same label.",
+)
+@click.option(
     "--timeout",
     type=click.FloatRange(min=0, min_open=True),
     default=10.0,
@@ -84,6 +97,8 @@ def predict(
     signature: str,
     version: int | None,
     label: str | None,
+    canary_percent: float | None,
+    route_key_column: str | None,
     timeout: float,
     allow_missing_optional: bool,
     as_json: bool,
@@ -100,48 +115,117 @@ def predict(
 
     if version is not None and label is not None:
         raise click.UsageError("give --version or --label, not both")
+    routed = canary_percent is not None or route_key_column is not None
+    if routed and (canary_percent is None or route_key_column is None):
+        raise click.UsageError("--canary-percent and --route-key-column go together")
+    if routed and (version is not None or label is not None):
+        raise click.UsageError("--canary-percent picks the label per row: not with --version or --label")
     try:
         kind, address = client_lib.parse_target(target, protocol)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--server") from None
     rows_file = read_rows_option(rows_path)
+    if routed and route_key_column not in rows_file.columns:
+        raise click.BadParameter(
+            f"{rows_file.path} has no column {route_key_column!r} (it has {', '.join(rows_file.columns)})",
+            param_hint="--route-key-column",
+        )
     if kind == "grpc":
         # The gRPC client loads TensorFlow (its protos); GrpcClient keeps TF's C++ start-up lines off
         # the console, and google.api_core's Python-version notice is not this command's business.
         warnings.filterwarnings("ignore", category=FutureWarning, module=r"google\.api_core")
     factory = client_lib.RestClient if kind == "rest" else client_lib.GrpcClient
+
+    def open_client(with_label: str | None):
+        return factory(address, model, version=version, label=with_label, timeout=timeout, signature=signature)
+
     try:
-        with factory(address, model, version=version, label=label, timeout=timeout, signature=signature) as client:
-            # The inputs are the served model's (its predict_raw signature). Its metadata does not
-            # say which are optional (optional=None): every one needs a column unless the flag
-            # lets them be missing, and then the model itself refuses a row missing a required one.
-            rows = check_model_columns(rows_file, list(client.model_inputs()), None, allow_missing_optional)
-            try:
-                results = client.predict(rows)
-            except client_lib.RowError as exc:
-                # Named by where it is in the file (file:line), not by its index among the rows; the
-                # inputs are those of the metadata the request was built from.
-                example = signature != client_lib.PREDICT_RAW
-                raise bad_row_error(rows_file, client.model_inputs(), exc, as_example=example) from None
-            except client_lib.ServingClientError as exc:
-                raise _refused(client, rows_file, rows, exc) from None
-            outputs = list(client.outputs())
-            served = client.last_version  # gRPC answers name it
-            if served is None:  # REST answers don't: the version the metadata came from
-                served = client.model_metadata().version
-            if served is None:
-                served = _latest_version(client)
-            classes = _class_names(client, rows, results) if len(outputs) == 1 else None
+        if not routed:
+            with open_client(label) as client:
+                rows = check_model_columns(rows_file, list(client.model_inputs()), None, allow_missing_optional)
+                answer = _ask(client, rows_file, rows, list(range(len(rows))), signature)
+            _print_predictions(
+                model, answer.served, kind, signature, answer.outputs, answer.results, answer.classes, as_json
+            )
+            return
+        with client_lib.LabelRouter(open_client, canary_percent) as router:
+            rows = check_model_columns(
+                rows_file, list(router.client("stable").model_inputs()), None, allow_missing_optional
+            )
+            keys = ["" if row.get(route_key_column) is None else str(row[route_key_column]) for row in rows]
+            answers = {
+                routed_label: _ask(
+                    router.client(routed_label), rows_file, [rows[i] for i in positions], positions, signature
+                )
+                for routed_label, positions in client_lib.split_by_label(keys, canary_percent).items()
+            }
     except client_lib.ServingClientError as exc:
         raise CommandFailed(f"{exc.code}: {exc.message}", status=exc.code) from None
-    _print_predictions(model, served, kind, signature, outputs, results, classes, as_json)
+    _print_routed(model, kind, signature, answers, len(rows), as_json)
+
+
+@dataclasses.dataclass
+class _Answer:
+    """One client's predictions for some rows of the file (`positions`: their 0-based indexes there)."""
+
+    positions: list[int]
+    results: list
+    outputs: list[str]
+    served: int | None
+    classes: list[str] | None
+
+
+def _ask(client, rows_file, rows: list[dict], positions: list[int], signature: str) -> _Answer:
+    """`client.predict(rows)` with the command's errors: a bad row or a refused one named by file:line."""
+    from tfxp.serving import client as client_lib
+
+    try:
+        results = client.predict(rows)
+    except client_lib.RowError as exc:
+        # Named by where it is in the file (file:line), not by its index among the rows; the
+        # inputs are those of the metadata the request was built from.
+        example = signature != client_lib.PREDICT_RAW
+        raise bad_row_error(rows_file, client.model_inputs(), exc, as_example=example) from None
+    except client_lib.ServingClientError as exc:
+        raise _refused(client, rows_file, rows, exc, positions) from None
+    outputs = list(client.outputs())
+    served = client.last_version  # gRPC answers name it
+    if served is None:  # REST answers don't: the version the metadata came from
+        served = client.model_metadata().version
+    if served is None:
+        served = _latest_version(client)
+    classes = _class_names(client, rows, results) if len(outputs) == 1 else None
+    return _Answer(positions, results, outputs, served, classes)
+
+
+def _print_routed(model: str, protocol: str, signature: str, answers: dict, count: int, as_json: bool) -> None:
+    """The predictions of a split (--canary-percent) in row order, each row with the label and version that
+    answered it: JSON adds `labels` (per row) and `versions` ({label: version}); the table a `label` column."""
+    results, labels = [None] * count, [""] * count
+    for routed_label, answer in answers.items():
+        for position, result in zip(answer.positions, answer.results, strict=True):
+            results[position], labels[position] = result, routed_label
+    first = next(iter(answers.values()))
+    same_classes = all(a.classes == first.classes for a in answers.values())
+    if as_json:
+        chosen = predicted_classes(results, first.classes) if first.classes and same_classes else None
+        body = {"model": model, "version": None, "versions": {k: a.served for k, a in answers.items()}}
+        body.update(protocol=protocol, signature=signature, outputs=first.outputs, labels=labels)
+        body.update(predictions=json_safe(results), classes=first.classes if same_classes else None)
+        click.echo(json.dumps({**body, "predicted_classes": chosen}, allow_nan=False))
+        return
+    for routed_label, answer in sorted(answers.items()):
+        click.echo(f"{routed_label}: version {answer.served}, {len(answer.positions)} rows")
+    _print_predictions(
+        model, None, protocol, signature, first.outputs, results, first.classes if same_classes else None, False, labels
+    )
 
 
 # The server's answer to a request it refuses for what it holds (TF Serving: INVALID_ARGUMENT, 400 over REST).
 _REFUSED = (400, "INVALID_ARGUMENT")
 
 
-def _refused(client, rows_file, rows: list[dict], error) -> CommandFailed:
+def _refused(client, rows_file, rows: list[dict], error, positions: list[int] | None = None) -> CommandFailed:
     """The command's error for a request the server refused: naming the first row it refuses, by file:line.
 
     TF Serving's refusals rarely say which row ("Feature: fare ... is required but could not be
@@ -167,7 +251,7 @@ def _refused(client, rows_file, rows: list[dict], error) -> CommandFailed:
     except ServingClientError as alone:
         if alone.code not in _REFUSED:
             return failure
-        line = row_line(rows_file.path, lo)
+        line = row_line(rows_file.path, positions[lo] if positions is not None else lo)
         return CommandFailed(
             f"{rows_file.path}:{line}: the server refuses this row (sent alone): {alone.code}: {alone.message}",
             status=alone.code,
@@ -261,8 +345,10 @@ def _print_predictions(
     results: list,
     classes: list[str] | None,
     as_json: bool,
+    labels: list[str] | None = None,
 ) -> None:
-    """One line (JSON) or a table row per input row: `row` and each output value.
+    """One line (JSON) or a table row per input row: `row` (and the `label` that answered it, when split
+    by --canary-percent) and each output value.
 
     `results`: `ServingClient.predict`'s, one per row: a value ([N] output), a list
     of K values ([N, K]), or {output: value} for several outputs (`outputs`, by name).
@@ -290,7 +376,7 @@ def _print_predictions(
         return
     from tabulate import tabulate
 
-    headers, table = ["row"], []
+    headers, table = ["row"] + (["label"] if labels else []), []
     for index, result in enumerate(results):
         if chosen is not None:
             cells = class_cells(outputs[0], result, chosen[index], classes)
@@ -299,9 +385,11 @@ def _print_predictions(
             cells = [(name, value) for name in sorted(named) for name, value in table_cells(name, named[name])]
         if index == 0:
             headers += [name for name, _ in cells]
-        table.append([index] + [value for _, value in cells])
-    # Class names are text: "007" or "1e3" must not be shown as numbers.
-    click.echo(tabulate(table, headers=headers, floatfmt=".6g", disable_numparse=[1] if chosen else False))
+        table.append([index] + ([labels[index]] if labels else []) + [value for _, value in cells])
+    # Class names (and labels) are text: "007" or "1e3" must not be shown as numbers.
+    predicted_column = 2 if labels else 1  # predicted_class comes first after row (and label)
+    text_columns = ([1] if labels else []) + ([predicted_column] if chosen else [])
+    click.echo(tabulate(table, headers=headers, floatfmt=".6g", disable_numparse=text_columns or False))
 
 
 @click.command(epilog=epilog("serve"))

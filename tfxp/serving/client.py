@@ -833,3 +833,57 @@ def route_label(key: str, canary_percent: float, canary: str = "canary", stable:
         raise ValueError(f"canary_percent must be 0-100, got {canary_percent}")
     bucket = int.from_bytes(hashlib.sha256(key.encode("utf-8")).digest()[:8], "big") % 100
     return canary if bucket < canary_percent else stable
+
+
+def split_by_label(keys: Sequence[str], canary_percent: float) -> dict[str, list[int]]:
+    """{label: the positions of the keys routed to it, in order} by `route_label`; labels without keys left out.
+    Raises ValueError when `canary_percent` is outside 0-100."""
+    groups: dict[str, list[int]] = {}
+    for index, key in enumerate(keys):
+        groups.setdefault(route_label(key, canary_percent), []).append(index)
+    return groups
+
+
+class LabelRouter:
+    """Splits predictions between the versions labelled `canary` and `stable`, as TF Serving expects clients
+    to: `canary_percent` (0-100) of route keys go to `canary` (route_label: a stable hash of the key).
+
+    `make_client(label)` opens a client for one label, e.g. `lambda label: RestClient(url, "taxi",
+    label=label)`; clients are opened when first needed and closed by `close()`. A batch is sent as one
+    request per label (rows grouped by label, answers put back in row order). Raises ValueError for a
+    `canary_percent` outside 0-100.
+    """
+
+    def __init__(self, make_client: Callable[[str], ServingClient], canary_percent: float):
+        route_label("", canary_percent)  # validates
+        self.canary_percent = canary_percent
+        self._make_client = make_client
+        self.clients: dict[str, ServingClient] = {}
+
+    def client(self, label: str) -> ServingClient:
+        if label not in self.clients:
+            self.clients[label] = self._make_client(label)
+        return self.clients[label]
+
+    def predict(self, rows: Sequence[Row], keys: Sequence[str]) -> tuple[list[Any], list[str]]:
+        """(one result per row as ServingClient.predict gives it, the label each row went to). Raises
+        ValueError when rows and keys differ in length, and what the clients raise."""
+        if len(rows) != len(keys):
+            raise ValueError(f"{len(rows)} rows but {len(keys)} route keys")
+        results: list[Any] = [None] * len(rows)
+        labels = [route_label(key, self.canary_percent) for key in keys]
+        for label, positions in split_by_label(keys, self.canary_percent).items():
+            answers = self.client(label).predict([rows[i] for i in positions])
+            for position, answer in zip(positions, answers, strict=True):
+                results[position] = answer
+        return results, labels
+
+    def close(self) -> None:
+        for client in self.clients.values():
+            client.close()
+
+    def __enter__(self) -> LabelRouter:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
