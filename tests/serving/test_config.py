@@ -335,6 +335,7 @@ def test_same_server_flags():
         "--rest_api_port=8501",
         "--model_config_file=/config/models.config",
         "--model_config_file_poll_wait_seconds=60",
+        "--allow_version_labels_for_unavailable_models",  # a labelled config (tfxp release) survives a restart
         "--file_system_poll_wait_seconds=1",
         "--enable_batching",
         "--batching_parameters_file=/config/batching.config",
