@@ -11,6 +11,7 @@ import math
 import sys
 import warnings
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -148,7 +149,8 @@ def predict(
                 model, answer.served, kind, signature, answer.outputs, answer.results, answer.classes, as_json
             )
             return
-        with client_lib.LabelRouter(open_client, canary_percent) as router:
+        share = float(canary_percent or 0.0)  # given whenever routed (checked above)
+        with client_lib.LabelRouter(open_client, share) as router:
             rows = check_model_columns(
                 rows_file, list(router.client("stable").model_inputs()), None, allow_missing_optional
             )
@@ -157,7 +159,7 @@ def predict(
                 routed_label: _ask(
                     router.client(routed_label), rows_file, [rows[i] for i in positions], positions, signature
                 )
-                for routed_label, positions in client_lib.split_by_label(keys, canary_percent).items()
+                for routed_label, positions in client_lib.split_by_label(keys, share).items()
             }
     except client_lib.ServingClientError as exc:
         raise CommandFailed(f"{exc.code}: {exc.message}", status=exc.code) from None
@@ -209,7 +211,8 @@ def _print_routed(model: str, protocol: str, signature: str, answers: dict, coun
     same_classes = all(a.classes == first.classes for a in answers.values())
     if as_json:
         chosen = predicted_classes(results, first.classes) if first.classes and same_classes else None
-        body = {"model": model, "version": None, "versions": {k: a.served for k, a in answers.items()}}
+        body: dict[str, Any] = {"model": model, "version": None}
+        body["versions"] = {k: a.served for k, a in answers.items()}
         body.update(protocol=protocol, signature=signature, outputs=first.outputs, labels=labels)
         body.update(predictions=json_safe(results), classes=first.classes if same_classes else None)
         click.echo(json.dumps({**body, "predicted_classes": chosen}, allow_nan=False))
