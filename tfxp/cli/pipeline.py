@@ -181,6 +181,26 @@ def _valid_name(name: str) -> bool:
     help="The TF Serving model config file the server polls (needed by --push-mode canary); its model named like "
     "the run, with the run's serving folder as base_path.",
 )
+@click.option(
+    "--tune",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="N",
+    help="Search the model's hyperparameters first (TFX's Tuner, KerasTuner): N trials. Later runs without it "
+    "train with the latest tuned values of this output.",
+)
+@click.option(
+    "--tuner",
+    type=click.Choice(["random", "bayesian", "hyperband"]),
+    default=None,
+    help="The search (with --tune). Default: random.",
+)
+@click.option(
+    "--tune-steps",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Training steps of a full trial (with --tune). Default: --train-steps / 4.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
 def run(
     project_dir: Path | None,
@@ -196,10 +216,16 @@ def run(
     infra_docker: bool,
     push_mode: str,
     model_config_file: Path | None,
+    tune: int | None,
+    tuner: str | None,
+    tune_steps: int | None,
     as_json: bool,
 ) -> None:
     """Run the pipeline end to end and push a blessed model."""
     import shutil
+
+    if tune is None and (tuner is not None or tune_steps is not None):
+        raise click.UsageError("--tuner and --tune-steps go with --tune N")
 
     if (push_mode == "canary") != (model_config_file is not None):
         raise click.UsageError("--push-mode canary and --model-config-file go together")
@@ -237,6 +263,9 @@ def run(
         accept_drift=accept_drift,
         rolling=rolling,
         push_mode=push_mode,
+        tune=tune or 0,
+        tuner=tuner or "random",
+        tune_steps=tune_steps,
         model_config_file=str(model_config_file.resolve()) if model_config_file is not None else None,
     )
     unknown = sorted(set(accept_drift) - {f.name for f in config.problem.features})

@@ -33,6 +33,7 @@ HYPERPARAMETERS = {
     "hidden_units": list(HIDDEN_UNITS),
     "embedding_dim": EMBEDDING_DIM,
     "learning_rate": LEARNING_RATE,
+    "dropout": 0.0,
     "optimizer": "adam",
     "train_oov_rate": TRAIN_OOV_RATE,
     "train_missing_rate": TRAIN_MISSING_RATE,
@@ -58,6 +59,8 @@ def build_model(
     vocabulary_sizes: Mapping[str, int] | None = None,
     hidden_units: Sequence[int] = HIDDEN_UNITS,
     label_scale: tuple[float, float] = (0.0, 1.0),
+    embedding_dim: int = EMBEDDING_DIM,
+    dropout: float = 0.0,
 ) -> tf.keras.Model:
     """Wide & deep model over the transformed features, with the head of the problem's task.
 
@@ -101,13 +104,15 @@ def build_model(
         id_inputs = [inputs[F.transformed_name(f.name)] for f in categorical]
         # Keras' concatenate needs two inputs or more.
         ids = (tf.keras.layers.concatenate(id_inputs) if len(id_inputs) > 1 else id_inputs[0]) + offsets
-        rows = tf.keras.layers.Embedding(sum(sizes), EMBEDDING_DIM + logits_count, name=CATEGORICAL_TABLE)(ids)
-        deep_parts.append(tf.keras.layers.Flatten()(rows[:, :, :EMBEDDING_DIM]))
-        wide_logits = tf.reduce_sum(rows[:, :, EMBEDDING_DIM:], axis=1)
+        rows = tf.keras.layers.Embedding(sum(sizes), embedding_dim + logits_count, name=CATEGORICAL_TABLE)(ids)
+        deep_parts.append(tf.keras.layers.Flatten()(rows[:, :, :embedding_dim]))
+        wide_logits = tf.reduce_sum(rows[:, :, embedding_dim:], axis=1)
 
     deep = tf.keras.layers.concatenate(deep_parts) if len(deep_parts) > 1 else deep_parts[0]
     for units in hidden_units:
         deep = tf.keras.layers.Dense(units, activation="relu")(deep)
+        if dropout > 0:  # training only; inference (and TFLite) see no Dropout op's effect
+            deep = tf.keras.layers.Dropout(dropout)(deep)
     logits = tf.keras.layers.Dense(logits_count)(deep)
     if wide_logits is not None:
         logits = tf.keras.layers.add([logits, wide_logits])
@@ -150,6 +155,7 @@ def train(
     eval_steps: int,
     log_dir: str | None = None,
     task: F.Task = F.Task.BINARY,
+    learning_rate: float = LEARNING_RATE,
 ) -> dict[str, float]:
     """Trains `model` in place for `train_steps` batches; returns the eval loss and the task's metrics
     (binary: binary_accuracy, auc; multiclass: accuracy; regression: root_mean_squared_error,
@@ -159,7 +165,7 @@ def train(
     every layer's `call` on first use, which cost ~16 s per process here for a
     model that trains 300 steps in ~2 s. The steps have no Python control flow.
     """
-    optimizer = tf.keras.optimizers.Adam(learning_rate=LEARNING_RATE)
+    optimizer = tf.keras.optimizers.Adam(learning_rate=learning_rate)
     loss_fn, eval_metrics = _loss_and_metrics(task)
 
     @tf.function(autograph=False)
@@ -281,16 +287,30 @@ def run_fn(fn_args: FnArgs) -> None:
     """TFX Trainer entry point: trains, then saves with the serving signatures.
 
     `fn_args.custom_config["problem"]`: the Problem (features, label, task); taxi's without it.
+    `fn_args.hyperparameters`: a KerasTuner HyperParameters config (the Tuner's best, or the latest tuned one a
+    resolver found), else None for this module's defaults (HYPERPARAMETERS). What was used, and where it came
+    from, is saved with the model (tuning.HYPERPARAMETERS_FILE in assets.extra).
     """
+    from tfxp.models import tuning
+
     problem = problem_of(fn_args.custom_config)
+    chosen = tuning.chosen(fn_args.hyperparameters)
+    values = chosen["values"]
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
     train_data = transformed_dataset(
-        fn_args.train_files, fn_args.data_accessor, tf_transform_output, TRAIN_BATCH_SIZE, problem
+        fn_args.train_files, fn_args.data_accessor, tf_transform_output, values["train_batch_size"], problem
     )
     eval_data = transformed_dataset(fn_args.eval_files, fn_args.data_accessor, tf_transform_output, EVAL_BATCH_SIZE)
 
     scale = label_scale(train_data) if problem.label.task is F.Task.REGRESSION else (0.0, 1.0)
-    model = build_model(problem, vocabulary_sizes(tf_transform_output, problem.features), label_scale=scale)
+    model = build_model(
+        problem,
+        vocabulary_sizes(tf_transform_output, problem.features),
+        hidden_units=values["hidden_units"],
+        label_scale=scale,
+        embedding_dim=values["embedding_dim"],
+        dropout=values["dropout"],
+    )
     results = train(
         model,
         train_data,
@@ -299,6 +319,8 @@ def run_fn(fn_args: FnArgs) -> None:
         fn_args.eval_steps,
         fn_args.model_run_dir,
         task=problem.label.task,
+        learning_rate=values["learning_rate"],
     )
-    logging.info("Trainer eval after %d steps: %s", fn_args.train_steps, results)
+    logging.info("Trainer eval after %d steps with %s: %s", fn_args.train_steps, chosen, results)
     signatures.save(model, tf_transform_output, fn_args.serving_model_dir, problem)
+    tuning.write_chosen(fn_args.serving_model_dir, chosen)

@@ -101,6 +101,20 @@ def _infra_validation(infra_blessing) -> dict | None:
     return json.loads(infra_blessing.get_string_custom_property("infra_validation") or "null")
 
 
+def _hyperparameters(version_dir: str, facts: Mapping[str, Any]) -> dict[str, Any]:
+    """What the model was trained with: the values the Trainer saved with it (tfxp.models.tuning.read_chosen:
+    tuned or default, and the tuning's source), beside the run's train/eval steps; the card facts' defaults
+    for a model trained before the Trainer saved them."""
+    from tfxp.models.tuning import read_chosen
+
+    known = dict(facts.get("hyperparameters", {}))
+    record = read_chosen(version_dir)
+    if record is None:
+        return known
+    steps = {k: v for k, v in known.get("values", {}).items() if k in ("train_steps", "eval_steps")}
+    return {"values": {**steps, **record["values"]}, "source": record["source"]}
+
+
 def build_card(
     model_name: str,
     version: int,
@@ -157,7 +171,7 @@ def build_card(
         "data": _data(artifacts["examples"], statistics_uri),
         "schema": {"sha256": hashlib.sha256(schema_text.encode()).hexdigest()},
         "code": dict(facts.get("code", {})),
-        "hyperparameters": dict(facts.get("hyperparameters", {})),
+        "hyperparameters": _hyperparameters(version_dir, facts),
         "evaluation": evaluation,
         "baseline": baseline,
         "mobile": None,

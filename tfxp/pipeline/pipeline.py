@@ -51,6 +51,34 @@ def _card_facts(config: PipelineConfig, model_code: str) -> str:
     return card_facts(gates, hyperparameters, code, config.intended_use, config.limitations)
 
 
+def _tuning(config: PipelineConfig, code: dict, example_gen, transform, schema_gen):
+    """TFX's Tuner (tfxp.models.tuning, with its own executor) when `config.tune`; else a resolver of the latest
+    HyperParameters this pipeline's Tuner made (LatestArtifactStrategy), which finds none before the first tuning.
+    Returns (the node, the channel of HyperParameters the Trainer reads)."""
+    from tfx.dsl.components.common import resolver
+    from tfx.dsl.input_resolution.strategies.latest_artifact_strategy import LatestArtifactStrategy
+    from tfx.types import Channel, standard_artifacts
+
+    if not config.tune:
+        latest = resolver.Resolver(
+            strategy_class=LatestArtifactStrategy,
+            hyperparameters=Channel(type=standard_artifacts.HyperParameters),
+        ).with_id("latest_hyperparameters")
+        return latest, latest.outputs["hyperparameters"]
+    from tfxp.pipeline.tuner import OwnTuner
+
+    tuner = OwnTuner(
+        tuner_fn="tfxp.models.tuning.tuner_fn",
+        examples=example_gen.outputs["examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        schema=schema_gen.outputs["schema"],
+        train_args=trainer_pb2.TrainArgs(num_steps=config.tune_steps or max(1, config.train_steps // 4)),
+        eval_args=trainer_pb2.EvalArgs(num_steps=config.eval_steps),
+        custom_config={**code, "tuning": {"tuner": config.tuner, "trials": config.tune}},
+    ).with_id("Tuner")
+    return tuner, tuner.outputs["best_hyperparameters"]
+
+
 def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
     """The TFX pipeline of `config`: every component in DAG order, wired by its artifacts.
 
@@ -113,9 +141,13 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
     transform.add_upstream_node(data_gate)
     transform.add_upstream_node(drift_gate)
 
+    # Hyperparameters: a search now (`tfxp run --tune N`), or the latest one an earlier run made (none: defaults).
+    tuning, hyperparameters = _tuning(config, code, example_gen, transform, schema_gen)
+
     trainer = _trainer(
         config,
         run_fn="tfxp.models.model.run_fn",
+        hyperparameters=hyperparameters,
         examples=example_gen.outputs["examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_gen.outputs["schema"],
@@ -182,6 +214,7 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
             data_gate,
             drift_gate,
             transform,
+            tuning,
             trainer,
             baseline,
             evaluator,

@@ -187,6 +187,19 @@ def _drift_line(drift: Mapping) -> str:
     return f"data drift {where}: " + (f"accepted: {accepted}" if accepted else "none over its threshold")
 
 
+def _hyperparameters_line(record: dict, tuning: dict | None) -> str:
+    """Which hyperparameters trained the model, and where they came from (tfxp.models.tuning)."""
+    tuned = ("hidden_units", "embedding_dim", "learning_rate", "dropout", "train_batch_size")
+    values = ", ".join(f"{k}={record['values'].get(k)}" for k in tuned)
+    source = record.get("source")
+    if source == "default":
+        origin = "defaults (no tuning in this output yet: tfxp run --tune N)"
+    else:
+        origin = f"tuned by {source.get('tuner')} search, {source.get('completed')}/{source.get('trials')} trials"
+        origin += f", run {source.get('run')}" if tuning is None else " (this run)"
+    return f"hyperparameters: {values} — {origin}"
+
+
 def _release_line(release: dict) -> str:
     """The canary push's line (tfxp.pipeline.canary_push)."""
     pinned = " (pinned the served versions in a specific policy first)" if release.get("pinned") else ""
@@ -252,6 +265,8 @@ def print_summary(outcome: Outcome) -> None:
         echo(f"model card: {summary.model_card}")
     if summary.release is not None:
         echo(_release_line(summary.release))
+    if summary.hyperparameters is not None:
+        echo(_hyperparameters_line(summary.hyperparameters, summary.tuning))
     if summary.pushed and summary.served_version not in (None, summary.pushed_version):
         echo(
             f"note: version {summary.served_version} is newer, so TF Serving (latest policy) serves it, "

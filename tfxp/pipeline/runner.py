@@ -32,6 +32,10 @@ class ComponentEvent:
     seconds: float = 0.0
 
 
+# Resolver nodes: they run every time (a metadata query), so they never make a run "not cached".
+RESOLVERS = ("baseline_resolver", "latest_hyperparameters")
+
+
 @dataclass
 class Outcome:
     exit_code: ExitCode
@@ -314,7 +318,7 @@ def _run_pipeline(
     summary.anomalies += [a for a in gate_anomalies if a not in summary.anomalies]
     # A value outside the schema's domain: which schema.pbtxt (and project.yaml) line accepts it.
     summary.anomalies = with_fixes(summary.anomalies, config.schema)
-    finished = [c for c in summary.components if c["id"] != "baseline_resolver"]
+    finished = [c for c in summary.components if c["id"] not in RESOLVERS]
     summary.fully_cached = bool(finished) and all(c["status"] == "cached" for c in finished)
     summary.wall_seconds = round(time.monotonic() - started, 2)
     if failed_node == "MobilePusher" and summary.pushed:

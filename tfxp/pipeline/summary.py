@@ -76,6 +76,11 @@ class Summary:
     # The InfraValidator's result (tfxp.pipeline.infra_validator: status, reason, load_seconds, p50_ms, p99_ms,
     # rss_bytes, requests, compared, max_abs_diff, signatures); None when it didn't finish.
     infra_validation: dict | None = None
+    # What the Trainer trained with (tfxp.models.tuning.chosen): {"values": {...}, "source": "default" or the
+    # tuning's record (tuner, trials, completed, run, time)}; None when no Trainer ran.
+    hyperparameters: dict | None = None
+    # This run's search (`--tune`): {"trials": [...every trial: trial_id, status, score, values, message]}.
+    tuning: dict | None = None
     # The canary push (tfxp.pipeline.canary_push): mode, pinned, version, done, labels, versions, message, next;
     # None when the run replaces the served version.
     release: dict | None = None
@@ -357,6 +362,14 @@ def _card_page(version_dir: str | None) -> str | None:
     return os.path.join(version_dir, CARD_HTML)
 
 
+def _tuning(results_uri: str) -> dict:
+    """The Tuner's tuner_results.json (tfxp.models.tuning.TunerExecutor) as {"trials": [...]}."""
+    import tensorflow as tf
+
+    with tf.io.gfile.GFile(f"{results_uri.rstrip('/')}/tuner_results.json") as f:
+        return {"trials": json.loads(f.read())}
+
+
 def collect(reader: MetadataReader, pipeline_name: str, classes: tuple[str, ...] = ()) -> Summary:
     """Summarises the newest run from MLMD: only executions of that run count.
 
@@ -383,6 +396,15 @@ def collect(reader: MetadataReader, pipeline_name: str, classes: tuple[str, ...]
     drift_gate = latest("DataDriftGate")
     if drift_gate and drift_gate.state in ("COMPLETE", "CACHED") and drift_gate.output("drift") is not None:
         summary.drift = json.loads(str_property(drift_gate.output("drift"), "drift") or "null")
+
+    trainer = latest("Trainer")
+    if trainer and trainer.state in ("COMPLETE", "CACHED") and trainer.output("model") is not None:
+        from tfxp.models.tuning import read_chosen
+
+        summary.hyperparameters = read_chosen(f"{trainer.output('model').uri.rstrip('/')}/Format-Serving")
+    tuner = latest("Tuner")
+    if tuner and tuner.state in ("COMPLETE", "CACHED") and tuner.output("tuner_results") is not None:
+        summary.tuning = _tuning(tuner.output("tuner_results").uri)
 
     evaluator = latest("Evaluator")
     if evaluator and evaluator.state in ("COMPLETE", "CACHED"):

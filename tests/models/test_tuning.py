@@ -1,0 +1,75 @@
+"""tfxp.models.tuning on KerasTuner 1.3.5 (issue 23): the lock guard, the search space, every tuner kind with
+the writer TFX's executor lacks (Hyperband: tensorflow/tfx#7778), failed trials recorded. Real KerasTuner
+searches; the trials here are black-box functions of the hyperparameters (the pipeline test trains real ones)."""
+
+from __future__ import annotations
+
+import keras_tuner as kt
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfxp.models import model as M, tuning
+
+
+def test_keras_tuner_is_1_3_5_and_takes_tf_keras_models(tmp_path):
+    """keras-tuner 1.4.x imports Keras 3 and refuses tf_keras models (keras-team/keras-tuner#1039): a lock
+    regression to it fails here."""
+    assert kt.__version__ == "1.3.5"
+
+    def build(hp):
+        model = tf.keras.Sequential([tf.keras.layers.Dense(hp.Choice("units", [2, 4]), input_shape=(3,))])
+        model.add(tf.keras.layers.Dense(1))
+        model.compile(loss="mse")
+        return model
+
+    tuner = kt.RandomSearch(build, objective="val_loss", max_trials=1, directory=str(tmp_path), overwrite=True)
+    x, y = np.zeros((8, 3), np.float32), np.zeros((8, 1), np.float32)
+    tuner.search(x, y, validation_data=(x, y), epochs=1, verbose=0)
+    assert type(tuner.get_best_models(1)[0]).__module__.startswith("tf_keras")
+
+
+def test_model_values_map_the_space_onto_the_model_and_defaults_stay():
+    assert tuning.chosen(None) == {"values": M.HYPERPARAMETERS, "source": "default"}
+    values = tuning.model_values({"units": 64, "layers": 3, "embedding_dim": 16, "learning_rate": 0.01})
+    assert values["hidden_units"] == [64, 32, 16] and values["embedding_dim"] == 16 and values["learning_rate"] == 0.01
+    assert values["dropout"] == M.HYPERPARAMETERS["dropout"]
+    assert set(tuning.search_space().values) == set(tuning.SPACE)
+
+
+@pytest.mark.parametrize("kind, trials", [("random", 0), ("grid", 2)])
+def test_bad_settings_are_refused(kind, trials, tmp_path):
+    with pytest.raises(ValueError, match="trials must be|unknown tuner"):
+        tuning.make_tuner(kind, trials, kt.Objective("auc", "max"), str(tmp_path))
+
+
+def _black_box(kind: str, trials: int, directory: str):
+    """A tuner of `kind` whose trial score is a function of its values; dropout 0.2 'diverges' (NaN loss)."""
+    base = {"random": tuning.RandomTuner, "bayesian": tuning.BayesianTuner, "hyperband": tuning.HyperbandTuner}[kind]
+
+    class BlackBox(base):  # type: ignore[misc, valid-type]
+        def run_trial(self, trial, *args, **kwargs):
+            values = trial.hyperparameters.values
+            if values["dropout"] == 0.2:
+                raise kt.errors.FailedTrialError("trial diverged: loss nan")
+            return {"auc": values["units"] / 128 - values["dropout"]}
+
+    tuner = tuning.make_tuner(kind, trials, kt.Objective("auc", "max"), directory)
+    tuner.__class__ = BlackBox
+    return tuner
+
+
+@pytest.mark.parametrize("kind", tuning.TUNERS)
+def test_every_tuner_kind_searches_and_every_trial_is_recorded(kind, tmp_path):
+    tuner = _black_box(kind, 6, str(tmp_path))
+    tuner.oracle.max_consecutive_failed_trials = 100  # this space fails a third of the trials on purpose
+    tuner.search(verbose=0)
+    records = tuning.trial_records(tuner)
+    assert records and {r["status"] for r in records} <= {"COMPLETED", "FAILED"}
+    completed = [r for r in records if r["status"] == "COMPLETED"]
+    assert completed, records
+    failed = [r for r in records if r["status"] == "FAILED"]
+    assert all(r["values"]["dropout"] == 0.2 and "diverged" in r["message"] for r in failed)
+    best = tuner.get_best_hyperparameters(1)[0].values
+    assert max(r["score"] for r in completed) == best["units"] / 128 - best["dropout"]
+    assert not any(k.startswith("tuner/") for r in records for k in r["values"])  # Hyperband's bookkeeping
