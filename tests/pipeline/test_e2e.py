@@ -20,6 +20,7 @@ from taxi_data import OUTPUT, read_csv_rows
 pytestmark = pytest.mark.slow
 
 NAME = "taxi"
+RESOLVERS = ("baseline_resolver", "latest_hyperparameters")  # metadata queries: never "cached"
 ROWS = 3000
 TRAIN_STEPS = 120
 ALL_NODES = [
@@ -30,6 +31,7 @@ ALL_NODES = [
     "DataGate",
     "DataDriftGate",
     "Transform",
+    "latest_hyperparameters",
     "Trainer",
     "baseline_resolver",
     "Evaluator",
@@ -167,7 +169,7 @@ def test_rerun_is_fully_cached(cached_run, good_run, workdir):
     code, summary, _ = cached_run
     assert code == 0
     statuses = {c["id"]: c["status"] for c in summary["components"]}
-    assert all(s == "cached" for node, s in statuses.items() if node != "baseline_resolver"), statuses
+    assert all(s == "cached" for node, s in statuses.items() if node not in RESOLVERS), statuses
     assert summary["fully_cached"] is True
     assert summary["pushed_version"] == good_run[1]["pushed_version"]
     assert len(_versions(workdir / "out")) == 1
