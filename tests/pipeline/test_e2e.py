@@ -26,12 +26,12 @@ TRAIN_STEPS = 120
 ALL_NODES = [
     "CsvExampleGen",
     "ImportSchemaGen",
+    "latest_hyperparameters",  # a metadata query with no input edge: TFX's topological order puts it here
     "StatisticsGen",
     "ExampleValidator",
     "DataGate",
     "DataDriftGate",
     "Transform",
-    "latest_hyperparameters",
     "Trainer",
     "baseline_resolver",
     "Evaluator",

@@ -143,7 +143,6 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
 
     # Hyperparameters: a search now (`tfxp run --tune N`), or the latest one an earlier run made (none: defaults).
     tuning, hyperparameters = _tuning(config, code, example_gen, transform, schema_gen)
-    tuning.add_upstream_node(transform)  # the resolver has no input edge: keep it in DAG order, after Transform
 
     trainer = _trainer(
         config,
