@@ -119,9 +119,14 @@ def trees_score(train: list[dict], evaluation: list[dict], features: list[dict],
     def frame(rows: list[dict]) -> pd.DataFrame:
         columns = {}
         for feature in features:
+            if feature["kind"] == "ignored":  # not a model input either
+                continue
             values = [row.get(feature["name"], "") for row in rows]
-            if feature["kind"] in ("numeric", "bucketized"):
-                columns[feature["name"]] = pd.to_numeric(pd.Series(values), errors="coerce")
+            numbers = pd.to_numeric(pd.Series(values), errors="coerce")
+            # Trees take at most 255 categories: a wider categorical column goes in as its numbers, if any.
+            wide = len(set(values)) > 255 and numbers.notna().any()
+            if feature["kind"] in ("numeric", "bucketized") or wide:
+                columns[feature["name"]] = numbers
             else:
                 columns[feature["name"]] = pd.Series(values, dtype="category")
         return pd.DataFrame(columns)

@@ -222,20 +222,7 @@ def run(
     as_json: bool,
 ) -> None:
     """Run the pipeline end to end and push a blessed model."""
-    import shutil
-
-    if tune is None and (tuner is not None or tune_steps is not None):
-        raise click.UsageError("--tuner and --tune-steps go with --tune N")
-
-    if (push_mode == "canary") != (model_config_file is not None):
-        raise click.UsageError("--push-mode canary and --model-config-file go together")
-
-    if infra_docker and shutil.which("docker") is None:
-        # Refused before any component runs, as TFX's LocalDockerConfig would fail at the InfraValidator.
-        raise click.UsageError("--infra-docker needs `docker` on PATH; it was not found")
-    if infra_docker:
-        # Not silently ignored: the replay against tensorflow/serving:2.16.1 is not built yet (issue 22).
-        raise click.UsageError("--infra-docker: the replay against tensorflow/serving:2.16.1 is not implemented yet")
+    _check_option_pairs(tune, tuner, tune_steps, push_mode, model_config_file, infra_docker)
     from tfxp import project as project_lib
     from tfxp.pipeline import report
     from tfxp.pipeline.config import PipelineConfig, direct_runner_args
@@ -290,6 +277,29 @@ def run(
             click.echo(f"report: {run_report}")
     # runner.ExitCode has this table's values (tests/pipeline/test_cli.py): one code, one meaning.
     sys.exit(ExitCode(outcome.exit_code))
+
+
+def _check_option_pairs(
+    tune: int | None,
+    tuner: str | None,
+    tune_steps: int | None,
+    push_mode: str,
+    model_config_file: Path | None,
+    infra_docker: bool,
+) -> None:
+    """Options that only go together, refused (click.UsageError, exit 2) before anything runs."""
+    import shutil
+
+    if tune is None and (tuner is not None or tune_steps is not None):
+        raise click.UsageError("--tuner and --tune-steps go with --tune N")
+    if (push_mode == "canary") != (model_config_file is not None):
+        raise click.UsageError("--push-mode canary and --model-config-file go together")
+    if infra_docker and shutil.which("docker") is None:
+        # Refused before any component runs, as TFX's LocalDockerConfig would fail at the InfraValidator.
+        raise click.UsageError("--infra-docker needs `docker` on PATH; it was not found")
+    if infra_docker:
+        # Not silently ignored: the replay against tensorflow/serving:2.16.1 is not built yet (issue 22).
+        raise click.UsageError("--infra-docker: the replay against tensorflow/serving:2.16.1 is not implemented yet")
 
 
 def _write_run_report(outcome, output: Path, name: str) -> str | None:

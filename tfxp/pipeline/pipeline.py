@@ -53,15 +53,19 @@ def _card_facts(config: PipelineConfig, model_code: str) -> str:
 
 def _tuning(config: PipelineConfig, code: dict, example_gen, transform, schema_gen):
     """TFX's Tuner (tfxp.models.tuning, with its own executor) when `config.tune`; else a resolver of the latest
-    HyperParameters this pipeline's Tuner made (LatestArtifactStrategy), which finds none before the first tuning.
+    HyperParameters this pipeline's Tuner made, which finds none before the first tuning.
     Returns (the node, the channel of HyperParameters the Trainer reads)."""
     from tfx.dsl.components.common import resolver
     from tfx.dsl.input_resolution.strategies.latest_artifact_strategy import LatestArtifactStrategy
     from tfx.types import Channel, standard_artifacts
 
     if not config.tune:
+        from tfxp.pipeline.tuner import LatestHyperParametersStrategy
+
+        # Vertex AI compiles only TFX's stock strategies (see baseline_resolver).
+        strategy = LatestArtifactStrategy if config.remote is not None else LatestHyperParametersStrategy
         latest = resolver.Resolver(
-            strategy_class=LatestArtifactStrategy,
+            strategy_class=strategy,
             hyperparameters=Channel(type=standard_artifacts.HyperParameters),
         ).with_id("latest_hyperparameters")
         return latest, latest.outputs["hyperparameters"]
