@@ -1,12 +1,13 @@
 """Benchmark: tfxp's eval metric beside gradient-boosted trees on the same train/eval split (issue 23).
 
-For taxi (the embedded project) and scikit-learn's breast cancer (binary), wine (multiclass) and diabetes
-(regression) tables — the task datasets the tests use — it runs `tfxp init` (not for taxi) and `tfxp run` as a
-user would, then reads the train and eval splits ExampleGen wrote (the run's Examples artifact: GZIP TFRecords
-of tf.Examples) and trains scikit-learn's HistGradientBoostingClassifier/Regressor with default settings on
-the same train split, scored on the same eval split. Metrics: AUC and accuracy (binary), accuracy
-(multiclass), RMSE (regression); tfxp's are TFMA's on the eval split from `tfxp run --json`.
-With `--tune N` each dataset is also run with `tfxp run --tune N` (a second output folder).
+Datasets: taxi (the embedded project); scikit-learn's breast cancer (binary), wine (multiclass) and diabetes
+(regression), the task datasets the tests use; and the four public tables issue 23 measured (bench/public_tables.py:
+Seattle weather, a wage panel, cars' fuel economy, an affairs survey). For each it runs `tfxp init` (not for taxi)
+and `tfxp run` as a user would, then reads the train and eval splits ExampleGen wrote (the run's Examples
+artifact: GZIP TFRecords of tf.Examples) and trains scikit-learn's HistGradientBoostingClassifier/Regressor with
+default settings on the same train split, on the columns tfxp's model takes, scored on the same eval split.
+Metrics: AUC and accuracy (binary), accuracy (multiclass), RMSE (regression); tfxp's are TFMA's on the eval
+split from `tfxp run --json`. With `--tune N` each dataset is also run with `tfxp run --tune N`.
 
 Writes bench/results/quality.json and prints a table.
 Run: python -m bench.quality [--datasets taxi wine ...] [--train-steps N] [--tune N]
@@ -28,10 +29,12 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 ROOT = Path(__file__).resolve().parent.parent
+from bench import public_tables  # noqa: E402
 from bench.common import execute, last_json_object, machine_info, write_json  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "quality.json"
-DATASETS = ("taxi", "breast_cancer", "wine", "diabetes")
+SKLEARN_TABLES = ("breast_cancer", "wine", "diabetes")
+DATASETS = ("taxi", *SKLEARN_TABLES, *public_tables.TABLES)
 # tfxp run --json metric key names (TFMA's) per task, and the trees' counterparts.
 TFXP_METRICS = {
     "binary": {"auc": "auc", "accuracy": "binary_accuracy"},
@@ -117,18 +120,18 @@ def trees_score(train: list[dict], evaluation: list[dict], features: list[dict],
     from sklearn.metrics import accuracy_score, mean_squared_error, roc_auc_score
 
     def frame(rows: list[dict]) -> pd.DataFrame:
+        # The columns tfxp's model takes (not its ignored ones: ids, dates, free text), each as a user hands
+        # them to the trees: numbers when every value parses, else categories (at most 255: wider ones dropped).
         columns = {}
         for feature in features:
-            if feature["kind"] == "ignored":  # not a model input either
+            if feature["kind"] == "ignored":
                 continue
-            values = [row.get(feature["name"], "") for row in rows]
-            numbers = pd.to_numeric(pd.Series(values), errors="coerce")
-            # Trees take at most 255 categories: a wider categorical column goes in as its numbers, if any.
-            wide = len(set(values)) > 255 and numbers.notna().any()
-            if feature["kind"] in ("numeric", "bucketized") or wide:
+            values = pd.Series([row.get(feature["name"], "") for row in rows])
+            numbers = pd.to_numeric(values.where(values != ""), errors="coerce")
+            if numbers.notna().sum() == (values != "").sum():
                 columns[feature["name"]] = numbers
-            else:
-                columns[feature["name"]] = pd.Series(values, dtype="category")
+            elif len(set(values)) <= 255:
+                columns[feature["name"]] = values.astype("category")
         return pd.DataFrame(columns)
 
     x_train, x_eval = frame(train), frame(evaluation)
@@ -162,7 +165,8 @@ def run_dataset(name: str, work: Path, train_steps: int, tune: int | None) -> di
         project_dir = ROOT / "tfxp" / "projects" / "taxi"
         data_args: list[str] = []
     else:
-        data, label = sklearn_csv(name, work)
+        source = sklearn_csv if name in SKLEARN_TABLES else public_tables.table_csv
+        data, label = source(name, work)
         project_dir = work / name
         code, _, _ = execute(
             [python, "-m", "tfxp.cli", "init", "--data", str(data), "--label", label, "--dir", str(project_dir)],
@@ -225,7 +229,12 @@ def main() -> None:
         for name in args.datasets:
             folder = Path(tmp) / name
             folder.mkdir()
-            result = run_dataset(name, folder, args.train_steps, args.tune)
+            try:
+                result = run_dataset(name, folder, args.train_steps, args.tune)
+            except RuntimeError as error:  # one dataset's failure is reported; the others still run
+                print(f"{name}: {error}", file=sys.stderr)
+                results.append({"dataset": name, "error": str(error)[-2000:]})
+                continue
             result["gap_default"] = gaps(result, "default")
             if args.tune:
                 result["gap_tuned"] = gaps(result, "tuned")
@@ -236,6 +245,9 @@ def main() -> None:
     )
     table = []
     for r in results:
+        if "error" in r:
+            table.append([r["dataset"], "error", r["error"][-60:]])
+            continue
         for metric, trees in r["trees"].items():
             row = [r["dataset"], metric, r["tfxp_default"].get(metric), trees, r["gap_default"][metric]]
             if args.tune:

