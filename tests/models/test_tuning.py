@@ -73,3 +73,35 @@ def test_every_tuner_kind_searches_and_every_trial_is_recorded(kind, tmp_path):
     best = tuner.get_best_hyperparameters(1)[0].values
     assert max(r["score"] for r in completed) == best["units"] / 128 - best["dropout"]
     assert not any(k.startswith("tuner/") for r in records for k in r["values"])  # Hyperband's bookkeeping
+
+
+def test_the_defaults_are_a_point_of_the_space_and_train_the_module_default_model():
+    assert tuning.search_space().values == tuning.DEFAULTS
+    assert tuning.model_values(tuning.DEFAULTS) == tuning.model_values({})
+
+
+@pytest.mark.parametrize(
+    "direction, scores, chosen",
+    [("max", [0.7, None, 0.8], "default"), ("max", [0.9, 0.8, 0.8], "0"), ("min", [3.0, 2.5, 2.5], "1")],
+)
+def test_the_best_of_the_search_and_the_defaults_is_chosen(direction, scores, chosen):
+    """The defaults' own trial wins when no search trial beats it; a tie keeps the earlier record."""
+    objective = kt.Objective("validation_auc" if direction == "max" else "validation_rmse", direction)
+    values = [{**tuning.DEFAULTS, "units": 128, "layers": 1}, {**tuning.DEFAULTS, "units": 32, "layers": 3}]
+    records = [
+        {"trial_id": str(i), "status": "COMPLETED" if s is not None else "FAILED", "score": s, "values": v}
+        for i, (s, v) in enumerate(zip(scores[:2], values, strict=True))
+    ]
+    records.append(tuning.default_record({objective.name: scores[2], "validation_loss": 0.5}, objective))
+    config, trial = tuning.best_config(records, objective)
+    assert trial == chosen
+    expected = tuning.DEFAULTS if chosen == "default" else values[int(chosen)]
+    assert kt.HyperParameters.from_config(config).values == expected
+
+
+def test_a_diverged_default_trial_is_recorded_failed_and_nothing_completed_is_refused():
+    objective = kt.Objective("validation_auc", "max")
+    record = tuning.default_record({"validation_auc": float("nan"), "validation_loss": float("nan")}, objective)
+    assert record["status"] == "FAILED" and record["score"] is None and "not finite" in record["message"]
+    with pytest.raises(ValueError, match="no completed trial"):
+        tuning.best_config([record], objective)

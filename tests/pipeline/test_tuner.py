@@ -12,6 +12,7 @@ import pytest
 from pipeline_harness import loose_taxi_project, tfxp_run, write_csv
 from taxi_data import read_csv_rows
 
+from tfxp.models import tuning
 from tfxp.models.tuning import read_chosen
 
 
@@ -33,11 +34,14 @@ def tuned(tmp_path_factory):
 
 def test_the_tuner_searches_and_the_trainer_uses_its_best_values(tuned):
     out, first, _ = tuned
-    trials = first["tuning"]["trials"]
-    assert len(trials) == 2 and all(t["status"] == "COMPLETED" for t in trials)
-    best = max(trials, key=lambda t: t["score"])["values"]  # binary: AUC, maximised
+    trials = first["tuning"]["trials"]  # the search's two and the defaults' own
+    assert len(trials) == 3 and all(t["status"] == "COMPLETED" for t in trials)
+    assert trials[-1]["trial_id"] == "default" and trials[-1]["values"] == tuning.DEFAULTS
+    chosen = max(trials, key=lambda t: t["score"])  # binary: held-out AUC, maximised
+    best = chosen["values"]
     record = first["hyperparameters"]
     assert record["source"]["tuner"] == "random" and record["source"]["completed"] == 2
+    assert record["source"]["chosen"] == chosen["trial_id"]
     units = best["units"]
     assert record["values"]["hidden_units"] == [max(8, units // 2**i) for i in range(best["layers"])]
     assert record["values"]["learning_rate"] == best["learning_rate"]
@@ -46,8 +50,8 @@ def test_the_tuner_searches_and_the_trainer_uses_its_best_values(tuned):
     card = json.loads(open(f"{first['pushed_path']}/model_card.json").read())
     assert card["hyperparameters"]["source"] == record["source"]
     assert card["hyperparameters"]["values"]["hidden_units"] == record["values"]["hidden_units"]
-    # TensorBoard's HParams view: one run per trial.
-    assert len(glob.glob(f"{out}/pipelines/taxi/Tuner/tuner_results/*/hparams/trial_*/events.out.tfevents.*")) == 2
+    # TensorBoard's HParams view: one run per trial, the defaults' too.
+    assert len(glob.glob(f"{out}/pipelines/taxi/Tuner/tuner_results/*/hparams/trial_*/events.out.tfevents.*")) == 3
 
 
 def test_a_later_run_without_tune_reuses_the_latest_tuned_values(tuned):

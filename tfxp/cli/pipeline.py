@@ -199,7 +199,7 @@ def _valid_name(name: str) -> bool:
     "--tune-steps",
     type=click.IntRange(min=1),
     default=None,
-    help="Training steps of a full trial (with --tune). Default: --train-steps / 4.",
+    help="Most training steps of a full trial (with --tune; early stopping may end it sooner). Default: --train-steps.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
 def run(

@@ -8,8 +8,10 @@ model is the model the Trainer would build with those values. A trial whose loss
 trials (keras-team/keras-tuner#702: memory grows across trials otherwise).
 
 `TunerExecutor` writes TFX's two outputs itself: `best_hyperparameters.txt` (the best HyperParameters config,
-plus `source`: tuner kind, trials, the pipeline run and time) and `tuner_results.json` (every trial: id,
-status, score, values, the failure's last line). TFX's writer asks `oracle.get_best_trials(oracle.max_trials)`,
+plus `source`: the chosen trial, tuner kind, trials, the pipeline run and time) and `tuner_results.json` (every
+trial: id, status, score, values, the failure's last line). The defaults are scored as one more trial
+("default") and chosen when no search trial beats them on the objective, the metric on the training rows held
+out for early stopping. TFX's writer asks `oracle.get_best_trials(oracle.max_trials)`,
 which fails for Hyperband (max_trials None: tensorflow/tfx#7778), and keeps completed trials only.
 """
 
@@ -58,11 +60,23 @@ OBJECTIVES = {
 }
 
 
+# The module's defaults (model.HYPERPARAMETERS) as a point of SPACE: scored beside every search (TunerExecutor).
+DEFAULTS = {
+    "units": M.HIDDEN_UNITS[0],
+    "layers": len(M.HIDDEN_UNITS),
+    "embedding_dim": M.EMBEDDING_DIM,
+    "learning_rate": M.LEARNING_RATE,
+    "dropout": 0.0,
+    "train_batch_size": M.TRAIN_BATCH_SIZE,
+}
+
+
 def search_space() -> kt.HyperParameters:
-    """SPACE as KerasTuner HyperParameters (all Choice, so every tuner kind samples the same grid)."""
+    """SPACE as KerasTuner HyperParameters (all Choice, so every tuner kind samples the same grid), each
+    defaulting to DEFAULTS: `search_space().values` are the defaults."""
     hp = kt.HyperParameters()
     for name, options in SPACE.items():
-        hp.Choice(name, options)
+        hp.Choice(name, options, default=DEFAULTS[name])
     return hp
 
 
@@ -123,8 +137,17 @@ class _OwnLoop:
         return max(1, round(self.tune_steps * epochs / self.oracle.max_epochs))  # type: ignore[attr-defined]
 
     def run_trial(self, trial, *args, **kwargs) -> dict[str, float]:
+        results = self.score(trial.hyperparameters.values, self._steps(trial.hyperparameters))
+        if not all(math.isfinite(v) for v in results.values()):
+            raise kt.errors.FailedTrialError(f"trial {trial.trial_id}: not finite: {results}")
+        self._write_hparams(trial.trial_id, trial.hyperparameters.values, results)
+        return results
+
+    def score(self, tuned: dict[str, Any], steps: int) -> dict[str, float]:
+        """Trains the model of `tuned` values (SPACE names) for at most `steps` steps as the Trainer would;
+        model.train's results, with `validation_<metric>` (the objective) always present."""
         tf.keras.backend.clear_session()  # keras-tuner#702: graph state grows across trials otherwise
-        values = model_values(trial.hyperparameters.values)
+        values = model_values(tuned)
         data = M.transformed_dataset(
             self.fn_args.train_files,
             self.fn_args.data_accessor,
@@ -147,25 +170,21 @@ class _OwnLoop:
             dropout=values["dropout"],
         )
         results = M.train(
-            model, data, eval_data, self._steps(trial.hyperparameters), self.fn_args.eval_steps,
-            task=task, learning_rate=values["learning_rate"],
-        )  # fmt: skip
-        if not all(math.isfinite(v) for v in results.values()):
-            raise kt.errors.FailedTrialError(f"trial {trial.trial_id}: not finite: {results}")
+            model, data, eval_data, steps, self.fn_args.eval_steps, task=task, learning_rate=values["learning_rate"]
+        )
         if "validation_loss" not in results:  # no training row was held out (a tiny table): the eval split's
             results.update({f"validation_{k}": v for k, v in list(results.items())})
-        self._write_hparams(trial, results)
         return results
 
-    def _write_hparams(self, trial, results: dict[str, float]) -> None:
+    def _write_hparams(self, trial_id: str, values: dict[str, Any], results: dict[str, float]) -> None:
         """TensorBoard's HParams view: the trial's values and its eval metrics."""
         if not self.hparams_dir:
             return
         from tensorboard.plugins.hparams import api as hparams_api
 
-        tuned = {k: v for k, v in trial.hyperparameters.values.items() if not k.startswith("tuner/")}
-        with tf.summary.create_file_writer(os.path.join(self.hparams_dir, f"trial_{trial.trial_id}")).as_default():
-            hparams_api.hparams(tuned, trial_id=str(trial.trial_id))
+        tuned = {k: v for k, v in values.items() if not k.startswith("tuner/")}
+        with tf.summary.create_file_writer(os.path.join(self.hparams_dir, f"trial_{trial_id}")).as_default():
+            hparams_api.hparams(tuned, trial_id=str(trial_id))
             for name, value in results.items():
                 tf.summary.scalar(f"eval/{name}", value, step=1)
 
@@ -230,6 +249,32 @@ def trial_records(tuner: kt.Tuner) -> list[dict[str, Any]]:
     return records
 
 
+def default_record(results: dict[str, float], objective: kt.Objective) -> dict[str, Any]:
+    """The defaults' trial (trial_id "default") as `trial_records` writes a trial, from their `results`."""
+    score = results.get(objective.name)
+    finite = score is not None and all(math.isfinite(v) for v in results.values())
+    return {
+        "trial_id": "default",
+        "status": "COMPLETED" if finite else "FAILED",
+        "score": score if finite else None,
+        "values": dict(DEFAULTS),
+        "message": None if finite else f"not finite: {results}",
+    }
+
+
+def best_config(records: list[dict[str, Any]], objective: kt.Objective) -> tuple[dict[str, Any], str]:
+    """(HyperParameters config of the best completed record by `objective`, its trial_id): a search trial or
+    "default"; a tie goes to the earlier record. Raises ValueError when none completed."""
+    completed = [r for r in records if r["status"] == "COMPLETED" and r["score"] is not None]
+    if not completed:
+        raise ValueError("no completed trial")
+    sign = 1 if objective.direction == "max" else -1
+    best = max(completed, key=lambda r: sign * r["score"])
+    hp = search_space()
+    hp.values.update(best["values"])
+    return hp.get_config(), str(best["trial_id"])
+
+
 class TunerExecutor(tfx_tuner_executor.Executor):
     """TFX's Tuner executor with its own writer (module docstring): Hyperband works, every trial is kept,
     and the best config says where it came from. Raises RuntimeError when no trial completed."""
@@ -247,16 +292,22 @@ class TunerExecutor(tfx_tuner_executor.Executor):
         with contextlib.redirect_stdout(sys.stderr):
             tuner.search(verbose=0)
         records = trial_records(tuner)
-        tf.io.gfile.makedirs(results_dir)
-        with tf.io.gfile.GFile(os.path.join(results_dir, "tuner_results.json"), "w") as f:
-            f.write(json.dumps(records, indent=1))
         completed = [r for r in records if r["status"] == "COMPLETED"]
         if not completed:
             raise RuntimeError(f"no trial of the {settings.get('tuner')} search completed: {records[:3]}")
-        best = tuner.get_best_hyperparameters(1)[0].get_config()
+        # The defaults are scored as a trial of the same length too: a search of a few short trials can
+        # miss them, and a tuned run must be at least as good as an untuned one on the objective.
+        default = tuner.score(DEFAULTS, tuner.tune_steps)
+        tuner._write_hparams("default", DEFAULTS, default)
+        records.append(default_record(default, tuner.oracle.objective))
+        tf.io.gfile.makedirs(results_dir)
+        with tf.io.gfile.GFile(os.path.join(results_dir, "tuner_results.json"), "w") as f:
+            f.write(json.dumps(records, indent=1))
+        best, chosen_trial = best_config(records, tuner.oracle.objective)
         best["source"] = {
+            "chosen": chosen_trial,
             "tuner": settings.get("tuner", "random"),
-            "trials": len(records),
+            "trials": len(records) - 1,
             "completed": len(completed),
             "run": self._context.pipeline_run_id if self._context else None,
             "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -290,7 +290,8 @@ class PipelineConfig:
     # served versions in `model_config_file` and puts the new one beside them (tfxp.pipeline.canary_push).
     push_mode: str = "replace"
     # `tfxp run --tune N [--tuner KIND] [--tune-steps S]`: TFX's Tuner before the Trainer with N trials of S steps
-    # (default train_steps / 4); 0 = no search (the latest tuned hyperparameters, else the defaults).
+    # (default train_steps: early stopping ends a trial sooner on a small table); 0 = no search (the latest
+    # tuned hyperparameters, else the defaults).
     tune: int = 0
     tuner: str = "random"
     tune_steps: int | None = None

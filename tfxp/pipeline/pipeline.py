@@ -76,7 +76,7 @@ def _tuning(config: PipelineConfig, code: dict, example_gen, transform, schema_g
         examples=example_gen.outputs["examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_gen.outputs["schema"],
-        train_args=trainer_pb2.TrainArgs(num_steps=config.tune_steps or max(1, config.train_steps // 4)),
+        train_args=trainer_pb2.TrainArgs(num_steps=config.tune_steps or config.train_steps),
         eval_args=trainer_pb2.EvalArgs(num_steps=config.eval_steps),
         custom_config={**code, "tuning": {"tuner": config.tuner, "trials": config.tune}},
     ).with_id("Tuner")
