@@ -45,6 +45,7 @@ TOPICS = (
     "operations",
     "report",
     "continuous-training",
+    "quality",
 )
 
 FENCE = re.compile(r"^```([a-z]*)\n(.*?)^```", re.M | re.S)
