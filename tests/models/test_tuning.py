@@ -105,3 +105,17 @@ def test_a_diverged_default_trial_is_recorded_failed_and_nothing_completed_is_re
     assert record["status"] == "FAILED" and record["score"] is None and "not finite" in record["message"]
     with pytest.raises(ValueError, match="no completed trial"):
         tuning.best_config([record], objective)
+
+
+def test_a_project_search_space_replaces_the_choices_it_names(tmp_path):
+    """project.yaml `tuning.search_space` (validated by tfxp.project.load) reaches the tuner's space."""
+    space = {"units": [16, 256], "learning_rate": [0.03]}
+    hp = tuning.search_space(space)
+    choices = {p.name: list(p.values) for p in hp.space}
+    assert choices["units"] == [16, 256] and choices["learning_rate"] == [0.03]
+    assert choices["layers"] == tuning.SPACE["layers"]
+    # A default outside the project's choices gives way to its first one; the others stay the module's.
+    assert hp.values == {**tuning.DEFAULTS, "units": 16, "learning_rate": 0.03}
+    tuner = tuning.make_tuner("random", 2, kt.Objective("validation_auc", "max"), str(tmp_path), space)
+    units = next(p for p in tuner.oracle.hyperparameters.space if p.name == "units")
+    assert list(units.values) == [16, 256]

@@ -20,7 +20,8 @@ from tfxp.models.tuning import read_chosen
 def tuned(tmp_path_factory):
     """(output folder, the --tune run's summary, a later run's summary) on 2,000 taxi rows."""
     work = tmp_path_factory.mktemp("tune")
-    project = loose_taxi_project(work / "taxi")
+    # The project narrows the search space: every search trial has 16 units.
+    project = loose_taxi_project(work / "taxi", extra="tuning:\n  search_space:\n    units: [16]\n")
     data = write_csv(work / "data" / "taxi.csv", read_csv_rows(limit=2000))
     args = ("--project", project)
     code, first, stderr = tfxp_run(
@@ -37,6 +38,7 @@ def test_the_tuner_searches_and_the_trainer_uses_its_best_values(tuned):
     trials = first["tuning"]["trials"]  # the search's two and the defaults' own
     assert len(trials) == 3 and all(t["status"] == "COMPLETED" for t in trials)
     assert trials[-1]["trial_id"] == "default" and trials[-1]["values"] == tuning.DEFAULTS
+    assert all(t["values"]["units"] == 16 for t in trials[:-1])  # project.yaml's search space
     chosen = max(trials, key=lambda t: t["score"])  # binary: held-out AUC, maximised
     best = chosen["values"]
     record = first["hyperparameters"]

@@ -331,3 +331,40 @@ def test_monitoring_thresholds_load_round_trip_and_are_checked(tmp_path):
         ("monitoring:\n  window: 1h\n", "monitoring.window", "unknown field"),
     ):
         refused(write_project(tmp_path, SPEC + bad), field, words)
+
+
+TUNING = "tuning:\n  search_space:\n"
+
+
+def test_a_search_space_loads_round_trips_and_dumps(tmp_path):
+    from tfxp.project.dump import dumps
+
+    spec = SPEC + TUNING + "    units: [16, 256]\n    learning_rate: [1e-3, 0.03]\n    dropout: [0]\n"
+    project = P.load(write_project(tmp_path, spec))
+    assert project.search_space == (("units", (16, 256)), ("learning_rate", (0.001, 0.03)), ("dropout", (0.0,)))
+    assert P.from_dict(json.loads(json.dumps(project.to_dict()))) == project
+    again = tmp_path / "again"
+    again.mkdir()
+    (again / "project.yaml").write_text(dumps(project))
+    (again / "schema.pbtxt").write_text(SCHEMA)
+    assert P.load(again).search_space == project.search_space
+
+
+@pytest.mark.parametrize(
+    "tuning, field, words",
+    [
+        ("tuning:\n  search_space: {}\n", "tuning.search_space", ["empty", "units", "learning_rate"]),
+        ("tuning: {}\n", "tuning.search_space", ["missing"]),
+        (TUNING + "    width: [8]\n", "tuning.search_space.width", ["unknown field", "units"]),
+        (TUNING + "    units: []\n", "tuning.search_space.units", ["empty list"]),
+        (TUNING + "    units: 64\n", "tuning.search_space.units", ["expected a list"]),
+        (TUNING + "    units: [64, 0]\n", "tuning.search_space.units[1]", ["integer >= 1"]),
+        (TUNING + "    layers: [2.5]\n", "tuning.search_space.layers[0]", ["integer >= 1"]),
+        (TUNING + "    learning_rate: [0]\n", "tuning.search_space.learning_rate[0]", ["outside (0, 1]"]),
+        (TUNING + "    learning_rate: [fast]\n", "tuning.search_space.learning_rate[0]", ["finite number"]),
+        (TUNING + "    dropout: [0.1, 1.0]\n", "tuning.search_space.dropout[1]", ["outside [0, 0.95]"]),
+        (TUNING + "    embedding_dim: [8, 8]\n", "tuning.search_space.embedding_dim", ["more than once"]),
+    ],
+)
+def test_an_empty_or_invalid_search_space_is_refused_naming_the_field(tmp_path, tuning, field, words):
+    refused(write_project(tmp_path, SPEC + tuning), field, *words)

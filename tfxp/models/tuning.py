@@ -60,6 +60,7 @@ OBJECTIVES = {
 }
 
 
+INTEGER_NAMES = ("units", "layers", "embedding_dim", "train_batch_size")
 # The module's defaults (model.HYPERPARAMETERS) as a point of SPACE: scored beside every search (TunerExecutor).
 DEFAULTS = {
     "units": M.HIDDEN_UNITS[0],
@@ -71,12 +72,14 @@ DEFAULTS = {
 }
 
 
-def search_space() -> kt.HyperParameters:
-    """SPACE as KerasTuner HyperParameters (all Choice, so every tuner kind samples the same grid), each
-    defaulting to DEFAULTS: `search_space().values` are the defaults."""
+def search_space(project_space: dict[str, Any] | None = None) -> kt.HyperParameters:
+    """SPACE, with a project's `tuning.search_space` choices (validated by tfxp.project.load) replacing those
+    of the names it gives, as KerasTuner HyperParameters (all Choice, so every tuner kind samples the same
+    grid), each defaulting to DEFAULTS when among its choices: `search_space().values` are the defaults."""
     hp = kt.HyperParameters()
-    for name, options in SPACE.items():
-        hp.Choice(name, options, default=DEFAULTS[name])
+    for name, options in {**SPACE, **(project_space or {})}.items():
+        options = [int(v) if name in INTEGER_NAMES else float(v) for v in options]
+        hp.Choice(name, options, default=DEFAULTS[name] if DEFAULTS[name] in options else options[0])
     return hp
 
 
@@ -201,14 +204,17 @@ class HyperbandTuner(_OwnLoop, kt.Hyperband):
     pass
 
 
-def make_tuner(kind: str, trials: int, objective: kt.Objective, directory: str) -> kt.Tuner:
+def make_tuner(
+    kind: str, trials: int, objective: kt.Objective, directory: str, project_space: dict[str, Any] | None = None
+) -> kt.Tuner:
     """A tuner of `kind` (TUNERS) for `trials` trials (Hyperband: max_epochs = trials, factor 3, one
-    iteration: about `trials` trials of growing length). Raises ValueError for an unknown kind or trials < 1."""
+    iteration: about `trials` trials of growing length) over `search_space(project_space)`. Raises ValueError
+    for an unknown kind or trials < 1."""
     if kind not in TUNERS:
         raise ValueError(f"unknown tuner {kind!r}: one of {', '.join(TUNERS)}")
     if trials < 1:
         raise ValueError(f"trials must be >= 1, got {trials}")
-    common = {"objective": objective, "hyperparameters": search_space(), "directory": directory}
+    common = {"objective": objective, "hyperparameters": search_space(project_space), "directory": directory}
     common.update(project_name="tfxp", overwrite=True, tune_new_entries=False)
     if kind == "random":
         return RandomTuner(max_trials=trials, **common)
@@ -227,6 +233,7 @@ def tuner_fn(fn_args: FnArgs) -> TunerFnResult:
         int(settings.get("trials", 2)),
         OBJECTIVES[problem.label.task],
         os.path.join(fn_args.working_dir or "/tmp", "keras_tuner"),
+        settings.get("space"),
     )
     tuner.setup(fn_args, fn_args.train_steps, settings.get("hparams_dir"))
     return TunerFnResult(tuner=tuner, fit_kwargs={})

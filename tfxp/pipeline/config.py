@@ -295,6 +295,8 @@ class PipelineConfig:
     tune: int = 0
     tuner: str = "random"
     tune_steps: int | None = None
+    # The project's `tuning.search_space` choices, replacing the defaults of the names given (tfxp.models.tuning).
+    search_space: tuple[tuple[str, tuple[float, ...]], ...] = ()
     model_config_file: str | None = None
 
     def _project_file(self, path: Path | str) -> str:
@@ -321,6 +323,7 @@ class PipelineConfig:
             "monitoring": project.monitoring,
             "intended_use": project.intended_use,
             "limitations": project.limitations,
+            "search_space": project.search_space,
         }
         if project.data is not None:
             settings["data"] = project.data

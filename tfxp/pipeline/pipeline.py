@@ -78,7 +78,10 @@ def _tuning(config: PipelineConfig, code: dict, example_gen, transform, schema_g
         schema=schema_gen.outputs["schema"],
         train_args=trainer_pb2.TrainArgs(num_steps=config.tune_steps or config.train_steps),
         eval_args=trainer_pb2.EvalArgs(num_steps=config.eval_steps),
-        custom_config={**code, "tuning": {"tuner": config.tuner, "trials": config.tune}},
+        custom_config={
+            **code,
+            "tuning": {"tuner": config.tuner, "trials": config.tune, "space": dict(config.search_space)},
+        },
     ).with_id("Tuner")
     return tuner, tuner.outputs["best_hyperparameters"]
 

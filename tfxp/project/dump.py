@@ -113,6 +113,9 @@ def dumps(
     for key in ("intended_use", "limitations"):  # the model card's considerations, when the project says them
         if getattr(project, key) is not None:
             lines.append(f"{key}: {json.dumps(getattr(project, key))}")  # a JSON string is a YAML string
+    if project.search_space:
+        lines += ["tuning:", "  search_space:"]
+        lines += [f"    {name}: {_yaml_flow_list(values)}" for name, values in project.search_space]
     return "\n".join(lines) + "\n"
 
 

@@ -21,6 +21,7 @@ from tfxp.project.spec import (
     KINDS,
     PROJECT_FILE,
     SCHEMA_FILE,
+    SEARCH_SPACE_RULES,
     SLICE_KINDS,
     TASKS,
     TF_NAME,
@@ -263,6 +264,11 @@ def _parse_gate(r: _Reader, raw: Any, i: int, task: str) -> Gate:
     return Gate(metric=metric, bound=bound, max_change=max_change, higher_is_better=higher)
 
 
+_TOP_FIELDS = (
+    "name", "data", "label", "features", "slices", "thresholds", "monitoring", "intended_use", "limitations", "tuning",
+)  # fmt: skip
+
+
 def parse(raw: Any, file: str | None, base: Path | None, check_files: bool = True) -> Project:
     """A Project from a parsed project.yaml (`raw`: what yaml.safe_load gave), validated (not against a schema).
 
@@ -270,12 +276,7 @@ def parse(raw: Any, file: str | None, base: Path | None, check_files: bool = Tru
     against. `check_files`: require a file hook to exist. Raises ProjectError naming `file` and the field.
     """
     r = _Reader(file)
-    d = r.mapping(
-        raw,
-        "",
-        ("name", "data", "label", "features", "slices", "thresholds", "monitoring", "intended_use", "limitations"),
-        ("name", "label", "features", "thresholds"),
-    )
+    d = r.mapping(raw, "", _TOP_FIELDS, ("name", "label", "features", "thresholds"))
     name = r.string(d["name"], "name")
     if not _NAME.match(name):
         raise r.error(
@@ -335,6 +336,7 @@ def parse(raw: Any, file: str | None, base: Path | None, check_files: bool = Tru
         monitoring=monitoring,
         intended_use=r.string(d["intended_use"], "intended_use") if d.get("intended_use") is not None else None,
         limitations=r.string(d["limitations"], "limitations") if d.get("limitations") is not None else None,
+        search_space=_parse_tuning(r, d["tuning"]) if d.get("tuning") is not None else (),
     )
 
 
@@ -362,6 +364,45 @@ def _parse_monitoring(r: _Reader, raw: Any, features: tuple[Column, ...]) -> Mon
         )
         overrides.append((name, skew, drift))
     return Monitoring(**values, features=tuple(overrides))
+
+
+def _parse_tuning(r: _Reader, raw: Any) -> tuple[tuple[str, tuple[float, ...]], ...]:
+    """`tuning:` {search_space: {name: [values]}}: names of SEARCH_SPACE_RULES, each a non-empty list of
+    distinct values within its rule."""
+    d = r.mapping(raw, "tuning", ("search_space",), ("search_space",))
+    space = r.mapping(d["search_space"], "tuning.search_space", tuple(SEARCH_SPACE_RULES), ())
+    if not space:
+        names = ", ".join(SEARCH_SPACE_RULES)
+        raise r.error("tuning.search_space", f"empty: give choices for one or more of {names}, or leave tuning out")
+    return tuple((name, _search_choices(r, name, values)) for name, values in space.items())
+
+
+def _search_choices(r: _Reader, name: str, raw: Any) -> tuple[float, ...]:
+    path = f"tuning.search_space.{name}"
+    integer, low, high, low_included = SEARCH_SPACE_RULES[name]
+    values = r.sequence(raw, path)
+    if not values:
+        raise r.error(path, "an empty list: give at least one value to search")
+    choices = []
+    for i, value in enumerate(values):
+        if not integer and isinstance(value, str):
+            value = _yaml_11_float(value)  # PyYAML reads 1e-3 (no dot) as a string
+        number = r.positive_int(value, f"{path}[{i}]") if integer else r.number(value, f"{path}[{i}]")
+        if not (low <= number if low_included else low < number) or number > high:
+            bounds = f"{'[' if low_included else '('}{low:g}, {high:g}]"
+            raise r.error(f"{path}[{i}]", f"{number:g} is outside {bounds}")
+        choices.append(number)
+    if len(set(choices)) != len(choices):
+        raise r.error(path, "a value is listed more than once")
+    return tuple(choices)
+
+
+def _yaml_11_float(text: str) -> Any:
+    """`text` as a float when it is one (YAML 1.1, PyYAML's, wants a dot in 1.0e-3), else unchanged."""
+    try:
+        return float(text)
+    except ValueError:
+        return text
 
 
 def _statistic_bound(r: _Reader, value: Any, path: str) -> float:

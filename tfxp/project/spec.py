@@ -42,6 +42,17 @@ GATE_METRICS: dict[str, dict[str, bool]] = {
 # Metrics that are fractions (a bound outside [0, 1] can never pass or never fail).
 FRACTION_METRICS = ("AUC", "BinaryAccuracy", "SparseCategoricalAccuracy")
 
+# The hyperparameters a project's `tuning.search_space` may narrow or widen (tfxp/models/tuning.py's SPACE
+# has the defaults) and the values each takes: (integer?, lowest, highest, lowest included?).
+SEARCH_SPACE_RULES: dict[str, tuple[bool, float, float, bool]] = {
+    "units": (True, 1, 4096, True),
+    "layers": (True, 1, 8, True),
+    "embedding_dim": (True, 1, 512, True),
+    "learning_rate": (False, 0.0, 1.0, False),
+    "dropout": (False, 0.0, 0.95, True),
+    "train_batch_size": (True, 1, 65536, True),
+}
+
 # Default class labels of a binary label computed by a hook (the hook returns 0/1), as the taxi model's
 # classify signature has always answered.
 HOOK_BINARY_CLASSES = ("0", "1")
@@ -218,6 +229,9 @@ class Project:
     # The model card's considerations (project.yaml `intended_use:` and `limitations:`, optional free text).
     intended_use: str | None = None
     limitations: str | None = None
+    # project.yaml `tuning: search_space: {name: [values]}`: the choices `tfxp run --tune` searches per
+    # hyperparameter (SEARCH_SPACE_RULES), replacing the defaults of the names given.
+    search_space: tuple[tuple[str, tuple[float, ...]], ...] = ()
 
     @property
     def inputs(self) -> tuple[Column, ...]:
@@ -324,6 +338,8 @@ class Project:
         for key in ("intended_use", "limitations"):
             if getattr(self, key) is not None:
                 out[key] = getattr(self, key)
+        if self.search_space:
+            out["tuning"] = {"search_space": {name: list(values) for name, values in self.search_space}}
         return out
 
 
