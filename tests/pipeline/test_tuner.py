@@ -91,3 +91,22 @@ def test_the_vertex_compile_keeps_the_tuner_in_the_dag(tmp_path):
     assert "Tuner" in tasks and "latest_hyperparameters" not in tasks
     trainer_inputs = tasks["Trainer"]["inputs"]["artifacts"]
     assert trainer_inputs["hyperparameters"]["taskOutputArtifact"]["producerTask"] == "Tuner"
+
+
+@pytest.mark.parametrize("kind", ["bayesian", "hyperband"])
+def test_the_other_tuner_kinds_train_real_trials_in_a_run(kind, tmp_path):
+    """Two trials of a few steps each on 1,000 rows, with the Trainer's own loop; Hyperband through TFX's
+    executor used to fail writing its best trials (tensorflow/tfx#7778)."""
+    project = loose_taxi_project(tmp_path / "taxi")
+    data = write_csv(tmp_path / "data" / "taxi.csv", read_csv_rows(limit=1000))
+    code, summary, stderr = tfxp_run(
+        data, tmp_path / "out", "--project", project, "--tune", "2", "--tuner", kind, "--tune-steps", "10",
+        name="taxi", train_steps=20,
+    )  # fmt: skip
+    assert code == 0, stderr[-3000:]
+    trials = summary["tuning"]["trials"]
+    assert trials[-1]["trial_id"] == "default" and len(trials) >= 3
+    assert all(t["status"] == "COMPLETED" and t["score"] is not None for t in trials)
+    record = summary["hyperparameters"]
+    assert record["source"]["tuner"] == kind
+    assert record["source"]["chosen"] in {t["trial_id"] for t in trials}
