@@ -40,6 +40,8 @@ def test_image_uses_the_locked_python_and_beam():
     beam = re.search(r"^apache-beam==(\S+)$", LOCK, re.M).group(1)
     boot = re.search(r"apache/beam_python(\d+\.\d+)_sdk:(\S+)", DOCKERFILE)
     assert boot and boot.group(1) == "3.10" and boot.group(2) == beam
+    # Dataflow starts SDK workers from a custom container through Beam's boot program (its entrypoint).
+    assert _instructions("ENTRYPOINT") == ['["/opt/apache/beam/boot"]']
 
 
 def test_image_holds_the_project_where_compiled_jobs_look_for_it():

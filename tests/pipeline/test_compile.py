@@ -134,6 +134,8 @@ def test_dataflow_args_on_every_beam_component(compiled_cloud):
         f"--temp_location={ROOT}/tmp",
         f"--sdk_container_image={IMAGE}",
         "--sdk_location=container",
+        # A custom SDK container needs Runner v2; the package is in the container, so nothing is staged.
+        "--experiments=use_runner_v2",
     }
     for task in BEAM_COMPONENTS:
         args = _executor_args(compiled_cloud, task)
@@ -199,7 +201,24 @@ def test_tfxp_compile_cli(tmp_path):
     assert local_root.returncode == 2 and "gs://" in local_root.stderr
     stray = _tfxp(*common, "--pipeline-root", ROOT, "--temp-location", "gs://b/t", cwd=tmp_path)
     assert stray.returncode == 2 and "--dataflow" in stray.stderr
+    stray = _tfxp(*common, "--pipeline-root", ROOT, "--dataflow-machine-type", "n1-highmem-4", cwd=tmp_path)
+    assert stray.returncode == 2 and "--dataflow-machine-type: only with --dataflow" in stray.stderr
     assert not (tmp_path / "x.json").exists()
+
+
+def test_dataflow_worker_options_reach_every_beam_component(tmp_path):
+    """The flags users ask about (machine type, max workers, disk size) as Beam's Dataflow options."""
+    common = ["compile", "--target", "vertex", "--gcp-project", PROJECT, "--region", REGION, "--image", IMAGE]
+    out = tmp_path / "job.json"
+    proc = _tfxp(
+        *common, "--pipeline-root", ROOT, "--output", str(out), "--dataflow", "--dataflow-max-workers", "8",
+        "--dataflow-machine-type", "n1-highmem-4", "--dataflow-disk-size-gb", "100", cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    job = json.loads(out.read_text())
+    expected = {"--max_num_workers=8", "--machine_type=n1-highmem-4", "--disk_size_gb=100", f"--region={REGION}"}
+    for task in BEAM_COMPONENTS:
+        assert expected <= set(_executor_args(job, task)), task
 
 
 # ------------------------------------------------------------------- a user's project (issue 17, kind 8)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -410,6 +410,18 @@ def _compile_project(ctx: click.Context, param: click.Parameter, value: str | No
     help="Upper bound on Dataflow workers (with --dataflow).",
 )
 @click.option(
+    "--dataflow-machine-type",
+    default=None,
+    metavar="TYPE",
+    help="Dataflow workers' machine type, e.g. n1-highmem-4 (with --dataflow). Default: Dataflow's.",
+)
+@click.option(
+    "--dataflow-disk-size-gb",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Disk per Dataflow worker in GB (with --dataflow). Default: Dataflow's.",
+)
+@click.option(
     "--beam-arg",
     "beam_args",
     multiple=True,
@@ -435,6 +447,8 @@ def compile_command(
     dataflow: bool,
     temp_location: str | None,
     dataflow_max_workers: int | None,
+    dataflow_machine_type: str | None,
+    dataflow_disk_size_gb: int | None,
     beam_args: tuple[str, ...],
     as_json: bool,
 ) -> None:
@@ -448,7 +462,13 @@ def compile_command(
     # in _check_compile_options and _print_compiled.
     from tfxp.pipeline.config import DEFAULT_BEAM_ARGS, VertexTraining
 
-    _check_compile_options(ctx, loaded, name, pipeline_root, dataflow, temp_location, dataflow_max_workers)
+    dataflow_only = {
+        "--temp-location": temp_location,
+        "--dataflow-max-workers": dataflow_max_workers,
+        "--dataflow-machine-type": dataflow_machine_type,
+        "--dataflow-disk-size-gb": dataflow_disk_size_gb,
+    }
+    _check_compile_options(ctx, loaded, name, pipeline_root, dataflow, dataflow_only)
     if ctx.get_parameter_source("training_machine_type") is not click.core.ParameterSource.DEFAULT and not (
         vertex_training
     ):
@@ -458,7 +478,9 @@ def compile_command(
     runner_args = DEFAULT_BEAM_ARGS
     if dataflow:
         temp = temp_location or f"{pipeline_root.rstrip('/')}/tmp"
-        settings = vertex.DataflowSettings(gcp_project, region, temp, image, max_num_workers=dataflow_max_workers)
+        settings = vertex.DataflowSettings(
+            gcp_project, region, temp, image, dataflow_max_workers, dataflow_machine_type, dataflow_disk_size_gb
+        )
         runner_args = vertex.dataflow_beam_args(settings)
     if loaded is None:
         from tfxp import project as project_lib
@@ -525,10 +547,10 @@ def _check_compile_options(
     name: str | None,
     pipeline_root: str,
     dataflow: bool,
-    temp_location: str | None,
-    dataflow_max_workers: int | None,
+    dataflow_only: Mapping[str, object],
 ) -> None:
-    """`tfxp compile`'s option rules that click can't state; raises click.BadParameter / UsageError."""
+    """`tfxp compile`'s option rules that click can't state; raises click.BadParameter / UsageError.
+    `dataflow_only`: the options that go with --dataflow, by name, None when not given."""
     if name is not None and not _valid_name(name):
         raise click.BadParameter("use letters, digits, '-' and '_' only", param_hint="--name")
     if loaded is None and name not in (None, "taxi"):
@@ -539,9 +561,11 @@ def _check_compile_options(
         )
     if not pipeline_root.startswith("gs://"):
         raise click.BadParameter("Vertex AI needs a gs:// pipeline root", param_hint="--pipeline-root")
-    if (temp_location or dataflow_max_workers) and not dataflow:
-        raise click.UsageError("--temp-location and --dataflow-max-workers go with --dataflow")
-    if temp_location is not None and not temp_location.startswith("gs://"):
+    given = [option for option, value in dataflow_only.items() if value is not None]
+    if given and not dataflow:
+        raise click.UsageError(f"{', '.join(given)}: only with --dataflow (Beam's options for Dataflow workers)")
+    temp_location = dataflow_only.get("--temp-location")
+    if isinstance(temp_location, str) and not temp_location.startswith("gs://"):
         raise click.BadParameter("Dataflow needs a gs:// temp location", param_hint="--temp-location")
 
 

@@ -199,6 +199,8 @@ class DataflowSettings:
     temp_location: str  # gs:// folder for Dataflow's staging and temp files
     image: str  # the pipeline image, used as the workers' SDK container
     max_num_workers: int | None = None
+    machine_type: str | None = None  # Dataflow's default (n1-standard-1 for batch) when None
+    disk_size_gb: int | None = None  # per worker; Dataflow's default (250 GB for batch) when None
 
 
 def dataflow_beam_args(settings: DataflowSettings) -> tuple[str, ...]:
@@ -206,7 +208,11 @@ def dataflow_beam_args(settings: DataflowSettings) -> tuple[str, ...]:
 
     Workers start from the pipeline image (it carries Beam's boot program, see
     the Dockerfile), so they run the locked dependencies and this project's code
-    without installing anything at start-up.
+    without installing anything at start-up: the package is in the container, not staged as an sdist
+    (`--setup_file` would make every worker pip-install it; tensorflow/tfx#4764, #3761 are workers without
+    it). A custom SDK container needs Dataflow Runner v2 (`--experiments=use_runner_v2`, Dataflow's
+    "Use custom containers"); its Beam and Python must match the launcher's (the Dockerfile copies
+    apache/beam_python3.10_sdk:2.60.0 for the locked apache-beam 2.60.0: tests/test_dockerfile.py).
     """
     args = [
         "--runner=DataflowRunner",
@@ -216,9 +222,14 @@ def dataflow_beam_args(settings: DataflowSettings) -> tuple[str, ...]:
         f"--sdk_container_image={settings.image}",
         # The SDK is already in the image: don't stage Beam's tarball.
         "--sdk_location=container",
+        "--experiments=use_runner_v2",
     ]
     if settings.max_num_workers:
         args.append(f"--max_num_workers={settings.max_num_workers}")
+    if settings.machine_type:
+        args.append(f"--machine_type={settings.machine_type}")
+    if settings.disk_size_gb:
+        args.append(f"--disk_size_gb={settings.disk_size_gb}")
     return tuple(args)
 
 
