@@ -7,9 +7,9 @@
   parser (unknown or renamed flags, a missing value, a choice the command doesn't offer fail); every
   `tfxp ...` usage line and inline `tfxp ...` span has each of its `--flags` checked against the
   command's options.
-- Commands that need Docker, kubectl or Google Cloud are checked against what they name here: the
-  make target exists, the Dockerfile or deploy file exists, the pytest files exist, the wheel's name
-  carries setup.py's version.
+- Commands that need Docker, kubectl, Google Cloud or a Kubeflow Pipelines host are checked against what
+  they name here: the make target exists, the Dockerfile or deploy file exists, the pytest files exist,
+  the wheel's name carries setup.py's version, the kfp.Client method exists.
 A command of any other program fails the test until it is classified here.
 """
 
@@ -164,6 +164,11 @@ def _check_other(page_line: str, words: list[str], page_dir: Path) -> None:
     elif Path(program).name == "python" and args[:2] == ["-m", "pytest"]:
         for arg in args[2:]:
             assert arg.startswith("-") or (ROOT / arg).exists(), f"{page_line}: {arg} does not exist"
+    elif Path(program).name == "python" and args[:1] == ["-c"] and "kfp.Client(" in args[1]:
+        import kfp  # in the lock (2.5.0): the method the page calls on a KFP client must exist
+
+        for method in re.findall(r"kfp\.Client\([^)]*\)\.(\w+)\(", args[1]):
+            assert hasattr(kfp.Client, method), f"{page_line}: kfp.Client has no {method}"
     elif Path(program).name == "python" and args[:1] == ["-c"]:
         assert "aiplatform.PipelineJob" in args[1], f"{page_line}: an unchecked python -c"
     elif program == "docker":

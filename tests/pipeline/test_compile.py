@@ -371,3 +371,52 @@ def test_a_hook_of_the_tfxp_package_is_loaded_from_the_image():
     assert vertex.image_hook("tfxp.projects.taxi.label:big_tipper", "p.yaml") == "tfxp.projects.taxi.label:big_tipper"
     with pytest.raises(vertex.CompileRefusal, match="not importable here"):
         vertex.image_hook("tfxp.projects.nothing_here:f", "p.yaml")
+
+
+# ------------------------------------------------------------------- open-source Kubeflow Pipelines (issue 24)
+
+
+def _kfp_loads(path: Path) -> list[str]:
+    """The PipelineSpec YAML as kfp 2.5's client and component loader read it; its task names."""
+    from kfp import components
+    from kfp.client import client
+
+    doc = client._extract_pipeline_yaml(str(path))  # what Client.upload_pipeline/create_run_from_* use
+    assert doc.pipeline_spec.default_pipeline_root == ROOT
+    component = components.load_component_from_file(str(path))
+    return sorted(component.pipeline_spec.root.dag.tasks)
+
+
+@pytest.mark.parametrize("user_project", [False, True])
+def test_kfp_target_writes_pipeline_spec_yaml_that_kfp_loads(user_project, compiled, tmp_path):
+    out = tmp_path / "pipeline.yaml"
+    project = ["--project", str(_user_project(tmp_path / "shapes"))] if user_project else []
+    proc = _tfxp(
+        "compile", "--target", "kfp", *project, "--pipeline-root", ROOT, "--image", IMAGE, "--output", str(out),
+        "--data", "gs://bucket/d/", "--json", cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    answer = json.loads(proc.stdout)
+    assert answer["target"] == "kfp" and answer["gcp_project"] is None
+    tasks = _kfp_loads(out)
+    # The same DAG as the Vertex AI job of the same pipeline (the taxi one: the module's `compiled`).
+    assert tasks == answer["tasks"]
+    if not user_project:
+        assert tasks == sorted(_tasks(compiled))
+    else:
+        assert "taxi" not in out.read_text() and answer["name"] == "shapes"
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--target", "kfp", "--vertex-training"], "only with --target vertex"),
+        (["--target", "kfp", "--output", "p.json"], "PipelineSpec YAML"),
+        (["--target", "kfp", "--dataflow"], "Dataflow needs both"),
+        (["--target", "vertex"], "Vertex AI needs both"),
+    ],
+)
+def test_options_that_dont_apply_to_the_target_are_refused(args, words, tmp_path):
+    proc = _tfxp("compile", *args, "--pipeline-root", ROOT, "--image", IMAGE, cwd=tmp_path)
+    assert proc.returncode == 2 and words in proc.stderr, proc.stderr[-2000:]
+    assert not list(tmp_path.glob("p*"))

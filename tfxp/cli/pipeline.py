@@ -347,9 +347,10 @@ def _compile_project(ctx: click.Context, param: click.Parameter, value: str | No
 @click.command("compile", epilog=epilog("compile"))
 @click.option(
     "--target",
-    type=click.Choice(["vertex"]),
+    type=click.Choice(["vertex", "kfp"]),
     required=True,
-    help="vertex: a Vertex AI Pipelines PipelineJob JSON (KubeflowV2DagRunner).",
+    help="vertex: a Vertex AI Pipelines PipelineJob JSON; kfp: a PipelineSpec YAML for open-source Kubeflow "
+    "Pipelines' client (both KubeflowV2DagRunner).",
 )
 @click.option(
     "--project",
@@ -359,8 +360,10 @@ def _compile_project(ctx: click.Context, param: click.Parameter, value: str | No
     callback=_compile_project,
     help="A project folder (project.yaml + schema.pbtxt), as for `tfxp run`. Default: the embedded taxi project.",
 )
-@click.option("--gcp-project", required=True, metavar="ID", help="Google Cloud project id.")
-@click.option("--region", required=True, help="Google Cloud region, e.g. us-central1.")
+@click.option(
+    "--gcp-project", default=None, metavar="ID", help="Google Cloud project id (vertex; kfp with --dataflow)."
+)
+@click.option("--region", default=None, help="Google Cloud region, e.g. us-central1 (vertex; kfp with --dataflow).")
 @click.option(
     "--pipeline-root",
     required=True,
@@ -372,9 +375,9 @@ def _compile_project(ctx: click.Context, param: click.Parameter, value: str | No
 @click.option(
     "--output",
     type=click.Path(dir_okay=False, path_type=Path),
-    default=Path("pipeline.json"),
-    show_default=True,
-    help="The PipelineJob JSON to write (files to upload go to OUTPUT's name + .staged/).",
+    default=None,
+    help="The file to write: vertex pipeline.json, kfp pipeline.yaml by default (files to upload go to "
+    "OUTPUT's name + .staged/).",
 )
 @click.option(
     "--data",
@@ -434,11 +437,11 @@ def compile_command(
     ctx: click.Context,
     target: str,
     loaded,
-    gcp_project: str,
-    region: str,
+    gcp_project: str | None,
+    region: str | None,
     pipeline_root: str,
     image: str,
-    output: Path,
+    output: Path | None,
     data: str | None,
     name: str | None,
     train_steps: int,
@@ -469,6 +472,7 @@ def compile_command(
         "--dataflow-disk-size-gb": dataflow_disk_size_gb,
     }
     _check_compile_options(ctx, loaded, name, pipeline_root, dataflow, dataflow_only)
+    output = _check_target(target, output, gcp_project, region, dataflow, vertex_training)
     if ctx.get_parameter_source("training_machine_type") is not click.core.ParameterSource.DEFAULT and not (
         vertex_training
     ):
@@ -476,6 +480,7 @@ def compile_command(
     from tfxp.pipeline import vertex
 
     runner_args = DEFAULT_BEAM_ARGS
+    gcp_project, region = gcp_project or "", region or ""  # given wherever used: _check_target
     if dataflow:
         temp = temp_location or f"{pipeline_root.rstrip('/')}/tmp"
         settings = vertex.DataflowSettings(
@@ -517,7 +522,7 @@ def compile_command(
         "target": target,
         "project": str(loaded.dir),
         **_compiled_facts(config, job, staged),
-        "gcp_project": gcp_project,
+        "gcp_project": gcp_project or None,
         "image": image,
         "pipeline_root": pipeline_root,
         "vertex_training": vertex_training,
@@ -525,6 +530,8 @@ def compile_command(
     }
     if as_json:
         click.echo(json.dumps(answer, indent=2))
+    elif target == "kfp":
+        _print_compiled_kfp(answer, staged)
     else:
         _print_compiled(answer, staged, region)
 
@@ -539,6 +546,26 @@ def _compiled_facts(config, job: dict, staged: list) -> dict:
         "stage": [{"from": str(path), "to": file.uri} for path, file in staged],
         "tasks": sorted(job["pipelineSpec"]["root"]["dag"]["tasks"]),
     }
+
+
+def _check_target(
+    target: str, output: Path | None, gcp_project: str | None, region: str | None, dataflow: bool, vertex: bool
+) -> Path:
+    """The options each `--target` needs or refuses; returns the output file (the target's default when None).
+    Raises click.UsageError / BadParameter."""
+    if target == "kfp":
+        if vertex:
+            raise click.UsageError("--vertex-training: only with --target vertex (a Vertex AI Training job)")
+        output = output or Path("pipeline.yaml")
+        if output.suffix not in (".yaml", ".yml"):
+            raise click.BadParameter(
+                "Kubeflow Pipelines' client reads PipelineSpec YAML: name it .yaml", param_hint="--output"
+            )
+    cloud = target == "vertex" or dataflow
+    if cloud and (gcp_project is None or region is None):
+        needs = "Vertex AI" if target == "vertex" else "Dataflow"
+        raise click.UsageError(f"--gcp-project and --region: {needs} needs both")
+    return output or Path("pipeline.json")
 
 
 def _check_compile_options(
@@ -560,7 +587,10 @@ def _check_compile_options(
             param_hint="--name",
         )
     if not pipeline_root.startswith("gs://"):
-        raise click.BadParameter("Vertex AI needs a gs:// pipeline root", param_hint="--pipeline-root")
+        raise click.BadParameter(
+            "the components read and write it with TensorFlow's file system: a gs:// pipeline root",
+            param_hint="--pipeline-root",
+        )
     given = [option for option, value in dataflow_only.items() if value is not None]
     if given and not dataflow:
         raise click.UsageError(f"{', '.join(given)}: only with --dataflow (Beam's options for Dataflow workers)")
@@ -569,7 +599,22 @@ def _check_compile_options(
         raise click.BadParameter("Dataflow needs a gs:// temp location", param_hint="--temp-location")
 
 
-def _print_compiled(answer: dict, staged: list, region: str) -> None:
+def _print_compiled_kfp(answer: dict, staged: list) -> None:
+    """What `tfxp compile --target kfp` wrote and how to submit it to a Kubeflow Pipelines host."""
+    click.echo(
+        f"wrote {answer['output']} (PipelineSpec YAML): project {answer['project']} as {answer['name']!r}, "
+        f"{len(answer['tasks'])} tasks, image {answer['image']}, pipeline root {answer['pipeline_root']}"
+    )
+    for path, file in staged:
+        click.echo(f"upload first: gsutil cp {path} {file.uri}")
+    click.echo("submit it (docs/scaling-out.md, Kubeflow Pipelines):")
+    click.echo(
+        f"  python -c \"import kfp; kfp.Client(host='http://KFP_HOST').create_run_from_pipeline_package("
+        f"'{answer['output']}', arguments={{}})\""
+    )
+
+
+def _print_compiled(answer: dict, staged: list, region: str | None) -> None:
     """What `tfxp compile` wrote, what to upload and how to submit it, for a person."""
     click.echo(
         f"wrote {answer['output']}: project {answer['project']} as {answer['name']!r}, {len(answer['tasks'])} tasks, "

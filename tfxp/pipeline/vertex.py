@@ -255,7 +255,12 @@ def training_custom_config(vertex: VertexTraining) -> dict:
 
 
 def compile_pipeline(config: PipelineConfig, image: str, output: Path) -> dict:
-    """Writes the Vertex AI PipelineJob JSON for `config` to `output`; returns it as a dict."""
+    """Writes the Vertex AI PipelineJob JSON for `config` to `output`; returns it as a dict.
+
+    An `output` named .yaml/.yml gets the PipelineSpec YAML instead (KubeflowV2DagRunner's choice by name), which
+    the open-source Kubeflow Pipelines client reads (kfp 2.5 `client._extract_pipeline_yaml`), with the
+    pipeline root as its `defaultPipelineRoot`; returned as {"pipelineSpec": spec}, the JSON's shape.
+    """
     from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
 
     from tfxp.pipeline.pipeline import create_pipeline
@@ -268,4 +273,10 @@ def compile_pipeline(config: PipelineConfig, image: str, output: Path) -> dict:
         output_filename=output.name,
     )
     runner.run(create_pipeline(config), write_out=True)
+    if output.suffix in (".yaml", ".yml"):
+        import yaml
+
+        with open(output, "a") as f:  # a top-level key after TFX's; its header comments stay
+            f.write(yaml.safe_dump({"defaultPipelineRoot": config.pipeline_root}))
+        return {"pipelineSpec": yaml.safe_load(output.read_text())}
     return json.loads(output.read_text())
