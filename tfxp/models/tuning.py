@@ -269,15 +269,18 @@ def default_record(results: dict[str, float], objective: kt.Objective) -> dict[s
     }
 
 
-def best_config(records: list[dict[str, Any]], objective: kt.Objective) -> tuple[dict[str, Any], str]:
-    """(HyperParameters config of the best completed record by `objective`, its trial_id): a search trial or
-    "default"; a tie goes to the earlier record. Raises ValueError when none completed."""
+def best_config(
+    records: list[dict[str, Any]], objective: kt.Objective, project_space: dict[str, Any] | None = None
+) -> tuple[dict[str, Any], str]:
+    """(HyperParameters config of the best completed record by `objective`, in the space searched
+    (`search_space(project_space)`), its trial_id): a search trial or "default"; a tie goes to the earlier
+    record. Raises ValueError when none completed."""
     completed = [r for r in records if r["status"] == "COMPLETED" and r["score"] is not None]
     if not completed:
         raise ValueError("no completed trial")
     sign = 1 if objective.direction == "max" else -1
     best = max(completed, key=lambda r: sign * r["score"])
-    hp = search_space()
+    hp = search_space(project_space)
     hp.values.update(best["values"])
     return hp.get_config(), str(best["trial_id"])
 
@@ -310,7 +313,7 @@ class TunerExecutor(tfx_tuner_executor.Executor):
         tf.io.gfile.makedirs(results_dir)
         with tf.io.gfile.GFile(os.path.join(results_dir, "tuner_results.json"), "w") as f:
             f.write(json.dumps(records, indent=1))
-        best, chosen_trial = best_config(records, tuner.oracle.objective)
+        best, chosen_trial = best_config(records, tuner.oracle.objective, settings.get("space"))
         best["source"] = {
             "chosen": chosen_trial,
             "tuner": settings.get("tuner", "random"),
