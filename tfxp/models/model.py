@@ -244,14 +244,16 @@ def _held_out_rows(train_data: tf.data.Dataset) -> tuple[dict, tf.Tensor] | None
         return None
     features: dict[str, list] = {}
     labels: list = []
+    count = 0
     for x, y, weight in train_data.take(max(1, VALIDATION_ROWS // 64)):
         held = np.asarray(weight) == 0
         for name, value in x.items():
             features.setdefault(name, []).append(np.asarray(value)[held])
         labels.append(np.asarray(y)[held])
-        if sum(len(part) for part in labels) >= VALIDATION_ROWS:
+        count += int(held.sum())
+        if count >= VALIDATION_ROWS:
             break
-    if not labels or not sum(len(part) for part in labels):
+    if not count:
         return None
     return (
         {name: tf.constant(np.concatenate(parts)[:VALIDATION_ROWS]) for name, parts in features.items()},
