@@ -32,7 +32,8 @@ class ExitCode(enum.IntEnum):
 EXIT_CODES: Mapping[str, Mapping[ExitCode, str]] = MappingProxyType(
     {
         "run": {
-            ExitCode.OK: "a blessed model is pushed (or was, by an earlier identical run)",
+            ExitCode.OK: "a blessed model is pushed (or was, by an earlier identical run); with --node: the "
+            "nodes ran (and, with --node Pusher, pushed)",
             ExitCode.FAILURE: "unexpected failure (see the log file named in the output)",
             ExitCode.USAGE: "usage error (also: another tfxp run holds --output; a --data folder without *.csv "
             "or a span pattern matching nothing; --rolling without {SPAN}; an --accept-drift name that is no "
@@ -42,12 +43,13 @@ EXIT_CODES: Mapping[str, Mapping[ExitCode, str]] = MappingProxyType(
             "anomalies against the schema, drift from the served model's training data over a threshold "
             "(--accept-drift FEATURE), a gap in the --rolling window of spans, or spans older than the served "
             "model's",
-            ExitCode.NOT_BLESSED: "model not blessed by the Evaluator; nothing pushed",
+            ExitCode.NOT_BLESSED: "model not blessed by the Evaluator; nothing pushed (with --node: only a run of "
+            "the Pusher says so)",
             ExitCode.MOBILE_FAILED: "the model was pushed for serving; the mobile (TFLite) push failed (a "
             "conversion error, or every variant failed its checks): what was pushed and why not is printed",
         },
         "compile": {
-            ExitCode.OK: "pipeline JSON written",
+            ExitCode.OK: "the pipeline file written (Vertex AI JSON, KFP YAML or Airflow DAG)",
             ExitCode.FAILURE: "compiling failed (the reason is printed)",
             ExitCode.USAGE: "usage error",
         },

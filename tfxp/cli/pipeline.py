@@ -201,6 +201,14 @@ def _valid_name(name: str) -> bool:
     default=None,
     help="Most training steps of a full trial (with --tune; early stopping may end it sooner). Default: --train-steps.",
 )
+@click.option(
+    "--node",
+    "nodes",
+    multiple=True,
+    metavar="ID",
+    help="Run only this pipeline node (repeatable; TFX's partial run): its other inputs come from the previous "
+    "run under --output. How `tfxp compile --target airflow` runs one task per node.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on stdout.")
 def run(
     project_dir: Path | None,
@@ -219,6 +227,7 @@ def run(
     tune: int | None,
     tuner: str | None,
     tune_steps: int | None,
+    nodes: tuple[str, ...],
     as_json: bool,
 ) -> None:
     """Run the pipeline end to end and push a blessed model."""
@@ -254,11 +263,13 @@ def run(
         tuner=tuner or "random",
         tune_steps=tune_steps,
         model_config_file=str(model_config_file.resolve()) if model_config_file is not None else None,
+        run_nodes=nodes,
     )
     unknown = sorted(set(accept_drift) - {f.name for f in config.problem.features})
     if unknown:
         inputs = ", ".join(f.name for f in config.problem.features)
         raise click.BadParameter(f"{', '.join(unknown)}: not a model input ({inputs})", param_hint="--accept-drift")
+    _check_nodes(config)
     from tfxp.pipeline.config import with_project_dependency
 
     try:  # how Beam workers get this package: refused before any component runs
@@ -277,6 +288,20 @@ def run(
             click.echo(f"report: {run_report}")
     # runner.ExitCode has this table's values (tests/pipeline/test_cli.py): one code, one meaning.
     sys.exit(ExitCode(outcome.exit_code))
+
+
+def _check_nodes(config) -> None:
+    """`--node`: each a node of create_pipeline (click.BadParameter naming the nodes there are)."""
+    if not config.run_nodes:
+        return
+    from tfxp.pipeline.pipeline import node_graph
+
+    nodes = node_graph(config)
+    unknown = [node for node in config.run_nodes if node not in nodes]
+    if unknown:
+        raise click.BadParameter(
+            f"{', '.join(unknown)}: not a node of this pipeline ({', '.join(nodes)})", param_hint="--node"
+        )
 
 
 def _check_option_pairs(
@@ -347,10 +372,10 @@ def _compile_project(ctx: click.Context, param: click.Parameter, value: str | No
 @click.command("compile", epilog=epilog("compile"))
 @click.option(
     "--target",
-    type=click.Choice(["vertex", "kfp"]),
+    type=click.Choice(["vertex", "kfp", "airflow"]),
     required=True,
     help="vertex: a Vertex AI Pipelines PipelineJob JSON; kfp: a PipelineSpec YAML for open-source Kubeflow "
-    "Pipelines' client (both KubeflowV2DagRunner).",
+    "Pipelines' client (both KubeflowV2DagRunner); airflow: an Airflow DAG file, one task per pipeline node.",
 )
 @click.option(
     "--project",
@@ -367,11 +392,17 @@ def _compile_project(ctx: click.Context, param: click.Parameter, value: str | No
 @click.option(
     "--pipeline-root",
     required=True,
-    metavar="gs://BUCKET/ROOT",
+    metavar="gs://BUCKET/ROOT|DIR",
     help="Where artifacts go; pushed models land in ROOT/serving/<name> and ROOT/mobile/<name>, "
-    "the schema of a project outside tfxp/ is read from ROOT/projects/<name>/<digest>/.",
+    "the schema of a project outside tfxp/ is read from ROOT/projects/<name>/<digest>/. airflow: a folder "
+    "every task sees (`tfxp run --output`), not gs://.",
 )
-@click.option("--image", required=True, help="The pipeline image built from this project's Dockerfile.")
+@click.option(
+    "--image",
+    default=None,
+    help="The pipeline image built from this project's Dockerfile (vertex, kfp; airflow: run the tasks as "
+    "KubernetesPodOperator pods of it).",
+)
 @click.option(
     "--output",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -431,6 +462,33 @@ def _compile_project(ctx: click.Context, param: click.Parameter, value: str | No
     metavar="ARG",
     help="A Beam pipeline option for every Beam component, repeatable; added last.",
 )
+@click.option(
+    "--schedule",
+    default="@daily",
+    show_default=True,
+    help="airflow: the DAG's schedule, a cron expression or preset; `none`: only when triggered.",
+)
+@click.option("--retries", type=click.IntRange(min=0), default=2, show_default=True, help="airflow: retries per task.")
+@click.option(
+    "--retry-delay-minutes",
+    type=click.FloatRange(min=0),
+    default=5.0,
+    show_default=True,
+    help="airflow: wait before a retry.",
+)
+@click.option("--namespace", default="default", show_default=True, help="airflow with --image: the pods' namespace.")
+@click.option(
+    "--volume-claim",
+    default=None,
+    metavar="PVC",
+    help="airflow with --image: the PersistentVolumeClaim mounted at --pipeline-root in every pod (needed).",
+)
+@click.option(
+    "--tfxp-command",
+    default="tfxp",
+    show_default=True,
+    help="airflow without --image: how the Airflow worker calls tfxp (e.g. /opt/venv/bin/tfxp).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print what was written as JSON on stdout.")
 @click.pass_context
 def compile_command(
@@ -440,7 +498,7 @@ def compile_command(
     gcp_project: str | None,
     region: str | None,
     pipeline_root: str,
-    image: str,
+    image: str | None,
     output: Path | None,
     data: str | None,
     name: str | None,
@@ -453,16 +511,36 @@ def compile_command(
     dataflow_machine_type: str | None,
     dataflow_disk_size_gb: int | None,
     beam_args: tuple[str, ...],
+    schedule: str,
+    retries: int,
+    retry_delay_minutes: float,
+    namespace: str,
+    volume_claim: str | None,
+    tfxp_command: str,
     as_json: bool,
 ) -> None:
-    """Compile a project for Vertex AI Pipelines, offline.
+    """Compile a project for Vertex AI Pipelines, Kubeflow Pipelines or Airflow, offline.
 
-    The same DAG as `tfxp run --project DIR`, as a PipelineJob JSON; nothing is uploaded. The
-    project's spec is compiled into the job, its schema comes from the image (a project under
-    tfxp/) or from the pipeline root (the upload command is printed), its label hook from the image.
+    The same DAG as `tfxp run --project DIR`: a PipelineJob JSON (vertex), a PipelineSpec YAML (kfp) or a
+    DAG file with one task per node (airflow); nothing is uploaded. For vertex and kfp the project's spec is
+    compiled into the job, its schema comes from the image (a project under tfxp/) or from the pipeline root
+    (the upload command is printed), its label hook from the image.
     """
-    # Long because click passes each of the 17 options as a parameter; the rules and the printout are
-    # in _check_compile_options and _print_compiled.
+    # Long because click passes each of the options as a parameter; the rules and the printout are
+    # in _check_compile_options and _print_compiled (tfxp.cli._airflow for airflow).
+    from tfxp.cli import _airflow
+
+    _airflow.check_target_options(ctx, target)
+    if target == "airflow":
+        _check_compile_options(ctx, loaded, name, None, False, {})
+        request = _airflow.AirflowRequest(
+            loaded, pipeline_root, output, data, name, train_steps, image, schedule, retries,
+            retry_delay_minutes, namespace, volume_claim, tfxp_command,
+        )  # fmt: skip
+        _airflow.compile_airflow(request, as_json)
+        return
+    if image is None:
+        raise click.UsageError(f"--image: --target {target} runs every component in the pipeline image")
     from tfxp.pipeline.config import DEFAULT_BEAM_ARGS, VertexTraining
 
     dataflow_only = {
@@ -572,12 +650,13 @@ def _check_compile_options(
     ctx: click.Context,
     loaded,
     name: str | None,
-    pipeline_root: str,
+    pipeline_root: str | None,
     dataflow: bool,
     dataflow_only: Mapping[str, object],
 ) -> None:
     """`tfxp compile`'s option rules that click can't state; raises click.BadParameter / UsageError.
-    `dataflow_only`: the options that go with --dataflow, by name, None when not given."""
+    `pipeline_root`: None when it needs no gs:// (airflow). `dataflow_only`: the options that go with
+    --dataflow, by name, None when not given."""
     if name is not None and not _valid_name(name):
         raise click.BadParameter("use letters, digits, '-' and '_' only", param_hint="--name")
     if loaded is None and name not in (None, "taxi"):
@@ -586,7 +665,7 @@ def _check_compile_options(
             "give --project DIR to compile your project",
             param_hint="--name",
         )
-    if not pipeline_root.startswith("gs://"):
+    if pipeline_root is not None and not pipeline_root.startswith("gs://"):
         raise click.BadParameter(
             "the components read and write it with TensorFlow's file system: a gs:// pipeline root",
             param_hint="--pipeline-root",

@@ -298,6 +298,9 @@ class PipelineConfig:
     # The project's `tuning.search_space` choices, replacing the defaults of the names given (tfxp.models.tuning).
     search_space: tuple[tuple[str, tuple[float, ...]], ...] = ()
     model_config_file: str | None = None
+    # Run only these nodes (TFX's partial run, from_nodes = to_nodes = these): their inputs from other nodes come
+    # from the previous pipeline run under `output` (`tfxp run --node`, one Airflow task per node). () = the DAG.
+    run_nodes: tuple[str, ...] = ()
 
     def _project_file(self, path: Path | str) -> str:
         """A file of this project as the runner sees it: rebased into the image when remote (image_path).

@@ -236,3 +236,13 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
         ),
         beam_pipeline_args=list(with_project_dependency(config.beam_args, config.project_root)),
     )
+
+
+def node_graph(config: PipelineConfig) -> dict[str, tuple[str, ...]]:
+    """create_pipeline's DAG: node id -> the ids of the nodes it takes inputs from, in TFX's topological order
+    (the order LocalDagRunner runs them). What `tfxp run --node` accepts and `tfxp compile --target airflow`
+    makes tasks of."""
+    return {
+        node.id: tuple(sorted(upstream.id for upstream in node.upstream_nodes))
+        for node in create_pipeline(config).components
+    }
