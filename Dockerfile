@@ -1,6 +1,7 @@
 # The pipeline image: every component on Vertex AI Pipelines, the Trainer on
-# Vertex AI Training (--vertex-training) and the Beam workers on Dataflow
-# (--dataflow, as a custom SDK container) run this one image.
+# Vertex AI Training (--vertex-training), the Beam workers on Dataflow
+# (--dataflow, as a custom SDK container) and Airflow's KubernetesPodOperator
+# tasks (`tfxp run --node`, their cmds replacing the entrypoint) run this one image.
 # Build and push:  docker build -t REGION-docker.pkg.dev/PROJECT/REPO/tfxp:TAG . && docker push ...
 FROM python:3.10-slim
 

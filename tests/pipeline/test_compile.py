@@ -420,3 +420,38 @@ def test_options_that_dont_apply_to_the_target_are_refused(args, words, tmp_path
     proc = _tfxp("compile", *args, "--pipeline-root", ROOT, "--image", IMAGE, cwd=tmp_path)
     assert proc.returncode == 2 and words in proc.stderr, proc.stderr[-2000:]
     assert not list(tmp_path.glob("p*"))
+
+
+@pytest.mark.parametrize("user_project", [False, True])
+def test_vertex_job_is_accepted_by_aiplatform_pipeline_job_offline(user_project, tmp_path):
+    """The Vertex AI SDK's own reader (google-cloud-aiplatform in the lock) builds a PipelineJob from the file:
+    what `aiplatform.PipelineJob(template_path=...)` in docs/scaling-out.md does before submitting."""
+    import warnings
+
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import aiplatform
+
+    out = tmp_path / "job.json"
+    project = (
+        ["--project", str(_user_project(tmp_path / "shapes")), "--data", "gs://b/shapes.csv"] if user_project else []
+    )
+    proc = _tfxp(
+        "compile", "--target", "vertex", "--gcp-project", PROJECT, "--region", REGION, "--image", IMAGE,
+        "--pipeline-root", ROOT, "--output", str(out), *project, cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        job = aiplatform.PipelineJob(
+            display_name="tfxp",
+            template_path=str(out),
+            pipeline_root=ROOT,
+            project=PROJECT,
+            location=REGION,
+            credentials=AnonymousCredentials(),
+        )
+    resource = job._gca_resource
+    assert resource.runtime_config.gcs_output_directory == ROOT
+    tasks = set(resource.pipeline_spec["root"]["dag"]["tasks"])
+    assert {"CsvExampleGen", "Trainer", "Evaluator", "Pusher", "MobilePusher"} <= tasks
+    assert resource.pipeline_spec["pipelineInfo"]["name"] == ("shapes" if user_project else "taxi")
