@@ -87,3 +87,28 @@ def tfxp_run(
     except json.JSONDecodeError:
         pytest.fail(f"no JSON summary (exit {proc.returncode}):\n{stdout}\n{stderr[-3000:]}")
     return proc.returncode, summary, stderr
+
+
+def init_project(folder: Path) -> Path:
+    """`tfxp init` on a small CSV in `folder`: the project in folder/shapes, its data beside it."""
+    import random
+
+    rng = random.Random(3)
+    rows = [
+        {"width": f"{rng.uniform(0, 9):.2f}", "colour": rng.choice(["red", "blue", "green"]), "kind": kind}
+        for kind in ("disc", "ring", "star")
+        for _ in range(40)
+    ]
+    data = folder / "shapes.csv"
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(data, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    from click.testing import CliRunner
+
+    from tfxp.cli import main
+
+    result = CliRunner().invoke(main, ["init", "--data", str(data), "--label", "kind", "--dir", str(folder / "shapes")])
+    assert result.exit_code == 0, result.output
+    return folder / "shapes"

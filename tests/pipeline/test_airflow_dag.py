@@ -6,15 +6,13 @@ from __future__ import annotations
 
 import csv
 import json
-import random
 import shlex
 import sys
-from pathlib import Path
 
 import airflow_standin
 import pytest
 from click.testing import CliRunner
-from pipeline_harness import loose_taxi_project, tfxp_run
+from pipeline_harness import init_project, loose_taxi_project, tfxp_run
 
 from tfxp import project as project_lib
 from tfxp.cli import main
@@ -59,28 +57,9 @@ def test_bash_dag_has_the_task_graph_of_create_pipeline(airflow_version, tmp_pat
         assert task.skip == (4,)  # not blessed: the Pusher's task is skipped, not retried
 
 
-def _init_project(folder: Path) -> Path:
-    """`tfxp init` on a small CSV in `folder`: the project in folder/shapes, its data beside it."""
-    rng = random.Random(3)
-    rows = [
-        {"width": f"{rng.uniform(0, 9):.2f}", "colour": rng.choice(["red", "blue", "green"]), "kind": kind}
-        for kind in ("disc", "ring", "star")
-        for _ in range(40)
-    ]
-    data = folder / "shapes.csv"
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(data, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    result = CliRunner().invoke(main, ["init", "--data", str(data), "--label", "kind", "--dir", str(folder / "shapes")])
-    assert result.exit_code == 0, result.output
-    return folder / "shapes"
-
-
 def test_pod_dag_of_an_init_project_mounts_the_pipeline_root(tmp_path):
     root = tmp_path / "volume"
-    project = _init_project(root / "projects")
+    project = init_project(root / "projects")
     answer = _compile(
         "--project", str(project), "--pipeline-root", str(root), "--image", "registry.example/tfxp:7",
         "--volume-claim", "tfxp-root", "--namespace", "ml", "--schedule", "none", "--retries", "1",

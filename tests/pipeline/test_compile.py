@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from pipeline_harness import init_project
 
 from tfxp.pipeline.config import PipelineConfig, RemoteLayout, VertexTraining
 
@@ -387,10 +388,18 @@ def _kfp_loads(path: Path) -> list[str]:
     return sorted(component.pipeline_spec.root.dag.tasks)
 
 
-@pytest.mark.parametrize("user_project", [False, True])
+def _project_args(kind: str | None, folder: Path) -> list[str]:
+    """--project for the taxi project (None), one written by hand ("hand") or by `tfxp init` ("init")."""
+    if kind is None:
+        return []
+    project = _user_project(folder / "shapes") if kind == "hand" else init_project(folder / "init")
+    return ["--project", str(project)]
+
+
+@pytest.mark.parametrize("user_project", [None, "hand", "init"])
 def test_kfp_target_writes_pipeline_spec_yaml_that_kfp_loads(user_project, compiled, tmp_path):
     out = tmp_path / "pipeline.yaml"
-    project = ["--project", str(_user_project(tmp_path / "shapes"))] if user_project else []
+    project = _project_args(user_project, tmp_path)
     proc = _tfxp(
         "compile", "--target", "kfp", *project, "--pipeline-root", ROOT, "--image", IMAGE, "--output", str(out),
         "--data", "gs://bucket/d/", "--json", cwd=tmp_path,
@@ -422,7 +431,7 @@ def test_options_that_dont_apply_to_the_target_are_refused(args, words, tmp_path
     assert not list(tmp_path.glob("p*"))
 
 
-@pytest.mark.parametrize("user_project", [False, True])
+@pytest.mark.parametrize("user_project", [None, "hand", "init"])
 def test_vertex_job_is_accepted_by_aiplatform_pipeline_job_offline(user_project, tmp_path):
     """The Vertex AI SDK's own reader (google-cloud-aiplatform in the lock) builds a PipelineJob from the file:
     what `aiplatform.PipelineJob(template_path=...)` in docs/scaling-out.md does before submitting."""
@@ -432,9 +441,7 @@ def test_vertex_job_is_accepted_by_aiplatform_pipeline_job_offline(user_project,
     from google.cloud import aiplatform
 
     out = tmp_path / "job.json"
-    project = (
-        ["--project", str(_user_project(tmp_path / "shapes")), "--data", "gs://b/shapes.csv"] if user_project else []
-    )
+    project = _project_args(user_project, tmp_path) + (["--data", "gs://b/shapes.csv"] if user_project else [])
     proc = _tfxp(
         "compile", "--target", "vertex", "--gcp-project", PROJECT, "--region", REGION, "--image", IMAGE,
         "--pipeline-root", ROOT, "--output", str(out), *project, cwd=tmp_path,
