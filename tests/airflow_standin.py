@@ -145,6 +145,7 @@ class BaseOperator:
         pool: str | None = None,
         queue: str | None = None,
         doc_md: str | None = None,
+        on_retry_callback=None,
     ):
         assert dag is not None, "the stand-in needs dag= (or a `with DAG` block, which the file does not use)"
         if task_id in dag.tasks:
@@ -153,6 +154,7 @@ class BaseOperator:
         self.retries = retries if retries is not None else dag.default_args.get("retries", 0)
         self.upstream_task_ids: set[str] = set()
         self.attempts = 0
+        self.on_retry_callback = on_retry_callback
         dag.tasks[task_id] = self
 
     def __rshift__(self, other: BaseOperator) -> BaseOperator:
@@ -160,7 +162,9 @@ class BaseOperator:
         return other
 
     def run_with_retries(self) -> str:
-        for _ in range(self.retries + 1):
+        for attempt in range(self.retries + 1):
+            if attempt and self.on_retry_callback is not None:
+                self.on_retry_callback({"task": self})
             self.attempts += 1
             state = self.execute()
             if state != "failed":

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shlex
 import sys
 
@@ -120,7 +121,8 @@ def test_other_targets_refuse_airflow_options_and_need_an_image(args, words, tmp
 @pytest.mark.slow
 def test_the_dag_run_through_airflow_trains_and_pushes_like_tfxp_run(tmp_path, monkeypatch):
     """Each task's `tfxp run --node`, run by the stand-in scheduler one at a time, ready tasks in reverse name
-    order: the chain of partial runs pushes a model; `tfxp run` afterwards on the same output finds it pushed."""
+    order, the Pusher killed once and retried: the chain of partial runs pushes one model for serving and
+    mobile; `tfxp run` afterwards on the same output finds it pushed."""
     rows = list(csv.DictReader(open(TAXI / "data" / "taxi.csv")))[:2000]
     data = tmp_path / "taxi.csv"
     with open(data, "w", newline="") as f:
@@ -136,10 +138,16 @@ def test_the_dag_run_through_airflow_trains_and_pushes_like_tfxp_run(tmp_path, m
     monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "3")
     dag = airflow_standin.load_dag(tmp_path / "taxi_dag.py", airflow_standin.install(tmp_path / "af", 3))
 
+    # The Pusher's first attempt is killed (SIGKILL) right after it published the version; Airflow retries it.
+    pusher = dag.tasks["Pusher"]
+    pusher.env = {**os.environ, "TFXP_FAILPOINT": "pusher:published"}
+    pusher.on_retry_callback = lambda context: setattr(context["task"], "env", None)
+
     states = dag.run(order=lambda ready: sorted(ready, reverse=True))
     failed = {t: dag.tasks[t].output[-2000:] for t, state in states.items() if state != "success"}
     assert not failed, failed
-    assert all(task.attempts == 1 for task in dag.tasks.values())
+    assert pusher.exit_codes == [-9, 0]
+    assert all(task.attempts == 1 for task in dag.tasks.values() if task is not pusher)
     (version,) = [p.name for p in (root / "serving" / "taxi").iterdir() if p.name.isdigit()]
     assert list((root / "mobile" / "taxi").glob(f"{version}/*.tflite"))
 
