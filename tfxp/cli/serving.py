@@ -31,6 +31,7 @@ from tfxp.cli._common import (
     table_cells,
 )
 from tfxp.cli.exit_codes import ExitCode, epilog
+from tfxp.serving.options import MAX_CONNECTIONS, ServerOptions, default_max_connections
 
 
 @click.command(cls=JsonErrorsCommand, epilog=epilog("predict"))
@@ -475,6 +476,28 @@ def _print_predictions(
     help="Seconds a REST request may take.",
 )
 @click.option(
+    "--header-read-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=ServerOptions.header_read_timeout_seconds,
+    show_default=True,
+    help="Seconds a request head may take, from the connection opening or its first byte (REST: then 408 "
+    "and the connection closed; gRPC: its HTTP/2 handshake). nginx's client_header_timeout.",
+)
+@click.option(
+    "--keepalive-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=ServerOptions.keepalive_timeout_seconds,
+    show_default=True,
+    help="Seconds a connection may stay open with no request in progress (REST and gRPC). nginx's keepalive_timeout.",
+)
+@click.option(
+    "--max-connections",
+    type=click.IntRange(min=1),
+    default=None,
+    show_default=f"{MAX_CONNECTIONS}, or half the descriptor limit (ulimit -n) if lower",
+    help="REST connections open at once; one more is answered 503 and closed as it is accepted.",
+)
+@click.option(
     "--log-file",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
@@ -501,6 +524,9 @@ def serve(
     request_log_rotate_seconds: float | None,
     max_request_bytes: int,
     request_timeout: float,
+    header_read_timeout: float,
+    keepalive_timeout: float,
+    max_connections: int | None,
     log_file: Path | None,
 ) -> None:
     """Serve pushed models over TF Serving's REST and gRPC APIs.
@@ -508,8 +534,6 @@ def serve(
     Runs until interrupted. Both ports are bound before models load, so a
     port in use fails at once.
     """
-    from tfxp.serving.options import ServerOptions
-
     name = model_source_name(model_base_path, model_name, model_config_file)
     if config_poll_seconds and model_config_file is None:
         raise click.UsageError("--model-config-file-poll-wait-seconds needs --model-config-file")
@@ -540,6 +564,9 @@ def serve(
         request_log_rotate_seconds=request_log_rotate_seconds or ServerOptions.request_log_rotate_seconds,
         max_request_bytes=max_request_bytes,
         request_timeout_seconds=request_timeout,
+        header_read_timeout_seconds=header_read_timeout,
+        keepalive_timeout_seconds=keepalive_timeout,
+        max_connections=max_connections or default_max_connections(),
     )
     if log_file is None:  # the XDG base directory spec's place for logs: writable, not the model folders
         import os

@@ -240,6 +240,7 @@ async def _start_bound(
             metrics,
             _grpc_address(options.host, grpc_port),
             reload_config if options.enable_reload_config_request else None,
+            options,
         )
         _track_health(health, repository, model_configs_, protocol)
         grpc.start()
@@ -296,6 +297,7 @@ async def _serve_rest(options: ServerOptions, plane, metrics, sockets: list[sock
     from aiohttp import web
 
     from tfxp.serving.protocol import RestFrontEnd
+    from tfxp.serving.protocol._http_guard import ConnectionLimits, GuardedAppRunner
 
     rest = RestFrontEnd(
         plane,
@@ -307,16 +309,28 @@ async def _serve_rest(options: ServerOptions, plane, metrics, sockets: list[sock
     server_log = logging.getLogger("aiohttp.server")
     if not any(isinstance(f, _MalformedRequestFilter) for f in server_log.filters):
         server_log.addFilter(_MalformedRequestFilter())
-    app_runner = web.AppRunner(rest.app, access_log=None)
+    limits = ConnectionLimits(
+        header_read_timeout=options.header_read_timeout_seconds,
+        keepalive_timeout=options.keepalive_timeout_seconds,
+        max_connections=options.max_connections,
+    )
+    app_runner = GuardedAppRunner(rest.app, limits, access_log=None)
     await app_runner.setup()
     for sock in sockets:
         await web.SockSite(app_runner, sock).start()
     return app_runner
 
 
-def _build_grpc(protocol, plane, metrics, address: str, reload_config):
+def _build_grpc(protocol, plane, metrics, address: str, reload_config, options: ServerOptions):
     try:
-        return protocol.build_server(plane, metrics, address, reload_config)
+        return protocol.build_server(
+            plane,
+            metrics,
+            address,
+            reload_config,
+            handshake_timeout_seconds=options.header_read_timeout_seconds,
+            idle_timeout_seconds=options.keepalive_timeout_seconds,
+        )
     except RuntimeError as exc:  # grpcio >= 1.60 raises instead of returning port 0
         raise OSError(f"gRPC port {address} can't be bound: {exc}") from None
 

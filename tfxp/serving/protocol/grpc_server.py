@@ -331,18 +331,32 @@ def _handler(service: str, servicer, methods: dict) -> grpc.GenericRpcHandler:
 
 
 def build_server(
-    plane: DataPlane, metrics: Metrics, address: str, reload_config=None, max_workers: int = 32
+    plane: DataPlane,
+    metrics: Metrics,
+    address: str,
+    reload_config=None,
+    max_workers: int = 32,
+    *,
+    handshake_timeout_seconds: float = 120.0,
+    idle_timeout_seconds: float | None = None,
 ) -> tuple[grpc.Server, int, health.HealthServicer]:
-    """Returns (server, bound port, health servicer); the caller starts it."""
-    server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc"),
+    """Returns (server, bound port, health servicer); the caller starts it.
+
+    `handshake_timeout_seconds`: a connection that has not finished its HTTP/2 handshake by then is
+    closed (gRPC's default: 120 s); `idle_timeout_seconds`: a connection with no RPC in progress that long
+    is closed with a GOAWAY (gRPC's default: never), as the REST port's keep-alive timeout (issue 26)."""
+    options = [
+        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
         # so_reuseport off: with it, a second server on a busy port binds silently and
         # steals half the connections instead of failing at start-up.
-        options=[
-            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.so_reuseport", 0),
-        ],
+        ("grpc.so_reuseport", 0),
+        ("grpc.server_handshake_timeout_ms", int(handshake_timeout_seconds * 1000)),
+    ]
+    if idle_timeout_seconds is not None:
+        options.append(("grpc.max_connection_idle_ms", int(idle_timeout_seconds * 1000)))
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc"), options=options
     )
     server.add_generic_rpc_handlers(
         (
