@@ -277,3 +277,164 @@ def test_an_idle_grpc_connection_is_closed_after_the_keepalive_timeout(served):
         assert states[-1] == grpc.ChannelConnectivity.IDLE, states
         assert time.monotonic() - answered >= KEEPALIVE_TIMEOUT - 0.1
         assert stub.GetModelStatus(request, timeout=5).model_version_status  # it reconnects
+
+
+# --------------------------------------------------------------------------- memory budget
+
+LARGE_BODY_NUMBERS = 2_000_000  # "1.25," each: a 10 MB JSON body, charged 40x (serving.memory.REST_JSON_EXPANSION)
+BUDGET_BYTES = 850 * 10**6  # two such bodies at once (2 x 400 MB) and small requests beside them
+BURST = 8
+RSS_RETURN_SLACK = 150 * 2**20  # RSS after the burst may exceed RSS before it by this much
+
+
+def large_body() -> bytes:
+    return b'{"instances": [' + b"1.25," * (LARGE_BODY_NUMBERS - 1) + b"1.25]}"
+
+
+@pytest.fixture(scope="module")
+def budgeted(model_base_path, tmp_path_factory) -> Iterator[Served]:
+    log_file = tmp_path_factory.mktemp("log") / "serve.log"
+    server = start_serve(model_base_path, log_file, "--request-memory-budget-bytes", str(BUDGET_BYTES))
+    yield server
+    stop_serve(server)
+
+
+def _post(url: str, body: bytes, statuses: list) -> None:
+    try:
+        response = requests.post(url, data=body, headers={"Content-Type": "application/json"}, timeout=120)
+        statuses.append((response.status_code, response.headers.get("Content-Type"), response.text[:200]))
+    except requests.RequestException as exc:
+        statuses.append((type(exc).__name__, None, str(exc)))
+
+
+def test_a_burst_over_the_memory_budget_gets_429s_while_a_good_client_is_served(budgeted):
+    """8 concurrent 10 MB bodies against a budget of two: some answered, the others 429 JSON (after waiting
+    at most 1 s); a client asking for status and small predictions meanwhile gets every answer; the server's
+    RSS returns near where it started (freed memory trimmed back to the OS)."""
+    import threading
+
+    url = f"{budgeted.url}/v1/models/{MODEL}:predict"
+    body = large_body()
+    warmup: list = []
+    _post(url, body, warmup)  # the first large request grows lasting pools (TF's, the interpreter's)
+    assert warmup[0][0] == 200, warmup
+    time.sleep(1.0)
+    rss_before = budgeted.rss_bytes()
+
+    good: list[tuple[int, float]] = []
+    stop = threading.Event()
+
+    def well_behaved() -> None:
+        with requests.Session() as session:
+            while not stop.is_set():
+                started = time.monotonic()
+                status = session.get(f"{budgeted.url}/v1/models/{MODEL}", timeout=30).status_code
+                small = session.post(url, json={"instances": [1.0, 2.0]}, timeout=30)
+                good.append((status, time.monotonic() - started))
+                good.append((small.status_code, 0.0))
+                time.sleep(0.05)
+
+    peak = [rss_before]
+
+    def sample() -> None:
+        while not stop.is_set():
+            peak[0] = max(peak[0], budgeted.rss_bytes())
+            time.sleep(0.05)
+
+    helpers = [threading.Thread(target=well_behaved), threading.Thread(target=sample)]
+    for helper in helpers:
+        helper.start()
+    statuses: list = []
+    senders = [threading.Thread(target=_post, args=(url, body, statuses)) for _ in range(BURST)]
+    try:
+        for sender in senders:
+            sender.start()
+        for sender in senders:
+            sender.join()
+    finally:
+        stop.set()
+        for helper in helpers:
+            helper.join()
+
+    codes = [status for status, _, _ in statuses]
+    assert set(codes) <= {200, 429}, statuses
+    assert codes.count(200) >= 2 and codes.count(429) >= 1, codes
+    refused = next(s for s in statuses if s[0] == 429)
+    assert refused[1] == "application/json" and "memory budget" in json.loads(refused[2])["error"]
+    assert good and all(status == 200 for status, _ in good), good
+    assert max(seconds for _, seconds in good) < 5.0
+    assert peak[0] - rss_before > 2 * RSS_RETURN_SLACK  # the burst did take memory...
+    time.sleep(2.0)
+    assert budgeted.rss_bytes() - rss_before < RSS_RETURN_SLACK  # ... and gave it back
+
+
+def test_a_grpc_request_over_the_memory_budget_is_resource_exhausted(budgeted):
+    """A Predict whose message alone is charged more than the budget's free part waits, then RESOURCE_EXHAUSTED;
+    alone it runs (charged the whole budget at most)."""
+    import threading
+
+    import grpc
+    import numpy as np
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2
+
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = MODEL
+    # 60 M float32 = 240 MB on the wire, charged 4x: more than the whole budget.
+    request.inputs["x"].CopyFrom(tf.make_tensor_proto(np.ones(60_000_000, np.float32)))
+    payload = request.SerializeToString()
+    with grpc.insecure_channel(
+        f"127.0.0.1:{budgeted.grpc_port}",
+        options=[("grpc.max_send_message_length", 2**31 - 1), ("grpc.max_receive_message_length", 2**31 - 1)],
+    ) as channel:
+        call = channel.unary_unary(
+            "/tensorflow.serving.PredictionService/Predict",
+            request_serializer=lambda data: data,
+            response_deserializer=predict_pb2.PredictResponse.FromString,
+        )
+        # While a REST body holds part of the budget, the whole-budget gRPC request can't fit.
+        holding: list = []
+        rest = threading.Thread(target=_post, args=(f"{budgeted.url}/v1/models/{MODEL}:predict", large_body(), holding))
+        rest.start()
+        time.sleep(0.3)
+        with pytest.raises(grpc.RpcError) as refused:
+            call(payload, timeout=60)
+        rest.join()
+        assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "memory budget" in refused.value.details()
+        assert holding[0][0] == 200
+        assert len(call(payload, timeout=120).outputs["y"].float_val) == 60_000_000
+
+
+# --------------------------------------------------------------------------- client-triggered log lines
+
+
+def test_grpc_requests_with_non_utf8_names_add_a_bounded_number_of_log_lines(served):
+    """libprotobuf writes a C++ ERROR line per string field that is not UTF-8; routed through a
+    rate limiter, 200 such requests add at most log_limits.BURST of them (one per minute after)."""
+    import grpc
+    from tensorflow_serving.apis import predict_pb2
+
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "ab"
+    raw = request.SerializeToString().replace(b"ab", b"\xff\xfe")
+    before = served.log_file.read_bytes().count(b"invalid UTF-8")
+    with grpc.insecure_channel(f"127.0.0.1:{served.grpc_port}") as channel:
+        call = channel.unary_unary("/tensorflow.serving.PredictionService/Predict")
+        for _ in range(200):
+            with pytest.raises(grpc.RpcError) as refused:
+                call(raw, timeout=10)
+            assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    time.sleep(0.5)
+    added = served.log_file.read_bytes().count(b"invalid UTF-8") - before
+    assert 1 <= added <= 5, added
+
+
+def test_malformed_http_requests_add_a_bounded_number_of_log_lines(served):
+    """aiohttp reports each parser error (a traceback at ERROR, made one warning line here): at most
+    log_limits.BURST a minute of each kind."""
+    before = served.log_file.read_bytes().count(b"InvalidURLError")
+    for _ in range(50):
+        assert exchange(served.rest_port, b"GET /\xff HTTP/1.1\r\nHost: a\r\n\r\n").status == 400
+    time.sleep(0.3)
+    assert 0 < served.log_file.read_bytes().count(b"InvalidURLError") - before <= 5

@@ -467,7 +467,22 @@ def _print_predictions(
     help="Start a new request-log file after this many seconds or 10,000 records; its name carries "
     "its UTC start time (needs --request-log). Default: 60.",
 )
-@click.option("--max-request-bytes", type=click.IntRange(min=1), default=64 * 1024 * 1024, show_default=True)
+@click.option(
+    "--max-request-bytes",
+    type=click.IntRange(min=1),
+    default=64 * 1024 * 1024,
+    show_default=True,
+    help="Largest request body (REST); a larger one is refused with 413.",
+)
+@click.option(
+    "--request-memory-budget-bytes",
+    type=click.IntRange(min=1),
+    default=None,
+    show_default="a quarter of the machine's (or container's) memory, at least one --max-request-bytes request's",
+    help="Memory for in-flight requests, server-wide (REST and gRPC): each is charged its body's size times "
+    "what decoding makes of it (JSON 40x, gRPC 4x; docs/serving.md); a request beyond the budget waits up "
+    "to 1 s, then gets 429 / RESOURCE_EXHAUSTED.",
+)
 @click.option(
     "--request-timeout",
     type=click.FloatRange(min=0, min_open=True),
@@ -523,6 +538,7 @@ def serve(
     log_sampling: float | None,
     request_log_rotate_seconds: float | None,
     max_request_bytes: int,
+    request_memory_budget_bytes: int | None,
     request_timeout: float,
     header_read_timeout: float,
     keepalive_timeout: float,
@@ -563,6 +579,7 @@ def serve(
         log_sampling=(1.0 if log_sampling is None else log_sampling) if request_log is not None else 0.0,
         request_log_rotate_seconds=request_log_rotate_seconds or ServerOptions.request_log_rotate_seconds,
         max_request_bytes=max_request_bytes,
+        request_memory_budget_bytes=request_memory_budget_bytes,
         request_timeout_seconds=request_timeout,
         header_read_timeout_seconds=header_read_timeout,
         keepalive_timeout_seconds=keepalive_timeout,

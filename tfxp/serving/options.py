@@ -49,6 +49,10 @@ class ServerOptions:
     # A request-log file is closed and a new one started after this many seconds (or 10,000 records).
     request_log_rotate_seconds: float = 60.0
     max_request_bytes: int = 64 * 1024 * 1024
+    # Memory for in-flight requests, server-wide, REST and gRPC (issue 26; serving.memory): each request is
+    # charged its body's size x what decoding makes of it; beyond the budget a request waits up to 1 s, then
+    # RESOURCE_EXHAUSTED / 429. None: serving.memory.default_budget_bytes (a quarter of memory).
+    request_memory_budget_bytes: int | None = None
     request_timeout_seconds: float = 30.0  # TF Serving's REST default: 30,000 ms
     monitoring_path: str = "/monitoring/prometheus/metrics"
     # Connections (issue 26; nginx's client_header_timeout / keepalive_timeout, Envoy's request_headers_timeout
