@@ -6,7 +6,7 @@ STAMP := $(VENV)/.lock-installed
 export TF_USE_LEGACY_KERAS := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test test-fast lint bench bench-serving bench-mobile bench-monitor bench-scale bench-quality serve lock clean help
+.PHONY: run test test-fast lint bench bench-serving bench-mobile bench-monitor bench-scale bench-quality bench-hostile serve lock clean help
 
 help:
 	@echo "make run    - set up .venv from the lock and run the pipeline on the embedded taxi data"
@@ -21,6 +21,8 @@ help:
 	@echo "                     issue 12's targets (~30 min; ARGS=\"--with-example-1.5m --with-15m\" for the rest)"
 	@echo "make bench-quality - tfxp's eval metric beside gradient-boosted trees on 8 tables, same split (~10 min;"
 	@echo "                     ARGS=\"--tune 4\" adds a tuned run of each, ~40 min)"
+	@echo "make bench-hostile - tfxp serve under hostile load: large-body bursts, slow/idle connections, HTTP"
+	@echo "                     garbage; RSS, descriptors, a good client's p99 (~10 min, loopback, up to ~4 GB)"
 	@echo "make lock   - re-resolve setup.py's ranges into requirements.lock"
 
 $(STAMP): requirements.lock setup.py
@@ -61,6 +63,9 @@ bench-quality: $(STAMP)
 
 bench-mobile: $(STAMP)
 	$(VENV)/bin/python -m bench.mobile $(ARGS)
+
+bench-hostile: $(STAMP)
+	$(VENV)/bin/python -m bench.hostile_load $(ARGS)
 
 bench-scale: $(STAMP)
 	$(VENV)/bin/python -m bench.scale $(ARGS)

@@ -31,6 +31,7 @@ from tfxp.cli._common import (
     table_cells,
 )
 from tfxp.cli.exit_codes import ExitCode, epilog
+from tfxp.serving.options import MAX_CONNECTIONS, ServerOptions, default_max_connections
 
 
 @click.command(cls=JsonErrorsCommand, epilog=epilog("predict"))
@@ -466,13 +467,50 @@ def _print_predictions(
     help="Start a new request-log file after this many seconds or 10,000 records; its name carries "
     "its UTC start time (needs --request-log). Default: 60.",
 )
-@click.option("--max-request-bytes", type=click.IntRange(min=1), default=64 * 1024 * 1024, show_default=True)
+@click.option(
+    "--max-request-bytes",
+    type=click.IntRange(min=1),
+    default=64 * 1024 * 1024,
+    show_default=True,
+    help="Largest request body (REST); a larger one is refused with 413.",
+)
+@click.option(
+    "--request-memory-budget-bytes",
+    type=click.IntRange(min=1),
+    default=None,
+    show_default="a quarter of the machine's (or container's) memory, at least one --max-request-bytes request's",
+    help="Memory for in-flight requests, server-wide (REST and gRPC): each is charged its body's size times "
+    "what decoding makes of it (JSON 40x, gRPC 4x; docs/serving.md); a request beyond the budget waits up "
+    "to 1 s, then gets 429 / RESOURCE_EXHAUSTED.",
+)
 @click.option(
     "--request-timeout",
     type=click.FloatRange(min=0, min_open=True),
     default=30.0,
     show_default=True,
     help="Seconds a REST request may take.",
+)
+@click.option(
+    "--header-read-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=ServerOptions.header_read_timeout_seconds,
+    show_default=True,
+    help="Seconds a request head may take, from the connection opening or its first byte (REST: then 408 "
+    "and the connection closed; gRPC: its HTTP/2 handshake). nginx's client_header_timeout.",
+)
+@click.option(
+    "--keepalive-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=ServerOptions.keepalive_timeout_seconds,
+    show_default=True,
+    help="Seconds a connection may stay open with no request in progress (REST and gRPC). nginx's keepalive_timeout.",
+)
+@click.option(
+    "--max-connections",
+    type=click.IntRange(min=1),
+    default=None,
+    show_default=f"{MAX_CONNECTIONS}, or half the descriptor limit (ulimit -n) if lower",
+    help="REST connections open at once; one more is answered 503 and closed as it is accepted.",
 )
 @click.option(
     "--log-file",
@@ -500,7 +538,11 @@ def serve(
     log_sampling: float | None,
     request_log_rotate_seconds: float | None,
     max_request_bytes: int,
+    request_memory_budget_bytes: int | None,
     request_timeout: float,
+    header_read_timeout: float,
+    keepalive_timeout: float,
+    max_connections: int | None,
     log_file: Path | None,
 ) -> None:
     """Serve pushed models over TF Serving's REST and gRPC APIs.
@@ -508,8 +550,6 @@ def serve(
     Runs until interrupted. Both ports are bound before models load, so a
     port in use fails at once.
     """
-    from tfxp.serving.options import ServerOptions
-
     name = model_source_name(model_base_path, model_name, model_config_file)
     if config_poll_seconds and model_config_file is None:
         raise click.UsageError("--model-config-file-poll-wait-seconds needs --model-config-file")
@@ -539,7 +579,11 @@ def serve(
         log_sampling=(1.0 if log_sampling is None else log_sampling) if request_log is not None else 0.0,
         request_log_rotate_seconds=request_log_rotate_seconds or ServerOptions.request_log_rotate_seconds,
         max_request_bytes=max_request_bytes,
+        request_memory_budget_bytes=request_memory_budget_bytes,
         request_timeout_seconds=request_timeout,
+        header_read_timeout_seconds=header_read_timeout,
+        keepalive_timeout_seconds=keepalive_timeout,
+        max_connections=max_connections or default_max_connections(),
     )
     if log_file is None:  # the XDG base directory spec's place for logs: writable, not the model folders
         import os

@@ -219,9 +219,12 @@ async def _start_bound(
     options: ServerOptions, repository, server_config, batching, rest_sockets, grpc_sockets
 ) -> RunningServer:
     from tfxp.serving import protocol
+    from tfxp.serving.log_limits import route_protobuf_log
     from tfxp.serving.metrics import Metrics
 
+    route_protobuf_log()  # a gRPC request's bad string would otherwise write a C++ ERROR line each time
     metrics = Metrics()
+    budget = _memory_budget(options)
     repository.listeners.append(metrics.on_repository_event)
     model_configs_ = ModelConfigs(repository, server_config)
     grpc_port = grpc_sockets[0].getsockname()[1]
@@ -240,10 +243,12 @@ async def _start_bound(
             metrics,
             _grpc_address(options.host, grpc_port),
             reload_config if options.enable_reload_config_request else None,
+            options,
+            budget,
         )
         _track_health(health, repository, model_configs_, protocol)
         grpc.start()
-        app_runner = await _serve_rest(options, plane, metrics, rest_sockets)
+        app_runner = await _serve_rest(options, plane, metrics, rest_sockets, budget)
     except BaseException:
         _close(rest_sockets)
         if grpc is not None:
@@ -291,11 +296,21 @@ def _data_plane(options: ServerOptions, repository, metrics, batching):
     return plane, request_logger
 
 
-async def _serve_rest(options: ServerOptions, plane, metrics, sockets: list[socket.socket]):
+def _memory_budget(options: ServerOptions):
+    """The server-wide MemoryBudget of in-flight requests (--request-memory-budget-bytes, else its default)."""
+    from tfxp.serving.memory import MemoryBudget, MemoryTrimmer, default_budget_bytes
+
+    capacity = options.request_memory_budget_bytes or default_budget_bytes(options.max_request_bytes)
+    log.debug("memory budget for in-flight requests: %d bytes", capacity)
+    return MemoryBudget(capacity, MemoryTrimmer())
+
+
+async def _serve_rest(options: ServerOptions, plane, metrics, sockets: list[socket.socket], budget=None):
     """Starts REST on the bound sockets; returns the aiohttp AppRunner (cleaned up by RunningServer.stop)."""
     from aiohttp import web
 
     from tfxp.serving.protocol import RestFrontEnd
+    from tfxp.serving.protocol._http_guard import ConnectionLimits, GuardedAppRunner
 
     rest = RestFrontEnd(
         plane,
@@ -303,20 +318,34 @@ async def _serve_rest(options: ServerOptions, plane, metrics, sockets: list[sock
         max_request_bytes=options.max_request_bytes,
         request_timeout=options.request_timeout_seconds,
         monitoring_path=options.monitoring_path,
+        budget=budget,
     )
     server_log = logging.getLogger("aiohttp.server")
     if not any(isinstance(f, _MalformedRequestFilter) for f in server_log.filters):
         server_log.addFilter(_MalformedRequestFilter())
-    app_runner = web.AppRunner(rest.app, access_log=None)
+    limits = ConnectionLimits(
+        header_read_timeout=options.header_read_timeout_seconds,
+        keepalive_timeout=options.keepalive_timeout_seconds,
+        max_connections=options.max_connections,
+    )
+    app_runner = GuardedAppRunner(rest.app, limits, access_log=None)
     await app_runner.setup()
     for sock in sockets:
         await web.SockSite(app_runner, sock).start()
     return app_runner
 
 
-def _build_grpc(protocol, plane, metrics, address: str, reload_config):
+def _build_grpc(protocol, plane, metrics, address: str, reload_config, options: ServerOptions, budget=None):
     try:
-        return protocol.build_server(plane, metrics, address, reload_config)
+        return protocol.build_server(
+            plane,
+            metrics,
+            address,
+            reload_config,
+            handshake_timeout_seconds=options.header_read_timeout_seconds,
+            idle_timeout_seconds=options.keepalive_timeout_seconds,
+            budget=budget,
+        )
     except RuntimeError as exc:  # grpcio >= 1.60 raises instead of returning port 0
         raise OSError(f"gRPC port {address} can't be bound: {exc}") from None
 
@@ -400,19 +429,31 @@ def _batching_parameters(options: ServerOptions):
 
 
 class _MalformedRequestFilter(logging.Filter):
-    """Makes aiohttp's report of a malformed HTTP request (a 4xx it answers itself) one warning line.
+    """Makes aiohttp's report of a malformed HTTP request (a 4xx it answers itself) one warning line,
+    at most log_limits.BURST a minute per kind of error, the others counted on the next one logged.
 
     aiohttp logs each with a full traceback at ERROR; a client sending garbage is
     not a server error, and a fuzzer or port scanner would flood the log.
     """
 
+    def __init__(self) -> None:
+        from tfxp.serving.log_limits import RepeatLimiter
+
+        super().__init__()
+        self._limiter = RepeatLimiter()
+
     def filter(self, record: logging.LogRecord) -> bool:
         from aiohttp.http_exceptions import HttpProcessingError
 
+        from tfxp.serving.log_limits import summarised
+
         exc = record.exc_info[1] if record.exc_info else None
         if isinstance(exc, HttpProcessingError) and 400 <= (exc.code or 400) < 500:
+            admitted, suppressed = self._limiter.admit(type(exc).__name__)
+            if not admitted:
+                return False
             detail = " ".join(str(exc.message).split())  # one line: aiohttp's messages span several
-            record.msg = f"{record.msg}: {exc.code} {type(exc).__name__}: {detail}"[:500]
+            record.msg = summarised(f"{record.msg}: {exc.code} {type(exc).__name__}: {detail}"[:500], suppressed)
             record.exc_info = record.exc_text = None
             record.levelno, record.levelname = logging.WARNING, "WARNING"
         return True

@@ -33,6 +33,7 @@ from tensorflow_serving.apis import (
 
 from tfxp.serving.dataplane import DataPlane, InferenceTask, ModelSpec
 from tfxp.serving.errors import Code, ServingError
+from tfxp.serving.memory import GRPC_EXPANSION, WAIT_SECONDS, MemoryBudget
 from tfxp.serving.metrics import Metrics
 from tfxp.serving.servable import CLASSIFY_METHOD
 from tfxp.serving.tensors import TensorProtoError, to_ndarrays, to_tensor_proto
@@ -271,22 +272,36 @@ class _Undecodable:
     reason: str
 
 
+@dataclass(frozen=True)
+class _Received:
+    """A request as the deserializer hands it to the handler: the message (or _Undecodable) and its size
+    on the wire, which the memory budget charges."""
+
+    message: object
+    nbytes: int
+
+
 def _lenient(message_class):
     """A request deserializer that hands a parse failure to the handler, which answers INVALID_ARGUMENT;
     grpcio itself would answer INTERNAL "Exception deserializing request!"."""
 
-    def deserialize(data: bytes):
+    def deserialize(data: bytes) -> _Received:
         try:
-            return message_class.FromString(data)
+            return _Received(message_class.FromString(data), len(data))
         except Exception as exc:  # noqa: BLE001 - any parse failure is the client's bytes
-            return _Undecodable(message_class.DESCRIPTOR.full_name, str(exc) or type(exc).__name__)
+            return _Received(_Undecodable(message_class.DESCRIPTOR.full_name, str(exc) or type(exc).__name__), 0)
 
     return deserialize
 
 
-def _refusing_undecodable(behavior):
+def _guarded(behavior, budget: MemoryBudget | None):
+    """`behavior(request, context)` for a `_Received` request: an undecodable one is INVALID_ARGUMENT; a
+    decoded one runs holding the memory budget's charge for its size, or is RESOURCE_EXHAUSTED when that
+    doesn't fit within WAIT_SECONDS (or the RPC's deadline)."""
+
     @functools.wraps(behavior)
-    def handle(request, context):
+    def handle(received: _Received, context):
+        request = received.message
         if isinstance(request, _Undecodable):
             _abort(
                 context,
@@ -294,7 +309,15 @@ def _refusing_undecodable(behavior):
                 f"Could not parse the request as {request.message_type} ({request.reason}); "
                 "string fields must be valid UTF-8",
             )
-        return behavior(request, context)
+        if budget is None:
+            return behavior(request, context)
+        remaining = context.time_remaining()
+        wait = WAIT_SECONDS if remaining is None else min(WAIT_SECONDS, remaining)
+        charge = received.nbytes * GRPC_EXPANSION
+        with budget.reserved(charge, wait) as granted:
+            if not granted:
+                _abort(context, Code.RESOURCE_EXHAUSTED, budget.refusal(charge))
+            return behavior(request, context)
 
     return handle
 
@@ -315,13 +338,13 @@ _MODEL_METHODS = {
 }
 
 
-def _handler(service: str, servicer, methods: dict) -> grpc.GenericRpcHandler:
-    """Like the generated add_*Servicer_to_server, with lenient request deserializers."""
+def _handler(service: str, servicer, methods: dict, budget: MemoryBudget | None) -> grpc.GenericRpcHandler:
+    """Like the generated add_*Servicer_to_server, with lenient request deserializers and the memory budget."""
     return grpc.method_handlers_generic_handler(
         service,
         {
             name: grpc.unary_unary_rpc_method_handler(
-                _refusing_undecodable(getattr(servicer, name)),
+                _guarded(getattr(servicer, name), budget),
                 request_deserializer=_lenient(request_class),
                 response_serializer=response_class.SerializeToString,
             )
@@ -331,23 +354,45 @@ def _handler(service: str, servicer, methods: dict) -> grpc.GenericRpcHandler:
 
 
 def build_server(
-    plane: DataPlane, metrics: Metrics, address: str, reload_config=None, max_workers: int = 32
+    plane: DataPlane,
+    metrics: Metrics,
+    address: str,
+    reload_config=None,
+    max_workers: int = 32,
+    *,
+    handshake_timeout_seconds: float = 120.0,
+    idle_timeout_seconds: float | None = None,
+    budget: MemoryBudget | None = None,
 ) -> tuple[grpc.Server, int, health.HealthServicer]:
-    """Returns (server, bound port, health servicer); the caller starts it."""
-    server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc"),
+    """Returns (server, bound port, health servicer); the caller starts it.
+
+    `handshake_timeout_seconds`: a connection that has not finished its HTTP/2 handshake by then is
+    closed (gRPC's default: 120 s); `idle_timeout_seconds`: a connection with no RPC in progress that long
+    is closed with a GOAWAY (gRPC's default: never), as the REST port's keep-alive timeout (issue 26)."""
+    options = [
+        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
         # so_reuseport off: with it, a second server on a busy port binds silently and
         # steals half the connections instead of failing at start-up.
-        options=[
-            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.so_reuseport", 0),
-        ],
+        ("grpc.so_reuseport", 0),
+        ("grpc.server_handshake_timeout_ms", int(handshake_timeout_seconds * 1000)),
+    ]
+    if idle_timeout_seconds is not None:
+        options.append(("grpc.max_connection_idle_ms", int(idle_timeout_seconds * 1000)))
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc"), options=options
     )
     server.add_generic_rpc_handlers(
         (
-            _handler("tensorflow.serving.PredictionService", PredictionServicer(plane, metrics), _PREDICTION_METHODS),
-            _handler("tensorflow.serving.ModelService", ModelServicer(plane, metrics, reload_config), _MODEL_METHODS),
+            _handler(
+                "tensorflow.serving.PredictionService",
+                PredictionServicer(plane, metrics),
+                _PREDICTION_METHODS,
+                budget,
+            ),
+            _handler(
+                "tensorflow.serving.ModelService", ModelServicer(plane, metrics, reload_config), _MODEL_METHODS, budget
+            ),
         )
     )
     health_servicer = health.HealthServicer()

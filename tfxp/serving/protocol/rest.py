@@ -33,7 +33,7 @@ import functools
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from urllib.parse import unquote
@@ -44,6 +44,7 @@ from aiohttp.web_protocol import RequestPayloadError
 
 from tfxp.serving.dataplane import DataPlane, ModelSpec
 from tfxp.serving.errors import Code, ServingError, from_tensorflow_error
+from tfxp.serving.memory import REST_JSON_EXPANSION, WAIT_SECONDS, MemoryBudget
 from tfxp.serving.metrics import CONTENT_TYPE_LATEST, Metrics
 from tfxp.serving.protocol._json_common import CodecError
 from tfxp.serving.protocol._json_request import decode_examples, decode_predict_request, signature_name
@@ -145,8 +146,10 @@ class RestFrontEnd:
         request_timeout: float,
         monitoring_path: str,
         workers: int = 32,
+        budget: MemoryBudget | None = None,
     ):
         self._plane = plane
+        self._budget = budget
         self._metrics = metrics
         metrics.use_model_names(plane.repository.model_names)
         self._timeout = request_timeout
@@ -212,8 +215,9 @@ class RestFrontEnd:
             raise route.error
         if route.method == "POST" and route.matched and route.action in _VERBS:
             self._check_declared_length(request)
-            body = await _within(deadline, request.read())
-            return _json_response(await self._call(deadline, self._infer, route, body, deadline))
+            async with self._reserved(request, deadline):
+                body = await _within(deadline, request.read())
+                return _json_response(await self._call(deadline, self._infer, route, body, deadline))
         if route.method == "GET" and route.matched:
             if not route.name:
                 raise ServingError(Code.INVALID_ARGUMENT, "Missing model name in request.")
@@ -221,6 +225,23 @@ class RestFrontEnd:
                 return _json_response(await self._call(deadline, self._metadata, route))
             return _json_response(await self._call(deadline, self._status, route))
         raise ServingError(Code.INVALID_ARGUMENT, f"Malformed request: {route.method} {route.path}")
+
+    @contextlib.asynccontextmanager
+    async def _reserved(self, request: web.Request, deadline: float) -> AsyncIterator[None]:
+        """The memory budget's charge for this request (its body's size x REST_JSON_EXPANSION), from before
+        the body is read until the answer is made; RESOURCE_EXHAUSTED (429) if it doesn't fit within
+        WAIT_SECONDS. A body without a Content-Length (chunked) is charged the most it may be,
+        --max-request-bytes."""
+        if self._budget is None:
+            yield
+            return
+        body_size = self._max_request_bytes if request.content_length is None else request.content_length
+        size = body_size * REST_JSON_EXPANSION
+        wait = min(WAIT_SECONDS, max(deadline - time.monotonic(), 0))
+        async with self._budget.reserved_async(size, wait) as granted:
+            if not granted:
+                raise ServingError(Code.RESOURCE_EXHAUSTED, self._budget.refusal(size))
+            yield
 
     def _check_declared_length(self, request: web.Request) -> None:
         """A Content-Length over the limit is refused (413) before any of the body is waited for."""
