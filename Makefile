@@ -6,7 +6,7 @@ STAMP := $(VENV)/.lock-installed
 export TF_USE_LEGACY_KERAS := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test test-fast lint bench bench-serving bench-mobile bench-monitor bench-scale bench-quality bench-hostile serve lock clean help
+.PHONY: run test test-fast lint bench bench-serving bench-mobile bench-monitor bench-scale bench-quality bench-hostile bench-floor serve lock clean help
 
 help:
 	@echo "make run    - set up .venv from the lock and run the pipeline on the embedded taxi data"
@@ -23,6 +23,8 @@ help:
 	@echo "                     ARGS=\"--tune 4\" adds a tuned run of each, ~40 min)"
 	@echo "make bench-hostile - tfxp serve under hostile load: large-body bursts, slow/idle connections, HTTP"
 	@echo "                     garbage; RSS, descriptors, a good client's p99 (~10 min, loopback, up to ~4 GB)"
+	@echo "make bench-floor   - one tfxp run beside its floor (the unavoidable work, timed alone) at ARGS=\"--rows N\""
+	@echo "                     (default 150,000; ~3 min)"
 	@echo "make lock   - re-resolve setup.py's ranges into requirements.lock"
 
 $(STAMP): requirements.lock setup.py
@@ -66,6 +68,9 @@ bench-mobile: $(STAMP)
 
 bench-hostile: $(STAMP)
 	$(VENV)/bin/python -m bench.hostile_load $(ARGS)
+
+bench-floor: $(STAMP)
+	$(VENV)/bin/python -m bench.floor $(ARGS)
 
 bench-scale: $(STAMP)
 	$(VENV)/bin/python -m bench.scale $(ARGS)

@@ -121,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
 
+    machine = machine_info()  # its load average is the one at the start
     data_dir, facts = dataset(args.data_dir, args.rows, args.seed)
     work = Path(tempfile.mkdtemp(prefix="tfxp-floor-"))
     command = ours_command(data_dir, work / "out", args.train_steps, "auto")
@@ -151,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         "evaluate": components.get("Evaluator"),
     }
     results = {
-        "machine": {**machine_info(), "load_average_at_end": os.getloadavg()},
+        "machine": {**machine, "load_average_at_end": os.getloadavg()},
         "rows": args.rows,
         "train_steps": args.train_steps,
         "data": facts.get("path"),
