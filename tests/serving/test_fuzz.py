@@ -17,8 +17,8 @@ gRPC UNKNOWN/INTERNAL/DATA_LOSS/UNAVAILABLE (INTERNAL only for bytes that are no
 "Exception deserializing request"); every REST answer to a well-formed HTTP request is JSON with
 `Content-Type: application/json`, errors as `{"error": "..."}`; a number sent to half_plus_two comes back as
 TF Serving computes it, or is refused. Malformed HTTP (bad request line, header or chunking, a method or a
-request line aiohttp's parser refuses) never reaches the API: the HTTP layer answers 400 in its own format
-(TF Serving's libevent answers an HTML page), so only "no 5xx" is asserted there. Over the run: the server
+request line aiohttp's parser refuses) never reaches the API: the HTTP layer answers a JSON 400 (or closes the
+connection: tests/serving/test_hostile_load.py asserts which, case by case), so only "no 5xx" is asserted here. Over the run: the server
 stays up, a good request is answered correctly after every GOOD_EVERY requests and at the end, its RSS grows
 < RSS_GROWTH_LIMIT (kernel high-water mark included), and the metrics labels stay bounded although hundreds
 of unknown model names were asked for (item 12). `HandleReloadConfigRequest` is not fuzzed: it replaces the
