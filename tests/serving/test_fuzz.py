@@ -12,18 +12,18 @@ valid requests of each model, mutated: wrong JSON types, deep nesting, odd numbe
 methods), odd headers; on gRPC: odd model specs, every dtype (DT_RESOURCE, DT_VARIANT, ...), huge or
 negative declared shapes, value counts that don't match, corrupted protobuf bytes.
 
-Asserted, per request: no HTTP 5xx (except 503/504: TF Serving's UNAVAILABLE and DEADLINE_EXCEEDED) and no
-gRPC UNKNOWN/INTERNAL/DATA_LOSS/UNAVAILABLE (INTERNAL only for bytes that are not a protobuf: gRPC's own
-"Exception deserializing request"); every REST answer to a well-formed HTTP request is JSON with
-`Content-Type: application/json`, errors as `{"error": "..."}`; a number sent to half_plus_two comes back as
-TF Serving computes it, or is refused. Malformed HTTP (bad request line, header or chunking, a method or a
-request line aiohttp's parser refuses) never reaches the API: the HTTP layer answers a JSON 400 (or closes the
-connection: tests/serving/test_hostile_load.py asserts which, case by case), so only "no 5xx" is asserted here. Over the run: the server
-stays up, a good request is answered correctly after every GOOD_EVERY requests and at the end, its RSS grows
-< RSS_GROWTH_LIMIT (kernel high-water mark included), and the metrics labels stay bounded although hundreds
-of unknown model names were asked for (item 12). `HandleReloadConfigRequest` is not fuzzed: it replaces the
-served models. Directed tests follow the fuzz run: 10^8-element shape claims (item 10), a good request while
-a 16 MB body is decoded (item 11), a declared Content-Length over the body limit.
+Asserted, per request: no HTTP 5xx (except 503/504: TF Serving's UNAVAILABLE and DEADLINE_EXCEEDED) and no gRPC
+UNKNOWN/INTERNAL/DATA_LOSS/UNAVAILABLE (INTERNAL only for bytes that are not a protobuf: gRPC's own "Exception
+deserializing request"); every REST answer to a well-formed HTTP request is JSON with `Content-Type:
+application/json`, errors as `{"error": "..."}`; a number sent to half_plus_two comes back as TF Serving computes
+it, or is refused. Malformed HTTP (bad request line, header or chunking, a method or a request line aiohttp's parser
+refuses) never reaches the API: the HTTP layer answers a JSON 400 (or closes the connection:
+tests/serving/test_hostile_load.py asserts which, case by case), so only "no 5xx" is asserted here. Over the run:
+the server stays up, a good request is answered correctly after every GOOD_EVERY requests and at the end, its RSS
+grows < RSS_GROWTH_LIMIT (kernel high-water mark included), and the metrics labels stay bounded although hundreds of
+unknown model names were asked for (item 12). `HandleReloadConfigRequest` is not fuzzed: it replaces the served
+models. Directed tests follow the fuzz run: 10^8-element shape claims (item 10), a good request while a 16 MB body
+is decoded (item 11), a declared Content-Length over the body limit.
 
 Failures are grouped by kind (mutation x outcome); the message lists one shortest reproducer per kind.
 """

@@ -519,7 +519,7 @@ def compile_command(
     tfxp_command: str,
     as_json: bool,
 ) -> None:
-    """Compile a project for Vertex AI Pipelines, Kubeflow Pipelines or Airflow, offline.
+    """Compile the pipeline for Vertex AI, Kubeflow or Airflow.
 
     The same DAG as `tfxp run --project DIR`: a PipelineJob JSON (vertex), a PipelineSpec YAML (kfp) or a
     DAG file with one task per node (airflow); nothing is uploaded. For vertex and kfp the project's spec is
