@@ -143,6 +143,8 @@ def test_canary_promote_and_rollback_against_a_polling_server_lose_no_request(ba
         assert result["done"] and result["labels"] == {"stable": 1} and result["versions"] == [1]
         _wait_for(lambda: _by_label(server, "stable") == 1)
         mark()
+        # The loop may be in its gRPC half when the last mark is taken: let it answer by label once more.
+        _wait_for(lambda: len(loop.stable) > phases[-1], 10)
     finally:
         loop.stopping.set()
         if loop.is_alive():
