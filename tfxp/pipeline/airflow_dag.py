@@ -16,9 +16,11 @@ import datetime
 import shlex
 from dataclasses import dataclass
 
+from tfxp.pipeline.runner import ExitCode
+
 # `tfxp run`'s exit code for a model not blessed (from the Pusher's task): a normal outcome, not a fault to
 # retry, so the task is skipped (Airflow's skip_on_exit_code) and the MobilePusher after it too.
-NOT_BLESSED = 4
+NOT_BLESSED = int(ExitCode.NOT_BLESSED)
 
 
 @dataclass(frozen=True)

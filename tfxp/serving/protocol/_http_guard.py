@@ -45,11 +45,12 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ConnectionLimits:
-    """Per-connection limits of the REST port (seconds; a count). Defaults: `tfxp serve`'s flags."""
+    """Per-connection limits of the REST port (seconds; a count), from `tfxp serve`'s flags (ServerOptions
+    holds their defaults)."""
 
-    header_read_timeout: float = 10.0
-    keepalive_timeout: float = 75.0  # nginx's keepalive_timeout default
-    max_connections: int = 1024
+    header_read_timeout: float
+    keepalive_timeout: float
+    max_connections: int
     lingering_seconds: float = 2.0
 
 
@@ -65,12 +66,13 @@ def json_error_bytes(status: int, message: str, *, close: bool = True) -> bytes:
     return head.encode("ascii") + body
 
 
-def json_error_response(status: int, message: str) -> web.Response:
-    """`{"error": message}` as an aiohttp response that closes its connection."""
+def json_error_response(status: int, message: str, *, close: bool = True) -> web.Response:
+    """`{"error": message}` as an aiohttp response; with `close`, one that closes its connection."""
     response = web.Response(
         status=status, body=json.dumps({"error": message}).encode(), content_type="application/json"
     )
-    response.force_close()
+    if close:
+        response.force_close()
     return response
 
 
@@ -176,12 +178,7 @@ def guarded_handler(
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise
-            response = web.Response(
-                status=exc.status,
-                body=json.dumps({"error": exc.text or exc.reason}).encode(),
-                content_type="application/json",
-            )
-            return response
+            return json_error_response(exc.status, exc.text or exc.reason, close=False)
 
     return handle
 
