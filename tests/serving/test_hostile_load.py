@@ -156,6 +156,7 @@ PARSER_REFUSED = {
     "path *": b"GET * HTTP/1.1\r\nHost: a\r\n\r\n",
     "header without a colon": b"GET /v1/models/hp HTTP/1.1\r\nHost a\r\n\r\n",
     "bad chunk size": b"POST /v1/models/hp:predict HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+    "HTTP/2.1": b"GET /v1/models/hp HTTP/2.1\r\nHost: a\r\n\r\n",
 }
 
 
@@ -176,6 +177,15 @@ def test_http_0_9_is_closed_unanswered(served, raw):
     """A request line without a version (HTTP/0.9) has no status line to carry an error: closed, no bytes."""
     answer = exchange(served.rest_port, raw)
     assert answer.closed and answer.data == b"" and answer.seconds < 1.0
+
+
+def test_http_2_text_on_the_rest_port_is_a_json_505_in_http_1_1_and_closed(served):
+    """A version this HTTP/1 port doesn't speak is not answered as if it did (aiohttp: `HTTP/2.0 200 OK`).
+    (aiohttp's parser itself refuses other versions, e.g. 2.1 or 3.0: a JSON 400 above.)"""
+    answer = exchange(served.rest_port, b"GET /v1/models/hp HTTP/2.0\r\nHost: a\r\n\r\n")
+    assert answer.data.startswith(b"HTTP/1.1 505 "), answer.data[:300]
+    assert "HTTP/2.0" in assert_json_error(answer, 505)["error"]
+    assert answer.closed and answer.seconds < 1.0
 
 
 def test_a_good_request_after_the_garbage_is_answered(served):

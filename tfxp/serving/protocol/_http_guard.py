@@ -8,7 +8,9 @@ one client hold resources or answer outside TF Serving's JSON:
   bytes, `*` as a path: 400), an `Expect` other than `100-continue` (417), a handler that timed out (504)
   or failed (500). aiohttp writes these as text/plain before any middleware runs.
 - A request line without an HTTP version (HTTP/0.9, which has no status line or headers to carry an
-  error) closes the connection unanswered; aiohttp would answer it 200.
+  error) closes the connection unanswered; aiohttp would answer it 200. One of HTTP/2 or later (text on
+  this HTTP/1 port) gets a JSON 505 with an HTTP/1.1 status line and is closed; aiohttp would answer it
+  `HTTP/2.0 200 OK`.
 - Timeouts, as nginx's `client_header_timeout` / `keepalive_timeout` and Envoy's `request_headers_timeout`
   / `idle_timeout`: the head of a request must be complete `header_read_timeout` seconds after the
   connection opens or after its first byte arrives (else 408 and the connection is closed); a connection
@@ -173,6 +175,8 @@ def guarded_handler(
         if request.version < HttpVersion10:
             request.protocol.force_close()
             return web.Response(status=400)
+        if request.version.major > 1:
+            return _version_not_supported(request)
         try:
             return await handler(request)
         except web.HTTPException as exc:
@@ -181,6 +185,20 @@ def guarded_handler(
             return json_error_response(exc.status, exc.text or exc.reason, close=False)
 
     return handle
+
+
+def _version_not_supported(request: web.BaseRequest) -> web.StreamResponse:
+    """A request line of HTTP/2 or later on this HTTP/1 text port: a JSON 505 with an HTTP/1.1 status line
+    (aiohttp would answer it as if it spoke that version, e.g. `HTTP/2.0 200 OK`), then the connection is
+    closed (as nginx: 505 for a major version over 1). Written on the transport because aiohttp's response
+    would carry the request's version; the response returned after it is dropped with the connection."""
+    transport = request.transport
+    major, minor = request.version
+    if transport is not None:
+        message = f"HTTP/{major}.{minor} is not supported on this port: send HTTP/1.1 (gRPC has its own port)"
+        transport.write(json_error_bytes(505, message))
+        transport.close()
+    return web.Response(status=505)
 
 
 class GuardedServer(web.Server):
