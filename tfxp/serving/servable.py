@@ -281,13 +281,28 @@ class Servable:
         return count
 
 
+def _session_config():
+    """The ConfigProto every servable's session runs with.
+
+    Soft placement: a graph pinned to /gpu:0 (e.g. TF Serving's half_plus_two_gpu) runs on CPU.
+    inter_op_parallelism_threads=-1 (config.proto: "negative means all operations are performed in caller's
+    thread"): a request's ops run in the request's own thread instead of being handed to TF's inter-op pool and
+    waited for. Each request (or merged batch) is one small graph run, so there is nothing to run side by side,
+    and the hand-off and wake-up cost more than the model: a 1-row call of the taxi model took about half the
+    time in process (docs/benchmarks.md, "Serving"). Ops that parallelize inside (intra-op, e.g. a large batch's
+    matmul) still use TF's intra-op pool.
+    """
+    import tensorflow as tf
+
+    return tf.compat.v1.ConfigProto(allow_soft_placement=True, inter_op_parallelism_threads=-1)
+
+
 def _load_session(path: str):
     """(session, MetaGraphDef): the "serve" MetaGraph loaded as TF Serving's LoadSavedModel does."""
     import tensorflow as tf
 
     graph = tf.Graph()
-    # Soft placement: a graph pinned to /gpu:0 (e.g. TF Serving's half_plus_two_gpu) runs on CPU.
-    session = tf.compat.v1.Session(graph=graph, config=tf.compat.v1.ConfigProto(allow_soft_placement=True))
+    session = tf.compat.v1.Session(graph=graph, config=_session_config())
     try:
         with graph.as_default():
             meta_graph = tf.compat.v1.saved_model.load(session, [SERVE_TAG], path)
