@@ -275,7 +275,7 @@ def test_no_exit_code_is_a_bare_number():
 
 
 @pytest.mark.parametrize(
-    ("argv", "eval_rows"), [([], 200_000), (["--eval-rows", "5000"], 5000), (["--eval-rows", "all"], None)]
+    ("argv", "eval_rows"), [([], 100_000), (["--eval-rows", "5000"], 5000), (["--eval-rows", "all"], None)]
 )
 def test_eval_rows_reaches_the_pipeline_config(monkeypatch, argv, eval_rows):
     # The flag's whole job in the CLI is to land in PipelineConfig.eval_rows (the runner splits by it);
