@@ -39,17 +39,7 @@ def _schema(schema_of):
     )
 
 
-@pytest.fixture(scope="module")
-def transform_output(tmp_path_factory, schema_of):
-    import functools
-
-    import apache_beam as beam
-    import tensorflow_transform as tft
-    import tensorflow_transform.beam as tft_beam
-    from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io
-
-    from tfxp.models.preprocessing import preprocessing_fn
-
+def _training_rows() -> list[dict]:
     rng = np.random.default_rng(3)
     rows = []
     for i in range(400):
@@ -61,6 +51,21 @@ def transform_output(tmp_path_factory, schema_of):
                 "rating": [float(rng.normal(4, 0.5))],
             }
         )
+    return rows
+
+
+@pytest.fixture(scope="module")
+def transform_output(tmp_path_factory, schema_of):
+    import functools
+
+    import apache_beam as beam
+    import tensorflow_transform as tft
+    import tensorflow_transform.beam as tft_beam
+    from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io
+
+    from tfxp.models.preprocessing import preprocessing_fn
+
+    rows = _training_rows()
     out_dir = str(tmp_path_factory.mktemp("large_ints"))
     schema = _schema(schema_of)
     metadata = dataset_metadata.DatasetMetadata(schema)
@@ -101,3 +106,23 @@ def test_large_ints_convert_and_the_tflite_preprocessing_follows_the_transform(t
     z = probe.columns({**cols, "listing_id": np.asarray([1_430_000_000, 1_430_000_001] * 32, np.int64)})
     assert z[F.transformed_name("listing_id")][0] != z[F.transformed_name("listing_id")][1]
     assert (want[F.indicator_name("last_review")][:4] == 1).all()
+
+
+def test_int_z_scores_are_those_of_the_training_values_in_float64(transform_output):
+    # int_z_score analyzes mean and variance in one pass (issue 25) and centres in int64: the z-score of
+    # a value ~1.4e9 is the float64 one to float32 precision, for values present in training and not.
+    from tfxp.mobile.preprocessing_params import TransformProbe
+
+    probe = TransformProbe(transform_output, PROBLEM)
+    rows = _training_rows()
+    for name in ("listing_id", "last_review"):
+        train = np.asarray([r[name][0] for r in rows if r[name]], np.float64)
+        mean, std = train.mean(), train.std()
+        values = np.asarray([int(mean) + d for d in (-3 * int(std), -12_345, -1, 0, 1, 7, 12_345, 3 * int(std))])
+        cols = {
+            "listing_id": values if name == "listing_id" else np.full(len(values), 1_430_000_000, np.int64),
+            "last_review": values if name == "last_review" else np.full(len(values), 1_400_000_000, np.int64),
+            "price": np.full(len(values), 120.0, np.float32),
+        }
+        got = probe.columns(cols)[F.transformed_name(name)].astype(np.float64)
+        np.testing.assert_allclose(got, (values - mean) / std, rtol=1e-6, atol=1e-6, err_msg=name)

@@ -296,7 +296,7 @@ def _feature(p: FeatureParams, x):
     import tensorflow as tf
 
     if p.kind is F.Kind.NUMERIC:
-        if p.offset:  # int64 first, as the transform centres ints (models.preprocessing.int_center)
+        if p.offset:  # int64 first, as the transform centres ints (models.preprocessing.int_z_score)
             x = x - tf.constant(p.offset, tf.int64)
         x = tf.cast(x, tf.float32) - tf.constant(p.mean, tf.float32)
         scale = tf.constant(p.scale, tf.float32)

@@ -290,7 +290,7 @@ def _probe_values(feature: F.Feature, values) -> list:
 def _fit_z_score(probe: TransformProbe, feature: F.Feature) -> tuple[int, float, float, str, bool]:
     """(offset, mean, scale, op, exact): z = fl(fl(x' - mean) op scale) in float32 reproducing the
     transform, where x' = float32(x - offset) (int features, offset an int64 near the mean, as the
-    transform centres them: models.preprocessing.int_center) or x (floats, offset 0).
+    transform centres them: models.preprocessing.int_z_score) or x (floats, offset 0).
 
     tf.Transform writes (x - mean) / sqrt(var) (a zero std leaves x - mean, which
     scale 1 reproduces), but TF's graph optimizer may turn the division by a

@@ -113,14 +113,25 @@ def scatter_rows(values: tf.Tensor, rows: tf.Tensor | None, like: tf.Tensor | tf
     return tf.scatter_nd(tf.expand_dims(rows, 1), values, tf.reshape(like.dense_shape[0], [1]))
 
 
-def int_center(values: tf.Tensor) -> tf.Tensor:
-    """An int64 near the training mean of an int column (an analyzer result; 0 for a column without
-    values), subtracted in int64 before the float32 cast: float32 holds integers exactly only up to
-    2**24, so a Unix timestamp (~1.4e9) or a large id cast first lost its low bits (steps of 128)
-    and the z-score was a difference of nearly equal numbers, which the TFLite conversion could not
-    reproduce (issue 17: "no (mean, std) reproduces the transform")."""
+def int_z_score(values: tf.Tensor) -> tf.Tensor:
+    """float32 z-score of int64 values, centred in int64 first, from one analysis pass.
+
+    float32 holds integers exactly only up to 2**24, so a Unix timestamp (~1.4e9) or a large id cast
+    first lost its low bits (steps of 128) and the z-score was a difference of nearly equal numbers,
+    which the TFLite conversion could not reproduce (issue 17: "no (mean, std) reproduces the
+    transform"). So the values are shifted by `center`, an int64 near the training mean (0 for a
+    column without values), in int64 before the cast. Mean and variance are both analyzed on the raw
+    values (float64) in the same pass: centring first and z-scoring the centred values made the second
+    analyzer depend on the first, which tf.Transform runs as a second pass over the data (issue 25).
+    Then, as tft.scale_to_z_score writes it: z = (x' - m) / s with x' = float32(x - center),
+    m = float32(mean - center), s = float32(sqrt(var)); a zero std leaves x' - m.
+    """
     mean = tft.mean(values, output_dtype=tf.float64)
-    return tf.cast(tf.where(tf.math.is_finite(mean), tf.round(mean), tf.zeros_like(mean)), tf.int64)
+    var = tft.var(values, output_dtype=tf.float64)
+    center = tf.cast(tf.where(tf.math.is_finite(mean), tf.round(mean), tf.zeros_like(mean)), tf.int64)
+    numerator = tf.cast(values - center, tf.float32) - tf.cast(mean - tf.cast(center, tf.float64), tf.float32)
+    std = tf.cast(tf.sqrt(var), tf.float32)
+    return tf.where(tf.not_equal(std, 0.0), numerator / std, numerator)
 
 
 def transform_feature(feature: F.Feature, x: tf.Tensor | tf.SparseTensor) -> dict[str, tf.Tensor]:
@@ -128,7 +139,7 @@ def transform_feature(feature: F.Feature, x: tf.Tensor | tf.SparseTensor) -> dic
     {indicator_name: float32 [batch]}).
 
     The analyzers see only the values present, so a missing value never counts as a real one:
-    - NUMERIC: float32 z-score of the values (ints centred in int64 first: `int_center`); a missing
+    - NUMERIC: float32 z-score of the values (ints centred in int64 first: `int_z_score`); a missing
       value is the training mean (z = 0), and its indicator 1.0 lets the model learn what "missing" means.
     - BUCKETIZED: int64 id: quantile bucket + 1; missing MISSING_ID.
     - CATEGORICAL_INT: int64 id: value + 1 for 0..size-1, size + 1 (the OOV id) for any other int
@@ -141,8 +152,9 @@ def transform_feature(feature: F.Feature, x: tf.Tensor | tf.SparseTensor) -> dic
     name = F.transformed_name(feature.name)
     if feature.kind is F.Kind.NUMERIC:
         if feature.dtype is F.DType.INT:
-            values = values - int_center(values)
-        z = tft.scale_to_z_score(tf.cast(values, tf.float32))
+            z = int_z_score(values)
+        else:
+            z = tft.scale_to_z_score(tf.cast(values, tf.float32))
         out = {name: scatter_rows(z, rows, x)}
         if F.has_indicator(feature):
             out[F.indicator_name(feature.name)] = 1.0 - scatter_rows(tf.ones_like(z), rows, x)
