@@ -8,10 +8,15 @@ import hashlib
 import os
 
 import pytest
-from pipeline_harness import tfxp_run, write_csv
+from pipeline_harness import loose_taxi_project, tfxp_run, write_csv
 from taxi_data import read_csv_rows
 
 pytestmark = pytest.mark.slow
+
+
+def _loose(work) -> tuple[str, str]:
+    """The cache is under test, not the gates: a project whose gates pass any model (as in test_run_report)."""
+    return ("--project", loose_taxi_project(work / "taxi"))
 
 
 def _statuses(summary: dict) -> dict[str, str]:
@@ -22,13 +27,13 @@ def _statuses(summary: dict) -> dict[str, str]:
 def first(tmp_path_factory):
     work = tmp_path_factory.mktemp("content")
     data = write_csv(work / "data" / "taxi.csv", read_csv_rows(limit=2000))
-    code, summary, stderr = tfxp_run(data, work / "out", name="content", train_steps=50)
+    code, summary, stderr = tfxp_run(data, work / "out", *_loose(work), name="content", train_steps=50)
     assert code == 0, stderr[-3000:]
     return work, data, summary
 
 
 def _run(work, data):
-    code, summary, stderr = tfxp_run(data, work / "out", name="content", train_steps=50)
+    code, summary, stderr = tfxp_run(data, work / "out", *_loose(work), name="content", train_steps=50)
     assert code == 0, stderr[-3000:]
     return summary
 
@@ -64,7 +69,7 @@ def test_a_touch_stays_cached_and_a_same_size_edit_runs_again(first):
     data.write_bytes(edited)
     os.utime(data, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     assert data.stat().st_size == stat.st_size and data.stat().st_mtime_ns == stat.st_mtime_ns
-    again = tfxp_run(data, work / "out", name="content", train_steps=50)
+    again = tfxp_run(data, work / "out", *_loose(work), name="content", train_steps=50)
     statuses = _statuses(again[1])
     assert statuses["CsvExampleGen"] != "cached", statuses
     assert again[1].get("fully_cached") is not True
