@@ -61,6 +61,48 @@ def test_flatbuffers_hold_only_builtin_operators(converted):
         assert set(interpreter.get_signature_list()) == {"serving_default", "serving_bytes"}
 
 
+def test_variants_from_one_converter_are_those_of_a_converter_each(converted, tmp_path):
+    """convert() converts both variants with one VariantConverter (the module loaded once): each file written
+    is byte for byte what a TFLiteConverter of its own makes of the same saved module."""
+    import tensorflow as tf
+
+    from tfxp.mobile.converter import VARIANTS, to_tflite
+    from tfxp.models.signatures import load_problem
+
+    result, saved_model_dir = converted
+    module = graph.build_module(
+        tf.keras.models.load_model(saved_model_dir, compile=False),
+        result.params,
+        load_problem(saved_model_dir),
+        web_signature=True,  # as convert() builds it
+    )
+    signatures = module.signatures()
+    tf.saved_model.save(module, str(tmp_path / "module"), signatures=signatures)
+    for name, quantize in VARIANTS:
+        alone = to_tflite(str(tmp_path / "module"), list(signatures), quantize=quantize)
+        written = (Path(result.output_dir) / result.variants[name].file).read_bytes()
+        assert hashlib.sha256(alone).digest() == hashlib.sha256(written).digest(), name
+
+
+def test_operators_read_in_place_equal_the_unpacked_model(converted):
+    """converter.operators and model_spec.min_runtime_version read the flatbuffer with its accessors; the
+    answers equal flatbuffer_utils' unpacked object model's."""
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    from tfxp.mobile.converter import operators
+    from tfxp.mobile.model_spec import min_runtime_version
+
+    result, _ = converted
+    for variant in result.variants.values():
+        content = (Path(result.output_dir) / variant.file).read_bytes()
+        model = flatbuffer_utils.convert_bytearray_to_object(bytearray(content))
+        codes = {max(code.builtinCode, code.deprecatedBuiltinCode) for code in model.operatorCodes}
+        assert len(operators(content)) == len(codes) and not any(code.customCode for code in model.operatorCodes)
+        (item,) = [m for m in model.metadata if m.name == b"min_runtime_version"]
+        expected = bytes(model.buffers[item.buffer].data).rstrip(b"\0").decode("ascii")
+        assert min_runtime_version(content) == expected and expected.count(".") == 2
+
+
 def test_check_builtins_only_rejects_flex_ops(tmp_path):
     import tensorflow as tf
 

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tfxp.mobile.converter import VARIANTS, check_builtins_only, operators, to_tflite
+from tfxp.mobile.converter import VARIANTS, VariantConverter, check_builtins_only, operators
 from tfxp.mobile.errors import ConversionError, NonBuiltinOpsError
 from tfxp.mobile.graph import build_module, unanswerable
 from tfxp.mobile.model_spec import SPEC_FORMAT, dumps, model_spec
@@ -250,8 +250,9 @@ def convert(
     with tempfile.TemporaryDirectory(prefix="tfxp-mobile-") as tmp:
         module_dir = os.path.join(tmp, "module")
         tf.saved_model.save(module, module_dir, signatures=signatures)
+        converter = VariantConverter(module_dir, list(signatures))
         for name, quantize in VARIANTS:
-            results[name], content = _convert_variant(name, quantize, module_dir, signatures, tmp, gate, limits)
+            results[name], content = _convert_variant(name, quantize, converter, tmp, gate, limits)
             if content is not None:
                 contents[name] = content
         contract = gate.contract if gate is not None else None
@@ -319,13 +320,13 @@ class _GateReference:
 
 
 def _convert_variant(
-    name: str, quantize: bool, module_dir: str, signatures, tmp: str, gate: _GateReference | None, limits: dict
+    name: str, quantize: bool, converter: VariantConverter, tmp: str, gate: _GateReference | None, limits: dict
 ) -> tuple[VariantResult, bytes | None]:
     """One variant: converted, checked for builtin ops only and, with a gate, parity-gated.
     Returns its result and its bytes (None when it is not to be written: `result.reasons` say why)."""
     result = VariantResult(name=name, file=VARIANT_FILES[name], size_bytes=0, written=False)
     try:
-        content = to_tflite(module_dir, signatures, quantize=quantize)
+        content = converter.convert(quantize)
     except Exception as exc:  # noqa: BLE001 - the converter raises ConverterError and others: a reason
         result.reasons.append(f"conversion failed: {str(exc).strip().splitlines()[-1] if str(exc) else exc!r}")
         return result, None

@@ -50,16 +50,36 @@ def tflite_converter(saved_module_dir: str, signature_keys: Sequence[str], quant
     return converter
 
 
-def to_tflite(saved_module_dir: str, signature_keys: Sequence[str], *, quantize: bool) -> bytes:
-    """The TFLite flatbuffer of a saved module's signatures, checked to hold every one of them.
+class VariantConverter:
+    """The variants of one saved module, converted by one TFLiteConverter: `from_saved_model` loads the
+    module once (~0.8 s for the taxi model) and each `convert(quantize)` sets its optimizations and
+    converts again. The bytes equal those of a converter per variant (checked for float then quant, VARIANTS'
+    order, in tests/mobile/test_converter.py)."""
 
-    Raises the converter's errors (tf.lite ConverterError and others) when a
-    signature cannot be converted with builtin ops, ConversionError when the
-    converted model lacks a signature.
-    """
-    content = tflite_converter(saved_module_dir, signature_keys, quantize).convert()
-    check_signatures(content, signature_keys)
-    return content
+    def __init__(self, saved_module_dir: str, signature_keys: Sequence[str]) -> None:
+        self._dir, self._keys = saved_module_dir, list(signature_keys)
+        self._converter: tf.lite.TFLiteConverter | None = None
+
+    def convert(self, quantize: bool) -> bytes:
+        """The TFLite flatbuffer of the module's signatures, checked to hold every one of them.
+
+        Raises the converter's errors (tf.lite ConverterError and others, loading included) when a
+        signature cannot be converted with builtin ops, ConversionError when the converted model lacks a
+        signature.
+        """
+        import tensorflow as tf
+
+        if self._converter is None:  # loaded on first use: a load that fails is the variant's reason
+            self._converter = tflite_converter(self._dir, self._keys, quantize=False)
+        self._converter.optimizations = [tf.lite.Optimize.DEFAULT] if quantize else []
+        content = self._converter.convert()
+        check_signatures(content, self._keys)
+        return content
+
+
+def to_tflite(saved_module_dir: str, signature_keys: Sequence[str], *, quantize: bool) -> bytes:
+    """One variant of a saved module: `VariantConverter.convert` with a converter of its own."""
+    return VariantConverter(saved_module_dir, signature_keys).convert(quantize)
 
 
 def check_signatures(content: bytes, signatures: Sequence[str]) -> None:
@@ -73,16 +93,18 @@ def check_signatures(content: bytes, signatures: Sequence[str]) -> None:
 def operators(tflite_bytes: bytes) -> list[str]:
     """Every operator code in the flatbuffer (all subgraphs), sorted; custom ops as 'CUSTOM:<name>'."""
     from tensorflow.lite.python import schema_py_generated as schema
-    from tensorflow.lite.tools import flatbuffer_utils
 
-    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(tflite_bytes))
+    # The flatbuffer's accessors read the operator codes in place; flatbuffer_utils' object API would
+    # unpack every tensor and weight buffer into Python first (~0.2 s a variant).
+    model = schema.Model.GetRootAs(tflite_bytes, 0)
     names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
     ops = []
-    for code in model.operatorCodes:
-        number = max(code.builtinCode, code.deprecatedBuiltinCode)
-        if code.customCode or number == schema.BuiltinOperator.CUSTOM:
-            custom = code.customCode.decode() if isinstance(code.customCode, bytes) else code.customCode
-            ops.append(f"CUSTOM:{custom}")
+    for i in range(model.OperatorCodesLength()):
+        code = model.OperatorCodes(i)
+        number = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
+        custom = code.CustomCode()
+        if custom or number == schema.BuiltinOperator.CUSTOM:
+            ops.append(f"CUSTOM:{custom.decode() if isinstance(custom, bytes) else custom}")
         else:
             ops.append(names.get(number, f"UNKNOWN_{number}"))
     return sorted(set(ops))

@@ -132,13 +132,14 @@ def _checked_with(variants: Mapping[str, Any]) -> list[dict[str, str]]:
 
 def min_runtime_version(content: bytes) -> str | None:
     """The `min_runtime_version` the converter wrote into a flatbuffer's metadata (e.g. "2.6.0"), else None."""
-    from tensorflow.lite.tools import flatbuffer_utils
+    from tensorflow.lite.python import schema_py_generated as schema
 
-    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(content))
-    for item in model.metadata or []:
-        if item.name == b"min_runtime_version":
-            data = model.buffers[item.buffer].data
-            return bytes(data).rstrip(b"\0").decode("ascii") if data is not None else None
+    model = schema.Model.GetRootAs(content, 0)  # read in place, not unpacked (see converter.operators)
+    for i in range(model.MetadataLength()):
+        item = model.Metadata(i)
+        if item.Name() == b"min_runtime_version":
+            buffer = model.Buffers(item.Buffer())
+            return None if buffer.DataIsNone() else buffer.DataAsNumpy().tobytes().rstrip(b"\0").decode("ascii")
     return None
 
 
