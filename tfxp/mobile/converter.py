@@ -54,7 +54,7 @@ class VariantConverter:
     """The variants of one saved module, converted by one TFLiteConverter: `from_saved_model` loads the
     module once (~0.8 s for the taxi model) and each `convert(quantize)` sets its optimizations and
     converts again. The bytes equal those of a converter per variant (checked for float then quant, VARIANTS'
-    order, in tests/mobile/test_converter.py)."""
+    order, tests/mobile/test_convert.py)."""
 
     def __init__(self, saved_module_dir: str, signature_keys: Sequence[str]) -> None:
         self._dir, self._keys = saved_module_dir, list(signature_keys)
