@@ -35,18 +35,14 @@ VARIANTS: tuple[tuple[str, bool], ...] = ((FLOAT, False), (QUANT, True))
 QUANTIZATION = {FLOAT: "none", QUANT: "dynamic_range_int8_weights"}
 
 
-def tflite_converter(saved_module_dir: str, signature_keys: Sequence[str], quantize: bool) -> tf.lite.TFLiteConverter:
+def tflite_converter(saved_module_dir: str, signature_keys: Sequence[str]) -> tf.lite.TFLiteConverter:
     """A TFLiteConverter for the given signatures of a saved module: builtin ops only, no custom ops.
-
-    `quantize`: dynamic-range quantization (int8 weights, float activations).
-    """
+    Its `optimizations` are each variant's (`VariantConverter.convert`)."""
     import tensorflow as tf
 
     converter = tf.lite.TFLiteConverter.from_saved_model(saved_module_dir, signature_keys=list(signature_keys))
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     converter.allow_custom_ops = False
-    if quantize:
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
     return converter
 
 
@@ -70,7 +66,8 @@ class VariantConverter:
         import tensorflow as tf
 
         if self._converter is None:  # loaded on first use: a load that fails is the variant's reason
-            self._converter = tflite_converter(self._dir, self._keys, quantize=False)
+            self._converter = tflite_converter(self._dir, self._keys)
+        # quantize: dynamic-range quantization (int8 weights, float activations).
         self._converter.optimizations = [tf.lite.Optimize.DEFAULT] if quantize else []
         content = self._converter.convert()
         check_signatures(content, self._keys)
