@@ -8,7 +8,8 @@ import pytest
 from taxi_data import TAXI
 
 import tfxp.models  # noqa: F401  (TF_USE_LEGACY_KERAS before TensorFlow)
-from tfxp.pipeline import evaluation
+from tfxp.pipeline import batched_metrics, evaluation
+from tfxp.pipeline.batched_metrics import tfma_class_name
 from tfxp.pipeline.config import EvalThresholds, PipelineConfig
 from tfxp.pipeline.evaluation import eval_config, slicing_columns, used_extracts
 from tfxp.pipeline.pipeline import create_pipeline
@@ -16,8 +17,9 @@ from tfxp.project import Gate
 
 
 def _thresholds(config) -> dict:
+    # A binary model's metrics are TFMA's classes on slice groups ("GroupedAUC"): named here by TFMA's class.
     return {
-        m.class_name: [t.threshold for t in m.per_slice_thresholds]
+        tfma_class_name(m.class_name): [t.threshold for t in m.per_slice_thresholds]
         for m in config.metrics_specs[0].metrics
         if m.per_slice_thresholds
     }
@@ -37,6 +39,8 @@ def test_every_gate_has_a_value_and_a_change_threshold_on_the_overall_slice():
     for metric in config.metrics_specs[0].metrics:
         for per_slice in metric.per_slice_thresholds:
             assert [s.feature_keys for s in per_slice.slicing_specs] == [[]], "gates apply to the overall slice only"
+    # Every binary metric on slice groups, none of TFMA's per-example ones beside them (batched_metrics.grouping).
+    assert {m.module for m in config.metrics_specs[0].metrics} == {batched_metrics.__name__}
 
 
 def test_gates_come_from_the_thresholds_config():
@@ -46,7 +50,7 @@ def test_gates_come_from_the_thresholds_config():
     (threshold,) = gated["Precision"]
     assert threshold.value_threshold.lower_bound.value == 0.5
     assert abs(threshold.change_threshold.absolute.value + 0.02) < 1e-9
-    names = [m.class_name for m in config.metrics_specs[0].metrics]
+    names = [tfma_class_name(m.class_name) for m in config.metrics_specs[0].metrics]
     assert names.count("Precision") == 1 and names.count("AUC") == 1  # reported, not gated
 
 

@@ -305,11 +305,12 @@ def _combiners(problem) -> list[str]:
 
 
 def test_binary_plots_are_asked_and_add_no_combiner():
+    from tfxp.pipeline.batched_metrics import tfma_class_name
     from tfxp.pipeline.config import EvalThresholds
     from tfxp.pipeline.evaluation import eval_config
 
     config = eval_config(EvalThresholds(), TAXI)
-    names = {m.class_name for spec in config.metrics_specs for m in spec.metrics}
+    names = {tfma_class_name(m.class_name) for spec in config.metrics_specs for m in spec.metrics}
     assert {"ConfusionMatrixPlot", "CalibrationPlot"} <= names
     # derived from AUC's histogram: still TFMA's three combiners (tests/pipeline/test_pipeline.py)
     assert _combiners(TAXI) == ["_binary_confusion_matrices", "_calibration_histogram", "example_count"]

@@ -17,15 +17,17 @@ import apache_beam as beam
 import numpy as np
 import tensorflow_model_analysis as tfma
 from tensorflow_model_analysis import constants as tfma_constants
-from tensorflow_model_analysis.extractors import unbatch_extractor
-from tensorflow_model_analysis.metrics import calibration_histogram, metric_types, metric_util
+from tensorflow_model_analysis.extractors import slice_key_extractor, unbatch_extractor
+from tensorflow_model_analysis.metrics import metric_types, metric_util
 
 from tfxp.models import features as F
+from tfxp.pipeline import batched_metrics
 from tfxp.pipeline.config import EvalThresholds
+from tfxp.pipeline.histogram_calibration import HistogramCalibration
 from tfxp.project import Gate
 
 
-def _gated(gate: Gate) -> tfma.MetricConfig:
+def _gated(gate: Gate, task: F.Task) -> tfma.MetricConfig:
     """A gated metric: bound and change against the baseline, on the overall slice only.
 
     Small slices (one 'Dispute' trip) are reported, not gated. TFMA ignores the
@@ -42,60 +44,12 @@ def _gated(gate: Gate) -> tfma.MetricConfig:
             direction=tfma.MetricDirection.LOWER_IS_BETTER, absolute={"value": gate.max_change}
         )
     threshold = tfma.MetricThreshold(value_threshold=value, change_threshold=change)
+    class_name, module = _metric_class(gate.metric, task)
     return tfma.MetricConfig(
-        class_name=gate.metric,
+        class_name=class_name,
+        module=module,
         per_slice_thresholds=[tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()], threshold=threshold)],
     )
-
-
-def _histogram_calibration(
-    name: str = "calibration",
-    eval_config: tfma.EvalConfig | None = None,
-    model_name: str = "",
-    output_name: str = "",
-    sub_key: metric_types.SubKey | None = None,
-    aggregation_type: metric_types.AggregationType | None = None,
-    class_weights: dict[int, float] | None = None,
-    example_weighted: bool = False,
-) -> metric_types.MetricComputations:
-    """TFMA's per-key computations of HistogramCalibration: the histogram, then the derived ratio."""
-    key = metric_types.MetricKey(
-        name=name, model_name=model_name, output_name=output_name, sub_key=sub_key, example_weighted=example_weighted
-    )
-    # The arguments binary_confusion_matrices gives it for AUC: equal computations are computed once.
-    computations = calibration_histogram.calibration_histogram(
-        eval_config=eval_config,
-        model_name=model_name,
-        output_name=output_name,
-        sub_key=sub_key,
-        aggregation_type=aggregation_type,
-        class_weights=class_weights,
-        example_weighted=example_weighted,
-    )
-    histogram_key = computations[-1].keys[-1]
-
-    def result(metrics: dict) -> dict:
-        buckets = metrics[histogram_key]
-        labels = sum(bucket.weighted_labels for bucket in buckets)
-        predictions = sum(bucket.weighted_predictions for bucket in buckets)
-        # As TFMA's Calibration: undefined (NaN) without positive labels.
-        return {key: float("nan") if np.isclose(labels, 0.0) else predictions / labels}
-
-    computations.append(metric_types.DerivedMetricComputation(keys=[key], result=result))
-    return computations
-
-
-class HistogramCalibration(metric_types.Metric):
-    """TFMA's Calibration, sum(weighted predictions) / sum(weighted labels), read off the calibration histogram.
-
-    TFMA's AUC already builds that histogram (10,000 buckets of weighted labels, predictions and examples),
-    while its Calibration runs a combiner of its own over every example of every slice: this one
-    reuses the histogram, one per-example combiner fewer (~10% of TFMA's CPU on the taxi eval split).
-    Same value up to float summation order; same name ("calibration") and NaN rule as TFMA's.
-    """
-
-    def __init__(self, name: str = "calibration"):
-        super().__init__(metric_util.merge_per_key_computations(_histogram_calibration), name=name)
 
 
 # Reported per task (gated ones once). Binary: the confusion counts at TFMA's default 0.5
@@ -258,22 +212,29 @@ _PER_CLASS_METRICS = ("Precision", "Recall")
 PER_CLASS_TOP_K = 1
 
 
-def _reported(class_name: str) -> tfma.MetricConfig:
-    """A reported metric; Calibration as HistogramCalibration (same value, no combiner of its own)."""
+def _metric_class(class_name: str, task: F.Task, module: str = "") -> tuple[str, str]:
+    """(class name, module) of a metric in the config: Calibration as HistogramCalibration (same value, no
+    combiner of its own); a binary model's metrics on slice groups (batched_metrics: TFMA's classes, same keys)."""
     if class_name == "Calibration":
-        return tfma.MetricConfig(class_name=HistogramCalibration.__name__, module=__name__)
-    return tfma.MetricConfig(class_name=class_name)
+        class_name, module = HistogramCalibration.__name__, HistogramCalibration.__module__
+    grouped = batched_metrics.grouped_class_name(class_name)
+    if task is F.Task.BINARY and grouped:
+        return grouped, batched_metrics.__name__
+    return class_name, module
 
 
 def eval_config(thresholds: EvalThresholds, problem: F.Problem) -> tfma.EvalConfig:
     """TFMA metrics for the problem's task, its slices and the blessing thresholds."""
     task = problem.label.task
-    gated = [_gated(gate) for gate in thresholds.gates]
+    gated = [_gated(gate, task) for gate in thresholds.gates]
     gated_names = {gate.metric for gate in thresholds.gates}
-    reported = [_reported(name) for name in REPORTED_METRICS[task] if name not in gated_names]
-    reported += [
-        tfma.MetricConfig(class_name=name, config=config, module=module) for name, config, module in PLOTS[task]
+    reported = [
+        tfma.MetricConfig(class_name=name, module=module)
+        for name, module in (_metric_class(name, task) for name in REPORTED_METRICS[task] if name not in gated_names)
     ]
+    for name, config, module in PLOTS[task]:
+        name, module = _metric_class(name, task, module)
+        reported.append(tfma.MetricConfig(class_name=name, config=config, module=module))
     metrics_specs = [tfma.MetricsSpec(metrics=gated + reported)]
     if task is F.Task.MULTICLASS:
         metrics_specs.append(
@@ -342,8 +303,12 @@ def custom_extractors(eval_shared_model, eval_config: tfma.EvalConfig, tensor_ad
     """TFX Evaluator's `custom_extractors` UDF (Evaluator(module_path=this module)).
 
     TFMA's default extractors, plus one stage before unbatching that keeps only what slicing and the
-    metrics read (used_extracts). Same extracts for slicing and metrics, so the same numbers; on
-    the 150k taxi eval split (49,983 rows) TFMA alone took ~10% less CPU.
+    metrics read (used_extracts): on the 150k taxi eval split (49,983 rows) TFMA alone took ~10% less CPU.
+    When the config's metrics read slice groups (batched_metrics.grouping: binary), its SliceGroups
+    stage replaces TFMA's UnbatchExtractor and SliceKeyExtractor (same rows, same slice keys).
+
+    Raises:
+        ValueError: grouping is wanted but TFMA's extractors after unbatching are not the two it replaces.
     """
     extractors = tfma.default_extractors(
         eval_shared_model=eval_shared_model, eval_config=eval_config, tensor_adapter_config=tensor_adapter_config
@@ -354,4 +319,9 @@ def custom_extractors(eval_shared_model, eval_config: tfma.EvalConfig, tensor_ad
         ptransform=beam.Map(used_extracts, columns=slicing_columns(eval_config)),
     )
     at = stages.index(unbatch_extractor.UNBATCH_EXTRACTOR_STAGE_NAME)
-    return [*extractors[:at], drop, *extractors[at:]]
+    if not batched_metrics.grouping(eval_config):
+        return [*extractors[:at], drop, *extractors[at:]]
+    replaced = [unbatch_extractor.UNBATCH_EXTRACTOR_STAGE_NAME, slice_key_extractor.SLICE_KEY_EXTRACTOR_STAGE_NAME]
+    if stages[at:] != replaced:
+        raise ValueError(f"slice groups replace TFMA's {replaced}, not its extractors after unbatching {stages[at:]}")
+    return [*extractors[:at], drop, batched_metrics.slice_groups_extractor(eval_config)]

@@ -247,8 +247,13 @@ _KERAS_NAMES = {"SparseCategoricalAccuracy": "sparse_categorical_accuracy"}
 
 
 def metric_key_name(class_name: str) -> str:
-    """The key name TFMA reports a metric class under ("AUC" -> "auc", "BinaryAccuracy" -> "binary_accuracy")."""
+    """The key name TFMA reports a metric class under ("AUC" -> "auc", "BinaryAccuracy" -> "binary_accuracy"); a
+    metric on slice groups as its TFMA class ("GroupedAUC" -> "auc", tfxp.pipeline.batched_metrics)."""
     import tensorflow_model_analysis as tfma
+
+    from tfxp.pipeline.batched_metrics import tfma_class_name
+
+    class_name = tfma_class_name(class_name)
 
     if class_name in _KERAS_NAMES:
         return _KERAS_NAMES[class_name]
