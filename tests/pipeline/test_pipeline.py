@@ -119,6 +119,24 @@ def test_the_evaluator_loads_custom_extractors_from_this_module(tmp_path):
     assert udf_utils.try_get_fn(evaluator.exec_properties, "custom_extractors") is evaluation.custom_extractors
     # No custom_eval_shared_model: TFMA's default model loading stays.
     assert udf_utils.try_get_fn(evaluator.exec_properties, "custom_eval_shared_model") is None
+    # By name: TFX's UDF loading above reloads the module, making new class objects.
+    executor = evaluator.executor_spec.executor_class
+    assert (executor.__module__, executor.__qualname__) == (evaluation.__name__, "EvaluatorExecutor")
+
+
+def test_the_evaluator_executor_summarizes_numpy_reprs_while_it_runs_only(monkeypatch):
+    # TFMA's positional signature calls make TF format the whole batch into a discarded TypeError.
+    from tfx.components.evaluator import executor as tfx_executor
+
+    seen = []
+    monkeypatch.setattr(tfx_executor.Executor, "Do", lambda self, *args: seen.append(np.get_printoptions()))
+    before = np.get_printoptions()
+    evaluation.EvaluatorExecutor().Do({}, {}, {})
+    assert seen[0]["threshold"] == evaluation.REPR_THRESHOLD < before["threshold"]
+    assert np.get_printoptions() == before
+    batch = np.array([b"x" * 300] * 1000, dtype=object)
+    with np.printoptions(threshold=evaluation.REPR_THRESHOLD):
+        assert len(repr(batch)) < 100 * 300  # summarized: the first and last three examples
 
 
 def test_histogram_calibration_equals_tfmas_calibration(tmp_path):

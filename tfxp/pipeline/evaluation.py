@@ -19,6 +19,7 @@ import tensorflow_model_analysis as tfma
 from tensorflow_model_analysis import constants as tfma_constants
 from tensorflow_model_analysis.extractors import slice_key_extractor, unbatch_extractor
 from tensorflow_model_analysis.metrics import metric_types, metric_util
+from tfx.components.evaluator import executor as evaluator_executor
 
 from tfxp.models import features as F
 from tfxp.pipeline import batched_metrics
@@ -325,3 +326,23 @@ def custom_extractors(eval_shared_model, eval_config: tfma.EvalConfig, tensor_ad
     if stages[at:] != replaced:
         raise ValueError(f"slice groups replace TFMA's {replaced}, not its extractors after unbatching {stages[at:]}")
     return [*extractors[:at], drop, batched_metrics.slice_groups_extractor(eval_config)]
+
+
+# numpy summarizes an array's repr above this many elements (its default: 1,000).
+REPR_THRESHOLD = 64
+
+
+class EvaluatorExecutor(evaluator_executor.Executor):
+    """TFX's Evaluator executor, numpy's array reprs summarized while it runs (`REPR_THRESHOLD`).
+
+    TFMA calls each signature with the batch of serialized examples positionally (model_util.py,
+    `_batch_reducible_process`); a SavedModel's signatures take keywords only, so TF first fails to bind the
+    call, formats the batch into that TypeError's message (numpy's repr of up to 1,000 serialized examples),
+    then binds by position and runs. Summarized, the message is cheap: on the 150k taxi eval split the
+    Evaluator took 15.0 -> 13.1 s (two runs each). Only the texts of errors change. The option is process
+    global (numpy 1.x): Beam's in-process workers see it, worker processes (--beam-workers > 1) do not.
+    """
+
+    def Do(self, input_dict: dict, output_dict: dict, exec_properties: dict) -> None:
+        with np.printoptions(threshold=REPR_THRESHOLD):
+            super().Do(input_dict, output_dict, exec_properties)

@@ -12,6 +12,7 @@ from tfx.components import (
     Transform,
 )
 from tfx.components.schema_gen.import_schema_gen.component import ImportSchemaGen
+from tfx.dsl.components.base import executor_spec
 from tfx.orchestration import metadata, pipeline as tfx_pipeline
 from tfx.proto import trainer_pb2, transform_pb2
 
@@ -173,6 +174,8 @@ def create_pipeline(config: PipelineConfig) -> tfx_pipeline.Pipeline:
         # TFX imports custom_extractors from here (in Beam workers too: tfxp is staged for them).
         module_path=evaluation.__name__,
     )
+    # TFX's executor with numpy's reprs summarized: TFMA's calls format a batch into an error TF discards.
+    evaluator.executor_spec = executor_spec.BeamExecutorSpec(evaluation.EvaluatorExecutor)
 
     # The candidate served by a real server and its answers compared (tfxp.pipeline.infra_validator).
     infra_validator = InfraValidator(
