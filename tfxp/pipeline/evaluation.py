@@ -1,12 +1,13 @@
-"""What the Evaluator computes: TFMA's EvalConfig per task, and the two pieces that keep TFMA's per-example work down.
+"""What the Evaluator computes: TFMA's EvalConfig per task, and the pieces that keep TFMA's per-example work down.
 
 TFMA computes every metric for every slice in Python, example by example, so
-its cost grows with eval rows × slices × per-example combiners. Two changes
+its cost grows with eval rows × slices × per-example combiners. These changes
 cut that work with the same numbers out (docs/scaling-out.md, "Evaluating big data"):
 `custom_extractors` drops what neither slicing nor the metrics read before
-TFMA unbatches, and `HistogramCalibration` reads calibration off the histogram
-AUC already builds. The Evaluator loads this module by name (`module_path`).
-"""
+TFMA unbatches; a binary model's metrics run on slice groups (batched_metrics);
+`HistogramCalibration` reads calibration off the histogram AUC already builds;
+`EvaluatorExecutor` keeps TF's discarded error messages cheap. The Evaluator
+loads this module by name (`module_path`)."""
 
 from __future__ import annotations
 
