@@ -166,32 +166,34 @@ class _GroupExampleCountCombiner(example_count._ExampleCountCombiner):
         return accumulator + float(weights.sum())
 
 
+# TFMA's per-example combiner -> its group version (a subclass reading the same settings).
+_GROUP_VERSIONS: dict[type, type] = {
+    calibration_histogram._CalibrationHistogramCombiner: _GroupCalibrationHistogramCombiner,
+    binary_confusion_matrices._BinaryConfusionMatrixCombiner: _GroupBinaryConfusionMatrixCombiner,
+    example_count._ExampleCountCombiner: _GroupExampleCountCombiner,
+}
+
+
 def _grouped(computation: metric_types.MetricComputation, eval_config: tfma.EvalConfig | None):
-    """The computation with TFMA's per-example combiner swapped for its group version (same keys)."""
+    """The computation with TFMA's per-example combiner swapped for its group version (same keys and state).
+
+    Raises:
+        ValueError: a combiner with no group version, or one configured beyond what a group version does
+            (aggregation, class weights, sub keys, example ids).
+    """
     combiner = computation.combiner
-    if type(combiner) is calibration_histogram._CalibrationHistogramCombiner:
-        if combiner._aggregation_type or combiner._class_weights or combiner._key.sub_key:
-            raise ValueError(f"no group version of {combiner._key}: aggregation, class weights or sub key")
-        grouped = _GroupCalibrationHistogramCombiner.__new__(_GroupCalibrationHistogramCombiner)
-        grouped.__dict__.update(combiner.__dict__)
-    elif type(combiner) is binary_confusion_matrices._BinaryConfusionMatrixCombiner:
-        if combiner._example_id_key or combiner._aggregation_type or combiner._class_weights or combiner._key.sub_key:
-            raise ValueError(f"no group version of {combiner._key}: example ids, aggregation, class weights or sub key")
-        grouped = _GroupBinaryConfusionMatrixCombiner.__new__(_GroupBinaryConfusionMatrixCombiner)
-        grouped.__dict__.update(combiner.__dict__)
-    elif type(combiner) is example_count._ExampleCountCombiner:
-        if combiner._keys[0].sub_key:
-            raise ValueError(f"no group version of {combiner._keys[0]}: sub key")
-        grouped = _GroupExampleCountCombiner.__new__(_GroupExampleCountCombiner)
-        grouped.__dict__.update(combiner.__dict__)
-        grouped._eval_config = eval_config
-        # Read the default inputs (labels, predictions, weights): a group's rows are its predictions.
-        return metric_types.MetricComputation(keys=computation.keys, preprocessors=None, combiner=grouped)
-    else:
+    group_type = _GROUP_VERSIONS.get(type(combiner))
+    if group_type is None:
         raise ValueError(f"no group version of TFMA's {type(combiner).__name__} ({computation.keys[0]})")
-    return metric_types.MetricComputation(
-        keys=computation.keys, preprocessors=computation.preprocessors, combiner=grouped
-    )
+    settings = vars(combiner)
+    key = settings.get("_key") or settings["_keys"][0]
+    if key.sub_key or any(settings.get(name) for name in ("_aggregation_type", "_class_weights", "_example_id_key")):
+        raise ValueError(f"no group version of {key}: aggregation, class weights, sub key or example ids")
+    grouped = group_type.__new__(group_type)
+    grouped.__dict__.update(settings, _eval_config=eval_config)
+    # ExampleCount's own preprocessor keeps only the weights; a group's rows are counted off its predictions.
+    preprocessors = None if group_type is _GroupExampleCountCombiner else computation.preprocessors
+    return metric_types.MetricComputation(keys=computation.keys, preprocessors=preprocessors, combiner=grouped)
 
 
 _PREFIX = "Grouped"
@@ -247,7 +249,7 @@ def _combiners(eval_config: tfma.EvalConfig) -> list[Any]:
     return [c.combiner for c in computations if isinstance(c, metric_types.MetricComputation)]
 
 
-_GROUP_COMBINERS = (_GroupCalibrationHistogramCombiner, _GroupBinaryConfusionMatrixCombiner, _GroupExampleCountCombiner)
+_GROUP_COMBINERS = tuple(_GROUP_VERSIONS.values())
 
 
 def grouping(eval_config: tfma.EvalConfig) -> bool:
@@ -256,9 +258,10 @@ def grouping(eval_config: tfma.EvalConfig) -> bool:
     Raises:
         ValueError: some combiners are group ones and some TFMA's per-example ones (neither input serves both).
     """
-    kinds = {isinstance(c, _GROUP_COMBINERS) for c in _combiners(eval_config)}
+    combiners = _combiners(eval_config)
+    kinds = {isinstance(c, _GROUP_COMBINERS) for c in combiners}
     if kinds == {True, False}:
-        names = sorted({type(c).__name__ for c in _combiners(eval_config) if not isinstance(c, _GROUP_COMBINERS)})
+        names = sorted({type(c).__name__ for c in combiners if not isinstance(c, _GROUP_COMBINERS)})
         raise ValueError(f"metrics on slice groups cannot run beside TFMA's per-example combiners {names}")
     return kinds == {True}
 
