@@ -33,6 +33,7 @@ setup(
         "tensorflow-serving-api>=2.16,<2.17",
         "click>=8.1,<9",
         "aiohttp>=3.9,<4",
+        "async-timeout>=4,<6; python_version < '3.11'",
         "grpcio>=1.60,<2",
         "grpcio-health-checking>=1.48,<2",
         "prometheus_client>=0.17,<1",

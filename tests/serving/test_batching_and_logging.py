@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import glob
 import re
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
@@ -193,3 +196,89 @@ def test_a_request_the_model_refuses_does_not_fail_its_batch_mates(model_dir, tm
                 np.testing.assert_allclose(result, expected[2 * i : 2 * i + 2], atol=1e-6)
     finally:
         server.stop()
+
+
+def _rest_predict(rest_url: str, example: bytes, signature: str = "serving_default") -> requests.Response:
+    body = {"signature_name": signature, "instances": [{"b64": base64.b64encode(example).decode()}]}
+    return requests.post(f"{rest_url}/v1/models/{MODEL_NAME}:predict", json=body, timeout=30)
+
+
+def test_concurrent_rest_requests_are_batched_and_answered_as_unbatched(model_dir, tmp_path, examples):
+    """REST :predict with batching on (small bodies take the event loop's path): the same answers as
+    gRPC's unbatched call, merged into batches, a bad request a 400 that fails none of its batch mates."""
+    base = tmp_path / MODEL_NAME
+    publish(model_dir, base, 1)
+    params = tmp_path / "batching.config"
+    params.write_text(
+        "max_batch_size { value: 64 }\nbatch_timeout_micros { value: 20000 }\n"
+        "num_batch_threads { value: 2 }\nmax_enqueued_batches { value: 100 }\n"
+    )
+    server = start_server(base, enable_batching=True, batching_parameters_file=params)
+    rest_url = f"http://127.0.0.1:{server.server.rest_port}"
+    stub = prediction_service_pb2_grpc.PredictionServiceStub(
+        grpc.insecure_channel(f"127.0.0.1:{server.server.grpc_port}")
+    )
+    try:
+        expected = tf.make_ndarray(stub.Predict(_request(examples[:24]), timeout=30).outputs["probability"])
+        before = _histogram_count(rest_url, "tensorflow_serving_batching_processed_batch_size")
+
+        def call(i):
+            if i == 5:
+                return _rest_predict(rest_url, examples[i], signature="no_such_signature")
+            return _rest_predict(rest_url, examples[i])
+
+        with ThreadPoolExecutor(24) as pool:
+            responses = list(pool.map(call, range(24)))
+        assert responses[5].status_code == 400
+        assert "no_such_signature" in responses[5].json()["error"]
+        for i, response in enumerate(responses):
+            if i != 5:
+                assert response.status_code == 200, response.text
+                np.testing.assert_allclose(response.json()["predictions"][0], expected[i], atol=1e-6)
+        batches = _histogram_count(rest_url, "tensorflow_serving_batching_processed_batch_size") - before
+        assert 0 < batches < 23, f"{batches} batches for 23 requests: nothing was merged"
+    finally:
+        server.stop()
+
+
+def test_batched_rest_requests_hold_no_worker_thread_while_they_wait(model_dir, tmp_path, examples):
+    """With one REST worker thread, 8 concurrent 1-row requests still merge into one batch: a request
+    waiting for its batch is awaited on the event loop, not by a blocked worker (which would let only
+    one request at a time reach the queue: 8 batches of 1, each waiting out the batch timeout)."""
+    from aiohttp import web
+
+    from tfxp.serving.batching import BatchingRunner
+    from tfxp.serving.config import BatchingSettings
+    from tfxp.serving.dataplane import DataPlane
+    from tfxp.serving.metrics import Metrics
+    from tfxp.serving.protocol import RestFrontEnd
+    from tfxp.serving.repository import ModelConfig, ModelRepository
+
+    base = tmp_path / MODEL_NAME
+    publish(model_dir, base, 1)
+    repository = ModelRepository([ModelConfig(MODEL_NAME, str(base))])
+    repository.start(0)
+    batch_sizes: list[int] = []
+    settings = BatchingSettings(max_batch_size=8, batch_timeout_micros=500_000, num_batch_threads=1)
+    plane = DataPlane(repository, BatchingRunner(settings, on_batch=lambda model, rows: batch_sizes.append(rows)))
+    front = RestFrontEnd(
+        plane, Metrics(), max_request_bytes=1 << 20, request_timeout=30, monitoring_path="/metrics", workers=1
+    )
+    loop = asyncio.new_event_loop()
+    runner = web.AppRunner(front.app)
+    loop.run_until_complete(runner.setup())
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    loop.run_until_complete(site.start())
+    rest_url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            responses = list(pool.map(lambda i: _rest_predict(rest_url, examples[i]), range(8)))
+        assert [r.status_code for r in responses] == [200] * 8
+        assert batch_sizes == [8], batch_sizes  # full at 8 rows: run at once, no timeout waited
+    finally:
+        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        repository.stop()

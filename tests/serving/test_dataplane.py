@@ -135,6 +135,37 @@ def test_method_name_check_off_runs_any_method(repository):
     np.testing.assert_array_equal(outputs["y"], [5.0])
 
 
+@pytest.mark.parametrize("batching", [False, True])
+def test_predict_async_answers_and_refuses_as_predict(repository, batching):
+    """The event loop's predict: the same outputs as the blocking one and the same refusals, run off the
+    loop (the executor, or the batching runner's queue)."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tfxp.serving.batching import BatchingRunner
+    from tfxp.serving.config import BatchingSettings
+
+    runner = BatchingRunner(BatchingSettings(batch_timeout_micros=0)) if batching else direct_runner
+    plane = DataPlane(repository, runner)
+    x = {"x": np.array([1.0, 2.0], np.float32)}
+    with ThreadPoolExecutor(1) as executor:
+
+        async def both(*args, **kwargs):
+            return await plane.predict_async(*args, executor=executor, **kwargs)
+
+        result = asyncio.run(both(spec(), x))
+        np.testing.assert_array_equal(result.value["y"], plane.predict(spec(), x).value["y"])
+        assert (result.name, result.version, result.signature_name) == (MODEL, 1, "serving_default")
+        filtered = asyncio.run(both(spec(), x, output_filter=("y",)))  # not batched: runs in the executor
+        np.testing.assert_array_equal(filtered.value["y"], result.value["y"])
+        with raises(Code.FAILED_PRECONDITION, 'Serving signature key "nope" not found'):
+            asyncio.run(both(spec("nope"), x))
+        with raises(Code.INVALID_ARGUMENT, "Serving signature name", "not found in signature def"):
+            asyncio.run(both(spec("nope"), x, rest=True))
+        with raises(Code.NOT_FOUND):
+            asyncio.run(both(spec(name="other"), x))
+
+
 # --------------------------------------------------------------------------- order of checks
 
 

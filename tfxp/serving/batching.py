@@ -128,15 +128,25 @@ class BatchingRunner:
     def __call__(
         self, servable: Servable, signature: str, inputs: Mapping[str, np.ndarray], output_filter: tuple = ()
     ) -> dict:
+        future = self.submit(servable, signature, inputs, output_filter)
+        return servable.run(signature, inputs, output_filter) if future is None else future.result()
+
+    def submit(
+        self, servable: Servable, signature: str, inputs: Mapping[str, np.ndarray], output_filter: tuple = ()
+    ) -> Future | None:
+        """Queues the request for its batch: the Future of its outputs, or None for a request this runner
+        does not batch (an output_filter, or inputs without one shared dimension 0), which the caller runs
+        as is. Raises ServingError: INVALID_ARGUMENT for more rows than max_batch_size or inputs the
+        signature refuses (validated here, so a bad request never fails its batch mates),
+        RESOURCE_EXHAUSTED when the queue is full."""
         size = _batch_size(inputs)
         if output_filter or size is None:
-            return servable.run(signature, inputs, output_filter)
+            return None
         if size > self._params.max_batch_size:
             raise ServingError(
                 Code.INVALID_ARGUMENT,
                 f"Task size {size} is larger than maximum input batch size {self._params.max_batch_size}",
             )
-        # Validated per request, so one bad request never fails the requests batched with it.
         arrays = servable.validate(signature, inputs)
         key = (servable.name, servable.version, signature)
         with self._lock:
@@ -145,4 +155,4 @@ class BatchingRunner:
             batch_queue = self._queues[key]
         future: Future = Future()
         batch_queue.submit(_Task(servable, arrays, size, future))
-        return future.result()
+        return future

@@ -9,9 +9,12 @@ so a client sees the same answer from either server.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import functools
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass
 
 import numpy as np
@@ -120,22 +123,69 @@ class DataPlane:
         with self._servable(spec) as servable:
             logged = request_log.LoggedRequest(spec.name, servable.version, spec.signature)
             with self._refusal_logged(lambda: request_log.predict_log(logged, None)):
-                if rest and _lookup(servable, spec.signature) is None:
-                    raise ServingError(
-                        Code.INVALID_ARGUMENT, f'Serving signature name: "{spec.signature}" not found in signature def'
-                    )
-                signature = self._predict_signature(servable, spec.signature)
-                logged.signature_name = signature.name
-                if callable(inputs):
-                    inputs = inputs(signature)
-                logged.request = inputs
-                output_filter = tuple(output_filter)
-                _check_output_filter(signature, output_filter)
-                _check_deadline(deadline)
-                outputs = self._runner(servable, signature.name, inputs, output_filter)
+                signature, arrays, output_filter = self._predict_inputs(
+                    servable, spec, inputs, output_filter, deadline, rest, logged
+                )
+                outputs = self._runner(servable, signature.name, arrays, output_filter)
                 result = Result(spec.name, servable.version, signature.name, outputs)
         self._log(lambda: request_log.predict_log(logged, result.value))
         return result
+
+    async def predict_async(
+        self,
+        spec: ModelSpec,
+        inputs: Mapping[str, np.ndarray] | Decoder,
+        executor: Executor,
+        output_filter: tuple = (),
+        deadline: float | None = None,
+        rest: bool = False,
+    ) -> Result:
+        """`predict` for a front end on an event loop: the same checks, answers and request log, and the
+        signature never runs on the loop. With a batching runner the request joins its batch queue and
+        is awaited, no thread blocked waiting for it (a request the runner does not batch runs in
+        `executor`); else the run is `executor`'s. Raises ServingError as `predict`."""
+        loop = asyncio.get_running_loop()
+        with self._servable(spec) as servable:
+            logged = request_log.LoggedRequest(spec.name, servable.version, spec.signature)
+            with self._refusal_logged(lambda: request_log.predict_log(logged, None)):
+                signature, arrays, output_filter = self._predict_inputs(
+                    servable, spec, inputs, output_filter, deadline, rest, logged
+                )
+                submit = getattr(self._runner, "submit", None)
+                queued = submit(servable, signature.name, arrays, output_filter) if submit is not None else None
+                if queued is not None:
+                    outputs = await asyncio.wrap_future(queued)
+                else:
+                    run = functools.partial(self._runner, servable, signature.name, arrays, output_filter)
+                    outputs = await loop.run_in_executor(executor, run)
+                result = Result(spec.name, servable.version, signature.name, outputs)
+        self._log(lambda: request_log.predict_log(logged, result.value))
+        return result
+
+    def _predict_inputs(
+        self,
+        servable: Servable,
+        spec: ModelSpec,
+        inputs: Mapping[str, np.ndarray] | Decoder,
+        output_filter: tuple,
+        deadline: float | None,
+        rest: bool,
+        logged: request_log.LoggedRequest,
+    ) -> tuple[Signature, Mapping[str, np.ndarray], tuple]:
+        """Predict's checks before the run, in predict_util.cc's order: (signature, inputs, output_filter)."""
+        if rest and _lookup(servable, spec.signature) is None:
+            raise ServingError(
+                Code.INVALID_ARGUMENT, f'Serving signature name: "{spec.signature}" not found in signature def'
+            )
+        signature = self._predict_signature(servable, spec.signature)
+        logged.signature_name = signature.name
+        if callable(inputs):
+            inputs = inputs(signature)
+        logged.request = inputs
+        output_filter = tuple(output_filter)
+        _check_output_filter(signature, output_filter)
+        _check_deadline(deadline)
+        return signature, inputs, output_filter
 
     def classify(self, spec: ModelSpec, examples: Examples, deadline: float | None = None) -> Result:
         """Classify (classifier.cc RunClassify): per example a list of (label, score).

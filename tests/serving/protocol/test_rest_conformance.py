@@ -1051,6 +1051,9 @@ class _BrokenPlane:
     def predict(self, *args, **kwargs):
         raise RuntimeError("boom in predict")
 
+    async def predict_async(self, *args, **kwargs):
+        raise RuntimeError("boom in predict")
+
     def status(self, *args, **kwargs):
         raise KeyError("boom in status")
 

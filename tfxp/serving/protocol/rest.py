@@ -21,8 +21,10 @@ TF Serving's libevent server reads it (a `Content-Encoding: gzip` body is not de
 
 Beyond TF Serving: a body over `max_request_bytes` is 413 (refused on its Content-Length before it
 is read). The request deadline (`request_timeout`, 504) covers reading the body, decoding, running
-and encoding; decoding and encoding run in the worker pool, never on the event loop, and stop at
-the deadline (the JSON decoders' checkpoints).
+and encoding. A :predict body up to SMALL_BODY_BYTES is decoded on the event loop and its run awaited
+there (the data plane's predict_async: with batching on, no thread waits for the batch); every other
+body is decoded, run and encoded in the worker pool, never on the event loop, and stops at the
+deadline (the JSON decoders' checkpoints). The model never runs on the event loop.
 """
 
 from __future__ import annotations
@@ -32,12 +34,14 @@ import contextlib
 import functools
 import logging
 import re
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from urllib.parse import unquote
 
+import numpy as np
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError
@@ -55,6 +59,11 @@ from tfxp.serving.protocol._json_response import (
 )
 from tfxp.serving.protocol._json_text import LARGE_BODY_BYTES, dumps, gc_paused, parse_json, to_utf8
 
+if sys.version_info >= (3, 11):
+    from asyncio import timeout_at
+else:  # aiohttp's own dependency on 3.10: the same context manager asyncio gained in 3.11
+    from async_timeout import timeout_at
+
 log = logging.getLogger(__name__)
 
 # http_rest_api_util.h kHTTPRestApiHandlerPathRegex, and http_rest_api_util.cc's two route regexes.
@@ -69,6 +78,12 @@ _MODEL_STATUS_API = re.compile(
 _VERBS = ("classify", "regress", "predict")
 _CORS_ORIGIN = re.compile(r"https?://")
 _INT64_MAX = 2**63 - 1
+
+# A :predict body up to this size is decoded on the event loop, and its answer encoded there when the
+# outputs hold at most SMALL_OUTPUT_VALUES values: each costs tens of microseconds, less than a hand-off
+# to a worker thread and back (docs/benchmarks.md, "Serving"). Larger ones are the worker pool's.
+SMALL_BODY_BYTES = 16 * 1024
+SMALL_OUTPUT_VALUES = 4096
 
 MODELS_PATH = "/tfxp/models"  # extension: the configured models (TF Serving has no such route)
 READY_PATH = "/readyz"  # extension: readiness independent of one model
@@ -217,6 +232,11 @@ class RestFrontEnd:
             self._check_declared_length(request)
             async with self._reserved(request, deadline):
                 body = await _within(deadline, request.read())
+                if route.action == "predict" and len(body) <= SMALL_BODY_BYTES:
+                    # Shielded: past the deadline the answer is 504, while the run (and its hold on the
+                    # version, which can't unload mid-run) continues to its end, as a worker thread's does.
+                    predicting = asyncio.ensure_future(self._predict_small(route, body, deadline))
+                    return _json_response(await _within(deadline, asyncio.shield(predicting)))
                 return _json_response(await self._call(deadline, self._infer, route, body, deadline))
         if route.method == "GET" and route.matched:
             if not route.name:
@@ -254,6 +274,32 @@ class RestFrontEnd:
         loop = asyncio.get_running_loop()
         return await _within(deadline, loop.run_in_executor(self._pool, fn, *args))
 
+    async def _predict_small(self, route: Route, body: bytes, deadline: float) -> str:
+        """:predict for a body of at most SMALL_BODY_BYTES: decoded on the event loop (tens of
+        microseconds), run by the data plane's predict_async (a batching server queues it without
+        blocking a thread; else it runs in the worker pool), encoded on the loop unless the outputs
+        are large. For a 1-row request this is one thread hand-off fewer with batching."""
+        spec, decode, formats = self._predict_request(route, parse_json(body), deadline)
+        result = await self._plane.predict_async(spec, decode, self._pool, deadline=deadline, rest=True)
+        if sum(np.size(value) for value in result.value.values()) <= SMALL_OUTPUT_VALUES:
+            return encode_predict_response(result.value, formats[0])
+        return await self._call(deadline, encode_predict_response, result.value, formats[0])
+
+    def _predict_request(self, route: Route, request: dict, deadline: float):
+        """(ModelSpec, decoder by the signature's dtypes, the list the decoder appends the request's
+        format to) for a parsed :predict body."""
+        checkpoint = functools.partial(_check_deadline, deadline)
+        checkpoint()
+        signature = signature_name(request)
+        formats: list = []
+
+        def decode(signature_def):
+            inputs, fmt = decode_predict_request(request, signature_def.inputs, signature, checkpoint)
+            formats.append(fmt)
+            return inputs
+
+        return ModelSpec(route.name, route.version, route.label, signature), decode, formats
+
     # -- blocking parts, run in the worker pool -------------------------------------------------
     def _infer(self, route: Route, body: bytes, deadline: float) -> str:
         """:predict / :classify / :regress, from the body to the response text, in TF Serving's order:
@@ -269,20 +315,13 @@ class RestFrontEnd:
     def _infer_json(self, route: Route, body: bytes, deadline: float) -> str:
         checkpoint = functools.partial(_check_deadline, deadline)
         request = parse_json(body)
-        checkpoint()
-        signature = signature_name(request)
-        spec = ModelSpec(route.name, route.version, route.label, signature)
         if route.action == "predict":
-            formats = []
-
-            def decode(signature_def):
-                inputs, fmt = decode_predict_request(request, signature_def.inputs, signature, checkpoint)
-                formats.append(fmt)
-                return inputs
-
+            spec, decode, formats = self._predict_request(route, request, deadline)
             result = self._plane.predict(spec, decode, deadline=deadline, rest=True)
             checkpoint()
             return encode_predict_response(result.value, formats[0])
+        checkpoint()
+        spec = ModelSpec(route.name, route.version, route.label, signature_name(request))
         # The whole body becomes a ClassificationRequest / RegressionRequest before any model or
         # signature is looked up (ProcessClassifyRequest: FillClassificationRequestFromJson, then
         # Classify), so a malformed example is TF Serving's parse error even for an unknown model
@@ -345,9 +384,12 @@ def _cors_preflight(request: web.Request) -> web.Response:
 
 
 async def _within(deadline: float, awaitable: Awaitable):
-    """`awaitable`'s result, or DEADLINE_EXCEEDED (504) once `deadline` (time.monotonic()) passes."""
+    """`awaitable`'s result, or DEADLINE_EXCEEDED (504) once `deadline` (time.monotonic(), which is the
+    event loop's clock) passes. A timeout context, not asyncio.wait_for: wait_for wraps the awaitable in
+    a new Task each time, a measurable share of a small request's event-loop work."""
     try:
-        return await asyncio.wait_for(awaitable, max(deadline - time.monotonic(), 0))
+        async with timeout_at(deadline):
+            return await awaitable
     except asyncio.TimeoutError:
         raise ServingError(Code.DEADLINE_EXCEEDED, "Deadline Exceeded") from None
 
