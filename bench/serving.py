@@ -11,8 +11,9 @@ In one invocation, against the same SavedModel version:
   * REST and gRPC through the project's server (a separate process on loopback),
     single-row requests at concurrency 1 (p50/p99 latency);
   * REST and gRPC at concurrency 16 and 32, with and without server-side batching
-    (requests/s = rows/s, each request one row), and gRPC at concurrency 16 with
-    64-row requests (client-side batches, for comparison).
+    (requests/s = rows/s, each request one row): both servers up at once, their windows
+    alternating, each figure the median of --repeats windows; and gRPC at concurrency 16
+    with 64-row requests (client-side batches, for comparison).
 Clients run as threads in this process; the server runs in its own process, so
 on 2 cores they compete for CPU exactly as a co-located client would.
 
@@ -232,7 +233,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model-base-path", type=Path, default=ROOT / "output" / "serving" / "taxi")
     parser.add_argument("--iterations", type=int, default=500)
-    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--seconds", type=float, default=5.0, help="one throughput window")
+    parser.add_argument("--repeats", type=int, default=3, help="throughput windows per figure, alternating modes")
     args = parser.parse_args()
     if not args.model_base_path.is_dir():
         print(f"no pushed model at {args.model_base_path}; run `make run` first", file=sys.stderr)
@@ -254,27 +256,42 @@ def main() -> int:
         "max_batch_size { value: 64 }\nbatch_timeout_micros { value: 2000 }\n"
         f"num_batch_threads {{ value: {os.cpu_count() or 1} }}\nmax_enqueued_batches {{ value: 100 }}\n"
     )
-    for mode, batching_file in (("unbatched", None), ("batched", batching)):
-        server = Server(args.model_base_path, batching_file)
-        try:
-            makers = {
+    # Both servers run at once (each idle while the other is measured), so their throughput windows
+    # alternate and each figure is a median over --repeats windows: this machine's speed drifts over
+    # minutes, more than the difference batching makes.
+    servers = {"unbatched": Server(args.model_base_path, None), "batched": Server(args.model_base_path, batching)}
+    try:
+        callers = {
+            mode: {
                 "rest": lambda server=server: _rest_caller(server.rest_port, examples[:1]),
                 "grpc": lambda server=server: _grpc_caller(server.grpc_port, examples[:1]),
             }
-            for protocol, make in makers.items():
-                entry = results.setdefault(protocol, {}).setdefault(mode, {})
-                if mode == "unbatched":
-                    entry["concurrency_1"] = latency(make, args.iterations)
-                for concurrency in (16, 32):
-                    entry[f"concurrency_{concurrency}"] = throughput(make, concurrency, args.seconds)
-            if mode == "unbatched":
-                # Client-side batches for comparison: 64 rows per request, no server batching.
-                entry = results["grpc"]["unbatched"]
-                result = throughput(
-                    lambda server=server: _grpc_caller(server.grpc_port, examples[:64]), 16, args.seconds
-                )
-                entry["concurrency_16_rows_64"] = {**result, "rows_per_s": 64 * result["requests_per_s"]}
-        finally:
+            for mode, server in servers.items()
+        }
+        for protocol in ("rest", "grpc"):
+            entry = results.setdefault(protocol, {"unbatched": {}, "batched": {}})
+            entry["unbatched"]["concurrency_1"] = latency(callers["unbatched"][protocol], args.iterations)
+        for concurrency in (16, 32):
+            for protocol in ("rest", "grpc"):
+                results[protocol]["unbatched"][f"concurrency_{concurrency}"] = {}
+                results[protocol]["batched"][f"concurrency_{concurrency}"] = {}
+                windows: dict[str, list] = {"unbatched": [], "batched": []}
+                for repeat in range(args.repeats):
+                    order = ("unbatched", "batched") if repeat % 2 == 0 else ("batched", "unbatched")
+                    for mode in order:
+                        windows[mode].append(throughput(callers[mode][protocol], concurrency, args.seconds))
+                for mode, measured in windows.items():
+                    results[protocol][mode][f"concurrency_{concurrency}"] = {
+                        "requests_per_s": statistics.median(w["requests_per_s"] for w in measured),
+                        "errors": sum(w["errors"] for w in measured),
+                        "windows_requests_per_s": [w["requests_per_s"] for w in measured],
+                    }
+        # Client-side batches for comparison: 64 rows per request, no server batching.
+        unbatched = servers["unbatched"]
+        result = throughput(lambda: _grpc_caller(unbatched.grpc_port, examples[:64]), 16, args.seconds)
+        results["grpc"]["unbatched"]["concurrency_16_rows_64"] = {**result, "rows_per_s": 64 * result["requests_per_s"]}
+    finally:
+        for server in servers.values():
             server.stop()
 
     floor = results["in_process"]["single"]["p50_ms"]

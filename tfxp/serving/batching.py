@@ -7,12 +7,12 @@ dimension 0, run once, and split back. A merged batch holds whole requests only.
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -27,6 +27,7 @@ class _Task:
     inputs: Mapping[str, np.ndarray]
     size: int
     future: Future
+    enqueued: float = field(default_factory=time.monotonic)
 
 
 def _batch_size(inputs: Mapping[str, np.ndarray]) -> int | None:
@@ -35,43 +36,56 @@ def _batch_size(inputs: Mapping[str, np.ndarray]) -> int | None:
 
 
 class _Queue:
-    """One batching queue (model, version, signature) with its own batch-forming thread."""
+    """One batching queue (model, version, signature) with its own batch-forming thread.
+
+    A batch opens with the oldest waiting task and closes when it holds max_batch_size rows or
+    batch_timeout_micros after that task was enqueued (TF Serving's contract, basic_batch_scheduler.h);
+    a task that would overflow it opens the next one. The forming thread is woken only for a batch's
+    first task and when max_batch_size rows wait, not once per request: on a busy server each wake-up
+    is a thread switch competing for the interpreter with the requests' own work.
+    """
 
     def __init__(self, signature: str, params: BatchingSettings, pool: ThreadPoolExecutor, on_batch):
         self._signature = signature
         self._on_batch = on_batch
         self._params = params
         self._pool = pool
+        self._tasks: deque[_Task] = deque()
+        self._rows = 0  # rows of the waiting tasks
+        self._changed = threading.Condition()
         # Bounded in requests: max_enqueued_batches full batches' worth.
-        self._tasks: queue.Queue[_Task] = queue.Queue(maxsize=params.max_enqueued_batches * params.max_batch_size)
+        self._limit = params.max_enqueued_batches * params.max_batch_size
         threading.Thread(target=self._form_batches, daemon=True, name=f"batcher-{signature}").start()
 
     def submit(self, task: _Task) -> None:
-        try:
-            self._tasks.put_nowait(task)
-        except queue.Full:
-            raise ServingError(Code.RESOURCE_EXHAUSTED, "The batch scheduling queue is full") from None
+        with self._changed:
+            if len(self._tasks) >= self._limit:
+                raise ServingError(Code.RESOURCE_EXHAUSTED, "The batch scheduling queue is full")
+            self._tasks.append(task)
+            self._rows += task.size
+            if len(self._tasks) == 1 or self._rows >= self._params.max_batch_size:
+                self._changed.notify()
 
     def _form_batches(self) -> None:
-        timeout = self._params.batch_timeout_micros / 1e6
         while True:
-            batch = [self._tasks.get()]
+            self._pool.submit(self._run, self._next_batch())
+
+    def _next_batch(self) -> list[_Task]:
+        """Waits for the next batch to close and takes its tasks off the queue."""
+        timeout = self._params.batch_timeout_micros / 1e6
+        limit = self._params.max_batch_size
+        with self._changed:
+            self._changed.wait_for(lambda: self._tasks)
+            deadline = self._tasks[0].enqueued + timeout
+            while self._rows < limit and (remaining := deadline - time.monotonic()) > 0:
+                self._changed.wait(remaining)
+            batch = [self._tasks.popleft()]
             size = batch[0].size
-            deadline = time.monotonic() + timeout
-            while size < self._params.max_batch_size:
-                remaining = deadline - time.monotonic()
-                try:
-                    task = self._tasks.get(timeout=remaining) if remaining > 0 else self._tasks.get_nowait()
-                except queue.Empty:
-                    break
-                if size + task.size > self._params.max_batch_size:
-                    self._pool.submit(self._run, batch)
-                    batch, size = [task], task.size
-                    deadline = time.monotonic() + timeout
-                    continue
-                batch.append(task)
-                size += task.size
-            self._pool.submit(self._run, batch)
+            while self._tasks and size + self._tasks[0].size <= limit:
+                batch.append(self._tasks.popleft())
+                size += batch[-1].size
+            self._rows -= size
+        return batch
 
     def _run(self, batch: list[_Task]) -> None:
         if len(batch) > 1:
