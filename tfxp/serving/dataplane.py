@@ -143,8 +143,12 @@ class DataPlane:
         """`predict` for a front end on an event loop: the same checks, answers and request log, and the
         signature never runs on the loop. With a batching runner the request joins its batch queue and
         is awaited, no thread blocked waiting for it (a request the runner does not batch runs in
-        `executor`); else the run is `executor`'s. Raises ServingError as `predict`."""
+        `executor`); else the run is `executor`'s. With a request log, the whole of `predict` runs in
+        `executor`, so writing the log's file never blocks the loop. Raises ServingError as `predict`."""
         loop = asyncio.get_running_loop()
+        if self._request_logger is not None:
+            blocking = functools.partial(self.predict, spec, inputs, output_filter, deadline, rest)
+            return await loop.run_in_executor(executor, blocking)
         with self._servable(spec) as servable:
             logged = request_log.LoggedRequest(spec.name, servable.version, spec.signature)
             with self._refusal_logged(lambda: request_log.predict_log(logged, None)):

@@ -236,6 +236,7 @@ class RestFrontEnd:
                     # Shielded: past the deadline the answer is 504, while the run (and its hold on the
                     # version, which can't unload mid-run) continues to its end, as a worker thread's does.
                     predicting = asyncio.ensure_future(self._predict_small(route, body, deadline))
+                    predicting.add_done_callback(_retrieved)
                     return _json_response(await _within(deadline, asyncio.shield(predicting)))
                 return _json_response(await self._call(deadline, self._infer, route, body, deadline))
         if route.method == "GET" and route.matched:
@@ -392,6 +393,13 @@ async def _within(deadline: float, awaitable: Awaitable):
             return await awaitable
     except asyncio.TimeoutError:
         raise ServingError(Code.DEADLINE_EXCEEDED, "Deadline Exceeded") from None
+
+
+def _retrieved(task: asyncio.Future) -> None:
+    """Marks a shielded task's outcome as seen: after a 504 nobody awaits it, and asyncio would log
+    its exception ("never retrieved") as if it were a bug."""
+    if not task.cancelled():
+        task.exception()
 
 
 def _check_deadline(deadline: float) -> None:
