@@ -273,8 +273,6 @@ def main() -> int:
             entry["unbatched"]["concurrency_1"] = latency(callers["unbatched"][protocol], args.iterations)
         for concurrency in (16, 32):
             for protocol in ("rest", "grpc"):
-                results[protocol]["unbatched"][f"concurrency_{concurrency}"] = {}
-                results[protocol]["batched"][f"concurrency_{concurrency}"] = {}
                 windows: dict[str, list] = {"unbatched": [], "batched": []}
                 for repeat in range(args.repeats):
                     order = ("unbatched", "batched") if repeat % 2 == 0 else ("batched", "unbatched")

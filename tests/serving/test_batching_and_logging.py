@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import glob
 import re
-import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
@@ -14,7 +12,7 @@ import numpy as np
 import pytest
 import requests
 import tensorflow as tf
-from serving_harness import MODEL_NAME, publish, start_server
+from serving_harness import MODEL_NAME, publish, serving_front_end, start_server
 from taxi_data import TAXI, raw_feature_spec, read_csv_rows, to_example
 from tensorflow_serving.apis import classification_pb2, predict_pb2, prediction_log_pb2, prediction_service_pb2_grpc
 
@@ -38,19 +36,25 @@ def _histogram_count(rest_url: str, name: str) -> float:
     return float(match.group(1)) if match else 0.0
 
 
-def test_concurrent_requests_are_batched_and_answered_correctly(model_dir, tmp_path, examples):
+def _batching_server(model_dir, tmp_path, batch_timeout_micros: int):
+    """A server of the model as version 1, batching (at most 64 rows, 2 batch threads), and a gRPC stub to it."""
     base = tmp_path / MODEL_NAME
     publish(model_dir, base, 1)
     params = tmp_path / "batching.config"
     params.write_text(
-        "max_batch_size { value: 64 }\nbatch_timeout_micros { value: 20000 }\n"
+        f"max_batch_size {{ value: 64 }}\nbatch_timeout_micros {{ value: {batch_timeout_micros} }}\n"
         "num_batch_threads { value: 2 }\nmax_enqueued_batches { value: 100 }\n"
     )
     server = start_server(base, enable_batching=True, batching_parameters_file=params)
-    rest_url = f"http://127.0.0.1:{server.server.rest_port}"
     stub = prediction_service_pb2_grpc.PredictionServiceStub(
         grpc.insecure_channel(f"127.0.0.1:{server.server.grpc_port}")
     )
+    return server, stub
+
+
+def test_concurrent_requests_are_batched_and_answered_correctly(model_dir, tmp_path, examples):
+    server, stub = _batching_server(model_dir, tmp_path, batch_timeout_micros=20_000)
+    rest_url = f"http://127.0.0.1:{server.server.rest_port}"
     try:
         expected = tf.make_ndarray(stub.Predict(_request(examples), timeout=30).outputs["probability"])
         before = _histogram_count(rest_url, "tensorflow_serving_batching_processed_batch_size")
@@ -77,18 +81,8 @@ def test_concurrent_requests_are_batched_and_answered_correctly(model_dir, tmp_p
 
 def test_concurrent_classify_requests_are_batched(model_dir, tmp_path, examples):
     """Classify fetches all of a classes+scores signature's outputs, so its requests batch like Predict's."""
-    base = tmp_path / MODEL_NAME
-    publish(model_dir, base, 1)
-    params = tmp_path / "batching.config"
-    params.write_text(
-        "max_batch_size { value: 64 }\nbatch_timeout_micros { value: 20000 }\n"
-        "num_batch_threads { value: 2 }\nmax_enqueued_batches { value: 100 }\n"
-    )
-    server = start_server(base, enable_batching=True, batching_parameters_file=params)
+    server, stub = _batching_server(model_dir, tmp_path, batch_timeout_micros=20_000)
     rest_url = f"http://127.0.0.1:{server.server.rest_port}"
-    stub = prediction_service_pb2_grpc.PredictionServiceStub(
-        grpc.insecure_channel(f"127.0.0.1:{server.server.grpc_port}")
-    )
 
     def classify(chunk):
         request = classification_pb2.ClassificationRequest()
@@ -163,17 +157,7 @@ def _raw_request(rows):
 
 def test_a_request_the_model_refuses_does_not_fail_its_batch_mates(model_dir, tmp_path):
     """predict_raw's in-graph checks refuse a merged batch as a whole; each request is re-run alone."""
-    base = tmp_path / MODEL_NAME
-    publish(model_dir, base, 1)
-    params = tmp_path / "batching.config"
-    params.write_text(
-        "max_batch_size { value: 64 }\nbatch_timeout_micros { value: 50000 }\n"
-        "num_batch_threads { value: 2 }\nmax_enqueued_batches { value: 100 }\n"
-    )
-    server = start_server(base, enable_batching=True, batching_parameters_file=params)
-    stub = prediction_service_pb2_grpc.PredictionServiceStub(
-        grpc.insecure_channel(f"127.0.0.1:{server.server.grpc_port}")
-    )
+    server, stub = _batching_server(model_dir, tmp_path, batch_timeout_micros=50_000)
     rows = read_csv_rows(limit=32)
     try:
         expected = tf.make_ndarray(stub.Predict(_raw_request(rows), timeout=30).outputs["probability"])
@@ -206,18 +190,8 @@ def _rest_predict(rest_url: str, example: bytes, signature: str = "serving_defau
 def test_concurrent_rest_requests_are_batched_and_answered_as_unbatched(model_dir, tmp_path, examples):
     """REST :predict with batching on (small bodies take the event loop's path): the same answers as
     gRPC's unbatched call, merged into batches, a bad request a 400 that fails none of its batch mates."""
-    base = tmp_path / MODEL_NAME
-    publish(model_dir, base, 1)
-    params = tmp_path / "batching.config"
-    params.write_text(
-        "max_batch_size { value: 64 }\nbatch_timeout_micros { value: 20000 }\n"
-        "num_batch_threads { value: 2 }\nmax_enqueued_batches { value: 100 }\n"
-    )
-    server = start_server(base, enable_batching=True, batching_parameters_file=params)
+    server, stub = _batching_server(model_dir, tmp_path, batch_timeout_micros=20_000)
     rest_url = f"http://127.0.0.1:{server.server.rest_port}"
-    stub = prediction_service_pb2_grpc.PredictionServiceStub(
-        grpc.insecure_channel(f"127.0.0.1:{server.server.grpc_port}")
-    )
     try:
         expected = tf.make_ndarray(stub.Predict(_request(examples[:24]), timeout=30).outputs["probability"])
         before = _histogram_count(rest_url, "tensorflow_serving_batching_processed_batch_size")
@@ -245,8 +219,6 @@ def test_batched_rest_requests_hold_no_worker_thread_while_they_wait(model_dir, 
     """With one REST worker thread, 8 concurrent 1-row requests still merge into one batch: a request
     waiting for its batch is awaited on the event loop, not by a blocked worker (which would let only
     one request at a time reach the queue: 8 batches of 1, each waiting out the batch timeout)."""
-    from aiohttp import web
-
     from tfxp.serving.batching import BatchingRunner
     from tfxp.serving.config import BatchingSettings
     from tfxp.serving.dataplane import DataPlane
@@ -264,21 +236,10 @@ def test_batched_rest_requests_hold_no_worker_thread_while_they_wait(model_dir, 
     front = RestFrontEnd(
         plane, Metrics(), max_request_bytes=1 << 20, request_timeout=30, monitoring_path="/metrics", workers=1
     )
-    loop = asyncio.new_event_loop()
-    runner = web.AppRunner(front.app)
-    loop.run_until_complete(runner.setup())
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    loop.run_until_complete(site.start())
-    rest_url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
     try:
-        with ThreadPoolExecutor(8) as pool:
+        with serving_front_end(front) as rest_url, ThreadPoolExecutor(8) as pool:
             responses = list(pool.map(lambda i: _rest_predict(rest_url, examples[i]), range(8)))
         assert [r.status_code for r in responses] == [200] * 8
         assert batch_sizes == [8], batch_sizes  # full at 8 rows: run at once, no timeout waited
     finally:
-        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
         repository.stop()

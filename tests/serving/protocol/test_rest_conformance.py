@@ -41,6 +41,7 @@ from pathlib import Path
 import pytest
 import reference_models as rm
 import requests
+from serving_harness import serving_front_end
 
 MODEL = "default"
 VERSION = 123
@@ -1066,9 +1067,7 @@ class _BrokenPlane:
 
 @contextlib.contextmanager
 def _serving_front_end(plane, metrics, request_timeout: float = 10) -> Iterator[Target]:
-    """A RestFrontEnd over `plane` (a stand-in data plane) on loopback, its event loop in a thread."""
-    from aiohttp import web
-
+    """A RestFrontEnd over `plane` (a stand-in data plane) on loopback."""
     from tfxp.serving.protocol import RestFrontEnd
 
     front = RestFrontEnd(
@@ -1078,20 +1077,8 @@ def _serving_front_end(plane, metrics, request_timeout: float = 10) -> Iterator[
         request_timeout=request_timeout,
         monitoring_path="/monitoring/prometheus/metrics",
     )
-    loop = asyncio.new_event_loop()
-    runner = web.AppRunner(front.app)
-    loop.run_until_complete(runner.setup())
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    loop.run_until_complete(site.start())
-    port = site._server.sockets[0].getsockname()[1]
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    try:
-        yield Target(f"http://127.0.0.1:{port}")
-    finally:
-        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
+    with serving_front_end(front) as url:
+        yield Target(url)
 
 
 def test_a_bug_is_a_json_500_with_the_traceback_logged(caplog):
